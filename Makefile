@@ -1,0 +1,57 @@
+# The two commands:  `make demo` (whole pipeline on the embedded defaults)  and  `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: demo test install chromium apps lab bench db-start db-stop demo-down clean-data
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+# Debian's chromium for the browser tests (Playwright drives /usr/bin/chromium; no browser download).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing Debian chromium (needed by the app tests)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null \
+	  || { echo "error: could not install Debian package chromium; install it and re-run"; exit 1; }; \
+	fi
+
+## make demo: install, start embedded PostgreSQL and the demo storefronts, run the pipeline, print results
+demo: install
+	$(BIN)/priceintel init-db
+	$(BIN)/priceintel demo up
+	$(BIN)/priceintel run
+	$(BIN)/priceintel summary
+
+## make test: install (dev extra + chromium), then pytest with coverage of src/
+test: install chromium
+	$(BIN)/python -m pytest --cov=priceintel --cov-report=term --cov-report=xml:reports/coverage.xml --cov-fail-under=80
+
+apps: install
+	$(BIN)/priceintel apps
+
+lab: install
+	DATABASE_URL=$$($(BIN)/priceintel db url) $(BIN)/jupyter lab --ip=127.0.0.1 --no-browser notebooks/
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+db-start: install
+	$(BIN)/priceintel db start
+
+db-stop:
+	$(BIN)/priceintel db stop
+
+demo-down:
+	$(BIN)/priceintel demo down

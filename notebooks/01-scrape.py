@@ -1,0 +1,44 @@
+# %% [markdown]
+# # 1 · Scrape
+# > Fetch every competitor product page for each day of the run, politely, and archive the raw pages.
+#
+# The demo storefronts are real HTTP servers on 127.0.0.1 (Amazon-like HTML price blocks,
+# Walmart-like embedded JSON state, Target-like schema.org JSON-LD). Each response is archived
+# under `data/raw/` before extraction, so any later stage can be replayed offline.
+
+# %% tags=["parameters"]
+upstream = None
+product = None
+data_dir = "data"
+seed = 42
+n_products = 50
+days = 90
+world_start = "2026-07-01"
+retailers = "amazon,walmart,target"
+product_limit = 0
+source = "demo"
+
+# %%
+from priceintel import pipeline
+
+params = pipeline.validate_params(
+    data_dir=data_dir, seed=seed, n_products=n_products, days=days, world_start=world_start,
+    retailers=retailers, product_limit=product_limit, source=source,
+)
+params
+
+# %%
+offers, errors = pipeline.scrape_stage(params)
+pipeline.save_frame(offers, product["offers"])
+pipeline.save_frame(errors, product["errors"])
+print(f"{len(offers):,} pages extracted, {len(errors):,} errors recorded")
+
+# %% [markdown]
+# ## What came back
+# Pages per retailer and day, and every recorded error by kind (nothing is dropped silently).
+
+# %%
+pipeline.scrape_summary(offers, errors)
+
+# %%
+errors.groupby(["retailer", "kind"]).size().rename("errors").to_frame() if len(errors) else "no errors"

@@ -1,0 +1,24 @@
+# %% [markdown]
+# # 4 · Load
+# > Upsert dimensions and facts into the PostgreSQL star schema in one transaction.
+#
+# Every table is loaded through `COPY` into a staging table and an idempotent upsert:
+# re-running the same day changes nothing.
+
+# %% tags=["parameters"]
+upstream = ["scrape", "clean", "match"]
+product = None
+data_dir = "data"
+
+# %%
+from priceintel import pipeline
+
+receipt = pipeline.load_stage(upstream, data_dir)
+pipeline.save_json(receipt, product["receipt"])
+receipt["loaded"]
+
+# %% [markdown]
+# ## What the database holds now
+
+# %%
+receipt["table_counts"]

@@ -1,0 +1,237 @@
+"""Clean extracted offers into the long observation frame: prices, currencies, stock, dedup."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+from price_parser import Price
+
+from priceintel import PriceIntelError
+from priceintel.items import IN_STOCK, LIMITED, LISTING_COLUMNS, OBSERVATION_COLUMNS, PREORDER
+
+
+class CleanError(PriceIntelError):
+    """The offers frame handed to the cleaner is malformed (missing columns, bad types)."""
+
+
+#: ISO-4217 codes we accept as-is (the common trading currencies)
+ISO_CURRENCIES = frozenset(
+    "USD EUR GBP JPY CNY CAD AUD NZD CHF SEK NOK DKK PLN CZK HUF RON BGN TRY RUB UAH INR PKR "
+    "BRL MXN ARS CLP COP PEN ZAR KRW SGD HKD TWD THB MYR IDR PHP VND ILS AED SAR QAR EGP NGN KES".split()
+)
+
+#: currency signs / local spellings -> ISO code ("$" is read as USD: the demo and US retailers)
+CURRENCY_SYMBOLS = {
+    "$": "USD", "US$": "USD", "USD$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "JP¥": "JPY",
+    "円": "JPY", "元": "CNY", "CN¥": "CNY", "RMB": "CNY", "C$": "CAD", "CA$": "CAD", "CAN$": "CAD",
+    "A$": "AUD", "AU$": "AUD", "NZ$": "NZD", "HK$": "HKD", "S$": "SGD", "NT$": "TWD", "R$": "BRL",
+    "MX$": "MXN", "₹": "INR", "RS": "INR", "RS.": "INR", "₩": "KRW", "₽": "RUB", "РУБ": "RUB",
+    "₺": "TRY", "₪": "ILS", "₫": "VND", "฿": "THB", "₱": "PHP", "₴": "UAH", "₦": "NGN", "ZŁ": "PLN",
+    "KČ": "CZK", "FT": "HUF", "LEI": "RON", "FR.": "CHF", "SFR.": "CHF", "R": "ZAR", "RM": "MYR",
+    "RP": "IDR", "KR": "SEK", "KR.": "DKK",
+}
+
+_CODE_RE = re.compile(r"(?<![A-Za-z])([A-Z]{3})(?![A-Za-z])")
+_SIGN_RE = re.compile(r"[$€£¥₹₩₽₺₪₫฿₱₴₦円元]")
+
+
+@dataclass(frozen=True)
+class ParsedPrice:
+    """A price read from text: amount, ISO currency (None when unknown) and the currency as written."""
+
+    amount: Optional[Decimal]
+    currency: Optional[str]
+    currency_raw: Optional[str]
+
+    @property
+    def text(self) -> Optional[str]:
+        """Amount as a normalised decimal string ("12.99"), None without an amount."""
+        return format_amount(self.amount)
+
+
+def format_amount(amount: Optional[Decimal]) -> Optional[str]:
+    """Normalised decimal string: at least two decimals ("12.9" -> "12.90"), no exponent."""
+    if amount is None:
+        return None
+    if amount.as_tuple().exponent >= -2:  # type: ignore[operator]
+        amount = amount.quantize(Decimal("0.01"))
+    return format(amount, "f")
+
+
+def normalise_currency(raw: Optional[str]) -> Optional[str]:
+    """ISO-4217 code for a written currency ("$", "usd", "€", "EUR"), None when unknown."""
+    if raw is None:
+        return None
+    token = str(raw).strip().upper()
+    if not token:
+        return None
+    if token in ISO_CURRENCIES:
+        return token
+    return CURRENCY_SYMBOLS.get(token)
+
+
+def parse_price(text: object, currency_hint: Optional[str] = None) -> ParsedPrice:
+    """Parse a price text ("$1,234.50", "12,99 €", 12.5) into amount + ISO currency + raw currency."""
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return ParsedPrice(None, normalise_currency(currency_hint), _clean_raw(currency_hint))
+    if isinstance(text, (int, float, Decimal)) and not isinstance(text, bool):
+        try:
+            amount: Optional[Decimal] = Decimal(str(text))
+        except InvalidOperation:  # pragma: no cover - str() of a number is always parseable
+            amount = None
+        return ParsedPrice(amount, normalise_currency(currency_hint), _clean_raw(currency_hint))
+    s = str(text).strip()
+    parsed = Price.fromstring(s)
+    amount = parsed.amount
+    if amount is not None and amount < 0:
+        amount = None
+    raw = parsed.currency
+    if raw is None:
+        # price_parser ignores unknown three-letter codes ("XYZ 12.00"): keep them as written
+        m = _CODE_RE.search(s)
+        if m and m.group(1) not in {"REG", "WAS", "NOW", "NEW", "OFF", "FOR"}:
+            raw = m.group(1)
+        else:
+            m2 = _SIGN_RE.search(s)
+            raw = m2.group(0) if m2 else None
+    if raw is None and currency_hint:
+        raw = currency_hint
+    iso = normalise_currency(raw)
+    if iso is None and raw is None:
+        iso = normalise_currency(currency_hint)
+    return ParsedPrice(amount, iso, _clean_raw(raw))
+
+
+def _clean_raw(raw: Optional[str]) -> Optional[str]:
+    """Strip a raw currency token; None when empty."""
+    if raw is None:
+        return None
+    raw = str(raw).strip()
+    return raw or None
+
+
+# --- offers -> observations ---------------------------------------------------------------
+
+_REQUIRED = ["url", "retailer", "item_id", "price", "availability", "fetched_at"]
+_OPTIONAL = ["list_price", "currency", "currency_raw", "title", "brand", "gtin", "mpn",
+             "page_sha256", "page_kind", "ds"]
+ERROR_COLUMNS = ["url", "retailer", "ds", "kind", "message"]
+_IN_STOCK_VALUES = {IN_STOCK, LIMITED, PREORDER}
+
+
+def offers_to_observations(
+    offers: pd.DataFrame, accept_currencies: Optional[Collection[str]] = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Offers (extract + crawl columns) -> (OBSERVATION_COLUMNS frame, errors[url, retailer, ds, kind, message])."""
+    missing = [c for c in _REQUIRED if c not in offers.columns]
+    if missing:
+        raise CleanError(
+            f"offers frame is missing column(s) {missing}; expected the output of "
+            f"priceintel.scrape.crawl (has {list(offers.columns)})"
+        )
+    accepted = set(accept_currencies) if accept_currencies is not None else set(ISO_CURRENCIES)
+    df = offers.copy()
+    for col in _OPTIONAL:
+        if col not in df.columns:
+            df[col] = None
+    df = df.reset_index(drop=True)
+    observed = pd.to_datetime(df["fetched_at"], utc=True, errors="coerce")
+    df["observed_at"] = observed
+    ds = pd.to_datetime(df["ds"], errors="coerce")
+    if getattr(ds.dt, "tz", None) is not None:
+        ds = ds.dt.tz_convert("UTC").dt.tz_localize(None)
+    fallback_ds = observed.dt.tz_convert("UTC").dt.tz_localize(None)
+    df["ds"] = ds.fillna(fallback_ds).dt.normalize().astype("datetime64[ns]")
+
+    price_num = pd.to_numeric(df["price"], errors="coerce")
+    list_num = pd.to_numeric(df["list_price"], errors="coerce")
+    has_price_text = df["price"].notna() & (df["price"].astype(str).str.strip() != "")
+    availability = df["availability"]
+    known_avail = availability.notna()
+    in_stock = np.where(known_avail, availability.isin(_IN_STOCK_VALUES), price_num.notna())
+    in_stock = pd.Series(in_stock.astype(bool), index=df.index)
+    currency = df["currency"].where(df["currency"].notna(), None)
+    cur_ok = currency.isin(accepted)
+    item_missing = df["item_id"].isna() | (df["item_id"].astype(str).str.strip() == "")
+
+    kinds = pd.Series(None, index=df.index, dtype=object)
+    msgs = pd.Series(None, index=df.index, dtype=object)
+
+    def flag(mask: pd.Series, kind: str, make_msg) -> None:
+        """Mark rows (not yet flagged) with an error kind and message."""
+        mask = mask & kinds.isna()
+        if mask.any():
+            kinds[mask] = kind
+            msgs[mask] = [make_msg(r) for r in df.loc[mask].itertuples(index=False)]
+
+    page_kind = df["page_kind"].fillna("product")
+    flag(~page_kind.isin(["product", "no_price"]), "page_kind",
+         lambda r: f"page is {r.page_kind!r}, not a product page: {r.url}")
+    flag(observed.isna(), "bad_timestamp", lambda r: f"unparseable fetched_at {r.fetched_at!r} on {r.url}")
+    flag(item_missing, "missing_item_id", lambda r: f"no retailer item id extracted from {r.url}")
+    flag(has_price_text & price_num.isna(), "bad_price", lambda r: f"unparseable price {r.price!r} on {r.url}")
+    flag(price_num.isna() & in_stock, "no_price", lambda r: f"in-stock page shows no price: {r.url}")
+    flag(price_num.notna() & ~cur_ok, "unknown_currency",
+         lambda r: f"unknown currency {_currency_label(r)!r} on {r.url}")
+
+    bad = kinds.notna()
+    errors = pd.DataFrame({
+        "url": df.loc[bad, "url"], "retailer": df.loc[bad, "retailer"], "ds": df.loc[bad, "ds"],
+        "kind": kinds[bad], "message": msgs[bad],
+    }).reset_index(drop=True)
+    errors = errors.astype({"ds": "datetime64[ns]"}) if len(errors) else _empty_errors()
+
+    good = df.loc[~bad].copy()
+    good["price"] = price_num[~bad].round(2)
+    good["list_price"] = list_num[~bad].round(2)
+    good["currency"] = currency[~bad]
+    good["in_stock"] = in_stock[~bad].astype(bool)
+    good["promo"] = (good["list_price"] > good["price"]).fillna(False).astype(bool)
+    good["item_id"] = good["item_id"].astype(str)
+    good = good.sort_values(["observed_at"], kind="stable")
+    good = good.drop_duplicates(["retailer", "item_id", "ds"], keep="last")
+    good = good.sort_values(["retailer", "item_id", "ds"], kind="stable").reset_index(drop=True)
+    obs = good[OBSERVATION_COLUMNS].copy()
+    obs["ds"] = obs["ds"].astype("datetime64[ns]")
+    return obs, errors
+
+
+def _currency_label(row) -> str:
+    """The currency as the page wrote it, for error messages."""
+    for value in (getattr(row, "currency_raw", None), getattr(row, "currency", None)):
+        if value is not None and not (isinstance(value, float) and np.isnan(value)):
+            return str(value)
+    return "none"
+
+
+def _empty_errors() -> pd.DataFrame:
+    """Empty error frame with the right dtypes."""
+    return pd.DataFrame({
+        "url": pd.Series(dtype=object), "retailer": pd.Series(dtype=object),
+        "ds": pd.Series(dtype="datetime64[ns]"), "kind": pd.Series(dtype=object),
+        "message": pd.Series(dtype=object),
+    })
+
+
+def listings_from_observations(obs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (retailer, item_id): the latest non-null url/title/brand/gtin/mpn seen."""
+    missing = [c for c in LISTING_COLUMNS if c not in obs.columns]
+    if missing:
+        raise CleanError(f"observations frame is missing column(s) {missing}")
+    order = "observed_at" if "observed_at" in obs.columns else "ds"
+    df = obs.sort_values(order, kind="stable") if order in obs.columns else obs
+    out = df.groupby(["retailer", "item_id"], sort=True)[["url", "title", "brand", "gtin", "mpn"]].last()
+    out = out.reset_index()[LISTING_COLUMNS]
+    return out.astype(object).where(out.notna(), None)
+
+
+def methods_to_json(methods: dict) -> str:
+    """Stable JSON text of an Offer.methods dict (for frames and parquet)."""
+    return json.dumps(methods or {}, sort_keys=True)

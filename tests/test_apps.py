@@ -1,0 +1,117 @@
+"""Voila apps in a real headless Chromium (Debian /usr/bin/chromium driven by Playwright)."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from priceintel import apps, config
+from priceintel.cli import voila_command
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def voila_url(pipeline_env, pipeline_db):
+    port = _free_port()
+    env = dict(os.environ, DATABASE_URL=pipeline_db)
+    proc = subprocess.Popen(voila_command(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=config.PROJ_ROOT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if requests.get(base, timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("voila did not start: " + proc.stderr.read().decode()[-2000:])
+    yield base
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: `make test` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.mark.parametrize("size", [(1440, 900), (390, 844)], ids=["desktop", "phone"])
+def test_price_monitor_renders_chart_and_table(voila_url, browser, size):
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page.goto(f"{voila_url}/voila/render/price_monitor.ipynb", timeout=120_000)
+    page.wait_for_selector("table.latest-prices tbody tr", timeout=120_000)
+    page.wait_for_selector(".js-plotly-plot .scatterlayer .trace", timeout=60_000)
+    rows = page.locator("table.latest-prices tbody tr").count()
+    assert rows >= 2  # ours plus at least one competitor
+    assert "ours" in page.locator("table.latest-prices").inner_text()
+    traces = page.locator(".js-plotly-plot .scatterlayer .trace").count()
+    assert traces >= 2
+    shots = config.reports_dir() / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / f"price_monitor_{size[0]}x{size[1]}.png"), full_page=True)
+    page.close()
+
+
+def test_price_monitor_switches_product(voila_url, browser):
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(f"{voila_url}/voila/render/price_monitor.ipynb", timeout=120_000)
+    page.wait_for_selector("table.latest-prices tbody tr", timeout=120_000)
+    first = page.locator("table.latest-prices").inner_text()
+    select = page.locator("select").first
+    options = select.locator("option")
+    select.select_option(index=options.count() - 1)
+    page.wait_for_function(
+        "(before) => document.querySelector('table.latest-prices').innerText !== before", arg=first,
+        timeout=60_000)
+    assert page.locator("table.latest-prices").inner_text() != first
+    page.close()
+
+
+def test_app_notebooks_run_under_nbval(pipeline_env, pipeline_db):
+    env = dict(os.environ, DATABASE_URL=pipeline_db)
+    env.pop("COV_CORE_SOURCE", None)
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
+                          "--no-cov", str(config.PROJ_ROOT / "notebooks" / "apps")],
+                         env=env, capture_output=True, text=True, cwd=config.PROJ_ROOT / "notebooks" / "apps",
+                         timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert " passed" in res.stdout
+
+
+def test_latest_table_and_html_escape():
+    import pandas as pd
+
+    hist = pd.DataFrame({"retailer": ["ours", "amazon", "amazon"],
+                         "ds": pd.to_datetime(["2026-07-02", "2026-07-01", "2026-07-02"]),
+                         "price": [10.0, 9.0, 8.0], "in_stock": [True, True, True], "promo": [False, False, True]})
+    t = apps.latest_table(hist)
+    assert list(t["retailer"]) == ["amazon", "ours"]
+    assert t.loc[0, "vs_ours_pct"] == -20.0
+    html = apps.table_html(pd.DataFrame({"a": ["<b>"], "b": [1.5]}), "x")
+    assert "&lt;b&gt;" in html and "1.50" in html and 'class="x"' in html
+    assert apps.latest_table(hist.iloc[0:0]).empty
