@@ -30,3 +30,10 @@ def test_env_overrides_paths(monkeypatch, tmp_path):
     monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(tmp_path))
     assert config.data_dir() == tmp_path.resolve()
     assert config.demo_dir() == tmp_path.resolve() / "demo"
+
+
+def test_shared_data_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("PRICEINTEL_SHARED_DATA", raising=False)
+    assert config.shared_data_dir() == (config.PROJ_ROOT.parent / "shared" / "data").resolve()
+    monkeypatch.setenv("PRICEINTEL_SHARED_DATA", str(tmp_path))
+    assert config.shared_data_dir() == tmp_path.resolve()

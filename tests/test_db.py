@@ -565,3 +565,20 @@ def test_queries(clean_db):
         queries.price_history(clean_db, "NOPE")
     counts = queries.table_counts(clean_db)
     assert counts["dim_listing"] == 5 and counts["product_match"] == 4 and counts["fact_sales"] == 3
+
+
+def test_table_counts_on_an_unmigrated_database_is_a_clear_error(pg_server_url):
+    import uuid
+
+    from priceintel.db import queries
+    from priceintel.db.engine import create_database, drop_database, get_engine
+    from priceintel.db.errors import QueryError
+
+    name = f"priceintel_empty_{uuid.uuid4().hex[:8]}"
+    url = create_database(pg_server_url, name)
+    try:
+        with pytest.raises(QueryError, match="init-db"):
+            queries.table_counts(get_engine(url))
+    finally:
+        get_engine(url).dispose()
+        drop_database(pg_server_url, name)

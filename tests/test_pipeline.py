@@ -110,12 +110,13 @@ def test_unknown_retailer_is_reported_and_skipped():
                                  retailers="amazon")
 
 
-def test_summary_command_prints_where_results_are(pipeline_env, capsys, monkeypatch):
+def test_summary_command_prints_where_results_are(pipeline_env, on_pipeline_db, capsys):
     env_file = Path(pipeline_env["reports_dir"]).parent / "env.yaml"
     env_file.write_text("\n".join(f"{k}: {json.dumps(v)}" for k, v in pipeline_env.items()))
     assert cli.main(["summary", "--env-file", str(env_file)]) == 0
     out = capsys.readouterr().out
     assert "summary.json" in out and "matching F1" in out
+    assert "'fact_price': " in out and "'fact_sales': 280" in out
 
 
 def test_json_helpers_turn_nan_into_null(tmp_path):

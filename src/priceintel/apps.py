@@ -6,6 +6,12 @@ import html
 
 import pandas as pd
 
+APP_CSS = """<style>
+table.latest-prices { border-collapse: collapse; width: 100%; max-width: 720px; font-size: 14px; }
+table.latest-prices th, table.latest-prices td { padding: 4px 8px; border-bottom: 1px solid #ddd; text-align: left; }
+table.latest-prices td:nth-child(3), table.latest-prices td:nth-child(6) { text-align: right; }
+</style>"""
+
 RETAILER_COLORS = {"ours": "#111111", "amazon": "#ff9900", "walmart": "#0071ce", "target": "#cc0000"}
 
 
@@ -78,11 +84,11 @@ def history_figure(history: pd.DataFrame, title: str = ""):
 
     fig = go.FigureWidget()
     for retailer, part in history.groupby("retailer"):
-        fig.add_scatter(x=part["ds"], y=part["price"], name=retailer, mode="lines",
+        fig.add_scatter(x=part["ds"].dt.strftime("%Y-%m-%d").tolist(), y=part["price"], name=retailer, mode="lines",
                         line={"shape": "hv", "color": RETAILER_COLORS.get(retailer),
                               "width": 3 if retailer == "ours" else 1.5})
     fig.update_layout(title=title, height=380, margin={"l": 40, "r": 10, "t": 40, "b": 30},
-                      yaxis_title="price", legend={"orientation": "h"})
+                      yaxis_title="price", xaxis_type="date", legend={"orientation": "h"}, autosize=True)
     return fig
 
 
@@ -96,7 +102,8 @@ def price_monitor(engine=None):
     options = product_options(engine)
     if not options:
         return w.HTML("<p class='empty'>No matched products in the database yet: run <code>make demo</code>.</p>")
-    picker = w.Dropdown(options=options, description="Product", layout=w.Layout(width="100%", max_width="640px"))
+    picker = w.Dropdown(options=options, description="Product",
+                        layout=w.Layout(width="95%", max_width="640px"))
     chart = w.Output()
     table = w.HTML()
 
@@ -113,4 +120,5 @@ def price_monitor(engine=None):
 
     picker.observe(lambda change: show(change["new"]), names="value")
     show(picker.value)
-    return w.VBox([picker, chart, w.HTML("<h3>Latest prices</h3>"), table])
+    return w.VBox([w.HTML(APP_CSS), picker, chart, w.HTML("<h3>Latest prices</h3>"), table],
+                  layout=w.Layout(width="100%"))

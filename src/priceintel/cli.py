@@ -236,7 +236,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
     _print("=" * 72)
     _print(f"executed notebooks (HTML): {reports}/0[1-6]-*.html")
     _print(f"summary:                   {summary_path}")
-    _print(f"database rows:             {s.get('load')}")
+    try:
+        from priceintel.db import engine as db_engine
+        from priceintel.db import queries
+
+        counts = queries.table_counts(db_engine.get_engine())
+    except PriceIntelError:
+        counts = s.get("load")
+    _print(f"database rows:             {counts}")
     m = s.get("match", {})
     if m:
         _print(f"matching F1 vs truth:      {m.get('f1'):.3f} (precision {m.get('precision'):.3f}, recall {m.get('recall'):.3f})")

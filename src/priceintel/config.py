@@ -70,6 +70,12 @@ def reports_dir() -> Path:
     return Path(os.environ.get("PRICEINTEL_REPORTS_DIR", PROJ_ROOT / "reports")).resolve()
 
 
+def shared_data_dir() -> Path:
+    """Public benchmark datasets, read in place: $PRICEINTEL_SHARED_DATA, else ../shared/data beside the checkout."""
+    env = os.environ.get("PRICEINTEL_SHARED_DATA")
+    return Path(env).resolve() if env else (PROJ_ROOT.parent / "shared" / "data").resolve()
+
+
 def _float_env(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":

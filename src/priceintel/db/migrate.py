@@ -30,15 +30,16 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def head() -> str:
-    """Revision id of the newest migration."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    """Revision id(s) of the newest migration(s), comma-joined when feature branches are unmerged."""
+    return ",".join(sorted(ScriptDirectory.from_config(alembic_config()).get_heads()))
 
 
 def current(url: str | None = None) -> str | None:
-    """Revision the database is at (None when never migrated or fully downgraded)."""
+    """Revision(s) the database is at (None when never migrated or fully downgraded)."""
     engine = get_engine(url)
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        heads = MigrationContext.configure(conn).get_current_heads()
+    return ",".join(sorted(heads)) or None
 
 
 def _run(action: str, url: str | None, revision: str) -> str | None:
@@ -59,7 +60,7 @@ def _run(action: str, url: str | None, revision: str) -> str | None:
     return current(full_url)
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> str | None:
+def upgrade(url: str | None = None, revision: str = "heads") -> str | None:
     """Migrate the database at url (default `get_url()`) up to revision; return the new revision."""
     return _run("upgrade", url, revision)
 

@@ -115,6 +115,10 @@ def daily_price_stats(engine: Engine, sku: str | None = None) -> pd.DataFrame:
 def table_counts(engine: Engine) -> dict[str, int]:
     """Row count of every star-schema table."""
     sql = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in TABLES)
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql)).all()
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text(sql)).all()
+    except sa.exc.ProgrammingError as err:
+        reason = " ".join(str(getattr(err, "orig", err)).split())
+        raise QueryError(f"the database has no priceintel schema ({reason}): run `priceintel init-db`") from None
     return {name: int(n) for name, n in rows}
