@@ -122,3 +122,25 @@ def test_summary_command_prints_where_results_are(pipeline_env, on_pipeline_db, 
 def test_json_helpers_turn_nan_into_null(tmp_path):
     path = pipeline.save_json({"a": float("nan"), "b": pd.DataFrame({"x": [1]})}, tmp_path / "x.json")
     assert json.loads(path.read_text()) == {"a": None, "b": [{"x": 1}]}
+
+
+def test_stages_in_process(pipeline_env, on_pipeline_db, tmp_path):
+    """The stage functions the notebooks call, run in this process on the pipeline's data."""
+    result = pipeline.model_stage(horizon=7, prophet_series=1)
+    overall = result["overall"]
+    assert {"naive", "seasonal_naive", "window_average", "auto_ets", "prophet"} <= set(overall["model"])
+    assert (result["elasticity"]["n"] > 0).all()
+    fig = pipeline.plot_forecast_example(result)
+    assert fig is not None and fig.axes[0].get_title().startswith("Held-out forecast")
+    summary = pipeline.evaluate_stage(_upstream(pipeline_env), pipeline_env["data_dir"])
+    assert summary["forecast"]["best_baseline"] in ("naive", "seasonal_naive")
+    assert summary["clean"]["observations"] > 0
+
+    params = pipeline.validate_params(data_dir=tmp_path, seed=3, n_products=3, days=2, world_start="2026-07-01",
+                                      retailers="amazon,nosuchshop", product_limit=2)
+    offers, errors = pipeline.scrape_stage(params)
+    assert set(offers["retailer"]) == {"amazon"} and len(offers) == 2 * 2
+    assert list(errors["kind"]) == ["unknown_retailer"]
+    table = pipeline.scrape_summary(offers, errors)
+    assert table.loc["amazon", "pages"] == 4
+    assert any((tmp_path / "raw").rglob("*.gz"))

@@ -1,0 +1,98 @@
+"""Foundation benchmark: demo-world generation, storefront serving and idempotent Postgres loads.
+
+Writes reports/benchmarks/foundation.json.  Usage: python benchmarks/bench_foundation.py [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+
+import pandas as pd
+import requests
+
+from priceintel import config, demo
+from priceintel.db import engine as db_engine
+from priceintel.db import load, migrate, server
+
+
+def _timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def _observations(world: demo.World) -> pd.DataFrame:
+    """The world's true prices as an observation frame (what a perfect scrape would load)."""
+    obs = world.prices.copy()
+    obs["currency"] = "USD"
+    obs["observed_at"] = obs["ds"].dt.tz_localize("UTC") + pd.Timedelta(hours=6)
+    return obs
+
+
+def main(quick: bool) -> dict:
+    """Run every measurement; return the results dict."""
+    sizes = [(50, 90), (500, 365)] if quick else [(50, 90), (5000, 365)]
+    out: dict = {"generated_at": datetime.now(timezone.utc).isoformat(), "quick": quick,
+                 "loadavg_before": os.getloadavg(), "cpus": os.cpu_count()}
+    gen = {}
+    for n, d in sizes:
+        world, secs = _timed(demo.generate_world, n_products=n, n_days=d, seed=42)
+        gen[f"{n}x{d}"] = {"seconds": round(secs, 2), "price_rows": len(world.prices)}
+    out["generate_world"] = gen
+
+    small = demo.generate_world(n_products=50, n_days=90, seed=42)
+    with demo.Storefronts(small) as shops:
+        urls = shops.start()
+        paths = small.listings[small.listings.retailer == "target"]["url"].tolist()
+        s = requests.Session()
+        n_req = 300 if quick else 2000
+        t0 = time.perf_counter()
+        for i in range(n_req):
+            s.get(urls["target"] + paths[i % len(paths)], timeout=5).raise_for_status()
+        out["storefront_pages_per_s_single_client"] = round(n_req / (time.perf_counter() - t0), 1)
+
+    world = demo.generate_world(n_products=500 if quick else 5000, n_days=30 if quick else 90, seed=42)
+    base = server.start_embedded()
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    url = db_engine.create_database(base, name)
+    try:
+        migrate.upgrade(url)
+        eng = db_engine.get_engine(url)
+        obs = _observations(world)
+        listings = world.listings[["retailer", "item_id", "url", "title", "brand", "gtin", "mpn"]]
+        retailers = pd.DataFrame({"retailer": demo.RETAILERS, "name": [r.title() for r in demo.RETAILERS],
+                                  "base_url": None})
+        timings = {}
+        for attempt in ("first", "reload"):
+            t0 = time.perf_counter()
+            with eng.begin() as conn:
+                load.ensure_dates(conn, obs.ds.min(), obs.ds.max())
+                load.upsert_retailers(conn, retailers)
+                load.upsert_products(conn, world.products)
+                load.upsert_listings(conn, listings)
+                counts = load.load_prices(conn, obs)
+                load.load_sales(conn, world.sales)
+            timings[attempt] = {"seconds": round(time.perf_counter() - t0, 2), "fact_price": counts}
+        out["load"] = {"price_rows": len(obs), "sales_rows": len(world.sales), **timings,
+                       "rows_per_s_first": round(len(obs) / timings["first"]["seconds"])}
+    finally:
+        db_engine.dispose_engines()
+        db_engine.drop_database(base, name)
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out["loadavg_after"] = os.getloadavg()
+    return out
+
+
+if __name__ == "__main__":
+    quick = "--quick" in sys.argv
+    results = main(quick)
+    path = config.reports_dir() / "benchmarks" / ("foundation-quick.json" if quick else "foundation.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))

@@ -1,0 +1,111 @@
+"""The `priceintel` command: clear one-line errors, DATABASE_URL honoured, demo commands."""
+
+import json
+
+import pytest
+
+from priceintel import cli, config
+
+
+def test_database_url_points_everything_at_another_server(pg_server_url, monkeypatch, capsys):
+    """A second, separate PostgreSQL cluster reached only through DATABASE_URL."""
+    from priceintel.db.engine import create_database, dispose_engines, drop_database
+    from priceintel.db.server import start_embedded
+
+    other = start_embedded(config.data_dir() / "pg-test-other")
+    assert other.split("host=")[1] != pg_server_url.split("host=")[1]
+    url = create_database(other, "priceintel_cli_other")
+    monkeypatch.setenv("DATABASE_URL", url)
+    try:
+        assert cli.main(["init-db"]) == 0
+        assert "schema at revision" in capsys.readouterr().out
+        assert cli.main(["db", "url"]) == 0
+        assert "pg-test-other" in capsys.readouterr().out
+        from priceintel.db import engine, queries
+
+        counts = queries.table_counts(engine.get_engine(url))
+        assert counts["dim_product"] == 0 and "fact_price" in counts
+    finally:
+        dispose_engines()
+        drop_database(other, "priceintel_cli_other")
+
+
+def test_dead_database_is_one_clear_line(monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://bob:s3cret@127.0.0.1:9/nowhere")
+    assert cli.main(["init-db"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot connect" in err and "s3cret" not in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_database_url_is_named(monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", "mysql://x@y/z")
+    assert cli.main(["db", "url"]) == 2
+    assert "DATABASE_URL" in capsys.readouterr().err
+
+
+def test_set_without_value_and_missing_env_file(capsys):
+    assert cli.main(["run", "--set", "days"]) == 2
+    assert "key=value" in capsys.readouterr().err
+    assert cli.main(["run", "--env-file", "/nonexistent/env.yaml"]) == 2
+    assert "env file not found" in capsys.readouterr().err
+
+
+def test_build_env_makes_paths_absolute(tmp_path):
+    env_file = tmp_path / "env.yaml"
+    env_file.write_text((config.PROJ_ROOT / "env.test.yaml").read_text())
+    env = cli.build_env(str(env_file), {"days": 5})
+    assert env["days"] == 5
+    assert env["data_dir"] == str((tmp_path / "data" / "test-run").resolve())
+
+
+def test_voila_command_serves_the_apps_folder_on_loopback():
+    cmd = cli.voila_command(9999)
+    assert cmd[-6].endswith("apps") and "--port=9999" in cmd and "--Voila.ip=127.0.0.1" in cmd
+
+
+def test_demo_down_without_storefronts(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(tmp_path))
+    assert cli.main(["demo", "down"]) == 0
+    assert "no storefronts running" in capsys.readouterr().out
+
+
+def test_demo_up_serves_in_background_and_down_stops(monkeypatch, tmp_path, capsys):
+    """`demo up` starts a detached server process with a registry; `demo down` stops it."""
+    import requests
+
+    monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(tmp_path))
+    env = tmp_path / "env.yaml"
+    monkeypatch.setattr(cli, "_env", lambda: {"data_dir": str(tmp_path), "n_products": 4, "days": 3,
+                                              "seed": 1, "world_start": "2026-07-01"})
+    monkeypatch.setattr(cli, "_start_background_storefronts",
+                        lambda world_dir, timeout=30.0: _start_in_thread(world_dir, tmp_path))
+    assert cli.main(["demo", "up", "--products", "4", "--days", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "demo world: 4 products" in out and "storefront amazon" in out
+    reg = json.loads((tmp_path / "demo" / "storefronts.json").read_text())
+    assert requests.get(reg["urls"]["target"] + "/robots.txt", timeout=5).status_code == 200
+    _STOP[0].set()
+    assert not env.exists()
+
+
+_STOP = []
+
+
+def _start_in_thread(world_dir, tmp_path):
+    import threading
+    import time
+
+    from priceintel import demo
+
+    stop = threading.Event()
+    _STOP[:] = [stop]
+    reg = tmp_path / "demo" / "storefronts.json"
+    t = threading.Thread(target=demo.serve, kwargs=dict(world_dir=world_dir, ports={"amazon": 0, "walmart": 0,
+                         "target": 0}, registry=reg, stop_event=stop), daemon=True)
+    t.start()
+    for _ in range(100):
+        if reg.exists():
+            return json.loads(reg.read_text())["urls"]
+        time.sleep(0.1)
+    pytest.fail("storefronts did not start")
