@@ -45,7 +45,7 @@ lab: install
 	DATABASE_URL=$$($(BIN)/priceintel db url) $(BIN)/jupyter lab --ip=127.0.0.1 --no-browser notebooks/
 
 bench: install
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(ARGS)
 
 db-start: install
 	$(BIN)/priceintel db start
