@@ -274,3 +274,522 @@ def response_curve(
     return pd.DataFrame(
         {"price": p, "units": units, "revenue": p * units, "profit": (p - float(unit_cost)) * units}
     )
+
+
+# --- demand models: calendar controls, cross prices, interactions, prediction ------------------
+
+#: residual degrees of freedom under which `fit_demand` guards HC1 errors with the conventional ones
+SMALL_SAMPLE_DF = 30
+#: calendar features `fit_demand` can derive from a datetime period column
+CALENDAR_FEATURES = ("dow", "month", "week_of_year")
+
+
+def add_calendar(
+    panel: pd.DataFrame, period: str, features: Sequence[str] = ("dow",), trend: bool = False
+) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Copy of `panel` with calendar dummies and a trend; returns (frame, new FE cols, new controls)."""
+    _check_columns(panel, [period], "add_calendar")
+    out = panel.copy()
+    fes, ctrls = [], []
+    if features:
+        unknown = [f for f in features if f not in CALENDAR_FEATURES]
+        if unknown:
+            raise ElasticityError(f"add_calendar: unknown calendar feature(s) {unknown}; known: {CALENDAR_FEATURES}")
+        if not pd.api.types.is_datetime64_any_dtype(out[period]):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    out[period] = pd.to_datetime(out[period])
+            except (ValueError, TypeError):
+                raise ElasticityError(
+                    f"add_calendar: period column {period!r} is not a date, so calendar features "
+                    f"{list(features)} cannot be derived (pass calendar=() for integer periods)"
+                ) from None
+        ts = out[period]
+        for f in features:
+            name = f"_{f}"
+            out[name] = {"dow": ts.dt.dayofweek, "month": ts.dt.month,
+                         "week_of_year": ts.dt.isocalendar().week.astype(int)}[f]
+            fes.append(name)
+    if trend:
+        p = out[period]
+        if pd.api.types.is_datetime64_any_dtype(p):
+            t = (p - p.min()).dt.days.astype(float)
+        else:
+            t = pd.to_numeric(p, errors="coerce").astype(float)
+            if t.isna().any():
+                raise ElasticityError(f"add_calendar: period column {period!r} is neither a date nor numeric")
+            t = t - t.min()
+        span = float(t.max()) or 1.0
+        out["_trend"] = t / span
+        ctrls.append("_trend")
+    return out, fes, ctrls
+
+
+def _design_named(
+    df: pd.DataFrame, price: str, controls: Sequence[str], log_controls: Sequence[str],
+    fixed_effects: Sequence[str], interactions: Sequence[str], columns: Optional[list[str]] = None,
+) -> pd.DataFrame:
+    """Design matrix with stable names; with `columns` it is aligned to a fitted model's columns."""
+    lp = np.log(df[price].astype(float)).rename("log_price")
+    parts = [pd.Series(1.0, index=df.index, name="const"), lp]
+    for z in interactions:
+        parts.append((lp * df[z].astype(float)).rename(f"log_price:{z}"))
+    for c in log_controls:
+        parts.append(np.log(df[c].astype(float)).rename(f"log({c})"))
+    for c in controls:
+        col = df[c]
+        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+            parts.append(col.astype(float).rename(c))
+        else:
+            parts.append(pd.get_dummies(col.astype(str), prefix=c, prefix_sep="=", dtype=float))
+    for fe in fixed_effects:
+        parts.append(pd.get_dummies(df[fe].astype(str), prefix=fe, prefix_sep="=", dtype=float))
+    X = pd.concat(parts, axis=1)
+    if columns is not None:
+        return X.reindex(columns=columns, fill_value=0.0)
+    # drop one level of every dummy block (the first in sort order) and constant columns
+    drop = []
+    for block in [*[c for c in controls if not (pd.api.types.is_bool_dtype(df[c])
+                                                or pd.api.types.is_numeric_dtype(df[c]))], *fixed_effects]:
+        cols = sorted(c for c in X.columns if c.startswith(f"{block}="))
+        drop += cols[:1]
+    X = X.drop(columns=drop)
+    fixed = {"const", "log_price"}
+    keep = X.columns.isin(list(fixed)) | (X.std(axis=0, ddof=0).to_numpy() > 0)
+    return X.loc[:, keep]
+
+
+@dataclass
+class EntityFit:
+    """One entity's fitted demand equation (enough to predict and to explain)."""
+
+    columns: list
+    params: np.ndarray
+    cov: np.ndarray
+    method: str
+    residuals: np.ndarray  # log-scale residuals (ols) for the smearing estimate and predictive draws
+    ref_price: float
+    ref_units: float
+    n: int
+
+
+@dataclass
+class DemandModel:
+    """Per-entity log-log demand models fitted by `fit_demand`: estimates, prediction, curves."""
+
+    spec: dict
+    fits: dict
+    estimates: pd.DataFrame
+
+    @property
+    def entity(self) -> str:
+        """Name of the entity column."""
+        return self.spec["entity"]
+
+    def _prepare(self, newdata: pd.DataFrame) -> pd.DataFrame:
+        """Derive calendar/trend columns for new rows the same way as in training."""
+        s = self.spec
+        df = newdata.copy()
+        if s["calendar"] or s["trend"]:
+            _check_columns(df, [s["period"]], "DemandModel.predict")
+            df, _, _ = add_calendar(df, s["period"], s["calendar"], False)
+            if s["trend"]:
+                p = df[s["period"]]
+                t = ((p - s["trend_origin"]).dt.days.astype(float) if pd.api.types.is_datetime64_any_dtype(p)
+                     else pd.to_numeric(p).astype(float) - s["trend_origin"])
+                df["_trend"] = t / s["trend_span"]
+        return df
+
+    def predict(self, newdata: pd.DataFrame, level: float = 0.9, draws: int = 500,
+                seed: int = 0) -> pd.DataFrame:
+        """Expected units per row of `newdata` (entity, price, controls) with a `level` prediction interval."""
+        s = self.spec
+        df = self._prepare(newdata)
+        need = [s["entity"], s["price"], *s["controls"], *s["log_controls"], *s["raw_fe"], *s["interactions"]]
+        _check_columns(df, need, "DemandModel.predict")
+        p = pd.to_numeric(df[s["price"]], errors="coerce")
+        if not (np.isfinite(p) & (p > 0)).all():
+            raise ElasticityError(f"DemandModel.predict: column {s['price']!r} must be positive prices")
+        out = pd.DataFrame(index=df.index, columns=["units", "units_lo", "units_hi"], dtype=float)
+        rng = np.random.default_rng(seed)
+        a = (1 - level) / 2
+        for key, grp in df.groupby(s["entity"], sort=False):
+            fit = self.fits.get(key)
+            if fit is None:
+                raise ElasticityError(
+                    f"DemandModel.predict: no fitted demand for {s['entity']}={key!r} "
+                    "(unknown, or its elasticity was not identified)")
+            X = _design_named(grp, s["price"], s["controls"], s["log_controls"], s["fixed_effects"],
+                              s["interactions"], columns=fit.columns).to_numpy(dtype=float)
+            eta = X @ fit.params
+            B = rng.multivariate_normal(fit.params, fit.cov, size=draws, method="eigh")
+            eta_d = X @ B.T  # (rows, draws)
+            if fit.method == "ols":
+                smear = float(np.mean(np.exp(fit.residuals)))
+                mean = np.exp(eta) * smear
+                res = rng.choice(fit.residuals, size=eta_d.shape)
+                sim = np.exp(eta_d + res)
+            else:
+                mean = np.exp(eta)
+                sim = rng.poisson(np.exp(np.clip(eta_d, None, 30)))
+            out.loc[grp.index, "units"] = mean
+            out.loc[grp.index, "units_lo"] = np.quantile(sim, a, axis=1)
+            out.loc[grp.index, "units_hi"] = np.quantile(sim, 1 - a, axis=1)
+        return out
+
+
+def _eb_shrink(b: np.ndarray, se: np.ndarray) -> tuple[float, float, float]:
+    """DerSimonian–Laird random-effects pool: (mean, se of mean, between-entity variance tau²)."""
+    w = 1 / se ** 2
+    k = len(b)
+    mu_fe = np.sum(w * b) / np.sum(w)
+    q = float(np.sum(w * (b - mu_fe) ** 2))
+    total = np.sum(w)
+    others = np.array([np.sum(np.delete(w, i)) for i in range(k)])  # no cancellation when one w dominates
+    c = float(np.sum(w * others) / total)
+    tau2 = max(0.0, (q - (k - 1)) / c) if c > 0 else 0.0
+    ws = 1 / (se ** 2 + tau2)
+    mu = float(np.sum(ws * b) / np.sum(ws))
+    return mu, float(np.sqrt(1 / np.sum(ws))), tau2
+
+
+def shrink_estimates(
+    estimates: pd.DataFrame, group: Optional[pd.Series] = None, estimate: str = "elasticity",
+    se: str = "se", identified: str = "identified", min_group: int = 3, alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Empirical-Bayes partial pooling of per-entity estimates toward their group (category) mean.
+
+    Adds `<estimate>_pooled`, `se_pooled`, `ci_lo_pooled`, `ci_hi_pooled`, `shrink_weight` (weight on
+    the entity's own estimate), `pool_group`, `pool_mean`, `pool_tau`; entities whose own estimate is
+    not identified get the group mean with the group's spread as uncertainty (said in `pool_note`).
+    Groups with fewer than `min_group` identified entities pool with all entities instead.
+    """
+    from scipy.stats import norm
+
+    _check_columns(estimates, [estimate, se, identified], "shrink_estimates")
+    out = estimates.copy()
+    g = (pd.Series("all", index=out.index) if group is None
+         else pd.Series(np.asarray(group, dtype=object), index=out.index).fillna("(none)").astype(str))
+    ok = out[identified].astype(bool) & np.isfinite(out[estimate]) & np.isfinite(out[se]) & (out[se] > 0)
+    if ok.sum() < 2:
+        raise ElasticityError(
+            f"shrink_estimates: need at least 2 identified estimates to pool, got {int(ok.sum())}")
+    z = norm.ppf(1 - alpha / 2)
+    glob = _eb_shrink(out.loc[ok, estimate].to_numpy(float), out.loc[ok, se].to_numpy(float))
+    cols = {k: np.full(len(out), np.nan) for k in ("post", "post_se", "w", "mu", "tau")}
+    groups_used = np.empty(len(out), dtype=object)
+    notes = [""] * len(out)
+    for name, idx in g.groupby(g).groups.items():
+        pos = out.index.get_indexer(idx)
+        sel = ok.loc[idx]
+        if sel.sum() >= min_group:
+            mu, mu_se, tau2 = _eb_shrink(out.loc[idx][sel][estimate].to_numpy(float),
+                                         out.loc[idx][sel][se].to_numpy(float))
+            used, k = name, int(sel.sum())
+        else:
+            (mu, mu_se, tau2), used, k = glob, "all", int(ok.sum())
+        for j, i in zip(pos, idx):
+            groups_used[j] = used
+            cols["mu"][j], cols["tau"][j] = mu, np.sqrt(tau2)
+            if ok.loc[i]:
+                s2, bi = float(out.loc[i, se]) ** 2, float(out.loc[i, estimate])
+                if k > 3:  # Morris (1983): shrink less, and widen, for the uncertainty in tau² and the mean
+                    shrink = (k - 3) / (k - 1) * s2 / (s2 + tau2)
+                    var = s2 * (1 - (k - 1) / k * shrink) + 2 / (k - 3) * shrink ** 2 * (bi - mu) ** 2
+                else:
+                    shrink = s2 / (s2 + tau2) if tau2 + s2 > 0 else 1.0
+                    var = (1 - shrink) * s2 + shrink ** 2 * mu_se ** 2
+                cols["w"][j] = 1 - shrink
+                cols["post"][j] = (1 - shrink) * bi + shrink * mu
+                cols["post_se"][j] = np.sqrt(var)
+            else:
+                cols["w"][j] = 0.0
+                cols["post"][j] = mu
+                cols["post_se"][j] = np.sqrt(tau2 + mu_se ** 2)
+                notes[j] = f"own estimate not identified: {used!s} mean used"
+    out[f"{estimate}_pooled"] = cols["post"]
+    out["se_pooled"] = cols["post_se"]
+    out["ci_lo_pooled"] = cols["post"] - z * cols["post_se"]
+    out["ci_hi_pooled"] = cols["post"] + z * cols["post_se"]
+    out["shrink_weight"] = cols["w"]
+    out["pool_group"] = groups_used
+    out["pool_mean"] = cols["mu"]
+    out["pool_tau"] = cols["tau"]
+    out["pool_note"] = notes
+    return out
+
+
+def fit_demand(
+    panel: pd.DataFrame,
+    entity: str,
+    price: str,
+    quantity: str,
+    period: Optional[str] = None,
+    controls: Sequence[str] = (),
+    log_controls: Sequence[str] = (),
+    cross_prices: Sequence[str] = (),
+    fixed_effects: Sequence[str] = (),
+    interactions: Sequence[str] = (),
+    calendar: Sequence[str] = (),
+    trend: bool = False,
+    category: Optional[str] = None,
+    method: str = "ols",
+    cluster: Optional[str] = None,
+    alpha: float = 0.05,
+    min_log_price_std: float = MIN_LOG_PRICE_STD,
+) -> DemandModel:
+    """Per-entity log-log demand on ANY long panel, with diagnostics and category partial pooling.
+
+    log(quantity) ~ log(price) [+ log(price)*interactions] + controls + log(log_controls)
+    + log(cross_prices) + fixed effects [+ calendar dummies of `period`] [+ trend], by OLS with HC1
+    (or cluster-robust) errors, or `method="poisson"` (Poisson pseudo-likelihood, keeps zero sales).
+    `cross_prices` are other sellers'/products' price columns: their coefficients are cross-price
+    elasticities (`cross[<col>]`). `category` (a column constant within an entity) turns on
+    empirical-Bayes shrinkage of the own-price elasticity toward the category mean.
+    """
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    if method not in ("ols", "poisson"):
+        raise ElasticityError(f"fit_demand: method={method!r} must be 'ols' or 'poisson'")
+    controls, log_controls = list(controls), list(log_controls)
+    cross_prices, fixed_effects, interactions = list(cross_prices), list(fixed_effects), list(interactions)
+    cols = [entity, price, quantity, *controls, *log_controls, *cross_prices, *fixed_effects,
+            *interactions] + [c for c in (period, category, cluster) if c]
+    _check_columns(panel, cols, "fit_demand")
+    if (calendar or trend) and not period:
+        raise ElasticityError("fit_demand: calendar features and trend need the `period` column")
+    spec = dict(entity=entity, price=price, quantity=quantity, period=period, controls=controls,
+                log_controls=[*cross_prices, *log_controls], cross_prices=cross_prices,
+                raw_fe=fixed_effects, interactions=interactions, calendar=list(calendar), trend=trend,
+                method=method, category=category)
+    df_all, cal_fe, cal_ctrl = add_calendar(panel, period, calendar, trend) if period else (panel, [], [])
+    spec["fixed_effects"] = fixed_effects + cal_fe
+    spec["controls"] = controls + cal_ctrl
+    if trend:
+        p = panel[period]
+        if pd.api.types.is_datetime64_any_dtype(p):
+            spec["trend_origin"] = p.min()
+            spec["trend_span"] = float((p.max() - p.min()).days) or 1.0
+        else:
+            pn = pd.to_numeric(p)
+            spec["trend_origin"], spec["trend_span"] = float(pn.min()), float(pn.max() - pn.min()) or 1.0
+    for c in spec["log_controls"]:
+        v = pd.to_numeric(df_all[c], errors="coerce")
+        if (v <= 0).any():
+            raise ElasticityError(f"fit_demand: column {c!r} is logged but has non-positive values")
+    z = norm.ppf(1 - alpha / 2)
+    rows, fits = [], {}
+    for key, grp in df_all.groupby(entity, sort=True, dropna=True):
+        if method == "poisson":
+            q = pd.to_numeric(grp[quantity], errors="coerce")
+            p = pd.to_numeric(grp[price], errors="coerce")
+            okr = np.isfinite(q) & np.isfinite(p) & (p > 0) & (q >= 0)
+            df = grp.loc[okr].copy()
+            df[price], df[quantity] = p[okr].astype(float), q[okr].astype(float)
+            zero_q, bad = 0, int((~okr).sum())
+        else:
+            df, zero_q, bad = _positive_rows(grp, price, quantity)
+        notes = _drop_note(zero_q, bad)
+        need = [*spec["controls"], *spec["log_controls"], *spec["fixed_effects"], *interactions] + \
+            ([cluster] if cluster else [])
+        nan_rows = int(df[need].isna().any(axis=1).sum()) if need else 0
+        if nan_rows:
+            notes.append(f"dropped {nan_rows} row(s) with missing controls")
+            df = df.dropna(subset=need)
+        n = len(df)
+        lp_std = float(np.log(df[price]).std(ddof=0)) if n else float("nan")
+        res = dict(elasticity=np.nan, se=np.nan, ci_lo=np.nan, ci_hi=np.nan, n=n,
+                   price_cv=float(df[price].std(ddof=0) / df[price].mean()) if n else np.nan,
+                   log_price_std=lp_std, identified=False)
+        for c in cross_prices:
+            res.update({f"cross[{c}]": np.nan, f"cross[{c}]_se": np.nan})
+        for zc in interactions:
+            res.update({f"elasticity[{zc}=1]": np.nan, f"elasticity[{zc}=1]_se": np.nan})
+        if category:
+            cats = grp[category].dropna().unique()
+            res[category] = cats[0] if len(cats) else None
+            if len(cats) > 1:
+                notes.append(f"{category!r} not constant within the entity: first value used")
+        X = _design_named(df, price, spec["controls"], spec["log_controls"], spec["fixed_effects"],
+                          interactions) if n else None
+        if n == 0:
+            notes.append("no usable rows")
+        elif lp_std < min_log_price_std:
+            notes.append(f"price variation too small to identify (log-price std {lp_std:.4f} "
+                         f"< {min_log_price_std})")
+        elif n <= X.shape[1] + 1:
+            notes.append(f"too few observations ({n}) for {X.shape[1]} parameters")
+        elif np.linalg.matrix_rank(X.to_numpy(dtype=float)) < X.shape[1]:
+            notes.append("log price collinear with controls/fixed effects")
+        else:
+            fit = _fit_one(df[quantity].to_numpy(float), X, method,
+                           pd.factorize(df[cluster])[0] if cluster else None)
+            if fit is None:
+                notes.append("fit did not converge")
+            else:
+                params, cov, resid, dfr = fit
+                names = list(X.columns)
+                i = names.index("log_price")
+                b, s = float(params[i]), float(np.sqrt(cov[i, i]))
+                crit = z if dfr is None else float(student_t.ppf(1 - alpha / 2, max(dfr, 1)))
+                res.update(elasticity=b, se=s, ci_lo=b - crit * s, ci_hi=b + crit * s, identified=True)
+                if dfr is not None and dfr < 10:
+                    notes.append(f"only {dfr} residual degrees of freedom: treat the interval with care")
+                for c in cross_prices:
+                    j = names.index(f"log({c})") if f"log({c})" in names else None
+                    if j is not None:
+                        res[f"cross[{c}]"], res[f"cross[{c}]_se"] = float(params[j]), float(np.sqrt(cov[j, j]))
+                    else:
+                        notes.append(f"competitor price {c!r} does not vary: cross-price not identified")
+                for zc in interactions:
+                    name = f"log_price:{zc}"
+                    if name in names:
+                        j = names.index(name)
+                        res[f"elasticity[{zc}=1]"] = float(params[i] + params[j])
+                        res[f"elasticity[{zc}=1]_se"] = float(np.sqrt(cov[i, i] + cov[j, j] + 2 * cov[i, j]))
+                if b >= 0:
+                    notes.append("non-negative elasticity: check for confounding (promotions, seasonality)")
+                elif s > 0.5 * abs(b):
+                    notes.append(f"imprecise: standard error {s:.2f} is over half the estimate")
+                fits[key] = EntityFit(names, params, cov, method, resid,
+                                      float(df[price].median()), float(df[quantity].mean()), n)
+        res["note"] = "; ".join(notes)
+        rows.append({entity: key, **res})
+    est = pd.DataFrame(rows)
+    if est.empty:
+        raise ElasticityError(f"fit_demand: panel has no rows with a non-missing {entity!r}")
+    est = est.astype({"n": "int64", "identified": bool})
+    if category and est["identified"].sum() >= 2:
+        est = shrink_estimates(est, est[category], alpha=alpha)
+    return DemandModel(spec, fits, est)
+
+
+def _fit_one(y: np.ndarray, X: pd.DataFrame, method: str, groups: Optional[np.ndarray]):
+    """(params, covariance, log-scale residuals) of one OLS or Poisson fit; None if it fails."""
+    import statsmodels.api as sm
+
+    Xa = X.to_numpy(dtype=float)
+    kw = {"cov_type": "cluster", "cov_kwds": {"groups": groups}} if groups is not None else {"cov_type": "HC1"}
+    if method == "ols":
+        # robust (HC1/cluster) covariance; with few residual degrees of freedom HC1 is biased down, so
+        # there it is never allowed below the conventional one (Angrist & Pischke's max rule)
+        conv = sm.OLS(np.log(y), Xa).fit()
+        rob = sm.OLS(np.log(y), Xa).fit(**kw)
+        cov = np.asarray(rob.cov_params())
+        if groups is None and conv.df_resid < SMALL_SAMPLE_DF and np.asarray(conv.cov_params())[1, 1] > cov[1, 1]:
+            cov = np.asarray(conv.cov_params())
+        df = (len(np.unique(groups)) - 1) if groups is not None else int(conv.df_resid)
+        return np.asarray(rob.params), cov, np.asarray(conv.resid), df
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = sm.GLM(y, Xa, family=sm.families.Poisson()).fit(**kw)
+    except (ValueError, np.linalg.LinAlgError):  # pragma: no cover - numerical failure
+        return None
+    if not np.all(np.isfinite(fit.params)):
+        return None
+    mu = np.asarray(fit.fittedvalues)
+    resid = np.log(np.maximum(y, 0.5)) - np.log(mu)
+    return np.asarray(fit.params), np.asarray(fit.cov_params()), resid, None
+
+
+def cross_price_matrix(
+    panel: pd.DataFrame,
+    entity: str,
+    market: Sequence[str] | str,
+    price: str,
+    quantity: str,
+    controls: Sequence[str] = (),
+    fixed_effects: Sequence[str] = (),
+    cluster: Optional[str] = None,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Own- and cross-price elasticities between the entities of a long panel that share markets.
+
+    Each entity's log(quantity) is regressed on the log prices of every entity in the same market
+    (e.g. store-week); rows of the result are the demand equation, columns the price.
+    Returns a long frame: `demand, price_of, elasticity, se, ci_lo, ci_hi, n`.
+    """
+    market = [market] if isinstance(market, str) else list(market)
+    _check_columns(panel, [entity, price, quantity, *market, *controls, *fixed_effects]
+                   + ([cluster] if cluster else []), "cross_price_matrix")
+    keyed = panel.dropna(subset=[entity, *market])
+    if keyed.duplicated([*market, entity]).any():
+        raise ElasticityError(
+            f"cross_price_matrix: more than one row per ({', '.join(market)}, {entity}); aggregate first")
+    wide = keyed.pivot_table(index=market, columns=entity, values=price, aggfunc="first")
+    ents = list(wide.columns)
+    if len(ents) < 2:
+        raise ElasticityError(f"cross_price_matrix: need at least two {entity!r} values, got {ents}")
+    pcols = {e: f"_p[{e}]" for e in ents}
+    wide = wide.rename(columns=pcols).reset_index()
+    merged = keyed.merge(wide, on=market, how="inner").dropna(subset=list(pcols.values()))
+    out = []
+    for e in ents:
+        part = merged[merged[entity] == e]
+        others = [pcols[o] for o in ents if o != e]
+        m = fit_demand(part, entity=entity, price=price, quantity=quantity, controls=controls,
+                       cross_prices=others, fixed_effects=fixed_effects, cluster=cluster, alpha=alpha)
+        r = m.estimates.iloc[0]
+        out.append(dict(demand=e, price_of=e, elasticity=r["elasticity"], se=r["se"], n=int(r["n"]),
+                        note=r["note"]))
+        for o in ents:
+            if o == e:
+                continue
+            b, s = r[f"cross[{pcols[o]}]"], r[f"cross[{pcols[o]}]_se"]
+            out.append(dict(demand=e, price_of=o, elasticity=b, se=s, n=int(r["n"]), note=""))
+    from scipy.stats import norm
+
+    res = pd.DataFrame(out)
+    z = norm.ppf(1 - alpha / 2)
+    res["ci_lo"] = res["elasticity"] - z * res["se"]
+    res["ci_hi"] = res["elasticity"] + z * res["se"]
+    return res[["demand", "price_of", "elasticity", "se", "ci_lo", "ci_hi", "n", "note"]]
+
+
+def compare_specifications(panel: pd.DataFrame, price: str, quantity: str, specs: dict) -> pd.DataFrame:
+    """Pooled / per-group elasticities under several named specifications, one row per (spec, group).
+
+    `specs` maps a name to keyword arguments: `by` (entity column, or None for pooled), `controls`,
+    `fixed_effects`, `interactions`, `cluster`.
+    """
+    rows = []
+    for name, kw in specs.items():
+        kw = dict(kw)
+        by = kw.pop("by", None)
+        data = panel if by else panel.assign(_all="all")
+        m = fit_demand(data, entity=by or "_all", price=price, quantity=quantity, **kw)
+        for r in m.estimates.to_dict("records"):
+            row = dict(spec=name, group=r[by or "_all"], elasticity=r["elasticity"], se=r["se"],
+                       ci_lo=r["ci_lo"], ci_hi=r["ci_hi"], n=r["n"], note=r["note"])
+            for zc in kw.get("interactions", ()):
+                row[f"elasticity[{zc}=1]"] = r.get(f"elasticity[{zc}=1]")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def with_competitor_prices(
+    sales: pd.DataFrame, competitors: pd.DataFrame, entity: str = "sku", period: str = "ds",
+    seller: str = "retailer", price: str = "price", prefix: str = "comp_",
+) -> tuple[pd.DataFrame, list[str]]:
+    """Sales joined with each competitor's price as a column (`comp_<seller>`) and the lowest
+    (`comp_min`); gaps (out of stock, not scraped) are filled with that entity's median for the
+    seller, so a missing day does not drop the row. Returns (frame, per-seller column names).
+    """
+    _check_columns(sales, [entity, period], "with_competitor_prices(sales)")
+    _check_columns(competitors, [entity, period, seller, price], "with_competitor_prices(competitors)")
+    c = competitors.dropna(subset=[entity, price])
+    c = c[pd.to_numeric(c[price], errors="coerce") > 0]
+    wide = c.pivot_table(index=[entity, period], columns=seller, values=price, aggfunc="min")
+    names = {s: f"{prefix}{s}" for s in wide.columns}
+    wide = wide.rename(columns=names).reset_index()
+    out = sales.merge(wide, on=[entity, period], how="left")
+    cols = list(names.values())
+    raw_min = out[cols].min(axis=1) if cols else pd.Series(np.nan, index=out.index)
+    for col in cols:
+        out[col] = out.groupby(entity)[col].transform(lambda s: s.fillna(s.median()))
+    out[f"{prefix}min"] = raw_min
+    out[f"{prefix}min"] = out.groupby(entity)[f"{prefix}min"].transform(lambda s: s.fillna(s.median()))
+    return out, cols

@@ -1,0 +1,62 @@
+"""The elasticity Voila app in headless Chromium, plus its callback logic without a browser."""
+
+from __future__ import annotations
+
+import pytest
+
+from priceintel import config, demo, elasticity
+from priceintel import elasticity_app as ea
+from test_apps import browser, voila_url  # noqa: F401  (module-scoped fixtures: Voila server, Chromium)
+
+
+def _offline_panel():
+    w = demo.generate_world(n_products=10, n_days=28, seed=7)
+    comp = w.prices.merge(w.truth_matches.dropna(subset=["sku"]), on=["retailer", "item_id"])
+    sales = w.sales.merge(w.products[["sku", "name", "brand", "category", "unit_cost", "map_price"]], on="sku")
+    panel, _ = elasticity.with_competitor_prices(sales, comp[["sku", "ds", "retailer", "price"]])
+    return panel
+
+
+def test_explorer_callback_updates_whatif_recommendation_and_table():
+    panel = _offline_panel()
+    model = ea.fit_panel(panel)
+    x = ea.ElasticityExplorer(panel, model)
+    assert "Recommended price" in x.reco.value and "Demand is" in x.reco.value
+    assert 'class="elasticity-table"' in x.table.value and 'class="selected"' in x.table.value
+    before = x.whatif.value
+    x.price_box.value = round(x.price_box.value * 1.1, 2)
+    assert x.whatif.value != before and "What if the price were" in x.whatif.value
+    x.rule.value = True
+    assert "match the lowest competitor" in x.reco.value
+    x.objective.value = "revenue"
+    x.picker.value = x.picker.options[-1][1]
+    assert x.slider.min < x.slider.value < x.slider.max
+    st = ea.product_state(panel, x.picker.value)
+    assert st["unit_cost"] > 0 and st["competitors"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [(1440, 900), (390, 844)], ids=["desktop", "phone"])
+def test_elasticity_app_in_chromium(voila_url, browser, size):  # noqa: F811
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page.goto(f"{voila_url}/voila/render/elasticity.ipynb", timeout=120_000)
+    page.wait_for_selector("table.elasticity-table tbody tr", timeout=120_000)
+    page.wait_for_selector(".js-plotly-plot .scatterlayer .trace", timeout=60_000)
+    assert page.locator("table.elasticity-table tbody tr").count() >= 5
+    assert "[" in page.locator("table.elasticity-table tbody tr").first.inner_text()  # intervals shown
+    reco = page.locator(".recommendation").inner_text()
+    assert "Recommended price: $" in reco and "elasticity" in reco
+    whatif = page.locator(".whatif")
+    before = whatif.inner_text()
+    if size[0] > 1000:
+        box = page.locator(".widget-text input[type=number]").first
+        current = float(box.input_value())
+        box.fill(f"{current * 1.2:.2f}")
+        box.press("Enter")
+        page.wait_for_function("(b) => document.querySelector('.whatif').innerText !== b", arg=before,
+                               timeout=60_000)
+        assert f"{current * 1.2:.2f}" in whatif.inner_text()
+    shots = config.reports_dir() / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / f"elasticity_{size[0]}x{size[1]}.png"), full_page=True)
+    page.close()
