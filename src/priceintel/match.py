@@ -30,6 +30,8 @@ WEIGHTS = {"token_set": 0.30, "tfidf": 0.30, "brand": 0.15, "size": 0.15, "model
 PENALTIES = {"brand": 0.6, "size": 0.55, "model": 0.6, "gtin": 0.5}
 #: nearest neighbours kept per listing (overall, and within its brand)
 K_NEIGHBOURS = 10
+#: memory (MB) sklearn may use per chunk of the nearest-neighbour distance matrix
+WORKING_MEMORY_MB = 128
 #: relative tolerance for two sizes to agree
 SIZE_TOLERANCE = 0.03
 
@@ -268,9 +270,12 @@ def _candidates(P, L, p_brand: np.ndarray, l_brand: np.ndarray, k: int) -> tuple
     """(listing idx, product idx) pairs: global TF-IDF neighbours ∪ neighbours within the brand."""
     from sklearn.neighbors import NearestNeighbors
 
+    from sklearn import config_context
+
     kk = min(k, P.shape[0])
     nn = NearestNeighbors(n_neighbors=kk, metric="cosine", algorithm="brute").fit(P)
-    _, idx = nn.kneighbors(L)
+    with config_context(working_memory=WORKING_MEMORY_MB):  # chunked distances: bounded peak memory
+        _, idx = nn.kneighbors(L)
     li = [np.repeat(np.arange(L.shape[0]), kk)]
     pi = [idx.ravel()]
     # blocking by brand: the best products of the listing's own brand are always candidates
@@ -342,6 +347,9 @@ def _score_pairs(lp: pd.DataFrame, pp: pd.DataFrame, P, L, li: np.ndarray, pi: n
     cos = np.asarray(L[li].multiply(P[pi]).sum(axis=1)).ravel()
     feats = {
         "token_set": tok.astype(float),
+        "ratio": process.cpdist(list(ltext), list(ptext), scorer=fuzz.ratio, workers=1) / 100.0,
+        "partial": process.cpdist(list(ltext), list(ptext), scorer=fuzz.partial_ratio, workers=1) / 100.0,
+        "token_sort": process.cpdist(list(ltext), list(ptext), scorer=fuzz.token_sort_ratio, workers=1) / 100.0,
         "tfidf": np.clip(cos, 0, 1).astype(float),
         "brand": _brand_agreement(lp["brand"].to_numpy()[li].astype(object),
                                   pp["brand"].to_numpy()[pi].astype(object)),
@@ -362,6 +370,8 @@ def _score_pairs(lp: pd.DataFrame, pp: pd.DataFrame, P, L, li: np.ndarray, pi: n
     lg, pg = lp["gtin"].to_numpy()[li], pp["gtin"].to_numpy()[pi]
     gtin_conflict = pd.notna(lg) & pd.notna(pg) & (lg != pg)
     score = score * np.where(gtin_conflict, PENALTIES["gtin"], 1.0)
+    feats["gtin_conflict"] = np.where(pd.notna(lg) & pd.notna(pg), gtin_conflict.astype(float), np.nan)
+    feats["hand_score"] = np.clip(score, 0, 1)
     return pd.DataFrame({"li": li, "pi": pi, "score": np.clip(score, 0, 1), **feats})
 
 
@@ -383,23 +393,78 @@ def _greedy_one_to_one(retailer: np.ndarray, li: np.ndarray, pi: np.ndarray,
 # --- public API -----------------------------------------------------------------------------
 
 
+def _prepare_inputs(listings: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validated, de-duplicated listings and products."""
+    _require(listings, ["retailer", "item_id", "title"], "listings")
+    _require(products, ["sku", "name"], "products")
+    listings = listings.drop_duplicates(["retailer", "item_id"]).reset_index(drop=True)
+    products = products.drop_duplicates("sku").reset_index(drop=True)
+    return listings, products
+
+
+def _label_pairs(labels: Optional[pd.DataFrame], lp: pd.DataFrame, pp: pd.DataFrame) -> pd.DataFrame:
+    """Labels as positions: frame li, pi, label for the pairs whose listing and product are present."""
+    if labels is None or len(labels) == 0:
+        return pd.DataFrame({"li": np.zeros(0, int), "pi": np.zeros(0, int), "label": np.zeros(0, int)})
+    _require(labels, ["retailer", "item_id", "sku", "label"], "labels")
+    lab = labels.dropna(subset=["sku"]).astype({"retailer": str, "item_id": str, "sku": str})
+    y = pd.to_numeric(lab["label"].map(lambda v: {True: 1, False: 0}.get(v, v)), errors="coerce")
+    if y.isna().any() or not y.isin([0, 1]).all():
+        raise MatchError("labels: column label must be 1 (same product) or 0 (different)")
+    lpos = pd.Series(np.arange(len(lp)), index=pd.MultiIndex.from_arrays([lp["retailer"], lp["item_id"]]))
+    ppos = pd.Series(np.arange(len(pp)), index=pp["sku"])
+    li = lpos.reindex(pd.MultiIndex.from_arrays([lab["retailer"], lab["item_id"]])).to_numpy()
+    pi = ppos.reindex(lab["sku"]).to_numpy()
+    ok = ~(pd.isna(li) | pd.isna(pi))
+    out = pd.DataFrame({"li": li[ok].astype(int), "pi": pi[ok].astype(int), "label": y.to_numpy()[ok].astype(int)})
+    # the latest verdict per pair wins (labels are read in order)
+    return out.drop_duplicates(["li", "pi"], keep="last").reset_index(drop=True)
+
+
+def candidate_features(listings: pd.DataFrame, products: pd.DataFrame, k: int = K_NEIGHBOURS
+                       ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(prepared listings, prepared products, features of every blocked candidate pair)."""
+    listings, products = _prepare_inputs(listings, products)
+    pp = _prepare_products(products)
+    lp = _prepare_listings(listings, {b for b in pp["brand"] if b})
+    if lp.empty or pp.empty:
+        return lp, pp, pd.DataFrame(columns=["li", "pi", "score", *FEATURES])
+    P, L = _tfidf(pp["text"], lp["text"])
+    li, pi = _candidates(P, L, pp["brand"].to_numpy(), lp["brand"].to_numpy(), k)
+    return lp, pp, _score_pairs(lp, pp, P, L, li, pi)
+
+
+#: features of a candidate pair (inputs of a learned model)
+FEATURES = ["token_set", "ratio", "partial", "token_sort", "tfidf", "brand", "size", "model", "gtin_conflict",
+            "hand_score"]
+
+
 def match_listings(
     listings: pd.DataFrame,
     products: pd.DataFrame,
-    threshold: float = 0.6,
-    review_band: tuple[float, float] = (0.45, 0.6),
+    threshold: Optional[float] = None,
+    review_band: Optional[tuple[float, float]] = None,
     k: int = K_NEIGHBOURS,
     return_features: bool = False,
+    labels: Optional[pd.DataFrame] = None,
+    model=None,
 ) -> pd.DataFrame:
-    """Match retailer listings to our products → MATCH_COLUMNS (status auto / review)."""
-    _require(listings, ["retailer", "item_id", "title"], "listings")
-    _require(products, ["sku", "name"], "products")
+    """Match retailer listings to our products → MATCH_COLUMNS (status auto / review / confirmed).
+
+    `labels` (retailer, item_id, sku, label) are human verdicts: confirmed pairs are kept as they are
+    (method ``human``), rejected pairs are never proposed. `model` (a trained `ListingModel`) replaces
+    the hand-weighted score of fuzzy pairs by its calibrated probability; its thresholds are the
+    defaults then (0.6 and the band 0.45–0.6 for the hand-weighted score).
+    """
+    if threshold is None:
+        threshold = model.threshold if model is not None else 0.6
+    if review_band is None:
+        review_band = (model.review_low, threshold) if model is not None else (0.45, 0.6)
     lo_band = min(review_band[0], threshold)
     if not 0 <= lo_band <= threshold <= 1:
         raise MatchError(f"threshold={threshold} and review_band={review_band} must lie in [0, 1]")
     cols = MATCH_COLUMNS + (list(WEIGHTS) if return_features else [])
-    listings = listings.drop_duplicates(["retailer", "item_id"]).reset_index(drop=True)
-    products = products.drop_duplicates("sku").reset_index(drop=True)
+    listings, products = _prepare_inputs(listings, products)
     if listings.empty or products.empty:
         return pd.DataFrame(columns=cols)
     pp = _prepare_products(products)
@@ -407,11 +472,24 @@ def match_listings(
     taken_l: set = set()
     taken_p: set = set()
     out = []
+    lab = _label_pairs(labels, lp, pp)
+    rejected = set(zip(lab.loc[lab["label"] == 0, "li"], lab.loc[lab["label"] == 0, "pi"]))
+
+    # 0. human confirmations stand
+    conf = lab[lab["label"] == 1]
+    if len(conf):
+        keep = _greedy_one_to_one(lp["retailer"].to_numpy()[conf["li"].to_numpy()], conf["li"].to_numpy(),
+                                  conf["pi"].to_numpy(), np.ones(len(conf)), taken_l, taken_p)
+        c = conf.iloc[keep]
+        out.append(pd.DataFrame({"li": c["li"].to_numpy(), "pi": c["pi"].to_numpy(), "method": "human",
+                                 "score": 1.0, "status": "confirmed"}))
 
     # 1. exact GTIN
     gt = pp.dropna(subset=["gtin"]).drop_duplicates("gtin").reset_index().rename(columns={"index": "pi"})
     hits = lp.reset_index().rename(columns={"index": "li"}).dropna(subset=["gtin"]).merge(
         gt[["gtin", "pi"]], on="gtin")
+    if rejected and len(hits):
+        hits = hits[[(a, b) not in rejected for a, b in zip(hits["li"], hits["pi"])]]
     if len(hits):
         keep = _greedy_one_to_one(hits["retailer"].to_numpy(), hits["li"].to_numpy(),
                                   hits["pi"].to_numpy(), np.ones(len(hits)), taken_l, taken_p)
@@ -419,20 +497,24 @@ def match_listings(
         out.append(pd.DataFrame({"li": g["li"].to_numpy(), "pi": g["pi"].to_numpy(),
                                  "method": "gtin", "score": 1.0}))
 
-    # 2. fuzzy on the rest
+    # 2. fuzzy (or learned) on the rest
     rest = np.array(sorted(set(range(len(lp))) - taken_l), dtype=int)
     if len(rest):
         P, L = _tfidf(pp["text"], lp["text"].to_numpy()[rest])
         li_loc, pi = _candidates(P, L, pp["brand"].to_numpy(), lp["brand"].to_numpy()[rest], k)
         feats = _score_pairs(lp.iloc[rest].reset_index(drop=True), pp, P, L, li_loc, pi)
         feats["li"] = rest[feats["li"].to_numpy()]
+        if model is not None and len(feats):
+            feats["score"] = model.predict_proba(feats)
+        if rejected:
+            feats = feats[[(a, b) not in rejected for a, b in zip(feats["li"], feats["pi"])]]
         feats = feats[feats["score"] >= lo_band]
         if len(feats):
             # 3. one-to-one per retailer
             keep = _greedy_one_to_one(lp["retailer"].to_numpy()[feats["li"].to_numpy()],
                                       feats["li"].to_numpy(), feats["pi"].to_numpy(),
                                       feats["score"].to_numpy(), taken_l, taken_p)
-            out.append(feats.iloc[keep].assign(method="fuzzy"))
+            out.append(feats.iloc[keep].assign(method="fuzzy" if model is None else "learned"))
     if not out:
         return pd.DataFrame(columns=cols)
     res = pd.concat(out, ignore_index=True)
@@ -440,7 +522,8 @@ def match_listings(
     res["item_id"] = lp["item_id"].to_numpy()[res["li"]]
     res["sku"] = pp["sku"].to_numpy()[res["pi"]]
     res["score"] = res["score"].astype(float).round(4)
-    res["status"] = np.where(res["score"] >= threshold, "auto", "review")
+    auto = np.where(res["score"] >= threshold, "auto", "review")
+    res["status"] = res["status"].fillna(pd.Series(auto, index=res.index)) if "status" in res else auto
     for name in WEIGHTS:
         if name not in res.columns:
             res[name] = np.nan
@@ -449,11 +532,11 @@ def match_listings(
 
 
 def score_matches(pred: pd.DataFrame, truth: pd.DataFrame) -> dict:
-    """Precision/recall/F1 of `auto` predictions against truth `retailer, item_id, sku` (NaN = none)."""
+    """Precision/recall/F1 of `auto` (and `confirmed`) predictions against truth `retailer, item_id, sku` (NaN = none)."""
     _require(pred, ["retailer", "item_id", "sku", "status"], "pred")
     _require(truth, ["retailer", "item_id", "sku"], "truth")
     key = ["retailer", "item_id", "sku"]
-    p = pred.loc[pred["status"] == "auto", key].astype(str).drop_duplicates()
+    p = pred.loc[pred["status"].isin(["auto", "confirmed"]), key].astype(str).drop_duplicates()
     t = truth.loc[truth["sku"].notna(), key].astype(str).drop_duplicates()
     tp = len(p.merge(t, on=key))
     fp, fn = len(p) - tp, len(t) - tp
