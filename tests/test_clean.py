@@ -171,3 +171,23 @@ def test_listings_latest_non_null():
     assert a.title == "Widget v2" and a.mpn == "W-1"  # latest title, last non-null mpn
     t = lst.set_index("item_id").loc["T9"]
     assert t.gtin == "0012345678905" and t.mpn is None
+
+
+@pytest.mark.parametrize("text, hint, sep, amount, raw, iso", [
+    ("2963yen", None, None, "2963", "yen", "JPY"),
+    ("1 бат", None, None, "1", None, None),
+    ("1.198,- Kr", None, None, "1198", "Kr", "SEK"),
+    ("US $1.23", None, None, "1.23", "US $", "USD"),
+    ("45 E£", None, None, "45", "E£", "EGP"),
+    ("1 nzd", None, None, "1", "nzd", "NZD"),
+    ("1 ر.س", None, None, "1", "ر.س", "SAR"),
+    ("2 400", "2 069 рублей", None, "2400", "руб", "RUB"),
+    ("99.99", "SKU:", None, "99.99", None, None),  # a hint that holds no currency adds none
+    ("30.00", "out of stock", None, "30", None, None),
+    ("1.000", None, ",", "1000", None, None),
+    ("34.12 (40.94 inc VAT)", None, None, "34.12", None, None),
+])
+def test_parse_price_local_currencies(text, hint, sep, amount, raw, iso):
+    p = parse_price(text, currency_hint=hint, decimal_separator=sep)
+    assert p.amount == Decimal(amount)
+    assert p.currency_raw == raw and p.currency == iso

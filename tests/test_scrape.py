@@ -548,9 +548,10 @@ def test_extract_page_kinds():
     truncated = _amazon_page(price=None)[:200]
     o = extract(truncated, url, "amazon")
     assert o.page_kind == "truncated" and o.price is None
-    # truncated but the price made it: still a product
+    # truncated even though the price made it: recorded as truncated, never trusted as a price
     full = _amazon_page()
-    assert extract(full[: full.index(b"<table")], url, "amazon").page_kind == "product"
+    assert extract(full[: full.index(b"<table")], url, "amazon").page_kind == "truncated"
+    assert extract(full, url, "amazon").page_kind == "product"
     assert extract(b"", url, "amazon").page_kind == "truncated"
     assert extract(_html("<p>nothing here</p>"), "http://shop.example/z").page_kind == "not_found"
 
@@ -745,3 +746,58 @@ def test_scrape_demo_unreachable_shop_and_category_walk(demo_world, storefronts,
             adapter = get_adapter(retailer)
             walked = _category_urls(base, f, adapter, max_pages=100)
             assert sorted(walked) == sorted(discover_products(base, f, adapter))
+
+
+def test_extract_printed_sku_labels_url_ids_and_buy_button():
+    # a labelled reference after the title beats a structured internal sku; links are ignored
+    page = _html('<a href="/x">Acc. cod. 11111</a><h1>Throw</h1><p>Product code: 64981901</p>',
+                 '<script type="application/ld+json">{"@type":"Product","name":"Throw","sku":"237972452",'
+                 '"offers":{"price":"150","priceCurrency":"GBP","availability":"OutOfStock"}}</script>')
+    o = extract(page, "https://shop.example/throw/p3969033")
+    assert (o.sku, o.methods["sku"]) == ("64981901", "heuristic:sku-label")
+    assert o.availability == OUT_OF_STOCK
+    # label and value in sibling elements, multilingual label
+    o = extract(_html("<h1>Maska</h1><ul><li><strong>Šifra:</strong> 0638</li></ul>"), "https://si.example/m")
+    assert o.sku == "0638"
+    # printed text of an itemprop=sku wins over its content attribute
+    o = extract(_html('<h1>Cam</h1><span itemprop="sku" content="4667999">466/7999</span>'), "https://a.example/c")
+    assert o.sku == "466/7999"
+    # fallbacks: a "sku" in inline script state, then the query string, then the URL path
+    o = extract(_html("<h1>M</h1><script>var s = {\"sku\":\"1236291\"};</script>"), "https://m.example/p/oven")
+    assert (o.sku, o.methods["sku"]) == ("1236291", "json:sku")
+    o = extract(_html("<h1>Deal</h1>"), "https://g.example/store/36064?pid=262388")
+    assert (o.sku, o.methods["sku"]) == ("262388", "url:query")
+    o = extract(_html("<h1>Dress</h1>"), "https://e.example/umstandskleid-p400138908.html")
+    assert (o.sku, o.methods["sku"]) == ("400138908", "url")
+    # structured data says one variant is sold out, but the page sells the product
+    ld = ('<script type="application/ld+json">{"@type":"Product","name":"Boot","offers":{"price":"136.00",'
+          '"priceCurrency":"GBP","availability":"https://schema.org/OutOfStock"}}</script>')
+    buy = '<h1>Boot</h1><form><button id="add-to-basket-button" type="submit">Add to basket</button></form>'
+    assert extract(_html(buy, ld), "https://s.example/boot").availability == IN_STOCK
+    rec = ('<h1>Boot</h1><div class="recommendations"><button class="add-to-basket">Add</button></div>')
+    assert extract(_html(rec, ld), "https://s.example/boot").availability == OUT_OF_STOCK
+    # several offers: available when any offer is
+    multi = ('<script type="application/ld+json">{"@type":"Product","name":"Dress","offers":['
+             '{"price":"89.50","priceCurrency":"EUR","availability":"OutOfStock"},'
+             '{"price":"89.50","priceCurrency":"EUR","availability":"InStock"}]}</script>')
+    o = extract(_html("<h1>Dress</h1>", multi), "https://z.example/d")
+    assert o.availability == IN_STOCK and o.methods["availability"] == "jsonld:offers"
+
+
+def test_extract_generic_price_heuristics():
+    # local currency written after the amount, struck old price skipped, nav prices before the title ignored
+    page = _html('<nav><span>Sale from 4 тг.</span></nav><h1>Fridge</h1><s>144 990 тг.</s>'
+                 '<span class="ok_pr">131 990 тг.</span>')
+    o = extract(page, "https://kz.example/fridge")
+    assert (o.price, o.currency_raw) == ("131990.00", "тг.")
+    # a price in the description, confirmed by the same amount printed in the body
+    page = _html('<h1>Goose floss</h1><span style="font-size:27px">294</span><span>元</span>',
+                 '<meta property="og:description" content="直購價：$294。嚴選">')
+    o = extract(page, "https://tw.example/M1.htm")
+    assert (o.price, o.methods["price"]) == ("294.00", "heuristic:description+body")
+    # og:price meta
+    o = extract(_html("<h1>Set</h1>", '<meta property="og:price" content="2,900원~">'), "http://kr.example/d/1")
+    assert o.price == "2900.00"
+    # Italian availability words on Amazon
+    page = _amazon_page(price=None, in_stock=False).replace(b"Currently unavailable.", b"Non disponibile.")
+    assert extract(page, "http://h/Acme/dp/B0ABCDEFGH", "amazon").availability == OUT_OF_STOCK

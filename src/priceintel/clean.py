@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 from price_parser import Price
+from price_parser._currencies import CURRENCY_CODES as _PP_CODE_LIST
 
 from priceintel import PriceIntelError
 from priceintel.items import IN_STOCK, LIMITED, LISTING_COLUMNS, OBSERVATION_COLUMNS, PREORDER
@@ -38,8 +39,59 @@ CURRENCY_SYMBOLS = {
     "RP": "IDR", "KR": "SEK", "KR.": "DKK",
 }
 
-_CODE_RE = re.compile(r"(?<![A-Za-z])([A-Z]{3})(?![A-Za-z])")
-_SIGN_RE = re.compile(r"[$€£¥₹₩₽₺₪₫฿₱₴₦円元]")
+_CODE_RE = re.compile(r"^[A-Z]{3}$")
+_NOT_CODES = frozenset({"REG", "WAS", "NOW", "NEW", "OFF", "FOR", "VAT", "TAX", "AND", "THE"})
+
+#: currency spellings price-parser does not know (local abbreviations, names, rare signs), matched
+#: case-insensitively as the whole token next to the amount; values are ISO codes (None = ambiguous)
+EXTRA_CURRENCIES: dict[str, Optional[str]] = {
+    # names and words
+    "yen": "JPY", "yuan": "CNY", "renminbi": "CNY", "人民币": "CNY", "圆": "CNY", "元": "CNY",
+    "pound": "GBP", "pounds": "GBP", "stg": "GBP", "quid": "GBP", "euro": "EUR", "euros": "EUR",
+    "dollar": "USD", "dollars": "USD", "franc": "CHF", "francs": None, "peso": None, "pesos": None,
+    "rupee": "INR", "rupees": "INR", "real": "BRL", "reais": "BRL", "rand": "ZAR", "baht": "THB",
+    "บาท": "THB", "won": "KRW", "dong": "VND", "lira": "TRY", "shekel": "ILS", "nis": "ILS",
+    "ש״ח": "ILS", 'ש"ח': "ILS", "ש'ח": "ILS", "złoty": "PLN", "zloty": "PLN", "zl": "PLN",
+    "forint": "HUF", "koruna": "CZK", "kuna": "HRK", "kn": "HRK", "lei": "RON", "leu": "RON",
+    "lev": "BGN", "лв": "BGN", "лв.": "BGN", "dinar": None, "dirham": None, "riyal": None,
+    "rial": None, "ruble": "RUB", "rouble": "RUB", "руб": "RUB", "руб.": "RUB", "р.": "RUB",
+    "грн": "UAH", "грн.": "UAH", "тг": "KZT", "тг.": "KZT", "тенге": "KZT", "сом": "KGS",
+    "сум": "UZS", "so'm": "UZS", "sʻ": "UZS", "сўм": "UZS", "ден": "MKD", "ден.": "MKD",
+    "дин": "RSD", "дин.": "RSD", "din": "RSD", "din.": "RSD", "км": "BAM", "km": "BAM",
+    "kr": None, "kr.": None, "kč": "CZK", "zł": "PLN", "ron": "RON", "gs": "PYG", "gs.": "PYG",
+    "lps": "HNL", "lps.": "HNL", "c$": "NIO", "s/": "PEN", "bs.s": "VES", "r": None, "р": "RUB",
+    # Arabic-script abbreviations
+    "ر.س": "SAR", "ر.ع": "OMR", "ر.ق": "QAR", "ر.ي": "YER", "د.إ": "AED", "د.ا": "JOD",
+    "د.أ": "JOD", "د.ب": "BHD", ".د.ب": "BHD", "د.ك": "KWD", "د.ع": "IQD", "ع.د": "IQD",
+    "د.ل": "LYD", "د.ج": "DZD", "د.م": "MAD", "د.م.": "MAD", "د.ت": "TND", "ج.م": "EGP",
+    "ج.س": "SDG", "ش.ج": "ILS", "ش.ص": "SOS", "دينار": None, "ريال": None, "درهم": None,
+    "جنيه": "EGP", "ل.ل": "LBP", "ل.س": "SYP", "؋": "AFN", "﷼": None,
+    # other scripts
+    "ლ": "GEL", "₾": "GEL", "֏": "AMD", "ரூ": "LKR", "රු": "LKR", "रु": "NPR", "रू": "NPR",
+    "৳": "BDT", "₮": "MNT", "៛": "KHR", "₭": "LAK", "ƒ": None, "₲": "PYG", "₵": "GHS", "₡": "CRC",
+    "₸": "KZT", "₼": "AZN", "₿": "BTC", "ƀ": "BTC", "Ƀ": "BTC", "¢": None, "₣": None,
+    # Latin abbreviations and single letters
+    "kshs": "KES", "ksh": "KES", "ksh.": "KES", "ush": "UGX", "tsh": "TZS", "tsh.": "TZS",
+    "fbu": "BIF", "fcfa": "XAF", "cfa": None, "gfr": "GNF", "fg": "GNF", "rf": "RWF", "frw": "RWF",
+    "fdj": "DJF", "cf": "KMF", "esc": "CVE", "vt": "VUV", "chf": "CHF", "sfr": "CHF", "fr": None,
+    "fr.": None, "dh": "MAD", "dhs": "AED", "rs": "INR", "rs.": "INR", "rp": "IDR", "rm": "MYR",
+    "php": "PHP", "pkr": "PKR", "bs": None, "bs.": None, "bs.s": "VES", "bs.f": "VEF", "q": "GTQ",
+    "l": None, "d": "GMD", "g": "HTG", "k": None, "p": "BWP", "t": None, "e": None, "le": "SLL",
+    "id": None, "mk": "MWK", "nu.": "BTN", "nu": "BTN", "um": "MRU", "mt": "MZN", "mtn": "MZN",
+    "ar": "MGA", "br": "ETB", "ብር": "ETB", "ﻙ.ﺩ": "KWD", "lm": None, "ls": None,
+}
+#: a sign price-parser finds, plus letters written next to it, that form another currency
+COMPOUND_CURRENCIES: dict[str, Optional[str]] = {
+    "US $": "USD", "US$": "USD", "AU $": "AUD", "AU$": "AUD", "A $": "AUD", "CA $": "CAD",
+    "C $": "CAD", "NZ $": "NZD", "HK $": "HKD", "S $": "SGD", "NT $": "TWD", "MX $": "MXN",
+    "R $": "BRL", "$b": "BOB", "$B": "BOB", "RD$": "DOP", "RD $": "DOP", "N$": "NAD", "J$": "JMD",
+    "TT$": "TTD", "BZ$": "BZD", "EC$": "XCD", "FJ$": "FJD", "SI$": "SBD", "WS$": "WST",
+    "T$": "TOP", "Z$": "ZWL", "E£": "EGP", "E £": "EGP", "L£": "LBP", "S£": "SYP", "R₣": "RWF",
+    "FC": "CDF",
+}
+_PP_CODES = frozenset(_PP_CODE_LIST) | ISO_CURRENCIES
+_EXTRA_LOWER = {k.lower(): v for k, v in EXTRA_CURRENCIES.items()}
+_RESIDUAL_STRIP = " \t\u00a0:;,-–—*/()[]"
 
 
 @dataclass(frozen=True)
@@ -66,47 +118,110 @@ def format_amount(amount: Optional[Decimal]) -> Optional[str]:
 
 
 def normalise_currency(raw: Optional[str]) -> Optional[str]:
-    """ISO-4217 code for a written currency ("$", "usd", "€", "EUR"), None when unknown."""
+    """ISO-4217 code for a written currency ("$", "usd", "€", "EUR", "руб"), None when unknown."""
     if raw is None:
         return None
-    token = str(raw).strip().upper()
+    token = str(raw).strip()
+    upper = token.upper()
     if not token:
         return None
-    if token in ISO_CURRENCIES:
-        return token
-    return CURRENCY_SYMBOLS.get(token)
+    if upper in ISO_CURRENCIES:
+        return upper
+    if upper in CURRENCY_SYMBOLS:
+        return CURRENCY_SYMBOLS[upper]
+    if token in COMPOUND_CURRENCIES:
+        return COMPOUND_CURRENCIES[token]
+    iso = _EXTRA_LOWER.get(token.lower())
+    if iso is None and _CODE_RE.match(upper) and upper not in _NOT_CODES and token == upper:
+        return None
+    return iso
 
 
-def parse_price(text: object, currency_hint: Optional[str] = None) -> ParsedPrice:
-    """Parse a price text ("$1,234.50", "12,99 €", 12.5) into amount + ISO currency + raw currency."""
+def _residual_currency(text: str, amount_text: Optional[str], codes: bool = True) -> Optional[str]:
+    """A known extra currency token written right next to the amount ("2963yen", "1.198,- Kr").
+
+    An ISO code in any case counts ("1 nzd"); with `codes`, also an unknown upper-case three-letter
+    code standing alone next to the amount ("XYZ 12.00"), kept as written.
+    """
+    rest = text.replace(amount_text, " ", 1) if amount_text else text
+    rest = rest.strip(_RESIDUAL_STRIP)
+    if not rest:
+        return None
+    if rest.lower() in _EXTRA_LOWER or rest.upper() in _PP_CODES:
+        return rest
+    if codes and _CODE_RE.match(rest) and rest not in _NOT_CODES:
+        return rest  # an unknown but well-formed ISO-looking code kept as written ("XYZ 12.00")
+    words = rest.split()
+    for word in (words[0], words[-1]) if len(words) > 1 else ():
+        w = word.strip(_RESIDUAL_STRIP)
+        if w.lower() in _EXTRA_LOWER and len(w) > 1:
+            return w
+    return None
+
+
+def _compound(text: str, sign: str) -> str:
+    """Widen a found sign with adjacent letters when they form a known compound ("US $", "$b", "E£")."""
+    i = text.find(sign)
+    if i < 0:
+        return sign
+    for k in range(3, 0, -1):  # prefixes like "AU ", "RD", "E"
+        for sep in (" ", ""):
+            start = i - k - len(sep)
+            if start >= 0 and text[start:i] == text[start:start + k] + sep:
+                cand = text[start:i] + sign
+                if cand in COMPOUND_CURRENCIES and (start == 0 or not text[start - 1].isalpha()):
+                    return cand
+    after = text[i + len(sign): i + len(sign) + 1]
+    if after and (sign + after) in COMPOUND_CURRENCIES:
+        return sign + after
+    return sign
+
+
+def parse_price(text: object, currency_hint: Optional[str] = None,
+                decimal_separator: Optional[str] = None) -> ParsedPrice:
+    """Parse a price text ("$1,234.50", "12,99 €", "2963yen", 12.5) into amount + ISO currency + raw currency.
+
+    price-parser reads the amount (either decimal separator; `decimal_separator` forces one) and the
+    common currency signs, from the text or else from `currency_hint`; we add local abbreviations
+    and names (`EXTRA_CURRENCIES`) and compound signs ("US $", "E£"), kept exactly as written.
+    """
     if text is None or (isinstance(text, float) and np.isnan(text)):
-        return ParsedPrice(None, normalise_currency(currency_hint), _clean_raw(currency_hint))
+        hint = _hint_currency(currency_hint)
+        return ParsedPrice(None, normalise_currency(hint), hint)
     if isinstance(text, (int, float, Decimal)) and not isinstance(text, bool):
         try:
             amount: Optional[Decimal] = Decimal(str(text))
         except InvalidOperation:  # pragma: no cover - str() of a number is always parseable
             amount = None
-        return ParsedPrice(amount, normalise_currency(currency_hint), _clean_raw(currency_hint))
-    s = str(text).strip()
-    parsed = Price.fromstring(s)
+        hint = _hint_currency(currency_hint)
+        return ParsedPrice(amount, normalise_currency(hint), hint)
+    s = str(text)
+    parsed = Price.fromstring(s, decimal_separator=decimal_separator)
     amount = parsed.amount
     if amount is not None and amount < 0:
         amount = None
     raw = parsed.currency
-    if raw is None:
-        # price_parser ignores unknown three-letter codes ("XYZ 12.00"): keep them as written
-        m = _CODE_RE.search(s)
-        if m and m.group(1) not in {"REG", "WAS", "NOW", "NEW", "OFF", "FOR"}:
-            raw = m.group(1)
-        else:
-            m2 = _SIGN_RE.search(s)
-            raw = m2.group(0) if m2 else None
+    if raw is not None:
+        raw = _compound(s, raw)
+    else:
+        raw = _residual_currency(s, parsed.amount_text)
     if raw is None and currency_hint:
-        raw = currency_hint
-    iso = normalise_currency(raw)
-    if iso is None and raw is None:
-        iso = normalise_currency(currency_hint)
-    return ParsedPrice(amount, iso, _clean_raw(raw))
+        raw = _hint_currency(currency_hint)
+    return ParsedPrice(amount, normalise_currency(raw), _clean_raw(raw))
+
+
+def _hint_currency(hint: Optional[str]) -> Optional[str]:
+    """The currency in a separate hint text ("GBP", "Price: $ 34.44", "2 069 рублей"), as written."""
+    if hint is None or not str(hint).strip():
+        return None
+    hint = str(hint)
+    found = Price.fromstring(hint).currency
+    if found is None:
+        found = Price.fromstring(None, currency_hint=hint).currency
+    if found is not None:
+        return _compound(hint, found.strip())
+    parsed = Price.fromstring(hint)
+    return _residual_currency(hint, parsed.amount_text, codes=False)
 
 
 def _clean_raw(raw: Optional[str]) -> Optional[str]:

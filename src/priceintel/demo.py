@@ -44,11 +44,17 @@ Product-page hooks (stable; the extractor relies on them):
 Prices are written ``$1,234.56`` in HTML and ``1234.56`` in JSON. Faults for error-path tests
 (``faults=`` or ``Storefronts.set_faults``): ``{"missing_price": {(retailer, item_id), ...}}``
 renders that page in stock with no price anywhere; ``{"status": {(retailer, item_id): 500}}``
-answers that page with that HTTP status.
+answers that page with that HTTP status. Transient faults answer the first N requests of a page
+badly, then normally: ``retry_after`` (429 + Retry-After), ``burst_503``, ``delay`` (slow answer),
+``truncate`` (HTML cut half-way), ``captcha`` (robot-check page); ``layout_change_after: N`` switches
+every shop to its redesigned markup after N product requests. `Storefronts.fault_log` lists each
+fault served. Product pages carry ``ETag`` / ``Last-Modified`` and answer 304 to a matching
+``If-None-Match`` (or ``If-Modified-Since``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import math
@@ -832,13 +838,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- plumbing --------------------------------------------------------------
     def _send(self, status: int, body: str | bytes, ctype: str = "text/html; charset=utf-8",
-              head: bool = False) -> None:
+              head: bool = False, extra: Mapping[str, str] | None = None) -> None:
         """Send a complete response with Content-Length (keep-alive friendly)."""
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", str(0 if status == 304 else len(data)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.send_header("Cache-Control", "no-cache" if extra else "no-store")
         self.end_headers()
         if not head:
             self.wfile.write(data)
@@ -997,6 +1005,20 @@ class _Handler(BaseHTTPRequestHandler):
         status = fronts._fault_status.get(key)
         if status is not None:
             return self._error(status, f"simulated error {status} for {item_id}", head)
+        fault, layout_v2 = fronts._take_fault(key)
+        if fault is not None:
+            kind, arg = fault
+            if kind == "delay":
+                threading.Event().wait(arg)
+            elif kind == "retry_after":
+                return self._send(429, self._page("429 Too Many Requests", "<h1>Slow down</h1>"),
+                                  head=head, extra={"Retry-After": str(arg)})
+            elif kind == "burst_503":
+                return self._error(503, f"simulated overload for {item_id}", head)
+            elif kind == "captcha":
+                return self._send(200, self._page(
+                    "Robot Check", "<h1>Robot Check</h1><p>Enter the characters you see below</p>"
+                    "<form action='/errors/validateCaptcha'><input name='field-keywords'></form>"), head=head)
         k = shop.row[item_id]
         in_stock = bool(shop.in_stock[k, day])
         price = float(shop.price[k, day])
@@ -1008,7 +1030,18 @@ class _Handler(BaseHTTPRequestHandler):
             in_stock, price, was = True, None, None
         render = {"amazon": self._amazon, "walmart": self._walmart, "target": self._target}
         body = render[shop.retailer](item_id, shop.info[k], in_stock, price, was)
-        self._send(200, body, head=head)
+        if layout_v2:  # the redesign: amazon moves its price block, the others rename their wrappers
+            body = body.replace('id="corePrice_feature_div"', 'id="corePriceDisplay_desktop_feature_div"')
+            body = body.replace('<div id="dp" ', '<div id="dp-v2" ')
+        if fault is not None and fault[0] == "truncate":
+            body = body[: len(body) // 2]  # a complete response whose HTML stops half-way
+        etag = '"' + hashlib.sha1(body.encode("utf-8")).hexdigest()[:20] + '"'
+        modified = fronts.date.strftime("%a, %d %b %Y 00:00:00 GMT")
+        cond = {"ETag": etag, "Last-Modified": modified}
+        if self.headers.get("If-None-Match") == etag or (
+                "If-None-Match" not in self.headers and self.headers.get("If-Modified-Since") == modified):
+            return self._send(304, b"", head=True, extra=cond)
+        self._send(200, body, head=head, extra=cond)
 
     def _amazon(self, asin: str, info: tuple, in_stock: bool, price: float | None,
                 was: float | None) -> str:
@@ -1101,6 +1134,23 @@ class _Handler(BaseHTTPRequestHandler):
         return self._page(f"{title} : Target", body, self._canonical(url))
 
 
+#: injectable faults: status/missing_price (permanent), and per-page transient ones, each
+#: {(retailer, item_id): times} or {(retailer, item_id): (times, arg)}; layout_change_after = N requests
+FAULT_KINDS = ("missing_price", "status", "retry_after", "burst_503", "delay", "truncate", "captcha",
+               "layout_change_after")
+_FAULT_DEFAULT_ARG = {"retry_after": 1, "burst_503": None, "delay": 0.5, "truncate": None, "captcha": None}
+
+
+def _fault_spec(kind: str, value: Any) -> tuple[int, Any]:
+    """(times, argument) of one transient fault: `times` (int) or `(times, arg)` (Retry-After s, delay s)."""
+    times, arg = (value if isinstance(value, (tuple, list)) else (value, _FAULT_DEFAULT_ARG[kind]))
+    if not isinstance(times, int) or times < 1:
+        raise DemoError(f"faults: {kind} needs a repeat count >= 1, not {times!r}")
+    if kind in ("retry_after", "delay") and (not isinstance(arg, (int, float)) or arg < 0):
+        raise DemoError(f"faults: {kind} needs seconds >= 0, not {arg!r}")
+    return times, arg
+
+
 class Storefronts:
     """Three demo shops (amazon, walmart, target) on loopback, sharing one simulated clock."""
 
@@ -1121,6 +1171,7 @@ class Storefronts:
         self._threads: list[threading.Thread] = []
         self._fault_missing: set[tuple[str, str]] = set()
         self._fault_status: dict[tuple[str, str], int] = {}
+        self._fault_lock = threading.Lock()
         self.set_faults(faults)
 
     # --- clock ---------------------------------------------------------------------
@@ -1147,16 +1198,43 @@ class Storefronts:
     def set_faults(self, faults: Mapping[str, Any] | None) -> None:
         """Replace the injected faults: missing_price {(retailer, item_id)}, status {key: code}."""
         faults = dict(faults or {})
-        unknown = set(faults) - {"missing_price", "status"}
+        unknown = set(faults) - set(FAULT_KINDS)
         if unknown:
             raise DemoError(f"faults: unknown kind(s) {', '.join(sorted(unknown))} "
-                            "(known: missing_price, status)")
+                            f"(known: {', '.join(FAULT_KINDS)})")
         status = {tuple(k): int(v) for k, v in dict(faults.get("status") or {}).items()}
         bad = [v for v in status.values() if not 100 <= v <= 599]
         if bad:
             raise DemoError(f"faults: status {bad[0]} is not an HTTP status code")
         self._fault_missing = {tuple(k) for k in faults.get("missing_price") or ()}
         self._fault_status = status
+        self._fault_timed = {kind: {tuple(k): _fault_spec(kind, v) for k, v in
+                                    dict(faults.get(kind) or {}).items()}
+                             for kind in ("retry_after", "burst_503", "delay", "truncate", "captcha")}
+        layout = faults.get("layout_change_after")
+        if layout is not None and (not isinstance(layout, int) or layout < 0):
+            raise DemoError(f"faults: layout_change_after must be a request count >= 0, not {layout!r}")
+        self._layout_after = layout
+        self._fault_hits: dict[tuple[str, tuple[str, str]], int] = {}
+        self._product_requests = 0
+        self.fault_log: list[tuple[str, str, str]] = []  # (kind, retailer, item_id) of every fault served
+
+    def _take_fault(self, key: tuple[str, str]) -> tuple[tuple[str, Any] | None, bool]:
+        """(fault to serve now or None, whether the redesigned layout is live) for one product request."""
+        with self._fault_lock:
+            self._product_requests += 1
+            layout_v2 = self._layout_after is not None and self._product_requests > self._layout_after
+            for kind, specs in self._fault_timed.items():
+                spec = specs.get(key)
+                if spec is None:
+                    continue
+                times, arg = spec
+                hits = self._fault_hits.get((kind, key), 0)
+                if hits < times:
+                    self._fault_hits[(kind, key)] = hits + 1
+                    self.fault_log.append((kind, key[0], key[1]))
+                    return (kind, arg), layout_v2
+            return None, layout_v2
 
     # --- lifecycle ---------------------------------------------------------------
     @property

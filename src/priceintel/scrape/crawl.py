@@ -6,6 +6,7 @@ import gzip
 import json
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
+from itertools import zip_longest
 from typing import Optional
 from urllib.parse import urldefrag, urljoin
 
@@ -22,7 +23,7 @@ from priceintel.scrape.fetch import Fetcher, FetchResult
 
 __all__ = [
     "CrawlError", "ERROR_COLUMNS", "OFFER_FRAME_COLUMNS", "crawl_site", "discover_products",
-    "scrape_demo", "scrape_site", "set_demo_date",
+    "scrape_demo", "scrape_shops", "scrape_site", "set_demo_date", "summarise",
 ]
 
 #: offers frame: every Offer field (methods as JSON text) + fetch provenance
@@ -32,7 +33,7 @@ ERROR_COLUMNS = ["url", "retailer", "kind", "message"]
 _PAGE_MESSAGES = {
     "no_price": "in-stock product page shows no price",
     "blocked": "blocked by a robot check / captcha",
-    "truncated": "page truncated (no closing </html>) and shows no price",
+    "truncated": "page truncated (no closing </html>): its price is not trusted",
     "not_found": "not a product page (product not found)",
 }
 
@@ -205,18 +206,25 @@ def _process(retailer: str, res: FetchResult) -> tuple[Optional[dict], Optional[
     return _offer_row(offer, res), None
 
 
+#: page kinds fetched a second time before they are recorded as failures
+REFETCH_KINDS = frozenset({"blocked", "truncated"})
+
+
 def _scrape_jobs(jobs: list[tuple[str, str]], fetcher: Fetcher, progress: bool,
                  meta: Optional[dict] = None, desc: str = "scrape") -> tuple[list[dict], list[dict]]:
     """Fetch and extract (retailer, url) jobs; (offer rows, error rows)."""
     metas = [dict(meta or {}, retailer=r, kind="product") for r, _ in jobs]
     results = fetcher.get_many([u for _, u in jobs], meta=metas, progress=progress, desc=desc)
-    offers, errors = [], []
-    for (retailer, _), res in zip(jobs, results):
-        row, err = _process(retailer, res)
-        if row is not None:
-            offers.append(row)
-        if err is not None:
-            errors.append(err)
+    outcome = [_process(retailer, res) for (retailer, _), res in zip(jobs, results)]
+    # a robot check or a page cut short is often transient: fetch those once more, at the end
+    again = [i for i, (_, err) in enumerate(outcome) if err is not None and err["kind"] in REFETCH_KINDS]
+    if again:
+        retry = fetcher.get_many([jobs[i][1] for i in again], meta=[dict(metas[i], refetch=True) for i in again],
+                                 progress=False, desc=f"{desc} (again)")
+        for i, res in zip(again, retry):
+            outcome[i] = _process(jobs[i][0], res)
+    offers = [row for row, _ in outcome if row is not None]
+    errors = [err for _, err in outcome if err is not None]
     return offers, errors
 
 
@@ -305,7 +313,9 @@ def scrape_demo(
                 live.append(r)
             except CrawlError as exc:
                 errors.append({"url": urls[r], "retailer": r, "kind": exc.kind, "message": str(exc), "ds": d})
-        jobs = [(r, u) for r in live for u in product_urls[r]]
+        # interleave the shops so that every host is busy at once (each keeps its own rate limit)
+        queues = [[(r, u) for u in product_urls[r]] for r in live]
+        jobs = [job for group in zip_longest(*queues) for job in group if job is not None]
         offers, errs = _scrape_jobs(jobs, fetcher, progress, meta={"ds": d.isoformat()}, desc=str(d))
         df = _offers_frame(offers)
         df["ds"] = pd.Timestamp(d)
@@ -314,3 +324,41 @@ def scrape_demo(
     offers_df = pd.concat(frames, ignore_index=True) if frames else _offers_frame([]).assign(ds=pd.NaT)
     offers_df["ds"] = pd.to_datetime(offers_df["ds"]).astype("datetime64[ns]")
     return offers_df, _errors_frame(errors, with_ds=True)
+
+
+def scrape_shops(
+    urls: Mapping[str, str],
+    fetcher: Fetcher,
+    retailers: Optional[Iterable[str]] = None,
+    item_ids: Optional[Iterable[str]] = None,
+    limit: Optional[int] = None,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scrape several shops ({retailer: base_url}) once, optionally only some item ids / the first `limit`."""
+    names = list(retailers) if retailers is not None else list(urls)
+    unknown = [r for r in names if r not in urls]
+    if unknown:
+        raise CrawlError(f"no shop URL for retailer(s) {unknown}; have {sorted(urls)}", "config")
+    wanted = None if item_ids is None else [str(i) for i in item_ids]
+    offers, errors = [], []
+    for r in names:
+        o, e = scrape_site(urls[r], r, fetcher, limit=limit, item_ids=wanted, progress=progress)
+        offers.append(o)
+        errors.append(e)
+    offers_df = pd.concat(offers, ignore_index=True) if offers else _offers_frame([])
+    errors_df = pd.concat(errors, ignore_index=True) if errors else _errors_frame([])
+    return offers_df, errors_df
+
+
+def summarise(offers: pd.DataFrame, errors: pd.DataFrame) -> dict:
+    """Closing summary of a scrape: pages, products, prices, errors by kind."""
+    kinds = errors["kind"].value_counts().sort_index() if len(errors) else pd.Series(dtype=int)
+    return {
+        "pages": int(len(offers) + len(errors)),
+        "products": int(offers[["retailer", "item_id"]].drop_duplicates().shape[0]) if len(offers) else 0,
+        "prices": int(offers["price"].notna().sum()) if len(offers) else 0,
+        "errors": int(len(errors)),
+        "errors_by_kind": {str(k): int(v) for k, v in kinds.items()},
+        "by_retailer": {str(k): int(v) for k, v in offers["retailer"].value_counts().sort_index().items()}
+        if len(offers) else {},
+    }

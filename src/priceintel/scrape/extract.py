@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
+from urllib.parse import urlsplit
 from functools import lru_cache
 from typing import Any, Callable, Optional, Union
 
 import lxml.html
+from price_parser import Price
 from cssselect import HTMLTranslator
 from lxml import etree
 
@@ -322,6 +325,11 @@ def _layer_jsonld(tree: Any, f: _Fields) -> None:
         offers.extend(_offer_nodes(p.get("offers")))
     if not offers:
         offers = [n for n in nodes if _types(n) & {"offer", "aggregateoffer"}]
+    if len(offers) > 1 and not f.has("availability"):
+        # variants (sizes, colours): the product is available when any of its offers is
+        states = [_avail(o.get("availability"), f.adapter) for o in offers]
+        buyable = next((a for a in states if a in (IN_STOCK, LIMITED, PREORDER)), None)
+        f.set("availability", buyable or next((a for a in states if a), None), "jsonld:offers")
     for o in offers:
         _apply_offer(o, f)
 
@@ -494,6 +502,8 @@ def _layer_heuristics(tree: Any, f: _Fields) -> None:
             ("[itemprop=price]", "heuristic:itemprop"),
             ("meta[property='product:price:amount']::attr(content)", "heuristic:meta"),
             ("meta[property='og:price:amount']::attr(content)", "heuristic:meta"),
+            ("meta[property='og:price']::attr(content)", "heuristic:meta"),
+            ("meta[property='product:price']::attr(content)", "heuristic:meta"),
         ):
             value = _select(tree, sel)
             if value is not None:
@@ -514,6 +524,29 @@ def _layer_heuristics(tree: Any, f: _Fields) -> None:
     if not f.has("availability"):
         f.set("availability", _select(tree, "[itemprop=availability]::attr(href)")
               or _select(tree, "[itemprop=availability]::attr(content)"), "heuristic:itemprop")
+    if f.adapter.name == "generic" and f.values.get("availability") == OUT_OF_STOCK and _buy_button(tree):
+        # structured data often reports one sold-out variant while the page still sells the product
+        f.values["availability"], f.methods["availability"] = IN_STOCK, "heuristic:buy-button"
+
+
+_BUY_WORDS = ("add-to-basket", "add-to-cart", "addtocart", "add-to-bag", "addtobag", "add_to_cart",
+              "addtobasket", "add_to_basket", "add to basket", "add to cart", "add to bag")
+_BUY_BUTTONS = etree.XPath("//body//button[not(@disabled)] | //body//input[@type='submit'][not(@disabled)]")
+_NOT_MAIN = ("recommend", "carousel", "product-card", "related", "upsell", "crosssell", "cross-sell",
+             "unavailable", "disabled", "hidden", "sold-out", "soldout")
+
+
+def _buy_button(tree: Any) -> bool:
+    """Whether the page has an enabled add-to-cart button of its own (not in recommendations)."""
+    for el in _BUY_BUTTONS(tree):
+        marker = " ".join(str(el.get(a, "")) for a in ("id", "class", "data-test", "data-cy", "name")).lower()
+        if not any(w in marker for w in _BUY_WORDS) or el.get("hidden") is not None:
+            continue
+        chain = [el, *list(el.iterancestors())[:8]]
+        if any(any(w in str(a.get("class", "")).lower() for w in _NOT_MAIN) for a in chain):
+            continue
+        return True
+    return False
 
 
 _PRICE_ELEMS = etree.XPath(
@@ -521,10 +554,21 @@ _PRICE_ELEMS = etree.XPath(
     "[contains(translate(@class,'PRICE','price'),'price') or contains(translate(@id,'PRICE','price'),'price')"
     " or contains(translate(@data-test,'PRICE','price'),'price')]"
 )
-_TEXT_NODES = etree.XPath(
-    "//body//text()[not(ancestor::script or ancestor::style or ancestor::del or ancestor::s"
-    " or ancestor::strike or ancestor::noscript)]"
-)
+#: visible text nodes (struck-through ones are filtered where it matters, see `_struck_text`)
+_TEXT_NODES = etree.XPath("//body//text()[not(parent::script or parent::style or parent::noscript)]")
+_STRUCK = frozenset({"del", "s", "strike"})
+
+
+def _struck_text(node: Any, depth: int = 6) -> bool:
+    """Whether a text node sits inside <del>/<s>/<strike> (a crossed-out price)."""
+    el = node.getparent()
+    for _ in range(depth):
+        if el is None:
+            return False
+        if el.tag in _STRUCK:
+            return True
+        el = el.getparent()
+    return False
 
 
 def _prominent_price(tree: Any, generic: bool) -> Optional[tuple[str, str]]:
@@ -537,13 +581,138 @@ def _prominent_price(tree: Any, generic: bool) -> Optional[tuple[str, str]]:
         if m:
             return m.group(0), "heuristic:price-element"
     if generic:
-        for node in _TEXT_NODES(tree):
-            text = _norm_text(node)
-            if text and len(text) <= 40:
-                m = _PRICE_TEXT.search(text)
-                if m:
-                    return m.group(0), "heuristic:text"
+        return _price_element_near_title(tree) or _described_price(tree) or _price_near_title(tree)
     return None
+
+
+_DESCRIPTIONS = etree.XPath("//meta[@property='og:description' or @name='description'"
+                            " or @name='twitter:description']/@content")
+
+
+def _described_price(tree: Any) -> Optional[tuple[str, str]]:
+    """A currency-marked price in the page description, kept only when the body prints the same amount."""
+    for desc in _DESCRIPTIONS(tree):
+        m = _PRICE_TEXT.search(desc or "")
+        if not m:
+            continue
+        amount = parse_price(m.group(0)).amount
+        if amount is None or amount <= 0:
+            continue
+        for text in _text_nodes(tree)[1]:
+            if text and len(text) <= 24 and len(_NUMBER.findall(text)) == 1 and \
+                    parse_price(text).amount == amount:
+                return m.group(0), "heuristic:description+body"
+    return None
+
+
+_H1 = etree.XPath("(//body//h1)[1]")
+_UNSTRUCK_TEXT = etree.XPath(".//text()[not(ancestor::s or ancestor::del or ancestor::strike"
+                             " or ancestor::script or ancestor::style)]")
+_NUMBER = re.compile(r"\d(?:[\d.,\u00a0\u202f ]*\d)?")
+
+
+def _price_element_near_title(tree: Any) -> Optional[tuple[str, str]]:
+    """First price-named element (not struck, not a link) reading as amount + currency, after the <h1>.
+
+    Elements before the title (navigation, banners) are used only when none follows it.
+    """
+    h1 = _H1(tree)
+    order = {el: i for i, el in enumerate(tree.iter())} if h1 else {}
+    title_at = order.get(h1[0], 0) if h1 else 0
+    first: Optional[tuple[str, str]] = None
+    for el in _PRICE_ELEMS(tree):
+        if _is_struck(el) or any(_is_struck(a) or a.tag == "a" for a in el.iterancestors()):
+            continue
+        text = _norm_text(" ".join(_UNSTRUCK_TEXT(el))) or ""
+        if not text or len(text) > 60 or len(_NUMBER.findall(text)) != 1:
+            continue  # one amount only: a was/now pair or a quantity is not a clean price
+        m = _PRICE_TEXT.search(text)
+        parsed = parse_price(m.group(0) if m else text)
+        if parsed.amount is None or parsed.amount <= 0 or parsed.currency_raw is None:
+            continue
+        value = m.group(0) if m else text
+        if order.get(el, 0) >= title_at:
+            return value, "heuristic:price-element"
+        first = first or (value, "heuristic:price-element")
+    return first
+
+
+_NODE_CACHE: list = [None, None]
+
+
+def _text_nodes(tree: Any) -> tuple[list, list]:
+    """Visible text nodes of the page and their normalised texts (cached for the last tree)."""
+    cached = _NODE_CACHE
+    entry = cached[1] if cached[0] is tree else None
+    if entry is None:
+        nodes = _TEXT_NODES(tree)
+        entry = (nodes, [_norm_text(n) for n in nodes])
+        cached[0], cached[1] = tree, entry
+    return entry
+
+
+def _title_index(tree: Any, nodes: list) -> Optional[int]:
+    """Index of the first text node inside the page's first <h1>, None without one."""
+    h1 = _H1(tree)
+    if not h1:
+        return None
+    h1 = h1[0]
+    for i, n in enumerate(nodes):
+        parent = n.getparent()
+        for _ in range(4):
+            if parent is None:
+                break
+            if parent is h1:
+                return i
+            parent = parent.getparent()
+    return None
+
+
+def _price_near_title(tree: Any) -> Optional[tuple[str, str]]:
+    """The first price-only text at or after the product title (<h1>), outside links; else the first one."""
+    nodes, texts = _text_nodes(tree)
+    title_at = _title_index(tree, nodes)
+    first: Optional[tuple[str, str]] = None
+    for i, node in enumerate(nodes):
+        text = texts[i]
+        if not text or len(text) > 40 or not any(c.isdigit() for c in text) or _in_tag(node, "a") \
+                or _struck_text(node):
+            continue
+        m = _PRICE_TEXT.search(text)
+        value = m.group(0) if m else (text if len(text) <= 24 and _is_price_text(text) else None)
+        if value is None:
+            continue
+        if title_at is None:
+            return value, "heuristic:text"
+        if i >= title_at:
+            return value, "heuristic:text-after-title"
+        first = first or (value, "heuristic:text")
+    return first
+
+
+def _in_tag(node: Any, tag: str, depth: int = 4) -> bool:
+    """Whether a text node sits inside `tag` within a few levels."""
+    el = node.getparent()
+    for _ in range(depth):
+        if el is None:
+            return False
+        if el.tag == tag:
+            return True
+        el = el.getparent()
+    return False
+
+
+_PRICE_REST = re.compile(r"[\s.,:;*/()\-–—]*")
+
+
+def _is_price_text(text: str) -> bool:
+    """A short text that is only an amount and a currency ("131 990 тг.", "1.199,- Kr")."""
+    parsed = parse_price(text)
+    if parsed.amount is None or parsed.amount <= 0 or parsed.currency_raw is None:
+        return False
+    amount_text = Price.fromstring(text).amount_text or ""
+    rest = text.replace(amount_text, "", 1).replace(parsed.currency_raw, "", 1)
+    return _PRICE_REST.fullmatch(rest) is not None
 
 
 def _is_struck(el: Any) -> bool:
@@ -552,6 +721,155 @@ def _is_struck(el: Any) -> bool:
         return True
     marker = " ".join(str(el.get(a, "")) for a in ("class", "id", "data-test")).lower()
     return "text-price" in marker or bool(_NOT_MAIN_PRICE.intersection(_TOKEN_SPLIT.split(marker)))
+
+
+# --- SKU as printed on the page ------------------------------------------------------------
+
+#: labels that introduce a retailer's own product reference, in the languages shops use
+_SKU_LABELS = (
+    r"sku|item\s*(?:#|no\.?|number|code|id)|article\s*(?:no\.?|number|code)|art\.?\s*-?\s*nr\.?|"
+    r"artikel\s*-?\s*(?:nr\.?|nummer)|product\s*(?:code|id|no\.?|number|#)|prod(?:uct)?\.?\s*code|"
+    r"r[ée]f[ée]rence|r[ée]f\.|c[óo]digo(?:\s+(?:del\s+)?producto)?|codice(?:\s+articolo|\s+prodotto)?|"
+    r"cod(?:\s+produs)?|[šs]ifra(?:\s+izdelka|\s+artikla|\s+proizvoda)?|k[óo]d(?:\s+produktu|\s+tovaru)?|"
+    r"numer\s+katalogowy|varenummer|varenr\.?|tuotenumero|artikelnr\.?|cikksz[áa]m|"
+    r"код(?:\s+товара)?|артикул|арт\.|商品編號|商品编号|商品番号|品番|型番|ad\s*#|ad\s+id|post\s+id|"
+    r"(?:ebay\s+)?item\s+number|listing\s+(?:id|#)|bestell\s*-?\s*(?:nr\.?|nummer)|"
+    r"id\s+produ(?:to|cto|ct|it)|produkt\s*-?\s*(?:nr\.?|nummer|id)|num[ée]ro\s+d'article"
+)
+#: short labels that also introduce other codes (promo, accessory): used only when nothing better shows
+_WEAK_SKU_LABELS = frozenset({"cod", "ref", "art", "арт", "код", "kód", "kod"})
+_SKU_LABELLED = re.compile(
+    r"(?<![\w])(?=[a-zšćč#\u0400-\u04ff\u4e00-\u9fff])"  # cheap first-letter check before the labels
+    r"(?P<label>" + _SKU_LABELS + r")\s*[:#：〈№.–-]?\s*[:#：]?\s*"
+    r"(?P<v>[A-Za-z0-9][A-Za-z0-9._/-]{0,38}[A-Za-z0-9])", re.IGNORECASE)
+#: class / id / data-* attribute words marking an element that holds the product reference
+_SKU_ATTR = etree.XPath(
+    "//body//*[@*[contains(translate(name(),'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'qa')"
+    " or name()='class' or name()='id']"
+    "[contains(translate(.,'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'product-reference')"
+    " or contains(translate(.,'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'product-code')"
+    " or contains(translate(.,'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'productcode')"
+    " or contains(translate(.,'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'catnumber')"
+    " or contains(translate(.,'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'article-number')]]"
+)
+_URL_ID = re.compile(r"(?:^|[/_=-]|[a-z](?=\d{6,}))(?P<id>\d{5,})(?:\.html?|\.php|/|$)")
+
+
+def _is_sku_value(value: str) -> bool:
+    """A plausible product reference: has a digit, not a price or a date, not too long."""
+    return (any(c.isdigit() for c in value) and 2 <= len(value) <= 40
+            and not re.fullmatch(r"\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d+[.,]\d{2}", value))
+
+
+_HAS_DIGIT = re.compile(r"\d")
+_SKU_ATTR_HINTS = (b"product-reference", b"product-code", b"productcode", b"catnumber", b"article-number")
+
+
+def _visible_sku(tree: Any, raw: bytes = b"") -> Optional[tuple[str, str]]:
+    """(reference, method) from a labelled text ("Product code: 64981901") or a reference-named element."""
+    low_raw = raw.lower()
+    hinted = any(k in low_raw for k in _SKU_ATTR_HINTS)
+    for el in _SKU_ATTR(tree) if hinted else ():
+        text = _norm_text(el.text_content())
+        if text and len(text) <= 60:
+            m = _SKU_LABELLED.search(text)
+            value = m.group("v") if m else text.rsplit(" ", 1)[-1]
+            if _is_sku_value(value):
+                return value, "heuristic:sku-element"
+    nodes, texts = _text_nodes(tree)
+    n = len(texts)
+    digits = [bool(t) and len(t) <= 200 and _HAS_DIGIT.search(t) is not None for t in texts]
+    keep = [i for i, t in enumerate(texts)
+            if t and len(t) <= 200 and (digits[i] or (i + 1 < n and digits[i + 1]))]
+    # one regex pass over the short texts near a number; adjacent nodes joined by a space so a label
+    # and its value in sibling elements ("<strong>Šifra:</strong> 0638") read as one
+    parts, starts, pos, prev = [], [], 0, -2
+    for i in keep:
+        sep = " " if i == prev + 1 else "\x00"
+        parts.append(sep + texts[i])
+        starts.append(pos + 1)
+        pos += len(texts[i]) + 1
+        prev = i
+    joined = "".join(parts)
+    title_at: Optional[int] = None
+    first: Optional[tuple[str, str]] = None
+    after: Optional[tuple[str, str]] = None
+    strong: Optional[tuple[str, str]] = None
+    for m in _SKU_LABELLED.finditer(joined):
+        i = keep[bisect_right(starts, m.start()) - 1]
+        if not _is_sku_value(m.group("v")) or "\x00" in m.group(0) or _in_tag(nodes[i], "a", 2):
+            continue  # links name other products' codes
+        if title_at is None:
+            title_at = _title_index(tree, nodes) or 0
+        cand = (m.group("v"), "heuristic:sku-label")
+        weak = m.group("label").lower().rstrip(".") in _WEAK_SKU_LABELS
+        if i >= title_at and not weak:
+            return cand
+        if not weak:
+            strong = strong or cand
+        elif i >= title_at:
+            after = after or cand
+        first = first or cand
+    return strong or after or first
+
+
+_JSON_SKU = re.compile(r'"(?:sku|productSku|product_sku|articleNumber)"\s*:\s*"([A-Za-z0-9][\w./-]{1,38})"')
+_QUERY_ID = re.compile(r"(?:^|&)(?:pid|sku|product_?id|products_id|item_?id|itemid|id)=([A-Za-z0-9-]{3,40})(?:&|$)",
+                       re.IGNORECASE)
+
+
+def _script_sku(tree: Any) -> Optional[str]:
+    """The first `"sku": "…"` value in the page's inline scripts (analytics / state objects)."""
+    for node in tree.iter("script"):
+        text = node.text or ""
+        if "sku" in text or "articleNumber" in text:
+            m = _JSON_SKU.search(text)
+            if m and _is_sku_value(m.group(1)):
+                return m.group(1)
+    return None
+
+
+def _layer_sku(tree: Any, f: _Fields, url: str, raw: bytes = b"") -> None:
+    """The SKU as printed: visible labelled reference, else structured sku, else an id in the URL."""
+    itemprop = tree.xpath("//*[@itemprop='sku' or @itemprop='productID']")
+    printed = None
+    for el in itemprop:
+        text = next((t for t in map(_norm_text, el.itertext()) if t), None)
+        if text and " " in text:
+            text = text.split(" ", 1)[0]  # the reference, not the caption printed after it
+        content = _norm_text(el.get("content"))
+        if text and _is_sku_value(text) and len(text) <= 40:
+            printed = (text, "microdata:sku-text")
+            break
+        if content and _is_sku_value(content):
+            printed = (content, "microdata:sku")
+            break
+    if f.adapter.name != "generic" and f.has("item_id"):
+        f.set("sku", f.values["item_id"], f.methods["item_id"])  # a known retailer's own id
+        return
+    visible = _visible_sku(tree, raw)
+    structured = f.values.get("sku")
+    for cand in (printed, visible):
+        if cand is not None and structured is not None and cand[0] != str(structured):
+            # the page prints a reference the structured data does not use: keep what is shown
+            f.values["sku"], f.methods["sku"] = cand
+            break
+    for cand in (printed, visible):
+        if cand is not None and not f.has("sku"):
+            f.set("sku", cand[0], cand[1])
+    if not f.has("sku"):
+        f.set("sku", _script_sku(tree), "json:sku")
+    if not f.has("sku"):
+        parts = urlsplit(url)
+        q = _QUERY_ID.search(parts.query)
+        if q and _is_sku_value(q.group(1)):
+            f.set("sku", q.group(1), "url:query")
+    if not f.has("sku"):
+        m = None
+        for m in _URL_ID.finditer(urlsplit(url).path):
+            pass
+        if m is not None:
+            f.set("sku", m.group("id"), "url")
 
 
 # --- page classification ------------------------------------------------------------------
@@ -567,6 +885,9 @@ def _page_kind(tree: Any, raw: bytes, f: _Fields, status: Optional[int]) -> str:
     """product | not_found | blocked | truncated | no_price (see module docstring)."""
     if status in (404, 410):
         return "not_found"
+    tail = raw[-4096:].lower()
+    if not raw.strip() or (b"</html" not in tail and b"</body" not in tail):
+        return "truncated"  # a price read from half a page is not trusted
     if f.has("price"):
         return "product"
     text = _page_text(tree) if tree is not None else ""
@@ -574,8 +895,6 @@ def _page_kind(tree: Any, raw: bytes, f: _Fields, status: Optional[int]) -> str:
         return "not_found"
     if any(m in text for m in f.adapter.blocked_markers):
         return "blocked"
-    if b"</html>" not in raw[-2048:].lower():
-        return "truncated"
     if f.values.get("availability") in (OUT_OF_STOCK, DISCONTINUED):
         return "product"
     if f.has("title") or f.has("item_id"):
@@ -636,6 +955,7 @@ def extract(
         if not f.has("price") and (b"itemprop" in raw or b"og:" in raw or b"product:price" in raw):
             _layer_structured(tree, f, url)
         _layer_heuristics(tree, f)
+        _layer_sku(tree, f, url, raw)
     if not f.has("item_id"):
         item = adapter.item_id_from_url(url)
         if item is not None:

@@ -39,6 +39,8 @@ class FetchResult:
     error_kind: Optional[str] = None  #: None | unreachable | timeout | robots_disallowed | invalid_url | http_error
     error: Optional[str] = None
     attempts: int = 0
+    not_modified: bool = False  #: answered 304 to a conditional request: `body` is the cached copy
+    rendered: bool = False  #: body is the DOM after JavaScript ran in headless Chromium
 
     @property
     def ok(self) -> bool:
@@ -97,7 +99,12 @@ def parse_retry_after(value: Optional[str], now: Optional[datetime] = None) -> O
 
 
 class Fetcher:
-    """Thread-safe polite HTTP client (requests_html HTMLSession per thread; never renders JS)."""
+    """Thread-safe polite HTTP client (requests_html HTMLSession per thread).
+
+    Sends If-None-Match / If-Modified-Since for pages fetched before (`conditional`) and serves a 304
+    from the cached copy; with `render=True` re-loads HTML pages in headless Chromium (Playwright on
+    `chromium`) so prices built by JavaScript are in the body.
+    """
 
     def __init__(
         self,
@@ -114,6 +121,10 @@ class Fetcher:
         max_crawl_delay: float = 5.0,
         dead_host_ttl: float = 30.0,
         seed: int = 0,
+        conditional: bool = True,
+        render: bool = False,
+        trace: bool = False,
+        chromium: str = "/usr/bin/chromium",
     ) -> None:
         settings = get_settings()
         self.user_agent = user_agent or settings.user_agent
@@ -142,6 +153,17 @@ class Fetcher:
         self.dead_host_ttl = float(dead_host_ttl)
         self._next_slot: dict[str, float] = {}
         self._slot_lock = threading.Lock()
+        self._host_locks: dict[str, threading.Lock] = {}
+        #: conditional requests: url -> (ETag, Last-Modified, sha256, body or None when archived)
+        self.conditional = conditional
+        self._validators: dict[str, tuple[Optional[str], Optional[str], Optional[str], Optional[bytes]]] = {}
+        self._validators_lock = threading.Lock()
+        self.render = render
+        self.chromium = chromium
+        #: with `trace`, (host, time.monotonic()) of every request as it is sent (politeness checks)
+        self.trace: Optional[list[tuple[str, float]]] = [] if trace else None
+        self._renderer: Any = None
+        self._render_lock = threading.Lock()
 
     # --- sessions ---------------------------------------------------------------------
     @property
@@ -162,7 +184,11 @@ class Fetcher:
         return sess
 
     def close(self) -> None:
-        """Close every session opened by this fetcher."""
+        """Close every session opened by this fetcher (and the browser, when one was started)."""
+        with self._render_lock:
+            renderer, self._renderer = self._renderer, None
+        if renderer is not None:
+            renderer.close()
         with self._sessions_lock:
             sessions, self._sessions = self._sessions, []
         for sess in sessions:
@@ -176,16 +202,24 @@ class Fetcher:
         self.close()
 
     # --- politeness -------------------------------------------------------------------
-    def _wait_turn(self, host: str, interval: float) -> None:
-        """Sleep until this host's next request slot (minimum interval between requests)."""
+    def _wait_turn(self, host: str, interval: float) -> float:
+        """Wait until `interval` has passed since the last request sent to this host.
+
+        Requests to one host queue on that host's lock, so two sends are never closer than the
+        interval even when a sleeping thread wakes late (other hosts are not held up).
+        """
         if interval <= 0:
-            return
+            return time.monotonic()
         with self._slot_lock:
+            lock = self._host_locks.setdefault(host, threading.Lock())
+        with lock:
             now = time.monotonic()
-            slot = max(now, self._next_slot.get(host, 0.0))
-            self._next_slot[host] = slot + interval
-        if slot > now:
-            time.sleep(slot - now)
+            due = self._next_slot.get(host, 0.0)
+            while due > now:
+                time.sleep(due - now)
+                now = time.monotonic()
+            self._next_slot[host] = now + interval
+        return now  # the send time this request was granted
 
     def _sleep_backoff(self, attempt: int, retry_after: Optional[float]) -> None:
         """Exponential backoff with jitter, or the server's Retry-After (capped)."""
@@ -283,9 +317,12 @@ class Fetcher:
         resp = None
         attempt = 0
         for attempt in range(self.retries + 1):
-            self._wait_turn(host, interval)
+            sent = self._wait_turn(host, interval)
+            if self.trace is not None:
+                self.trace.append((host, sent))
             try:
-                resp = self.session.get(url, timeout=self.timeout, allow_redirects=True)
+                resp = self.session.get(url, timeout=self.timeout, allow_redirects=True,
+                                        headers=self._conditional_headers(url))
                 last_exc = None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last_exc, resp = exc, None
@@ -297,7 +334,7 @@ class Fetcher:
                 fetched = _now()
                 sha = self._archive(resp, url, fetched, meta, attempt)
                 if resp.status_code not in RETRY_STATUSES or attempt == self.retries:
-                    return self._result(url, resp, fetched, sha, attempt + 1)
+                    return self._finish(url, resp, fetched, sha, attempt + 1, meta)
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             elif attempt == self.retries:
                 break
@@ -312,6 +349,68 @@ class Fetcher:
         return FetchResult(url=target, error_kind="unreachable", fetched_at=_now(), attempts=attempt + 1,
                            error=f"cannot connect to {origin} ({_reason(last_exc)}) "
                                  f"after {attempt + 1} attempt(s) fetching {target}")
+
+    # --- conditional requests and rendering ------------------------------------------
+    def _conditional_headers(self, url: str) -> dict:
+        """If-None-Match / If-Modified-Since for a URL fetched before (empty otherwise)."""
+        if not self.conditional:
+            return {}
+        with self._validators_lock:
+            known = self._validators.get(url)
+        if known is None:
+            return {}
+        etag, modified, _sha, _body = known
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if modified:
+            headers["If-Modified-Since"] = modified
+        return headers
+
+    def _finish(self, url: str, resp: requests.Response, fetched: datetime, sha: Optional[str],
+                attempts: int, meta: dict) -> FetchResult:
+        """Final result: a 304 served from the cached copy, a 200 remembered, rendered when asked."""
+        if resp.status_code == 304 and self.conditional:
+            with self._validators_lock:
+                known = self._validators.get(url)
+            if known is not None:
+                body = known[3] if known[3] is not None else (
+                    self.archive.get(known[2]) if self.archive is not None and known[2] else b"")
+                return FetchResult(url=url, status=304, headers=dict(resp.headers), body=body,
+                                   fetched_at=fetched, sha256=known[2], attempts=attempts, not_modified=True)
+        result = self._result(url, resp, fetched, sha, attempts)
+        if self.conditional and resp.status_code == 200:
+            etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
+            if etag or modified:
+                keep = None if self.archive is not None and sha else resp.content
+                with self._validators_lock:
+                    self._validators[url] = (etag, modified, sha, keep)
+        if self.render and result.ok and "html" in resp.headers.get("Content-Type", "html"):
+            from priceintel.scrape.render import RenderError
+
+            try:
+                result = self._rendered(result, meta)
+            except RenderError as exc:
+                return replace(result, error_kind="render_failed", error=str(exc))
+        return result
+
+    def _rendered(self, result: FetchResult, meta: dict) -> FetchResult:
+        """Re-load a page in headless Chromium (Playwright) and return the DOM after its scripts ran."""
+        from priceintel.scrape.render import render_page
+
+        with self._render_lock:
+            if self._renderer is None:
+                from priceintel.scrape.render import Renderer
+
+                self._renderer = Renderer(self.chromium, user_agent=self.user_agent,
+                                          proxy=self.proxies.get("http"))
+            body = render_page(self._renderer, result.url, timeout=self.timeout)
+        fetched = _now()
+        sha = None
+        if self.archive is not None:
+            extra = dict(meta, rendered=True)
+            sha = self.archive.put(result.url, result.status or 200, result.headers, body, fetched, **extra)
+        return replace(result, body=body, sha256=sha or result.sha256, fetched_at=fetched, rendered=True)
 
     def _archive(self, resp: requests.Response, url: str, fetched: datetime, meta: dict,
                  attempt: int) -> Optional[str]:

@@ -29,6 +29,18 @@ COMMON_AVAILABILITY: dict[str, str] = {
     "limitedavailability": LIMITED, "left in stock": LIMITED, "only a few left": LIMITED,
     "preorder": PREORDER, "pre-order": PREORDER, "pre order": PREORDER,
     "discontinued": DISCONTINUED,
+    # other languages (longest phrase wins, so "non disponibile" beats "disponibile")
+    "disponibile": IN_STOCK, "non disponibile": OUT_OF_STOCK, "esaurito": OUT_OF_STOCK,
+    "auf lager": IN_STOCK, "lieferbar": IN_STOCK, "nicht lieferbar": OUT_OF_STOCK,
+    "nicht verfügbar": OUT_OF_STOCK, "ausverkauft": OUT_OF_STOCK, "derzeit nicht auf lager": OUT_OF_STOCK,
+    "en stock": IN_STOCK, "disponible": IN_STOCK, "indisponible": OUT_OF_STOCK, "épuisé": OUT_OF_STOCK,
+    "rupture de stock": OUT_OF_STOCK, "no disponible": OUT_OF_STOCK, "agotado": OUT_OF_STOCK,
+    "esgotado": OUT_OF_STOCK, "indisponível": OUT_OF_STOCK, "in voorraad": IN_STOCK,
+    "niet op voorraad": OUT_OF_STOCK, "uitverkocht": OUT_OF_STOCK, "в наличии": IN_STOCK,
+    "нет в наличии": OUT_OF_STOCK, "brak w magazynie": OUT_OF_STOCK, "dostępny": IN_STOCK,
+    "niedostępny": OUT_OF_STOCK, "på lager": IN_STOCK, "i lager": IN_STOCK, "slutsåld": OUT_OF_STOCK,
+    "utsolgt": OUT_OF_STOCK, "udsolgt": OUT_OF_STOCK, "在庫あり": IN_STOCK, "在庫切れ": OUT_OF_STOCK,
+    "有货": IN_STOCK, "缺货": OUT_OF_STOCK, "售完": OUT_OF_STOCK, "품절": OUT_OF_STOCK,
 }
 
 
