@@ -9,6 +9,7 @@ statsforecast's levels; Prophet uses quantiles of its predictive samples.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
@@ -25,6 +26,7 @@ MIN_LENGTH = 2 * SEASON  #: series shorter than this are flagged `too_short`
 MIN_RESIDUALS = 5  #: fewest in-sample errors at a horizon to read interval quantiles from
 PROPHET_ITER = 2000  #: L-BFGS iteration cap per Prophet fit (bounds the fit time)
 PROPHET_SAMPLES = 400  #: predictive samples per Prophet forecast
+PROPHET_TIMEOUT = 20.0  #: seconds before a Prophet fit is abandoned (the series gets NaN + a failure)
 SEED = 0
 
 BASELINES = ("naive", "seasonal_naive", "window_average")
@@ -34,7 +36,7 @@ OVERALL = "__all__"  #: unique_id of the overall rows in a metrics frame
 METRIC_COLUMNS = ["unique_id", "model", "n", "mae", "rmse", "smape", "mase"]
 REPORT_COLUMNS = [
     "unique_id", "start", "end", "n_obs", "length", "n_filled", "n_duplicates", "too_short",
-    "constant",
+    "constant", "n_outliers",
 ]
 
 ID, DS, Y = FORECAST_ID, FORECAST_TIME, FORECAST_TARGET
@@ -47,8 +49,107 @@ class ForecastError(PriceIntelError):
 # --- cleaning --------------------------------------------------------------------------------
 
 
-def clean_series(df: pd.DataFrame, min_length: int = MIN_LENGTH) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Regular daily series (duplicates averaged, gaps forward-filled) and a per-series report."""
+@dataclass(frozen=True)
+class Freq:
+    """A regular sampling frequency: fixed steps of `days`, or calendar steps of `months`."""
+
+    alias: str  #: "D", "W", "M", "Q" or "Y"
+    days: int = 0
+    months: int = 0
+    season: int = 1  #: default season length (7 for daily, 52 weekly, 12 monthly, 4 quarterly)
+    anchor: str = "start"  #: calendar frequencies: dates at the period "start" or "end"
+
+    def positions(self, ds: pd.Series, origin: pd.Series) -> np.ndarray:
+        """Integer step of every date from its series' origin."""
+        if self.days:
+            return np.floor((ds - origin).dt.days.to_numpy() / self.days + 0.5).astype(np.int64)
+        a = ds.dt.year.to_numpy() * 12 + ds.dt.month.to_numpy() - 1
+        b = origin.dt.year.to_numpy() * 12 + origin.dt.month.to_numpy() - 1
+        return (a - b) // self.months
+
+    def dates(self, origin: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """Dates `steps` periods after each origin (datetime64[ns])."""
+        origin = pd.DatetimeIndex(origin)
+        steps = np.asarray(steps, dtype=np.int64)
+        if self.days:
+            return (origin + pd.to_timedelta(steps * self.days, unit="D")).to_numpy()
+        per = (origin.year.to_numpy() * 12 + origin.month.to_numpy() - 1) + steps * self.months
+        out = pd.to_datetime({"year": per // 12, "month": per % 12 + 1, "day": 1})
+        if self.anchor == "end":
+            out = out + pd.offsets.MonthEnd(0)
+        return out.to_numpy()
+
+    def future(self, last: pd.Timestamp, h: int) -> np.ndarray:
+        """The `h` dates after `last`."""
+        return self.dates(np.repeat(np.datetime64(pd.Timestamp(last)), h), np.arange(1, h + 1))
+
+
+FREQS = {
+    "D": Freq("D", days=1, season=7),
+    "W": Freq("W", days=7, season=52),
+    "M": Freq("M", months=1, season=12),
+    "Q": Freq("Q", months=3, season=4),
+    "Y": Freq("Y", months=12, season=1),
+}
+_ALIASES = {"D": "D", "1D": "D", "B": "D", "W": "W", "7D": "W", "M": "M", "MS": "M", "ME": "M",
+            "Q": "Q", "QS": "Q", "QE": "Q", "Y": "Y", "A": "Y", "YS": "Y", "YE": "Y", "AS": "Y"}
+
+
+def get_freq(freq: Optional[str | Freq], ds: Optional[pd.Series] = None) -> Freq:
+    """A Freq from an alias ("D", "W", "W-SUN", "M", "MS", "ME", "Q", "Y") or inferred from dates."""
+    if isinstance(freq, Freq):
+        return freq
+    if freq is not None:
+        key = str(freq).upper()
+        key = "W" if key.startswith("W-") else key
+        key = "Q" if key.startswith(("Q-", "QS-", "QE-")) else key
+        if key not in _ALIASES:
+            raise ForecastError(f"freq={freq!r} is not supported; use one of D, W, M, Q, Y")
+        base = FREQS[_ALIASES[key]]
+    else:
+        base = None
+    if ds is None or len(ds) == 0:
+        return base or FREQS["D"]
+    if base is None:
+        days = _median_step_days(ds)
+        if days is None or days <= 1.5:
+            base = FREQS["D"]
+        elif 5 <= days <= 9:
+            base = FREQS["W"]
+        elif 26 <= days <= 35:
+            base = FREQS["M"]
+        elif 84 <= days <= 95:
+            base = FREQS["Q"]
+        elif 360 <= days <= 370:
+            base = FREQS["Y"]
+        else:
+            raise ForecastError(
+                f"cannot infer the frequency of {DS}: the usual step is {days:g} days; pass freq="
+                "'D', 'W', 'M', 'Q' or 'Y'")
+    if base.months:
+        d = pd.DatetimeIndex(ds.dropna())
+        anchor = "end" if len(d) and d.is_month_end.all() and not d.is_month_start.all() else "start"
+        base = replace(base, anchor=anchor)
+    return base
+
+
+def _median_step_days(ds: pd.Series) -> Optional[float]:
+    """Typical (10th-percentile) gap in days between consecutive distinct dates of the same series (`ds` indexed by id)."""
+    ids = np.zeros(len(ds), int) if isinstance(ds.index, pd.RangeIndex) else ds.index  # plain Series: one series
+    frame = pd.DataFrame({"i": ids, "d": pd.to_datetime(ds).to_numpy()}).drop_duplicates().sort_values(["i", "d"])
+    gaps = frame.groupby("i")["d"].diff().dt.days.dropna()
+    gaps = gaps[gaps > 0]
+    return float(gaps.quantile(0.1)) if len(gaps) else None  # low quantile: missing periods only lengthen gaps
+
+
+def clean_series(df: pd.DataFrame, min_length: Optional[int] = None,
+                 freq: Optional[str | Freq] = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Regular series (duplicates averaged, gaps forward-filled) and a per-series report.
+
+    The frequency is inferred from the dates unless `freq` is given; it is stored in
+    `clean.attrs["freq"]`. Extra numeric columns (regressors such as promo flags) are kept,
+    averaged over duplicates and forward-filled like `y`.
+    """
     if not isinstance(df, pd.DataFrame):
         raise ForecastError(f"clean_series: expected a DataFrame, got {type(df).__name__}")
     missing = [c for c in (ID, DS, Y) if c not in df.columns]
@@ -62,35 +163,45 @@ def clean_series(df: pd.DataFrame, min_length: int = MIN_LENGTH) -> tuple[pd.Dat
     if bad.any():
         i = bad.to_numpy().nonzero()[0][0]
         raise ForecastError(f"clean_series: {DS}={df[DS].iloc[i]!r} in row {df.index[i]!r} is not a date")
+    extra = [c for c in df.columns if c not in (ID, DS, Y)]
     data = pd.DataFrame({
         ID: df[ID].astype(str).to_numpy(),
         DS: ds.dt.normalize().to_numpy(),
         Y: pd.to_numeric(df[Y], errors="coerce").astype(float).to_numpy(),
+        **{c: pd.to_numeric(df[c], errors="coerce").astype(float).to_numpy() for c in extra},
     }).dropna(subset=[DS])
+    fq = get_freq(freq, data.set_index(ID)[DS])
+    min_length = 2 * max(fq.season, 2) if min_length is None else min_length
     n_obs = data.dropna(subset=[Y]).groupby(ID).size()
-    dup = data.duplicated([ID, DS], keep="first").groupby(data[ID]).sum()
-    data = data.groupby([ID, DS], as_index=False, sort=True)[Y].mean()
     if data.empty:
-        return (pd.DataFrame({ID: pd.Series(dtype=str), DS: pd.Series(dtype="datetime64[ns]"),
-                              Y: pd.Series(dtype=float)}),
-                pd.DataFrame(columns=REPORT_COLUMNS))
-    # full daily grid per series, built without a Python loop
-    span = data.groupby(ID)[DS].agg(["min", "max"])
-    lengths = ((span["max"] - span["min"]).dt.days + 1).to_numpy()
+        empty = pd.DataFrame({ID: pd.Series(dtype=str), DS: pd.Series(dtype="datetime64[ns]"),
+                              Y: pd.Series(dtype=float)})
+        empty.attrs["freq"] = fq.alias
+        return empty, pd.DataFrame(columns=REPORT_COLUMNS)
+    origin = data.groupby(ID)[DS].transform("min")
+    data["_pos"] = fq.positions(data[DS], origin)
+    data["_origin"] = origin
+    dup = data.duplicated([ID, "_pos"], keep="first").groupby(data[ID]).sum()
+    data = data.groupby([ID, "_pos"], as_index=False, sort=True).agg(
+        {"_origin": "first", Y: "mean", **{c: "mean" for c in extra}})
+    # full regular grid per series, built without a Python loop
+    span = data.groupby(ID).agg(origin=("_origin", "first"), last=("_pos", "max"))
+    lengths = (span["last"] + 1).to_numpy()
     ids = np.repeat(span.index.to_numpy(), lengths)
     offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    grid = pd.DataFrame({
-        ID: ids,
-        DS: np.repeat(span["min"].to_numpy(), lengths) + pd.to_timedelta(offsets, unit="D"),
-    })
-    full = grid.merge(data, on=[ID, DS], how="left")
+    grid = pd.DataFrame({ID: ids, "_pos": offsets})
+    full = grid.merge(data.drop(columns="_origin"), on=[ID, "_pos"], how="left")
+    full.insert(1, DS, fq.dates(np.repeat(span["origin"].to_numpy(), lengths), offsets))
     was_nan = full[Y].isna()
-    full[Y] = full.groupby(ID)[Y].ffill()
+    full[[Y, *extra]] = full.groupby(ID)[[Y, *extra]].ffill()
     keep = full[Y].notna()  # leading NaNs have nothing to carry forward
     n_filled = (was_nan & keep).groupby(full[ID]).sum()
-    full = full[keep].reset_index(drop=True)
+    full = full[keep].drop(columns="_pos").reset_index(drop=True)
     g = full.groupby(ID)[Y]
     idx = span.index
+    med = g.transform("median")
+    mad = (full[Y] - med).abs().groupby(full[ID]).transform("median")
+    outlier = ((full[Y] - med).abs() > 10 * mad.clip(lower=1e-9)) & ((full[Y] - med).abs() > 0.5 * med.abs())
     report = pd.DataFrame({
         ID: idx.to_numpy(),
         "start": full.groupby(ID)[DS].min().reindex(idx).to_numpy(),
@@ -102,30 +213,54 @@ def clean_series(df: pd.DataFrame, min_length: int = MIN_LENGTH) -> tuple[pd.Dat
     })
     report["too_short"] = report["length"] < min_length
     report["constant"] = (g.nunique().reindex(idx, fill_value=0) <= 1).to_numpy()
+    report["n_outliers"] = outlier.groupby(full[ID]).sum().reindex(idx, fill_value=0).to_numpy().astype(int)
+    full.attrs["freq"] = fq.alias
+    report.attrs["freq"] = fq.alias
     return full, report.reset_index(drop=True)
 
 
 # --- per-series models ---------------------------------------------------------------------
 
 
+def _col_quantiles(errors: np.ndarray, qs: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Linear-interpolated quantiles of every column's finite values (vectorised) and the counts."""
+    finite = np.isfinite(errors)
+    counts = finite.sum(axis=0)
+    srt = np.sort(np.where(finite, errors, np.inf), axis=0)
+    out = np.full((len(qs), errors.shape[1]), np.nan)
+    cols = np.arange(errors.shape[1])
+    ok = counts > 0
+    for i, q in enumerate(qs):
+        pos = q * np.maximum(counts - 1, 0)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, np.maximum(counts - 1, 0))
+        frac = pos - lo
+        a, b = srt[lo, cols], srt[hi, cols]
+        with np.errstate(invalid="ignore"):
+            val = a + frac * (b - a)
+        val = np.where(frac == 0, a, val)
+        out[i] = np.where(ok, val, np.nan)
+    return out, counts
+
+
 def _quantile_cols(point: np.ndarray, errors: np.ndarray, levels: Sequence[int]) -> dict:
     """Intervals `point + quantile(errors[:, k])` per horizon, sqrt-scaled where errors are few."""
     h = len(point)
     out = {}
-    counts = np.isfinite(errors).sum(axis=0) if errors.size else np.zeros(h, int)
-    for lv in levels:
-        a = (1 - lv / 100) / 2
-        lo = np.full(h, np.nan)
-        hi = np.full(h, np.nan)
-        last_ok = None
-        for k in range(h):
-            if counts[k] >= MIN_RESIDUALS:
-                col = errors[:, k][np.isfinite(errors[:, k])]
-                lo[k], hi[k] = np.quantile(col, [a, 1 - a])
-                last_ok = k
-            elif last_ok is not None:
-                scale = np.sqrt((k + 1) / (last_ok + 1))
-                lo[k], hi[k] = lo[last_ok] * scale, hi[last_ok] * scale
+    if errors.size:
+        qs = [q for lv in levels for q in ((1 - lv / 100) / 2, 1 - (1 - lv / 100) / 2)]
+        quant, counts = _col_quantiles(errors, qs)
+    else:
+        quant, counts = np.full((2 * len(levels), h), np.nan), np.zeros(h, int)
+    enough = counts >= MIN_RESIDUALS
+    # horizons with too few errors reuse the last horizon that had enough, scaled by sqrt(k / k_ok)
+    k = np.arange(h)
+    last_ok = np.maximum.accumulate(np.where(enough, k, -1))
+    scale = np.where(last_ok >= 0, np.sqrt((k + 1) / (np.maximum(last_ok, 0) + 1)), np.nan)
+    src = np.maximum(last_ok, 0)
+    for i, lv in enumerate(levels):
+        lo = np.where(last_ok >= 0, quant[2 * i, src] * scale, np.nan)
+        hi = np.where(last_ok >= 0, quant[2 * i + 1, src] * scale, np.nan)
         out[f"lo-{lv}"] = point + np.minimum(lo, 0)
         out[f"hi-{lv}"] = point + np.maximum(hi, 0)
     return out
@@ -192,21 +327,41 @@ def _quiet_prophet() -> None:
 
 
 def fc_prophet(y: np.ndarray, h: int, levels: Sequence[int] = (80, 95),
-               start: Optional[pd.Timestamp] = None, iter_cap: int = PROPHET_ITER) -> dict:
-    """Prophet with weekly seasonality, L-BFGS with an iteration cap; quantiles of its samples."""
+               start: Optional[pd.Timestamp] = None, iter_cap: int = PROPHET_ITER,
+               freq: Freq = FREQS["D"], regressors: Optional[dict[str, np.ndarray]] = None,
+               holidays: Optional[str] = None, timeout: float = PROPHET_TIMEOUT) -> dict:
+    """Prophet (L-BFGS, iteration cap, time-box, no Newton fallback); quantiles of its samples.
+
+    `regressors` maps a name to an array of length `len(y) + h` (history then the known future,
+    e.g. planned promo flags); `holidays` is a country code ("US") for Prophet's holiday effects.
+    """
     if np.nanstd(y) == 0:
         raise ForecastError("prophet skipped: constant series")
     if len(y) < MIN_LENGTH:
-        raise ForecastError(f"prophet skipped: series of {len(y)} days is shorter than {MIN_LENGTH}")
+        raise ForecastError(f"prophet skipped: series of {len(y)} points is shorter than {MIN_LENGTH}")
     from prophet import Prophet  # lazy: heavy import
 
     _quiet_prophet()
     start = pd.Timestamp("2000-01-03") if start is None else pd.Timestamp(start)
-    hist = pd.DataFrame({"ds": pd.date_range(start, periods=len(y), freq="D"), "y": y})
-    m = Prophet(weekly_seasonality=True, yearly_seasonality="auto", daily_seasonality=False,
+    dates = freq.dates(np.repeat(np.datetime64(start), len(y) + h), np.arange(len(y) + h))
+    hist = pd.DataFrame({"ds": dates[: len(y)], "y": y})
+    fut = pd.DataFrame({"ds": dates[len(y):]})
+    m = Prophet(weekly_seasonality=freq.alias == "D", yearly_seasonality="auto", daily_seasonality=False,
                 uncertainty_samples=PROPHET_SAMPLES)
-    m.fit(hist, algorithm="LBFGS", iter=iter_cap)
-    fut = m.make_future_dataframe(periods=h, freq="D", include_history=False)
+    for name, values in (regressors or {}).items():
+        values = np.asarray(values, dtype=float)
+        if len(values) != len(y) + h:
+            raise ForecastError(f"prophet: regressor {name!r} has {len(values)} values; "
+                                f"expected {len(y) + h} (history + horizon)")
+        if np.nanstd(values[: len(y)]) > 0:
+            m.add_regressor(name)
+            hist[name], fut[name] = values[: len(y)], values[len(y):]
+    if holidays:
+        m.add_country_holidays(country_name=holidays)
+    try:  # each optimize call (L-BFGS, then Prophet's Newton fallback) is time-boxed
+        m.fit(hist, algorithm="LBFGS", iter=iter_cap, timeout=timeout)
+    except TimeoutError:
+        raise ForecastError(f"prophet skipped: fit exceeded the {timeout:g} s time-box") from None
     state = np.random.get_state()
     np.random.seed(SEED)
     try:
@@ -244,13 +399,16 @@ def _check_args(h: int, models: Iterable[str], level: Iterable[int]) -> tuple[li
 
 
 def _run_models(y: np.ndarray, h: int, models: Sequence[str], levels: Sequence[int],
-                start: pd.Timestamp, uid: str, failures: list) -> dict:
+                start: pd.Timestamp, uid: str, failures: list, season: int = SEASON,
+                freq: Freq = FREQS["D"]) -> dict:
     """Forecast one series with each model; a failing model gives NaN and a failure record."""
     cols: dict[str, np.ndarray] = {}
     for name in models:
         try:
             if name == "prophet":
-                res = fc_prophet(y, h, levels, start=start)
+                res = fc_prophet(y, h, levels, start=start, freq=freq)
+            elif name in ("seasonal_naive", "auto_ets"):
+                res = MODEL_FUNCS[name](y, h, levels, season=season)
             else:
                 res = MODEL_FUNCS[name](y, h, levels)
         except Exception as exc:  # noqa: BLE001 - one series must not sink the batch
@@ -281,16 +439,20 @@ def forecast(
     h: int,
     models: Sequence[str] = DEFAULT_MODELS,
     level: Sequence[int] = (80, 95),
+    freq: Optional[str] = None,
+    season_length: Optional[int] = None,
 ) -> pd.DataFrame:
-    """Forecast every series `h` days ahead; columns `unique_id, ds, <model>, <model>-lo-80, ...`."""
+    """Forecast every series `h` steps ahead; columns `unique_id, ds, <model>, <model>-lo-80, ...`."""
     models, levels = _check_args(h, models, level)
-    clean, report = clean_series(df)
+    clean, report = clean_series(df, freq=freq)
+    fq = get_freq(clean.attrs.get("freq", freq))
+    season = _season(fq, season_length)
     failures: list = _empty_series(report)
     frames = []
     with threadpool_limits(limits=1):
         for uid, ds, y in _series(clean):
-            cols = _run_models(y, h, models, levels, pd.Timestamp(ds[0]), uid, failures)
-            future = pd.date_range(pd.Timestamp(ds[-1]) + pd.Timedelta(days=1), periods=h, freq="D")
+            cols = _run_models(y, h, models, levels, pd.Timestamp(ds[0]), uid, failures, season, fq)
+            future = fq.future(pd.Timestamp(ds[-1]), h)
             frames.append(pd.DataFrame({ID: uid, DS: future, **cols}))
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=[ID, DS, *_model_columns(models, levels)])
@@ -298,6 +460,15 @@ def forecast(
     out.attrs["clean_report"] = report.to_dict("records")
     out.attrs["failures"] = failures
     return out
+
+
+def _season(fq: Freq, season_length: Optional[int]) -> int:
+    """Season length: given, else the frequency's default; must be a positive integer."""
+    if season_length is None:
+        return fq.season
+    if not isinstance(season_length, (int, np.integer)) or season_length < 1:
+        raise ForecastError(f"season_length={season_length!r} must be a positive integer")
+    return int(season_length)
 
 
 def _model_columns(models: Sequence[str], levels: Sequence[int]) -> list[str]:
@@ -324,6 +495,8 @@ def backtest(
     step: Optional[int] = None,
     models: Sequence[str] = DEFAULT_MODELS,
     level: Sequence[int] = (80, 95),
+    freq: Optional[str] = None,
+    season_length: Optional[int] = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rolling-origin backtest: (cv frame with `cutoff` and `y`, metrics per model/series/overall)."""
     models, levels = _check_args(h, list(BASELINES) + list(models), level)
@@ -332,7 +505,9 @@ def backtest(
     step = h if step is None else step
     if not isinstance(step, (int, np.integer)) or step < 1:
         raise ForecastError(f"step={step!r} must be a positive integer")
-    clean, report = clean_series(df)
+    clean, report = clean_series(df, freq=freq)
+    fq = get_freq(clean.attrs.get("freq", freq))
+    season = _season(fq, season_length)
     failures: list = _empty_series(report)
     frames = []
     with threadpool_limits(limits=1):
@@ -345,10 +520,11 @@ def backtest(
                                      f"window {w}: {n} days leave fewer than 2 to train on"})
                     continue
                 train = y[:end]
-                cols = _run_models(train, h, models, levels, pd.Timestamp(ds[0]), uid, failures)
+                cols = _run_models(train, h, models, levels, pd.Timestamp(ds[0]), uid, failures,
+                                   season, fq)
                 frames.append(pd.DataFrame({
                     ID: uid, DS: ds[end:end + h], "cutoff": ds[end - 1], Y: y[end:end + h],
-                    "_scale": _mase_scale(train), **{k: v[: min(h, n - end)] for k, v in cols.items()},
+                    "_scale": _mase_scale(train, season), **{k: v[: min(h, n - end)] for k, v in cols.items()},
                 }))
     mcols = _model_columns(models, levels)
     if not frames:

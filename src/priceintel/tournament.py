@@ -1,0 +1,755 @@
+"""Forecast tournament: rolling-origin backtest on all cores, per-series model choice on earlier
+windows, conformal interval calibration, price-change probability and the final forecast.
+
+Honesty rules built in:
+- cut-offs are calendar dates shared by every series; window `k` is scored on the `h` steps after
+  its cut-off, and anything used to make a decision for window `k` (model choice, interval
+  calibration) comes only from windows whose test steps ended on or before cut-off `k`;
+- so the first window is used for choice and calibration only, and every reported accuracy figure
+  (every baseline, every model, and `chosen`) is computed on the same later windows;
+- the final forecast uses the choice and calibration from all windows.
+
+Intervals: each model's own 95% interval half-width `w` (statsforecast levels, or empirical
+k-step-error quantiles for the baselines) scales the error `r = (y - yhat) / w`; the 2.5/97.5 and
+10/90 percentiles of `r` pooled over all series in earlier windows give the calibrated 95/80%
+bounds `yhat + q * w` (split-conformal with a normalised score).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from priceintel import forecast as fc
+from priceintel.forecast import DS, ID, Y, ForecastError
+
+LEVELS = (80, 95)
+BASELINES = ("naive", "seasonal_naive", "window_average", "mean")
+NAIVE_BASELINES = ("naive", "seasonal_naive")  #: the goal compares `chosen` with the better of these
+COMBO = "combo"  #: equal-weight mean of every other model except seasonal naive (computed, not fitted)
+FAST_MODELS = BASELINES + ("auto_ets", "auto_theta", COMBO)
+FULL_MODELS = BASELINES + ("auto_ets", "auto_theta", "auto_arima", COMBO)
+REGRESSION = "regression"  #: level + regressor effects (e.g. planned promo flags) by least squares
+ALL_MODELS = FULL_MODELS + (REGRESSION, "prophet")
+CHOSEN = "chosen"
+OVERALL = fc.OVERALL
+SHRINK_STEPS = 20  #: default pooling: a series' own score counts like the pooled one after 20 * h points
+MAX_ETS_SEASON = 24  #: statsforecast ETS fits no seasonal component beyond this season length
+METRICS = ["n", "mae", "rmse", "smape", "mase", "coverage_80", "coverage_95", "width_80", "width_95",
+           "winkler_80", "winkler_95", "coverage_raw_80", "coverage_raw_95"]
+
+
+@dataclass
+class TournamentResult:
+    """Everything a tournament produced (frames are long and keyed by `unique_id`)."""
+
+    cv: pd.DataFrame  #: one row per series, window, step: y, every model (calibrated bounds), chosen
+    metrics: pd.DataFrame  #: per series and overall (unique_id == OVERALL), per model and horizon
+    forecasts: pd.DataFrame  #: the final forecast: chosen model + naive baselines, intervals, p_change
+    choices: pd.DataFrame  #: unique_id, window, cutoff, chosen model (window = -1: the final choice)
+    change: pd.DataFrame  #: price-change probability backtest: unique_id, cutoff, p_change, changed
+    calibration: pd.DataFrame  #: per model and window: the conformal factors
+    report: pd.DataFrame  #: clean_series report (gaps, duplicates, constant, short, outliers)
+    failures: list = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+    timing: dict = field(default_factory=dict)
+
+    def overall(self, horizon: Optional[int] = None) -> pd.DataFrame:
+        """Overall metrics at `horizon` (default: the longest), best MAE first."""
+        m = self.metrics[self.metrics[ID] == OVERALL]
+        horizon = int(m["horizon"].max()) if horizon is None else horizon
+        return m[m["horizon"] == horizon].sort_values("mae").reset_index(drop=True)
+
+    def summary(self) -> dict:
+        """Headline figures: chosen vs the better naive baseline, coverage, change-probability skill."""
+        out = {}
+        for hz, m in self.metrics[self.metrics[ID] == OVERALL].groupby("horizon"):
+            m = m.set_index("model")
+            base = m.loc[[b for b in NAIVE_BASELINES if b in m.index]]
+            best = base["mae"].idxmin() if base["mae"].notna().any() else None
+            row = {"better_naive": best, "better_naive_mae": _f(m.loc[best, "mae"]) if best else None,
+                   "models": {k: {c: _f(v[c]) for c in ("mae", "mase", "coverage_80", "coverage_95",
+                                                         "winkler_95")} for k, v in m.iterrows()}}
+            if CHOSEN in m.index and best:
+                row["chosen_mae"] = _f(m.loc[CHOSEN, "mae"])
+                row["chosen_mase"] = _f(m.loc[CHOSEN, "mase"])
+                row["ratio_mae_to_better_naive"] = _f(m.loc[CHOSEN, "mae"] / m.loc[best, "mae"])
+                row["ratio_mase_to_better_naive"] = _f(m.loc[CHOSEN, "mase"] / m.loc[best, "mase"])
+                row["chosen_coverage_80"] = _f(m.loc[CHOSEN, "coverage_80"])
+                row["chosen_coverage_95"] = _f(m.loc[CHOSEN, "coverage_95"])
+            out[f"h{int(hz)}"] = row
+        if len(self.change):
+            ev = self.change[self.change["evaluated"]]
+            out["p_change"] = {
+                "n": int(len(ev)),
+                "observed_rate": _f(ev["changed"].mean()),
+                "mean_prob": _f(ev["p_change"].mean()),
+                "brier": _f(((ev["p_change"] - ev["changed"]) ** 2).mean()),
+                "brier_constant_rate": _f(((ev["p_base"] - ev["changed"]) ** 2).mean()),
+            }
+        out["chosen_models"] = (self.choices[self.choices["window"] == -1]["model"].value_counts()
+                                .to_dict())
+        out["split"] = self.params.get("split")
+        return out
+
+
+def _f(v) -> Optional[float]:
+    """Plain float or None."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+# --- per-series models ------------------------------------------------------------------------
+
+
+def seasonal_test(y: np.ndarray, season: int) -> bool:
+    """True when the first differences have a significant autocorrelation at the season lag (90%)."""
+    if season <= 1:
+        return False
+    d = np.diff(np.asarray(y, dtype=float))
+    n = len(d)
+    if n < 3 * season:
+        return False
+    d = d - d.mean()
+    den = float(d @ d)
+    if den <= 0:
+        return False
+    acf = np.array([float(d[k:] @ d[:-k]) / den for k in range(1, season + 1)])
+    limit = 1.645 * np.sqrt((1 + 2 * np.sum(acf[:-1] ** 2)) / n)
+    return bool(abs(acf[-1]) > limit)
+
+
+def fc_mean(y: np.ndarray, h: int, levels: Sequence[int] = LEVELS) -> dict:
+    """Historic average (mean of the whole history)."""
+    lvl = pd.Series(y).expanding().mean().to_numpy()
+    return fc._level_model(y, h, levels, lvl)
+
+
+def fc_regression(y: np.ndarray, h: int, regressors: Optional[dict], levels: Sequence[int] = LEVELS,
+                  window: Optional[int] = None) -> dict:
+    """Intercept + regressor effects by least squares on the last max(h, 4(p+1)) points.
+
+    `regressors` maps names to arrays of length len(y) + h (history, then the known future such as a
+    promo calendar). Without regressors this is the mean of the last window. Bounds: normal quantiles
+    of the in-window residual spread (then calibrated by the tournament).
+    """
+    from scipy.stats import norm
+
+    xs = [np.asarray(v, dtype=float) for v in (regressors or {}).values()]
+    n = len(y)
+    X = np.column_stack([np.ones(n + h), *xs]) if xs else np.ones((n + h, 1))
+    if len(X) != n + h:
+        raise ForecastError(f"regression: regressors need {n + h} values (history + horizon), got {len(X)}")
+    w = min(n, window or max(h, 4 * X.shape[1]))
+    Xt, yt = X[n - w:n], y[n - w:]
+    beta = np.linalg.lstsq(Xt, yt, rcond=None)[0]
+    point = X[n:] @ beta
+    resid = yt - Xt @ beta
+    sd = float(np.sqrt(np.sum(resid ** 2) / max(w - X.shape[1], 1)))
+    out = {"mean": point}
+    for lv in levels:
+        z = norm.ppf(0.5 + lv / 200) * sd * np.sqrt(1 + X.shape[1] / w)
+        out[f"lo-{lv}"], out[f"hi-{lv}"] = point - z, point + z
+    return out
+
+
+def _sf(model, y: np.ndarray, h: int, levels: Sequence[int]) -> dict:
+    """statsforecast model `.forecast` with our key names."""
+    res = model.forecast(y=y.astype(float), h=h, level=list(levels))
+    return {k: np.asarray(v, dtype=float) for k, v in res.items()}
+
+
+SF_MODELS = ("auto_ets", "auto_theta", "auto_arima")  #: statsforecast models (fit once, forward-filter)
+
+
+def _sf_model(name: str, season: int, seasonal: bool):
+    """An unfitted statsforecast model (seasonal ETS restricted to additive seasonality: AZA)."""
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
+
+    m = season if seasonal else 1
+    if name == "auto_ets":
+        return AutoETS(season_length=m, model="AZA") if 1 < m <= MAX_ETS_SEASON else AutoETS(season_length=1)
+    if name == "auto_theta":
+        return AutoTheta(season_length=m)
+    return AutoARIMA(season_length=m, approximation=True, max_p=3, max_q=3, max_P=1, max_Q=1)
+
+
+def run_model(name: str, y: np.ndarray, h: int, season: int, seasonal: bool,
+              levels: Sequence[int] = LEVELS, **prophet_kw) -> dict:
+    """Point forecast and native 80/95% bounds of one model on one series."""
+    if name == "naive":
+        return fc.fc_naive(y, h, levels)
+    if name == "seasonal_naive":
+        return fc.fc_seasonal_naive(y, h, levels, season=season)
+    if name == "window_average":
+        return fc.fc_window_average(y, h, levels, window=max(4, min(fc.WINDOW, 4 * season)))
+    if name == "mean":
+        return fc_mean(y, h, levels)
+    if name in SF_MODELS:
+        return _sf(_sf_model(name, season, seasonal), y, h, levels)
+    if name == "prophet":
+        return fc.fc_prophet(y, h, levels, **prophet_kw)
+    if name == REGRESSION:
+        return fc_regression(y, h, prophet_kw.get("regressors"), levels)
+    raise ForecastError(f"unknown model {name!r}; choose from {list(ALL_MODELS)}")
+
+
+def _sf_refit_free(name: str, fitted: dict, y: np.ndarray, h: int, season: int, seasonal: bool,
+                   levels: Sequence[int] = LEVELS) -> dict:
+    """statsforecast model fitted on the first window, then forward-filtered on later data (no refit)."""
+    if name not in fitted:
+        model = _sf_model(name, season, seasonal)
+        model.fit(y=y.astype(float))
+        fitted[name] = model
+        res = model.predict(h=h, level=list(levels))
+    else:
+        res = fitted[name].forward(y=y.astype(float), h=h, level=list(levels))
+    return {k: np.asarray(v, dtype=float) for k, v in res.items()}
+
+
+def _combo(res: np.ndarray, models: Sequence[str]) -> np.ndarray:
+    """Equal-weight mean of the members' points and bounds (members: all but seasonal naive / combo)."""
+    idx = [j for j, m in enumerate(models) if m not in ("seasonal_naive", COMBO)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.nanmean(res[idx], axis=0)
+
+
+def _one(name, y, h, season, seasonal, prophet_kw, fitted: Optional[dict] = None) -> np.ndarray:
+    """(5, h) array: mean, lo-80, hi-80, lo-95, hi-95 (NaN on failure)."""
+    if fitted is not None and name in SF_MODELS:
+        res = _sf_refit_free(name, fitted, y, h, season, seasonal)
+    else:
+        res = run_model(name, y, h, season, seasonal, **prophet_kw)
+    keys = ("mean", "lo-80", "hi-80", "lo-95", "hi-95")
+    return np.vstack([np.asarray(res.get(k, np.full(h, np.nan)), dtype=float)[:h] for k in keys])
+
+
+def _series_job(uid: str, y: np.ndarray, x: Optional[dict], start: np.datetime64, ends: np.ndarray,
+                h: int, models: Sequence[str], season: int, min_train: int, freq: fc.Freq,
+                prophet_opts: dict, refit: bool = True) -> dict:
+    """Backtest windows (train lengths `ends`) of one series."""
+    n_models = len(models)
+    fitted: Optional[dict] = None if refit else {}
+    fails = []
+    seasonal = seasonal_test(y[: ends[0]] if len(ends) and ends[0] > 0 else y, season)
+    out = np.full((len(ends), n_models, 5, h), np.nan)
+    actual = np.full((len(ends), h), np.nan)
+    ok = np.zeros(len(ends), bool)
+    scale = np.full(len(ends), np.nan)
+    for k, end in enumerate(ends):
+        if end < min_train:
+            continue
+        ok[k] = True
+        actual[k, : max(0, min(h, len(y) - end))] = y[end:end + h]
+        scale[k] = fc._mase_scale(y[:end], season) if end > season else np.nan
+        if not np.isfinite(scale[k]):
+            scale[k] = fc._mase_scale(y[:end], 1)
+        for j, name in enumerate(models):
+            if name == COMBO:
+                continue
+            kw = _prophet_kw(name, x, start, end, h, freq, prophet_opts)
+            try:
+                out[k, j] = _one(name, y[:end], h, season, seasonal, kw, fitted)
+            except Exception as exc:  # noqa: BLE001 - one series must not sink the batch
+                fails.append({ID: uid, "model": name, "window": k, "reason": f"{type(exc).__name__}: {exc}"})
+        if COMBO in models:
+            out[k, list(models).index(COMBO)] = _combo(out[k], models)
+    return {"uid": uid, "out": out, "actual": actual, "ok": ok, "scale": scale, "seasonal": seasonal,
+            "failures": fails}
+
+
+def _prophet_kw(name, x, start, end, h, freq, opts) -> dict:
+    """Keyword arguments of fc_prophet / fc_regression for a training window ending at `end`."""
+    if name not in ("prophet", REGRESSION):
+        return {}
+    regs = None
+    if x:
+        regs = {}
+        for k, v in x.items():
+            fut = v[end:end + h]
+            if len(fut) < h:  # regressors unknown past the data: assume the last value holds
+                fut = np.concatenate([fut, np.repeat(v[end - 1], h - len(fut))])
+            regs[k] = np.concatenate([v[:end], fut])
+    if name == REGRESSION:
+        return {"regressors": regs}
+    return {"start": pd.Timestamp(start), "freq": freq, "regressors": regs, **opts}
+
+
+def _final_job(uid: str, y: np.ndarray, x: Optional[dict], start: np.datetime64, h: int,
+               names: Sequence[str], season: int, seasonal: bool, freq: fc.Freq, prophet_opts: dict,
+               all_models: Sequence[str] = ()) -> dict:
+    """Final forecasts of `names` from the whole history."""
+    res, fails = {}, []
+    if COMBO in names:
+        names = list(dict.fromkeys([*[m for m in all_models if m not in ("seasonal_naive", COMBO)], *names]))
+    for name in names:
+        if name == COMBO:
+            continue
+        kw = _prophet_kw(name, {k: np.concatenate([v, np.repeat(v[-1], h)]) for k, v in x.items()}
+                         if x else None, start, len(y), h, freq, prophet_opts)
+        try:
+            res[name] = _one(name, y, h, season, seasonal, kw)
+        except Exception as exc:  # noqa: BLE001
+            fails.append({ID: uid, "model": name, "window": -1, "reason": f"{type(exc).__name__}: {exc}"})
+            res[name] = np.full((5, h), np.nan)
+    if COMBO in names:
+        members = [m for m in all_models if m not in ("seasonal_naive", COMBO)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res[COMBO] = np.nanmean(np.stack([res[m] for m in members]), axis=0)
+    return {"uid": uid, "final": res, "failures": fails}
+
+
+def _chunk_backtest(items: list, **kw) -> list:
+    """Worker: backtest a chunk of series single-threaded."""
+    warnings.filterwarnings("ignore")
+    with threadpool_limits(limits=1):
+        return [_series_job(*it, **kw) for it in items]
+
+
+def _parallel(func, items: list, n_jobs: int, progress: bool, desc: str, **kw) -> list:
+    """Run `func(chunk, **kw)` over chunks of `items` on `n_jobs` processes with a progress bar."""
+    from tqdm.auto import tqdm
+
+    if not items:
+        return []
+    n_jobs = os.cpu_count() or 1 if n_jobs in (None, -1, 0) else max(1, int(n_jobs))
+    n_chunks = min(len(items), max(1, n_jobs * 8))
+    chunks = [items[i::n_chunks] for i in range(n_chunks)]
+    bar = tqdm(total=len(items), desc=desc, disable=not progress, unit="series")
+    results = []
+    if n_jobs == 1:
+        for ch in chunks:
+            results.extend(func(ch, **kw))
+            bar.update(len(ch))
+    else:
+        from joblib import Parallel, delayed
+
+        par = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
+        for res in par(delayed(func)(ch, **kw) for ch in chunks):
+            results.extend(res)
+            bar.update(len(res))
+    bar.close()
+    return results
+
+
+# --- the tournament ---------------------------------------------------------------------------
+
+
+def _cutoff_positions(clean: pd.DataFrame, fq: fc.Freq, h: int, n_windows: int, step: int) -> list:
+    """Calendar cut-offs (last training date of each window), oldest first."""
+    end = clean[DS].max()
+    # global steps back from the panel end
+    origin = clean[DS].min()
+    last = int(fq.positions(pd.Series([end]), pd.Series([origin]))[0])
+    pos = [last - h - (n_windows - 1 - k) * step for k in range(n_windows)]
+    return [pd.Timestamp(fq.dates(np.array([np.datetime64(origin)]), np.array([p]))[0]) for p in pos]
+
+
+def run_tournament(
+    df: pd.DataFrame,
+    h: int,
+    n_windows: int = 3,
+    step: Optional[int] = None,
+    models: Sequence[str] = FAST_MODELS,
+    freq: Optional[str] = None,
+    season_length: Optional[int] = None,
+    horizons: Optional[Sequence[int]] = None,
+    regressors: Sequence[str] = (),
+    holidays: Optional[str] = None,
+    n_jobs: int = -1,
+    progress: bool = True,
+    min_train: Optional[int] = None,
+    calibrate: bool = True,
+    shrink: Optional[float] = None,
+    refit: bool = True,
+) -> TournamentResult:
+    """Backtest `models` and every baseline on `n_windows` cut-offs, choose per series, forecast `h` ahead."""
+    t0 = time.perf_counter()
+    if not isinstance(h, (int, np.integer)) or h < 1:
+        raise ForecastError(f"horizon h={h!r} must be a positive integer")
+    if not isinstance(n_windows, (int, np.integer)) or n_windows < 2:
+        raise ForecastError(f"n_windows={n_windows!r} must be an integer >= 2 (one to choose on, one to score)")
+    step = h if step is None else step
+    if not isinstance(step, (int, np.integer)) or step < 1:
+        raise ForecastError(f"step={step!r} must be a positive integer")
+    unknown = [m for m in models if m not in ALL_MODELS]
+    if unknown:
+        raise ForecastError(f"unknown model(s) {unknown}; choose from {list(ALL_MODELS)}")
+    models = list(dict.fromkeys([*BASELINES, *[m for m in models if m != COMBO],
+                                 *[m for m in models if m == COMBO]]))
+    missing = [r for r in regressors if r not in df.columns]
+    if missing:
+        raise ForecastError(f"regressor column(s) {missing} not in the frame {list(df.columns)}")
+    keep = [ID, DS, Y, *regressors]
+    clean, report = fc.clean_series(df[[c for c in keep if c in df.columns]], freq=freq)
+    fq = fc.get_freq(clean.attrs.get("freq", freq))
+    season = fc._season(fq, season_length)
+    if clean.empty:
+        raise ForecastError("run_tournament: no series has an observed value")
+    horizons = sorted({min(int(x), h) for x in (horizons or _default_horizons(fq, h))} | {h})
+    min_train = max(season + 2, 2 * h if fq.alias == "D" else h, 8) if min_train is None else min_train
+    cutoffs = _cutoff_positions(clean, fq, h, n_windows, step)
+    failures = [{ID: u, "model": "*", "window": -1, "reason": "no observed values"}
+                for u in report.loc[report["length"] == 0, ID]]
+    items = []
+    for uid, g in clean.groupby(ID, sort=True):
+        y = g[Y].to_numpy(float)
+        ds = g[DS].to_numpy()
+        ends = np.searchsorted(ds, np.array(cutoffs, dtype="datetime64[ns]"), side="right")
+        x = {r: g[r].fillna(0).to_numpy(float) for r in regressors} or None
+        items.append((str(uid), y, x, ds[0], ends))
+    popts = {"holidays": holidays} if holidays else {}
+    kw = dict(h=h, models=models, season=season, min_train=min_train, freq=fq, prophet_opts=popts, refit=refit)
+    t1 = time.perf_counter()
+    jobs = _parallel(_chunk_backtest, items, n_jobs, progress, "backtest", **kw)
+    t2 = time.perf_counter()
+    jobs.sort(key=lambda r: r["uid"])
+    for r in jobs:
+        failures.extend(r["failures"])
+    shrink = float(SHRINK_STEPS * h if shrink is None else shrink)
+    cv, choices, calib = _assemble(jobs, models, cutoffs, h, step, fq, calibrate, shrink)
+    if cv.empty:
+        raise ForecastError(f"run_tournament: no series has {min_train} points before the first cut-off "
+                            f"{cutoffs[0].date()} (h={h}, n_windows={n_windows}); shorten h or n_windows")
+    metrics = _metrics(cv, models + [CHOSEN], horizons)
+    change = _change_backtest(items, cutoffs, h)
+    # final forecasts: the chosen model plus the naive baselines, from the whole history
+    final_choice = choices[choices["window"] == -1].set_index(ID)["model"].to_dict()
+    failures.extend({ID: u, "model": "*", "window": -1,
+                     "reason": f"fewer than {min_train} points before every cut-off: not forecast"}
+                    for (u, *_rest) in items if u not in final_choice)
+    seasonal = {r["uid"]: r["seasonal"] for r in jobs}
+    fitems = [(u, y, x, s0, h, list(dict.fromkeys([*NAIVE_BASELINES, final_choice[u]])), season,
+               seasonal[u]) for (u, y, x, s0, _e) in items if u in final_choice]
+    fres = _parallel(_chunk_final_wrap, fitems, n_jobs, progress, "forecast", freq=fq, prophet_opts=popts,
+                     all_models=models)
+    t3 = time.perf_counter()
+    for r in fres:
+        failures.extend(r["failures"])
+    forecasts = _final_frame(fres, items, final_choice, calib, fq, h, season)
+    params = {"h": int(h), "n_windows": int(n_windows), "step": int(step), "models": models, "freq": fq.alias,
+              "season_length": int(season), "horizons": horizons, "regressors": list(regressors),
+              "holidays": holidays, "min_train": int(min_train), "calibrate": bool(calibrate), "shrink": shrink, "refit": bool(refit),
+              "cutoffs": [str(c.date()) for c in cutoffs],
+              "split": (f"{n_windows} rolling origins at cut-offs {', '.join(str(c.date()) for c in cutoffs)} "
+                        f"(step {step} x {fq.alias}); each window forecasts the next {h} steps; window 1 only "
+                        f"chooses and calibrates, windows 2..{n_windows} are scored with choices and interval "
+                        f"calibration taken from earlier windows only")}
+    timing = {"prepare_s": t1 - t0, "backtest_s": t2 - t1, "final_s": t3 - t2,
+              "total_s": time.perf_counter() - t0, "n_series": len(items)}
+    return TournamentResult(cv=cv, metrics=metrics, forecasts=forecasts, choices=choices, change=change,
+                            calibration=calib, report=report, failures=failures, params=params, timing=timing)
+
+
+def _chunk_final_wrap(items: list, freq, prophet_opts, all_models) -> list:
+    """Worker: final forecasts of a chunk of series (each with its own model list)."""
+    warnings.filterwarnings("ignore")
+    with threadpool_limits(limits=1):
+        return [_final_job(u, y, x, s0, h, names, season, seasonal, freq, prophet_opts, all_models)
+                for (u, y, x, s0, h, names, season, seasonal) in items]
+
+
+def _default_horizons(fq: fc.Freq, h: int) -> list[int]:
+    """Lead-time buckets: 7/14/28 days for daily data, 4/8/13 weeks, 3/6/12 months, else h."""
+    return {"D": [7, 14, 28], "W": [4, 8, 13], "M": [3, 6, 12], "Q": [1, 2, 4]}.get(fq.alias, [h])
+
+
+def _assemble(jobs: list, models: list, cutoffs: list, h: int, step: int, fq: fc.Freq,
+              calibrate: bool, shrink: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Long cv frame with calibrated bounds and the chosen model; choices; calibration factors."""
+    K, M = len(cutoffs), len(models)
+    uids = np.array([r["uid"] for r in jobs])
+    if not len(jobs):
+        return pd.DataFrame(), pd.DataFrame(columns=[ID, "window", "cutoff", "model"]), pd.DataFrame()
+    out = np.stack([r["out"] for r in jobs])  # (S, K, M, 5, h)
+    act = np.stack([r["actual"] for r in jobs])  # (S, K, h)
+    ok = np.stack([r["ok"] for r in jobs])  # (S, K)
+    scale = np.stack([r["scale"] for r in jobs])  # (S, K)
+    S = len(jobs)
+    # windows known before window k: their test steps end on or before cutoff k
+    known = np.array([[j < k and j * step + h <= k * step for j in range(K)] for k in range(K)])
+    err = np.abs(out[:, :, :, 0, :] - act[:, :, None, :])  # (S, K, M, h)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        win_mae = np.nanmean(np.where(np.isfinite(err), err, np.nan), axis=3)  # (S, K, M)
+    sc = np.where(np.isfinite(scale) & (scale > 0), scale, np.nan)
+    win_mase = win_mae / sc[:, :, None]
+    npts = np.isfinite(act).sum(axis=2)  # (S, K) scored points per window
+    choice = np.full((S, K + 1), -1)  # last column: final choice
+    for k in range(K + 1):
+        prior = known[k] if k < K else np.ones(K, bool)
+        if not prior.any():
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = np.nanmean(np.where(prior[None, :, None], win_mae, np.nan), axis=1)  # (S, M)
+            own = np.nanmean(np.where(prior[None, :, None], win_mase, np.nan), axis=1)  # (S, M)
+            pooled = np.nanmean(own, axis=0)  # (M,) mean MASE of each model over all series
+        n_i = np.where(prior[None, :], npts, 0).sum(axis=1)[:, None].astype(float)
+        blend = (n_i * own + shrink * pooled[None, :]) / (n_i + shrink) if shrink > 0 else own
+        # series without a MASE scale (constant history) fall back to their own MAE ranking
+        score = np.where(np.isfinite(own).any(axis=1)[:, None], np.where(np.isfinite(own), blend, np.nan), raw)
+        score = np.where(np.isfinite(score), score, np.inf)
+        best = np.argmin(score, axis=1)
+        has = np.isfinite(score).any(axis=1)
+        choice[:, k] = np.where(has, best, -1)
+    # conformal factors per model and target window from pooled earlier windows
+    point = out[:, :, :, 0, :]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rel = (out[:, :, :, 4, :] - out[:, :, :, 3, :]) / 2 / np.abs(point)
+        # per model: a quarter of its typical relative 95% half-width (native bounds come from training data only)
+        rel_floor = 0.25 * np.nanmedian(np.where(np.isfinite(rel), rel, np.nan).transpose(2, 0, 1, 3)
+                                        .reshape(len(models), -1), axis=1)
+    rel_floor = np.where(np.isfinite(rel_floor), rel_floor, 0.005)
+    w = _width(point, out[:, :, :, 3, :], out[:, :, :, 4, :], scale[:, :, None, None],
+               rel_floor[None, None, :, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (act[:, :, None, :] - point) / w  # (S, K, M, h)
+    qs = {80: (0.10, 0.90), 95: (0.025, 0.975)}
+    factors = np.full((K + 1, M, 4), np.nan)  # lo80, hi80, lo95, hi95
+    calib_rows = []
+    for k in range(K + 1):
+        prior = known[k] if k < K else np.ones(K, bool)
+        for j, m in enumerate(models):
+            vals = r[:, prior, j, :].ravel()
+            vals = vals[np.isfinite(vals)]
+            if calibrate and len(vals) >= 20:
+                f = np.quantile(vals, [qs[80][0], qs[80][1], qs[95][0], qs[95][1]])
+                f = np.array([min(f[0], 0), max(f[1], 0), min(f[2], 0), max(f[3], 0)])
+            else:
+                f = np.array([np.nan] * 4)
+            factors[k, j] = f
+            calib_rows.append({"window": k if k < K else -1, "model": m, "n": int(len(vals)),
+                               "rel_floor": float(rel_floor[j]),
+                               "q_lo_80": f[0], "q_hi_80": f[1], "q_lo_95": f[2], "q_hi_95": f[3]})
+    calib = pd.DataFrame(calib_rows)
+    # calibrated bounds; where no calibration is available keep the native bounds
+    cal = np.empty_like(out[:, :, :, 1:, :])
+    for i in range(4):
+        f = factors[:K, :, i][None, :, :, None]
+        cal[:, :, :, i, :] = np.where(np.isfinite(f), point + f * w, out[:, :, :, 1 + i, :])
+    # long frame
+    s_idx, k_idx, t_idx = np.meshgrid(np.arange(S), np.arange(K), np.arange(h), indexing="ij")
+    s_idx, k_idx, t_idx = s_idx.ravel(), k_idx.ravel(), t_idx.ravel()
+    cut = np.array(cutoffs, dtype="datetime64[ns]")
+    step_dates = np.stack([fq.future(c, h) for c in cutoffs])  # (K, h)
+    cols = {ID: uids[s_idx], "window": k_idx, DS: step_dates[k_idx, t_idx], "cutoff": cut[k_idx],
+            "step": t_idx + 1, Y: act[s_idx, k_idx, t_idx], "_scale": scale[s_idx, k_idx]}
+    for j, m in enumerate(models):
+        cols[m] = point[s_idx, k_idx, j, t_idx]
+        for i, nm in enumerate(("lo-80", "hi-80", "lo-95", "hi-95")):
+            cols[f"{m}-{nm}"] = cal[s_idx, k_idx, j, i, t_idx]
+            cols[f"{m}-{nm}-raw"] = out[s_idx, k_idx, j, 1 + i, t_idx]
+    ch = choice[s_idx, k_idx]
+    has = ch >= 0
+    chc = np.where(has, ch, 0)
+    cols[CHOSEN] = np.where(has, point[s_idx, k_idx, chc, t_idx], np.nan)
+    for i, nm in enumerate(("lo-80", "hi-80", "lo-95", "hi-95")):
+        cols[f"{CHOSEN}-{nm}"] = np.where(has, cal[s_idx, k_idx, chc, i, t_idx], np.nan)
+        cols[f"{CHOSEN}-{nm}-raw"] = np.where(has, out[s_idx, k_idx, chc, 1 + i, t_idx], np.nan)
+    cols["chosen_model"] = np.where(has, np.array(models, dtype=object)[chc], None)
+    cv = pd.DataFrame(cols)
+    cv = cv[ok[s_idx, k_idx]].reset_index(drop=True)
+    rows = []
+    for k in range(K + 1):
+        for s in range(S):
+            if choice[s, k] >= 0:
+                rows.append({ID: uids[s], "window": k if k < K else -1,
+                             "cutoff": cutoffs[k] if k < K else pd.NaT, "model": models[choice[s, k]]})
+    choices = pd.DataFrame(rows, columns=[ID, "window", "cutoff", "model"])
+    # the final interval factors travel with the choices frame
+    choices.attrs["final_factors"] = {m: factors[K, j].tolist() for j, m in enumerate(models)}
+    return cv, choices, calib
+
+
+def _width(point: np.ndarray, lo95: np.ndarray, hi95: np.ndarray, scale, rel_floor=0.005) -> np.ndarray:
+    """Conformal scale: the model's 95% half-width, floored at half the series' MASE scale and at
+    `rel_floor` x the level (a quarter of the model's typical relative width), so that series with a
+    flat history cannot blow up the pooled quantiles."""
+    hw = (hi95 - lo95) / 2
+    sc = np.where(np.isfinite(scale), scale, 0.0) * 0.5
+    floor = np.fmax(np.abs(point) * np.fmax(rel_floor, 0.005), 1e-9)
+    return np.fmax(np.where(np.isfinite(hw), hw, 0.0), np.fmax(floor, sc))
+
+
+def _metric_block(y, f, scale, lo80, hi80, lo95, hi95, rlo80, rhi80, rlo95, rhi95) -> dict:
+    """Accuracy and interval metrics on aligned arrays."""
+    ok = np.isfinite(y) & np.isfinite(f)
+    if not ok.any():
+        return {k: (0 if k == "n" else np.nan) for k in METRICS}
+    e = y[ok] - f[ok]
+    den = np.abs(y[ok]) + np.abs(f[ok])
+    sm = np.where(den > 0, 200 * np.abs(e) / np.where(den > 0, den, 1), 0.0)
+    sc = scale[ok]
+    mase = np.abs(e)[np.isfinite(sc) & (sc > 0)] / sc[np.isfinite(sc) & (sc > 0)]
+    row = {"n": int(ok.sum()), "mae": float(np.mean(np.abs(e))), "rmse": float(np.sqrt(np.mean(e ** 2))),
+           "smape": float(np.mean(sm)), "mase": float(np.mean(mase)) if len(mase) else np.nan}
+    yy = y[ok]
+    for lv, lo, hi, rlo, rhi in ((80, lo80, hi80, rlo80, rhi80), (95, lo95, hi95, rlo95, rhi95)):
+        lo, hi, rlo, rhi = lo[ok], hi[ok], rlo[ok], rhi[ok]
+        iok = np.isfinite(lo) & np.isfinite(hi)
+        a = 1 - lv / 100
+        if iok.any():
+            l, u, v = lo[iok], hi[iok], yy[iok]
+            row[f"coverage_{lv}"] = float(np.mean((v >= l) & (v <= u)))
+            row[f"width_{lv}"] = float(np.mean(u - l))
+            row[f"winkler_{lv}"] = float(np.mean((u - l) + 2 / a * (l - v) * (v < l) + 2 / a * (v - u) * (v > u)))
+        else:
+            row[f"coverage_{lv}"] = row[f"width_{lv}"] = row[f"winkler_{lv}"] = np.nan
+        rok = np.isfinite(rlo) & np.isfinite(rhi)
+        row[f"coverage_raw_{lv}"] = (float(np.mean((yy[rok] >= rlo[rok]) & (yy[rok] <= rhi[rok])))
+                                     if rok.any() else np.nan)
+    return row
+
+
+def _metrics(cv: pd.DataFrame, models: list, horizons: list) -> pd.DataFrame:
+    """Metrics on scored windows (those with a choice) per series and overall, per lead-time bucket."""
+    ev = cv[cv["chosen_model"].notna()]
+    y = ev[Y].to_numpy(float)
+    scale = ev["_scale"].to_numpy(float)
+    good_scale = np.isfinite(scale) & (scale > 0)
+    cols: dict = {}
+    for m in models:
+        if m not in ev.columns:
+            continue
+        f = ev[m].to_numpy(float)
+        ok = np.isfinite(y) & np.isfinite(f)
+        e = np.where(ok, y - f, np.nan)
+        den = np.abs(y) + np.abs(f)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cols[(m, "n")] = ok.astype(float)
+            cols[(m, "mae")] = np.abs(e)
+            cols[(m, "rmse")] = e ** 2
+            cols[(m, "smape")] = np.where(ok, np.where(den > 0, 200 * np.abs(e) / np.where(den > 0, den, 1), 0.0),
+                                          np.nan)
+            cols[(m, "mase")] = np.where(ok & good_scale, np.abs(e) / np.where(good_scale, scale, 1), np.nan)
+            for lv in (80, 95):
+                a = 1 - lv / 100
+                lo, hi = ev[f"{m}-lo-{lv}"].to_numpy(float), ev[f"{m}-hi-{lv}"].to_numpy(float)
+                iok = ok & np.isfinite(lo) & np.isfinite(hi)
+                cols[(m, f"coverage_{lv}")] = np.where(iok, (y >= lo) & (y <= hi), np.nan)
+                cols[(m, f"width_{lv}")] = np.where(iok, hi - lo, np.nan)
+                cols[(m, f"winkler_{lv}")] = np.where(
+                    iok, (hi - lo) + 2 / a * (lo - y) * (y < lo) + 2 / a * (y - hi) * (y > hi), np.nan)
+                rlo, rhi = ev[f"{m}-lo-{lv}-raw"].to_numpy(float), ev[f"{m}-hi-{lv}-raw"].to_numpy(float)
+                rok = ok & np.isfinite(rlo) & np.isfinite(rhi)
+                cols[(m, f"coverage_raw_{lv}")] = np.where(rok, (y >= rlo) & (y <= rhi), np.nan)
+    wide = pd.DataFrame(cols, index=ev.index)
+    wide.columns = pd.MultiIndex.from_tuples(wide.columns)
+    ids = ev[ID].to_numpy()
+    steps = ev["step"].to_numpy()
+    frames = []
+    for hz in horizons:
+        part = wide[steps <= hz]
+        pid = ids[steps <= hz]
+        n = part.xs("n", axis=1, level=1).groupby(pid).sum()
+        means = part.groupby(pid).mean()
+        overall = part.mean().to_frame().T
+        overall.index = [OVERALL]
+        n_all = part.xs("n", axis=1, level=1).sum().to_frame().T
+        n_all.index = [OVERALL]
+        means = pd.concat([overall, means])
+        n = pd.concat([n_all, n])
+        long = means.stack(level=0, future_stack=True)
+        long.index.names = [ID, "model"]
+        long = long.reset_index()
+        long["n"] = n.stack(future_stack=True).reindex(pd.MultiIndex.from_frame(long[[ID, "model"]])).to_numpy()
+        long["rmse"] = np.sqrt(long["rmse"])
+        long["horizon"] = int(hz)
+        frames.append(long)
+    out = pd.concat(frames, ignore_index=True)
+    out["n"] = out["n"].fillna(0).astype(int)
+    order = {m: i for i, m in enumerate(models)}
+    out["_o"] = out["model"].map(order)
+    out["_a"] = out[ID] != OVERALL
+    out = out.sort_values(["horizon", "_a", ID, "_o"]).drop(columns=["_o", "_a"]).reset_index(drop=True)
+    return out[[ID, "model", "horizon", *METRICS]]
+
+
+# --- probability of a price change --------------------------------------------------------------
+
+PRIOR_STRENGTH = 20.0  #: pseudo-steps of the pooled change rate added to every series' own count
+
+
+def _changes(y: np.ndarray, tol: float = 0.005) -> np.ndarray:
+    """Boolean: did the value change at each step (beyond half a cent)?"""
+    return np.abs(np.diff(y)) > tol
+
+
+def change_probability(y: np.ndarray, h: int, prior_rate: float, strength: float = PRIOR_STRENGTH) -> float:
+    """P(the value changes within h steps): shrunken per-step change rate, 1 - (1 - p)^h."""
+    c = _changes(np.asarray(y, dtype=float))
+    p = (c.sum() + prior_rate * strength) / (len(c) + strength)
+    return float(1 - (1 - p) ** h)
+
+
+def _change_backtest(items: list, cutoffs: list, h: int) -> pd.DataFrame:
+    """Change probability at every cut-off vs whether the value changed in the next h steps."""
+    rows = []
+    for k in range(len(cutoffs)):
+        ends = [(u, y, e[k]) for (u, y, x, s0, e) in items if e[k] >= 3]
+        if not ends:
+            continue
+        n_ch = sum(int(_changes(y[:e]).sum()) for _, y, e in ends)
+        n_st = sum(e - 1 for _, y, e in ends)
+        rate = n_ch / n_st if n_st else 0.0
+        for u, y, e in ends:
+            fut = y[e - 1:e + h]
+            rows.append({ID: u, "window": k, "cutoff": cutoffs[k],
+                         "p_change": change_probability(y[:e], h, rate),
+                         "p_base": 1 - (1 - rate) ** h,
+                         "changed": float(_changes(fut).any()) if len(fut) > 1 else np.nan,
+                         "evaluated": k > 0 and len(fut) == h + 1})
+    return pd.DataFrame(rows, columns=[ID, "window", "cutoff", "p_change", "p_base", "changed", "evaluated"])
+
+
+# --- final forecast frame -------------------------------------------------------------------------
+
+
+def _final_frame(fres: list, items: list, final_choice: dict, calib: pd.DataFrame, fq: fc.Freq, h: int,
+                 season: int) -> pd.DataFrame:
+    """unique_id, ds, chosen_model, chosen (+ calibrated bounds), naive baselines, p_change."""
+    fin = calib[calib["window"] == -1].set_index("model")
+    last = {u: (y, s0) for (u, y, x, s0, e) in items}
+    n_ch = sum(int(_changes(y).sum()) for y, _ in last.values())
+    n_st = sum(max(len(y) - 1, 0) for y, _ in last.values())
+    rate = n_ch / n_st if n_st else 0.0
+    frames = []
+    for r in fres:
+        u = r["uid"]
+        y, s0 = last[u]
+        scale = fc._mase_scale(y, season) if len(y) > season else np.nan
+        scale = scale if np.isfinite(scale) else fc._mase_scale(y, 1)
+        end_ds = fq.dates(np.array([s0]), np.array([len(y) - 1]))[0]
+        cols = {ID: u, DS: fq.future(pd.Timestamp(end_ds), h), "chosen_model": final_choice[u]}
+        for name, arr in [(CHOSEN, r["final"][final_choice[u]])] + [(b, r["final"][b]) for b in NAIVE_BASELINES]:
+            src = final_choice[u] if name == CHOSEN else name
+            point = arr[0]
+            cols[name] = point
+            w = _width(point, arr[3], arr[4], scale, fin.loc[src, "rel_floor"] if src in fin.index else 0.005)
+            f = fin.loc[src, ["q_lo_80", "q_hi_80", "q_lo_95", "q_hi_95"]].to_numpy(float) if src in fin.index \
+                else np.full(4, np.nan)
+            for i, nm in enumerate(("lo-80", "hi-80", "lo-95", "hi-95")):
+                cols[f"{name}-{nm}"] = point + f[i] * w if np.isfinite(f[i]) else arr[1 + i]
+        if np.nanmin(y) >= 0:  # a non-negative history (prices): future bounds below 0 are clipped to 0
+            for name in (CHOSEN, *NAIVE_BASELINES):
+                for nm in ("lo-80", "lo-95"):
+                    cols[f"{name}-{nm}"] = np.maximum(cols[f"{name}-{nm}"], 0.0)
+        cols["p_change"] = change_probability(y, h, rate)
+        frames.append(pd.DataFrame(cols))
+    if not frames:
+        return pd.DataFrame(columns=[ID, DS, "chosen_model", CHOSEN])
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,168 @@
+"""Forecast tournament: honest rolling-origin choice, calibration, change probability, frequencies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from priceintel import tournament as T
+from priceintel.forecast import ForecastError, clean_series, get_freq
+
+
+def _steps(n_series: int, n: int, freq: str = "D", seed: int = 0, promo_every: int = 0) -> pd.DataFrame:
+    """Step-like price series: a regular price that moves rarely, plus optional promo dips with a flag."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2024-01-01", periods=n, freq={"D": "D", "W": "W-MON", "M": "MS"}[freq])
+    frames = []
+    for i in range(n_series):
+        level = 10 + i + np.cumsum((rng.random(n) < 0.03) * rng.choice([-1, 1], n) * 0.5)
+        promo = np.zeros(n)
+        if promo_every:
+            promo[rng.random(n) < 1 / promo_every] = 1.0
+        y = level * (1 - 0.2 * promo)
+        frames.append(pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": np.round(y, 2), "promo": promo}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _seasonal(n_series: int, n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2024-01-01", periods=n, freq="D")
+    week = np.array([0, -2, -1, 0, 1, 4, 3.0])
+    return pd.concat([pd.DataFrame({"unique_id": f"w{i}", "ds": ds,
+                                    "y": 30 + i + week[ds.dayofweek] + rng.normal(0, 0.3, n)})
+                      for i in range(n_series)], ignore_index=True)
+
+
+def test_frequency_inference_and_grids():
+    assert get_freq(None, pd.Series(pd.date_range("2024-01-01", periods=5, freq="D"))).alias == "D"
+    w = get_freq(None, pd.Series(pd.date_range("2024-01-01", periods=5, freq="W-THU")))
+    assert (w.alias, w.season) == ("W", 52)
+    me = get_freq(None, pd.Series(pd.date_range("2024-01-31", periods=6, freq="ME")))
+    assert (me.alias, me.anchor, me.season) == ("M", "end", 12)
+    assert get_freq("W-SUN").alias == "W" and get_freq("QS").alias == "Q"
+    with pytest.raises(ForecastError, match="freq='fortnightly' is not supported"):
+        get_freq("fortnightly")
+    with pytest.raises(ForecastError, match="usual step is 3 days"):
+        get_freq(None, pd.Series(pd.date_range("2024-01-01", periods=5, freq="3D")))
+    # monthly month-end series with a missing month: the gap is filled on the calendar grid
+    ds = pd.to_datetime(["2024-01-31", "2024-02-29", "2024-04-30", "2024-05-31"])
+    clean, rep = clean_series(pd.DataFrame({"unique_id": "m", "ds": ds, "y": [1.0, 2, 4, 5]}))
+    assert clean.attrs["freq"] == "M"
+    assert list(clean["ds"].dt.strftime("%m-%d")) == ["01-31", "02-29", "03-31", "04-30", "05-31"]
+    assert clean["y"].tolist() == [1, 2, 2, 4, 5] and rep.loc[0, "n_filled"] == 1
+    # weekly with a skipped week and an extra regressor column carried along
+    wk = pd.DataFrame({"unique_id": "w", "ds": pd.to_datetime(["2024-01-04", "2024-01-11", "2024-01-25"]),
+                       "y": [3.0, 2.0, 3.0], "promo": [0, 1, 0]})
+    c2, _ = clean_series(wk)
+    assert c2.attrs["freq"] == "W" and len(c2) == 4 and c2["promo"].tolist() == [0, 1, 1, 0]
+
+
+def test_outliers_are_reported_not_removed():
+    df = _steps(1, 60)
+    df.loc[30, "y"] = 1000.0
+    clean, rep = clean_series(df)
+    assert rep.loc[0, "n_outliers"] == 1 and clean["y"].max() == 1000.0
+
+
+def test_tournament_is_honest_and_calibrated_on_earlier_windows():
+    df = pd.concat([_steps(12, 200, seed=1, promo_every=15), _seasonal(6, 200, seed=2)], ignore_index=True)
+    res = T.run_tournament(df.drop(columns="promo"), h=14, n_windows=4, n_jobs=1, progress=False)
+    # every baseline is reported beside every model and the chosen one
+    models = set(res.metrics["model"])
+    assert set(T.BASELINES) | {"auto_ets", "auto_theta", "combo", "chosen"} <= models
+    assert sorted(res.metrics["horizon"].unique()) == [7, 14]
+    # the first window only chooses: scored rows come from windows 1..3, all models on the same points
+    ov = res.overall(14).set_index("model")
+    assert (ov["n"] == ov.loc["naive", "n"]).all() and ov.loc["naive", "n"] == 18 * 3 * 14
+    assert set(res.cv.loc[res.cv["chosen_model"].notna(), "window"]) == {1, 2, 3}
+    # the choice for window k is the best model over windows < k (shrunk to the pooled ranking)
+    ch = res.choices
+    assert set(ch["window"]) == {1, 2, 3, -1}
+    # chosen's error equals the error of the model it picked, row by row
+    ev = res.cv[res.cv["chosen_model"].notna()]
+    picked = ev.apply(lambda r: r[r["chosen_model"]], axis=1)
+    assert np.allclose(picked, ev["chosen"])
+    # calibration never uses the window it is applied to: window 1 uses only window 0
+    cal = res.calibration.set_index(["window", "model"])
+    n0 = cal.loc[(1, "naive"), "n"]
+    assert n0 == res.cv[(res.cv["window"] == 0)]["naive"].notna().sum()
+    assert cal.loc[(2, "naive"), "n"] == 2 * n0
+    # intervals are ordered and the seasonal series favour a seasonal model
+    for m in ("chosen", "naive", "auto_ets"):
+        v = res.cv[[f"{m}-lo-95", f"{m}-lo-80", m, f"{m}-hi-80", f"{m}-hi-95"]].dropna().to_numpy()
+        assert np.all(np.diff(v, axis=1) >= -1e-9)
+    final = ch[ch["window"] == -1].set_index("unique_id")["model"]
+    assert final[[f"w{i}" for i in range(6)]].isin(["seasonal_naive", "auto_ets", "auto_theta", "combo"]).all()
+    assert 0.6 <= ov.loc["chosen", "coverage_80"] <= 0.97 and ov.loc["chosen", "coverage_95"] >= 0.85
+    # the final forecast continues each series with calibrated bands and a change probability
+    fut = res.forecasts
+    assert len(fut) == 18 * 14 and fut["ds"].min() == df["ds"].max() + pd.Timedelta(days=1)
+    assert fut["p_change"].between(0, 1).all()
+    s = res.summary()
+    assert s["h14"]["better_naive"] in ("naive", "seasonal_naive") and s["p_change"]["n"] == 18 * 3
+    assert "window 1 only chooses and calibrates" in s["split"]
+
+
+def test_promo_regressor_beats_naive_on_planned_promos_and_weekly_data():
+    df = _steps(10, 160, freq="W", seed=3, promo_every=4)
+    plain = T.run_tournament(df.drop(columns="promo"), h=8, n_windows=5, step=4, n_jobs=1, progress=False,
+                             models=("auto_ets",))
+    assert plain.params["freq"] == "W" and plain.params["season_length"] == 52
+    reg = T.run_tournament(df, h=8, n_windows=5, step=4, n_jobs=1, progress=False,
+                           models=("auto_ets", T.REGRESSION), regressors=("promo",), shrink=1e9)
+    o = reg.overall(8).set_index("model")
+    assert o.loc["regression", "mae"] < 0.6 * o.loc["naive", "mae"]
+    assert o.loc["chosen", "mae"] <= o.loc["naive", "mae"]
+    with pytest.raises(ForecastError, match=r"regressor column\(s\) \['nope'\]"):
+        T.run_tournament(df, h=8, regressors=("nope",))
+
+
+def test_refit_free_windows_match_shapes_and_run_in_parallel():
+    df = _seasonal(4, 120, seed=5)
+    a = T.run_tournament(df, h=7, n_windows=3, n_jobs=2, progress=False, refit=False)
+    b = T.run_tournament(df, h=7, n_windows=3, n_jobs=1, progress=False, refit=True)
+    assert a.cv.shape == b.cv.shape
+    # window 0 is fitted identically either way
+    w0a, w0b = a.cv[a.cv["window"] == 0], b.cv[b.cv["window"] == 0]
+    assert np.allclose(w0a["auto_ets"], w0b["auto_ets"])
+    assert a.params["refit"] is False
+
+
+def test_change_probability_is_calibrated_on_step_series():
+    df = _steps(40, 300, seed=7, promo_every=0)
+    res = T.run_tournament(df.drop(columns="promo"), h=28, n_windows=3, step=28, n_jobs=1, progress=False,
+                           models=())
+    pc = res.summary()["p_change"]
+    assert abs(pc["mean_prob"] - pc["observed_rate"]) < 0.2
+    assert T.change_probability(np.ones(50), 10, prior_rate=0.0) == 0.0
+    assert 0 < T.change_probability(np.r_[np.ones(25), 2 * np.ones(25)], 10, prior_rate=0.05) < 1
+
+
+def test_tournament_argument_errors():
+    df = _seasonal(1, 40)
+    with pytest.raises(ForecastError, match="n_windows=1 must be an integer >= 2"):
+        T.run_tournament(df, h=7, n_windows=1)
+    with pytest.raises(ForecastError, match="unknown model"):
+        T.run_tournament(df, h=7, models=("xgboost",))
+    with pytest.raises(ForecastError, match="horizon"):
+        T.run_tournament(df, h=0)
+    with pytest.raises(ForecastError, match="step"):
+        T.run_tournament(df, h=7, step=0)
+    with pytest.raises(ForecastError, match="no series has"):
+        T.run_tournament(df, h=14, n_windows=3)
+
+
+def test_short_series_are_reported_and_skipped():
+    df = pd.concat([_seasonal(3, 120, seed=1), _seasonal(1, 12, seed=2).assign(unique_id="tiny")])
+    df.loc[df["unique_id"] == "tiny", "ds"] = df.loc[df["unique_id"] == "tiny", "ds"] + pd.Timedelta(days=108)
+    res = T.run_tournament(df, h=7, n_windows=3, n_jobs=1, progress=False, models=("auto_theta",))
+    assert "tiny" not in set(res.forecasts["unique_id"])
+    assert any(f["unique_id"] == "tiny" and "not forecast" in f["reason"] for f in res.failures)
+
+
+def test_final_bounds_of_price_series_stay_non_negative():
+    df = _steps(6, 60, seed=11, promo_every=6).drop(columns="promo")
+    res = T.run_tournament(df, h=14, n_windows=3, n_jobs=1, progress=False, models=())
+    for m in ("chosen", "naive", "seasonal_naive"):
+        assert (res.forecasts[f"{m}-lo-95"] >= 0).all()
