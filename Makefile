@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test install chromium apps lab bench db-start db-stop demo-down clean-data
+.PHONY: demo test install chromium apps lab bench db-start db-stop demo-down clean-data oj-report pricing-report
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ apps: install
 
 lab: install
 	DATABASE_URL=$$($(BIN)/priceintel db url) $(BIN)/jupyter lab --ip=127.0.0.1 --no-browser notebooks/
+
+## make oj-report: Dominick's orange-juice elasticities beside the published values -> reports/oj-elasticity.html
+oj-report: install
+	$(BIN)/python -m priceintel.render notebooks/oj-elasticity.py reports/oj-elasticity.html
+
+## make pricing-report: elasticities, recommendations, positioning, promotions on the demo world -> reports/pricing-analytics.html
+pricing-report: install
+	$(BIN)/python -m priceintel.render notebooks/pricing-analytics.py reports/pricing-analytics.html
 
 bench: install
 	$(BIN)/python benchmarks/run.py $(ARGS)

@@ -19,10 +19,19 @@ pipeline.save_frame(result["elasticity"], product["elasticity"])
 
 # %% [markdown]
 # ## Forecast accuracy on held-out days
-# The last `horizon` days of every series are held out. Baselines are shown beside every model.
+# Rolling origins every `horizon` days: the first window only chooses each series' model and calibrates the
+# intervals; later windows are scored. Baselines are shown beside every model and beside `chosen`.
 
 # %%
 result["overall"]
+
+# %% [markdown]
+# ## Next `horizon` days: the chosen model with calibrated 80/95% bands and P(price change)
+# Stored in Postgres (`forecast_run`, `forecast_value`, `forecast_metric`, `forecast_series`).
+
+# %%
+print("forecast run", result["forecast_run_id"])
+result["future"].head(10)
 
 # %%
 pipeline.plot_forecast_example(result)

@@ -63,6 +63,7 @@ def test_summary_scores_every_stage(pipeline_env):
     assert {"naive", "seasonal_naive", "prophet"} <= models
     assert summary["elasticity"]["products"] == int(pipeline_env["n_products"])
     assert summary["elasticity"]["mae_vs_truth"] < 1.0
+    assert summary["elasticity"]["pooled_mae_vs_truth"] < 1.0 and summary["elasticity"]["cross_mae_vs_truth"] < 1.0
 
 
 def test_reloading_the_same_day_changes_nothing(pipeline_env, on_pipeline_db):

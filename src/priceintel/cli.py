@@ -130,6 +130,56 @@ def _start_background_storefronts(world_dir: Path, timeout: float = 30.0) -> dic
     raise PriceIntelError(f"demo storefronts did not start within {timeout:.0f}s; see {log}")
 
 
+# --- scrape -----------------------------------------------------------------------------
+
+
+def cmd_scrape(args: argparse.Namespace) -> int:
+    """Scrape shops once (the demo storefronts by default) with a progress bar and a closing summary."""
+    from datetime import date
+
+    from priceintel import demo
+    from priceintel.scrape import Fetcher, RawArchive
+    from priceintel.scrape.crawl import scrape_shops, set_demo_date, summarise
+
+    handle = None
+    if args.url:
+        urls = {}
+        for spec in args.url:
+            name, sep, base = spec.partition("=")
+            if not sep or not base.startswith(("http://", "https://")):
+                raise PriceIntelError(f"--url wants RETAILER=http(s)://base, got {spec!r}")
+            urls[name] = base
+    else:
+        env = _env()
+        world_dir = _world_dir(env)
+        demo.ensure_world(world_dir, n_products=int(env["n_products"]), n_days=int(env["days"]),
+                          seed=int(env["seed"]), start=date.fromisoformat(str(env["world_start"])))
+        urls, handle = demo.ensure_storefronts(world_dir, registry=_registry())
+    retailers = args.retailer or list(urls)
+    out = Path(args.out) if args.out else config.interim_dir() / "scrape"
+    try:
+        with Fetcher(archive=RawArchive(config.raw_dir()), render=args.render) as fetcher:
+            if args.date and not args.url:
+                for r in retailers:
+                    if r in urls:
+                        set_demo_date(urls[r], date.fromisoformat(args.date), fetcher)
+            offers, errors = scrape_shops(urls, fetcher, retailers=retailers, item_ids=args.product,
+                                          limit=args.limit, progress=not args.no_progress)
+    finally:
+        if handle is not None:
+            handle.stop()
+    out.mkdir(parents=True, exist_ok=True)
+    offers.to_parquet(out / "offers.parquet", index=False)
+    errors.to_csv(out / "errors.csv", index=False)
+    summary = summarise(offers, errors)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    kinds = ", ".join(f"{k} {v}" for k, v in summary["errors_by_kind"].items()) or "none"
+    _print(f"pages {summary['pages']}  products {summary['products']}  prices {summary['prices']}  "
+           f"errors {summary['errors']} ({kinds})")
+    _print(f"offers -> {out / 'offers.parquet'}; errors -> {out / 'errors.csv'}")
+    return 0
+
+
 # --- pipeline ---------------------------------------------------------------------------
 
 
@@ -178,6 +228,7 @@ def _root_cause(exc: BaseException) -> str:
     text = str(exc)
     for line in text.splitlines():
         for marker in ("PriceIntelError", "ParameterError", "DatabaseError", "LoadError", "QualityError",
+                       "RuleError", "NotifyError", "ScheduleError",
                        "ConfigError", "ExtractionError"):
             if marker in line and ":" in line:
                 return line.strip()
@@ -279,6 +330,103 @@ def cmd_apps(args: argparse.Namespace) -> int:
     return subprocess.call(voila_command(args.port))
 
 
+# --- eval -------------------------------------------------------------------------------
+
+
+def cmd_eval_matching(args: argparse.Namespace) -> int:
+    """Print one JSON line {precision, recall, f1, seconds} for a Magellan-layout benchmark."""
+    from priceintel.matching.benchmark import evaluate_dir
+
+    res = evaluate_dir(args.dir)
+    keys = list(res) if args.details else ["precision", "recall", "f1", "seconds"]
+    _print(json.dumps({k: res[k] for k in keys}))
+    return 0
+
+
+def cmd_eval_pages(args: argparse.Namespace) -> int:
+    """Print one JSON line {n, price, sku, availability} (precision/recall/f1 each) for a pages DIR."""
+    from priceintel.scrape.evaluate import evaluate_pages
+
+    res = evaluate_pages(args.dir)
+    out = {"n": res["n"]}
+    for field in ("price", "sku", "availability"):
+        out[field] = {m: res[field][m] for m in ("precision", "recall", "f1")}
+    _print(json.dumps(out))
+    return 0
+
+
+def cmd_eval_prices(args: argparse.Namespace) -> int:
+    """Print one JSON line {n, accuracy, amount_accuracy} for a price-string cases CSV."""
+    from priceintel.scrape.evaluate import evaluate_prices
+
+    _print(json.dumps(evaluate_prices(args.cases)))
+    return 0
+
+
+# --- alerts and schedule ----------------------------------------------------------------
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    """Run the pipeline on a cron schedule (or once now), or export it as an Airflow DAG."""
+    from priceintel import schedule
+
+    if args.cron:
+        schedule.next_runs(args.cron)  # a bad expression fails before anything runs
+    env = build_env(args.env_file, _parse_sets(args.set))
+    if args.export_airflow:
+        path = Path(args.export_airflow)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(schedule.airflow_dag(args.env_file, cron=args.cron or "0 6 * * *", env=env,
+                                             retries=args.retries, retry_delay=int(args.backoff)))
+        _print(f"Airflow DAG written to {path}")
+        return 0
+    opts = dict(retries=args.retries, backoff=args.backoff, env_file=args.env_file)
+    if args.once or not args.cron:
+        res = schedule.run_once(env, trigger="cron" if args.cron else "manual", cron=args.cron, **opts)
+        _print(f"run #{res['run_id']} {res['status']}: " + ", ".join(
+            f"{k} {v['status']}" for k, v in res["tasks"].items()))
+        return 0
+    schedule.serve(args.cron, env, max_runs=args.max_runs, log=_print, **opts)
+    return 0
+
+
+def cmd_task(args: argparse.Namespace) -> int:
+    """Build one pipeline task (what each Airflow task runs)."""
+    from priceintel import schedule
+
+    schedule.run_task(build_env(args.env_file, _parse_sets(args.set)), args.name)
+    _print(f"task {args.name} done")
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """list | ack | resolve | check-rules | run alerts."""
+    from priceintel import alerts
+
+    if args.action == "check-rules":
+        rules = alerts.load_rules(args.rules)
+        _print(f"{len(rules.rules)} rule(s) valid: " + ", ".join(
+            f"{r.name}{'' if r.enabled else ' (disabled)'}" for r in rules.rules))
+        return 0
+    from priceintel.db import engine as db_engine
+    from priceintel.db import migrate
+
+    eng = db_engine.get_engine()
+    migrate.upgrade()
+    if args.action == "list":
+        df = alerts.list_alerts(eng, state=args.state, limit=args.limit)
+        _print(df.drop(columns=["dedup_key", "created_at"]).to_string(index=False) if len(df) else "no alerts")
+    elif args.action in ("ack", "resolve"):
+        if not args.ids:
+            raise PriceIntelError(f"alerts {args.action} needs alert ids")
+        n = alerts.set_state(eng, args.ids, "acknowledged" if args.action == "ack" else "resolved")
+        _print(f"{n} alert(s) updated")
+    elif args.action == "run":
+        rules = alerts.load_rules(args.rules) if args.rules else None
+        _print(json.dumps(alerts.run_alerts(eng, rules), default=str, indent=2))
+    return 0
+
+
 # --- main -------------------------------------------------------------------------------
 
 
@@ -299,6 +447,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--days", type=int, default=None)
     m.set_defaults(func=cmd_demo)
 
+    sc = sub.add_parser("scrape", help="scrape shops once (demo storefronts by default), with a summary")
+    sc.add_argument("--retailer", action="append", help="only this retailer (repeatable)")
+    sc.add_argument("--product", action="append", metavar="ITEM_ID", help="only this item id (repeatable)")
+    sc.add_argument("--limit", type=int, default=None, help="at most N products per retailer")
+    sc.add_argument("--date", default=None, help="demo day to show (YYYY-MM-DD)")
+    sc.add_argument("--url", action="append", metavar="RETAILER=BASE_URL", help="scrape this shop instead")
+    sc.add_argument("--out", default=None, help="folder for offers.parquet, errors.csv, summary.json")
+    sc.add_argument("--render", action="store_true", help="render pages with headless Chromium")
+    sc.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sc.set_defaults(func=cmd_scrape)
+
     r = sub.add_parser("run", help="run the pipeline (scrape, clean, match, load, model, evaluate)")
     r.add_argument("--env-file", default=None, help="pipeline settings (default env.yaml)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting")
@@ -312,6 +471,45 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("apps", help="serve the Voila apps")
     a.add_argument("--port", type=int, default=8866)
     a.set_defaults(func=cmd_apps)
+
+    e = sub.add_parser("eval", help="evaluate a component on a benchmark")
+    esub = e.add_subparsers(dest="eval_kind", required=True)
+    em = esub.add_parser("matching", help="Magellan-layout DIR: fit on train, threshold on valid, score test")
+    em.add_argument("dir", help="folder with tableA.csv, tableB.csv, train.csv, valid.csv, test.csv")
+    em.add_argument("--details", action="store_true", help="also print threshold, columns and pair counts")
+    em.set_defaults(func=cmd_eval_matching)
+    ep = esub.add_parser("pages", help="extract saved product pages offline and score price/sku/availability")
+    ep.add_argument("dir", help="folder with html/<page_id>.html.gz and truth.csv")
+    ep.set_defaults(func=cmd_eval_pages)
+    epr = esub.add_parser("prices", help="parse price strings and score amount + currency")
+    epr.add_argument("cases", help="CSV with raw_string, currency_hint, decimal_separator, expected_amount, "
+                                   "expected_currency")
+    epr.set_defaults(func=cmd_eval_prices)
+
+    sc = sub.add_parser("schedule", help="run the pipeline on a cron schedule with retries, lock and history")
+    sc.add_argument("--cron", default=None, help="5-field cron expression, e.g. '0 6 * * *' (daily 06:00 UTC)")
+    sc.add_argument("--once", action="store_true", help="one run now (what cron/systemd call), then exit")
+    sc.add_argument("--max-runs", type=int, default=None, help="stop after this many scheduled runs")
+    sc.add_argument("--retries", type=int, default=2, help="retries of a failed task (default 2)")
+    sc.add_argument("--backoff", type=float, default=60.0, help="seconds before the first retry; doubles")
+    sc.add_argument("--env-file", default=None)
+    sc.add_argument("--set", action="append", metavar="KEY=VALUE")
+    sc.add_argument("--export-airflow", metavar="PATH", help="write an Airflow DAG file and exit")
+    sc.set_defaults(func=cmd_schedule)
+
+    tk = sub.add_parser("task", help="build one pipeline task (used by the Airflow DAG)")
+    tk.add_argument("name")
+    tk.add_argument("--env-file", default=None)
+    tk.add_argument("--set", action="append", metavar="KEY=VALUE")
+    tk.set_defaults(func=cmd_task)
+
+    al = sub.add_parser("alerts", help="list, acknowledge or resolve alerts; check the rule file")
+    al.add_argument("action", choices=["list", "ack", "resolve", "check-rules", "run"])
+    al.add_argument("ids", nargs="*", type=int)
+    al.add_argument("--state", default=None, choices=["new", "acknowledged", "resolved"])
+    al.add_argument("--limit", type=int, default=50)
+    al.add_argument("--rules", default=None, help="rule file (default PRICEINTEL_ALERT_RULES or config/alert_rules.yaml)")
+    al.set_defaults(func=cmd_alerts)
     return p
 
 

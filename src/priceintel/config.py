@@ -112,3 +112,72 @@ def get_settings() -> Settings:
         request_timeout=_float_env("PRICEINTEL_REQUEST_TIMEOUT", 10.0),
         rate_limit_per_host=_float_env("PRICEINTEL_RATE_LIMIT", 0.0),
     )
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Where alerts go (all optional; an unset channel is skipped), read from PRICEINTEL_* variables."""
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_security: str = "none"  #: none | starttls | ssl
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    email_from: str = "priceintel@localhost"
+    email_to: tuple[str, ...] = ()
+    slack_webhook_url: str | None = None
+    webhook_url: str | None = None
+    retries: int = 3
+    backoff: float = 0.5  #: seconds before the first retry; doubles each attempt
+    timeout: float = 10.0
+    rules_file: Path | None = None  #: PRICEINTEL_ALERT_RULES, default config/alert_rules.yaml
+
+    @property
+    def channels(self) -> list[str]:
+        """The channels that have a target configured."""
+        out = []
+        if self.smtp_host and self.email_to:
+            out.append("email")
+        if self.slack_webhook_url:
+            out.append("slack")
+        if self.webhook_url:
+            out.append("webhook")
+        return out
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not an integer") from None
+
+
+def notify_settings() -> NotifySettings:
+    """Alert delivery settings from the environment / `.env`; raises ConfigError naming a bad variable."""
+    security = (os.environ.get("PRICEINTEL_SMTP_SECURITY") or "none").strip().lower()
+    if security not in ("none", "starttls", "ssl"):
+        raise ConfigError(f"environment variable PRICEINTEL_SMTP_SECURITY={security!r} must be none, starttls or ssl")
+    for name in ("PRICEINTEL_SLACK_WEBHOOK_URL", "PRICEINTEL_ALERT_WEBHOOK_URL"):
+        value = os.environ.get(name) or ""
+        if value and not value.startswith(("http://", "https://")):
+            raise ConfigError(f"environment variable {name}={value!r} is not an http(s) URL")
+    to = tuple(a.strip() for a in (os.environ.get("PRICEINTEL_ALERT_EMAIL_TO") or "").split(",") if a.strip())
+    rules = os.environ.get("PRICEINTEL_ALERT_RULES")
+    return NotifySettings(
+        smtp_host=os.environ.get("PRICEINTEL_SMTP_HOST") or None,
+        smtp_port=_int_env("PRICEINTEL_SMTP_PORT", 465 if security == "ssl" else 25),
+        smtp_security=security,
+        smtp_user=os.environ.get("PRICEINTEL_SMTP_USER") or None,
+        smtp_password=os.environ.get("PRICEINTEL_SMTP_PASSWORD") or None,
+        email_from=os.environ.get("PRICEINTEL_ALERT_EMAIL_FROM") or NotifySettings.email_from,
+        email_to=to,
+        slack_webhook_url=os.environ.get("PRICEINTEL_SLACK_WEBHOOK_URL") or None,
+        webhook_url=os.environ.get("PRICEINTEL_ALERT_WEBHOOK_URL") or None,
+        retries=_int_env("PRICEINTEL_NOTIFY_RETRIES", 3),
+        backoff=_float_env("PRICEINTEL_NOTIFY_BACKOFF", 0.5),
+        timeout=_float_env("PRICEINTEL_NOTIFY_TIMEOUT", 10.0),
+        rules_file=Path(rules).expanduser().resolve() if rules else PROJ_ROOT / "config" / "alert_rules.yaml",
+    )

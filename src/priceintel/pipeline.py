@@ -290,7 +290,7 @@ def _sales_panel(engine) -> pd.DataFrame:
     """Our daily sales with the lowest competitor price of the day, for elasticity."""
     sql = """
         select p.sku, d.date as ds, s.units, s.price::float as price, s.promo,
-               st.min_price::float as comp_min
+               st.min_price::float as comp_min, p.category
         from fact_sales s
         join dim_product p using (product_id)
         join dim_date d using (date_key)
@@ -302,16 +302,21 @@ def _sales_panel(engine) -> pd.DataFrame:
     return df
 
 
-def model_stage(horizon: int = 14, prophet_series: int = 12, engine=None) -> dict:
+def model_stage(horizon: int = 14, prophet_series: int = 12, engine=None, n_windows: int = 3) -> dict:
     """Backtest forecasts (baselines beside models) on held-out days and fit elasticities."""
-    from priceintel import elasticity, forecast
+    from priceintel import elasticity, forecast, forecast_store, tournament
     from priceintel.db import engine as db_engine
 
     engine = engine or db_engine.get_engine()
     series = _price_series(engine)
-    cv, metrics = forecast.backtest(series, h=horizon, n_windows=1, models=("auto_ets",))
+    # tournament: rolling origins, per-series choice and interval calibration on earlier windows only
+    res = tournament.run_tournament(series, h=int(horizon), n_windows=int(n_windows), progress=False)
+    run_id = forecast_store.save_run(engine, res, name="pipeline")
+    keep = [c for c in res.cv.columns if not c.endswith("-raw") and not c.startswith("_")]
+    cv = res.cv[keep]
+    metrics = res.metrics[res.metrics["horizon"] == int(horizon)].drop(columns="horizon")
     metrics["scope"] = "all series"
-    report = pd.DataFrame(cv.attrs.get("clean_report", []))
+    report = res.report
     ids = sorted(series["unique_id"].unique())[: max(0, int(prophet_series))]
     if ids:
         cv_p, metrics_p = forecast.backtest(series[series["unique_id"].isin(ids)], h=horizon,
@@ -323,11 +328,13 @@ def model_stage(horizon: int = 14, prophet_series: int = 12, engine=None) -> dic
 
     sales = _sales_panel(engine)
     sales["log_comp"] = np.log(sales.groupby("sku")["comp_min"].transform(lambda s: s.ffill().bfill()))
-    sales = elasticity.with_day_of_week(sales, date="ds", name="dow")
-    el = elasticity.fit_loglog(sales, entity="sku", price="price", quantity="units",
-                               controls=("log_comp",), fixed_effects=("dow",))
+    # own-price elasticity with the cheapest competitor's price (its coefficient is the cross-price
+    # elasticity), day-of-week effects and empirical-Bayes pooling within the category
+    sales["comp_min"] = np.exp(sales["log_comp"])
+    el = elasticity.fit_demand(sales, entity="sku", price="price", quantity="units", period="ds",
+                               cross_prices=("comp_min",), calendar=("dow",), category="category").estimates
     return {"forecasts": cv, "metrics": metrics, "overall": overall_metrics(metrics), "elasticity": el,
-            "series_report": report}
+            "series_report": report, "forecast_run_id": run_id, "future": res.forecasts}
 
 
 def overall_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -377,6 +384,8 @@ def evaluate_stage(upstream: dict, data_dir: str | Path) -> dict:
     everything = overall[overall["scope"] == "all series"]
     best_baseline = everything[everything["model"].isin(["naive", "seasonal_naive"])].sort_values("mae").iloc[0]
     candidates = everything[~everything["model"].isin(BASELINES)]
+    if (everything["model"] == "chosen").any():  # the tournament's pick, never the best on the test windows
+        candidates = everything[everything["model"] == "chosen"]
     best_model = candidates.sort_values("mae").iloc[0] if len(candidates) else best_baseline
     forecast_summary = {
         "overall": overall,
@@ -385,7 +394,8 @@ def evaluate_stage(upstream: dict, data_dir: str | Path) -> dict:
         "best_model": best_model["model"],
         "best_model_mae": float(best_model["mae"]),
         "ratio_to_best_baseline": float(best_model["mae"] / best_baseline["mae"]) if best_baseline["mae"] else None,
-        "split": "last `horizon` days of every series held out",
+        "split": ("rolling origins every `horizon` days; the first window only chooses each series' model and "
+                  "calibrates intervals, later windows are scored (the prophet subset: last `horizon` days)"),
     }
     el_summary: dict[str, Any] = {"products": int(len(el)), "identified": int(el["identified"].sum())}
     truth_path = data_dir / "demo" / "world" / "truth" / "elasticities.csv"
@@ -395,6 +405,10 @@ def evaluate_stage(upstream: dict, data_dir: str | Path) -> dict:
         err = (both["elasticity"] - both["own_elasticity"]).abs()
         covered = (both["ci_lo"] <= both["own_elasticity"]) & (both["own_elasticity"] <= both["ci_hi"])
         el_summary.update({"mae_vs_truth": float(err.mean()), "ci95_coverage": float(covered.mean())})
+        if "elasticity_pooled" in both:
+            el_summary["pooled_mae_vs_truth"] = float((both["elasticity_pooled"] - both["own_elasticity"]).abs().mean())
+        if "cross[comp_min]" in both:
+            el_summary["cross_mae_vs_truth"] = float((both["cross[comp_min]"] - both["cross_elasticity"]).abs().mean())
     return {
         "scrape": {
             "pages": int(len(offers)),
