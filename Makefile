@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export OMP_NUM_THREADS ?= 1
+# the demo storefronts, database and apps are on loopback: never send those requests to a proxy
+export NO_PROXY := 127.0.0.1,localhost,::1,$(NO_PROXY)
 
 .PHONY: demo test install chromium apps lab bench db-start db-stop demo-down clean-data oj-report pricing-report
 

@@ -3,6 +3,11 @@
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# tests talk only to loopback: never through a proxy, and never to a developer's real alert targets
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
+for _name in ("PRICEINTEL_SMTP_HOST", "PRICEINTEL_SLACK_WEBHOOK_URL", "PRICEINTEL_ALERT_WEBHOOK_URL",
+              "PRICEINTEL_ALERT_EMAIL_TO", "PRICEINTEL_HTTP_PROXY"):
+    os.environ[_name] = ""  # set before priceintel reads .env, which never overrides a set variable
 
 from _fixtures_pg import *  # noqa: F401,F403,E402
 from _fixtures_demo import *  # noqa: F401,F403,E402

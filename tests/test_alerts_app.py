@@ -1,17 +1,13 @@
 """The alert-manager Voila app in real headless Chromium, on the session pipeline's database."""
 
-import os
 import shutil
-import subprocess
-import time
 
 import pytest
-import requests
 import sqlalchemy as sa
-from test_apps import _free_port, browser  # noqa: F401  (module-scoped Chromium fixture)
+from _browser import serve_voila
+from test_apps import browser  # noqa: F401  (module-scoped Chromium fixture)
 
 from priceintel import PriceIntelError, alerts, alerts_app, config
-from priceintel.cli import voila_command
 
 pytestmark = pytest.mark.slow
 
@@ -25,24 +21,8 @@ def rules_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def alerts_voila(pipeline_env, pipeline_db, rules_file):
-    port = _free_port()
-    env = dict(os.environ, DATABASE_URL=pipeline_db, PRICEINTEL_ALERT_RULES=str(rules_file))
-    proc = subprocess.Popen(voila_command(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            cwd=config.PROJ_ROOT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if requests.get(base, timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("voila did not start: " + proc.stderr.read().decode()[-2000:])
-    yield base
-    proc.terminate()
-    proc.wait(10)
+    with serve_voila(DATABASE_URL=pipeline_db, PRICEINTEL_ALERT_RULES=str(rules_file)) as base:
+        yield base
 
 
 def _state(url, alert_id):

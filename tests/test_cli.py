@@ -75,7 +75,6 @@ def test_demo_up_serves_in_background_and_down_stops(monkeypatch, tmp_path, caps
     import requests
 
     monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(tmp_path))
-    env = tmp_path / "env.yaml"
     monkeypatch.setattr(cli, "_env", lambda: {"data_dir": str(tmp_path), "n_products": 4, "days": 3,
                                               "seed": 1, "world_start": "2026-07-01"})
     monkeypatch.setattr(cli, "_start_background_storefronts",
@@ -83,10 +82,28 @@ def test_demo_up_serves_in_background_and_down_stops(monkeypatch, tmp_path, caps
     assert cli.main(["demo", "up", "--products", "4", "--days", "3"]) == 0
     out = capsys.readouterr().out
     assert "demo world: 4 products" in out and "storefront amazon" in out
-    reg = json.loads((tmp_path / "demo" / "storefronts.json").read_text())
+    reg_path = tmp_path / "demo" / "storefronts.json"
+    reg = json.loads(reg_path.read_text())
     assert requests.get(reg["urls"]["target"] + "/robots.txt", timeout=5).status_code == 200
     _STOP[0].set()
-    assert not env.exists()
+    _STOP[1].join(timeout=10)
+    assert not reg_path.exists()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(reg["urls"]["target"] + "/robots.txt", timeout=5)
+
+
+def test_demo_down_terminates_the_registered_server(monkeypatch, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    reg = tmp_path / "demo" / "storefronts.json"
+    reg.parent.mkdir(parents=True)
+    reg.write_text(json.dumps({"urls": {}, "pid": proc.pid}))
+    assert cli.main(["demo", "down"]) == 0
+    assert proc.wait(timeout=10) != 0 and not reg.exists()
+    assert "storefronts stopped" in capsys.readouterr().out
 
 
 _STOP = []
@@ -99,11 +116,11 @@ def _start_in_thread(world_dir, tmp_path):
     from priceintel import demo
 
     stop = threading.Event()
-    _STOP[:] = [stop]
     reg = tmp_path / "demo" / "storefronts.json"
     t = threading.Thread(target=demo.serve, kwargs=dict(world_dir=world_dir, ports={"amazon": 0, "walmart": 0,
                          "target": 0}, registry=reg, stop_event=stop), daemon=True)
     t.start()
+    _STOP[:] = [stop, t]
     for _ in range(100):
         if reg.exists():
             return json.loads(reg.read_text())["urls"]

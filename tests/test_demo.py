@@ -552,6 +552,15 @@ def test_serve_registry_and_reuse(tmp_path, demo_world):
         assert handle2 is not None and urls2 != urls
     finally:
         handle2.stop()
+    # nor one whose world was regenerated in place with other parameters (stale shops)
+    params = json.loads((world_dir / "params.json").read_text())
+    (world_dir / "params.json").write_text(json.dumps(dict(params, seed=params["seed"] + 1)))
+    urls3, handle3 = ensure_storefronts(world_dir, registry=reg)
+    try:
+        assert handle3 is not None and urls3 != urls
+    finally:
+        handle3.stop()
+        (world_dir / "params.json").write_text(json.dumps(params))
     stop.set()
     th.join(timeout=10)
     assert not th.is_alive() and not reg.exists()

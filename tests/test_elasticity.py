@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from priceintel import PriceIntelError
+from priceintel.config import shared_data_dir
 from priceintel.elasticity import (
     ElasticityError,
     ElasticityWarning,
@@ -20,7 +20,7 @@ from priceintel.elasticity import (
     with_day_of_week,
 )
 
-OJ = Path(__file__).resolve().parents[2] / "shared/data/oj/oj.csv"
+OJ = shared_data_dir() / "oj" / "oj.csv"
 
 
 def _panel(elasticities: dict, n: int = 200, seed: int = 0, dow: bool = True) -> pd.DataFrame:
@@ -131,7 +131,6 @@ def test_pooled_errors_name_the_problem():
         fit_pooled(panel.head(3), price="p", quantity="q", fixed_effects=["day"])
 
 
-@pytest.mark.skipif(not OJ.exists(), reason=f"Dominick's OJ data not found at {OJ}")
 def test_dominicks_orange_juice_pooled_elasticity_matches_published():
     oj = pd.read_csv(OJ)
     out = fit_pooled(oj, price="price", quantity="sales", fixed_effects=["brand"])
@@ -174,7 +173,7 @@ def test_response_curve_peaks_at_optimal_price():
 
 
 def test_demo_world_elasticity_recovery():
-    demo = pytest.importorskip("priceintel.demo", reason="priceintel.demo not available")
+    from priceintel import demo
     w = demo.generate_world(n_products=30, n_days=60, seed=3)
     # demand also reacts to the cheapest competitor: build that control from the matched prices
     comp = (w.prices.merge(w.truth_matches.dropna(subset=["sku"]), on=["retailer", "item_id"])

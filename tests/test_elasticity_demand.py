@@ -156,7 +156,6 @@ def test_trend_and_seasonality_controls_remove_confounding():
     assert np.allclose(pred["units"], panel["qty"].tail(3), rtol=0.2)
 
 
-@pytest.mark.skipif(not (OJ_DIR / "oj_store_week.csv").exists(), reason="Dominick's OJ data not available")
 def test_oj_reproduces_published_three_way_model_and_cross_prices_are_substitutes():
     oj = pd.read_csv(OJ_DIR / "oj_store_week.csv")
     t = compare_specifications(oj, "price", "sales", {
@@ -179,7 +178,6 @@ def test_oj_reproduces_published_three_way_model_and_cross_prices_are_substitute
         cross_price_matrix(oj, "brand", ["week"], "price", "sales")
 
 
-@pytest.mark.skipif(not (OJ_DIR / "oj_store_week.csv").exists(), reason="Dominick's OJ data not available")
 def test_oj_notebook_renders_to_html(tmp_path):
     from priceintel.render import RenderError, main, render_notebook
 

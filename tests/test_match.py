@@ -256,7 +256,7 @@ def test_score_matches_counts():
 
 
 def test_demo_world_f1():
-    demo = pytest.importorskip("priceintel.demo", reason="priceintel.demo not available")
+    from priceintel import demo
     w = demo.generate_world(n_products=30, n_days=60, seed=3)
     m = match_listings(w.listings, w.products)
     r = score_matches(m, w.truth_matches)
@@ -268,7 +268,7 @@ def test_demo_world_f1():
 
 
 def test_scale_5000_products_16500_listings_under_a_minute():
-    demo = pytest.importorskip("priceintel.demo", reason="priceintel.demo not available")
+    from priceintel import demo
     w = demo.generate_world(n_products=5000, n_days=1, seed=11)
     assert len(w.listings) >= 15000
     t0 = time.perf_counter()

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 import uuid
 
 import pandas as pd
 import pytest
-import requests
 import sqlalchemy as sa
+from _browser import chromium, serve_voila
 
 from priceintel import config
-from priceintel.cli import voila_command
 from priceintel.items import LISTING_COLUMNS, PRODUCT_COLUMNS
 from priceintel.match import match_listings
 from priceintel.matching import labels as L
@@ -131,24 +127,10 @@ def test_missing_label_table_is_a_clear_error(pg_server_url):
 # --- the Voila app in headless Chromium ------------------------------------------------------------
 
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
-
-
 @pytest.fixture(scope="module")
 def browser():
-    """Debian's headless Chromium driven by Playwright (never a downloaded browser)."""
-    from pathlib import Path
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} missing: `make test` installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
@@ -168,26 +150,9 @@ def review_db(pg_server_url):
 
 @pytest.mark.slow
 def test_review_app_confirm_and_reject_in_chromium(review_db, browser):
-    import socket
-
     from priceintel.db.engine import get_engine
 
-    with socket.socket() as sk:
-        sk.bind(("127.0.0.1", 0))
-        port = sk.getsockname()[1]
-    proc = subprocess.Popen(voila_command(port), env=dict(os.environ, DATABASE_URL=review_db),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=config.PROJ_ROOT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                if requests.get(base, timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("voila did not start: " + proc.stderr.read().decode()[-2000:])
+    with serve_voila(DATABASE_URL=review_db) as base:
         eng = get_engine(review_db)
         queued = len(L.review_queue(eng))
         assert queued >= 2
@@ -210,6 +175,3 @@ def test_review_app_confirm_and_reject_in_chromium(review_db, browser):
         labels = L.read_labels(eng)
         assert sorted(labels["label"]) == [0, 1]
         assert len(L.review_queue(eng)) == queued - 2
-    finally:
-        proc.terminate()
-        proc.wait(10)

@@ -4,7 +4,6 @@ JavaScript rendering in headless Chromium; the `priceintel scrape` command."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from datetime import timedelta
@@ -149,7 +148,6 @@ class _JsShop(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
 def test_render_true_builds_the_price_with_javascript(tmp_path):
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _JsShop)
     threading.Thread(target=srv.serve_forever, daemon=True).start()

@@ -75,7 +75,7 @@ EXTRA_CURRENCIES: dict[str, Optional[str]] = {
     "fbu": "BIF", "fcfa": "XAF", "cfa": None, "gfr": "GNF", "fg": "GNF", "rf": "RWF", "frw": "RWF",
     "fdj": "DJF", "cf": "KMF", "esc": "CVE", "vt": "VUV", "chf": "CHF", "sfr": "CHF", "fr": None,
     "fr.": None, "dh": "MAD", "dhs": "AED", "rs": "INR", "rs.": "INR", "rp": "IDR", "rm": "MYR",
-    "php": "PHP", "pkr": "PKR", "bs": None, "bs.": None, "bs.s": "VES", "bs.f": "VEF", "q": "GTQ",
+    "php": "PHP", "pkr": "PKR", "bs": None, "bs.": None, "bs.f": "VEF", "q": "GTQ",
     "l": None, "d": "GMD", "g": "HTG", "k": None, "p": "BWP", "t": None, "e": None, "le": "SLL",
     "id": None, "mk": "MWK", "nu.": "BTN", "nu": "BTN", "um": "MRU", "mt": "MZN", "mtn": "MZN",
     "ar": "MGA", "br": "ETB", "ብር": "ETB", "ﻙ.ﺩ": "KWD", "lm": None, "ls": None,

@@ -60,7 +60,8 @@ def _env() -> dict:
 
 
 def _world_dir(env: dict) -> Path:
-    return (config.PROJ_ROOT / env["data_dir"] / "demo" / "world").resolve()
+    """The default demo world: under config.data_dir(), where the storefront registry lives too."""
+    return config.demo_dir() / "world"
 
 
 def _registry() -> Path:
@@ -198,11 +199,23 @@ def build_env(env_file: str | None, sets: dict) -> dict:
     path = Path(env_file) if env_file else config.PROJ_ROOT / "env.yaml"
     if not path.exists():
         raise PriceIntelError(f"env file not found: {path}")
-    env = yaml.safe_load(path.read_text()) or {}
+    try:
+        env = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise PriceIntelError(f"env file {path} is not valid YAML: {exc}") from None
     base = yaml.safe_load((config.PROJ_ROOT / "env.yaml").read_text())
     unknown = set(sets) - set(base)
     if unknown:
         raise PriceIntelError(f"unknown pipeline setting(s) {sorted(unknown)}; known: {sorted(base)}")
+    missing = sorted(set(base) - set(env))
+    if missing:
+        raise PriceIntelError(f"env file {path} lacks setting(s) {missing}")
+    if env_file is None:  # the default env honours the path variables read by config
+        defaults = {"data_dir": ("PRICEINTEL_DATA_DIR", config.data_dir),
+                    "reports_dir": ("PRICEINTEL_REPORTS_DIR", config.reports_dir)}
+        for key, (var, where) in defaults.items():
+            if os.environ.get(var) and key not in sets:
+                env[key] = str(where())
     env.update(sets)
     for key in ("data_dir", "reports_dir"):
         p = Path(str(env[key]))
@@ -225,13 +238,13 @@ def run_pipeline(env: dict, force: bool = False):
 
 def _root_cause(exc: BaseException) -> str:
     """The most specific message in an exception chain (the notebook's own error when present)."""
+    import re
+
     text = str(exc)
     for line in text.splitlines():
-        for marker in ("PriceIntelError", "ParameterError", "DatabaseError", "LoadError", "QualityError",
-                       "RuleError", "NotifyError", "ScheduleError",
-                       "ConfigError", "ExtractionError"):
-            if marker in line and ":" in line:
-                return line.strip()
+        # our own errors all end in "Error" and carry a message after the colon
+        if re.match(r"^\s*(priceintel\.[\w.]+\.)?\w+Error: \S", line) and "DAGBuildError" not in line:
+            return line.strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else repr(exc)
 
@@ -274,6 +287,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fmt(value, spec: str = ".3f") -> str:
+    """A figure for the summary, or n/a when it is missing (NaN is stored as null)."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print where the results and apps are, and the headline figures."""
     env = build_env(args.env_file, {})
@@ -297,14 +315,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
     _print(f"database rows:             {counts}")
     m = s.get("match", {})
     if m:
-        _print(f"matching F1 vs truth:      {m.get('f1'):.3f} (precision {m.get('precision'):.3f}, recall {m.get('recall'):.3f})")
+        _print(f"matching F1 vs truth:      {_fmt(m.get('f1'))} (precision {_fmt(m.get('precision'))}, "
+               f"recall {_fmt(m.get('recall'))})")
     f = s.get("forecast", {})
     if f:
-        _print(f"forecast:                  best {f['best_model']} MAE {f['best_model_mae']:.3f} vs "
-               f"{f['best_baseline']} {f['best_baseline_mae']:.3f}")
+        _print(f"forecast:                  {f.get('best_model')} MAE {_fmt(f.get('best_model_mae'))} vs "
+               f"{f.get('best_baseline')} {_fmt(f.get('best_baseline_mae'))}")
     e = s.get("elasticity", {})
     if "mae_vs_truth" in e:
-        _print(f"elasticity MAE vs truth:   {e['mae_vs_truth']:.3f} (95% CI coverage {e['ci95_coverage']:.0%})")
+        _print(f"elasticity MAE vs truth:   {_fmt(e.get('mae_vs_truth'))} "
+               f"(95% CI coverage {_fmt(e.get('ci95_coverage'), '.0%')})")
     _print("apps:                      make apps  ->  http://127.0.0.1:8866/ (price_monitor)")
     _print("jupyterlab:                make lab")
     return 0
@@ -520,6 +540,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except PriceIntelError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # files, dates, YAML: say what, not a traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         return 130

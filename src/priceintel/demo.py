@@ -1304,7 +1304,8 @@ def _default_registry() -> Path:
 def _alive(base_url: str, timeout: float = 1.0) -> bool:
     """True when `base_url` answers GET /__demo__/clock with 200."""
     try:
-        with urllib.request.urlopen(base_url.rstrip("/") + "/__demo__/clock", timeout=timeout) as r:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+        with opener.open(base_url.rstrip("/") + "/__demo__/clock", timeout=timeout) as r:
             return r.status == 200 and "date" in json.loads(r.read().decode("utf-8"))
     except (OSError, ValueError):
         return False
@@ -1319,9 +1320,19 @@ def _registered_urls(registry: Path, world_dir: Path) -> dict[str, str] | None:
         return None
     if reg.get("world_dir") and Path(reg["world_dir"]).resolve() != world_dir.resolve():
         return None
+    if reg.get("params") is not None and reg["params"] != _world_params(world_dir):
+        return None  # the world was regenerated with other parameters: these shops serve a stale one
     if set(urls) != set(RETAILERS) or not all(_alive(u) for u in urls.values()):
         return None
     return urls
+
+
+def _world_params(world_dir: Path) -> dict | None:
+    """The params.json of the world in `world_dir` (None when unreadable)."""
+    try:
+        return json.loads((world_dir / "params.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _load_world(world_dir: Path) -> World:
@@ -1359,8 +1370,8 @@ def serve(world_dir: str | Path, ports: Mapping[str, int] | None = None,
             old[sig] = signal.signal(sig, lambda *_: stop.set())
     try:
         reg.parent.mkdir(parents=True, exist_ok=True)
-        reg.write_text(json.dumps({"urls": urls, "pid": os.getpid(),
-                                   "world_dir": str(world_dir.resolve())}, indent=2) + "\n")
+        reg.write_text(json.dumps({"urls": urls, "pid": os.getpid(), "world_dir": str(world_dir.resolve()),
+                                   "params": _world_params(world_dir)}, indent=2) + "\n")
         for r, u in urls.items():
             print(f"{r:8s} {u}", flush=True)
         while not stop.wait(0.5):

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 import priceintel
 from priceintel import config
 from priceintel.forecast import DS, ID, ForecastError
-from priceintel.tournament import CHOSEN, METRICS, NAIVE_BASELINES, OVERALL, TournamentResult
+from priceintel.tournament import CHOSEN, METRICS, NAIVE_BASELINES, OVERALL, TournamentResult  # noqa: F401 (OVERALL re-exported)
 
 METRIC_COLUMNS = ["n", "mae", "rmse", "smape", "mase", "coverage_80", "coverage_95", "width_80", "width_95",
                   "winkler_80", "winkler_95"]

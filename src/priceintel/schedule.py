@@ -282,7 +282,7 @@ def airflow_dag(env_file: str | None = None, cron: str = "0 6 * * *", dag_id: st
     root = shlex.quote(str(config.PROJ_ROOT))
     env_arg = f" --env-file {shlex.quote(str(Path(env_file).resolve()))}" if env_file else ""
     lines = [
-        f'"""Airflow DAG for the priceintel pipeline, generated from pipeline.yaml by `priceintel schedule',
+        '"""Airflow DAG for the priceintel pipeline, generated from pipeline.yaml by `priceintel schedule',
         '--export-airflow`. Regenerate instead of editing. Each task runs `priceintel task NAME`."""',
         "",
         "from datetime import datetime, timedelta",
