@@ -325,7 +325,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if "mae_vs_truth" in e:
         _print(f"elasticity MAE vs truth:   {_fmt(e.get('mae_vs_truth'))} "
                f"(95% CI coverage {_fmt(e.get('ci95_coverage'), '.0%')})")
-    _print("apps:                      make apps  ->  http://127.0.0.1:8866/ (price_monitor)")
+    apps = sorted(p.stem for p in (config.PROJ_ROOT / "notebooks" / "apps").glob("*.ipynb"))
+    _print(f"quality report:            {reports / 'quality.html'}")
+    _print(f"apps:                      make apps  ->  http://127.0.0.1:8866/ ({', '.join(apps)})")
     _print("jupyterlab:                make lab")
     return 0
 
