@@ -22,6 +22,7 @@ import pandas as pd
 from priceintel import alerts, config, demo, notify, quality
 from priceintel.db import engine as db_engine
 from priceintel.db import load, migrate, server
+from _common import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def _timed(fn, *args, **kwargs):
@@ -104,7 +105,5 @@ def main(quick: bool) -> dict:
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
     results = main(quick)
-    path = config.reports_dir() / "benchmarks" / ("alerts-quick.json" if quick else "alerts.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    write_results("alerts", results, quick)
     print(json.dumps(results, indent=2, default=str))

@@ -18,6 +18,7 @@ import pandas as pd
 
 from priceintel import config, demo, pricing
 from priceintel.elasticity import compare_specifications, cross_price_matrix, fit_demand, with_competitor_prices
+from _common import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def _panel(seed: int, n: int, days: int):
@@ -184,8 +185,6 @@ def main(quick: bool) -> dict:
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
     res = main(quick)
-    dest = config.reports_dir() / "benchmarks" / ("elasticity-quick.json" if quick else "elasticity.json")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(res, indent=2, default=float) + "\n")
+    dest = write_results("elasticity", res, quick)
     print(json.dumps({k: res[k] for k in ("targets", "machine")}, indent=2))
     print(f"wrote {dest}")

@@ -16,9 +16,10 @@ from datetime import datetime, timezone
 import pandas as pd
 import requests
 
-from priceintel import config, demo
+from priceintel import demo
 from priceintel.db import engine as db_engine
 from priceintel.db import load, migrate, server
+from _common import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def _timed(fn, *args, **kwargs):
@@ -92,7 +93,5 @@ def main(quick: bool) -> dict:
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
     results = main(quick)
-    path = config.reports_dir() / "benchmarks" / ("foundation-quick.json" if quick else "foundation.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("foundation", results, quick)
     print(json.dumps(results, indent=2))
