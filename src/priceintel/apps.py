@@ -30,26 +30,9 @@ def product_options(engine) -> list[tuple[str, str]]:
 
 def price_history(engine, sku: str) -> pd.DataFrame:
     """Daily prices of one product: each matched competitor listing plus our own price ("ours")."""
-    sql = """
-        select r.retailer, d.date as ds, f.price::float as price, f.in_stock, f.promo
-        from fact_price f
-        join product_match m on m.listing_id = f.listing_id and m.status in ('auto', 'confirmed')
-        join dim_product p on p.product_id = m.product_id
-        join dim_listing l on l.listing_id = f.listing_id
-        join dim_retailer r on r.retailer_id = l.retailer_id
-        join dim_date d on d.date_key = f.date_key
-        where p.sku = %(sku)s
-        union all
-        select 'ours', d.date, s.price::float, true, s.promo
-        from fact_sales s
-        join dim_product p on p.product_id = s.product_id
-        join dim_date d on d.date_key = s.date_key
-        where p.sku = %(sku)s
-        order by 1, 2
-    """
-    df = pd.read_sql(sql, engine, params={"sku": sku})
-    df["ds"] = pd.to_datetime(df["ds"])
-    return df
+    from priceintel.db import queries
+
+    return queries.price_history(engine, sku).drop(columns="item_id")
 
 
 def latest_table(history: pd.DataFrame) -> pd.DataFrame:
