@@ -301,21 +301,28 @@ _RETAILER_COLS = [Col("retailer", "text", "text", required=True), Col("name", "t
                   Col("base_url", "text", "text")]
 
 
-def upsert_retailers(conn: Connection, df: pd.DataFrame) -> dict:
-    """Upsert dim_retailer from a frame [retailer, name, base_url] (absent columns are left alone)."""
-    present, conv = _prepare(df, "dim_retailer", _RETAILER_COLS, ["retailer"])
-    _check_unique("dim_retailer", df, conv, ["retailer"], "one row per retailer")
+def _upsert_dim(conn: Connection, df: pd.DataFrame, table: str, cols: Sequence[Col], key: str, what: str,
+                touch: str | None = None) -> dict:
+    """Upsert a dimension keyed by one natural key; only changed rows are updated (`touch` column set to now())."""
+    present, conv = _prepare(df, table, cols, [key])
+    _check_unique(table, df, conv, [key], what)
     if conv.empty:
         return _empty()
-    n = _stage(conn, "stg_retailer", present, conv)
+    stg = "stg_" + table.removeprefix("dim_")
+    n = _stage(conn, stg, present, conv)
     names = [c.name for c in present]
-    upd = [c for c in names if c != "retailer"]
-    conflict = (f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in upd)} WHERE {_distinct(upd)}"
-                if upd else "DO NOTHING")
-    sql = f"""INSERT INTO dim_retailer AS t ({', '.join(names)})
-              SELECT {', '.join(names)} FROM stg_retailer ORDER BY retailer
-              ON CONFLICT (retailer) {conflict} RETURNING (xmax = 0) AS inserted"""
-    return _counts(conn, "dim_retailer", sql, n)
+    upd = [c for c in names if c != key]
+    sets = [*(f"{c} = excluded.{c}" for c in upd), *([f"{touch} = now()"] if touch else [])]
+    conflict = f"DO UPDATE SET {', '.join(sets)} WHERE {_distinct(upd)}" if upd else "DO NOTHING"
+    sql = f"""INSERT INTO {table} AS t ({', '.join(names)})
+              SELECT {', '.join(names)} FROM {stg} ORDER BY {key}
+              ON CONFLICT ({key}) {conflict} RETURNING (xmax = 0) AS inserted"""
+    return _counts(conn, table, sql, n)
+
+
+def upsert_retailers(conn: Connection, df: pd.DataFrame) -> dict:
+    """Upsert dim_retailer from a frame [retailer, name, base_url] (absent columns are left alone)."""
+    return _upsert_dim(conn, df, "dim_retailer", _RETAILER_COLS, "retailer", "one row per retailer")
 
 
 _PRODUCT_COLS = [
@@ -329,19 +336,7 @@ _PRODUCT_COLS = [
 
 def upsert_products(conn: Connection, df: pd.DataFrame) -> dict:
     """Upsert our catalogue (PRODUCT_COLUMNS) into dim_product; updated_at moves only on real changes."""
-    present, conv = _prepare(df, "dim_product", _PRODUCT_COLS, ["sku"])
-    _check_unique("dim_product", df, conv, ["sku"], "one row per sku")
-    if conv.empty:
-        return _empty()
-    n = _stage(conn, "stg_product", present, conv)
-    names = [c.name for c in present]
-    upd = [c for c in names if c != "sku"]
-    sets = ", ".join([*(f"{c} = excluded.{c}" for c in upd), "updated_at = now()"])
-    sql = f"""INSERT INTO dim_product AS t ({', '.join(names)})
-              SELECT {', '.join(names)} FROM stg_product ORDER BY sku
-              ON CONFLICT (sku) DO UPDATE SET {sets} WHERE {_distinct(upd)}
-              RETURNING (xmax = 0) AS inserted"""
-    return _counts(conn, "dim_product", sql, n)
+    return _upsert_dim(conn, df, "dim_product", _PRODUCT_COLS, "sku", "one row per sku", touch="updated_at")
 
 
 _LISTING_COLS = [
