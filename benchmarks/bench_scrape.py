@@ -1,10 +1,11 @@
 """Scraping benchmark → reports/benchmarks/scrape.json.
 
-1. Accuracy: `priceintel eval pages` on the shared real pages (all 70, and the fixed dev / held-out
-   halves of `split_page_ids(seed=2026)`), `priceintel eval prices` on the shared price strings, and
-   field-by-field agreement with the generator's truth on one day of the demo storefronts.
-2. Throughput of parse + extract, CPU seconds of this process (so per core): saved demo pages and the
-   real pages.
+1. Accuracy: `priceintel eval pages` on the shared real pages (all 70, and the shop-disjoint
+   development / test halves of `split_pages_by_site(seed=4)`, see `HELDOUT_NOTE`), `priceintel eval
+   prices` on the shared price strings, and field-by-field agreement with the generator's truth on one
+   day of the demo storefronts.
+2. Throughput of parse + extract in one process, on one core: CPU seconds (`time.process_time`) of
+   whole passes over the saved pages (all 70 real pages, the demo pages), several passes, median.
 3. Crawl of 5,000 products × 3 demo shops over loopback (discovery + fetch + archive + extract),
    politeness off (no rate limit) → pages/s; politeness on (a per-host rate limit) on a subset →
    the achieved per-host rate and the smallest gap between two requests to one host.
@@ -33,9 +34,22 @@ import pandas as pd  # noqa: E402
 from priceintel import config, demo  # noqa: E402
 from priceintel.items import IN_STOCK  # noqa: E402
 from priceintel.scrape import Fetcher, RawArchive, extract, scrape_demo  # noqa: E402
-from priceintel.scrape.evaluate import evaluate_pages, evaluate_prices, split_page_ids  # noqa: E402
+from priceintel.scrape.evaluate import (  # noqa: E402
+    evaluate_pages, evaluate_prices, split_page_ids, split_pages_by_site,
+)
 
-OUT = config.PROJ_ROOT / "reports" / "benchmarks" / "scrape.json"
+from _common import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
+#: what the held-out figure is and is not
+HELDOUT_NOTE = (
+    "Shop-disjoint split: site_key() groups a shop's country domains (amazon.com/.de/.co.uk -> amazon); "
+    "the sorted shop keys are shuffled with random.Random(4) and shops fill the development half until it "
+    "holds half of the 70 pages (35 pages from 15 shops / 35 pages from 23 shops, no shop on both sides). "
+    "In the session that made this split, errors were studied on the development half only, the changes "
+    "are general rules (no shop, page or domain keys), and the test half was scored once at the end. "
+    "Caveat: an earlier session tuned the extractor on all 70 pages, test half included, so the test "
+    "figure is optimistic. The only figure taken before any tuning is the first look at a random half "
+    "(split_page_ids(seed=2026)): price 0.853 / SKU 0.831 / availability 0.899; expect new pages between.")
 
 
 def _f1s(res: dict) -> dict:
@@ -50,11 +64,18 @@ def accuracy() -> dict:
     prices = config.shared_data_dir() / "prices" / "price_strings.csv"
     out: dict = {}
     if (pages / "truth.csv").is_file():
-        dev, held = split_page_ids(pages)
         out["pages_all"] = _f1s(evaluate_pages(pages))
-        out["pages_dev_half"] = _f1s(evaluate_pages(pages, dev))
-        out["pages_heldout_half"] = _f1s(evaluate_pages(pages, held))
-        out["pages_split"] = "split_page_ids(seed=2026): sorted page ids shuffled, 35 dev / 35 held out"
+        dev, test = split_pages_by_site(pages, seed=4)
+        rand_dev, rand_held = split_page_ids(pages, seed=2026)
+        out["heldout"] = {
+            "split": "split_pages_by_site(seed=4)", "note": HELDOUT_NOTE,
+            "dev": _f1s(evaluate_pages(pages, dev)), "test": _f1s(evaluate_pages(pages, test)),
+            "first_look_before_tuning": {"split": "split_page_ids(seed=2026), held-out half", "n": 35,
+                                         "price": 0.853, "sku": 0.831, "availability": 0.899},
+            "random_halves_after_tuning": {"split": "split_page_ids(seed=2026)",
+                                           "dev": _f1s(evaluate_pages(pages, rand_dev)),
+                                           "held": _f1s(evaluate_pages(pages, rand_held))},
+        }
     if prices.is_file():
         out["prices"] = evaluate_prices(prices)
     return out
@@ -90,17 +111,38 @@ def demo_truth(world: demo.World, fronts: demo.Storefronts, tmp: Path) -> tuple[
     return figures, saved
 
 
-def throughput(pages: list[tuple], repeat: int = 1) -> dict:
-    """Parse + extract rate over saved pages, in CPU seconds of this process (= per core)."""
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    for _ in range(repeat):
+THROUGHPUT_METHOD = (
+    "one process, one thread (one core): every page extract()-ed from its saved bytes (lxml parse + all "
+    "layers + Offer) once to warm up, then `passes` whole passes over all pages, each timed with "
+    "time.process_time(); pages/s = pages / median pass CPU seconds. parse_only_pages_per_s: the lxml "
+    "parse alone, the same way (the ceiling for parse + extract).")
+
+
+def throughput(pages: list[tuple], passes: int = 5) -> dict:
+    """Parse + extract rate over saved pages: median of `passes` timed passes, CPU seconds (= one core)."""
+    from priceintel.scrape.extract import _parse
+
+    for body, url, retailer in pages:
+        extract(body, url, retailer)  # warm-up (imports, compiled selectors)
+    cpu, parse_cpu = [], []
+    wall0 = time.perf_counter()
+    for _ in range(passes):
+        t0 = time.process_time()
         for body, url, retailer in pages:
             extract(body, url, retailer)
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    n = len(pages) * repeat
-    return {"pages": n, "mean_kb": round(float(np.mean([len(b) for b, _, _ in pages])) / 1024, 1),
-            "cpu_s": round(cpu, 3), "wall_s": round(wall, 3),
-            "pages_per_cpu_second": round(n / cpu, 1) if cpu else None}
+        cpu.append(time.process_time() - t0)
+        t0 = time.process_time()
+        for body, _, _ in pages:
+            _parse(body)
+        parse_cpu.append(time.process_time() - t0)
+    n = len(pages)
+    med, parse_med = float(np.median(cpu)), float(np.median(parse_cpu))
+    return {"pages": n, "passes": passes, "mean_kb": round(float(np.mean([len(b) for b, _, _ in pages])) / 1024, 1),
+            "pass_cpu_s": [round(c, 3) for c in cpu], "wall_s": round(time.perf_counter() - wall0, 2),
+            "pages_per_s_per_core": round(n / med, 1) if med else None,
+            "pages_per_s_per_core_range": [round(n / max(cpu), 1), round(n / min(cpu), 1)],
+            "parse_only_pages_per_s": round(n / parse_med, 1) if parse_med else None,
+            "method": THROUGHPUT_METHOD}
 
 
 def real_pages() -> list[tuple]:
@@ -171,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
             result["demo_truth"], saved = demo_truth(small, fronts, tmp)
         print("demo_truth", json.dumps(result["demo_truth"]), flush=True)
         result["extract_throughput"] = {
-            "demo_pages": throughput(saved, repeat=2 if args.quick else 5),
-            "real_pages": throughput(real_pages()),
+            "goal_pages_per_s_per_core": 100,
+            "real_pages": throughput(real_pages(), passes=2 if args.quick else 7),
+            "demo_pages": throughput(saved, passes=2 if args.quick else 5),
         }
         print("throughput", json.dumps(result["extract_throughput"]), flush=True)
         t0 = time.perf_counter()
@@ -187,9 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     result["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     result["loadavg_before"] = [round(x, 2) for x in load_before]
     result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {OUT}", flush=True)
+    print(f"wrote {write_results('scrape', result, args.quick)}", flush=True)
     return 0
 
 

@@ -11,7 +11,8 @@ import pytest
 from priceintel import cli
 from priceintel.config import shared_data_dir
 from priceintel.scrape.evaluate import (
-    Counts, EvalError, evaluate_pages, evaluate_prices, prf, score_pages, split_page_ids,
+    Counts, EvalError, evaluate_pages, evaluate_prices, prf, score_pages, site_key, split_page_ids,
+    split_pages_by_site,
 )
 
 PAGES = shared_data_dir() / "pages"
@@ -57,6 +58,28 @@ def test_split_is_stable_and_disjoint():
     dev, held = split_page_ids(PAGES)
     assert len(dev) == len(held) == 35 and not set(dev) & set(held)
     assert split_page_ids(PAGES) == (dev, held)
+
+
+def test_site_key_groups_country_domains():
+    assert site_key("https://www.amazon.co.uk/dp/1") == site_key("https://amazon.de/x") == "amazon"
+    assert site_key("https://www.stockcenter.com.ar/p") == "stockcenter"
+    assert site_key("https://manchester.craigslist.org/a") == "craigslist"
+    assert site_key("https://ar-sa.namshi.com/p") == "namshi"
+    assert site_key("http://127.0.0.1:8000/p") == "0"  # not a shop domain, still a stable key
+
+
+@needs_pages
+def test_site_split_keeps_every_shop_on_one_side():
+    import csv
+
+    dev, test = split_pages_by_site(PAGES, seed=4)
+    assert len(dev) == len(test) == 35 and not set(dev) & set(test)
+    assert split_pages_by_site(PAGES, seed=4) == (dev, test)
+    with (PAGES / "truth.csv").open(newline="", encoding="utf-8") as fh:
+        shop = {r["page_id"]: site_key(r["url"]) for r in csv.DictReader(fh)}
+    assert not {shop[p] for p in dev} & {shop[p] for p in test}
+    assert len({shop[p] for p in dev}) == 15 and len({shop[p] for p in test}) == 23
+    assert split_pages_by_site(PAGES, seed=5) != (dev, test)
 
 
 def test_scoring_rule_matches_benchmark():

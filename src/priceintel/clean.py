@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Optional
 
@@ -101,6 +101,10 @@ class ParsedPrice:
     amount: Optional[Decimal]
     currency: Optional[str]
     currency_raw: Optional[str]
+    #: items the amount buys when the text is a multi-buy ("2 for $5" -> amount 5, quantity 2)
+    quantity: Optional[int] = None
+    #: unit of a unit price ("$0.25/oz" -> "oz")
+    unit: Optional[str] = None
 
     @property
     def text(self) -> Optional[str]:
@@ -115,6 +119,45 @@ def format_amount(amount: Optional[Decimal]) -> Optional[str]:
     if amount.as_tuple().exponent >= -2:  # type: ignore[operator]
         amount = amount.quantize(Decimal("0.01"))
     return format(amount, "f")
+
+
+#: the dollar / peso family: currencies written "$" at home
+_DOLLAR_SIGN = {
+    "us": "USD", "ca": "CAD", "au": "AUD", "nz": "NZD", "mx": "MXN", "ar": "ARS", "cl": "CLP",
+    "co": "COP", "uy": "UYU", "sg": "SGD", "hk": "HKD", "tw": "TWD", "do": "DOP", "jm": "JMD",
+    "tt": "TTD", "bs": "BSD", "bb": "BBD", "bz": "BZD", "gy": "GYD", "na": "NAD", "fj": "FJD",
+    "bn": "BND", "lr": "LRD", "sr": "SRD", "cu": "CUP", "ec": "USD", "sv": "USD", "pa": "USD",
+    "pr": "USD",
+}
+#: signs shared by several currencies -> {country code (ccTLD or language region): ISO code}
+AMBIGUOUS_SIGNS: dict[str, dict[str, str]] = {
+    "$": _DOLLAR_SIGN,
+    "kr": {"se": "SEK", "no": "NOK", "dk": "DKK", "is": "ISK", "fo": "DKK", "gl": "DKK"},
+    "¥": {"jp": "JPY", "cn": "CNY"},
+    "元": {"cn": "CNY", "tw": "TWD", "hk": "HKD"},
+}
+
+
+def currency_in_context(raw: Optional[str], iso: Optional[str], country: Optional[str] = None,
+                        declared: Optional[str] = None) -> Optional[str]:
+    """ISO code of a sign several currencies share ("$", "kr", "¥"), read in the page's context.
+
+    `declared` (an ISO code the page states elsewhere, e.g. schema.org priceCurrency or
+    og:price:currency) wins when it is one of the sign's currencies; else the `country` (the
+    domain's ccTLD or the region of <html lang>) picks one; else `iso` (the sign's default) stays.
+    """
+    if raw is None:
+        return iso
+    key = str(raw).strip().rstrip(".").lower()
+    family = AMBIGUOUS_SIGNS.get(key) or AMBIGUOUS_SIGNS.get(str(raw).strip())
+    if not family:
+        return iso
+    declared_iso = normalise_currency(declared) if declared else None
+    if declared_iso is not None and (declared_iso in family.values() or declared_iso == iso):
+        return declared_iso
+    if country and country.lower() in family:
+        return family[country.lower()]
+    return iso
 
 
 def normalise_currency(raw: Optional[str]) -> Optional[str]:
@@ -196,6 +239,9 @@ def parse_price(text: object, currency_hint: Optional[str] = None,
         hint = _hint_currency(currency_hint)
         return ParsedPrice(amount, normalise_currency(hint), hint)
     s = str(text)
+    special = _special_forms(s, currency_hint, decimal_separator)
+    if special is not None:
+        return special
     parsed = Price.fromstring(s, decimal_separator=decimal_separator)
     amount = parsed.amount
     if amount is not None and amount < 0:
@@ -208,6 +254,47 @@ def parse_price(text: object, currency_hint: Optional[str] = None,
     if raw is None and currency_hint:
         raw = _hint_currency(currency_hint)
     return ParsedPrice(amount, normalise_currency(raw), _clean_raw(raw))
+
+
+#: words introducing the current price of a was/now pair, in the languages shops use
+_NOW_WORDS = re.compile(r"(?<![^\W\d_])(?:now|jetzt|nu|maintenant|ahora|agora|ora|teraz|nyt|nå)\b\s*:?\s*",
+                        re.IGNORECASE)
+#: words introducing a former / list price
+_WAS_WORDS = re.compile(r"^\s*(?:was|before|statt|avant|antes|prima|era|przed|f[öo]rr|tidligere|aiemmin)\b",
+                        re.IGNORECASE)
+#: "2 for $5", "3 für 10 €", "2/$5": a multi-buy (quantity, then the price of all of them)
+_MULTI_BUY = re.compile(r"^\s*(?P<n>\d{1,3})\s*(?:for|für|pour|por|per|voor|za|/)\s*(?P<price>.*\d.*)$",
+                        re.IGNORECASE)
+#: "/oz", "per kg", "/100 g" after the amount: a unit price
+_UNIT = re.compile(r"(?:/|\bper\s+|\bpro\s+|\bje\s+|\bpar\s+)\s*(?P<unit>(?:\d+\s*)?[^\W\d_]{1,6}\.?)\s*$",
+                   re.IGNORECASE)
+
+
+def _special_forms(s: str, hint: Optional[str], sep: Optional[str]) -> Optional[ParsedPrice]:
+    """Was/now pairs, multi-buys and unit prices, which price-parser reads as their first number."""
+    m = _MULTI_BUY.match(s)
+    if m and any(c.isdigit() for c in m.group("price")):
+        inner = parse_price(m.group("price"), hint, sep)
+        if inner.amount is not None and (inner.currency_raw or "/" not in s[m.start("n"):m.start("price")]):
+            return replace(inner, quantity=int(m.group("n")))
+    now = [w for w in _NOW_WORDS.finditer(s) if any(c.isdigit() for c in s[w.end():])]
+    if now:
+        inner = parse_price(s[now[-1].end():], hint, sep)
+        if inner.amount:  # a zero "now" is a placeholder ("Was: $124.95 Now: $0.00"): keep the other
+            return inner
+    elif _WAS_WORDS.match(s):
+        first = Price.fromstring(s, decimal_separator=sep)
+        if first.amount_text:
+            rest = s[s.find(first.amount_text) + len(first.amount_text):]
+            inner = parse_price(rest, hint, sep) if any(c.isdigit() for c in rest) else None
+            if inner is not None and inner.amount:
+                return inner
+    unit = _UNIT.search(s)
+    if unit and any(c.isdigit() for c in s[:unit.start()]):
+        inner = parse_price(s[:unit.start()], hint, sep)
+        if inner.amount is not None:
+            return replace(inner, unit=unit.group("unit").strip().rstrip(".").lower())
+    return None
 
 
 def _hint_currency(hint: Optional[str]) -> Optional[str]:

@@ -22,7 +22,7 @@ from priceintel.items import DISCONTINUED, IN_STOCK, LIMITED, OUT_OF_STOCK, PREO
 
 __all__ = [
     "EvalError", "PAGE_TRUTH_COLUMNS", "PRICE_CASE_COLUMNS", "benchmark_prediction", "evaluate_pages",
-    "evaluate_prices", "prf", "score_pages", "split_page_ids",
+    "evaluate_prices", "prf", "score_pages", "site_key", "split_page_ids", "split_pages_by_site",
 ]
 
 PAGE_TRUTH_COLUMNS = ("file", "page_id", "url", "price_all", "availability", "sku_all")
@@ -171,6 +171,44 @@ def split_page_ids(directory: Path | str, seed: int = 2026) -> tuple[list[str], 
     random.Random(seed).shuffle(ids)
     half = len(ids) // 2
     return ids[:half], ids[half:]
+
+
+#: second-level labels that are part of a public suffix ("co.uk", "com.ar", "org.br" …)
+_SUFFIX_LABELS = frozenset({"co", "com", "org", "net", "ac", "gov", "edu", "ne", "or", "gob", "gv"})
+
+
+def site_key(url: str) -> str:
+    """The shop a URL belongs to, across its country domains: www.amazon.co.uk and amazon.de -> "amazon"."""
+    from urllib.parse import urlsplit
+
+    labels = (urlsplit(url).hostname or "").lower().split(".")
+    if len(labels) > 1:
+        labels = labels[:-1]  # the top-level domain
+    if len(labels) > 1 and labels[-1] in _SUFFIX_LABELS:
+        labels = labels[:-1]
+    return labels[-1] if labels else ""
+
+
+def split_pages_by_site(directory: Path | str, seed: int = 4) -> tuple[list[str], list[str]]:
+    """(development, test) page ids with every shop entirely on one side.
+
+    The sorted shop keys (`site_key`) are shuffled with `random.Random(seed)`; shops go to the
+    development half in that order until it holds at least half of the pages, the rest are the test
+    half. No shop (and no country domain of a shop) is in both halves.
+    """
+    import random
+
+    rows = _read_csv(Path(directory) / "truth.csv", PAGE_TRUTH_COLUMNS, "truth.csv")
+    by_site: dict[str, list[str]] = {}
+    for r in rows:
+        by_site.setdefault(site_key(r["url"]), []).append(r["page_id"])
+    sites = sorted(by_site)
+    random.Random(seed).shuffle(sites)
+    dev: list[str] = []
+    test: list[str] = []
+    for site in sites:
+        (dev if len(dev) < len(rows) / 2 else test).extend(sorted(by_site[site]))
+    return dev, test
 
 
 def evaluate_prices(path: Path | str) -> dict:

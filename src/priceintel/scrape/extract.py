@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from bisect import bisect_right
+from itertools import compress
 from urllib.parse import urlsplit
-from functools import lru_cache
-from typing import Any, Callable, Optional, Union
+from functools import cached_property, lru_cache
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import lxml.html
 from price_parser import Price
@@ -23,7 +25,7 @@ from cssselect import HTMLTranslator
 from lxml import etree
 
 from priceintel import PriceIntelError
-from priceintel.clean import format_amount, parse_price
+from priceintel.clean import AMBIGUOUS_SIGNS, currency_in_context, format_amount, parse_price
 from priceintel.items import (
     DISCONTINUED, IN_STOCK, LIMITED, OUT_OF_STOCK, PREORDER, Offer,
 )
@@ -86,6 +88,57 @@ def gtin13(value: Any) -> Optional[str]:
     return g.zfill(13)
 
 
+# --- per-page context ----------------------------------------------------------------------
+
+class _PageCtx:
+    """The page being extracted: its tree, raw bytes (and lower-cased copy) and a memo for layers."""
+
+    __slots__ = ("ascii_ok", "low", "memo", "raw", "tree")
+
+    def __init__(self, tree: Any, raw: bytes) -> None:
+        self.tree = tree
+        self.raw = raw
+        self.low = raw.lower()
+        #: ASCII attribute names / class words appear as such in the bytes (not UTF-16 and the like)
+        self.ascii_ok = b"\x00" not in raw
+        self.memo: dict[str, Any] = {}
+
+
+_LOCAL = threading.local()
+
+
+def _ctx(tree: Any) -> Optional[_PageCtx]:
+    """The context of `tree` when it is the page this thread is extracting, else None."""
+    ctx = getattr(_LOCAL, "ctx", None)
+    return ctx if ctx is not None and ctx.tree is tree else None
+
+
+def _memo(tree: Any, key: str, build: Callable[[], Any]) -> Any:
+    """`build()` computed once per page (recomputed for a tree outside `extract`)."""
+    ctx = _ctx(tree)
+    if ctx is None:
+        return build()
+    if key not in ctx.memo:
+        ctx.memo[key] = build()
+    return ctx.memo[key]
+
+
+def _raw_lacks(tree: Any, word: bytes) -> bool:
+    """Whether the page's bytes certainly lack `word` (a lower-case ASCII attribute name).
+
+    Attribute names cannot be written with character references, so a name absent from the bytes
+    is absent from the tree. False when unsure (no context, non-ASCII-compatible encoding).
+    """
+    ctx = _ctx(tree)
+    if ctx is None or not ctx.ascii_ok:
+        return False
+    key = "lacks:" + word.decode("ascii")
+    if key not in ctx.memo:
+        ctx.memo[key] = word not in ctx.low
+    return ctx.memo[key]
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _ID_PREFIX = re.compile(r"^(?P<tag>[a-zA-Z][\w-]*)?#(?P<id>[A-Za-z_][\w-]*)(?P<rest>(?:\s.*)?)$")
 
 
@@ -118,10 +171,68 @@ def _compile(selector: str) -> tuple[etree.XPath, Optional[str]]:
     return etree.XPath(HTMLTranslator().css_to_xpath(css)), attr
 
 
+_META_CSS = re.compile(
+    r"^meta\[(?P<name>property|name|itemprop)=(['\"]?)(?P<value>[^'\"\]]+)\2\](?:::attr\((?P<attr>[^)]+)\))?\s*$")
+_ITEMPROP_CSS = re.compile(
+    r"^\[itemprop=(['\"]?)(?P<outer>[\w-]+)\1\](?:\s+\[itemprop=(['\"]?)(?P<inner>[\w-]+)\3\])?"
+    r"(?:::attr\((?P<attr>[^)]+)\)|::text)?\s*$")
+_ITEMPROP_ELEMS = etree.XPath("descendant-or-self::*[@itemprop]")
+
+
+@lru_cache(maxsize=512)
+def _itemprop_selector(selector: str) -> Optional[tuple[str, Optional[str], Optional[str]]]:
+    """(itemprop, ancestor itemprop or None, attribute or None) of `[itemprop=x]( [itemprop=y])(::attr(a))`."""
+    m = _ITEMPROP_CSS.match(selector.strip())
+    if m is None:
+        return None
+    if m.group("inner"):
+        return m.group("inner"), m.group("outer"), m.group("attr")
+    return m.group("outer"), None, m.group("attr")
+
+
+@lru_cache(maxsize=512)
+def _meta_selector(selector: str) -> Optional[tuple[str, str, Optional[str]]]:
+    """(attribute, value, selected attribute or None) of `meta[attribute='value'](::attr(a))`."""
+    m = _META_CSS.match(selector.strip())
+    return (m.group("name"), m.group("value"), m.group("attr")) if m else None
+
+
+def _meta_elems(tree: Any) -> list:
+    """Every <meta> of the page in document order (listed once per page)."""
+    return _memo(tree, "meta", lambda: list(tree.iter("meta")))
+
+
+def _itemprop_elems(tree: Any) -> list:
+    """Every element with an itemprop attribute, in document order (listed once per page)."""
+    return _memo(tree, "itemprop", lambda: [] if _raw_lacks(tree, b"itemprop") else _ITEMPROP_ELEMS(tree))
+
+
+def _itemprop_nodes(tree: Any, prop: str, within: Optional[str]) -> list:
+    """What cssselect's `[itemprop=within] [itemprop=prop]` (or `[itemprop=prop]`) selects, in document order.
+
+    The page's itemprop elements are listed once (one XPath pass, none at all when the bytes hold
+    no `itemprop`) and every itemprop selector filters that list.
+    """
+    elems = _itemprop_elems(tree)
+    out = [el for el in elems if el.get("itemprop") == prop]
+    if within is not None and out:
+        holders = {el for el in elems if el.get("itemprop") == within}
+        out = [el for el in out if holders and any(a in holders for a in el.iterancestors())]
+    return out
+
+
 def _select(tree: Any, selector: str) -> Optional[str]:
     """First non-empty text (or attribute) selected, whitespace-normalised."""
-    xp, attr = _compile(selector)
-    for node in xp(tree):
+    fast = _itemprop_selector(selector)
+    meta = _meta_selector(selector) if fast is None else None
+    if fast is not None:
+        nodes, attr = _itemprop_nodes(tree, fast[0], fast[1]), fast[2]
+    elif meta is not None:
+        nodes, attr = [el for el in _meta_elems(tree) if el.get(meta[0]) == meta[1]], meta[2]
+    else:
+        xp, attr = _compile(selector)
+        nodes = xp(tree)
+    for node in nodes:
         if isinstance(node, str):
             value = node
         elif attr is not None:
@@ -218,10 +329,16 @@ def _avail(value: Any, adapter: Adapter) -> Optional[str]:
 class _Fields:
     """Accumulates field values (first writer wins) and the method that produced each."""
 
-    def __init__(self, adapter: Adapter) -> None:
+    def __init__(self, adapter: Adapter, country: Optional[Callable[[], Optional[str]]] = None) -> None:
         self.adapter = adapter
+        self._country = country
         self.values: dict[str, Any] = {}
         self.methods: dict[str, str] = {}
+
+    @cached_property
+    def country(self) -> Optional[str]:
+        """The page's country (ccTLD, <html lang> or og:locale region), read only when a sign is ambiguous."""
+        return self._country() if self._country is not None else None
 
     def has(self, name: str) -> bool:
         """Whether a field already has a value."""
@@ -281,8 +398,10 @@ class _Fields:
                 cur_method = hint_method if hint else self.methods.get("_currency_hint", method)
             if raw is not None:
                 self.values["currency_raw"] = raw
-                self.values["currency"] = parsed.currency if parsed.currency_raw else \
-                    parse_price(None, raw).currency
+                iso = parsed.currency if parsed.currency_raw else parse_price(None, raw).currency
+                if str(raw).strip().rstrip(".").lower() in AMBIGUOUS_SIGNS:  # "$", "kr", "¥": whose?
+                    iso = currency_in_context(raw, iso, self.country, self.values.get("_currency_hint"))
+                self.values["currency"] = iso
                 self.methods["currency"] = cur_method
         return True
 
@@ -298,10 +417,9 @@ class _Fields:
 
 def _layer_jsonld(tree: Any, f: _Fields) -> None:
     """(a) schema.org Product/Offer from <script type="application/ld+json">."""
-    scripts = tree.xpath(
-        "//script[translate(@type,'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz')"
-        "='application/ld+json']"
-    )
+    # = //script[translate(@type, A-Z, a-z)='application/ld+json'], without XPath's per-node strings
+    scripts = [el for el in tree.iter("script")
+               if (el.get("type") or "").translate(_ASCII_LOWER) == "application/ld+json"]
     nodes: list[dict] = []
     for script in scripts:
         data = _loads_lenient(script.text or "")
@@ -441,8 +559,8 @@ def _layer_structured(tree: Any, f: _Fields, url: str) -> None:
     from extruct.opengraph import OpenGraphExtractor
     from extruct.w3cmicrodata import MicrodataExtractor
 
-    try:
-        items = MicrodataExtractor().extract_items(tree, url)
+    try:  # microdata items need an itemscope attribute: skip extruct's document scans without one
+        items = [] if _raw_lacks(tree, b"itemscope") else MicrodataExtractor().extract_items(tree, url)
     except Exception:  # extruct raises assorted errors on odd markup  # noqa: BLE001
         items = []
     for item in items:
@@ -468,7 +586,7 @@ def _layer_structured(tree: Any, f: _Fields, url: str) -> None:
                         f.set_price("price", _first(op.get("price")), "microdata")
                     f.set("availability", op.get("availability"), "microdata")
     try:
-        og = OpenGraphExtractor().extract_items(tree, url)
+        og = _opengraph_items(tree) if tree.tag == "html" else OpenGraphExtractor().extract_items(tree, url)
     except Exception:  # noqa: BLE001
         og = []
     for item in og:
@@ -484,6 +602,29 @@ def _layer_structured(tree: Any, f: _Fields, url: str) -> None:
         f.set("availability", props.get("product:availability") or props.get("og:availability"),
               "opengraph")
         f.set("brand", props.get("product:brand"), "opengraph")
+
+
+def _opengraph_items(tree: Any) -> list[dict]:
+    """extruct's `OpenGraphExtractor.extract_items` for a parsed HTML page, without its two scans of
+    the whole document for <head> (libxml2 keeps the only <head> as the root's child)."""
+    from extruct.opengraph import _OG_NAMESPACES, _PREFIX_PATTERN
+
+    head = tree.find("head")
+    if head is None:
+        return []
+    namespaces = dict(_PREFIX_PATTERN.findall(tree.get("prefix", "")))
+    namespaces.update(dict(_PREFIX_PATTERN.findall(head.get("prefix", ""))))
+    props = []
+    for el in head.iterchildren("meta"):
+        prop, val = el.get("property"), el.get("content")
+        if prop is None or val is None:
+            continue
+        ns = prop.partition(":")[0]
+        if ns in _OG_NAMESPACES:
+            namespaces[ns] = _OG_NAMESPACES[ns]
+        if ns in namespaces:
+            props.append((prop, val))
+    return [{"namespace": namespaces, "properties": props}] if props else []
 
 
 def _md_name(value: Any) -> Any:
@@ -549,19 +690,29 @@ def _buy_button(tree: Any) -> bool:
     return False
 
 
-_PRICE_ELEMS = etree.XPath(
+_PRICE_ELEMS_SLOW = etree.XPath(
     "//body//*[not(self::script or self::style or self::del or self::s or self::strike)]"
     "[contains(translate(@class,'PRICE','price'),'price') or contains(translate(@id,'PRICE','price'),'price')"
     " or contains(translate(@data-test,'PRICE','price'),'price')]"
 )
+
+
+def _PRICE_ELEMS(tree: Any) -> list:
+    """Elements (not script/style/struck) whose class, id or data-test contains "price" in any case.
+
+    Collected by the body scan (`_scan_body`); same elements, same order as `_PRICE_ELEMS_SLOW`.
+    """
+    return _body_scan(tree, price=True).price_elems
+
+
 #: visible text nodes (struck-through ones are filtered where it matters, see `_struck_text`)
 _TEXT_NODES = etree.XPath("//body//text()[not(parent::script or parent::style or parent::noscript)]")
 _STRUCK = frozenset({"del", "s", "strike"})
 
 
-def _struck_text(node: Any, depth: int = 6) -> bool:
-    """Whether a text node sits inside <del>/<s>/<strike> (a crossed-out price)."""
-    el = node.getparent()
+def _struck_text(parent: Any, depth: int = 6) -> bool:
+    """Whether a text node (given by its parent element) sits inside <del>/<s>/<strike> (a crossed-out price)."""
+    el = parent
     for _ in range(depth):
         if el is None:
             return False
@@ -573,8 +724,9 @@ def _struck_text(node: Any, depth: int = 6) -> bool:
 
 def _prominent_price(tree: Any, generic: bool) -> Optional[tuple[str, str]]:
     """(price text, method) from the first price-named element; any short text only for generic shops."""
+    struck = _struck_memo(tree)
     for el in _PRICE_ELEMS(tree):
-        if _is_struck(el) or any(_is_struck(a) for a in el.iterancestors()):
+        if struck(el) or any(struck(a) for a in el.iterancestors()):
             continue
         text = _norm_text(el.text_content()) or ""
         m = _PRICE_TEXT.search(text) if len(text) <= 80 else None
@@ -606,6 +758,15 @@ def _described_price(tree: Any) -> Optional[tuple[str, str]]:
 
 
 _H1 = etree.XPath("(//body//h1)[1]")
+
+
+def _first_h1(tree: Any) -> list:
+    """`_H1(tree)`: [the first <h1> in <body>] or [], from the page's body scan when it was made."""
+    ctx = _ctx(tree)
+    scan = ctx.memo.get("scan") if ctx is not None else None
+    if scan is None:
+        return _H1(tree)
+    return [scan.h1] if scan.h1 is not None else []
 _UNSTRUCK_TEXT = etree.XPath(".//text()[not(ancestor::s or ancestor::del or ancestor::strike"
                              " or ancestor::script or ancestor::style)]")
 _NUMBER = re.compile(r"\d(?:[\d.,\u00a0\u202f ]*\d)?")
@@ -616,12 +777,13 @@ def _price_element_near_title(tree: Any) -> Optional[tuple[str, str]]:
 
     Elements before the title (navigation, banners) are used only when none follows it.
     """
-    h1 = _H1(tree)
+    h1 = _first_h1(tree)
     order = {el: i for i, el in enumerate(tree.iter())} if h1 else {}
     title_at = order.get(h1[0], 0) if h1 else 0
     first: Optional[tuple[str, str]] = None
+    struck = _struck_memo(tree)
     for el in _PRICE_ELEMS(tree):
-        if _is_struck(el) or any(_is_struck(a) or a.tag == "a" for a in el.iterancestors()):
+        if struck(el) or any(struck(a) or a.tag == "a" for a in el.iterancestors()):
             continue
         text = _norm_text(" ".join(_UNSTRUCK_TEXT(el))) or ""
         if not text or len(text) > 60 or len(_NUMBER.findall(text)) != 1:
@@ -637,46 +799,185 @@ def _price_element_near_title(tree: Any) -> Optional[tuple[str, str]]:
     return first
 
 
-_NODE_CACHE: list = [None, None]
+_BODY = etree.XPath("//body")
 
 
-def _text_nodes(tree: Any) -> tuple[list, list]:
-    """Visible text nodes of the page and their normalised texts (cached for the last tree)."""
-    cached = _NODE_CACHE
-    entry = cached[1] if cached[0] is tree else None
-    if entry is None:
+def _bodies(tree: Any) -> list:
+    """`//body`: the root's <body> child when there is one (libxml2's HTML parser makes at most one
+    <body>, always under <html>), else the XPath (a tree built another way)."""
+    body = tree.find("body") if tree.tag == "html" else None
+    return [body] if body is not None else _BODY(tree)
+_SKIP_TEXT_IN = frozenset({"script", "style", "noscript"})
+_NO_PRICE_TAGS = frozenset({"script", "style", "del", "s", "strike"})
+
+
+class _BodyScan(NamedTuple):
+    """One pass over <body>: visible text nodes (parent element + raw text) and attribute-named elements."""
+
+    parents: list
+    raws: list[str]
+    #: elements whose class / id / data-test holds "price" (None when not collected)
+    price_elems: Optional[list]
+    #: elements whose class / id / *qa* attribute names a product reference (None when not collected)
+    sku_elems: Optional[list]
+    #: the first <h1> in <body> (= `_H1`), None without one
+    h1: Any = None
+
+
+def _scan_body(tree: Any, price: bool, sku: bool) -> _BodyScan:
+    """Visible text nodes of <body> in document order (= `_TEXT_NODES`), plus, when asked, the
+    elements of `_PRICE_ELEMS_SLOW` (`price`) and `_SKU_ATTR_SLOW` (`sku`), in one pass.
+
+    The text of an element comes before its children, its tail after its last descendant: elements
+    come from `iter()` (pre-order) and the tails of the elements closed before the next one are
+    emitted when the walk climbs back to that element's parent. This replaces XPaths that build a
+    string per node (text) or lower-case every attribute of every element with `translate()`
+    (price / reference names): each took several milliseconds on a 600 KB page.
+    """
+    bodies = _bodies(tree)
+    if len(bodies) != 1:
         nodes = _TEXT_NODES(tree)
-        entry = (nodes, [_norm_text(n) for n in nodes])
-        cached[0], cached[1] = tree, entry
-    return entry
+        h1 = _H1(tree)
+        return _BodyScan([n.getparent() for n in nodes], [str(n) for n in nodes],
+                         _PRICE_ELEMS_SLOW(tree) if price else None, _SKU_ATTR_SLOW(tree) if sku else None,
+                         h1[0] if h1 else None)
+    body = bodies[0]
+    parents: list = []
+    raws: list[str] = []
+    add_parent, add_raw = parents.append, raws.append
+    price_elems: Optional[list] = [] if price else None
+    sku_elems: Optional[list] = [] if sku else None
+    skip, no_price, sku_words = _SKIP_TEXT_IN, _NO_PRICE_TAGS, _SKU_ATTR_WORDS
+    h1 = None
+    if body.text:
+        add_parent(body)
+        add_raw(body.text)
+    stack = [body]
+    push, pop = stack.append, stack.pop
+    top = body  # stack[-1]
+    elements = body.iter()
+    next(elements)  # body itself
+    for el in elements:
+        parent = el.getparent()
+        while top is not parent:  # close the elements that ended before `el`: their tails
+            tail = pop().tail
+            top = stack[-1]
+            if tail and top.tag not in skip:
+                add_parent(top)
+                add_raw(tail)
+        push(el)
+        top = el
+        tag = el.tag
+        if tag.__class__ is not str:  # processing instruction: no text node of its own
+            continue
+        text = el.text
+        if text and tag not in skip:
+            add_parent(el)
+            add_raw(text)
+        if tag == "h1" and h1 is None:
+            h1 = el
+        if price_elems is not None and tag not in no_price:
+            for name in ("class", "id", "data-test"):
+                value = el.get(name)
+                if value and "price" in value.lower():
+                    price_elems.append(el)
+                    break
+        if sku_elems is not None:
+            for name in el.keys():
+                if name == "class" or name == "id" or "qa" in name:
+                    value = el.get(name).lower()
+                    # every reference word holds "product" or "number": one test before five
+                    if ("product" in value or "number" in value) and any(w in value for w in sku_words):
+                        sku_elems.append(el)
+                        break
+    while len(stack) > 1:
+        tail = pop().tail
+        if tail and stack[-1].tag not in skip:
+            add_parent(stack[-1])
+            add_raw(tail)
+    return _BodyScan(parents, raws, price_elems, sku_elems, h1)
 
 
-def _title_index(tree: Any, nodes: list) -> Optional[int]:
-    """Index of the first text node inside the page's first <h1>, None without one."""
-    h1 = _H1(tree)
+def _sku_hinted(tree: Any, raw: bytes = b"") -> bool:
+    """Whether the page's bytes hold one of the reference words (any case) at all."""
+    ctx = _ctx(tree)
+    if ctx is None:
+        low = raw.lower()
+        return any(k in low for k in _SKU_ATTR_HINTS)
+    if "sku_hinted" not in ctx.memo:
+        # two regex scans with a literal prefix ("product", "number") instead of one `in` per word
+        ctx.memo["sku_hinted"] = bool(_SKU_HINT_PRODUCT.search(ctx.low) or _SKU_HINT_NUMBER.search(ctx.low))
+    return ctx.memo["sku_hinted"]
+
+
+#: the `_SKU_ATTR_HINTS` words, as two patterns that start with a literal (fast to scan for)
+_SKU_HINT_PRODUCT = re.compile(rb"product(?:-reference|-code|code)")
+_SKU_HINT_NUMBER = re.compile(rb"number(?:(?<=catnumber)|(?<=article-number))")
+
+
+def _body_scan(tree: Any, price: bool = False) -> _BodyScan:
+    """The page's body scan, made once (price elements added by XPath if a later caller needs them)."""
+    ctx = _ctx(tree)
+    scan = ctx.memo.get("scan") if ctx is not None else None
+    if scan is None:
+        scan = _scan_body(tree, price=price, sku=_sku_hinted(tree))
+    elif price and scan.price_elems is None:
+        scan = scan._replace(price_elems=_PRICE_ELEMS_SLOW(tree))
+    if ctx is not None:
+        ctx.memo["scan"] = scan
+    return scan
+
+
+def _page_texts(tree: Any) -> tuple[list, list[str], list[Optional[str]]]:
+    """(parents, raw texts, normalised texts) of the visible text nodes, built once per page.
+
+    Shared by every layer that reads the visible text (memo of the page being extracted).
+    """
+    def build() -> tuple[list, list[str], list[Optional[str]]]:
+        parents, raws = _raw_text_nodes(tree)
+        # " ".join(s.split()) == _norm_text(s): str.split() and re's \s share one whitespace set
+        return parents, raws, [" ".join(t.split()) or None for t in raws]
+    return _memo(tree, "text_nodes", build)
+
+
+def _raw_text_nodes(tree: Any) -> tuple[list, list[str]]:
+    """(parents, raw texts) of the visible text nodes, walked once per page."""
+    scan = _body_scan(tree)
+    return scan.parents, scan.raws
+
+
+def _text_nodes(tree: Any) -> tuple[list, list[Optional[str]]]:
+    """(parent element of each visible text node, its normalised text), built once per page."""
+    parents, _, texts = _page_texts(tree)
+    return parents, texts
+
+
+def _title_index(tree: Any, parents: list) -> Optional[int]:
+    """Index of the first text node inside the page's first <h1> (parent at most 3 levels below it)."""
+    h1 = _first_h1(tree)
     if not h1:
         return None
     h1 = h1[0]
-    for i, n in enumerate(nodes):
-        parent = n.getparent()
-        for _ in range(4):
-            if parent is None:
-                break
-            if parent is h1:
-                return i
-            parent = parent.getparent()
+    inside = {h1}
+    level = [h1]
+    for _ in range(3):
+        level = [child for el in level for child in el]
+        inside.update(level)
+    for i, parent in enumerate(parents):
+        if parent in inside:
+            return i
     return None
 
 
 def _price_near_title(tree: Any) -> Optional[tuple[str, str]]:
     """The first price-only text at or after the product title (<h1>), outside links; else the first one."""
-    nodes, texts = _text_nodes(tree)
-    title_at = _title_index(tree, nodes)
+    parents, texts = _text_nodes(tree)
+    title_at = _title_index(tree, parents)
     first: Optional[tuple[str, str]] = None
-    for i, node in enumerate(nodes):
+    for i, parent in enumerate(parents):
         text = texts[i]
-        if not text or len(text) > 40 or not any(c.isdigit() for c in text) or _in_tag(node, "a") \
-                or _struck_text(node):
+        if not text or len(text) > 40 or not any(c.isdigit() for c in text) or _in_tag(parent, "a") \
+                or _struck_text(parent):
             continue
         m = _PRICE_TEXT.search(text)
         value = m.group(0) if m else (text if len(text) <= 24 and _is_price_text(text) else None)
@@ -690,9 +991,9 @@ def _price_near_title(tree: Any) -> Optional[tuple[str, str]]:
     return first
 
 
-def _in_tag(node: Any, tag: str, depth: int = 4) -> bool:
-    """Whether a text node sits inside `tag` within a few levels."""
-    el = node.getparent()
+def _in_tag(parent: Any, tag: str, depth: int = 4) -> bool:
+    """Whether a text node (given by its parent element) sits inside `tag` within a few levels."""
+    el = parent
     for _ in range(depth):
         if el is None:
             return False
@@ -715,12 +1016,33 @@ def _is_price_text(text: str) -> bool:
     return _PRICE_REST.fullmatch(rest) is not None
 
 
+def _struck_memo(tree: Any) -> Callable[[Any], bool]:
+    """`_is_struck`, remembered per element for the page (price elements share their ancestors)."""
+    seen: dict = _memo(tree, "struck", dict)
+
+    def struck(el: Any) -> bool:
+        found = seen.get(el)
+        if found is None:
+            found = seen[el] = _is_struck(el)
+        return found
+    return struck
+
+
 def _is_struck(el: Any) -> bool:
     """Whether an element marks a struck-through / was / list / unit price."""
     if el.get("data-a-strike") == "true" or el.tag in ("del", "s", "strike"):
         return True
     marker = " ".join(str(el.get(a, "")) for a in ("class", "id", "data-test")).lower()
-    return "text-price" in marker or bool(_NOT_MAIN_PRICE.intersection(_TOKEN_SPLIT.split(marker)))
+    if "text-price" in marker:
+        return True
+    tokens = _TOKEN_SPLIT.split(marker)
+    for i, token in enumerate(tokens):
+        if token in _NOT_MAIN_PRICE:
+            # "list" marks a list price only as "list-price"; alone it is a layout word
+            # (Bootstrap's "list-unstyled", "product-list", an id "price-list" for a block of prices)
+            if token != "list" or (i + 1 < len(tokens) and tokens[i + 1] == "price"):
+                return True
+    return "listprice" in tokens
 
 
 # --- SKU as printed on the page ------------------------------------------------------------
@@ -743,15 +1065,22 @@ _SKU_LABELLED = re.compile(
     r"(?P<label>" + _SKU_LABELS + r")\s*[:#：〈№.–-]?\s*[:#：]?\s*"
     r"(?P<v>[A-Za-z0-9][A-Za-z0-9._/-]{0,38}[A-Za-z0-9])", re.IGNORECASE)
 #: class / id / data-* attribute words marking an element that holds the product reference
-_SKU_ATTR = etree.XPath(
+_SKU_ATTR_WORDS = ("product-reference", "product-code", "productcode", "catnumber", "article-number")
+
+
+_SKU_ATTR_SLOW = etree.XPath(
     "//body//*[@*[contains(translate(name(),'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'qa')"
-    " or name()='class' or name()='id']"
-    "[contains(translate(.,'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'product-reference')"
-    " or contains(translate(.,'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'product-code')"
-    " or contains(translate(.,'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'productcode')"
-    " or contains(translate(.,'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'catnumber')"
-    " or contains(translate(.,'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'article-number')]]"
-)
+    " or name()='class' or name()='id'][" + " or ".join(
+        f"contains(translate(.,'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'{w}')"
+        for w in _SKU_ATTR_WORDS) + "]]")
+
+
+def _sku_attr_elements(tree: Any) -> list:
+    """Elements in <body> with a class / id / *qa* attribute naming a product reference, in document order."""
+    scan = _body_scan(tree)
+    return scan.sku_elems if scan.sku_elems is not None else _SKU_ATTR_SLOW(tree)
+
+
 _URL_ID = re.compile(r"(?:^|[/_=-]|[a-z](?=\d{6,}))(?P<id>\d{5,})(?:\.html?|\.php|/|$)")
 
 
@@ -767,28 +1096,37 @@ _SKU_ATTR_HINTS = (b"product-reference", b"product-code", b"productcode", b"catn
 
 def _visible_sku(tree: Any, raw: bytes = b"") -> Optional[tuple[str, str]]:
     """(reference, method) from a labelled text ("Product code: 64981901") or a reference-named element."""
-    low_raw = raw.lower()
-    hinted = any(k in low_raw for k in _SKU_ATTR_HINTS)
-    for el in _SKU_ATTR(tree) if hinted else ():
+    for el in _sku_attr_elements(tree) if _sku_hinted(tree, raw) else ():
         text = _norm_text(el.text_content())
         if text and len(text) <= 60:
             m = _SKU_LABELLED.search(text)
             value = m.group("v") if m else text.rsplit(" ", 1)[-1]
             if _is_sku_value(value):
                 return value, "heuristic:sku-element"
-    nodes, texts = _text_nodes(tree)
-    n = len(texts)
-    digits = [bool(t) and len(t) <= 200 and _HAS_DIGIT.search(t) is not None for t in texts]
-    keep = [i for i, t in enumerate(texts)
-            if t and len(t) <= 200 and (digits[i] or (i + 1 < n and digits[i + 1]))]
-    # one regex pass over the short texts near a number; adjacent nodes joined by a space so a label
-    # and its value in sibling elements ("<strong>Šifra:</strong> 0638") read as one
-    parts, starts, pos, prev = [], [], 0, -2
-    for i in keep:
-        sep = " " if i == prev + 1 else "\x00"
-        parts.append(sep + texts[i])
+    parents, raws = _raw_text_nodes(tree)
+    # one regex pass over the short texts holding a digit and the text just before each; adjacent
+    # nodes joined by a space so a label and its value in sibling elements
+    # ("<strong>Šifra:</strong> 0638") read as one, others by "\x00"
+    keep: list[int] = []
+    parts: list[str] = []
+    starts: list[int] = []
+    pos, prev = 0, -2
+    for i in compress(range(len(raws)), map(_HAS_DIGIT.search, raws)):  # nodes with a digit, in C
+        text = " ".join(raws[i].split())
+        if len(text) > 200:
+            continue
+        if i - 1 > prev:  # the text before it, unless already kept
+            before = " ".join(raws[i - 1].split()) if i > 0 else ""
+            if before and len(before) <= 200:
+                parts.append((" " if i - 1 == prev + 1 else "\x00") + before)
+                starts.append(pos + 1)
+                pos += len(before) + 1
+                keep.append(i - 1)
+                prev = i - 1
+        parts.append((" " if i == prev + 1 else "\x00") + text)
         starts.append(pos + 1)
-        pos += len(texts[i]) + 1
+        pos += len(text) + 1
+        keep.append(i)
         prev = i
     joined = "".join(parts)
     title_at: Optional[int] = None
@@ -797,10 +1135,10 @@ def _visible_sku(tree: Any, raw: bytes = b"") -> Optional[tuple[str, str]]:
     strong: Optional[tuple[str, str]] = None
     for m in _SKU_LABELLED.finditer(joined):
         i = keep[bisect_right(starts, m.start()) - 1]
-        if not _is_sku_value(m.group("v")) or "\x00" in m.group(0) or _in_tag(nodes[i], "a", 2):
+        if not _is_sku_value(m.group("v")) or "\x00" in m.group(0) or _in_tag(parents[i], "a", 2):
             continue  # links name other products' codes
         if title_at is None:
-            title_at = _title_index(tree, nodes) or 0
+            title_at = _title_index(tree, parents) or 0
         cand = (m.group("v"), "heuristic:sku-label")
         weak = m.group("label").lower().rstrip(".") in _WEAK_SKU_LABELS
         if i >= title_at and not weak:
@@ -831,7 +1169,10 @@ def _script_sku(tree: Any) -> Optional[str]:
 
 def _layer_sku(tree: Any, f: _Fields, url: str, raw: bytes = b"") -> None:
     """The SKU as printed: visible labelled reference, else structured sku, else an id in the URL."""
-    itemprop = tree.xpath("//*[@itemprop='sku' or @itemprop='productID']")
+    itemprop = _itemprop_nodes(tree, "sku", None) + _itemprop_nodes(tree, "productID", None)
+    if len(itemprop) > 1:  # document order, as the XPath union
+        order = {el: i for i, el in enumerate(_itemprop_elems(tree))}
+        itemprop.sort(key=order.__getitem__)
     printed = None
     for el in itemprop:
         text = next((t for t in map(_norm_text, el.itertext()) if t), None)
@@ -877,7 +1218,7 @@ def _layer_sku(tree: Any, f: _Fields, url: str, raw: bytes = b"") -> None:
 def _page_text(tree: Any) -> str:
     """Lower-case <title> + first 3,000 characters of visible body text."""
     title = " ".join(tree.xpath("//title//text()"))
-    body = " ".join(t for t in _TEXT_NODES(tree)[:400])
+    body = " ".join(_raw_text_nodes(tree)[1][:400])
     return (title + " " + _WS.sub(" ", body)[:3000]).lower()
 
 
@@ -904,10 +1245,20 @@ def _page_kind(tree: Any, raw: bytes, f: _Fields, status: Optional[int]) -> str:
 
 # --- entry point --------------------------------------------------------------------------
 
-_PARSERS: dict[Optional[str], Any] = {
-    enc: lxml.html.HTMLParser(remove_comments=True, collect_ids=True, encoding=enc)
-    for enc in (None, "utf-8", "cp1252")
-}
+def _html_parser(encoding: Optional[str]) -> Any:
+    """lxml HTML parser whose every element is an `HtmlElement`.
+
+    lxml.html's default class lookup is a Python callback run for every element proxy (it only picks
+    form / input / label subclasses, which extraction never uses); a fixed class keeps that in C.
+    """
+    parser = lxml.html.HTMLParser(remove_comments=True, collect_ids=True, encoding=encoding)
+    parser.set_element_class_lookup(etree.ElementDefaultClassLookup(
+        element=lxml.html.HtmlElement, comment=lxml.html.HtmlComment,
+        pi=lxml.html.HtmlProcessingInstruction, entity=lxml.html.HtmlEntity))
+    return parser
+
+
+_PARSERS: dict[Optional[str], Any] = {enc: _html_parser(enc) for enc in (None, "utf-8", "cp1252")}
 _DECLARED_CHARSET = re.compile(rb"<meta[^>]+charset\s*=", re.IGNORECASE)
 
 
@@ -932,6 +1283,24 @@ def _parse(raw: bytes) -> Any:
         return None
 
 
+_LANG_REGION = re.compile(r"^[a-z]{2,3}[-_]([a-z]{2})\b", re.IGNORECASE)
+
+
+def _page_country(url: str, tree: Any) -> Optional[str]:
+    """Two-letter country of a page: its host's country-code TLD, else the region of <html lang> / og:locale."""
+    labels = (urlsplit(url).hostname or "").lower().rsplit(".", 1)
+    if len(labels) == 2 and len(labels[1]) == 2 and labels[1].isalpha():
+        return "gb" if labels[1] == "uk" else labels[1]
+    if tree is None:
+        return None
+    for lang in (tree.get("lang"), tree.get("xml:lang"),
+                 *(el.get("content") for el in _meta_elems(tree) if el.get("property") == "og:locale")):
+        m = _LANG_REGION.match(lang or "")
+        if m:
+            return m.group(1).lower()
+    return None
+
+
 def extract(
     html: Union[str, bytes],
     url: str,
@@ -946,8 +1315,18 @@ def extract(
     else:
         raise ExtractError(f"extract() needs the page as str or bytes, got {type(html).__name__} for {url}")
     adapter = get_adapter(retailer) if retailer else adapter_for_url(url)
-    f = _Fields(adapter)
     tree = _parse(raw)
+    f = _Fields(adapter, lambda: _page_country(url, tree))
+    _LOCAL.ctx = _PageCtx(tree, raw) if tree is not None else None
+    try:
+        return _extract_tree(tree, raw, url, adapter, f, status)
+    finally:
+        _LOCAL.ctx = None  # release the tree
+
+
+def _extract_tree(tree: Any, raw: bytes, url: str, adapter: Adapter, f: _Fields,
+                  status: Optional[int]) -> Offer:
+    """The layers over a parsed page (tree None for an empty / unparseable one) -> Offer."""
     if tree is not None:
         steps: list[Callable[[Any, _Fields], None]] = [_layer_jsonld, _layer_embedded, _layer_selectors]
         for step in steps:

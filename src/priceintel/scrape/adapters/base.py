@@ -41,6 +41,24 @@ COMMON_AVAILABILITY: dict[str, str] = {
     "niedostępny": OUT_OF_STOCK, "på lager": IN_STOCK, "i lager": IN_STOCK, "slutsåld": OUT_OF_STOCK,
     "utsolgt": OUT_OF_STOCK, "udsolgt": OUT_OF_STOCK, "在庫あり": IN_STOCK, "在庫切れ": OUT_OF_STOCK,
     "有货": IN_STOCK, "缺货": OUT_OF_STOCK, "售完": OUT_OF_STOCK, "품절": OUT_OF_STOCK,
+    # more languages; each negative form is longer than the positive one it contains
+    "non disponible": OUT_OF_STOCK, "verfügbar": IN_STOCK, "nicht vorrätig": OUT_OF_STOCK,
+    "vergriffen": OUT_OF_STOCK, "niet leverbaar": OUT_OF_STOCK, "niet beschikbaar": OUT_OF_STOCK,
+    "em estoque": IN_STOCK, "sem estoque": OUT_OF_STOCK, "fora de estoque": OUT_OF_STOCK,
+    "disponível": IN_STOCK, "en existencia": IN_STOCK, "sin existencias": OUT_OF_STOCK,
+    "sin stock": OUT_OF_STOCK, "in magazzino": IN_STOCK, "non in magazzino": OUT_OF_STOCK,
+    "na stanju": IN_STOCK, "nema na stanju": OUT_OF_STOCK, "nije na stanju": OUT_OF_STOCK,
+    "na zalogi": IN_STOCK, "ni na zalogi": OUT_OF_STOCK, "skladem": IN_STOCK, "není skladem": OUT_OF_STOCK,
+    "vyprodáno": OUT_OF_STOCK, "na sklade": IN_STOCK, "nie je na sklade": OUT_OF_STOCK,
+    "vypredané": OUT_OF_STOCK, "raktáron": IN_STOCK, "nincs raktáron": OUT_OF_STOCK,
+    "elfogyott": OUT_OF_STOCK, "varastossa": IN_STOCK, "ei varastossa": OUT_OF_STOCK,
+    "loppuunmyyty": OUT_OF_STOCK, "ikke på lager": OUT_OF_STOCK, "slutsålt": OUT_OF_STOCK,
+    "în stoc": IN_STOCK, "nu este în stoc": OUT_OF_STOCK, "stoc epuizat": OUT_OF_STOCK,
+    "brak towaru": OUT_OF_STOCK, "stokta var": IN_STOCK, "stokta yok": OUT_OF_STOCK, "tükendi": OUT_OF_STOCK,
+    "в наявності": IN_STOCK, "немає в наявності": OUT_OF_STOCK, "отсутствует": OUT_OF_STOCK,
+    "متوفر": IN_STOCK, "غير متوفر": OUT_OF_STOCK, "نفذت الكمية": OUT_OF_STOCK,
+    "在庫なし": OUT_OF_STOCK, "品切れ": OUT_OF_STOCK, "缺貨": OUT_OF_STOCK, "售罄": OUT_OF_STOCK,
+    "no stock": OUT_OF_STOCK, "out-of-stock": OUT_OF_STOCK, "in-stock": IN_STOCK,
 }
 
 

@@ -1,0 +1,187 @@
+"""The extractor's fast paths select exactly what the XPaths they replace select.
+
+Extraction walks <body> once (`_scan_body`) instead of evaluating slow XPaths (visible text nodes,
+price-named elements, reference-named elements), answers `[itemprop=…]` / `meta[…]` selectors from
+per-page lists, and keeps its per-page memo thread-local. Each fast path is compared here with the
+original XPath / cssselect result on pages built to hit the awkward cases, and on the shared pages.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+import threading
+
+from lxml import etree
+
+from priceintel.config import shared_data_dir
+from priceintel.scrape import extract as extract_fn
+from priceintel.scrape.extract import (
+    _PRICE_ELEMS_SLOW, _SKU_ATTR_SLOW, _TEXT_NODES, _PageCtx, _compile, _parse, _scan_body, _select,
+)
+X = importlib.import_module("priceintel.scrape.extract")  # the module (the package re-exports the function)
+
+TRICKY = b"""<!DOCTYPE html><html lang="en"><head><title>T</title>
+<meta property="og:title" content="  Og  Title "><meta name="description" content="d">
+<meta property="product:price:amount" content="12.50"><meta itemprop="priceCurrency" content="EUR">
+</head><body>lead text<div class="Product-Code x" data-qa-ref="n">Ref 77 <b>bold</b> tail</div>
+<?php echo 1 ?>after pi
+<script>var sku = "A1";</script>script tail<style>.p{}</style>
+<noscript>ns text<img src=x>img tail in noscript</noscript>
+<p id="PRICE-main">EUR 9,99</p><del class="price-old">10</del><s class="price">11</s>
+<span data-test="unitPrice">1 / kg</span><span qa-id="catNumber">CAT 1</span>
+<div itemscope itemtype="https://schema.org/Product"><span itemprop="brand">
+<span itemprop="name">Acme</span></span><span itemprop="name">Thing</span>
+<span itemprop="price" content=" 9.99 ">9,99</span><a itemprop="availability" href="https://schema.org/InStock">in</a>
+</div><h1>Title <em>here</em></h1><ul><li>a<li>b</ul>trailing</body></html>"""
+
+
+def _pages():
+    """The tricky page plus every shared real page."""
+    pages = [TRICKY]
+    root = shared_data_dir() / "pages" / "html"
+    pages += [gzip.decompress(p.read_bytes()) for p in sorted(root.glob("*.html.gz"))]
+    return pages
+
+
+def test_scan_body_matches_the_xpaths_it_replaces():
+    pages = _pages()
+    assert len(pages) == 71  # the shared pages are there: a missing set fails, never skips
+    for i, raw in enumerate(pages):
+        tree = _parse(raw)
+        slow = i % 3 == 0  # the attribute XPaths are slow (~40 ms a page): every third page
+        scan = _scan_body(tree, price=slow, sku=slow)
+        nodes = _TEXT_NODES(tree)
+        assert scan.raws == [str(n) for n in nodes]
+        expected_parents = [n.getparent() if not n.is_tail else n.getparent().getparent() for n in nodes]
+        assert len(scan.parents) == len(nodes) and all(a is b for a, b in zip(scan.parents, expected_parents))
+        assert [scan.h1] == (X._H1(tree) or [None])
+        if slow:
+            assert scan.price_elems == _PRICE_ELEMS_SLOW(tree)
+            assert scan.sku_elems == _SKU_ATTR_SLOW(tree)
+        X._LOCAL.ctx = _PageCtx(tree, raw)
+        try:
+            assert X._itemprop_elems(tree) == X._ITEMPROP_ELEMS(tree)
+            assert X._meta_elems(tree) == tree.xpath("//meta")
+        finally:
+            X._LOCAL.ctx = None
+    tree = _parse(TRICKY)
+    scan = _scan_body(tree, price=True, sku=True)
+    texts = [t.strip() for t in scan.raws]
+    assert "after pi" in texts and "script tail" in texts and "var sku" not in "".join(texts)
+    assert "ns text" not in texts and "img tail in noscript" not in texts  # both children of <noscript>
+    # a processing instruction inside <body>: no text node of its own, its tail is one
+    pi = etree.ProcessingInstruction("php", "echo 1")
+    pi.tail = "pi tail"
+    tree.find(".//h1").append(pi)
+    scan = _scan_body(tree, price=True, sku=True)
+    assert scan.raws == [str(n) for n in _TEXT_NODES(tree)] and "pi tail" in scan.raws
+    assert "echo 1" not in "".join(scan.raws)
+    assert scan.price_elems == _PRICE_ELEMS_SLOW(tree) and scan.sku_elems == _SKU_ATTR_SLOW(tree)
+    assert [e.get("id") or e.get("data-test") for e in scan.price_elems] == ["PRICE-main", "unitPrice"]
+    assert [e.tag for e in scan.sku_elems] == ["div", "span"]
+
+
+def test_memoised_selectors_match_cssselect():
+    selectors = [
+        "[itemprop=price]::attr(content)", "[itemprop=price]", "[itemprop=brand] [itemprop=name]",
+        "[itemprop=brand]", "[itemprop=availability]::attr(href)", "[itemprop='name']",
+        "meta[property='og:title']::attr(content)", "meta[name=description]::attr(content)",
+        "meta[itemprop=priceCurrency]::attr(content)", "meta[property='product:price:amount']::attr(content)",
+    ]
+    for raw in _pages()[:12]:
+        tree = _parse(raw)
+        X._LOCAL.ctx = _PageCtx(tree, raw)
+        try:
+            for sel in selectors:
+                xp, attr = _compile(sel)
+                want = None
+                for node in xp(tree):
+                    value = node.get(attr) if attr else node.text_content()
+                    value = " ".join(str(value or "").split()) or None
+                    if value:
+                        want = value
+                        break
+                assert _select(tree, sel) == want, sel
+        finally:
+            X._LOCAL.ctx = None
+    tree = _parse(TRICKY)
+    assert _select(tree, "[itemprop=brand] [itemprop=name]") == "Acme"
+    assert _select(tree, "[itemprop=price]::attr(content)") == "9.99"
+    assert _select(tree, "meta[property='og:title']::attr(content)") == "Og Title"
+
+
+def test_no_itemprop_in_bytes_means_no_itemprop_element():
+    raw = b"<html><body><h1>x</h1><p class='price'>$5</p></body></html>"
+    tree = _parse(raw)
+    X._LOCAL.ctx = _PageCtx(tree, raw)
+    try:
+        assert X._raw_lacks(tree, b"itemprop") and _select(tree, "[itemprop=price]") is None
+    finally:
+        X._LOCAL.ctx = None
+    # a UTF-16 page cannot be checked byte-wise: the gate stays open
+    raw16 = "<html><body><p itemprop='price'>5</p></body></html>".encode("utf-16")
+    assert not _PageCtx(None, raw16).ascii_ok
+
+
+def test_extract_in_threads_equals_sequential():
+    pages = _pages()[:9]
+    urls = [f"https://shop{i}.example/p/{i}" for i in range(len(pages))]
+    want = [extract_fn(raw, url).to_dict() for raw, url in zip(pages, urls)]
+    got: list = [None] * len(pages)
+    errors: list = []
+
+    def run(i: int) -> None:
+        try:
+            for _ in range(3):
+                got[i] = extract_fn(pages[i], urls[i]).to_dict()
+        except Exception as exc:  # noqa: BLE001 - surfaced by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(pages))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and got == want
+    assert getattr(X._LOCAL, "ctx", None) is None  # the page context is released after each call
+
+
+def test_text_nodes_outside_extract_are_recomputed():
+    tree = _parse(TRICKY)
+    parents, texts = X._text_nodes(tree)
+    assert texts[0] == "lead text" and parents[0].tag == "body"
+    other = etree.fromstring("<html><body><p>x</p></body></html>", etree.HTMLParser())
+    assert X._text_nodes(other)[1] == ["x"]
+
+
+def test_scan_without_a_body_and_price_elements_asked_late():
+    frameset = _parse(b"<html><head><title>t</title></head><frameset><frame src='a'></frameset></html>")
+    assert not X._BODY(frameset)
+    scan = _scan_body(frameset, price=True, sku=True)
+    assert scan.raws == [] and scan.price_elems == [] and scan.sku_elems == [] and scan.h1 is None
+    # the text walk made first (no price elements), then a layer asks for them: the XPath fills in
+    tree = _parse(TRICKY)
+    X._LOCAL.ctx = _PageCtx(tree, TRICKY)
+    try:
+        assert X._raw_text_nodes(tree)[1][0] == "lead text"
+        assert X._ctx(tree).memo["scan"].price_elems is None
+        assert X._PRICE_ELEMS(tree) == _PRICE_ELEMS_SLOW(tree) and len(X._PRICE_ELEMS(tree)) == 2
+        assert [X._first_h1(tree)[0].text] == ["Title "]
+    finally:
+        X._LOCAL.ctx = None
+
+
+def test_opengraph_reader_matches_extruct():
+    from extruct.opengraph import OpenGraphExtractor
+
+    prefixed = (b"<html prefix='fb: http://ogp.me/ns/fb#'><head prefix='my: http://x/ns#'>"
+                b"<meta property='og:title' content='T'><meta property='fb:app_id' content='1'>"
+                b"<meta property='my:thing' content=''><meta property='other:x' content='n'>"
+                b"<meta property='og:title' content='T2'><meta name='og:image' content='no property'>"
+                b"</head><body><meta property='og:image' content='in body'></body></html>")
+    for raw in [prefixed, TRICKY, b"<html><body><p>no head</p></body></html>", *_pages()[1:]]:
+        tree = _parse(raw)
+        assert X._opengraph_items(tree) == list(OpenGraphExtractor().extract_items(tree, "https://x.example/"))
+    assert [p for p, _ in X._opengraph_items(_parse(prefixed))[0]["properties"]] == \
+        ["og:title", "fb:app_id", "my:thing", "og:title"]
