@@ -12,6 +12,11 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+#: the test user serve_voila creates in the served database
+TEST_USER = "tester"
+TEST_PASSWORD = "correct horse battery staple"
+#: base URL -> Playwright cookies of a signed-in session (filled by serve_voila)
+LOGINS: dict[str, list[dict]] = {}
 
 
 def _only_loopback(route) -> None:
@@ -29,10 +34,13 @@ class LoopbackBrowser:
     def __init__(self, browser):
         self._browser = browser
 
-    def new_page(self, **kwargs):
-        """A new page with the loopback-only route installed."""
+    def new_page(self, anonymous: bool = False, **kwargs):
+        """A new page with the loopback-only route installed, signed in to every Voila server the
+        tests started (serve_voila), unless anonymous=True."""
         page = self._browser.new_page(**kwargs)
         page.route("**/*", _only_loopback)
+        if not anonymous and LOGINS:
+            page.context.add_cookies([c for cookies in LOGINS.values() for c in cookies])
         return page
 
     def __getattr__(self, name):
@@ -67,6 +75,13 @@ def serve_voila(**env):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    from priceintel import auth
+    from priceintel.db.engine import get_engine
+    from priceintel.db.migrate import upgrade
+
+    db_url = env.get("DATABASE_URL") or os.environ["DATABASE_URL"]
+    upgrade(db_url)
+    auth.add_user(get_engine(db_url), TEST_USER, TEST_PASSWORD, replace=True)
     proc = subprocess.Popen(voila_command(port), env=dict(os.environ, **env), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, cwd=config.PROJ_ROOT)
     base = f"http://127.0.0.1:{port}"
@@ -81,7 +96,30 @@ def serve_voila(**env):
         else:
             proc.kill()
             pytest.fail("voila did not start: " + proc.stderr.read().decode()[-2000:])
+        LOGINS[base] = login_cookies(base)
         yield base
     finally:
+        LOGINS.pop(base, None)
         proc.terminate()
         proc.wait(10)
+
+
+def login_cookies(base: str, user: str = TEST_USER, password: str = TEST_PASSWORD) -> list[dict]:
+    """Sign in through the login form with plain HTTP; the session cookies in Playwright's format."""
+    import requests
+
+    with requests.Session() as s:
+        r = post_login(s, base, user, password)
+        assert r.status_code == 302, f"login as {user} failed: HTTP {r.status_code}"
+        return [{"name": c.name, "value": c.value, "url": base + "/"} for c in s.cookies]
+
+
+def post_login(session, base: str, user: str, password: str):
+    """GET the login form (for its XSRF token and cookie), then POST it; the POST's response (no redirects)."""
+    import re
+
+    form = session.get(f"{base}/login", timeout=30)
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', form.text)
+    assert xsrf, "no XSRF field in the login form"
+    return session.post(f"{base}/login", data={"username": user, "password": password, "_xsrf": xsrf.group(1)},
+                        allow_redirects=False, timeout=30)

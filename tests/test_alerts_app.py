@@ -42,7 +42,7 @@ def test_alert_manager_filters_acknowledges_and_edits_rules(alerts_voila, browse
     assert page.locator("table.rules-table tbody tr").count() == len(alerts.load_rules(rules_file).rules)
 
     # filter: only undercuts
-    page.locator("select").nth(1).select_option(label="undercut")
+    page.locator(".alerts-manager select").nth(1).select_option(label="undercut")
     page.wait_for_function("() => [...document.querySelectorAll('table.alerts-table tbody tr')]"
                            ".every(r => r.innerText.includes('undercut'))", timeout=60_000)
     first = page.locator("table.alerts-table tbody tr").first.locator("td").first.inner_text()

@@ -24,35 +24,31 @@ def browser():
         yield b
 
 
-@pytest.mark.parametrize("size", [(1440, 900), (390, 844)], ids=["desktop", "phone"])
-def test_price_monitor_renders_chart_and_table(voila_url, browser, size):
-    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
-    page.goto(f"{voila_url}/voila/render/price_monitor.ipynb", timeout=120_000)
-    page.wait_for_selector("table.latest-prices tbody tr", timeout=120_000)
-    page.wait_for_selector(".js-plotly-plot .scatterlayer .trace", timeout=60_000)
-    rows = page.locator("table.latest-prices tbody tr").count()
-    assert rows >= 2  # ours plus at least one competitor
-    assert "ours" in page.locator("table.latest-prices").inner_text()
-    traces = page.locator(".js-plotly-plot .scatterlayer .trace").count()
-    assert traces >= 2
-    shots = config.reports_dir() / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(shots / f"price_monitor_{size[0]}x{size[1]}.png"), full_page=True)
-    page.close()
-
-
-def test_price_monitor_switches_product(voila_url, browser):
+def test_price_monitor_detail_desktop_then_phone(voila_url, browser):
+    """One page load: the product detail at 1440x900 (chart, latest prices, switching product), then the same
+    page at 390x844 (the app's own layout tests and screenshots are in test_dashboard_apps.py)."""
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.goto(f"{voila_url}/voila/render/price_monitor.ipynb", timeout=120_000)
     page.wait_for_selector("table.latest-prices tbody tr", timeout=120_000)
+    page.wait_for_selector(".pm-detail .js-plotly-plot .scatterlayer .trace", timeout=60_000)
+    rows = page.locator("table.latest-prices tbody tr").count()
+    assert rows >= 2  # ours plus at least one competitor
+    assert "ours" in page.locator("table.latest-prices").inner_text()
+    traces = page.locator(".pm-detail .js-plotly-plot .scatterlayer .trace").count()
+    assert traces >= 2
     first = page.locator("table.latest-prices").inner_text()
-    select = page.locator("select").first
+    select = page.locator(".pm-detail select").first
     options = select.locator("option")
     select.select_option(index=options.count() - 1)
     page.wait_for_function(
         "(before) => document.querySelector('table.latest-prices').innerText !== before", arg=first,
         timeout=60_000)
     assert page.locator("table.latest-prices").inner_text() != first
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(500)
+    assert page.locator("table.latest-prices tbody tr").count() >= 2
+    page.wait_for_function("() => document.querySelector('.pm-detail .js-plotly-plot .main-svg')"
+                           ".getBoundingClientRect().width <= 390", timeout=15_000)  # the chart follows the phone
     page.close()
 
 

@@ -61,7 +61,8 @@ def test_build_env_makes_paths_absolute(tmp_path):
 
 def test_voila_command_serves_the_apps_folder_on_loopback():
     cmd = cli.voila_command(9999)
-    assert cmd[-6].endswith("apps") and "--port=9999" in cmd and "--Voila.ip=127.0.0.1" in cmd
+    assert cmd[3].endswith("apps") and "--port=9999" in cmd and "--Voila.ip=127.0.0.1" in cmd
+    assert "--Voila.identity_provider_class=priceintel.webauth.AppIdentityProvider" in cmd  # sign-in required
 
 
 def test_demo_down_without_storefronts(monkeypatch, tmp_path, capsys):

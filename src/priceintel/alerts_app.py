@@ -102,6 +102,7 @@ def alerts_manager(engine=None, rules_path: str | Path | None = None):
                 n = alerts.set_state(engine, parse_ids(ids.value), to)
                 say(message, f"{n} alert(s) {label}", True)
                 ids.value = ""
+                overview.refresh()  # the overview's figures follow the new states
             except PriceIntelError as err:
                 say(message, str(err), False)
             show_alerts()
@@ -127,6 +128,9 @@ def alerts_manager(engine=None, rules_path: str | Path | None = None):
         except PriceIntelError as err:
             say(rules_msg, str(err), False)
 
+    from priceintel.app_widgets import app_page, dashboard_panel
+
+    overview = dashboard_panel(engine, "alerts", "Price alerts")
     for dd in (state, kind, severity):
         dd.observe(show_alerts, names="value")
     ack.on_click(change("acknowledged", "acknowledged"))
@@ -138,9 +142,10 @@ def alerts_manager(engine=None, rules_path: str | Path | None = None):
     show_rules()
     pick({"new": rule_pick.value})
     box = w.Layout(flex_flow="row wrap")
-    return w.VBox([
-        w.HTML(APP_CSS), w.HTML("<h3>Alerts</h3>"), w.HBox([state, kind, severity], layout=box),
+    manager = w.VBox([
+        w.HTML("<h2>Manage alerts</h2>"), w.HBox([state, kind, severity], layout=box),
         w.HBox([ids, ack, resolve], layout=box), message, table,
         w.HTML(f"<h3>Rules <small>({html.escape(str(path))})</small></h3>"), rules_table,
         w.HBox([rule_pick, enabled, apply_toggle], layout=box), editor, save, rules_msg,
-    ], layout=w.Layout(width="100%"))
+    ], layout=w.Layout(width="100%")).add_class("alerts-manager")
+    return app_page(engine, "alerts", "Price alerts", [manager], css=APP_CSS, panel=overview)

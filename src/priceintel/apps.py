@@ -66,6 +66,7 @@ def history_figure(history: pd.DataFrame, title: str = ""):
     import plotly.graph_objects as go
 
     fig = go.FigureWidget()
+    fig._config = {"responsive": True, "displaylogo": False}  # fills its box on a phone too
     for retailer, part in history.groupby("retailer"):
         fig.add_scatter(x=part["ds"].dt.strftime("%Y-%m-%d").tolist(), y=part["price"], name=retailer, mode="lines",
                         line={"shape": "hv", "color": RETAILER_COLORS.get(retailer),
@@ -76,7 +77,8 @@ def history_figure(history: pd.DataFrame, title: str = ""):
 
 
 def price_monitor(engine=None):
-    """The price-monitor panel: product picker, history chart, latest-price table."""
+    """The price-monitor app: the filtered, paginated, exportable prices view, then one product's
+    history chart and latest-price table."""
     import ipywidgets as w
 
     from priceintel.db.engine import get_engine
@@ -86,7 +88,7 @@ def price_monitor(engine=None):
     if not options:
         return w.HTML("<p class='empty'>No matched products in the database yet: run <code>make demo</code>.</p>")
     picker = w.Dropdown(options=options, description="Product",
-                        layout=w.Layout(width="95%", max_width="640px"))
+                        layout=w.Layout(width="95%", max_width="640px")).add_class("pm-product")
     chart = w.Output()
     table = w.HTML()
 
@@ -103,5 +105,8 @@ def price_monitor(engine=None):
 
     picker.observe(lambda change: show(change["new"]), names="value")
     show(picker.value)
-    return w.VBox([w.HTML(APP_CSS), picker, chart, w.HTML("<h3>Latest prices</h3>"), table],
-                  layout=w.Layout(width="100%"))
+    from priceintel.app_widgets import app_page
+
+    detail = w.VBox([w.HTML("<h2>One product: daily prices</h2>"), picker, chart, w.HTML("<h3>Latest prices</h3>"),
+                     table], layout=w.Layout(width="100%")).add_class("pm-detail")
+    return app_page(engine, "prices", "Competitor prices", [detail], css=APP_CSS)

@@ -24,7 +24,7 @@ def _print(msg: str = "") -> None:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    """start | stop | status | url | migrate the database."""
+    """start | stop | status | url | migrate the database | refresh the apps' views."""
     from priceintel.db import engine, migrate, server
 
     if args.action == "start":
@@ -43,6 +43,12 @@ def cmd_db(args: argparse.Namespace) -> int:
         engine.check_connection(eng)
         migrate.upgrade()
         _print(f"schema at revision {migrate.current()}")
+    elif args.action == "refresh":  # the apps' materialized views, after data loaded outside the pipeline
+        from priceintel import dashboard
+
+        timings = dashboard.refresh(engine.get_engine())
+        _print(f"app views refreshed in {sum(timings.values()):.1f} s: "
+               + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     return 0
 
 
@@ -327,7 +333,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
                f"(95% CI coverage {_fmt(e.get('ci95_coverage'), '.0%')})")
     apps = sorted(p.stem for p in (config.PROJ_ROOT / "notebooks" / "apps").glob("*.ipynb"))
     _print(f"quality report:            {reports / 'quality.html'}")
-    _print(f"apps:                      make apps  ->  http://127.0.0.1:8866/ ({', '.join(apps)})")
+    _print(f"apps:                      make apps  ->  http://127.0.0.1:8866/ ({', '.join(apps)}); "
+           "sign in (add a user once: priceintel users add NAME)")
     _print("jupyterlab:                make lab")
     return 0
 
@@ -340,7 +347,8 @@ def voila_command(port: int, notebook_dir: Path | None = None) -> list[str]:
     apps = notebook_dir or config.PROJ_ROOT / "notebooks" / "apps"
     return [sys.executable, "-m", "voila", str(apps), f"--port={port}", "--no-browser",
             "--Voila.ip=127.0.0.1", "--show_tracebacks=False",
-            "--VoilaConfiguration.file_allowlist=['.*\\.(png|jpg|gif|svg|css|js)']"]
+            "--VoilaConfiguration.file_allowlist=['.*\\.(png|jpg|gif|svg|css|js)']",
+            "--Voila.identity_provider_class=priceintel.webauth.AppIdentityProvider"]
 
 
 def cmd_apps(args: argparse.Namespace) -> int:
@@ -348,8 +356,50 @@ def cmd_apps(args: argparse.Namespace) -> int:
     from priceintel.db import engine
 
     os.environ.setdefault("DATABASE_URL", engine.get_url())
-    _print(f"apps: http://127.0.0.1:{args.port}/  (Ctrl-C to stop)")
+    from priceintel import auth
+    from priceintel.db import migrate
+
+    migrate.upgrade()
+    if not auth.count_users(engine.get_engine()):
+        raise PriceIntelError("apps: no app users yet: add one with `priceintel users add NAME`, then run "
+                              "`priceintel apps` again")
+    _print(f"apps: http://127.0.0.1:{args.port}/  (sign in; Ctrl-C to stop)")
     return subprocess.call(voila_command(args.port))
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    """The new password: one line on stdin with --password-stdin, else typed twice at a prompt."""
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != first:
+        raise PriceIntelError("users add: the two passwords differ")
+    return first
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    """add | list | remove users of the apps (argon2 hashes in app_user)."""
+    from priceintel import auth
+    from priceintel.db import engine as db_engine
+    from priceintel.db import migrate
+
+    migrate.upgrade()
+    eng = db_engine.get_engine()
+    if args.action in ("add", "remove") and not args.name:
+        raise PriceIntelError(f"users {args.action} needs a NAME")
+    if args.action == "add":
+        auth.check_username(args.name)
+        created = auth.add_user(eng, args.name, _read_password(args), replace=args.replace)
+        _print(f"user {args.name} {'added' if created else 'password replaced'}")
+    elif args.action == "remove":
+        auth.remove_user(eng, args.name)
+        _print(f"user {args.name} removed")
+    else:
+        df = auth.list_users(eng)
+        _print(df.to_string(index=False) if len(df) else "no users: add one with `priceintel users add NAME`")
+    return 0
 
 
 # --- eval -------------------------------------------------------------------------------
@@ -458,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("db", help="embedded PostgreSQL and migrations")
-    d.add_argument("action", choices=["start", "stop", "status", "url", "migrate"])
+    d.add_argument("action", choices=["start", "stop", "status", "url", "migrate", "refresh"])
     d.set_defaults(func=cmd_db)
     i = sub.add_parser("init-db", help="start the database if embedded and migrate it")
     i.set_defaults(func=cmd_init_db)
@@ -493,6 +543,13 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("apps", help="serve the Voila apps")
     a.add_argument("--port", type=int, default=8866)
     a.set_defaults(func=cmd_apps)
+
+    u = sub.add_parser("users", help="who may open the apps: add NAME | list | remove NAME")
+    u.add_argument("action", choices=["add", "list", "remove"])
+    u.add_argument("name", nargs="?", default=None)
+    u.add_argument("--password-stdin", action="store_true", help="read the password from stdin (one line)")
+    u.add_argument("--replace", action="store_true", help="add: set a new password for an existing user")
+    u.set_defaults(func=cmd_users)
 
     e = sub.add_parser("eval", help="evaluate a component on a benchmark")
     esub = e.add_subparsers(dest="eval_kind", required=True)

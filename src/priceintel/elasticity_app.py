@@ -119,6 +119,7 @@ def curve_figure(rec: pricing.Recommendation, inputs: dict, whatif: float, title
 
     c = pricing.price_curve(np.linspace(span[0], span[1], 121), **inputs)
     fig = go.FigureWidget(make_subplots(specs=[[{"secondary_y": True}]]))
+    fig._config = {"responsive": True, "displaylogo": False}  # fills its box on a phone too
     x = c["price"].round(2).tolist()
     fig.add_scatter(x=x + x[::-1], y=c["units_hi"].tolist() + c["units_lo"].tolist()[::-1], fill="toself",
                     line={"width": 0}, fillcolor="rgba(0,113,206,0.15)", name="units 90%", hoverinfo="skip")
@@ -232,4 +233,8 @@ def elasticity_app(engine=None):
     if not model.fits:
         return w.HTML("<p class='empty'>No product has enough price variation to estimate an elasticity."
                       "</p>" + estimates_table(model))
-    return ElasticityExplorer(panel, model).widget
+    from priceintel.app_widgets import app_page
+
+    explorer = ElasticityExplorer(panel, model).widget.add_class("el-detail")
+    return app_page(engine, "elasticity", "Price elasticity",
+                    [w.HTML("<h2>One product: demand, what-if and recommendation</h2>"), explorer], css=APP_CSS)

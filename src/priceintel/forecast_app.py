@@ -78,6 +78,7 @@ def forecast_figure(history: pd.DataFrame, forecast: pd.DataFrame, title: str = 
     import plotly.graph_objects as go
 
     fig = go.FigureWidget()
+    fig._config = {"responsive": True, "displaylogo": False}  # fills its box on a phone too
     fmt = "%Y-%m-%d"
     fig.add_scatter(x=history["ds"].dt.strftime(fmt).tolist(), y=history["y"], name="observed", mode="lines",
                     line={"shape": "hv", "color": "#111111"})
@@ -141,7 +142,10 @@ def forecasts_app(engine=None, run_id: Optional[int] = None):
     retailer.observe(show, names="value")
     pick_product()
     show()
-    return w.VBox([w.HTML(APP_CSS), product, retailer, note, chart,
-                   w.HTML("<h3>Backtest of this listing (held-out windows)</h3>"), backtest,
-                   w.HTML("<h3>All models compared (every series, same windows)</h3>"), models],
-                  layout=w.Layout(width="100%"))
+    from priceintel.app_widgets import app_page
+
+    detail = w.VBox([w.HTML("<h2>One listing: forecast and backtest</h2>"), product, retailer, note, chart,
+                     w.HTML("<h3>Backtest of this listing (held-out windows)</h3>"), backtest,
+                     w.HTML("<h3>All models compared (every series, same windows)</h3>"), models],
+                    layout=w.Layout(width="100%")).add_class("fc-detail")
+    return app_page(engine, "forecasts", "Price forecasts", [detail], css=APP_CSS)

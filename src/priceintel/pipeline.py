@@ -268,6 +268,9 @@ def load_stage(upstream: dict, data_dir: str | Path) -> dict:
         )
         loaded["errors"] = load.record_errors(conn, scrape_run_id, errors)
         load.finish_run(conn, run_id, "success", {k: v for k, v in loaded.items()}, {})
+    from priceintel import dashboard
+
+    dashboard.refresh(engine)  # the apps' materialized views (and their cache key) follow every load
     return {"loaded": loaded, "table_counts": queries.table_counts(engine), "run_id": run_id}
 
 
@@ -331,8 +334,15 @@ def model_stage(horizon: int = 14, prophet_series: int = 12, engine=None, n_wind
     # own-price elasticity with the cheapest competitor's price (its coefficient is the cross-price
     # elasticity), day-of-week effects and empirical-Bayes pooling within the category
     sales["comp_min"] = np.exp(sales["log_comp"])
-    el = elasticity.fit_demand(sales, entity="sku", price="price", quantity="units", period="ds",
-                               cross_prices=("comp_min",), calendar=("dow",), category="category").estimates
+    demand = elasticity.fit_demand(sales, entity="sku", price="price", quantity="units", period="ds",
+                                   cross_prices=("comp_min",), calendar=("dow",), category="category")
+    el = demand.estimates
+    from priceintel import dashboard
+
+    # stored estimates + recommended prices for the elasticity app, then the apps' views follow
+    dashboard.store_model_elasticity(engine, demand, sales, spec={"cross_prices": ["comp_min"], "calendar": ["dow"],
+                                                                  "category": "category", "method": "ols"})
+    dashboard.refresh(engine, views=("mv_app_forecasts", "mv_app_elasticity"))  # prices are as the load left them
     return {"forecasts": cv, "metrics": metrics, "overall": overall_metrics(metrics), "elasticity": el,
             "series_report": report, "forecast_run_id": run_id, "future": res.forecasts}
 

@@ -1,0 +1,130 @@
+"""Stored elasticity estimates and recommended prices (tables of migration 0007), written by the model stage
+so the elasticity dashboard reads them instead of refitting demand models on every request."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+__all__ = ["ESTIMATE_COLUMNS", "recommend_all", "save_elasticity", "store_model_elasticity"]
+
+#: columns of elasticity_estimate besides run_id
+ESTIMATE_COLUMNS = ["sku", "elasticity", "se", "ci_lo", "ci_hi", "elasticity_pooled", "ci_lo_pooled", "ci_hi_pooled",
+                    "cross_elasticity", "n", "identified", "note", "current_price", "recommended_price", "change_pct",
+                    "expected_units", "expected_profit", "reason"]
+
+
+def _plain(v: Any) -> Any:
+    """None for NaN/NA, Python scalars for numpy ones."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return None
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return v
+
+
+def save_elasticity(engine: Engine, estimates: pd.DataFrame, window_start: date, window_end: date,
+                    spec: dict | None = None, recommendations: pd.DataFrame | None = None) -> int:
+    """Store one elasticity run: per-sku estimates (fit_demand's `estimates`) joined with optional
+    recommendations (sku, current_price, recommended_price, change_pct, expected_units, expected_profit,
+    reason); returns the run id."""
+    if "sku" not in estimates:
+        raise ValueError(f"save_elasticity: estimates need a 'sku' column; they have {list(estimates.columns)}")
+    est = estimates.copy()
+    cross = [c for c in est.columns if c.startswith("cross[") and not c.endswith("_se")]
+    est["cross_elasticity"] = est[cross[0]] if cross else np.nan
+    notes = [c for c in ("note", "pool_note") if c in est]
+    est["note"] = est[notes].fillna("").astype(str).agg("; ".join, axis=1).str.strip("; ") if notes else None
+    if recommendations is not None and len(recommendations):
+        est = est.merge(recommendations, on="sku", how="left")
+    est = est.reindex(columns=ESTIMATE_COLUMNS)
+    rows = [{k: _plain(v) for k, v in rec.items()} for rec in est.to_dict("records")]
+    for r in rows:
+        if r["n"] is not None:
+            r["n"] = int(r["n"])
+        if r["identified"] is not None:
+            r["identified"] = bool(r["identified"])
+    with engine.begin() as conn:
+        run_id = conn.execute(sa.text(
+            "INSERT INTO elasticity_run (window_start, window_end, spec, n_products, code_version) "
+            "VALUES (:s, :e, CAST(:spec AS jsonb), :n, :v) RETURNING run_id"),
+            {"s": pd.Timestamp(window_start).date(), "e": pd.Timestamp(window_end).date(),
+             "spec": json.dumps(spec or {}, default=str), "n": len(rows), "v": _version()}).scalar_one()
+        if rows:
+            cols = ", ".join(ESTIMATE_COLUMNS)
+            vals = ", ".join(f":{c}" for c in ESTIMATE_COLUMNS)
+            conn.execute(sa.text(f"INSERT INTO elasticity_estimate (run_id, {cols}) VALUES (:run_id, {vals})"),
+                         [{"run_id": run_id, **r} for r in rows])
+    return int(run_id)
+
+
+def _version() -> str:
+    """The code version string of forecast_store (package + git commit)."""
+    from priceintel.forecast_store import code_version
+
+    return code_version()
+
+
+def recommend_all(engine: Engine, model, sales: pd.DataFrame, max_change: float = 0.15,
+                  max_above_lowest: float = 0.25, objective: str = "profit") -> pd.DataFrame:
+    """The recommended price of every estimated product (the elasticity app's constraints: unit cost, MAP,
+    ±max_change from our last regular price, at most max_above_lowest above the cheapest competitor's
+    latest price). One row per sku; products that cannot be priced get the reason only."""
+    from priceintel import pricing
+
+    costs = pd.read_sql("SELECT sku, unit_cost::float8 AS unit_cost, map_price::float8 AS map_price FROM dim_product",
+                        engine).set_index("sku")
+    comp = pd.read_sql("""
+        SELECT DISTINCT ON (p.sku, r.retailer) p.sku, r.retailer, fp.price::float8 AS price
+        FROM fact_price fp
+        JOIN product_match pm ON pm.listing_id = fp.listing_id AND pm.status IN ('auto', 'confirmed')
+        JOIN dim_product p ON p.product_id = pm.product_id
+        JOIN dim_listing l ON l.listing_id = fp.listing_id
+        JOIN dim_retailer r ON r.retailer_id = l.retailer_id
+        WHERE fp.price IS NOT NULL
+        ORDER BY p.sku, r.retailer, fp.date_key DESC""", engine)
+    comp_by_sku = {s: dict(zip(g["retailer"], g["price"])) for s, g in comp.groupby("sku")}
+    s = sales.sort_values("ds")
+    regular = s[~s["promo"].fillna(False).astype(bool)] if "promo" in s else s
+    current = regular.groupby("sku")["price"].last().combine_first(s.groupby("sku")["price"].last())
+    rows = []
+    notes = model.estimates.set_index("sku")["note"] if "note" in model.estimates else pd.Series(dtype=object)
+    for sku in model.estimates["sku"]:
+        row: dict[str, Any] = {"sku": sku, "current_price": _plain(current.get(sku))}
+        if sku not in model.fits:
+            row["reason"] = f"no recommendation: no demand fit ({_plain(notes.get(sku)) or 'too little data'})"
+            rows.append(row)
+            continue
+        try:
+            cost = costs.loc[sku]
+            c = pricing.Constraints(unit_cost=float(cost["unit_cost"]), current_price=row["current_price"],
+                                    map_price=_plain(cost["map_price"]), max_change=max_change,
+                                    competitor_prices=comp_by_sku.get(sku, {}), max_above_lowest=max_above_lowest)
+            rec = pricing.recommend_for_model(model, sku, c, objective=objective)
+            row.update(recommended_price=rec.price, expected_units=rec.units, expected_profit=rec.profit,
+                       reason=rec.reason,
+                       change_pct=(rec.price / rec.current_price - 1) * 100 if rec.current_price else None)
+        except (KeyError, ValueError, TypeError, pricing.PricingError) as err:
+            row["reason"] = f"no recommendation: {' '.join(str(err).split())}"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["sku", "current_price", "recommended_price", "change_pct",
+                                       "expected_units", "expected_profit", "reason"])
+
+
+def store_model_elasticity(engine: Engine, model, sales: pd.DataFrame, spec: dict | None = None) -> int:
+    """The model stage's hook: recommendations for every fitted product, then one stored elasticity run
+    over the sales window; returns its run id."""
+    recs = recommend_all(engine, model, sales)
+    ds = pd.to_datetime(sales["ds"])
+    return save_elasticity(engine, model.estimates, ds.min().date(), ds.max().date(), spec, recs)
