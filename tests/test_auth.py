@@ -1,7 +1,14 @@
 """App users (argon2 hashes), the `users` CLI, and Voila behind the login: anonymous requests get no data."""
 
 import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -69,6 +76,35 @@ def test_users_cli_and_apps_refuses_without_users(pg_engine, monkeypatch, capsys
     assert main(["users", "remove", "dana"]) == 0
     assert main(["users", "remove", "dana"]) == 2 and "no user 'dana'" in capsys.readouterr().err
     assert main(["users", "list"]) == 0 and "no users" in capsys.readouterr().out
+
+
+def test_apps_command_is_the_server_so_a_stop_signal_stops_it(pg_url, pg_engine):
+    """`priceintel apps` becomes Voila: SIGTERM to it (systemd, docker stop) stops the server, no orphan."""
+    auth.add_user(pg_engine, TEST_USER, TEST_PASSWORD, replace=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cli = Path(sys.executable).with_name("priceintel")
+    proc = subprocess.Popen([str(cli), "apps", "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=dict(os.environ, DATABASE_URL=pg_url))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                assert requests.get(base + "/login", timeout=2).status_code == 200
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None, "priceintel apps exited early"
+                time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(base + "/login", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 def test_run_panel_reads_last_run_json(tmp_path):

@@ -189,6 +189,30 @@ def test_keyset_pages_concatenate_to_the_filtered_set_in_order(dash_db, view, f)
     assert paged.equals(paged.sort_values(key, ascending=asc, kind="stable").reset_index(drop=True))
 
 
+def test_no_category_filter_finds_alerts_of_uncategorised_products(dash_db):
+    """The '(none)' category the filter offers selects an uncategorised product's alerts too (the alert table
+    keeps NULL, the product views say '(none)')."""
+    eng = dash_db["engine"]
+    with eng.begin() as conn:
+        sku, cat = conn.execute(sa.text("SELECT sku, category FROM dim_product ORDER BY sku LIMIT 1")).one()
+        conn.execute(sa.text("UPDATE dim_product SET category = NULL WHERE sku = :s"), {"s": sku})
+        alert_id = conn.execute(sa.text(
+            "INSERT INTO alert (dedup_key, rule, kind, severity, ds, sku, category, reason) "
+            "VALUES ('review-no-category', 'test', 'price_drop', 'warning', :d, :s, NULL, 'test') "
+            "RETURNING alert_id"), {"d": START, "s": sku}).scalar_one()
+    try:
+        assert "(none)" in dashboard.filter_options(eng)["categories"]
+        f = dashboard.Filters(categories=("(none)",))
+        rows = _all_pages(eng, "alerts", f, 50)
+        assert list(rows["alert_id"]) == [alert_id]
+        assert dashboard.summary(eng, "alerts", f)["rows"] == 1
+        assert dashboard.chart_frame(eng, "alerts", f)["n"].sum() == 1
+    finally:
+        with eng.begin() as conn:
+            conn.execute(sa.text("DELETE FROM alert WHERE alert_id = :a"), {"a": alert_id})
+            conn.execute(sa.text("UPDATE dim_product SET category = :c WHERE sku = :s"), {"c": cat, "s": sku})
+
+
 def test_views_hold_the_stored_forecasts_elasticities_and_alerts(dash_db):
     eng = dash_db["engine"]
     with eng.connect() as conn:
@@ -348,6 +372,29 @@ def test_svg_chart_handles_empty_data_and_bars():
     assert "no data for these filters" in empty
     bars = dashboard.svg_chart(pd.DataFrame({"c": ["a", "b"], "v": [-1.5, 2.0]}), "c", "v", kind="bar")
     assert bars.count("<rect") == 2
+
+
+def test_app_charts_of_one_day_show_days_and_tables_show_yes_no():
+    """A one-day filter: the chart's axis spans the day and its neighbours (not milliseconds around it), lines
+    get markers, bars are a day wide; a later multi-day chart drawn into the same figure autoranges again.
+    Table cells of typed pages (numpy scalars) read yes/no and formatted numbers."""
+    from priceintel import app_widgets
+
+    day = pd.Timestamp("2026-07-28")
+    alerts = pd.DataFrame({"ds": [day, day], "series": ["critical", "info"], "n": [8, 2]})
+    fig = app_widgets.view_figure("alerts", alerts)
+    assert tuple(fig.layout.xaxis.range) == ("2026-07-27", "2026-07-29") and fig.layout.xaxis.dtick == 86_400_000
+    assert all(t.width == 0.8 * 86_400_000 for t in fig.data)
+    prices = pd.DataFrame({"ds": [day, day], "series": ["amazon", "ours"], "mean_price": [14.0, 15.0],
+                           "mean_gap_pct": [-6.7, 0.0], "n": [1, 1]})
+    assert {t.mode for t in app_widgets.view_figure("prices", prices).data} == {"lines+markers"}
+    wider = app_widgets.view_figure("alerts", alerts.assign(ds=[day - timedelta(days=9), day]))
+    fig.update_layout(wider.layout.to_plotly_json())  # how DashboardPanel._draw updates its chart
+    assert fig.layout.xaxis.autorange is True and fig.layout.xaxis.tickmode == "auto"
+    page = pd.DataFrame({"in_stock": pd.array([True, False], dtype="boolean"),
+                         "n": pd.array([1234, 5], dtype="Int64")})
+    cells = app_widgets.frame_html(page)
+    assert "<td>yes</td>" in cells and "<td>no</td>" in cells and '<td class="num">1,234</td>' in cells
 
 
 def test_migration_0007_downgrades_and_upgrades(pg_server_url):

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
 #: (title, notebook, audience note, description) of every app on the landing page
@@ -184,11 +185,11 @@ def _fmt(v: Any) -> tuple[str, bool]:
     """(text, is_number) for one table cell."""
     if v is None or (not isinstance(v, (str, bytes, list, tuple, dict)) and pd.isna(v)):
         return "", False
-    if isinstance(v, bool):
+    if isinstance(v, (bool, np.bool_)):  # rows of a typed page hold numpy scalars
         return ("yes" if v else "no"), False
-    if isinstance(v, float):
+    if isinstance(v, (float, np.floating)):
         return f"{v:,.2f}", True
-    if isinstance(v, int):
+    if isinstance(v, (int, np.integer)):
         return f"{v:,}", True
     if isinstance(v, pd.Timestamp):
         day = v == v.normalize() and v.tzinfo is None
@@ -493,6 +494,25 @@ def responsive(fig):
     return fig
 
 
+#: one day on a Plotly date axis (milliseconds)
+DAY_MS = 86_400_000
+
+
+def _day_axis(fig, days: pd.Series) -> None:
+    """A date x axis of whole days. With a single day Plotly would zoom to milliseconds ("23:59:59.9996"): show
+    that day between its neighbours instead. Every setting is explicit, so a chart updated in place (see
+    DashboardPanel._draw) drops the single-day range when the next filters span more days."""
+    distinct = pd.to_datetime(pd.Series(days)).dropna().dt.normalize().unique()
+    if len(distinct) == 1:
+        day = pd.Timestamp(distinct[0])
+        fig.update_xaxes(type="date", autorange=False, tickmode="linear", tick0=day.strftime("%Y-%m-%d"),
+                         dtick=DAY_MS, tickformat="%b %d, %Y",
+                         range=[(day - pd.Timedelta(days=1)).strftime("%Y-%m-%d"),
+                                (day + pd.Timedelta(days=1)).strftime("%Y-%m-%d")])
+    else:
+        fig.update_xaxes(type="date", autorange=True, tickmode="auto", tickformat="")
+
+
 def view_figure(view: str, df: pd.DataFrame):
     """The plotly chart of a dashboard view from dashboard.chart_frame (None when there is nothing to draw)."""
     import plotly.graph_objects as go
@@ -510,7 +530,7 @@ def view_figure(view: str, df: pd.DataFrame):
                 fig.add_scatter(x=x + x[::-1], y=part["hi_80"].tolist() + part["lo_80"].tolist()[::-1],
                                 fill="toself", mode="lines", line={"width": 0}, opacity=0.2, showlegend=False,
                                 hoverinfo="skip", fillcolor=color, name=f"{series} 80%")
-            fig.add_scatter(x=x, y=part[ycol], name=str(series), mode="lines",
+            fig.add_scatter(x=x, y=part[ycol], name=str(series), mode="lines" if len(x) > 1 else "lines+markers",
                             line={"color": color, "width": 3 if series == "ours" else 1.5,
                                   "shape": "hv" if view == "prices" else "linear"})
         if view == "prices":
@@ -519,7 +539,7 @@ def view_figure(view: str, df: pd.DataFrame):
             _layout(fig, "Forecast per listing (80% band)" if per_listing else
                     "Mean forecast change vs last price, per retailer (80% band)",
                     "price" if per_listing else "change %")
-        fig.update_layout(xaxis_type="date")
+        _day_axis(fig, df["ds"])
     elif view == "elasticity":
         fig.add_bar(x=df["category"], y=df["mean_elasticity"], name="mean elasticity", marker_color="#1f6feb",
                     customdata=df[["n_products", "mean_change_pct"]].to_numpy(),
@@ -529,9 +549,10 @@ def view_figure(view: str, df: pd.DataFrame):
     else:
         for series, part in df.groupby("series", sort=True):
             fig.add_bar(x=pd.to_datetime(part["ds"]).dt.strftime("%Y-%m-%d").tolist(), y=part["n"], name=str(series),
-                        marker_color=SERIES_COLORS.get(series))
+                        marker_color=SERIES_COLORS.get(series), width=0.8 * DAY_MS)  # a day wide, even alone
         _layout(fig, "Alerts per day by severity", "alerts")
-        fig.update_layout(barmode="stack", xaxis_type="date")
+        fig.update_layout(barmode="stack")
+        _day_axis(fig, df["ds"])
     return fig
 
 

@@ -364,7 +364,11 @@ def cmd_apps(args: argparse.Namespace) -> int:
         raise PriceIntelError("apps: no app users yet: add one with `priceintel users add NAME`, then run "
                               "`priceintel apps` again")
     _print(f"apps: http://127.0.0.1:{args.port}/  (sign in; Ctrl-C to stop)")
-    return subprocess.call(voila_command(args.port))
+    engine.dispose_engines()
+    cmd = voila_command(args.port)
+    # become the server: a stop signal (systemd, docker stop, kill) then stops Voila, never orphans it
+    os.execv(cmd[0], cmd)
+    return 0  # not reached
 
 
 def _read_password(args: argparse.Namespace) -> str:

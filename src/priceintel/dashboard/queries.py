@@ -187,7 +187,7 @@ SPECS: dict[str, ViewSpec] = {
          "retailer": "str", "item_id": "str", "sku": "str", "name": "str", "brand": "str", "category": "str",
          "price": "float", "reference_price": "float", "value": "float", "reason": "str", "created_at": "ts"},
         key=("ds", "alert_id"), key_sql=("ds", "alert_id"), order="ds DESC, alert_id DESC", descending=True,
-        date_sql="ds"),
+        date_sql="ds", category_sql="COALESCE(category, '(none)')"),  # as the other views name no category
 }
 
 _DTYPES = {"date": "datetime64[ns]", "str": object, "float": "float64", "int": "Int64", "bool": "boolean"}
