@@ -106,3 +106,40 @@ def test_provider_settings_and_security_warning(caplog):
     provider.validate_security(App())
     assert not caplog.records
     assert [h[0] for h in provider.get_handlers()] == ["/login", "/logout", "/"]  # no Voila parent: no files
+
+
+def test_login_throttle_counts_failures_in_a_sliding_window():
+    t = webauth.LoginThrottle(limit=2, window=0.3)
+    assert t.blocked("a") == 0
+    t.failed("a")
+    assert t.blocked("a") == 0
+    t.failed("a")
+    assert 0 < t.blocked("a") <= 0.3 and t.blocked("b") == 0
+    import time
+
+    time.sleep(0.35)
+    assert t.blocked("a") == 0  # the failures aged out of the window
+    t.failed("a")
+    t.failed("a")
+    t.succeeded("a")
+    assert t.blocked("a") == 0
+
+
+def test_repeated_failed_logins_are_refused_even_with_the_right_password(login_server, pg_engine):
+    base = login_server
+    auth.add_user(pg_engine, "webuser", "web-password", replace=True)  # an earlier test removes it
+    webauth.USER_THROTTLE._fails.clear()
+    try:
+        with requests.Session() as s:
+            for _ in range(webauth.MAX_FAILURES):
+                assert post_login(s, base, "webuser", "wrong-guess").status_code == 401
+            locked = post_login(s, base, "WebUser", "web-password")  # the name is counted case-insensitively
+            assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+            assert "Too many failed sign-ins" in locked.text and set(s.cookies.get_dict()) <= {"_xsrf"}  # no login cookie
+            assert post_login(s, base, "webuser", "web-password").status_code == 429
+        webauth.USER_THROTTLE._fails.clear()
+        with requests.Session() as s:
+            assert post_login(s, base, "webuser", "web-password").status_code == 302
+    finally:
+        webauth.USER_THROTTLE._fails.clear()
+        webauth.ADDRESS_THROTTLE._fails.clear()

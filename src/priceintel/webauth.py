@@ -8,8 +8,11 @@ redirect to /login and the API, websockets and notebook files answer 403. `/` go
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
+import threading
+import time
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.auth.identity import IdentityProvider, User
@@ -23,6 +26,54 @@ from priceintel import auth
 
 #: where `/` leads after login
 LANDING = "voila/render/index.ipynb"
+#: failed sign-ins allowed per username, and per client address (a proxy may front many users),
+#: within THROTTLE_WINDOW seconds
+MAX_FAILURES = 5
+MAX_FAILURES_PER_ADDRESS = 20
+THROTTLE_WINDOW = 300.0
+
+
+class LoginThrottle:
+    """Counts failed sign-ins per key (client address, username) in a sliding window; refuses over the limit."""
+
+    def __init__(self, limit: int = MAX_FAILURES, window: float = THROTTLE_WINDOW):
+        self.limit, self.window = limit, window
+        self._fails: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        kept = [t for t in self._fails.get(key, []) if now - t < self.window]
+        if kept:
+            self._fails[key] = kept
+        else:
+            self._fails.pop(key, None)
+        return kept
+
+    def blocked(self, *keys: str) -> float:
+        """Seconds until any of `keys` may try again (0 when none is over the limit)."""
+        now = time.monotonic()
+        with self._lock:
+            waits = [self.window - (now - fails[0]) for k in keys
+                     if len(fails := self._recent(k, now)) >= self.limit]
+        return max(waits, default=0.0)
+
+    def failed(self, *keys: str) -> None:
+        """Record one failed sign-in for each key."""
+        now = time.monotonic()
+        with self._lock:
+            for k in keys:
+                self._recent(k, now)
+                self._fails.setdefault(k, []).append(now)
+
+    def succeeded(self, *keys: str) -> None:
+        """A correct sign-in clears the keys' failures."""
+        with self._lock:
+            for k in keys:
+                self._fails.pop(k, None)
+
+
+USER_THROTTLE = LoginThrottle(MAX_FAILURES)
+ADDRESS_THROTTLE = LoginThrottle(MAX_FAILURES_PER_ADDRESS)
 
 LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -65,6 +116,31 @@ class AppLoginHandler(LoginFormHandler):
         action = self.base_url + "login?next=" + web.escape.url_escape(
             self.get_argument("next", default=self.base_url), plus=False)
         self.write(LOGIN_PAGE.format(action=html.escape(action), message=note, xsrf=self.xsrf_form_html()))
+
+    @allow_unauthenticated
+    async def post(self) -> None:
+        """Check a sign-in off the event loop (argon2 takes ~0.1 s), throttling repeated failures."""
+        name = self.get_argument("username", default="").strip()
+        user_key, ip_key = name.lower(), str(self.request.remote_ip)
+        wait = max(USER_THROTTLE.blocked(user_key), ADDRESS_THROTTLE.blocked(ip_key))
+        if wait > 0:
+            self.set_status(429)
+            self.set_header("Retry-After", str(int(wait) + 1))
+            self._render(message={"error": f"Too many failed sign-ins: try again in {int(wait) + 1} s."})
+            return
+        loop = asyncio.get_running_loop()
+        user = await loop.run_in_executor(None, self.identity_provider.process_login_form, self)
+        if user is None:
+            USER_THROTTLE.failed(user_key)
+            ADDRESS_THROTTLE.failed(ip_key)
+            self.set_status(401)
+            self._render(message={"error": "Invalid credentials"})
+            return
+        USER_THROTTLE.succeeded(user_key)
+        self.current_user = user
+        self.log.info("user %s signed in", user.username)
+        self.identity_provider.set_login_cookie(self, user)
+        self._redirect_safe(self.get_argument("next", default=self.base_url))
 
 
 class AppLogoutHandler(JupyterHandler):
@@ -155,8 +231,8 @@ class AppIdentityProvider(IdentityProvider):
         except Exception as exc:
             self.log.error("login check failed: %s", exc)
             return None
-        if not ok:
-            self.log.warning("failed login for %r", name)
+        if not ok:  # the typed name may be a mistyped password: log only its length
+            self.log.warning("failed sign-in (username of %d characters)", len(name))
         return User(name) if ok else None
 
     def validate_security(self, app, ssl_options=None) -> None:
