@@ -2,7 +2,9 @@
 weekly orange-juice prices, and the speed of a 5,000-series daily backtest + forecast with Prophet's
 per-series fit time beside the fast engine's.
 
-Writes reports/benchmarks/forecast.json.  Usage: python benchmarks/bench_forecast.py [--quick]
+Writes reports/benchmarks/forecast.json.
+Usage: python benchmarks/bench_forecast.py [--quick] [--only oj_weekly,oj_monthly,demo_daily,demo_pipeline,speed]
+(--only re-runs the named parts and keeps the other parts of an existing JSON).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import time
 import warnings
 from datetime import datetime, timezone
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -21,6 +24,8 @@ import pandas as pd
 from priceintel import config, demo
 from priceintel import forecast as fc
 from priceintel import tournament as T
+
+from _common import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 warnings.filterwarnings("ignore")
 GOAL_RATIO = 0.95
@@ -46,24 +51,54 @@ def demo_frame(n_products: int, days: int, seed: int = 42) -> pd.DataFrame:
                          "ds": pd.to_datetime(p["ds"]), "y": p["price"].astype(float)})
 
 
+def _test_set(res: T.TournamentResult) -> dict:
+    """Which windows and dates the accuracy figures are computed on."""
+    ev = res.cv[res.cv["chosen_model"].notna()]
+    cut = sorted({str(pd.Timestamp(c).date()) for c in ev["cutoff"]})
+    return {
+        "scored_cutoffs": cut,
+        "first_test_date": str(pd.Timestamp(ev["ds"].min()).date()),
+        "last_test_date": str(pd.Timestamp(ev["ds"].max()).date()),
+        "series": int(ev["unique_id"].nunique()), "points_at_full_horizon": int(ev["y"].notna().sum()),
+        "definition": (f"rolling origins: each scored cut-off forecasts the next {res.params['h']} "
+                       f"{res.params['freq']} steps of every series from its history up to the cut-off; "
+                       f"windows before the first scored cut-off only choose and calibrate; model choice "
+                       f"for a cut-off uses only backtest errors dated on or before it, interval "
+                       f"calibration only windows finished by it; every model, baseline and 'chosen' "
+                       f"is scored on exactly these points"),
+    }
+
+
 def _verdict(res: T.TournamentResult, h: int) -> dict:
-    """Accuracy table and the goals at the full horizon."""
-    s = res.summary()[f"h{h}"]
+    """Accuracy table and the goals at every lead-time bucket (the full horizon is the headline)."""
+    summ = res.summary()
+    s = summ[f"h{h}"]
     ratio = s.get("ratio_mae_to_better_naive")
     c80, c95 = s.get("chosen_coverage_80"), s.get("chosen_coverage_95")
+
+    def cov_ok(a, b):
+        return bool(a is not None and b is not None and abs(a - 0.80) <= COVERAGE_TOL and abs(b - 0.95) <= COVERAGE_TOL)
+
+    goals = {k: {"ratio_mae_to_better_naive": v.get("ratio_mae_to_better_naive"),
+                 "goal_ratio_met": bool((v.get("ratio_mae_to_better_naive") or 9) <= GOAL_RATIO),
+                 "coverage_80": v.get("chosen_coverage_80"), "coverage_95": v.get("chosen_coverage_95"),
+                 "goal_coverage_met": cov_ok(v.get("chosen_coverage_80"), v.get("chosen_coverage_95"))}
+             for k, v in summ.items() if k.startswith("h")}
     return {
         "table": res.overall(h).drop(columns="unique_id").round(4).to_dict("records"),
         "by_horizon": {k: {kk: vv for kk, vv in v.items() if kk != "models"}
-                       for k, v in res.summary().items() if k.startswith("h")},
+                       for k, v in summ.items() if k.startswith("h")},
+        "models_by_horizon": {k: v["models"] for k, v in summ.items() if k.startswith("h")},
+        "goals_by_horizon": goals,
+        "test_set": _test_set(res),
         "better_naive": s.get("better_naive"),
         "chosen_mae": s.get("chosen_mae"), "better_naive_mae": s.get("better_naive_mae"),
         "ratio_mae_to_better_naive": ratio, "ratio_mase_to_better_naive": s.get("ratio_mase_to_better_naive"),
         "goal_ratio_met": bool(ratio is not None and ratio <= GOAL_RATIO),
         "coverage_80": c80, "coverage_95": c95,
-        "goal_coverage_met": bool(c80 is not None and c95 is not None and abs(c80 - 0.80) <= COVERAGE_TOL
-                                  and abs(c95 - 0.95) <= COVERAGE_TOL),
-        "p_change": res.summary().get("p_change"),
-        "chosen_models": res.summary()["chosen_models"],
+        "goal_coverage_met": cov_ok(c80, c95),
+        "p_change": summ.get("p_change"),
+        "chosen_models": summ["chosen_models"],
         "split": res.params["split"], "params": {k: v for k, v in res.params.items() if k != "split"},
         "timing_s": {k: round(v, 2) for k, v in res.timing.items() if k.endswith("_s")},
         "failures": len(res.failures),
@@ -89,12 +124,31 @@ def bench_oj(quick: bool) -> dict:
     return out
 
 
+def bench_oj_monthly(quick: bool) -> dict:
+    """The same OJ prices as monthly series (mean shelf price per calendar month): h = 3 months,
+    cut-offs every month; no regressors. Shows the method on another frequency."""
+    df = oj_frame()
+    if quick:
+        df = df[df["unique_id"].isin(sorted(df["unique_id"].unique())[:30])]
+    m = (df.assign(ds=df["ds"].dt.to_period("M").dt.to_timestamp())
+         .groupby(["unique_id", "ds"], as_index=False)["y"].mean())
+    res = T.run_tournament(m, h=3, n_windows=8, step=1, freq="M",
+                           models=T.FAST_MODELS if quick else T.FULL_MODELS, progress=False)
+    return {"series": int(m["unique_id"].nunique()), "months": int(m["ds"].nunique()),
+            "aggregation": "mean of the weekly shelf prices in each calendar month", **_verdict(res, 3)}
+
+
 def bench_demo(quick: bool) -> dict:
     """Daily demo-world competitor prices: h = 28 days, cut-offs every 14 days."""
     n, days = (30, 150) if quick else (200, 240)
     df = demo_frame(n, days)
     res = T.run_tournament(df, h=28, n_windows=6 if not quick else 4, step=14, progress=False)
-    return {"products": n, "days": days, "series": int(df["unique_id"].nunique()), **_verdict(res, 28)}
+    # price-change probability at each horizon: same cut-offs, baselines only (the change model does
+    # not depend on the forecasting models)
+    pch = {f"h{hz}": T.run_tournament(df, h=hz, n_windows=6 if not quick else 4, step=14, progress=False,
+                                      models=()).summary()["p_change"] for hz in (7, 14, 28)}
+    return {"products": n, "days": days, "series": int(df["unique_id"].nunique()), **_verdict(res, 28),
+            "p_change_by_horizon": pch}
 
 
 def bench_speed(quick: bool) -> dict:
@@ -144,27 +198,59 @@ def bench_speed(quick: bool) -> dict:
     }
 
 
-def main(quick: bool) -> dict:
-    """Run all parts and write the JSON."""
+def bench_demo_pipeline(quick: bool) -> dict:
+    """The demo pipeline's model stage (pipeline.model_stage: run_tournament defaults, h = 14 days,
+    3 windows) on the competitor prices the pipeline scraped and cleaned (data/interim/observations.parquet,
+    the rows it loads into fact_price; out-of-stock days are gaps)."""
+    path = config.interim_dir() / "observations.parquet"
+    if not path.exists():
+        return {"skipped": f"{path} not found: run the demo pipeline first"}
+    o = pd.read_parquet(path)
+    df = pd.DataFrame({"unique_id": o["retailer"] + ":" + o["item_id"].astype(str), "ds": pd.to_datetime(o["ds"]),
+                       "y": o["price"].where(o["in_stock"].astype(bool)).astype(float)})
+    res = T.run_tournament(df, h=14, n_windows=3, progress=False)
+    return {"source": "<data dir>/interim/observations.parquet", "series": int(df["unique_id"].nunique()),
+            "days": int(df["ds"].nunique()), **_verdict(res, 14)}
+
+
+PARTS = {"oj_weekly": lambda q: bench_oj(q), "oj_monthly": lambda q: bench_oj_monthly(q),
+         "demo_daily": lambda q: bench_demo(q), "demo_pipeline": lambda q: bench_demo_pipeline(q),
+         "speed": lambda q: bench_speed(q)}
+
+
+def main(quick: bool, only: Optional[list] = None) -> dict:
+    """Run all parts (or `only` those, keeping the others of an existing JSON) and write the JSON."""
     load0 = os.getloadavg()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
+    dest = config.reports_dir() / "benchmarks" / ("forecast-quick.json" if quick else "forecast.json")
     out = {"benchmark": "forecast", "quick": quick, "started": started}
-    for name, fn in (("oj_weekly", bench_oj), ("demo_daily", bench_demo), ("speed", bench_speed)):
+    if only and dest.exists():
+        out = {**json.loads(dest.read_text()), "quick": quick}
+    for name, fn in PARTS.items():
+        if only and name not in only:
+            continue
         t = time.perf_counter()
+        l0 = os.getloadavg()
         out[name] = fn(quick)
         out[name]["bench_wall_s"] = round(time.perf_counter() - t, 1)
+        out[name]["loadavg_start_end"] = [l0, os.getloadavg()]
+        out[name]["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         print(name, json.dumps({k: v for k, v in out[name].items() if k not in ("table",)}, default=str)[:1500],
               flush=True)
     out["machine"] = {"loadavg_start": load0, "loadavg_end": os.getloadavg(), "cpus": os.cpu_count(),
-                      "wall_s": round(time.perf_counter() - t0, 1),
+                      "wall_s": round(time.perf_counter() - t0, 1), "parts_run": only or list(PARTS),
                       "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    dest = config.reports_dir() / "benchmarks" / ("forecast-quick.json" if quick else "forecast.json")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(out, indent=2, default=str) + "\n")
-    print("wrote", dest)
+    print("wrote", write_results("forecast", out, quick))
     return out
 
 
 if __name__ == "__main__":
-    main("--quick" in sys.argv[1:])
+    args = sys.argv[1:]
+    sel = None
+    if "--only" in args:
+        sel = args[args.index("--only") + 1].split(",")
+        bad = [p for p in sel if p not in PARTS]
+        if bad:
+            sys.exit(f"bench_forecast: unknown part(s) {bad}; choose from {list(PARTS)}")
+    main("--quick" in args, sel)

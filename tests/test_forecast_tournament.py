@@ -166,3 +166,105 @@ def test_final_bounds_of_price_series_stay_non_negative():
     res = T.run_tournament(df, h=14, n_windows=3, n_jobs=1, progress=False, models=())
     for m in ("chosen", "naive", "seasonal_naive"):
         assert (res.forecasts[f"{m}-lo-95"] >= 0).all()
+
+
+def _spells(n_series: int, n: int, seed: int = 0) -> pd.DataFrame:
+    """Daily prices: a regular price with rare steps, and promo spells of 4-8 days at 10-30% off."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2024-01-01", periods=n, freq="D")
+    frames = []
+    for i in range(n_series):
+        regular = (8 + i) * np.cumprod(np.where(rng.random(n) < 1 / 90, rng.uniform(0.9, 1.1, n), 1.0))
+        y = np.round(regular, 2)
+        t = 0
+        while t < n:
+            if rng.random() < 1 / 25:
+                d = int(rng.integers(4, 9))
+                y[t:t + d] = np.round(regular[t:t + d] * (1 - rng.uniform(0.1, 0.3)), 2)
+                t += d
+            t += 1
+        frames.append(pd.DataFrame({"unique_id": f"p{i}", "ds": ds, "y": y}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_promo_step_model_beats_naive_on_step_and_promo_prices():
+    df = _spells(24, 200, seed=4)
+    res = T.run_tournament(df, h=14, n_windows=5, step=7, n_jobs=1, progress=False, models=T.PRICE_MODELS)
+    for hz in (7, 14):
+        o = res.overall(hz).set_index("model")
+        assert o.loc["promo_step", "mae"] < 0.9 * o.loc["naive", "mae"]
+        assert o.loc["chosen", "mae"] < 0.95 * min(o.loc["naive", "mae"], o.loc["seasonal_naive", "mae"])
+    # one series in a promo at the forecast origin: the promo price holds a few days, then the regular price
+    y = np.r_[np.full(60, 10.0), 8.0, 8.0, 10, 10, 10, 10, 10, 8, 8, 8, 8, 8, 10, 10, 10, 10, 10, 10, 8, 8, 8, 8]
+    y = np.r_[y, np.full(30, 10.0), 7.5, 7.5]
+    f = T.fc_promo_step(y, 10, window=14)
+    assert f["mean"][0] == 7.5 and f["mean"][-1] == 10.0
+    assert np.all(f["lo-95"] <= f["lo-80"]) and np.all(f["lo-80"] <= f["mean"]) and np.all(f["mean"] <= f["hi-80"])
+    # not in a promo: the last (regular) value carries forward, including a fresh step up
+    assert np.all(T.fc_promo_step(np.r_[np.full(40, 10.0), 11.0], 5, window=14)["mean"] == 11.0)
+
+
+def test_choice_for_a_window_never_sees_data_after_its_cutoff():
+    df = pd.concat([_spells(8, 150, seed=5), _seasonal(4, 150, seed=6)], ignore_index=True)
+    kw = {"h": 14, "n_windows": 5, "step": 7, "n_jobs": 1, "progress": False,
+          "models": ("auto_theta", *T.PRICE_MODELS, T.COMBO)}
+    a = T.run_tournament(df, **kw)
+    cut = pd.Timestamp(a.params["cutoffs"][3])
+    # scramble everything after window 3's cut-off: its choices (and earlier ones) must not change
+    b_df = df.copy()
+    late = b_df["ds"] > cut
+    b_df.loc[late, "y"] = b_df.loc[late, "y"].to_numpy()[::-1] * 3.0
+    b = T.run_tournament(b_df, **kw)
+    ca, cb = a.choices.set_index(["window", "unique_id"])["model"], b.choices.set_index(["window", "unique_id"])["model"]
+    for k in (2, 3):
+        assert ca.loc[k].equals(cb.loc[k])
+    # calibration for window 3 is identical too; the scored actuals of window 3 do differ
+    fa = a.calibration.set_index(["window", "model"]).loc[3, ["q_lo_80", "q_hi_95"]]
+    fb = b.calibration.set_index(["window", "model"]).loc[3, ["q_lo_80", "q_hi_95"]]
+    assert np.allclose(fa.to_numpy(float), fb.to_numpy(float), equal_nan=True)
+    ya = a.cv[a.cv["window"] == 3]["y"].to_numpy()
+    yb = b.cv[b.cv["window"] == 3]["y"].to_numpy()
+    assert not np.allclose(ya, yb)
+    assert "on or before" in a.params["split"]
+
+
+def test_combination_is_the_default_unless_a_model_is_clearly_better():
+    df = _seasonal(6, 120, seed=8)
+    kw = {"h": 7, "n_windows": 4, "n_jobs": 1, "progress": False, "models": ("auto_ets", T.COMBO)}
+    never = T.run_tournament(df, margin=1.0, **kw)  # nothing can be 100% better: always the combination
+    assert set(never.choices["model"]) == {T.COMBO}
+    free = T.run_tournament(df, margin=0.0, shrink=0.0, **kw)  # plain per-series argmin
+    assert free.params["margin"] == 0.0 and T.COMBO in free.params["models"]
+    ev = free.cv[free.cv["chosen_model"].notna()]
+    assert np.allclose(ev.apply(lambda r: r[r["chosen_model"]], axis=1), ev["chosen"])
+    # seasonal series: seasonal models beat the combination (which averages in non-seasonal members)
+    assert set(free.choices.loc[free.choices["window"] == -1, "model"]) <= {"seasonal_naive", "auto_ets", T.COMBO}
+
+
+def test_interval_shapes_for_price_errors():
+    # a point mass at zero with a one-sided tail: the shortest 80% range keeps 80%, equal tails do not
+    vals = np.r_[np.zeros(75), -np.linspace(0.1, 2.0, 22), np.linspace(0.1, 0.5, 3)]
+    lo, hi = T.shortest_interval(vals, 0.80)
+    assert np.mean((vals >= lo) & (vals <= hi)) == pytest.approx(0.80, abs=0.011)
+    eq = np.quantile(vals, [0.1, 0.9])
+    assert np.mean((vals >= eq[0]) & (vals <= eq[1])) > 0.85
+    f = T._factors(vals)  # "auto": the zero mass picks the shortest ranges, nested 80 inside 95
+    assert f[2] <= f[0] <= 0 <= f[1] <= f[3] and f[0] == pytest.approx(lo)
+    cont = np.random.default_rng(0).normal(size=400)  # no zero mass: equal-tailed quantiles
+    assert np.allclose(T._factors(cont)[[0, 1]], np.quantile(cont, [0.1, 0.9]))
+
+
+def test_change_probability_uses_promo_state_and_beats_a_constant_rate():
+    df = _spells(30, 240, seed=9)
+    res = T.run_tournament(df, h=7, n_windows=6, step=14, n_jobs=1, progress=False, models=())
+    pc = res.summary()["p_change"]
+    assert pc["brier"] < 0.9 * min(pc["brier_constant_rate"], pc["brier_pooled_share"])
+    # features are causal: the cell at t does not change when later values change
+    y = _spells(1, 120, seed=1)["y"].to_numpy()
+    c1, lab1 = T.change_features(y, 7, 14)
+    y2 = y.copy()
+    y2[80:] = y2[80:] * 2
+    c2, lab2 = T.change_features(y2, 7, 14)
+    assert np.array_equal(c1[:80], c2[:80]) and np.isnan(lab1[-7:]).all()
+    # the final forecast carries one probability per series
+    assert res.forecasts.groupby("unique_id")["p_change"].first().between(0, 1).all()

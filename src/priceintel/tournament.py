@@ -3,16 +3,27 @@ windows, conformal interval calibration, price-change probability and the final 
 
 Honesty rules built in:
 - cut-offs are calendar dates shared by every series; window `k` is scored on the `h` steps after
-  its cut-off, and anything used to make a decision for window `k` (model choice, interval
-  calibration) comes only from windows whose test steps ended on or before cut-off `k`;
-- so the first window is used for choice and calibration only, and every reported accuracy figure
-  (every baseline, every model, and `chosen`) is computed on the same later windows;
+  its cut-off, and anything used to make a decision for window `k` comes only from data dated on or
+  before cut-off `k`: the model choice uses every backtest error dated up to the cut-off (finished
+  windows and the early steps of windows still running), interval calibration uses finished windows;
+- a window is scored only when an earlier window has finished (so the first windows choose and
+  calibrate only), and every reported accuracy figure (every baseline, every model, and `chosen`)
+  is computed on the same scored windows;
 - the final forecast uses the choice and calibration from all windows.
 
+Model choice: each series' mean backtest MASE per model is shrunk toward the model's pooled MASE
+over all series (empirical-Bayes style: `(n * own + shrink * pooled) / (n + shrink)`); the
+equal-weight combination of all models is the default, and a single model replaces it only when its
+shrunk score is at least `margin` (5%) lower. Few, noisy windows therefore fall back to the
+combination instead of chasing noise.
+
 Intervals: each model's own 95% interval half-width `w` (statsforecast levels, or empirical
-k-step-error quantiles for the baselines) scales the error `r = (y - yhat) / w`; the 2.5/97.5 and
-10/90 percentiles of `r` pooled over all series in earlier windows give the calibrated 95/80%
-bounds `yhat + q * w` (split-conformal with a normalised score).
+k-step-error quantiles for the baselines) scales the error `r = (y - yhat) / w`; ranges of `r`
+pooled over all series in finished earlier windows give the calibrated bounds `yhat + q * w`
+(split-conformal with a normalised score): per lead time once two windows have finished (pooled over
+lead times before), equal-tailed 10/90 and 2.5/97.5 percentiles, or the shortest ranges holding 80% /
+95% when at least 10% of the errors are exactly zero (prices that usually do not move, where equal
+tails would over-cover).
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import threadpool_limits
 
 from priceintel import forecast as fc
@@ -34,13 +46,15 @@ LEVELS = (80, 95)
 BASELINES = ("naive", "seasonal_naive", "window_average", "mean")
 NAIVE_BASELINES = ("naive", "seasonal_naive")  #: the goal compares `chosen` with the better of these
 COMBO = "combo"  #: equal-weight mean of every other model except seasonal naive (computed, not fitted)
-FAST_MODELS = BASELINES + ("auto_ets", "auto_theta", COMBO)
-FULL_MODELS = BASELINES + ("auto_ets", "auto_theta", "auto_arima", COMBO)
+PRICE_MODELS = ("promo_step", "promo_step_q75")  #: regular price + promo state (see fc_promo_step)
+FAST_MODELS = BASELINES + PRICE_MODELS + ("auto_ets", "auto_theta", COMBO)
+FULL_MODELS = BASELINES + PRICE_MODELS + ("auto_ets", "auto_theta", "auto_arima", COMBO)
 REGRESSION = "regression"  #: level + regressor effects (e.g. planned promo flags) by least squares
 ALL_MODELS = FULL_MODELS + (REGRESSION, "prophet")
 CHOSEN = "chosen"
 OVERALL = fc.OVERALL
-SHRINK_STEPS = 20  #: default pooling: a series' own score counts like the pooled one after 20 * h points
+SHRINK_STEPS = 50  #: default pooling: a series' own score counts like the pooled one after 50 * h points
+COMBO_MARGIN = 0.05  #: a single model replaces the combination only when its backtest MASE is >= 5% lower
 MAX_ETS_SEASON = 24  #: statsforecast ETS fits no seasonal component beyond this season length
 METRICS = ["n", "mae", "rmse", "smape", "mase", "coverage_80", "coverage_95", "width_80", "width_95",
            "winkler_80", "winkler_95", "coverage_raw_80", "coverage_raw_95"]
@@ -93,6 +107,10 @@ class TournamentResult:
                 "mean_prob": _f(ev["p_change"].mean()),
                 "brier": _f(((ev["p_change"] - ev["changed"]) ** 2).mean()),
                 "brier_constant_rate": _f(((ev["p_base"] - ev["changed"]) ** 2).mean()),
+                "brier_pooled_share": _f(((ev["p_share"] - ev["changed"]) ** 2).mean()),
+                "method": "pooled table: promo state x steps since last change x own change rate, learned "
+                          "from every series' history up to each cut-off (the constant rate instead when it "
+                          "scored better on the latest h origins before the cut-off)",
             }
         out["chosen_models"] = (self.choices[self.choices["window"] == -1]["model"].value_counts()
                                 .to_dict())
@@ -133,6 +151,51 @@ def fc_mean(y: np.ndarray, h: int, levels: Sequence[int] = LEVELS) -> dict:
     """Historic average (mean of the whole history)."""
     lvl = pd.Series(y).expanding().mean().to_numpy()
     return fc._level_model(y, h, levels, lvl)
+
+
+#: regular-price windows (short, long) in steps, by season length: daily 2/4 weeks, weekly 8/13 weeks,
+#: monthly 3/6 months, quarterly 2/4 quarters; other seasons fall back to (max(3, s // 6), max(4, s // 4))
+REGULAR_WINDOWS = {7: (14, 28), 52: (8, 13), 12: (3, 6), 4: (2, 4), 1: (4, 8)}
+PROMO_TOL = 0.05  #: a value more than 5% below the regular level is a temporary (promo) price
+
+
+def regular_windows(season: int) -> tuple[int, int]:
+    """(short, long) regular-price windows for a season length."""
+    return REGULAR_WINDOWS.get(int(season), (max(3, season // 6), max(4, season // 4)))
+
+
+def fc_promo_step(y: np.ndarray, h: int, levels: Sequence[int] = LEVELS, window: int = 14,
+                  q: float = 1.0, tol: float = PROMO_TOL) -> dict:
+    """Regular price with promo state: a step-aware price model.
+
+    The regular level at t is the `q` quantile (1.0: the maximum) of the last `window` values. When
+    the last value is more than `tol` below it (a temporary promotion or dip) the forecast keeps
+    the last value for the lead times at which the series' own history says such a spell usually
+    still lasts (continuation share > 0.5, the MAE-optimal choice between the two values), and
+    returns to the regular level after; otherwise the last value (the current regular price,
+    including any step) carries forward. Intervals: empirical quantiles of the same rule's
+    in-sample k-step errors at every past origin.
+    """
+    y = np.asarray(y, dtype=float)
+    n = len(y)
+    window = max(1, min(int(window), n))
+    win = sliding_window_view(y, window)
+    reg = np.full(n, np.nan)
+    reg[window - 1:] = win.max(axis=1) if q >= 1 else np.quantile(win, q, axis=1)
+    with np.errstate(invalid="ignore"):
+        promo = np.isfinite(reg) & (y < reg * (1 - tol))
+    ahead = fc._ahead(y, h)  # (n, h): y[t + k]
+    with np.errstate(invalid="ignore"):
+        same = np.abs(ahead - y[:, None]) <= np.fmax(tol * np.abs(reg), 1e-9)[:, None]
+    cont = np.cumprod(same, axis=1).astype(float)  # still in the same spell k steps later
+    seen = np.isfinite(ahead) & promo[:, None]
+    cnt = seen.sum(axis=0)
+    share = np.where(cnt >= 3, (cont * seen).sum(axis=0) / np.maximum(cnt, 1), 0.0)
+    hold = share > 0.5  # (h,) lead times at which a promo price usually still holds
+    path = np.where(promo[:, None] & ~hold[None, :], reg[:, None], y[:, None])  # (n, h)
+    point = path[-1].copy()
+    errors = (ahead - path)[window - 1:]
+    return {"mean": point, **fc._quantile_cols(point, errors, levels)}
 
 
 def fc_regression(y: np.ndarray, h: int, regressors: Optional[dict], levels: Sequence[int] = LEVELS,
@@ -195,6 +258,10 @@ def run_model(name: str, y: np.ndarray, h: int, season: int, seasonal: bool,
         return fc.fc_window_average(y, h, levels, window=max(4, min(fc.WINDOW, 4 * season)))
     if name == "mean":
         return fc_mean(y, h, levels)
+    if name == "promo_step":
+        return fc_promo_step(y, h, levels, window=regular_windows(season)[0], q=1.0)
+    if name == "promo_step_q75":
+        return fc_promo_step(y, h, levels, window=regular_windows(season)[1], q=0.75)
     if name in SF_MODELS:
         return _sf(_sf_model(name, season, seasonal), y, h, levels)
     if name == "prophet":
@@ -374,6 +441,7 @@ def run_tournament(
     calibrate: bool = True,
     shrink: Optional[float] = None,
     refit: bool = True,
+    margin: float = COMBO_MARGIN,
 ) -> TournamentResult:
     """Backtest `models` and every baseline on `n_windows` cut-offs, choose per series, forecast `h` ahead."""
     t0 = time.perf_counter()
@@ -419,12 +487,12 @@ def run_tournament(
     for r in jobs:
         failures.extend(r["failures"])
     shrink = float(SHRINK_STEPS * h if shrink is None else shrink)
-    cv, choices, calib = _assemble(jobs, models, cutoffs, h, step, fq, calibrate, shrink)
+    cv, choices, calib = _assemble(jobs, models, cutoffs, h, step, fq, calibrate, shrink, margin)
     if cv.empty:
         raise ForecastError(f"run_tournament: no series has {min_train} points before the first cut-off "
                             f"{cutoffs[0].date()} (h={h}, n_windows={n_windows}); shorten h or n_windows")
     metrics = _metrics(cv, models + [CHOSEN], horizons)
-    change = _change_backtest(items, cutoffs, h)
+    change = _change_backtest(items, cutoffs, h, regular_windows(season)[0])
     # final forecasts: the chosen model plus the naive baselines, from the whole history
     final_choice = choices[choices["window"] == -1].set_index(ID)["model"].to_dict()
     failures.extend({ID: u, "model": "*", "window": -1,
@@ -441,16 +509,26 @@ def run_tournament(
     forecasts = _final_frame(fres, items, final_choice, calib, fq, h, season)
     params = {"h": int(h), "n_windows": int(n_windows), "step": int(step), "models": models, "freq": fq.alias,
               "season_length": int(season), "horizons": horizons, "regressors": list(regressors),
-              "holidays": holidays, "min_train": int(min_train), "calibrate": bool(calibrate), "shrink": shrink, "refit": bool(refit),
+              "holidays": holidays, "min_train": int(min_train), "calibrate": bool(calibrate), "shrink": shrink,
+              "margin": float(margin), "refit": bool(refit),
               "cutoffs": [str(c.date()) for c in cutoffs],
-              "split": (f"{n_windows} rolling origins at cut-offs {', '.join(str(c.date()) for c in cutoffs)} "
-                        f"(step {step} x {fq.alias}); each window forecasts the next {h} steps; window 1 only "
-                        f"chooses and calibrates, windows 2..{n_windows} are scored with choices and interval "
-                        f"calibration taken from earlier windows only")}
+              "split": _split_text(cutoffs, n_windows, step, h, fq)}
     timing = {"prepare_s": t1 - t0, "backtest_s": t2 - t1, "final_s": t3 - t2,
               "total_s": time.perf_counter() - t0, "n_series": len(items)}
     return TournamentResult(cv=cv, metrics=metrics, forecasts=forecasts, choices=choices, change=change,
                             calibration=calib, report=report, failures=failures, params=params, timing=timing)
+
+
+def _split_text(cutoffs: list, n_windows: int, step: int, h: int, fq: fc.Freq) -> str:
+    """Plain-words test-set definition of a tournament."""
+    first = min(n_windows - 1, int(np.ceil(h / step)))  # 0-based first scored window
+    head = ("window 1 only chooses and calibrates" if first == 1
+            else f"windows 1..{first} only choose and calibrate")
+    return (f"{n_windows} rolling origins at cut-offs {', '.join(str(c.date()) for c in cutoffs)} "
+            f"(step {step} x {fq.alias}); each window forecasts the next {h} steps; {head}, windows "
+            f"{first + 1}..{n_windows} are scored (cut-offs from {cutoffs[first].date()}); the model choice "
+            f"for a window uses only backtest errors dated on or before its cut-off, interval calibration "
+            f"only windows finished by it")
 
 
 def _chunk_final_wrap(items: list, freq, prophet_opts, all_models) -> list:
@@ -467,7 +545,7 @@ def _default_horizons(fq: fc.Freq, h: int) -> list[int]:
 
 
 def _assemble(jobs: list, models: list, cutoffs: list, h: int, step: int, fq: fc.Freq,
-              calibrate: bool, shrink: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+              calibrate: bool, shrink: float, margin: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Long cv frame with calibrated bounds and the chosen model; choices; calibration factors."""
     K, M = len(cutoffs), len(models)
     uids = np.array([r["uid"] for r in jobs])
@@ -480,37 +558,48 @@ def _assemble(jobs: list, models: list, cutoffs: list, h: int, step: int, fq: fc
     S = len(jobs)
     # windows known before window k: their test steps end on or before cutoff k
     known = np.array([[j < k and j * step + h <= k * step for j in range(K)] for k in range(K)])
+    step_dates = np.stack([fq.future(c, h) for c in cutoffs])  # (K, h)
     err = np.abs(out[:, :, :, 0, :] - act[:, :, None, :])  # (S, K, M, h)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        win_mae = np.nanmean(np.where(np.isfinite(err), err, np.nan), axis=3)  # (S, K, M)
     sc = np.where(np.isfinite(scale) & (scale > 0), scale, np.nan)
-    win_mase = win_mae / sc[:, :, None]
-    npts = np.isfinite(act).sum(axis=2)  # (S, K) scored points per window
+    with np.errstate(invalid="ignore", divide="ignore"):
+        err_s = err / sc[:, :, None, None]  # scaled errors (MASE points)
     choice = np.full((S, K + 1), -1)  # last column: final choice
+    combo_j = models.index(COMBO) if COMBO in models else -1
     for k in range(K + 1):
-        prior = known[k] if k < K else np.ones(K, bool)
-        if not prior.any():
+        # a window is scored only when an earlier window has finished (the test set); the choice for it
+        # uses every backtest error dated on or before its cut-off, including early steps of windows
+        # still running (all of them are in the training data of window k)
+        if k < K and not known[k].any():
             continue
+        seen = (np.ones((K, h), bool) if k == K else
+                (np.arange(K)[:, None] < k) & (step_dates <= np.datetime64(cutoffs[k], "ns")))
+        mask = seen[None, :, None, :]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            raw = np.nanmean(np.where(prior[None, :, None], win_mae, np.nan), axis=1)  # (S, M)
-            own = np.nanmean(np.where(prior[None, :, None], win_mase, np.nan), axis=1)  # (S, M)
+            raw = np.nanmean(np.where(mask, err, np.nan), axis=(1, 3))  # (S, M)
+            own = np.nanmean(np.where(mask, err_s, np.nan), axis=(1, 3))  # (S, M)
             pooled = np.nanmean(own, axis=0)  # (M,) mean MASE of each model over all series
-        n_i = np.where(prior[None, :], npts, 0).sum(axis=1)[:, None].astype(float)
+        n_i = (np.isfinite(act) & seen[None]).sum(axis=(1, 2))[:, None].astype(float)
         blend = (n_i * own + shrink * pooled[None, :]) / (n_i + shrink) if shrink > 0 else own
         # series without a MASE scale (constant history) fall back to their own MAE ranking
         score = np.where(np.isfinite(own).any(axis=1)[:, None], np.where(np.isfinite(own), blend, np.nan), raw)
         score = np.where(np.isfinite(score), score, np.inf)
         best = np.argmin(score, axis=1)
         has = np.isfinite(score).any(axis=1)
+        if combo_j >= 0 and margin > 0:
+            # the equal-weight combination is the default: a single model replaces it only when its
+            # (pooled, shrunken) backtest error is at least `margin` lower
+            sb = score[np.arange(S), best]
+            sc_combo = score[:, combo_j]
+            best = np.where(np.isfinite(sc_combo) & (sb > (1 - margin) * sc_combo), combo_j, best)
         choice[:, k] = np.where(has, best, -1)
     # conformal factors per model and target window from pooled earlier windows
     point = out[:, :, :, 0, :]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rel = (out[:, :, :, 4, :] - out[:, :, :, 3, :]) / 2 / np.abs(point)
-        # per model: a quarter of its typical relative 95% half-width (native bounds come from training data only)
+        rel = (out[:, :1, :, 4, :] - out[:, :1, :, 3, :]) / 2 / np.abs(point[:, :1])
+        # per model: a quarter of its typical relative 95% half-width in the first window (fitted on data
+        # before every cut-off, so no window's calibration depends on data after its own cut-off)
         rel_floor = 0.25 * np.nanmedian(np.where(np.isfinite(rel), rel, np.nan).transpose(2, 0, 1, 3)
                                         .reshape(len(models), -1), axis=1)
     rel_floor = np.where(np.isfinite(rel_floor), rel_floor, 0.005)
@@ -518,34 +607,39 @@ def _assemble(jobs: list, models: list, cutoffs: list, h: int, step: int, fq: fc
                rel_floor[None, None, :, None])
     with np.errstate(invalid="ignore", divide="ignore"):
         r = (act[:, :, None, :] - point) / w  # (S, K, M, h)
-    qs = {80: (0.10, 0.90), 95: (0.025, 0.975)}
-    factors = np.full((K + 1, M, 4), np.nan)  # lo80, hi80, lo95, hi95
+    factors = np.full((K + 1, M, 4), np.nan)  # lo80, hi80, lo95, hi95 (pooled over lead times)
+    step_factors = np.full((K + 1, M, 4, h), np.nan)  # the same per lead time where data suffice
     calib_rows = []
     for k in range(K + 1):
         prior = known[k] if k < K else np.ones(K, bool)
         for j, m in enumerate(models):
-            vals = r[:, prior, j, :].ravel()
+            rv = r[:, prior, j, :]
+            vals = rv.ravel()
             vals = vals[np.isfinite(vals)]
             if calibrate and len(vals) >= 20:
-                f = np.quantile(vals, [qs[80][0], qs[80][1], qs[95][0], qs[95][1]])
-                f = np.array([min(f[0], 0), max(f[1], 0), min(f[2], 0), max(f[3], 0)])
+                f = _factors(vals)
+                for t in range(h):
+                    vt = rv[:, :, t].ravel()
+                    vt = vt[np.isfinite(vt)]
+                    step_factors[k, j, :, t] = (_factors(vt) if len(vt) >= MIN_STEP_CALIBRATION
+                                                    and prior.sum() >= STEP_MIN_WINDOWS else f)
             else:
                 f = np.array([np.nan] * 4)
             factors[k, j] = f
             calib_rows.append({"window": k if k < K else -1, "model": m, "n": int(len(vals)),
                                "rel_floor": float(rel_floor[j]),
-                               "q_lo_80": f[0], "q_hi_80": f[1], "q_lo_95": f[2], "q_hi_95": f[3]})
+                               "q_lo_80": f[0], "q_hi_80": f[1], "q_lo_95": f[2], "q_hi_95": f[3],
+                               "steps": step_factors[k, j].T.tolist()})
     calib = pd.DataFrame(calib_rows)
     # calibrated bounds; where no calibration is available keep the native bounds
     cal = np.empty_like(out[:, :, :, 1:, :])
     for i in range(4):
-        f = factors[:K, :, i][None, :, :, None]
+        f = step_factors[:K, :, i, :][None, :, :, :]
         cal[:, :, :, i, :] = np.where(np.isfinite(f), point + f * w, out[:, :, :, 1 + i, :])
     # long frame
     s_idx, k_idx, t_idx = np.meshgrid(np.arange(S), np.arange(K), np.arange(h), indexing="ij")
     s_idx, k_idx, t_idx = s_idx.ravel(), k_idx.ravel(), t_idx.ravel()
     cut = np.array(cutoffs, dtype="datetime64[ns]")
-    step_dates = np.stack([fq.future(c, h) for c in cutoffs])  # (K, h)
     cols = {ID: uids[s_idx], "window": k_idx, DS: step_dates[k_idx, t_idx], "cutoff": cut[k_idx],
             "step": t_idx + 1, Y: act[s_idx, k_idx, t_idx], "_scale": scale[s_idx, k_idx]}
     for j, m in enumerate(models):
@@ -571,8 +665,47 @@ def _assemble(jobs: list, models: list, cutoffs: list, h: int, step: int, fq: fc
                              "cutoff": cutoffs[k] if k < K else pd.NaT, "model": models[choice[s, k]]})
     choices = pd.DataFrame(rows, columns=[ID, "window", "cutoff", "model"])
     # the final interval factors travel with the choices frame
-    choices.attrs["final_factors"] = {m: factors[K, j].tolist() for j, m in enumerate(models)}
+    choices.attrs["final_factors"] = {m: step_factors[K, j].tolist() for j, m in enumerate(models)}
     return cv, choices, calib
+
+
+MIN_STEP_CALIBRATION = 50  #: fewest earlier errors at one lead time to calibrate that lead time alone
+STEP_MIN_WINDOWS = 2  #: fewest finished windows before lead times are calibrated one by one
+
+
+INTERVAL_SHAPE = "auto"  #: "shortest" ranges, "equal"-tailed quantiles, or "auto" (see _factors)
+ATOM_SHARE = 0.10  #: "auto": errors exactly zero this often (unchanged prices) call for shortest ranges
+
+
+def _factors(vals: np.ndarray) -> np.ndarray:
+    """Conformal factors lo80, hi80, lo95, hi95 (nested, around zero).
+
+    Equal-tailed quantiles of the normalised errors, except when at least `ATOM_SHARE` of them are
+    exactly zero (a price that usually does not move within the horizon): then equal tails would
+    cover far more than nominal, and the shortest ranges holding 80% / 95% are used instead.
+    """
+    shape = INTERVAL_SHAPE
+    if shape == "auto":
+        shape = "shortest" if np.mean(np.abs(vals) < 1e-9) >= ATOM_SHARE else "equal"
+    if shape == "equal":
+        f = np.quantile(vals, [0.10, 0.90, 0.025, 0.975])
+    else:
+        f = np.r_[shortest_interval(vals, 0.80), shortest_interval(vals, 0.95)]
+    return np.array([min(f[0], 0), max(f[1], 0), min(f[2], f[0], 0), max(f[3], f[1], 0)])
+
+
+def shortest_interval(vals: np.ndarray, level: float) -> tuple[float, float]:
+    """Shortest [lo, hi] holding a `level` share of `vals` (conformal bounds of normalised errors).
+
+    Unlike equal-tailed quantiles this keeps nominal coverage when errors have a point mass at zero
+    (prices that usually do not move) and a one-sided tail (temporary promotions).
+    """
+    v = np.sort(np.asarray(vals, dtype=float))
+    n = len(v)
+    m = min(n, max(1, int(np.ceil(level * n))))
+    widths = v[m - 1:] - v[: n - m + 1]
+    i = int(np.argmin(widths))
+    return float(v[i]), float(v[i + m - 1])
 
 
 def _width(point: np.ndarray, lo95: np.ndarray, hi95: np.ndarray, scale, rel_floor=0.005) -> np.ndarray:
@@ -696,9 +829,76 @@ def change_probability(y: np.ndarray, h: int, prior_rate: float, strength: float
     return float(1 - (1 - p) ** h)
 
 
-def _change_backtest(items: list, cutoffs: list, h: int) -> pd.DataFrame:
-    """Change probability at every cut-off vs whether the value changed in the next h steps."""
+CHANGE_RUN_EDGES = (1, 2, 4, 8, 16, 32)  #: bins of the steps since the last change
+CHANGE_EXP_EDGES = (0.3, 1.0)  #: bins of the series' own expected changes per horizon so far
+CHANGE_CELLS = 2 * (len(CHANGE_RUN_EDGES) + 1) * (len(CHANGE_EXP_EDGES) + 1)
+CHANGE_PRIOR = 20.0  #: pseudo-origins of the pooled share added to every cell
+
+
+def change_features(y: np.ndarray, h: int, window: int, tol: float = 0.005) -> tuple[np.ndarray, np.ndarray]:
+    """Per origin t (causal: uses y[:t+1] only) the state cell, and whether y changed in (t, t+h].
+
+    Cell = promo state (last value more than PROMO_TOL below the max of the last `window` values) x
+    steps since the last change (binned) x the series' own change rate so far times h (binned).
+    The label is NaN where t + h is past the data.
+    """
+    y = np.asarray(y, dtype=float)
+    n = len(y)
+    ch = np.r_[False, np.abs(np.diff(y)) > tol]
+    idx = np.arange(n)
+    run = idx - np.maximum.accumulate(np.where(ch, idx, 0))
+    pad = np.r_[np.full(max(window, 1) - 1, -np.inf), y]
+    reg = sliding_window_view(pad, max(window, 1)).max(axis=1)
+    promo = y < reg * (1 - PROMO_TOL)
+    cum = np.cumsum(ch)
+    rate = cum / np.maximum(idx, 1)
+    cell = ((promo.astype(int) * (len(CHANGE_RUN_EDGES) + 1) + np.digitize(run, CHANGE_RUN_EDGES))
+            * (len(CHANGE_EXP_EDGES) + 1) + np.digitize(rate * h, CHANGE_EXP_EDGES))
+    label = np.full(n, np.nan)
+    if n > h:
+        label[: n - h] = (cum[h:] - cum[: n - h]) > 0
+    return cell, label
+
+
+def _change_table(feats: list, ends: list, h: int, upto: int = 0) -> tuple[np.ndarray, float]:
+    """Pooled change share per cell from origins whose h-step future ends before each series' end
+    (minus `upto` more steps, to hold the most recent origins out)."""
+    cut = [max(e - h - upto, 0) for e in ends]
+    cells = np.concatenate([c[:m] for (c, _l), m in zip(feats, cut)] or [np.zeros(0, int)])
+    labels = np.concatenate([lab[:m] for (_c, lab), m in zip(feats, cut)] or [np.zeros(0)])
+    ok = np.isfinite(labels)
+    cells, labels = cells[ok].astype(int), labels[ok]
+    share = float(labels.mean()) if len(labels) else 0.0
+    n = np.bincount(cells, minlength=CHANGE_CELLS)
+    k = np.bincount(cells, weights=labels, minlength=CHANGE_CELLS)
+    return (k + CHANGE_PRIOR * share) / (n + CHANGE_PRIOR), share
+
+
+def _change_model(feats: list, ends: list, h: int, p_base: float) -> tuple[Optional[np.ndarray], float]:
+    """The cell table, or None when the constant rate `p_base` predicted the most recent h origins of
+    every series better (Brier): the table is fitted on earlier origins and checked on those."""
+    held = [(c[max(e - 2 * h, 0):max(e - h, 0)], lab[max(e - 2 * h, 0):max(e - h, 0)])
+            for (c, lab), e in zip(feats, ends)]
+    cells = np.concatenate([c for c, _ in held] or [np.zeros(0, int)]).astype(int)
+    labels = np.concatenate([lab for _, lab in held] or [np.zeros(0)])
+    ok = np.isfinite(labels)
+    table, share = _change_table(feats, ends, h)
+    if ok.sum() >= 20:
+        early, _ = _change_table(feats, ends, h, upto=h)
+        if np.mean((early[cells[ok]] - labels[ok]) ** 2) > np.mean((p_base - labels[ok]) ** 2):
+            return None, share
+    return table, share
+
+
+def _change_backtest(items: list, cutoffs: list, h: int, window: int = 14) -> pd.DataFrame:
+    """Change probability at every cut-off vs whether the value changed in the next h steps.
+
+    `p_change`: pooled state-cell table (change_features) learned from every series' history up to
+    the cut-off; baselines: `p_base` (pooled per-step rate r, 1 - (1 - r)^h) and `p_share` (pooled
+    share of past h-step spans with a change, no state).
+    """
     rows = []
+    feats = {u: change_features(y, h, window) for (u, y, x, s0, e) in items}
     for k in range(len(cutoffs)):
         ends = [(u, y, e[k]) for (u, y, x, s0, e) in items if e[k] >= 3]
         if not ends:
@@ -706,14 +906,17 @@ def _change_backtest(items: list, cutoffs: list, h: int) -> pd.DataFrame:
         n_ch = sum(int(_changes(y[:e]).sum()) for _, y, e in ends)
         n_st = sum(e - 1 for _, y, e in ends)
         rate = n_ch / n_st if n_st else 0.0
+        p_base = 1 - (1 - rate) ** h
+        table, share = _change_model([feats[u] for u, _, _ in ends], [e for _, _, e in ends], h, p_base)
         for u, y, e in ends:
             fut = y[e - 1:e + h]
             rows.append({ID: u, "window": k, "cutoff": cutoffs[k],
-                         "p_change": change_probability(y[:e], h, rate),
-                         "p_base": 1 - (1 - rate) ** h,
+                         "p_change": float(table[feats[u][0][e - 1]]) if table is not None else p_base,
+                         "p_base": p_base, "p_share": share,
                          "changed": float(_changes(fut).any()) if len(fut) > 1 else np.nan,
                          "evaluated": k > 0 and len(fut) == h + 1})
-    return pd.DataFrame(rows, columns=[ID, "window", "cutoff", "p_change", "p_base", "changed", "evaluated"])
+    return pd.DataFrame(rows, columns=[ID, "window", "cutoff", "p_change", "p_base", "p_share", "changed",
+                                       "evaluated"])
 
 
 # --- final forecast frame -------------------------------------------------------------------------
@@ -724,9 +927,12 @@ def _final_frame(fres: list, items: list, final_choice: dict, calib: pd.DataFram
     """unique_id, ds, chosen_model, chosen (+ calibrated bounds), naive baselines, p_change."""
     fin = calib[calib["window"] == -1].set_index("model")
     last = {u: (y, s0) for (u, y, x, s0, e) in items}
+    window = regular_windows(season)[0]
+    feats = {u: change_features(y, h, window) for u, (y, _s0) in last.items()}
     n_ch = sum(int(_changes(y).sum()) for y, _ in last.values())
     n_st = sum(max(len(y) - 1, 0) for y, _ in last.values())
-    rate = n_ch / n_st if n_st else 0.0
+    p_base = 1 - (1 - (n_ch / n_st if n_st else 0.0)) ** h
+    table, _share = _change_model(list(feats.values()), [len(y) for y, _s0 in last.values()], h, p_base)
     frames = []
     for r in fres:
         u = r["uid"]
@@ -740,15 +946,15 @@ def _final_frame(fres: list, items: list, final_choice: dict, calib: pd.DataFram
             point = arr[0]
             cols[name] = point
             w = _width(point, arr[3], arr[4], scale, fin.loc[src, "rel_floor"] if src in fin.index else 0.005)
-            f = fin.loc[src, ["q_lo_80", "q_hi_80", "q_lo_95", "q_hi_95"]].to_numpy(float) if src in fin.index \
-                else np.full(4, np.nan)
+            f = np.asarray(fin.loc[src, "steps"], dtype=float).T if src in fin.index \
+                else np.full((4, h), np.nan)  # (4, h) per lead-time factors
             for i, nm in enumerate(("lo-80", "hi-80", "lo-95", "hi-95")):
-                cols[f"{name}-{nm}"] = point + f[i] * w if np.isfinite(f[i]) else arr[1 + i]
+                cols[f"{name}-{nm}"] = np.where(np.isfinite(f[i]), point + f[i] * w, arr[1 + i])
         if np.nanmin(y) >= 0:  # a non-negative history (prices): future bounds below 0 are clipped to 0
             for name in (CHOSEN, *NAIVE_BASELINES):
                 for nm in ("lo-80", "lo-95"):
                     cols[f"{name}-{nm}"] = np.maximum(cols[f"{name}-{nm}"], 0.0)
-        cols["p_change"] = change_probability(y, h, rate)
+        cols["p_change"] = float(table[feats[u][0][-1]]) if table is not None else p_base
         frames.append(pd.DataFrame(cols))
     if not frames:
         return pd.DataFrame(columns=[ID, DS, "chosen_model", CHOSEN])
