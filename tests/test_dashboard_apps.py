@@ -239,8 +239,11 @@ def test_panel_logic_without_a_browser(pipeline_env, on_pipeline_db):
     p.end.value = p.start.value - timedelta(days=1)
     assert "after filter end" in p.message.value and p.table.value == "" and p.next_btn.disabled
     assert all(b.disabled for b in p.export_buttons.values())
+    whole_span = p.span
+    p.span = (whole_span[0], whole_span[0])  # as if the app had opened before the later days were loaded
     p.reset()
     assert p._sku is None and p.message.value == "" and f'<div class="v">{total:,}</div>' in p.cards.value
+    assert p.span == whole_span and (p.start.value, p.end.value) == whole_span  # reset re-reads the data's span
     with pytest.raises(ValueError, match="csv, xlsx or pdf"):
         p.export_bytes("doc")
     for view in dashboard.VIEWS:

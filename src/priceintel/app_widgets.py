@@ -275,10 +275,7 @@ class DashboardPanel:
         self._skus = set(self._products.values())
         lab = {"description_width": "initial"}
         # the date range starts as this view's own span (prices: observed days, forecasts: forecast days, ...)
-        whole = dashboard.summary(engine, view, dashboard.Filters())
-        lo = _as_date(whole.get("first_day") or whole.get("window_start")) or opts.get("min_date")
-        hi = _as_date(whole.get("last_day") or whole.get("window_end")) or opts.get("max_date")
-        self.span = (lo, hi)
+        lo, hi = self.span = self._view_span()
         self.start = w.DatePicker(description="From", value=lo, style=lab,
                                   layout=w.Layout(width="auto")).add_class("pi-filter-start")
         self.end = w.DatePicker(description="To", value=hi, style=lab,
@@ -289,7 +286,7 @@ class DashboardPanel:
         self.categories = w.SelectMultiple(options=list(opts.get("categories", [])), description="Categories",
                                            rows=min(4, max(2, len(opts.get("categories", [])))), style=lab,
                                            layout=w.Layout(width="auto")).add_class("pi-filter-categories")
-        self.product = w.Combobox(options=list(self._products), placeholder="all products (type a SKU or name)",
+        self.product = w.Combobox(options=list(self._products), placeholder="all (type a SKU or name)",
                                   description="Product", ensure_option=False, style=lab,
                                   layout=w.Layout(width="auto", min_width="260px")).add_class("pi-filter-product")
         self.reset_btn = w.Button(description="Reset filters", layout=w.Layout(width="auto")).add_class("pi-reset")
@@ -348,8 +345,17 @@ class DashboardPanel:
             self._sku = sku
             self.refresh()
 
+    def _view_span(self) -> tuple[date | None, date | None]:
+        """First and last day of this view's data now (days loaded since the app opened included)."""
+        opts = self.dash.filter_options(self.engine)
+        whole = self.dash.summary(self.engine, self.view, self.dash.Filters())
+        lo = _as_date(whole.get("first_day") or whole.get("window_start")) or opts.get("min_date")
+        hi = _as_date(whole.get("last_day") or whole.get("window_end")) or opts.get("max_date")
+        return lo, hi
+
     def reset(self) -> None:
-        """Back to every retailer, category and product over the whole date range."""
+        """Back to every retailer, category and product over the whole date range (as it is now)."""
+        self.span = self._view_span()
         self._hold = True
         try:
             self.start.value, self.end.value = self.span
