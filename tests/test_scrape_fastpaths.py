@@ -8,6 +8,7 @@ original XPath / cssselect result on pages built to hit the awkward cases, and o
 
 from __future__ import annotations
 
+import gc
 import gzip
 import importlib
 import threading
@@ -61,7 +62,7 @@ def test_scan_body_matches_the_xpaths_it_replaces():
             assert scan.sku_elems == _SKU_ATTR_SLOW(tree)
         X._LOCAL.ctx = _PageCtx(tree, raw)
         try:
-            assert X._itemprop_elems(tree) == X._ITEMPROP_ELEMS(tree)
+            assert X._itemprop_elems(tree) == tree.xpath("descendant-or-self::*[@itemprop]")
             assert X._meta_elems(tree) == tree.xpath("//meta")
         finally:
             X._LOCAL.ctx = None
@@ -111,6 +112,27 @@ def test_memoised_selectors_match_cssselect():
     assert _select(tree, "meta[property='og:title']::attr(content)") == "Og Title"
 
 
+def test_itemprop_within_itemprop_matches_cssselect():
+    raw = b"""<html><body><div><span itemprop="name">outside</span>
+    <div itemprop="brand"><section><b itemprop="name">in 1</b><i itemprop="name">in 2</i></section>
+    <div itemprop="brand"><u itemprop="name">nested</u></div></div>
+    <p><span itemprop="name">outside 2</span></p><div itemprop="offers"><s itemprop="name">other</s></div>
+    <span itemprop="brand name">two words</span><div itemprop="brand"><em itemprop="name">in 3</em></div>
+    </div></body></html>"""
+    for page in (raw, *_pages()[1:]):
+        tree = _parse(page)
+        X._LOCAL.ctx = _PageCtx(tree, page)
+        try:
+            for sel in ("[itemprop=brand] [itemprop=name]", "[itemprop=offers] [itemprop=name]"):
+                want = _compile(sel)[0](tree)
+                got = X._itemprop_nodes(tree, *X._itemprop_selector(sel)[:2])
+                assert got == want, sel
+        finally:
+            X._LOCAL.ctx = None
+    tree = _parse(raw)
+    assert [e.text for e in X._itemprop_nodes(tree, "name", "brand")] == ["in 1", "in 2", "nested", "in 3"]
+
+
 def test_no_itemprop_in_bytes_means_no_itemprop_element():
     raw = b"<html><body><h1>x</h1><p class='price'>$5</p></body></html>"
     tree = _parse(raw)
@@ -145,6 +167,7 @@ def test_extract_in_threads_equals_sequential():
         t.join()
     assert not errors and got == want
     assert getattr(X._LOCAL, "ctx", None) is None  # the page context is released after each call
+    assert gc.isenabled() and X._GC_PAUSED == 0  # overlapping calls shared one pause and ended it
 
 
 def test_text_nodes_outside_extract_are_recomputed():
@@ -185,3 +208,141 @@ def test_opengraph_reader_matches_extruct():
         assert X._opengraph_items(tree) == list(OpenGraphExtractor().extract_items(tree, "https://x.example/"))
     assert [p for p, _ in X._opengraph_items(_parse(prefixed))[0]["properties"]] == \
         ["og:title", "fb:app_id", "my:thing", "og:title"]
+
+
+def test_collector_paused_during_extract_only():
+    inside: list[bool] = []
+
+    def seen(phase: str, info: dict) -> None:
+        if phase == "start":
+            inside.append(getattr(X._LOCAL, "ctx", None) is not None)
+
+    raw = _pages()[1]
+    threshold = gc.get_threshold()
+    gc.callbacks.append(seen)
+    gc.set_threshold(50)  # a collection every 50 allocations: many during a page if not paused
+    try:
+        extract_fn(raw, "https://shop.example/p/1")
+        assert gc.isenabled() and X._GC_PAUSED == 0
+        junk = [[i] for i in range(500)]  # the collector runs again once the call is over
+        assert junk and inside and not any(inside)
+        gc.disable()  # an application that turned the collector off keeps it off
+        extract_fn(raw, "https://shop.example/p/1")
+        assert not gc.isenabled() and X._GC_PAUSED == 0
+    finally:
+        gc.enable()
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(seen)
+
+
+def test_overlapping_calls_still_collect_cycles():
+    full: list[int] = []
+
+    def seen(phase: str, info: dict) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full.append(1)
+
+    raw = TRICKY
+    limit = X._GC_HOLD_LIMIT
+    assert X._gc_pause()  # another thread inside extract() all along
+    gc.callbacks.append(seen)
+    X._GC_HOLD_LIMIT = 3
+    try:
+        for _ in range(2):
+            extract_fn(raw, "https://shop.example/p/1")
+        assert not gc.isenabled() and not full
+        extract_fn(raw, "https://shop.example/p/1")  # the third call while the pause is held
+        assert not gc.isenabled() and full == [1] and X._GC_HELD == 0
+    finally:
+        X._GC_HOLD_LIMIT = limit
+        gc.callbacks.remove(seen)
+        X._gc_resume()
+    assert gc.isenabled() and X._GC_PAUSED == 0
+
+
+def test_attribute_gate_on_css_selectors():
+    assert X._required_attrs(".a-price.a-text-price[data-a-strike=true] .a-offscreen") == (b"data-a-strike",)
+    assert X._required_attrs("#x h1[itemProp=name] [data-q]::attr(href)") == (b"data-q", b"itemprop")
+    for free in ("div[a!=b]", "a, b[c]", "xpath://*[@x]", "a:not([x])", "p:is([q])", "bad[["):
+        assert X._required_attrs(free) == ()
+    selectors = [".a-price.a-text-price[data-a-strike=true] .a-offscreen", "h1[itemprop=name]",
+                 "[data-test] span", "span[qa-id]", "div[data-qa-ref=n]::attr(class)"]
+    for raw in [TRICKY, *_pages()[1:]]:
+        tree = _parse(raw)
+        want = [_select(tree, sel) for sel in selectors]  # outside extract: no gate, the XPath runs
+        X._LOCAL.ctx = _PageCtx(tree, raw)
+        try:
+            assert [_select(tree, sel) for sel in selectors] == want
+        finally:
+            X._LOCAL.ctx = None
+    tree = _parse(TRICKY)
+    assert [_select(tree, sel) for sel in selectors[3:]] == ["CAT 1", "Product-Code x"]
+
+
+def test_css_reached_through_a_required_attribute_selects_what_cssselect_does():
+    from cssselect import HTMLTranslator
+
+    selectors = [".a-price.a-text-price[data-a-strike=true] .a-offscreen", "h1[itemprop=name]",
+                 "[data-test] span", "span[QA-ID]", "[itemprop=brand] [itemprop=name]", "div span[qa-id]",
+                 "a[href^='https']", "[class~=price]::text"]
+    assert X._css_xpath("h1[itemprop=name]").startswith("descendant-or-self::*/@itemprop/parent::h1[")
+    assert X._css_xpath("div span[x]") == HTMLTranslator().css_to_xpath("div span[x]")  # first step has none
+    for raw in [TRICKY, *_pages()[1:]]:
+        tree = _parse(raw)
+        for sel in selectors:
+            css = sel.removesuffix("::text")
+            assert _compile(sel)[0](tree) == etree.XPath(HTMLTranslator().css_to_xpath(css))(tree), sel
+    tree = _parse(TRICKY)
+    assert [e.text for e in _compile("span[QA-ID]")[0](tree)] == ["CAT 1"]
+
+
+def test_scripts_and_metas_listed_in_one_walk():
+    for raw in [TRICKY, *_pages()[1:]]:
+        tree = _parse(raw)
+        scripts, metas = X._scripts_and_metas(tree)
+        assert scripts == list(tree.iter("script")) and metas == list(tree.iter("meta"))
+
+
+def test_id_table_only_for_adapters_that_use_it():
+    from priceintel.scrape.adapters import get_adapter
+
+    assert X._needs_ids(get_adapter("amazon")) and X._needs_ids(get_adapter("walmart"))
+    assert not X._needs_ids(get_adapter("generic"))
+    raw = b"<html><body><p id='x'>a</p></body></html>"
+    assert [p.text for p in _parse(raw).xpath("id('x')")] == ["a"]
+    assert _parse(raw, ids=False).xpath("id('x')") == [] and _parse(raw, ids=False).find(".//p").text == "a"
+    assert _parse(b" \n\t ") is None and _parse(b"") is None
+
+
+ITEMREF = b"""<html><body>
+<div itemscope itemtype="https://schema.org/Product" itemref="pr br nothere dup an">
+<span itemprop="name">Thing</span></div>
+<p id="pr"><span itemprop="sku">SKU-1</span>
+<span itemscope itemtype="https://schema.org/Thing"><span itemprop="sku">not mine</span></span></p>
+<div id="br" itemprop="brand" itemscope itemtype="https://schema.org/Brand"><span itemprop="name">Acme</span></div>
+<span id="dup"><meta itemprop="gtin13" content="4006381333931"></span>
+<span id="dup"><meta itemprop="gtin13" content="0000000000000"></span>
+<a name="an" href="/x"><meta itemprop="mpn" content="M-9"></a>
+</body></html>"""
+
+
+def test_microdata_matches_extruct_without_the_id_table():
+    from extruct.w3cmicrodata import MicrodataExtractor
+
+    url = "https://shop.example/p/1"
+    pages = [raw for raw in [ITEMREF, TRICKY, *_pages()[1:]] if b"itemscope" in raw.lower()]
+    assert len(pages) > 10
+    for raw in pages:
+        want = MicrodataExtractor().extract_items(_parse(raw), url)
+        for ids in (True, False):
+            tree = _parse(raw, ids=ids)
+            X._LOCAL.ctx = _PageCtx(tree, raw, ids)
+            try:
+                assert X._microdata_items(tree, url) == want
+            finally:
+                X._LOCAL.ctx = None
+    item = MicrodataExtractor().extract_items(_parse(ITEMREF), url)[0]["properties"]
+    assert item["sku"] == "SKU-1" and item["brand"]["properties"]["name"] == "Acme"
+    assert item["gtin13"] == "4006381333931" and item["mpn"] == "M-9"
+    # what the lookup stands in for: extruct alone finds no reference in a tree without the id table
+    assert "sku" not in MicrodataExtractor().extract_items(_parse(ITEMREF, ids=False), url)[0]["properties"]

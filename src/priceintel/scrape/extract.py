@@ -10,15 +10,17 @@ dropped: callers compare a UPC-A with a GTIN-13 by left-padding with "0" (`gtin1
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import threading
 from bisect import bisect_right
-from itertools import compress
 from urllib.parse import urlsplit
 from functools import cached_property, lru_cache
 from typing import Any, Callable, NamedTuple, Optional, Union
 
+import cssselect
+import cssselect.parser
 import lxml.html
 from price_parser import Price
 from cssselect import HTMLTranslator
@@ -93,11 +95,13 @@ def gtin13(value: Any) -> Optional[str]:
 class _PageCtx:
     """The page being extracted: its tree, raw bytes (and lower-cased copy) and a memo for layers."""
 
-    __slots__ = ("ascii_ok", "low", "memo", "raw", "tree")
+    __slots__ = ("ascii_ok", "ids", "low", "memo", "raw", "tree")
 
-    def __init__(self, tree: Any, raw: bytes) -> None:
+    def __init__(self, tree: Any, raw: bytes, ids: bool = True) -> None:
         self.tree = tree
         self.raw = raw
+        #: whether the tree was parsed with its id table (XPath id() works)
+        self.ids = ids
         self.low = raw.lower()
         #: ASCII attribute names / class words appear as such in the bytes (not UTF-16 and the like)
         self.ascii_ok = b"\x00" not in raw
@@ -168,7 +172,71 @@ def _compile(selector: str) -> tuple[etree.XPath, Optional[str]]:
         if rest:
             xpath += "/" + HTMLTranslator().css_to_xpath(rest, prefix="descendant::")
         return etree.XPath(xpath), attr
-    return etree.XPath(HTMLTranslator().css_to_xpath(css)), attr
+    return etree.XPath(_css_xpath(css)), attr
+
+
+@lru_cache(maxsize=512)
+def _required_attrs(selector: str) -> tuple[bytes, ...]:
+    """Attribute names every element chain selected by a CSS selector must carry (lower-case ASCII).
+
+    `.a-price[data-a-strike=true] .a-offscreen` selects nothing on a page without a
+    `data-a-strike` attribute: `_select` skips the XPath (a scan of the whole page) when the page's
+    bytes lack one of these names. Only attribute tests that require the attribute count: the
+    whole selector must be one group, and `:not(…)`, `:is(…)`, `[a!=b]` add nothing.
+    """
+    if selector.startswith("xpath:"):
+        return ()
+    css = re.sub(r"::attr\([^)]+\)\s*$|::text\s*$", "", selector).strip()
+    try:
+        groups = cssselect.parse(css)
+    except cssselect.SelectorError:
+        return ()
+    if len(groups) != 1:
+        return ()
+    return tuple(dict.fromkeys(_attr_tests(groups[0].parsed_tree, across=True)))
+
+
+def _attr_tests(node: Any, across: bool) -> list[bytes]:
+    """Attribute names a parsed CSS selector requires (every compound when `across`, else the last one)."""
+    names: list[bytes] = []
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cssselect.parser.CombinedSelector):
+            stack += [node.selector, node.subselector] if across else [node.subselector]
+            continue
+        if isinstance(node, cssselect.parser.Attrib) and node.namespace is None and node.operator != "!=" \
+                and node.attrib.isascii():
+            names.append(node.attrib.lower().encode("ascii"))
+        inner = getattr(node, "selector", None)  # Class, Hash, Attrib, Pseudo, Function, Negation…
+        if inner is not None:
+            stack.append(inner)
+    return names
+
+
+_LEADING_STEP = re.compile(r"^descendant-or-self::(\*|[a-z][a-z0-9]*)\[")
+_ATTR_NAME = re.compile(r"^[a-z_][a-z0-9_-]*$")
+
+
+def _css_xpath(css: str) -> str:
+    """cssselect's XPath for `css`, its first step reached through a required attribute when there is one.
+
+    `descendant-or-self::*[… and (@data-a-strike = 'true')]/…` tests its predicate on every element
+    of the page; `descendant-or-self::*/@data-a-strike/parent::*[…]/…` (same nodes, same order)
+    visits only the elements that carry the attribute, which libxml2 does several times faster.
+    """
+    xpath = HTMLTranslator().css_to_xpath(css)  # raises on a selector that does not parse
+    m = _LEADING_STEP.match(xpath)
+    groups = cssselect.parse(css)
+    if m is None or len(groups) != 1:
+        return xpath
+    first = groups[0].parsed_tree
+    while isinstance(first, cssselect.parser.CombinedSelector):
+        first = first.selector
+    names = [n.decode() for n in _attr_tests(first, across=False) if _ATTR_NAME.match(n.decode())]
+    if not names:
+        return xpath
+    return f"descendant-or-self::*/@{names[0]}/parent::{m.group(1)}[" + xpath[m.end():]
 
 
 _META_CSS = re.compile(
@@ -176,7 +244,8 @@ _META_CSS = re.compile(
 _ITEMPROP_CSS = re.compile(
     r"^\[itemprop=(['\"]?)(?P<outer>[\w-]+)\1\](?:\s+\[itemprop=(['\"]?)(?P<inner>[\w-]+)\3\])?"
     r"(?:::attr\((?P<attr>[^)]+)\)|::text)?\s*$")
-_ITEMPROP_ELEMS = etree.XPath("descendant-or-self::*[@itemprop]")
+#: = descendant-or-self::*[@itemprop]: libxml2 steps to the attribute and back faster than it tests a predicate
+_ITEMPROP_ELEMS = etree.XPath("descendant-or-self::*/@itemprop/..")
 
 
 @lru_cache(maxsize=512)
@@ -197,9 +266,29 @@ def _meta_selector(selector: str) -> Optional[tuple[str, str, Optional[str]]]:
     return (m.group("name"), m.group("value"), m.group("attr")) if m else None
 
 
+def _scripts_and_metas(tree: Any) -> tuple[list, list]:
+    """(every <script>, every <meta>) of the page in document order, listed by one walk per page.
+
+    A walk of the whole tree costs about as much as a `tree.iter(tag)` whatever the tag: JSON-LD,
+    embedded state, script SKUs and every `meta[…]` selector share this one.
+    """
+    def build() -> tuple[list, list]:
+        scripts: list = []
+        metas: list = []
+        for el in tree.iter("script", "meta"):
+            (scripts if el.tag == "script" else metas).append(el)
+        return scripts, metas
+    return _memo(tree, "script+meta", build)
+
+
 def _meta_elems(tree: Any) -> list:
     """Every <meta> of the page in document order (listed once per page)."""
-    return _memo(tree, "meta", lambda: list(tree.iter("meta")))
+    return _scripts_and_metas(tree)[1]
+
+
+def _script_elems(tree: Any) -> list:
+    """Every <script> of the page in document order (listed once per page)."""
+    return _scripts_and_metas(tree)[0]
 
 
 def _itemprop_elems(tree: Any) -> list:
@@ -217,7 +306,27 @@ def _itemprop_nodes(tree: Any, prop: str, within: Optional[str]) -> list:
     out = [el for el in elems if el.get("itemprop") == prop]
     if within is not None and out:
         holders = {el for el in elems if el.get("itemprop") == within}
-        out = [el for el in out if holders and any(a in holders for a in el.iterancestors())]
+        if not holders:
+            return []
+        held: dict = {}  # element -> it or one of its ancestors is a holder (ancestors shared, walked once)
+
+        def under_holder(el: Any) -> bool:
+            path = []
+            node = el.getparent()
+            found = False
+            while node is not None:
+                if node in held:
+                    found = held[node]
+                    break
+                if node in holders:
+                    found = True
+                    break
+                path.append(node)
+                node = node.getparent()
+            for node in path:
+                held[node] = found
+            return found
+        out = [el for el in out if under_holder(el)]
     return out
 
 
@@ -231,7 +340,7 @@ def _select(tree: Any, selector: str) -> Optional[str]:
         nodes, attr = [el for el in _meta_elems(tree) if el.get(meta[0]) == meta[1]], meta[2]
     else:
         xp, attr = _compile(selector)
-        nodes = xp(tree)
+        nodes = [] if any(_raw_lacks(tree, name) for name in _required_attrs(selector)) else xp(tree)
     for node in nodes:
         if isinstance(node, str):
             value = node
@@ -418,7 +527,7 @@ class _Fields:
 def _layer_jsonld(tree: Any, f: _Fields) -> None:
     """(a) schema.org Product/Offer from <script type="application/ld+json">."""
     # = //script[translate(@type, A-Z, a-z)='application/ld+json'], without XPath's per-node strings
-    scripts = [el for el in tree.iter("script")
+    scripts = [el for el in _script_elems(tree)
                if (el.get("type") or "").translate(_ASCII_LOWER) == "application/ld+json"]
     nodes: list[dict] = []
     for script in scripts:
@@ -504,7 +613,7 @@ def _embedded_json(tree: Any, adapter: Adapter) -> Any:
                 return data
     if adapter.json_var:
         pattern = re.compile(re.escape(adapter.json_var) + r"\s*=\s*")
-        for node in tree.iter("script"):
+        for node in _script_elems(tree):
             text = node.text or ""
             m = pattern.search(text)
             if m:
@@ -557,10 +666,9 @@ def _layer_selectors(tree: Any, f: _Fields) -> None:
 def _layer_structured(tree: Any, f: _Fields, url: str) -> None:
     """(c2) microdata and OpenGraph through extruct (only when no price was found so far)."""
     from extruct.opengraph import OpenGraphExtractor
-    from extruct.w3cmicrodata import MicrodataExtractor
 
     try:  # microdata items need an itemscope attribute: skip extruct's document scans without one
-        items = [] if _raw_lacks(tree, b"itemscope") else MicrodataExtractor().extract_items(tree, url)
+        items = [] if _raw_lacks(tree, b"itemscope") else _microdata_items(tree, url)
     except Exception:  # extruct raises assorted errors on odd markup  # noqa: BLE001
         items = []
     for item in items:
@@ -602,6 +710,77 @@ def _layer_structured(tree: Any, f: _Fields, url: str) -> None:
         f.set("availability", props.get("product:availability") or props.get("og:availability"),
               "opengraph")
         f.set("brand", props.get("product:brand"), "opengraph")
+
+
+#: extruct's item / property XPaths, written with attribute steps instead of predicates (same
+#: nodes, same order: libxml2 evaluates a `[@x]` predicate per element much more slowly)
+_MD_ITEMS = etree.XPath("descendant-or-self::*/@itemscope/..")  # descendant-or-self::*[@itemscope]
+_MD_PROPS = etree.XPath(  # set:difference(.//*[@itemprop], .//*[@itemscope]//*[@itemprop])
+    "set:difference(descendant::*/@itemprop/.., descendant::*/@itemscope/../descendant::*/@itemprop/..)",
+    namespaces={"set": "http://exslt.org/sets"})
+
+
+def _microdata_items(tree: Any, url: str) -> list:
+    """extruct's `MicrodataExtractor.extract_items`, listing the page's items once instead of twice.
+
+    extruct finds every `[itemscope]` element with one XPath over the whole document to number the
+    items, then with the same XPath again to walk them: the second call reuses the first's list.
+    Its item and property XPaths are replaced by the faster equivalents `_MD_ITEMS` / `_MD_PROPS`.
+    """
+    from extruct.w3cmicrodata import MicrodataExtractor
+
+    extractor = MicrodataExtractor()
+    extractor._xp_prop = _MD_PROPS
+    xp_item = _MD_ITEMS
+    found = xp_item(tree)
+    ctx = _ctx(tree)
+    if ctx is not None and not ctx.ids and any(el.get("itemref") is not None for el in found):
+        # extruct resolves `itemref` with XPath id(), which needs the parser's id table
+        extractor._extract_property_refs = _property_refs_by_id(extractor, tree)
+    last: list = [tree, found]
+
+    def items_once(node: Any) -> list:
+        if not last or last[0] is not node:
+            last[:] = [node, xp_item(node)]
+        return last[1]
+
+    extractor._xp_item = items_once
+    return extractor.extract_items(tree, url)
+
+
+#: what libxml2's HTML parser enters in its id table: every `id`, and `name` on <a> (first one wins)
+_ID_HOLDERS = etree.XPath("descendant-or-self::*/@id/.. | descendant-or-self::a/@name/..")
+
+
+def _property_refs_by_id(extractor: Any, tree: Any) -> Callable[..., Any]:
+    """extruct's `_extract_property_refs` (extruct 0.18) for a tree parsed without its id table.
+
+    `id($refid)[1]` becomes a lookup in a map built like libxml2's id table (first element
+    in document order with that `id`, or `name` on an <a>); the rest is extruct's own code.
+    """
+    from functools import partial
+
+    ids: dict[str, Any] = {}
+    for el in _ID_HOLDERS(tree):
+        for value in (el.get("id"), el.get("name") if el.tag == "a" else None):
+            if value is not None:
+                ids.setdefault(value, el)
+
+    def refs(node: Any, refid: str, items_seen: Any, base_url: Any, itemids: Any) -> Any:
+        ref_node = ids.get(refid)
+        if ref_node is None:
+            return
+        extract_fn = partial(extractor._extract_property, items_seen=items_seen, base_url=base_url,
+                             itemids=itemids)
+        if ref_node.get("itemprop") is not None and ref_node.get("itemscope") is not None:
+            yield from extract_fn(ref_node)  # a full item
+        else:
+            base_parent_scope = ref_node.xpath("ancestor-or-self::*[@itemscope][1]")
+            for prop in ref_node.xpath("descendant-or-self::*[@itemprop]"):
+                # skip properties defined in a different scope than the ref_node
+                if prop.xpath("ancestor::*[@itemscope][1]") == base_parent_scope:
+                    yield from extract_fn(prop)
+    return refs
 
 
 def _opengraph_items(tree: Any) -> list[dict]:
@@ -1111,7 +1290,9 @@ def _visible_sku(tree: Any, raw: bytes = b"") -> Optional[tuple[str, str]]:
     parts: list[str] = []
     starts: list[int] = []
     pos, prev = 0, -2
-    for i in compress(range(len(raws)), map(_HAS_DIGIT.search, raws)):  # nodes with a digit, in C
+    has_digit = _HAS_DIGIT.search
+    # nodes with a digit; most text nodes are blank (indentation), rejected before the regex call
+    for i in [i for i, raw in enumerate(raws) if not raw.isspace() and has_digit(raw)]:
         text = " ".join(raws[i].split())
         if len(text) > 200:
             continue
@@ -1158,7 +1339,7 @@ _QUERY_ID = re.compile(r"(?:^|&)(?:pid|sku|product_?id|products_id|item_?id|item
 
 def _script_sku(tree: Any) -> Optional[str]:
     """The first `"sku": "…"` value in the page's inline scripts (analytics / state objects)."""
-    for node in tree.iter("script"):
+    for node in _script_elems(tree):
         text = node.text or ""
         if "sku" in text or "articleNumber" in text:
             m = _JSON_SKU.search(text)
@@ -1227,7 +1408,7 @@ def _page_kind(tree: Any, raw: bytes, f: _Fields, status: Optional[int]) -> str:
     if status in (404, 410):
         return "not_found"
     tail = raw[-4096:].lower()
-    if not raw.strip() or (b"</html" not in tail and b"</body" not in tail):
+    if not raw or raw.isspace() or (b"</html" not in tail and b"</body" not in tail):
         return "truncated"  # a price read from half a page is not trusted
     if f.has("price"):
         return "product"
@@ -1245,42 +1426,64 @@ def _page_kind(tree: Any, raw: bytes, f: _Fields, status: Optional[int]) -> str:
 
 # --- entry point --------------------------------------------------------------------------
 
-def _html_parser(encoding: Optional[str]) -> Any:
-    """lxml HTML parser whose every element is an `HtmlElement`.
+def _html_parser(encoding: Optional[str], ids: bool = True) -> Any:
+    """lxml HTML parser whose every element is an `HtmlElement` (`ids`: keep the id table for XPath id()).
 
     lxml.html's default class lookup is a Python callback run for every element proxy (it only picks
     form / input / label subclasses, which extraction never uses); a fixed class keeps that in C.
     """
-    parser = lxml.html.HTMLParser(remove_comments=True, collect_ids=True, encoding=encoding)
+    parser = lxml.html.HTMLParser(remove_comments=True, collect_ids=ids, encoding=encoding)
     parser.set_element_class_lookup(etree.ElementDefaultClassLookup(
         element=lxml.html.HtmlElement, comment=lxml.html.HtmlComment,
         pi=lxml.html.HtmlProcessingInstruction, entity=lxml.html.HtmlEntity))
     return parser
 
 
-_PARSERS: dict[Optional[str], Any] = {enc: _html_parser(enc) for enc in (None, "utf-8", "cp1252")}
+_PARSERS: dict[tuple[Optional[str], bool], Any] = {
+    (enc, ids): _html_parser(enc, ids) for enc in (None, "utf-8", "cp1252") for ids in (True, False)}
 _DECLARED_CHARSET = re.compile(rb"<meta[^>]+charset\s*=", re.IGNORECASE)
 
 
-def _parse(raw: bytes) -> Any:
+def _parse(raw: bytes, ids: bool = True) -> Any:
     """lxml HTML tree (None for an empty/unparseable document).
 
     The page's own <meta charset> wins; undeclared pages are read as UTF-8 (cp1252 if not UTF-8).
+    `ids=False` skips the parser's id table (~6% of the parse): XPath `id()` then finds nothing.
     """
-    if not raw.strip():
+    if not raw or raw.isspace():  # = not raw.strip(), without copying the page
         return None
     if _DECLARED_CHARSET.search(raw[:4096]):
         encoding = None
     else:
         try:
-            raw.decode("utf-8")
+            raw.isascii() or raw.decode("utf-8")
             encoding = "utf-8"
         except UnicodeDecodeError:
             encoding = "cp1252"
     try:
-        return lxml.html.document_fromstring(raw, parser=_PARSERS[encoding])
+        return lxml.html.document_fromstring(raw, parser=_PARSERS[(encoding, ids)])
     except (etree.ParserError, ValueError):
         return None
+
+
+_NEEDS_IDS: dict[int, tuple[Adapter, bool]] = {}
+
+
+def _needs_ids(adapter: Adapter) -> bool:
+    """Whether an adapter's selectors (or its JSON script selector) use XPath `id()` (`#id` in CSS).
+
+    Pages of other adapters are parsed without the id table; the selectors extraction itself uses
+    never look elements up by id (extruct's microdata `itemref` does: see `_microdata_items`).
+    """
+    cached = _NEEDS_IDS.get(id(adapter))
+    if cached is not None and cached[0] is adapter:
+        return cached[1]
+    selectors = [adapter.json_script] if adapter.json_script else []
+    for sel in adapter.selectors.values():
+        selectors.extend((sel,) if isinstance(sel, str) else sel)
+    needed = any("id(" in _compile(sel)[0].path for sel in selectors)
+    _NEEDS_IDS[id(adapter)] = (adapter, needed)
+    return needed
 
 
 _LANG_REGION = re.compile(r"^[a-z]{2,3}[-_]([a-z]{2})\b", re.IGNORECASE)
@@ -1315,13 +1518,64 @@ def extract(
     else:
         raise ExtractError(f"extract() needs the page as str or bytes, got {type(html).__name__} for {url}")
     adapter = get_adapter(retailer) if retailer else adapter_for_url(url)
-    tree = _parse(raw)
-    f = _Fields(adapter, lambda: _page_country(url, tree))
-    _LOCAL.ctx = _PageCtx(tree, raw) if tree is not None else None
+    paused = _gc_pause()
     try:
-        return _extract_tree(tree, raw, url, adapter, f, status)
+        ids = _needs_ids(adapter)
+        tree = _parse(raw, ids=ids)
+        f = _Fields(adapter, lambda: _page_country(url, tree))
+        _LOCAL.ctx = _PageCtx(tree, raw, ids) if tree is not None else None
+        try:
+            return _extract_tree(tree, raw, url, adapter, f, status)
+        finally:
+            _LOCAL.ctx = None  # release the tree
     finally:
-        _LOCAL.ctx = None  # release the tree
+        if paused:
+            _gc_resume()
+
+
+_GC_LOCK = threading.Lock()
+#: extract() calls running with the cyclic garbage collector paused by `_gc_pause`
+_GC_PAUSED = 0
+#: calls ended since the collector was last turned back on (overlapping calls in threads)
+_GC_HELD = 0
+#: while calls keep overlapping, a full collection after this many of them (cycles are still freed)
+_GC_HOLD_LIMIT = 200
+
+
+def _gc_pause() -> bool:
+    """Pause Python's cyclic garbage collector for one extract() call; True when this call holds a pause.
+
+    A parsed page makes thousands of short-lived element proxies, lists and strings: with the
+    collector on, their allocation triggers several young-generation collections per page that
+    find nothing to free (the page's objects are freed by reference counting when extract()
+    returns). Paused, the collector runs once after the call instead. Concurrent calls share one
+    pause (counted under a lock); if they keep overlapping, a full collection runs every
+    `_GC_HOLD_LIMIT` calls. A collector that was already off (`gc.disable()` by the application)
+    is left alone.
+    """
+    global _GC_PAUSED
+    with _GC_LOCK:
+        if _GC_PAUSED == 0:
+            if not gc.isenabled():
+                return False
+            gc.disable()
+        _GC_PAUSED += 1
+        return True
+
+
+def _gc_resume() -> None:
+    """End one `_gc_pause`; the last running call turns the collector back on."""
+    global _GC_PAUSED, _GC_HELD
+    with _GC_LOCK:
+        _GC_PAUSED -= 1
+        if _GC_PAUSED == 0:
+            _GC_HELD = 0
+            gc.enable()
+            return
+        _GC_HELD += 1
+        if _GC_HELD >= _GC_HOLD_LIMIT:  # other calls still running: never hold the collector off for good
+            _GC_HELD = 0
+            gc.collect()
 
 
 def _extract_tree(tree: Any, raw: bytes, url: str, adapter: Adapter, f: _Fields,
