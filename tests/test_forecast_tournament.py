@@ -218,6 +218,9 @@ def test_choice_for_a_window_never_sees_data_after_its_cutoff():
     ca, cb = a.choices.set_index(["window", "unique_id"])["model"], b.choices.set_index(["window", "unique_id"])["model"]
     for k in (2, 3):
         assert ca.loc[k].equals(cb.loc[k])
+    # so are the combination's weights up to window 3 (from errors dated up to each cut-off)
+    for k in (1, 2, 3, 4):
+        assert a.params["combo_weights"][f"window {k}"] == b.params["combo_weights"][f"window {k}"]
     # calibration for window 3 is identical too; the scored actuals of window 3 do differ
     fa = a.calibration.set_index(["window", "model"]).loc[3, ["q_lo_80", "q_hi_95"]]
     fb = b.calibration.set_index(["window", "model"]).loc[3, ["q_lo_80", "q_hi_95"]]
@@ -249,9 +252,13 @@ def test_interval_shapes_for_price_errors():
     eq = np.quantile(vals, [0.1, 0.9])
     assert np.mean((vals >= eq[0]) & (vals <= eq[1])) > 0.85
     f = T._factors(vals)  # "auto": the zero mass picks the shortest ranges, nested 80 inside 95
-    assert f[2] <= f[0] <= 0 <= f[1] <= f[3] and f[0] == pytest.approx(lo)
+    # finite-sample conformal level: ceil(101 * 0.8) / 100 = 0.81 of the 100 errors
+    assert T.conformal_level(0.80, 100) == pytest.approx(0.81) and T.conformal_level(0.95, 10) == 1.0
+    lo81, _hi81 = T.shortest_interval(vals, 0.81)
+    assert f[2] <= f[0] <= 0 <= f[1] <= f[3] and f[0] == pytest.approx(lo81)
     cont = np.random.default_rng(0).normal(size=400)  # no zero mass: equal-tailed quantiles
-    assert np.allclose(T._factors(cont)[[0, 1]], np.quantile(cont, [0.1, 0.9]))
+    q = T.conformal_level(0.80, 400)
+    assert np.allclose(T._factors(cont)[[0, 1]], np.quantile(cont, [(1 - q) / 2, (1 + q) / 2]))
 
 
 def test_change_probability_uses_promo_state_and_beats_a_constant_rate():
@@ -268,3 +275,85 @@ def test_change_probability_uses_promo_state_and_beats_a_constant_rate():
     assert np.array_equal(c1[:80], c2[:80]) and np.isnan(lab1[-7:]).all()
     # the final forecast carries one probability per series
     assert res.forecasts.groupby("unique_id")["p_change"].first().between(0, 1).all()
+
+
+def test_combination_weights_come_from_earlier_windows_only():
+    df = pd.concat([_spells(10, 150, seed=3), _seasonal(4, 150, seed=4)], ignore_index=True)
+    res = T.run_tournament(df, h=14, n_windows=5, step=7, n_jobs=1, progress=False,
+                           models=("auto_theta", *T.PRICE_MODELS, T.COMBO))
+    wts = res.params["combo_weights"]
+    cand = T.combo_candidates(res.params["models"])
+    assert res.params["combo_power"] == T.COMBO_POWER == 1.0
+    assert wts["window 1"] == {m: pytest.approx(1 / len(cand), abs=1e-4) for m in cand}  # no evidence yet
+    cv = res.cv
+
+    def inverse_mase(rows):  # pooled MASE per lead time, mean over lead times, weights ~ 1 / MASE
+        e = pd.DataFrame({m: (rows["y"] - rows[m]).abs() / rows["_scale"] for m in cand})
+        per_lead = e.groupby(rows["step"]).mean()
+        if len(per_lead) < 14:
+            return pd.Series(1 / len(cand), index=cand)
+        w = 1 / per_lead.mean()
+        return w / w.sum()
+
+    weighted = 0
+    for k in range(1, 5):
+        cut = pd.Timestamp(res.params["cutoffs"][k])
+        # recompute from the cv frame: only errors of earlier windows dated on or before cut-off k
+        expect = inverse_mase(cv[(cv["window"] < k) & (cv["ds"] <= cut) & cv["y"].notna()])
+        got = pd.Series(wts[f"window {k + 1}"])
+        assert np.allclose(got[cand], expect[cand], atol=1e-4)
+        weighted += expect.std() > 0.01
+        # the combination's forecasts in window k are that weighted mean
+        w = cv[cv["window"] == k]
+        assert np.allclose(w[T.COMBO], w[cand].to_numpy() @ got[cand].to_numpy() / got.sum(), rtol=2e-3)
+    assert weighted >= 2  # windows 3-5 follow a finished window: unequal weights
+    # the final weights use every window, and the worst model weighs least
+    final = pd.Series(wts["final"])
+    expect = inverse_mase(cv[cv["y"].notna()])
+    assert np.allclose(final[cand], expect[cand], atol=1e-4) and final.idxmin() == expect.idxmin()
+    assert res.forecasts["chosen"].notna().all()
+
+
+def test_pooled_calibration_reaches_nominal_coverage_with_few_windows():
+    # random walks with very different scales; 3 monthly lead times, 6 origins one month apart: each
+    # lead time is calibrated on the normalised errors pooled over all series and every earlier window
+    rng = np.random.default_rng(11)
+    n, n_series = 60, 150
+    ds = pd.date_range("2020-01-01", periods=n, freq="MS")
+    df = pd.concat([pd.DataFrame({"unique_id": f"r{i}", "ds": ds,
+                                  "y": 100 + np.cumsum(rng.normal(0, 0.2 + 3 * rng.random(), n))})
+                    for i in range(n_series)], ignore_index=True)
+    res = T.run_tournament(df, h=3, n_windows=6, step=1, n_jobs=1, progress=False, models=())
+    m = res.overall(3).set_index("model")
+    for model in ("naive", T.CHOSEN):
+        assert abs(m.loc[model, "coverage_80"] - 0.80) <= 0.05, m.loc[model]
+        assert abs(m.loc[model, "coverage_95"] - 0.95) <= 0.05, m.loc[model]
+    # the last lead time of the first scored window is calibrated on one finished window, its first
+    # lead time on every earlier window (errors observed by the cut-off)
+    assert (res.calibration["n"] > 0).any()
+
+
+def test_forward_filled_periods_are_not_counted_as_unchanged_prices():
+    y = np.r_[np.full(20, 10.0), np.full(20, 12.0)]
+    imputed = np.zeros(40, bool)
+    imputed[15:19] = True  # a 4-day gap before the price is seen again (still 10: forward-filled)
+    _c, lab = T.change_features(y, 3, 14)
+    _c2, lab2 = T.change_features(y, 3, 14, imputed=imputed)
+    # unmarked, the filled days look like an unchanged price; marked, no label spans them
+    assert (lab[12:17] == 0).all() and np.isnan(lab2[12:19]).all()
+    assert lab2[11] == 0 and lab2[19] == 1 and lab2[25] == 0 and np.isnan(lab2[-3:]).all()
+    assert T.observed_steps(5, np.array([0, 1, 0, 0, 0], bool)).tolist() == [False, False, True, True]
+    # a tournament on prices with missing days: clean_series marks them, and no backtest label spans one
+    df = _spells(6, 120, seed=2)
+    drop = df.sample(frac=0.15, random_state=0).index
+    gappy = df.drop(index=drop)
+    clean, rep = clean_series(gappy, mark_imputed=True)
+    assert int(clean["imputed"].sum()) == int(rep["n_filled"].sum()) > 0
+    res = T.run_tournament(gappy, h=7, n_windows=4, step=14, n_jobs=1, progress=False, models=())
+    ch = res.change.merge(clean[["unique_id", "ds", "imputed"]], on="unique_id")
+    span = ch[(ch["ds"] >= ch["cutoff"]) & (ch["ds"] <= ch["cutoff"] + pd.Timedelta(days=7))]
+    gap = span.groupby(["unique_id", "window"])["imputed"].any()
+    ev = res.change.set_index(["unique_id", "window"])
+    assert gap.any() and not ev.loc[gap[gap].index, "evaluated"].any()
+    assert ev.loc[gap[gap].index, "changed"].isna().all()
+    assert ev.loc[gap[~gap].index].query("window > 0")["evaluated"].all()

@@ -143,8 +143,12 @@ def _median_step_days(ds: pd.Series) -> Optional[float]:
 
 
 def clean_series(df: pd.DataFrame, min_length: Optional[int] = None,
-                 freq: Optional[str | Freq] = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 freq: Optional[str | Freq] = None,
+                 mark_imputed: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Regular series (duplicates averaged, gaps forward-filled) and a per-series report.
+
+    With `mark_imputed` the clean frame has a boolean `imputed` column: True where `y` was
+    forward-filled (a missing period, not an observed unchanged value).
 
     The frequency is inferred from the dates unless `freq` is given; it is stored in
     `clean.attrs["freq"]`. Extra numeric columns (regressors such as promo flags) are kept,
@@ -196,6 +200,8 @@ def clean_series(df: pd.DataFrame, min_length: Optional[int] = None,
     full[[Y, *extra]] = full.groupby(ID)[[Y, *extra]].ffill()
     keep = full[Y].notna()  # leading NaNs have nothing to carry forward
     n_filled = (was_nan & keep).groupby(full[ID]).sum()
+    if mark_imputed:
+        full["imputed"] = was_nan
     full = full[keep].drop(columns="_pos").reset_index(drop=True)
     g = full.groupby(ID)[Y]
     idx = span.index

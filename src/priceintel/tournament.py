@@ -12,18 +12,25 @@ Honesty rules built in:
 - the final forecast uses the choice and calibration from all windows.
 
 Model choice: each series' mean backtest MASE per model is shrunk toward the model's pooled MASE
-over all series (empirical-Bayes style: `(n * own + shrink * pooled) / (n + shrink)`); the
-equal-weight combination of all models is the default, and a single model replaces it only when its
-shrunk score is at least `margin` (5%) lower. Few, noisy windows therefore fall back to the
-combination instead of chasing noise.
+over all series (empirical-Bayes style: `(n * own + shrink * pooled) / (n + shrink)`); every lead
+time weighs the same in these scores (the errors observed by a cut-off hold more short-lead steps).
+The combination `combo` is the default, and a single model replaces it only when its shrunk score is
+at least `margin` (5%) lower. Few, noisy windows therefore fall back to the combination instead of
+chasing noise. The combination of window k weights every model (but seasonal naive) by the inverse
+of its pooled, lead-balanced backtest MASE on the errors observed by cut-off k (a rule fixed a
+priori: `COMBO_POWER` = 1); equal weights until a window has finished.
 
 Intervals: each model's own 95% interval half-width `w` (statsforecast levels, or empirical
 k-step-error quantiles for the baselines) scales the error `r = (y - yhat) / w`; ranges of `r`
 pooled over all series in finished earlier windows give the calibrated bounds `yhat + q * w`
-(split-conformal with a normalised score): per lead time once two windows have finished (pooled over
-lead times before), equal-tailed 10/90 and 2.5/97.5 percentiles, or the shortest ranges holding 80% /
-95% when at least 10% of the errors are exactly zero (prices that usually do not move, where equal
-tails would over-cover).
+(split-conformal with a normalised score): per lead time from every earlier window whose step at that
+lead is observed by the cut-off, once two such windows exist (pooled over lead times of finished
+windows before), at the finite-sample level ceil((n + 1)(1 - a)) / n; equal-tailed percentiles, or the
+shortest ranges holding 80% / 95% when at least 10% of the errors are exactly zero (prices that usually
+do not move, where equal tails would over-cover).
+
+Change probability: forward-filled (missing) periods are marked by clean_series and never counted as
+an unchanged price: labels spanning one are left out of training and scoring.
 """
 
 from __future__ import annotations
@@ -45,7 +52,8 @@ from priceintel.forecast import DS, ID, Y, ForecastError
 LEVELS = (80, 95)
 BASELINES = ("naive", "seasonal_naive", "window_average", "mean")
 NAIVE_BASELINES = ("naive", "seasonal_naive")  #: the goal compares `chosen` with the better of these
-COMBO = "combo"  #: equal-weight mean of every other model except seasonal naive (computed, not fitted)
+COMBO = "combo"  #: inverse-MASE weighted mean of the other models (computed, not fitted; see combo_weights)
+COMBO_POWER = 1.0  #: combination weights proportional to (pooled backtest MASE) ** -1 (fixed a priori)
 PRICE_MODELS = ("promo_step", "promo_step_q75")  #: regular price + promo state (see fc_promo_step)
 FAST_MODELS = BASELINES + PRICE_MODELS + ("auto_ets", "auto_theta", COMBO)
 FULL_MODELS = BASELINES + PRICE_MODELS + ("auto_ets", "auto_theta", "auto_arima", COMBO)
@@ -284,12 +292,35 @@ def _sf_refit_free(name: str, fitted: dict, y: np.ndarray, h: int, season: int, 
     return {k: np.asarray(v, dtype=float) for k, v in res.items()}
 
 
-def _combo(res: np.ndarray, models: Sequence[str]) -> np.ndarray:
-    """Equal-weight mean of the members' points and bounds (members: all but seasonal naive / combo)."""
-    idx = [j for j, m in enumerate(models) if m not in ("seasonal_naive", COMBO)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return np.nanmean(res[idx], axis=0)
+def _combo(res: np.ndarray, models: Sequence[str], weights: Optional[dict] = None) -> np.ndarray:
+    """Weighted mean of the members' points and bounds (`weights`: model -> weight; default: equal
+    weights on every candidate, i.e. all models but seasonal naive and the combination itself).
+    A member without a forecast is left out and the other weights renormalised."""
+    weights = {m: 1.0 for m in combo_candidates(models)} if weights is None else weights
+    idx = [j for j, m in enumerate(models) if m in weights]
+    w = np.array([weights[models[j]] for j in idx], dtype=float).reshape((-1,) + (1,) * (res.ndim - 1))
+    x = res[idx]
+    ok = np.isfinite(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, x * w, 0.0).sum(axis=0) / np.where(ok, w, 0.0).sum(axis=0)
+
+
+def combo_candidates(models: Sequence[str]) -> list:
+    """Models that may join the combination: all but seasonal naive and the combination itself."""
+    return [m for m in models if m not in ("seasonal_naive", COMBO)]
+
+
+def combo_weights(pooled: Optional[np.ndarray], models: Sequence[str], power: float = COMBO_POWER) -> dict:
+    """Combination weights: each candidate's weight is proportional to its pooled backtest MASE
+    (`pooled`, aligned with `models`) to the power -`power`, normalised to sum to 1 (inverse-error
+    weighting without correlations, Bates & Granger 1969). Without evidence (`pooled` None, or a
+    candidate without a finite positive score) every candidate weighs the same."""
+    cand = [j for j, m in enumerate(models) if m in combo_candidates(models)]
+    if pooled is None or not all(np.isfinite(pooled[j]) and pooled[j] > 0 for j in cand):
+        return {models[j]: 1.0 / len(cand) for j in cand}
+    w = np.array([float(pooled[j]) ** -power for j in cand])
+    w = w / w.sum()
+    return {models[j]: float(v) for j, v in zip(cand, w)}
 
 
 def _one(name, y, h, season, seasonal, prophet_kw, fitted: Optional[dict] = None) -> np.ndarray:
@@ -355,11 +386,12 @@ def _prophet_kw(name, x, start, end, h, freq, opts) -> dict:
 
 def _final_job(uid: str, y: np.ndarray, x: Optional[dict], start: np.datetime64, h: int,
                names: Sequence[str], season: int, seasonal: bool, freq: fc.Freq, prophet_opts: dict,
-               all_models: Sequence[str] = ()) -> dict:
-    """Final forecasts of `names` from the whole history."""
+               all_models: Sequence[str] = (), weights: Optional[dict] = None) -> dict:
+    """Final forecasts of `names` from the whole history (`weights`: the combination's weights)."""
     res, fails = {}, []
+    weights = {m: 1.0 for m in combo_candidates(all_models)} if weights is None else weights
     if COMBO in names:
-        names = list(dict.fromkeys([*[m for m in all_models if m not in ("seasonal_naive", COMBO)], *names]))
+        names = list(dict.fromkeys([*weights, *names]))
     for name in names:
         if name == COMBO:
             continue
@@ -371,10 +403,9 @@ def _final_job(uid: str, y: np.ndarray, x: Optional[dict], start: np.datetime64,
             fails.append({ID: uid, "model": name, "window": -1, "reason": f"{type(exc).__name__}: {exc}"})
             res[name] = np.full((5, h), np.nan)
     if COMBO in names:
-        members = [m for m in all_models if m not in ("seasonal_naive", COMBO)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res[COMBO] = np.nanmean(np.stack([res[m] for m in members]), axis=0)
+            res[COMBO] = _combo(np.stack([res[m] for m in weights]), list(weights), weights)
     return {"uid": uid, "final": res, "failures": fails}
 
 
@@ -461,7 +492,7 @@ def run_tournament(
     if missing:
         raise ForecastError(f"regressor column(s) {missing} not in the frame {list(df.columns)}")
     keep = [ID, DS, Y, *regressors]
-    clean, report = fc.clean_series(df[[c for c in keep if c in df.columns]], freq=freq)
+    clean, report = fc.clean_series(df[[c for c in keep if c in df.columns]], freq=freq, mark_imputed=True)
     fq = fc.get_freq(clean.attrs.get("freq", freq))
     season = fc._season(fq, season_length)
     if clean.empty:
@@ -472,7 +503,9 @@ def run_tournament(
     failures = [{ID: u, "model": "*", "window": -1, "reason": "no observed values"}
                 for u in report.loc[report["length"] == 0, ID]]
     items = []
+    imputed = {}  #: forward-filled (missing) periods: never counted as "price unchanged"
     for uid, g in clean.groupby(ID, sort=True):
+        imputed[str(uid)] = g["imputed"].to_numpy(bool)
         y = g[Y].to_numpy(float)
         ds = g[DS].to_numpy()
         ends = np.searchsorted(ds, np.array(cutoffs, dtype="datetime64[ns]"), side="right")
@@ -492,7 +525,7 @@ def run_tournament(
         raise ForecastError(f"run_tournament: no series has {min_train} points before the first cut-off "
                             f"{cutoffs[0].date()} (h={h}, n_windows={n_windows}); shorten h or n_windows")
     metrics = _metrics(cv, models + [CHOSEN], horizons)
-    change = _change_backtest(items, cutoffs, h, regular_windows(season)[0])
+    change = _change_backtest(items, cutoffs, h, regular_windows(season)[0], imputed)
     # final forecasts: the chosen model plus the naive baselines, from the whole history
     final_choice = choices[choices["window"] == -1].set_index(ID)["model"].to_dict()
     failures.extend({ID: u, "model": "*", "window": -1,
@@ -501,16 +534,19 @@ def run_tournament(
     seasonal = {r["uid"]: r["seasonal"] for r in jobs}
     fitems = [(u, y, x, s0, h, list(dict.fromkeys([*NAIVE_BASELINES, final_choice[u]])), season,
                seasonal[u]) for (u, y, x, s0, _e) in items if u in final_choice]
+    cweights = choices.attrs.get("combo_weights", {})
     fres = _parallel(_chunk_final_wrap, fitems, n_jobs, progress, "forecast", freq=fq, prophet_opts=popts,
-                     all_models=models)
+                     all_models=models, weights=cweights.get(-1))
     t3 = time.perf_counter()
     for r in fres:
         failures.extend(r["failures"])
-    forecasts = _final_frame(fres, items, final_choice, calib, fq, h, season)
+    forecasts = _final_frame(fres, items, final_choice, calib, fq, h, season, imputed)
     params = {"h": int(h), "n_windows": int(n_windows), "step": int(step), "models": models, "freq": fq.alias,
               "season_length": int(season), "horizons": horizons, "regressors": list(regressors),
               "holidays": holidays, "min_train": int(min_train), "calibrate": bool(calibrate), "shrink": shrink,
-              "margin": float(margin), "refit": bool(refit),
+              "margin": float(margin), "refit": bool(refit), "combo_power": COMBO_POWER,
+              "combo_weights": {("final" if k == -1 else f"window {k + 1}"): {m: round(w, 4) for m, w in v.items()}
+                                for k, v in cweights.items()},
               "cutoffs": [str(c.date()) for c in cutoffs],
               "split": _split_text(cutoffs, n_windows, step, h, fq)}
     timing = {"prepare_s": t1 - t0, "backtest_s": t2 - t1, "final_s": t3 - t2,
@@ -531,17 +567,35 @@ def _split_text(cutoffs: list, n_windows: int, step: int, h: int, fq: fc.Freq) -
             f"only windows finished by it")
 
 
-def _chunk_final_wrap(items: list, freq, prophet_opts, all_models) -> list:
+def _chunk_final_wrap(items: list, freq, prophet_opts, all_models, weights=None) -> list:
     """Worker: final forecasts of a chunk of series (each with its own model list)."""
     warnings.filterwarnings("ignore")
     with threadpool_limits(limits=1):
-        return [_final_job(u, y, x, s0, h, names, season, seasonal, freq, prophet_opts, all_models)
+        return [_final_job(u, y, x, s0, h, names, season, seasonal, freq, prophet_opts, all_models, weights)
                 for (u, y, x, s0, h, names, season, seasonal) in items]
 
 
 def _default_horizons(fq: fc.Freq, h: int) -> list[int]:
     """Lead-time buckets: 7/14/28 days for daily data, 4/8/13 weeks, 3/6/12 months, else h."""
     return {"D": [7, 14, 28], "W": [4, 8, 13], "M": [3, 6, 12], "Q": [1, 2, 4]}.get(fq.alias, [h])
+
+
+def lead_balanced_scores(err: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Mean backtest error with every lead time weighted equally.
+
+    `err` (series, windows, models, h) absolute errors (scaled for MASE); `seen` (windows, h): the
+    steps observed by the cut-off. Returns each series' score (mean over lead times of its mean
+    error at that lead; NaN without evidence), the pooled score per model (mean over lead times of
+    the mean over all series' errors at that lead), and whether every lead time had evidence.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        e = np.where(seen[None, :, None, :], err, np.nan)
+        own = np.nanmean(np.nanmean(e, axis=1), axis=2)  # (S, M)
+        per_lead = np.nanmean(e, axis=(0, 1))  # (M, h)
+        pooled = np.nanmean(per_lead, axis=1)  # (M,)
+    complete = bool(seen.any(axis=0).all())
+    return own, pooled, complete
 
 
 def _assemble(jobs: list, models: list, cutoffs: list, h: int, step: int, fq: fc.Freq,
@@ -559,12 +613,28 @@ def _assemble(jobs: list, models: list, cutoffs: list, h: int, step: int, fq: fc
     # windows known before window k: their test steps end on or before cutoff k
     known = np.array([[j < k and j * step + h <= k * step for j in range(K)] for k in range(K)])
     step_dates = np.stack([fq.future(c, h) for c in cutoffs])  # (K, h)
-    err = np.abs(out[:, :, :, 0, :] - act[:, :, None, :])  # (S, K, M, h)
     sc = np.where(np.isfinite(scale) & (scale > 0), scale, np.nan)
+    combo_j = models.index(COMBO) if COMBO in models else -1
+    members: dict = {}  #: window (-1: final) -> combination weights
+    if combo_j >= 0:
+        # the combination of window k: weights from the pooled MASE (lead-balanced) on the errors
+        # dated on or before cut-off k (equal weights before that); windows are processed in order, so
+        # the combination's own earlier errors are those of its earlier weights
+        for k in range(K + 1):
+            seen = (np.ones((K, h), bool) if k == K else
+                    (np.arange(K)[:, None] < k) & (step_dates <= np.datetime64(cutoffs[k], "ns")))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                e_s = np.abs(out[:, :, :, 0, :] - act[:, :, None, :]) / sc[:, :, None, None]
+            _own, pooled, complete = lead_balanced_scores(e_s, seen)
+            # equal weights until every lead time has evidence (a finished window)
+            members[k if k < K else -1] = combo_weights(pooled if complete else None, models)
+            if k < K:
+                out[:, k, combo_j] = _combo(out[:, k].transpose(1, 0, 2, 3), models,
+                                            members[k]).reshape(S, 5, h)
+    err = np.abs(out[:, :, :, 0, :] - act[:, :, None, :])  # (S, K, M, h)
     with np.errstate(invalid="ignore", divide="ignore"):
         err_s = err / sc[:, :, None, None]  # scaled errors (MASE points)
     choice = np.full((S, K + 1), -1)  # last column: final choice
-    combo_j = models.index(COMBO) if COMBO in models else -1
     for k in range(K + 1):
         # a window is scored only when an earlier window has finished (the test set); the choice for it
         # uses every backtest error dated on or before its cut-off, including early steps of windows
@@ -573,12 +643,10 @@ def _assemble(jobs: list, models: list, cutoffs: list, h: int, step: int, fq: fc
             continue
         seen = (np.ones((K, h), bool) if k == K else
                 (np.arange(K)[:, None] < k) & (step_dates <= np.datetime64(cutoffs[k], "ns")))
-        mask = seen[None, :, None, :]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            raw = np.nanmean(np.where(mask, err, np.nan), axis=(1, 3))  # (S, M)
-            own = np.nanmean(np.where(mask, err_s, np.nan), axis=(1, 3))  # (S, M)
-            pooled = np.nanmean(own, axis=0)  # (M,) mean MASE of each model over all series
+        # every lead time weighs the same (the goal is the MAE over the whole horizon), although the
+        # errors observed by the cut-off hold more short-lead than long-lead steps
+        raw, _p, _c = lead_balanced_scores(err, seen)  # (S, M)
+        own, pooled, _c = lead_balanced_scores(err_s, seen)  # (S, M) own MASE, (M,) pooled MASE
         n_i = (np.isfinite(act) & seen[None]).sum(axis=(1, 2))[:, None].astype(float)
         blend = (n_i * own + shrink * pooled[None, :]) / (n_i + shrink) if shrink > 0 else own
         # series without a MASE scale (constant history) fall back to their own MAE ranking
@@ -587,7 +655,7 @@ def _assemble(jobs: list, models: list, cutoffs: list, h: int, step: int, fq: fc
         best = np.argmin(score, axis=1)
         has = np.isfinite(score).any(axis=1)
         if combo_j >= 0 and margin > 0:
-            # the equal-weight combination is the default: a single model replaces it only when its
+            # the combination is the default: a single model replaces it only when its
             # (pooled, shrunken) backtest error is at least `margin` lower
             sb = score[np.arange(S), best]
             sc_combo = score[:, combo_j]
@@ -612,6 +680,10 @@ def _assemble(jobs: list, models: list, cutoffs: list, h: int, step: int, fq: fc
     calib_rows = []
     for k in range(K + 1):
         prior = known[k] if k < K else np.ones(K, bool)
+        # per lead time: every earlier window whose step at that lead is dated on or before cut-off k
+        # (observed by then, like the errors the model choice uses), not only the finished windows
+        seen_t = (np.ones((K, h), bool) if k == K else
+                  (np.arange(K)[:, None] < k) & (step_dates <= np.datetime64(cutoffs[k], "ns")))
         for j, m in enumerate(models):
             rv = r[:, prior, j, :]
             vals = rv.ravel()
@@ -619,10 +691,10 @@ def _assemble(jobs: list, models: list, cutoffs: list, h: int, step: int, fq: fc
             if calibrate and len(vals) >= 20:
                 f = _factors(vals)
                 for t in range(h):
-                    vt = rv[:, :, t].ravel()
+                    vt = r[:, seen_t[:, t], j, t].ravel()
                     vt = vt[np.isfinite(vt)]
                     step_factors[k, j, :, t] = (_factors(vt) if len(vt) >= MIN_STEP_CALIBRATION
-                                                    and prior.sum() >= STEP_MIN_WINDOWS else f)
+                                                    and seen_t[:, t].sum() >= STEP_MIN_WINDOWS else f)
             else:
                 f = np.array([np.nan] * 4)
             factors[k, j] = f
@@ -666,6 +738,7 @@ def _assemble(jobs: list, models: list, cutoffs: list, h: int, step: int, fq: fc
     choices = pd.DataFrame(rows, columns=[ID, "window", "cutoff", "model"])
     # the final interval factors travel with the choices frame
     choices.attrs["final_factors"] = {m: step_factors[K, j].tolist() for j, m in enumerate(models)}
+    choices.attrs["combo_weights"] = members
     return cv, choices, calib
 
 
@@ -678,7 +751,8 @@ ATOM_SHARE = 0.10  #: "auto": errors exactly zero this often (unchanged prices) 
 
 
 def _factors(vals: np.ndarray) -> np.ndarray:
-    """Conformal factors lo80, hi80, lo95, hi95 (nested, around zero).
+    """Conformal factors lo80, hi80, lo95, hi95 (nested, around zero), at the finite-sample levels
+    of `conformal_level` (ceil((n + 1)(1 - a)) / n).
 
     Equal-tailed quantiles of the normalised errors, except when at least `ATOM_SHARE` of them are
     exactly zero (a price that usually does not move within the horizon): then equal tails would
@@ -687,11 +761,21 @@ def _factors(vals: np.ndarray) -> np.ndarray:
     shape = INTERVAL_SHAPE
     if shape == "auto":
         shape = "shortest" if np.mean(np.abs(vals) < 1e-9) >= ATOM_SHARE else "equal"
+    n = len(vals)
+    l80, l95 = conformal_level(0.80, n), conformal_level(0.95, n)
     if shape == "equal":
-        f = np.quantile(vals, [0.10, 0.90, 0.025, 0.975])
+        f = np.quantile(vals, [(1 - l80) / 2, (1 + l80) / 2, (1 - l95) / 2, (1 + l95) / 2])
     else:
-        f = np.r_[shortest_interval(vals, 0.80), shortest_interval(vals, 0.95)]
+        f = np.r_[shortest_interval(vals, l80), shortest_interval(vals, l95)]
     return np.array([min(f[0], 0), max(f[1], 0), min(f[2], f[0], 0), max(f[3], f[1], 0)])
+
+
+def conformal_level(level: float, n: int) -> float:
+    """Finite-sample split-conformal level: the ceil((n + 1) * level) / n share of n calibration errors
+    (at most 1), so that a new error falls inside with probability >= `level` under exchangeability."""
+    if n <= 0:
+        return float(level)
+    return float(min(1.0, np.ceil((n + 1) * level - 1e-9) / n))
 
 
 def shortest_interval(vals: np.ndarray, level: float) -> tuple[float, float]:
@@ -835,28 +919,44 @@ CHANGE_CELLS = 2 * (len(CHANGE_RUN_EDGES) + 1) * (len(CHANGE_EXP_EDGES) + 1)
 CHANGE_PRIOR = 20.0  #: pseudo-origins of the pooled share added to every cell
 
 
-def change_features(y: np.ndarray, h: int, window: int, tol: float = 0.005) -> tuple[np.ndarray, np.ndarray]:
+def observed_steps(n: int, imputed: Optional[np.ndarray] = None) -> np.ndarray:
+    """(n - 1,) booleans: step t -> t + 1 joins two observed (not forward-filled) values."""
+    if imputed is None or n < 2:
+        return np.ones(max(n - 1, 0), bool)
+    imp = np.asarray(imputed, bool)
+    return ~imp[1:] & ~imp[:-1]
+
+
+def change_features(y: np.ndarray, h: int, window: int, tol: float = 0.005,
+                    imputed: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """Per origin t (causal: uses y[:t+1] only) the state cell, and whether y changed in (t, t+h].
 
     Cell = promo state (last value more than PROMO_TOL below the max of the last `window` values) x
     steps since the last change (binned) x the series' own change rate so far times h (binned).
-    The label is NaN where t + h is past the data.
+    The label is NaN where t + h is past the data, and where any of y[t..t+h] is `imputed`
+    (forward-filled: whether the price moved there is unknown, so it is not counted as unchanged);
+    the own change rate counts only steps between two observed values.
     """
     y = np.asarray(y, dtype=float)
     n = len(y)
     ch = np.r_[False, np.abs(np.diff(y)) > tol]
+    valid = np.r_[False, observed_steps(n, imputed)]
     idx = np.arange(n)
     run = idx - np.maximum.accumulate(np.where(ch, idx, 0))
     pad = np.r_[np.full(max(window, 1) - 1, -np.inf), y]
     reg = sliding_window_view(pad, max(window, 1)).max(axis=1)
     promo = y < reg * (1 - PROMO_TOL)
     cum = np.cumsum(ch)
-    rate = cum / np.maximum(idx, 1)
+    rate = np.cumsum(ch & valid) / np.maximum(np.cumsum(valid), 1)
     cell = ((promo.astype(int) * (len(CHANGE_RUN_EDGES) + 1) + np.digitize(run, CHANGE_RUN_EDGES))
             * (len(CHANGE_EXP_EDGES) + 1) + np.digitize(rate * h, CHANGE_EXP_EDGES))
     label = np.full(n, np.nan)
     if n > h:
         label[: n - h] = (cum[h:] - cum[: n - h]) > 0
+        if imputed is not None:
+            imp = np.cumsum(np.r_[0, np.asarray(imputed, bool)])  # imputed count before each index
+            gap = (imp[h + 1:] - imp[: n - h]) > 0  # any imputed value in y[t..t+h]
+            label[: n - h][gap] = np.nan
     return cell, label
 
 
@@ -890,7 +990,8 @@ def _change_model(feats: list, ends: list, h: int, p_base: float) -> tuple[Optio
     return table, share
 
 
-def _change_backtest(items: list, cutoffs: list, h: int, window: int = 14) -> pd.DataFrame:
+def _change_backtest(items: list, cutoffs: list, h: int, window: int = 14,
+                     imputed: Optional[dict] = None) -> pd.DataFrame:
     """Change probability at every cut-off vs whether the value changed in the next h steps.
 
     `p_change`: pooled state-cell table (change_features) learned from every series' history up to
@@ -898,23 +999,27 @@ def _change_backtest(items: list, cutoffs: list, h: int, window: int = 14) -> pd
     share of past h-step spans with a change, no state).
     """
     rows = []
-    feats = {u: change_features(y, h, window) for (u, y, x, s0, e) in items}
+    imputed = imputed or {}
+    feats = {u: change_features(y, h, window, imputed=imputed.get(u)) for (u, y, x, s0, e) in items}
+    obs = {u: observed_steps(len(y), imputed.get(u)) for (u, y, x, s0, e) in items}
     for k in range(len(cutoffs)):
         ends = [(u, y, e[k]) for (u, y, x, s0, e) in items if e[k] >= 3]
         if not ends:
             continue
-        n_ch = sum(int(_changes(y[:e]).sum()) for _, y, e in ends)
-        n_st = sum(e - 1 for _, y, e in ends)
+        n_ch = sum(int((_changes(y[:e]) & obs[u][:e - 1]).sum()) for u, y, e in ends)
+        n_st = sum(int(obs[u][:e - 1].sum()) for u, y, e in ends)
         rate = n_ch / n_st if n_st else 0.0
         p_base = 1 - (1 - rate) ** h
         table, share = _change_model([feats[u] for u, _, _ in ends], [e for _, _, e in ends], h, p_base)
         for u, y, e in ends:
             fut = y[e - 1:e + h]
+            imp = imputed.get(u)
+            gap = bool(imp is not None and np.asarray(imp[e - 1:e + h], bool).any())
             rows.append({ID: u, "window": k, "cutoff": cutoffs[k],
                          "p_change": float(table[feats[u][0][e - 1]]) if table is not None else p_base,
                          "p_base": p_base, "p_share": share,
-                         "changed": float(_changes(fut).any()) if len(fut) > 1 else np.nan,
-                         "evaluated": k > 0 and len(fut) == h + 1})
+                         "changed": float(_changes(fut).any()) if len(fut) > 1 and not gap else np.nan,
+                         "evaluated": k > 0 and len(fut) == h + 1 and not gap})
     return pd.DataFrame(rows, columns=[ID, "window", "cutoff", "p_change", "p_base", "p_share", "changed",
                                        "evaluated"])
 
@@ -923,14 +1028,16 @@ def _change_backtest(items: list, cutoffs: list, h: int, window: int = 14) -> pd
 
 
 def _final_frame(fres: list, items: list, final_choice: dict, calib: pd.DataFrame, fq: fc.Freq, h: int,
-                 season: int) -> pd.DataFrame:
+                 season: int, imputed: Optional[dict] = None) -> pd.DataFrame:
     """unique_id, ds, chosen_model, chosen (+ calibrated bounds), naive baselines, p_change."""
     fin = calib[calib["window"] == -1].set_index("model")
     last = {u: (y, s0) for (u, y, x, s0, e) in items}
     window = regular_windows(season)[0]
-    feats = {u: change_features(y, h, window) for u, (y, _s0) in last.items()}
-    n_ch = sum(int(_changes(y).sum()) for y, _ in last.values())
-    n_st = sum(max(len(y) - 1, 0) for y, _ in last.values())
+    imputed = imputed or {}
+    feats = {u: change_features(y, h, window, imputed=imputed.get(u)) for u, (y, _s0) in last.items()}
+    obs = {u: observed_steps(len(y), imputed.get(u)) for u, (y, _s0) in last.items()}
+    n_ch = sum(int((_changes(y) & obs[u]).sum()) for u, (y, _s0) in last.items())
+    n_st = sum(int(obs[u].sum()) for u in last)
     p_base = 1 - (1 - (n_ch / n_st if n_st else 0.0)) ** h
     table, _share = _change_model(list(feats.values()), [len(y) for y, _s0 in last.values()], h, p_base)
     frames = []
