@@ -14,7 +14,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 
 #: (title, notebook, audience note, description) of every app on the landing page
@@ -181,36 +180,12 @@ def _as_date(v: Any) -> date | None:
     return pd.Timestamp(v).date()
 
 
-def _fmt(v: Any) -> tuple[str, bool]:
-    """(text, is_number) for one table cell."""
-    if v is None or (not isinstance(v, (str, bytes, list, tuple, dict)) and pd.isna(v)):
-        return "", False
-    if isinstance(v, (bool, np.bool_)):  # rows of a typed page hold numpy scalars
-        return ("yes" if v else "no"), False
-    if isinstance(v, (float, np.floating)):
-        return f"{v:,.2f}", True
-    if isinstance(v, (int, np.integer)):
-        return f"{v:,}", True
-    if isinstance(v, pd.Timestamp):
-        day = v == v.normalize() and v.tzinfo is None
-        return v.strftime("%Y-%m-%d" if day else "%Y-%m-%d %H:%M"), False
-    return str(v), False
-
-
 def frame_html(df: pd.DataFrame, css_class: str = "pi-table") -> str:
     """An escaped HTML table (numbers right-aligned) inside a box that scrolls sideways on its own."""
+    from priceintel.dashboard.export import html_table
+
     df = df[[c for c in df.columns if c not in _INTERNAL]]
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    rows = []
-    for rec in df.itertuples(index=False):
-        cells = []
-        for v in rec:
-            text, num = _fmt(v)
-            cells.append(f'<td class="num">{html.escape(text)}</td>' if num else f"<td>{html.escape(text)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    body = "".join(rows) or f'<tr><td class="pi-empty" colspan="{max(len(df.columns), 1)}">no rows</td></tr>'
-    return (f'<div class="pi-table-box"><table class="{html.escape(css_class)}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>")
+    return f'<div class="pi-table-box">{html_table(df, css_class, empty="no rows")}</div>'
 
 
 #: friendlier names of dashboard.summary keys on the cards
@@ -222,6 +197,8 @@ CARD_LABELS = {"rows": "rows", "first_day": "from", "last_day": "to", "mean_gap_
 
 def summary_html(summary: dict) -> str:
     """Headline numbers as cards."""
+    from priceintel.dashboard.export import cell_text
+
     cards = []
     for k, v in summary.items():
         if isinstance(v, (dict, list, tuple)):
@@ -235,7 +212,7 @@ def summary_html(summary: dict) -> str:
         elif isinstance(v, int) and key == "run_id":
             text = f"#{v}"
         else:
-            text, _ = _fmt(v)
+            text, _ = cell_text(v)
         label = CARD_LABELS.get(key, key.replace("_", " "))
         cards.append(f'<div class="pi-card" data-key="{html.escape(key)}"><div class="v">{html.escape(text or "—")}'
                      f'</div><div class="k">{html.escape(label)}</div></div>')

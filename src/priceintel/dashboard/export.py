@@ -333,32 +333,36 @@ table.kv { width: auto; min-width: 320px; } table.kv td:first-child { color: #55
 """
 
 
-def _cell(v: Any) -> tuple[str, bool]:
-    """Display text of a value and whether it is numeric."""
-    if v is None or (not isinstance(v, str) and pd.isna(v)):
+def cell_text(v: Any) -> tuple[str, bool]:
+    """(display text, is_number) of one table cell: yes/no, day or minute timestamps, 1,234.50, blanks for NULL."""
+    if v is None or (not isinstance(v, (str, bytes, list, tuple, dict)) and pd.isna(v)):
         return "", False
-    if isinstance(v, (bool, np.bool_)):
+    if isinstance(v, (bool, np.bool_)):  # rows of a typed page hold numpy scalars
         return ("yes" if v else "no"), False
-    if isinstance(v, pd.Timestamp):
-        return (v.strftime("%Y-%m-%d") if v == v.normalize() and v.tzinfo is None else v.strftime("%Y-%m-%d %H:%M")), False
     if isinstance(v, (float, np.floating)):
         return f"{v:,.2f}", True
     if isinstance(v, (int, np.integer)):
-        return f"{v}", True
+        return f"{v:,}", True
+    if isinstance(v, pd.Timestamp):
+        day = v == v.normalize() and v.tzinfo is None
+        return v.strftime("%Y-%m-%d" if day else "%Y-%m-%d %H:%M"), False
     return str(v), False
 
 
-def _table(df: pd.DataFrame, css: str = "") -> str:
-    """An escaped HTML table of a frame."""
+def html_table(df: pd.DataFrame, css: str = "", empty: str | None = None) -> str:
+    """An escaped HTML table of a frame (numbers in `td.num`); `empty`: text of the one row shown when there are none."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = []
     for rec in df.itertuples(index=False):
         cells = []
         for v in rec:
-            text, num = _cell(v)
-            cells.append(f'<td{" class=num" if num else ""}>{html.escape(text)}</td>')
+            text, num = cell_text(v)
+            cells.append(f'<td class="num">{html.escape(text)}</td>' if num else f"<td>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    if not body and empty is not None:
+        body.append(f'<tr><td class="pi-empty" colspan="{max(len(df.columns), 1)}">{html.escape(empty)}</td></tr>')
+    return (f'<table class="{html.escape(css)}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
 
 
 #: columns of each view's printed table (the exports hold every column)
@@ -396,10 +400,10 @@ def report_html(engine: Engine, view: str, filters: Filters) -> str:
 <body>
 <h1>{html.escape(title)}</h1>
 <div class="meta">Price intelligence workbench · generated {now}</div>
-<h2>Filters</h2>{_table(kv, "kv filters")}
-<h2>Summary</h2>{_table(figs, "kv summary")}
+<h2>Filters</h2>{html_table(kv, "kv filters")}
+<h2>Summary</h2>{html_table(figs, "kv summary")}
 <h2>Charts</h2><div class="charts">{''.join(_charts(view, chart, filters))}</div>
-<h2>{html.escape(title)} ({n:,} rows)</h2>{_table(shown, "rows")}{more}
+<h2>{html.escape(title)} ({n:,} rows)</h2>{html_table(shown, "rows")}{more}
 </body></html>"""
 
 
