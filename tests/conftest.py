@@ -12,3 +12,4 @@ for _name in ("PRICEINTEL_SMTP_HOST", "PRICEINTEL_SLACK_WEBHOOK_URL", "PRICEINTE
 from _fixtures_pg import *  # noqa: F401,F403,E402
 from _fixtures_demo import *  # noqa: F401,F403,E402
 from _fixtures_pipeline import *  # noqa: F401,F403,E402
+from _fixtures_apps import *  # noqa: F401,F403,E402

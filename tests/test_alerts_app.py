@@ -5,7 +5,6 @@ import shutil
 import pytest
 import sqlalchemy as sa
 from _browser import serve_voila
-from test_apps import browser  # noqa: F401  (module-scoped Chromium fixture)
 
 from priceintel import PriceIntelError, alerts, alerts_app, config
 
@@ -34,7 +33,7 @@ def _state(url, alert_id):
         eng.dispose()
 
 
-def test_alert_manager_filters_acknowledges_and_edits_rules(alerts_voila, browser, pipeline_db, rules_file):  # noqa: F811
+def test_alert_manager_filters_acknowledges_and_edits_rules(alerts_voila, browser, pipeline_db, rules_file):
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     page.goto(f"{alerts_voila}/voila/render/alerts.ipynb", timeout=120_000)
     page.wait_for_selector("table.alerts-table tbody tr", timeout=120_000)

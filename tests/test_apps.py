@@ -5,30 +5,17 @@ import subprocess
 import sys
 
 import pytest
-from _browser import chromium, serve_voila
 
 from priceintel import apps, config
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def voila_url(pipeline_env, pipeline_db):
-    with serve_voila(DATABASE_URL=pipeline_db) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
-
-
-def test_price_monitor_detail_desktop_then_phone(voila_url, browser):
+def test_price_monitor_detail_desktop_then_phone(apps_voila, browser):
     """One page load: the product detail at 1440x900 (chart, latest prices, switching product), then the same
     page at 390x844 (the app's own layout tests and screenshots are in test_dashboard_apps.py)."""
     page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(f"{voila_url}/voila/render/price_monitor.ipynb", timeout=120_000)
+    page.goto(f"{apps_voila}/voila/render/price_monitor.ipynb", timeout=120_000)
     page.wait_for_selector("table.latest-prices tbody tr", timeout=120_000)
     page.wait_for_selector(".pm-detail .js-plotly-plot .scatterlayer .trace", timeout=60_000)
     rows = page.locator("table.latest-prices tbody tr").count()

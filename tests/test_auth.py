@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy as sa
-from _browser import TEST_PASSWORD, TEST_USER, chromium, login_cookies, post_login
-from test_dashboard_apps import dash_voila  # noqa: F401 - the shared (session) Voila server
+from _browser import TEST_PASSWORD, TEST_USER, login_cookies, post_login
 
 from priceintel import app_widgets, auth, config
 from priceintel.cli import main
@@ -116,17 +115,12 @@ def test_run_panel_reads_last_run_json(tmp_path):
     assert 'status-failed">failed' in panel and "2026-11-26 04:00 UTC" in panel and "&lt;boom&gt;" in panel
 
 
-@pytest.fixture(scope="module")
-def auth_voila(dash_voila):  # noqa: F811 - one Voila server shared with test_dashboard_apps.py
-    return dash_voila
-
-
 ANON_PAGES = ["/", "/voila/render/index.ipynb", "/voila/render/price_monitor.ipynb", "/voila/tree",
               "/voila/render/alerts.ipynb?x=1"]
 
 
-def test_anonymous_requests_get_no_data(auth_voila):
-    base = auth_voila
+def test_anonymous_requests_get_no_data(apps_voila):
+    base = apps_voila
     for path in ANON_PAGES:
         r = requests.get(base + path, allow_redirects=False, timeout=30)
         assert r.status_code == 302, (path, r.status_code)
@@ -156,10 +150,10 @@ def test_anonymous_requests_get_no_data(auth_voila):
     assert xsite.status_code == 403 and not [c for c in xsite.cookies if c.name.startswith("username-")]
 
 
-def test_login_cookie_opens_and_removed_user_loses_access(auth_voila, pipeline_db):
+def test_login_cookie_opens_and_removed_user_loses_access(apps_voila, pipeline_db):
     from priceintel.db.engine import get_engine
 
-    base = auth_voila
+    base = apps_voila
     eng = get_engine(pipeline_db)
     auth.add_user(eng, "temp-user", "temporary-pass", replace=True)
     cookies = {c["name"]: c["value"] for c in login_cookies(base, "temp-user", "temporary-pass")}
@@ -172,43 +166,42 @@ def test_login_cookie_opens_and_removed_user_loses_access(auth_voila, pipeline_d
     assert after.status_code == 302 and after.headers["Location"].startswith("/login")
 
 
-def test_browser_login_landing_page_and_logout(auth_voila, pipeline_db):
-    base = auth_voila
+def test_browser_login_landing_page_and_logout(apps_voila, pipeline_db, browser):
+    base = apps_voila
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with chromium() as browser:
-        page = browser.new_page(anonymous=True, viewport={"width": 1440, "height": 900})
-        page.goto(f"{base}/voila/render/price_monitor.ipynb", timeout=60_000)
-        assert "/login" in page.url and page.locator("form.login-form").is_visible()
-        assert page.locator(".js-plotly-plot, table").count() == 0
-        page.fill("#username", TEST_USER)
-        page.fill("#password", "not the password")
-        page.click("#login_submit")
-        page.wait_for_selector(".msg.error")
-        assert "Invalid credentials" in page.inner_text(".msg.error")
-        page.goto(f"{base}/", timeout=60_000)
-        page.fill("#username", TEST_USER)
-        page.fill("#password", TEST_PASSWORD)
-        page.click("#login_submit")
-        page.wait_for_selector("#pi-latest-run", timeout=120_000)
-        assert page.url.endswith("/voila/render/index.ipynb")
-        run_text = page.inner_text("#pi-latest-run")
-        with sa.create_engine(pipeline_db).connect() as conn:
-            task, status = conn.execute(sa.text(
-                "SELECT task, status FROM pipeline_run ORDER BY (task = 'pipeline') DESC, started_at DESC "
-                "LIMIT 1")).one()
-        assert "Latest pipeline run" in run_text and status in run_text and task in run_text
-        assert "UTC" in run_text
-        cards = page.locator("a.pi-app-card")
-        assert [cards.nth(i).get_attribute("data-app") for i in range(cards.count())] == [
-            "price_monitor", "forecasts", "elasticity", "alerts", "match_review"]
-        page.screenshot(path=str(SHOTS / "index-desktop.png"))
-        page.set_viewport_size({"width": 390, "height": 844})
-        page.wait_for_timeout(300)
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
-        page.screenshot(path=str(SHOTS / "index-phone.png"))
-        page.click("a.pi-logout")
-        page.wait_for_selector("form.login-form")
-        assert "signed out" in page.inner_text(".msg.info")
-        page.goto(f"{base}/voila/render/index.ipynb", timeout=60_000)
-        assert "/login" in page.url
-        page.close()
+    page = browser.new_page(anonymous=True, viewport={"width": 1440, "height": 900})
+    page.goto(f"{base}/voila/render/price_monitor.ipynb", timeout=60_000)
+    assert "/login" in page.url and page.locator("form.login-form").is_visible()
+    assert page.locator(".js-plotly-plot, table").count() == 0
+    page.fill("#username", TEST_USER)
+    page.fill("#password", "not the password")
+    page.click("#login_submit")
+    page.wait_for_selector(".msg.error")
+    assert "Invalid credentials" in page.inner_text(".msg.error")
+    page.goto(f"{base}/", timeout=60_000)
+    page.fill("#username", TEST_USER)
+    page.fill("#password", TEST_PASSWORD)
+    page.click("#login_submit")
+    page.wait_for_selector("#pi-latest-run", timeout=120_000)
+    assert page.url.endswith("/voila/render/index.ipynb")
+    run_text = page.inner_text("#pi-latest-run")
+    with sa.create_engine(pipeline_db).connect() as conn:
+        task, status = conn.execute(sa.text(
+            "SELECT task, status FROM pipeline_run ORDER BY (task = 'pipeline') DESC, started_at DESC "
+            "LIMIT 1")).one()
+    assert "Latest pipeline run" in run_text and status in run_text and task in run_text
+    assert "UTC" in run_text
+    cards = page.locator("a.pi-app-card")
+    assert [cards.nth(i).get_attribute("data-app") for i in range(cards.count())] == [
+        "price_monitor", "forecasts", "elasticity", "alerts", "match_review"]
+    page.screenshot(path=str(SHOTS / "index-desktop.png"))
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(SHOTS / "index-phone.png"))
+    page.click("a.pi-logout")
+    page.wait_for_selector("form.login-form")
+    assert "signed out" in page.inner_text(".msg.info")
+    page.goto(f"{base}/voila/render/index.ipynb", timeout=60_000)
+    assert "/login" in page.url
+    page.close()

@@ -9,26 +9,12 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from _browser import chromium, serve_voila
 
 from priceintel import app_widgets, config, dashboard
 
 pytestmark = pytest.mark.slow
 SHOTS = config.reports_dir() / "screenshots"
 DESKTOP, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="session")
-def dash_voila(pipeline_env, pipeline_db):
-    """One Voila server on the pipeline database for this module and test_auth.py."""
-    with serve_voila(DATABASE_URL=pipeline_db) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +90,8 @@ def _phone_checks(page, app: str) -> None:
     page.screenshot(path=str(SHOTS / f"{app}-phone.png"))
 
 
-def test_price_monitor_filters_pages_exports_and_phone(dash_voila, browser, db):
-    page = _open(browser, dash_voila, "price_monitor", "prices")
+def test_price_monitor_filters_pages_exports_and_phone(apps_voila, browser, db):
+    page = _open(browser, apps_voila, "price_monitor", "prices")
     table = "table.pi-table-prices"
     total = db("""SELECT count(*) FROM fact_price fp JOIN product_match pm ON pm.listing_id = fp.listing_id
                   AND pm.status IN ('auto', 'confirmed')""")
@@ -181,8 +167,8 @@ def test_price_monitor_filters_pages_exports_and_phone(dash_voila, browser, db):
     ("elasticity", "elasticity", "categories", "category"),
     ("alerts", "alerts", "retailers", "retailer"),
 ], ids=["forecasts", "elasticity", "alerts"])
-def test_app_filter_export_and_phone(dash_voila, browser, db, app, view, field, column):
-    page = _open(browser, dash_voila, app, view)
+def test_app_filter_export_and_phone(apps_voila, browser, db, app, view, field, column):
+    page = _open(browser, apps_voila, app, view)
     before_rows = _rows(page)
     options = page.locator(f".pi-filter-{field} select option").all_inner_texts()
     assert options

@@ -6,7 +6,6 @@ import pytest
 
 from priceintel import demo, elasticity
 from priceintel import elasticity_app as ea
-from test_apps import browser, voila_url  # noqa: F401  (module-scoped fixtures: Voila server, Chromium)
 
 
 def _offline_panel():
@@ -36,10 +35,10 @@ def test_explorer_callback_updates_whatif_recommendation_and_table():
 
 
 @pytest.mark.slow
-def test_elasticity_app_in_chromium(voila_url, browser):  # noqa: F811
+def test_elasticity_app_in_chromium(apps_voila, browser):
     """One page load at 1440x900 (table, recommendation, what-if price), then the same page at 390x844."""
     page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(f"{voila_url}/voila/render/elasticity.ipynb", timeout=120_000)
+    page.goto(f"{apps_voila}/voila/render/elasticity.ipynb", timeout=120_000)
     page.wait_for_selector("table.elasticity-table tbody tr", timeout=120_000)
     page.wait_for_selector(".el-detail .js-plotly-plot .scatterlayer .trace", timeout=60_000)
     assert page.locator("table.elasticity-table tbody tr").count() >= 5

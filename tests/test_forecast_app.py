@@ -3,7 +3,6 @@
 import pytest
 
 from priceintel import forecast_app, forecast_store
-from test_apps import browser, voila_url  # noqa: F401 - shared Voila server and Chromium fixtures
 
 pytestmark = pytest.mark.slow
 
@@ -24,10 +23,10 @@ def test_series_view_from_the_pipeline_run(pipeline_env, on_pipeline_db):
         forecast_app.series_view(eng, run_id, "nowhere:0")
 
 
-def test_forecasts_app_renders_and_switches(voila_url, browser):  # noqa: F811
+def test_forecasts_app_renders_and_switches(apps_voila, browser):
     """One page load at 1440x900 (chart, tables, switching listing), then the same page at 390x844."""
     page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(f"{voila_url}/voila/render/forecasts.ipynb", timeout=120_000)
+    page.goto(f"{apps_voila}/voila/render/forecasts.ipynb", timeout=120_000)
     page.wait_for_selector("table.backtest tbody tr", timeout=120_000)
     page.wait_for_selector(".fc-detail .js-plotly-plot .scatterlayer .trace", timeout=60_000)
     assert page.locator(".fc-detail .js-plotly-plot .scatterlayer .trace").count() >= 4  # observed, 95%, 80%, forecast

@@ -7,7 +7,7 @@ import uuid
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from _browser import chromium, serve_voila
+from _browser import serve_voila
 
 from priceintel import config
 from priceintel.items import LISTING_COLUMNS, PRODUCT_COLUMNS
@@ -125,12 +125,6 @@ def test_missing_label_table_is_a_clear_error(pg_server_url):
 
 
 # --- the Voila app in headless Chromium ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")
