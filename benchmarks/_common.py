@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from priceintel import config
 
@@ -25,3 +30,27 @@ def write_results(area: str, results: dict, quick: bool) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=_default) + "\n")
     return path
+
+
+def true_observations(world) -> pd.DataFrame:
+    """A demo world's true prices as an observation frame (what a perfect scrape would load)."""
+    obs = world.prices.copy()
+    obs["currency"] = "USD"
+    obs["observed_at"] = obs["ds"].dt.tz_localize("UTC") + pd.Timedelta(hours=6)
+    return obs
+
+
+def record_resources(out: dict) -> dict:
+    """Add the peak resident memory (MB) and the load average after the run to `out`; return it."""
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out["loadavg_after"] = os.getloadavg()
+    return out
+
+
+def run_cli(area: str, main: Callable[[bool], dict]) -> dict:
+    """`python benchmarks/bench_<area>.py [--quick]`: run main(quick), write its results and print them."""
+    quick = "--quick" in sys.argv
+    results = main(quick)
+    write_results(area, results, quick)
+    print(json.dumps(results, indent=2, default=str))
+    return results

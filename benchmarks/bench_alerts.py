@@ -7,10 +7,7 @@ with --quick).  Usage: python benchmarks/bench_alerts.py [--quick]
 
 from __future__ import annotations
 
-import json
 import os
-import resource
-import sys
 import threading
 import time
 import uuid
@@ -22,7 +19,7 @@ import pandas as pd
 from priceintel import alerts, config, demo, notify, quality
 from priceintel.db import engine as db_engine
 from priceintel.db import load, migrate, server
-from _common import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _common import record_resources, run_cli, true_observations  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def _timed(fn, *args, **kwargs):
@@ -49,9 +46,7 @@ def main(quick: bool) -> dict:
                  "loadavg_before": os.getloadavg(), "world": {"products": n_products, "days": n_days, "seed": 42}}
     t_all = time.perf_counter()
     world = demo.generate_world(n_products=n_products, n_days=n_days, seed=42)
-    obs = world.prices.copy()
-    obs["currency"] = "USD"
-    obs["observed_at"] = obs["ds"].dt.tz_localize("UTC") + pd.Timedelta(hours=6)
+    obs = true_observations(world)
     matches = world.truth_matches.dropna(subset=["sku"]).assign(method="gtin", score=1.0, status="auto")
     base = server.start_embedded()
     name = f"bench_alerts_{uuid.uuid4().hex[:8]}"
@@ -97,13 +92,8 @@ def main(quick: bool) -> dict:
         db_engine.dispose_engines()
         db_engine.drop_database(base, name)
     out["wall_seconds"] = round(time.perf_counter() - t_all, 1)
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    out["loadavg_after"] = os.getloadavg()
-    return out
+    return record_resources(out)
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    results = main(quick)
-    write_results("alerts", results, quick)
-    print(json.dumps(results, indent=2, default=str))
+    run_cli("alerts", main)

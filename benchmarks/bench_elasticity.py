@@ -68,11 +68,12 @@ def demo_world(seeds, n, days) -> dict:
                                 "hi": pred["units_hi"], "naive": naive}))
         # recommendations judged under the TRUE demand curve: profit ratio vs keeping the current price
         truth = w.truth_elasticities.set_index("sku")["own_elasticity"]
+        regular = pricing.current_regular_price(panel)
         for sku, g in panel.groupby("sku"):
             if sku not in m.fits:
                 continue
             last = g.sort_values("ds").iloc[-1]
-            cur = float(g.loc[~g["promo"], "price"].iloc[-1]) if (~g["promo"]).any() else float(last["price"])
+            cur = float(regular[sku])
             c = pricing.Constraints(unit_cost=float(last["unit_cost"]), current_price=cur,
                                     map_price=None if pd.isna(last["map_price"]) else float(last["map_price"]),
                                     max_change=0.15)

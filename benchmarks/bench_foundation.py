@@ -5,10 +5,7 @@ Writes reports/benchmarks/foundation.json.  Usage: python benchmarks/bench_found
 
 from __future__ import annotations
 
-import json
 import os
-import resource
-import sys
 import time
 import uuid
 from datetime import datetime, timezone
@@ -19,21 +16,13 @@ import requests
 from priceintel import demo
 from priceintel.db import engine as db_engine
 from priceintel.db import load, migrate, server
-from _common import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _common import record_resources, run_cli, true_observations  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def _timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0
-
-
-def _observations(world: demo.World) -> pd.DataFrame:
-    """The world's true prices as an observation frame (what a perfect scrape would load)."""
-    obs = world.prices.copy()
-    obs["currency"] = "USD"
-    obs["observed_at"] = obs["ds"].dt.tz_localize("UTC") + pd.Timedelta(hours=6)
-    return obs
 
 
 def main(quick: bool) -> dict:
@@ -65,7 +54,7 @@ def main(quick: bool) -> dict:
     try:
         migrate.upgrade(url)
         eng = db_engine.get_engine(url)
-        obs = _observations(world)
+        obs = true_observations(world)
         listings = world.listings[["retailer", "item_id", "url", "title", "brand", "gtin", "mpn"]]
         retailers = pd.DataFrame({"retailer": demo.RETAILERS, "name": [r.title() for r in demo.RETAILERS],
                                   "base_url": None})
@@ -85,13 +74,8 @@ def main(quick: bool) -> dict:
     finally:
         db_engine.dispose_engines()
         db_engine.drop_database(base, name)
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    out["loadavg_after"] = os.getloadavg()
-    return out
+    return record_resources(out)
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    results = main(quick)
-    write_results("foundation", results, quick)
-    print(json.dumps(results, indent=2))
+    run_cli("foundation", main)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from priceintel import demo, elasticity
+from priceintel import demo, elasticity, pricing
 from priceintel import elasticity_app as ea
 
 
@@ -32,6 +32,13 @@ def test_explorer_callback_updates_whatif_recommendation_and_table():
     assert x.slider.min < x.slider.value < x.slider.max
     st = ea.product_state(panel, x.picker.value)
     assert st["unit_cost"] > 0 and st["competitors"]
+    # the app prices under the shared constraints, from our last non-promotion price
+    g = panel[(panel["sku"] == x.picker.value) & ~panel["promo"]].sort_values("ds")
+    assert st["current_price"] == g["price"].iloc[-1]
+    rec = ea.recommendation_for(model, panel, x.picker.value)
+    c = pricing.constraints_for(st["unit_cost"], st["current_price"], st["map_price"], st["competitors"])
+    assert rec.band == pytest.approx(pricing.feasible_band(c)[:2])
+    assert rec.band[1] <= min(st["competitors"].values()) * (1 + pricing.MAX_ABOVE_LOWEST) + 1e-9
 
 
 @pytest.mark.slow

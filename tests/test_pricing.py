@@ -7,10 +7,14 @@ import pytest
 
 from priceintel import PriceIntelError
 from priceintel.pricing import (
+    MAX_ABOVE_LOWEST,
+    MAX_CHANGE,
     Constraints,
     CostPlus,
     MatchLowest,
     PricingError,
+    constraints_for,
+    current_regular_price,
     feasible_band,
     price_curve,
     recommend,
@@ -118,3 +122,38 @@ def test_recommend_for_model_uses_pooled_estimate():
     assert r.as_dict()["band_lo"] == pytest.approx(8.0)
     with pytest.raises(PricingError, match="no estimate"):
         recommend_for_model(m, "zzz", Constraints(unit_cost=5.0))
+
+
+def test_current_regular_price_skips_promotions_and_missing_prices():
+    import pandas as pd
+
+    ds = pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"])
+    sales = pd.DataFrame({
+        "sku": ["a"] * 4 + ["b"] * 4 + ["c"] * 4,
+        "ds": list(ds) * 3,
+        # a: promo on the last day; b: promo every day; c: a missing flag (regular) and a missing price last
+        "price": [10.0, 11.0, 12.0, 8.0, 5.0, 5.5, 6.0, 4.0, 20.0, 21.0, 22.0, np.nan],
+        "promo": [False, False, False, True, True, True, True, True, False, True, None, False],
+    }).sample(frac=1.0, random_state=3)  # row order must not matter, only ds
+    cur = current_regular_price(sales)
+    assert cur.to_dict() == {"a": 12.0, "b": 4.0, "c": 22.0}
+    # without a promo column every day is regular
+    assert current_regular_price(sales.drop(columns="promo")).to_dict() == {"a": 8.0, "b": 4.0, "c": 22.0}
+    other = sales.rename(columns={"sku": "item", "ds": "day", "price": "p", "promo": "deal"})
+    assert current_regular_price(other, "item", "p", "day", "deal").to_dict() == cur.to_dict()
+    with pytest.raises(PricingError, match=r"no column\(s\) \['ds'\]"):
+        current_regular_price(sales.drop(columns="ds"))
+
+
+def test_constraints_for_builds_the_apps_band():
+    c = constraints_for(5, 10.0, float("nan"), {"amazon": 9.0, "target": 9.6, "walmart": None})
+    assert c.map_price is None and c.current_price == 10.0 and c.unit_cost == 5.0
+    assert (c.max_change, c.max_above_lowest) == (MAX_CHANGE, MAX_ABOVE_LOWEST) == (0.15, 0.25)
+    lo, hi, notes = feasible_band(c)
+    assert lo == pytest.approx(8.5) and hi == pytest.approx(9.0 * 1.25) and not notes  # -15%; 25% above amazon
+    c2 = constraints_for(5.0, np.float64(10.0), 9.75, None, max_change=0.05, max_above_lowest=0.5)
+    assert c2.competitor_prices == {} and c2.lowest_competitor is None
+    assert feasible_band(c2)[:2] == pytest.approx((9.75, 10.5))  # MAP floor, +5% ceiling
+    # no current price: no max-change band can be drawn, and that is said
+    with pytest.raises(PricingError, match="max_change needs current_price"):
+        feasible_band(constraints_for(5.0, None))

@@ -77,22 +77,21 @@ def product_state(panel: pd.DataFrame, sku: str) -> dict:
     """Current price, cost, MAP and latest competitor prices of one product."""
     g = panel[panel["sku"] == sku].sort_values("ds")
     last = g.iloc[-1]
-    regular = g.loc[~g["promo"].astype(bool), "price"] if "promo" in g else g["price"]
     comps = {c[len("comp_"):]: float(last[c]) for c in g.columns
              if c.startswith("comp_") and c != "comp_min" and pd.notna(last[c])}
-    return dict(current_price=float(regular.iloc[-1] if len(regular) else last["price"]),
+    return dict(current_price=float(pricing.current_regular_price(g).loc[sku]),
                 unit_cost=float(last["unit_cost"]),
                 map_price=float(last["map_price"]) if pd.notna(last["map_price"]) else None,
                 competitors=comps, name=f"{last.get('brand', '')} {last.get('name', '')}".strip())
 
 
 def recommendation_for(model, panel, sku: str, objective: str = "profit", use_rule: bool = False,
-                       max_change: float = 0.15) -> pricing.Recommendation:
-    """The recommended price for one product under its cost, MAP, a max change and an optional rule."""
+                       max_change: float = pricing.MAX_CHANGE) -> pricing.Recommendation:
+    """The recommended price for one product under `pricing.constraints_for` (cost, MAP, a max change, the
+    competitor band; competitor prices as on our last sales day) and an optional rule."""
     st = product_state(panel, sku)
-    c = pricing.Constraints(unit_cost=st["unit_cost"], current_price=st["current_price"],
-                            map_price=st["map_price"], max_change=max_change,
-                            competitor_prices=st["competitors"], max_above_lowest=0.25)
+    c = pricing.constraints_for(st["unit_cost"], st["current_price"], st["map_price"], st["competitors"],
+                                max_change=max_change)
     rule = pricing.MatchLowest(undercut=0.0, floor_margin=0.10) if use_rule else None
     return pricing.recommend_for_model(model, sku, c, objective=objective, rule=rule)
 

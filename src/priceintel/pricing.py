@@ -16,8 +16,14 @@ import pandas as pd
 
 from priceintel import PriceIntelError
 
-__all__ = ["PricingError", "Constraints", "MatchLowest", "CostPlus", "Recommendation",
-           "feasible_band", "price_curve", "recommend", "recommend_for_model"]
+__all__ = ["PricingError", "Constraints", "MatchLowest", "CostPlus", "Recommendation", "MAX_CHANGE",
+           "MAX_ABOVE_LOWEST", "constraints_for", "current_regular_price", "feasible_band", "price_curve",
+           "recommend", "recommend_for_model"]
+
+#: the apps' default limits: at most ±15% from our current regular price per step ...
+MAX_CHANGE = 0.15
+#: ... and at most 25% above the cheapest competitor's price
+MAX_ABOVE_LOWEST = 0.25
 
 
 class PricingError(PriceIntelError):
@@ -60,6 +66,40 @@ class Constraints:
             return None
         k = min(ok, key=ok.get)
         return k, ok[k]
+
+
+def _opt_float(v) -> float | None:
+    """float(v), or None for a missing value (None, NaN, pd.NA)."""
+    return None if v is None or pd.isna(v) else float(v)
+
+
+def current_regular_price(sales: pd.DataFrame, entity: str = "sku", price: str = "price", period: str = "ds",
+                          promo: str = "promo") -> pd.Series:
+    """Our current regular price per `entity`: the last price (by `period`) on a day without a promotion,
+    else (promotion days only) the last price. A missing promo flag counts as a regular day; missing
+    prices are skipped. Without a `promo` column every day is regular."""
+    missing = [c for c in (entity, price, period) if c not in sales]
+    if missing:
+        raise PricingError(f"current_regular_price: sales have no column(s) {missing}; they have "
+                           f"{list(sales.columns)}")
+    s = sales.sort_values(period, kind="stable")
+    last = s.groupby(entity)[price].last()
+    if promo not in s:
+        return last
+    on_promo = s[promo].notna() & s[promo].astype(bool)  # a missing flag is a regular day
+    regular = s[~on_promo]
+    return regular.groupby(entity)[price].last().combine_first(last)
+
+
+def constraints_for(unit_cost: float, current_price: float | None, map_price: float | None = None,
+                    competitor_prices: Mapping[str, float] | None = None, max_change: float = MAX_CHANGE,
+                    max_above_lowest: float = MAX_ABOVE_LOWEST) -> Constraints:
+    """The apps' constraints on one product: the unit cost, MAP as a floor (missing = none), at most
+    ±max_change from our current regular price (see `current_regular_price`) and at most
+    max_above_lowest above the cheapest of `competitor_prices` ({retailer: latest price})."""
+    return Constraints(unit_cost=float(unit_cost), current_price=_opt_float(current_price),
+                       map_price=_opt_float(map_price), max_change=max_change,
+                       competitor_prices=dict(competitor_prices or {}), max_above_lowest=max_above_lowest)
 
 
 def feasible_band(c: Constraints) -> tuple[float, float, list[str]]:

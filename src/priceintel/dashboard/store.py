@@ -12,6 +12,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from priceintel import pricing
+
 __all__ = ["ESTIMATE_COLUMNS", "recommend_all", "save_elasticity", "store_model_elasticity"]
 
 #: columns of elasticity_estimate besides run_id
@@ -76,13 +78,12 @@ def _version() -> str:
     return code_version()
 
 
-def recommend_all(engine: Engine, model, sales: pd.DataFrame, max_change: float = 0.15,
-                  max_above_lowest: float = 0.25, objective: str = "profit") -> pd.DataFrame:
-    """The recommended price of every estimated product (the elasticity app's constraints: unit cost, MAP,
-    ±max_change from our last regular price, at most max_above_lowest above the cheapest competitor's
-    latest price). One row per sku; products that cannot be priced get the reason only."""
-    from priceintel import pricing
-
+def recommend_all(engine: Engine, model, sales: pd.DataFrame, max_change: float = pricing.MAX_CHANGE,
+                  max_above_lowest: float = pricing.MAX_ABOVE_LOWEST, objective: str = "profit") -> pd.DataFrame:
+    """The recommended price of every estimated product under `pricing.constraints_for` (the elasticity
+    app's constraints: unit cost, MAP, ±max_change from our current regular price, at most max_above_lowest
+    above the cheapest competitor's latest price). One row per sku; products that cannot be priced get the
+    reason only."""
     costs = pd.read_sql("SELECT sku, unit_cost::float8 AS unit_cost, map_price::float8 AS map_price FROM dim_product",
                         engine).set_index("sku")
     comp = pd.read_sql("""
@@ -95,9 +96,7 @@ def recommend_all(engine: Engine, model, sales: pd.DataFrame, max_change: float 
         WHERE fp.price IS NOT NULL
         ORDER BY p.sku, r.retailer, fp.date_key DESC""", engine)
     comp_by_sku = {s: dict(zip(g["retailer"], g["price"])) for s, g in comp.groupby("sku")}
-    s = sales.sort_values("ds")
-    regular = s[~s["promo"].fillna(False).astype(bool)] if "promo" in s else s
-    current = regular.groupby("sku")["price"].last().combine_first(s.groupby("sku")["price"].last())
+    current = pricing.current_regular_price(sales)
     rows = []
     notes = model.estimates.set_index("sku")["note"] if "note" in model.estimates else pd.Series(dtype=object)
     for sku in model.estimates["sku"]:
@@ -108,9 +107,8 @@ def recommend_all(engine: Engine, model, sales: pd.DataFrame, max_change: float 
             continue
         try:
             cost = costs.loc[sku]
-            c = pricing.Constraints(unit_cost=float(cost["unit_cost"]), current_price=row["current_price"],
-                                    map_price=_plain(cost["map_price"]), max_change=max_change,
-                                    competitor_prices=comp_by_sku.get(sku, {}), max_above_lowest=max_above_lowest)
+            c = pricing.constraints_for(cost["unit_cost"], row["current_price"], cost["map_price"],
+                                        comp_by_sku.get(sku, {}), max_change, max_above_lowest)
             rec = pricing.recommend_for_model(model, sku, c, objective=objective)
             row.update(recommended_price=rec.price, expected_units=rec.units, expected_profit=rec.profit,
                        reason=rec.reason,

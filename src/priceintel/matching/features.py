@@ -295,20 +295,16 @@ class PairFeaturizer:
                 self._lfirst[i] == self._rfirst[j] or self._lfirst[i] in self._rtok[j]
                 or self._rfirst[j] in self._ltok[i]) for i, j in zip(li, ri)])
         if self.neighbourhood and self._all.lc is not None and len(li):
-            cos = _pair_cos(self._all.lc, self._all.rc, li, ri)
-            lbest, lrank = _best_and_rank(self._all.lc, self._all.rc, li, ri)
-            rbest, rrank = _best_and_rank(self._all.rc, self._all.lc, ri, li)
-            f["nb_rel_left"] = cos / np.maximum(lbest, 1e-9)
-            f["nb_rel_right"] = cos / np.maximum(rbest, 1e-9)
-            f["nb_rank_left"] = np.log1p(lrank)
-            f["nb_rank_right"] = np.log1p(rrank)
-            cosw = _pair_cos(self._all.lw, self._all.rw, li, ri)
-            lbw, lrw = _best_and_rank(self._all.lw, self._all.rw, li, ri)
-            rbw, rrw = _best_and_rank(self._all.rw, self._all.lw, ri, li)
-            f["nb_rel_left_word"] = cosw / np.maximum(lbw, 1e-9)
-            f["nb_rel_right_word"] = cosw / np.maximum(rbw, 1e-9)
-            f["nb_rank_left_word"] = np.log1p(lrw)
-            f["nb_rank_right_word"] = np.log1p(rrw)
+            # the pair's similarity relative to each side's best candidate and its rank there,
+            # on the character and on the word vectors
+            for suffix, lv, rv in (("", self._all.lc, self._all.rc), ("_word", self._all.lw, self._all.rw)):
+                cos = _pair_cos(lv, rv, li, ri)
+                lbest, lrank = _best_and_rank(lv, rv, li, ri)
+                rbest, rrank = _best_and_rank(rv, lv, ri, li)
+                f[f"nb_rel_left{suffix}"] = cos / np.maximum(lbest, 1e-9)
+                f[f"nb_rel_right{suffix}"] = cos / np.maximum(rbest, 1e-9)
+                f[f"nb_rank_left{suffix}"] = np.log1p(lrank)
+                f[f"nb_rank_right{suffix}"] = np.log1p(rrank)
         return pd.DataFrame(f)
 
     def _code_features(self, li: np.ndarray, ri: np.ndarray) -> dict[str, np.ndarray]:

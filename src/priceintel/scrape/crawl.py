@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from itertools import zip_longest
 from typing import Optional
@@ -80,6 +80,20 @@ def _sitemap_locs(body: bytes, url: str) -> tuple[list[str], list[str]]:
     return locs, []
 
 
+def _walk(fetcher: Fetcher, queue: list[str], seen: set[str], limit: int,
+          kind: str) -> Iterator[tuple[str, FetchResult]]:
+    """Breadth-first: fetch each URL of `queue` once (until `limit` URLs are seen) and yield (url, result)
+    of those that load; the caller may extend `queue` (and reads `seen`) between steps."""
+    while queue and len(seen) < limit:
+        url = queue.pop(0)
+        if url in seen:
+            continue
+        seen.add(url)
+        res = fetcher.get(url, meta={"kind": kind})
+        if res.ok:
+            yield url, res
+
+
 def _sitemap_urls(base: str, fetcher: Fetcher, adapter: Adapter, max_sitemaps: int = 200) -> list[str]:
     """Product URLs listed by the sitemaps named in robots.txt (or /sitemap.xml)."""
     rp = fetcher.robots(base)
@@ -87,15 +101,7 @@ def _sitemap_urls(base: str, fetcher: Fetcher, adapter: Adapter, max_sitemaps: i
     if not queue:
         queue = [urljoin(base, "sitemap.xml")]
     found: list[str] = []
-    seen: set[str] = set()
-    while queue and len(seen) < max_sitemaps:
-        sm = queue.pop(0)
-        if sm in seen:
-            continue
-        seen.add(sm)
-        res = fetcher.get(sm, meta={"kind": "sitemap"})
-        if not res.ok:
-            continue
+    for sm, res in _walk(fetcher, queue, set(), max_sitemaps, "sitemap"):
         pages, children = _sitemap_locs(res.body, sm)
         found.extend(pages)
         queue.extend(children)
@@ -126,14 +132,7 @@ def _category_urls(base: str, fetcher: Fetcher, adapter: Adapter, max_pages: int
     products = [h for h in hrefs if adapter.is_product_url(h)]
     queue = _dedupe([h for h in hrefs if adapter.is_category_url(h) and h.startswith(base)] + nxt)
     seen = {base}
-    while queue and len(seen) < max_pages:
-        page = queue.pop(0)
-        if page in seen:
-            continue
-        seen.add(page)
-        res = fetcher.get(page, meta={"kind": "category"})
-        if not res.ok:
-            continue
+    for _page, res in _walk(fetcher, queue, seen, max_pages, "category"):
         hrefs, nxt = _links(res)
         products.extend(h for h in hrefs if adapter.is_product_url(h))
         queue.extend(u for u in nxt + [h for h in hrefs if adapter.is_category_url(h)]
@@ -280,6 +279,15 @@ def scrape_site(
 crawl_site = scrape_site
 
 
+def _retailer_names(urls: Mapping[str, str], retailers: Iterable[str] | None, what: str) -> list[str]:
+    """The retailers to scrape (all of `urls` when None); a config CrawlError naming any without a URL."""
+    names = list(retailers) if retailers is not None else list(urls)
+    unknown = [r for r in names if r not in urls]
+    if unknown:
+        raise CrawlError(f"no {what} URL for retailer(s) {unknown}; have {sorted(urls)}", "config")
+    return names
+
+
 def scrape_demo(
     urls: Mapping[str, str],
     days: Iterable[date],
@@ -289,10 +297,7 @@ def scrape_demo(
     progress: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scrape demo shops once per simulated day -> (offers_df with `ds`, errors_df with `ds`)."""
-    names = list(retailers) if retailers is not None else list(urls)
-    unknown = [r for r in names if r not in urls]
-    if unknown:
-        raise CrawlError(f"no storefront URL for retailer(s) {unknown}; have {sorted(urls)}", "config")
+    names = _retailer_names(urls, retailers, "storefront")
     days = [pd.Timestamp(d).date() for d in days]
     errors: list[dict] = []
     product_urls: dict[str, list[str]] = {}
@@ -335,10 +340,7 @@ def scrape_shops(
     progress: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scrape several shops ({retailer: base_url}) once, optionally only some item ids / the first `limit`."""
-    names = list(retailers) if retailers is not None else list(urls)
-    unknown = [r for r in names if r not in urls]
-    if unknown:
-        raise CrawlError(f"no shop URL for retailer(s) {unknown}; have {sorted(urls)}", "config")
+    names = _retailer_names(urls, retailers, "shop")
     wanted = None if item_ids is None else [str(i) for i in item_ids]
     offers, errors = [], []
     for r in names:

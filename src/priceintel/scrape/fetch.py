@@ -236,24 +236,30 @@ class Fetcher:
         """Parsed robots.txt for the URL's host (cached); None when the host cannot be reached."""
         return self._robots_for(url)[0]
 
+    def _robots_known(self, origin: str) -> tuple[RobotFileParser | None, FetchResult | None] | None:
+        """The cached answer of `_robots_for` for origin (parser, or a failure within dead_host_ttl), else
+        None; call with _robots_lock held."""
+        if origin in self._robots:
+            return self._robots[origin], None
+        dead = self._dead.get(origin)
+        if dead is not None and time.monotonic() - dead[0] < self.dead_host_ttl:
+            return None, dead[1]
+        return None
+
     def _robots_for(self, url: str) -> tuple[Optional[RobotFileParser], Optional[FetchResult]]:
         """(robots parser, None) or (None, failed robots.txt fetch); failures cached for dead_host_ttl."""
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         with self._robots_lock:
-            if origin in self._robots:
-                return self._robots[origin], None
-            dead = self._dead.get(origin)
-            if dead is not None and time.monotonic() - dead[0] < self.dead_host_ttl:
-                return None, dead[1]
+            known = self._robots_known(origin)
+            if known is not None:
+                return known
             lock = self._robots_locks.setdefault(origin, threading.Lock())
         with lock:
-            with self._robots_lock:
-                if origin in self._robots:
-                    return self._robots[origin], None
-                dead = self._dead.get(origin)
-                if dead is not None and time.monotonic() - dead[0] < self.dead_host_ttl:
-                    return None, dead[1]
+            with self._robots_lock:  # another thread may have fetched it while we waited for the host lock
+                known = self._robots_known(origin)
+            if known is not None:
+                return known
             res = self._request(origin + "/robots.txt", meta={"kind": "robots"})
             if res.error_kind is not None and res.status is None:
                 with self._robots_lock:
