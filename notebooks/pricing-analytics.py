@@ -64,12 +64,13 @@ per_comp[["sku", *cross_cols, "cross_elasticity"]].round(2).head(10)
 
 # %%
 rows = []
+regular = pricing.current_regular_price(panel)  # our last non-promotion price per sku
 for sku, g in panel.groupby("sku"):
     if sku not in model.fits:
         continue
     g = g.sort_values("ds")
     last = g.iloc[-1]
-    c = pricing.Constraints(unit_cost=last["unit_cost"], current_price=float(g.loc[~g["promo"], "price"].iloc[-1]),
+    c = pricing.Constraints(unit_cost=last["unit_cost"], current_price=float(regular[sku]),
                             map_price=None if pd.isna(last["map_price"]) else last["map_price"], max_change=0.15,
                             competitor_prices={k[5:]: last[k] for k in comp_cols})
     model_rec = pricing.recommend_for_model(model, sku, c)
