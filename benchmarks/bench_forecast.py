@@ -3,7 +3,8 @@ weekly orange-juice prices, and the speed of a 5,000-series daily backtest + for
 per-series fit time beside the fast engine's.
 
 Writes reports/benchmarks/forecast.json.
-Usage: python benchmarks/bench_forecast.py [--quick] [--only oj_weekly,oj_monthly,demo_daily,demo_pipeline,speed]
+Usage: python benchmarks/bench_forecast.py [--quick]
+       [--only oj_weekly,oj_monthly,oj_all_origins,demo_daily,demo_pipeline,speed]
 (--only re-runs the named parts and keeps the other parts of an existing JSON).
 """
 
@@ -69,6 +70,26 @@ def _test_set(res: T.TournamentResult) -> dict:
     }
 
 
+def _by_cutoff(res: T.TournamentResult) -> list:
+    """Per scored cut-off: the chosen model's and naive's MAE and 80/95% coverage, and the chain-wide
+    shift (mean signed error of naive over every series, positive: prices rose above the last value).
+    Errors of one cut-off are shared across series (a chain-wide price move hits them all), so the
+    effective test sample for coverage is closer to the number of cut-offs than to the number of points."""
+    ev = res.cv[res.cv["chosen_model"].notna() & res.cv["y"].notna()]
+    rows = []
+    for cut, g in ev.groupby("cutoff"):
+        row = {"cutoff": str(pd.Timestamp(cut).date()), "points": int(len(g))}
+        for m in (T.CHOSEN, "naive"):
+            row[f"{m}_mae"] = round(float((g["y"] - g[m]).abs().mean()), 4)
+            for lv in (80, 95):
+                inside = (g["y"] >= g[f"{m}-lo-{lv}"]) & (g["y"] <= g[f"{m}-hi-{lv}"])
+                row[f"{m}_coverage_{lv}"] = round(float(inside.mean()), 3)
+        row["naive_mean_signed_error"] = round(float((g["y"] - g["naive"]).mean()), 4)
+        row["share_above_chosen_hi95"] = round(float((g["y"] > g[f"{T.CHOSEN}-hi-95"]).mean()), 3)
+        rows.append(row)
+    return rows
+
+
 def _verdict(res: T.TournamentResult, h: int) -> dict:
     """Accuracy table and the goals at every lead-time bucket (the full horizon is the headline)."""
     summ = res.summary()
@@ -91,6 +112,7 @@ def _verdict(res: T.TournamentResult, h: int) -> dict:
         "models_by_horizon": {k: v["models"] for k, v in summ.items() if k.startswith("h")},
         "goals_by_horizon": goals,
         "test_set": _test_set(res),
+        "by_cutoff": _by_cutoff(res),
         "better_naive": s.get("better_naive"),
         "chosen_mae": s.get("chosen_mae"), "better_naive_mae": s.get("better_naive_mae"),
         "ratio_mae_to_better_naive": ratio, "ratio_mase_to_better_naive": s.get("ratio_mase_to_better_naive"),
@@ -121,7 +143,31 @@ def bench_oj(quick: bool) -> dict:
                                                         regressors=("feat", "deal"), progress=False), 13)
     out["promo_regressors"]["note"] = ("feat/deal of the forecast weeks are used as known in advance "
                                        "(a planned promotion calendar); no other future information")
+    if not quick:
+        out["no_regressors_equal_tails"] = _shape_variant(df, "equal", h=13, n_windows=nw, step=4, models=models)
     return out
+
+
+def _shape_variant(df: pd.DataFrame, shape: str, **kw) -> dict:
+    """The same tournament with another interval shape: coverage per lead-time bucket (points are the same)."""
+    res = T.run_tournament(df, progress=False, interval_shape=shape, **kw)
+    v = _verdict(res, kw["h"])
+    return {"interval_shape": shape, "goals_by_horizon": v["goals_by_horizon"], "by_cutoff": v["by_cutoff"]}
+
+
+def bench_oj_all_origins(quick: bool) -> dict:
+    """Design check: the same OJ tournaments with every rolling origin the history allows after the
+    minimum training length (weekly: 11 origins 4 weeks apart; monthly: 13 monthly origins) instead of 8,
+    so more cut-offs are scored. Same models, defaults and goals."""
+    df = oj_frame()
+    if quick:
+        df = df[df["unique_id"].isin(sorted(df["unique_id"].unique())[:30])]
+    models = T.FAST_MODELS if quick else T.FULL_MODELS
+    weekly = T.run_tournament(df, h=13, n_windows=11, step=4, models=models, progress=False)
+    m = (df.assign(ds=df["ds"].dt.to_period("M").dt.to_timestamp())
+         .groupby(["unique_id", "ds"], as_index=False)["y"].mean())
+    monthly = T.run_tournament(m, h=3, n_windows=13, step=1, freq="M", models=models, progress=False)
+    return {"weekly_11_origins": _verdict(weekly, 13), "monthly_13_origins": _verdict(monthly, 3)}
 
 
 def bench_oj_monthly(quick: bool) -> dict:
@@ -134,8 +180,12 @@ def bench_oj_monthly(quick: bool) -> dict:
          .groupby(["unique_id", "ds"], as_index=False)["y"].mean())
     res = T.run_tournament(m, h=3, n_windows=8, step=1, freq="M",
                            models=T.FAST_MODELS if quick else T.FULL_MODELS, progress=False)
-    return {"series": int(m["unique_id"].nunique()), "months": int(m["ds"].nunique()),
-            "aggregation": "mean of the weekly shelf prices in each calendar month", **_verdict(res, 3)}
+    out = {"series": int(m["unique_id"].nunique()), "months": int(m["ds"].nunique()),
+           "aggregation": "mean of the weekly shelf prices in each calendar month", **_verdict(res, 3)}
+    if not quick:
+        out["equal_tails"] = _shape_variant(m, "equal", h=3, n_windows=8, step=1, freq="M",
+                                            models=T.FULL_MODELS)
+    return out
 
 
 def bench_demo(quick: bool) -> dict:
@@ -214,6 +264,7 @@ def bench_demo_pipeline(quick: bool) -> dict:
 
 
 PARTS = {"oj_weekly": lambda q: bench_oj(q), "oj_monthly": lambda q: bench_oj_monthly(q),
+         "oj_all_origins": lambda q: bench_oj_all_origins(q),
          "demo_daily": lambda q: bench_demo(q), "demo_pipeline": lambda q: bench_demo_pipeline(q),
          "speed": lambda q: bench_speed(q)}
 

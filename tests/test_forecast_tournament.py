@@ -251,14 +251,37 @@ def test_interval_shapes_for_price_errors():
     assert np.mean((vals >= lo) & (vals <= hi)) == pytest.approx(0.80, abs=0.011)
     eq = np.quantile(vals, [0.1, 0.9])
     assert np.mean((vals >= eq[0]) & (vals <= eq[1])) > 0.85
-    f = T._factors(vals)  # "auto": the zero mass picks the shortest ranges, nested 80 inside 95
+    f = T._factors(vals, "auto")  # the zero mass picks the shortest ranges, nested 80 inside 95
     # finite-sample conformal level: ceil(101 * 0.8) / 100 = 0.81 of the 100 errors
     assert T.conformal_level(0.80, 100) == pytest.approx(0.81) and T.conformal_level(0.95, 10) == 1.0
     lo81, _hi81 = T.shortest_interval(vals, 0.81)
     assert f[2] <= f[0] <= 0 <= f[1] <= f[3] and f[0] == pytest.approx(lo81)
     cont = np.random.default_rng(0).normal(size=400)  # no zero mass: equal-tailed quantiles
     q = T.conformal_level(0.80, 400)
-    assert np.allclose(T._factors(cont)[[0, 1]], np.quantile(cont, [(1 - q) / 2, (1 + q) / 2]))
+    assert np.allclose(T._factors(cont, "auto")[[0, 1]], np.quantile(cont, [(1 - q) / 2, (1 + q) / 2]))
+
+
+def test_symmetric_intervals_are_split_conformal_on_absolute_errors():
+    rng = np.random.default_rng(3)
+    cal = np.r_[-rng.exponential(1.0, 300), rng.exponential(0.2, 100)]  # promo dips: a long lower tail
+    f = T._factors(cal)  # the default shape
+    assert T.INTERVAL_SHAPE == "symmetric"
+    a = np.sort(np.abs(cal))
+    # the bound is the ceil((n + 1) * level)-th smallest |error|, on both sides
+    assert f[1] == -f[0] == a[int(np.ceil(401 * 0.80)) - 1] and f[3] == -f[2] == a[int(np.ceil(401 * 0.95)) - 1]
+    # equal tails read the upper bound from the short upper tail: a chain-wide price rise (every
+    # error shifted up) falls outside them far more often than outside the symmetric bounds
+    eq = T._factors(cal, "equal")
+    new = rng.permutation(np.r_[-rng.exponential(1.0, 3000), rng.exponential(0.2, 1000)]) + 0.6
+    cov = {k: np.mean((new >= v[2]) & (new <= v[3])) for k, v in {"sym": f, "eq": eq}.items()}
+    assert cov["sym"] > cov["eq"] + 0.1
+    # exchangeable new errors: the symmetric 80% / 95% bounds hold at least their level (up to noise)
+    same = np.r_[-rng.exponential(1.0, 30000), rng.exponential(0.2, 10000)]
+    assert np.mean(np.abs(same) <= f[1]) > 0.78 and np.mean(np.abs(same) <= f[3]) > 0.94
+    with pytest.raises(T.ForecastError, match="interval shape 'wide'"):
+        T._factors(cal, "wide")
+    with pytest.raises(T.ForecastError, match="interval_shape='wide'"):
+        T.run_tournament(_seasonal(2, 60, seed=1), h=7, interval_shape="wide", progress=False)
 
 
 def test_change_probability_uses_promo_state_and_beats_a_constant_rate():

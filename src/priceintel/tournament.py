@@ -25,9 +25,13 @@ k-step-error quantiles for the baselines) scales the error `r = (y - yhat) / w`;
 pooled over all series in finished earlier windows give the calibrated bounds `yhat + q * w`
 (split-conformal with a normalised score): per lead time from every earlier window whose step at that
 lead is observed by the cut-off, once two such windows exist (pooled over lead times of finished
-windows before), at the finite-sample level ceil((n + 1)(1 - a)) / n; equal-tailed percentiles, or the
-shortest ranges holding 80% / 95% when at least 10% of the errors are exactly zero (prices that usually
-do not move, where equal tails would over-cover).
+windows before), at the finite-sample level ceil((n + 1)(1 - a)) / n. The default score is |r|
+(`INTERVAL_SHAPE` "symmetric": one quantile for both sides), which needs half the data of equal
+tails and does not bet on the sign of future errors repeating that of the few calibration windows
+(promotions push errors down; a chain-wide price rise pushes every series up at once, see
+benchmarks/bench_forecast.py). `interval_shape=` "equal" (equal-tailed), "shortest" or "auto"
+(shortest ranges when at least 10% of the errors are exactly zero, equal tails otherwise) are there
+for comparison.
 
 Change probability: forward-filled (missing) periods are marked by clean_series and never counted as
 an unchanged price: labels spanning one are left out of training and scoring.
@@ -473,6 +477,7 @@ def run_tournament(
     shrink: Optional[float] = None,
     refit: bool = True,
     margin: float = COMBO_MARGIN,
+    interval_shape: Optional[str] = None,
 ) -> TournamentResult:
     """Backtest `models` and every baseline on `n_windows` cut-offs, choose per series, forecast `h` ahead."""
     t0 = time.perf_counter()
@@ -486,6 +491,8 @@ def run_tournament(
     unknown = [m for m in models if m not in ALL_MODELS]
     if unknown:
         raise ForecastError(f"unknown model(s) {unknown}; choose from {list(ALL_MODELS)}")
+    if interval_shape not in (None, *INTERVAL_SHAPES):
+        raise ForecastError(f"interval_shape={interval_shape!r}: choose from {list(INTERVAL_SHAPES)}")
     models = list(dict.fromkeys([*BASELINES, *[m for m in models if m != COMBO],
                                  *[m for m in models if m == COMBO]]))
     missing = [r for r in regressors if r not in df.columns]
@@ -520,7 +527,8 @@ def run_tournament(
     for r in jobs:
         failures.extend(r["failures"])
     shrink = float(SHRINK_STEPS * h if shrink is None else shrink)
-    cv, choices, calib = _assemble(jobs, models, cutoffs, h, step, fq, calibrate, shrink, margin)
+    interval_shape = interval_shape or INTERVAL_SHAPE
+    cv, choices, calib = _assemble(jobs, models, cutoffs, h, step, fq, calibrate, shrink, margin, interval_shape)
     if cv.empty:
         raise ForecastError(f"run_tournament: no series has {min_train} points before the first cut-off "
                             f"{cutoffs[0].date()} (h={h}, n_windows={n_windows}); shorten h or n_windows")
@@ -545,6 +553,7 @@ def run_tournament(
               "season_length": int(season), "horizons": horizons, "regressors": list(regressors),
               "holidays": holidays, "min_train": int(min_train), "calibrate": bool(calibrate), "shrink": shrink,
               "margin": float(margin), "refit": bool(refit), "combo_power": COMBO_POWER,
+              "interval_shape": interval_shape,
               "combo_weights": {("final" if k == -1 else f"window {k + 1}"): {m: round(w, 4) for m, w in v.items()}
                                 for k, v in cweights.items()},
               "cutoffs": [str(c.date()) for c in cutoffs],
@@ -599,7 +608,8 @@ def lead_balanced_scores(err: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray,
 
 
 def _assemble(jobs: list, models: list, cutoffs: list, h: int, step: int, fq: fc.Freq,
-              calibrate: bool, shrink: float, margin: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+              calibrate: bool, shrink: float, margin: float = 0.0,
+              shape: Optional[str] = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Long cv frame with calibrated bounds and the chosen model; choices; calibration factors."""
     K, M = len(cutoffs), len(models)
     uids = np.array([r["uid"] for r in jobs])
@@ -689,11 +699,11 @@ def _assemble(jobs: list, models: list, cutoffs: list, h: int, step: int, fq: fc
             vals = rv.ravel()
             vals = vals[np.isfinite(vals)]
             if calibrate and len(vals) >= 20:
-                f = _factors(vals)
+                f = _factors(vals, shape)
                 for t in range(h):
                     vt = r[:, seen_t[:, t], j, t].ravel()
                     vt = vt[np.isfinite(vt)]
-                    step_factors[k, j, :, t] = (_factors(vt) if len(vt) >= MIN_STEP_CALIBRATION
+                    step_factors[k, j, :, t] = (_factors(vt, shape) if len(vt) >= MIN_STEP_CALIBRATION
                                                     and seen_t[:, t].sum() >= STEP_MIN_WINDOWS else f)
             else:
                 f = np.array([np.nan] * 4)
@@ -746,24 +756,37 @@ MIN_STEP_CALIBRATION = 50  #: fewest earlier errors at one lead time to calibrat
 STEP_MIN_WINDOWS = 2  #: fewest finished windows before lead times are calibrated one by one
 
 
-INTERVAL_SHAPE = "auto"  #: "shortest" ranges, "equal"-tailed quantiles, or "auto" (see _factors)
+INTERVAL_SHAPES = ("symmetric", "equal", "shortest", "auto")
+INTERVAL_SHAPE = "symmetric"  #: default of INTERVAL_SHAPES (see _factors)
 ATOM_SHARE = 0.10  #: "auto": errors exactly zero this often (unchanged prices) call for shortest ranges
 
 
-def _factors(vals: np.ndarray) -> np.ndarray:
+def _factors(vals: np.ndarray, shape: Optional[str] = None) -> np.ndarray:
     """Conformal factors lo80, hi80, lo95, hi95 (nested, around zero), at the finite-sample levels
     of `conformal_level` (ceil((n + 1)(1 - a)) / n).
 
-    Equal-tailed quantiles of the normalised errors, except when at least `ATOM_SHARE` of them are
-    exactly zero (a price that usually does not move within the horizon): then equal tails would
-    cover far more than nominal, and the shortest ranges holding 80% / 95% are used instead.
+    `shape` (default `INTERVAL_SHAPE`):
+    - "symmetric": the standard split-conformal score |normalised error|; the bound is its
+      ceil((n + 1) * level)-th smallest value, on both sides of the forecast. Both tails share one
+      quantile, so it needs half the data of equal tails and does not assume that the sign of future
+      errors follows the calibration windows (promotions push errors down, a chain-wide price rise
+      pushes them all up).
+    - "equal": equal-tailed quantiles of the signed errors.
+    - "shortest": the shortest ranges holding 80% / 95% (for a point mass at zero with one tail).
+    - "auto": "shortest" when at least `ATOM_SHARE` of the errors are exactly zero, else "equal".
     """
-    shape = INTERVAL_SHAPE
+    shape = shape or INTERVAL_SHAPE
+    if shape not in INTERVAL_SHAPES:
+        raise ForecastError(f"interval shape {shape!r}: choose from {list(INTERVAL_SHAPES)}")
     if shape == "auto":
         shape = "shortest" if np.mean(np.abs(vals) < 1e-9) >= ATOM_SHARE else "equal"
     n = len(vals)
     l80, l95 = conformal_level(0.80, n), conformal_level(0.95, n)
-    if shape == "equal":
+    if shape == "symmetric":
+        a = np.sort(np.abs(vals))
+        q80, q95 = (float(a[max(1, min(n, int(round(lv * n)))) - 1]) for lv in (l80, l95))
+        f = np.array([-q80, q80, -q95, q95])
+    elif shape == "equal":
         f = np.quantile(vals, [(1 - l80) / 2, (1 + l80) / 2, (1 - l95) / 2, (1 + l95) / 2])
     else:
         f = np.r_[shortest_interval(vals, l80), shortest_interval(vals, l95)]
