@@ -4,7 +4,7 @@ per-series fit time beside the fast engine's.
 
 Writes reports/benchmarks/forecast.json.
 Usage: python benchmarks/bench_forecast.py [--quick]
-       [--only oj_weekly,oj_monthly,oj_all_origins,demo_daily,demo_pipeline,speed]
+       [--only oj_weekly,oj_monthly,oj_all_origins,engines,demo_daily,demo_pipeline,speed]
 (--only re-runs the named parts and keeps the other parts of an existing JSON).
 """
 
@@ -227,7 +227,7 @@ def bench_speed(quick: bool) -> dict:
         times.append(time.perf_counter() - t)
     # fast engine: the same per-series fit on the same sample, one core
     fast = {}
-    for m in ("auto_ets", "auto_theta", "auto_arima"):
+    for m in ("auto_ets", "auto_theta", "auto_arima", T.PM_ARIMA):
         tt = []
         for uid, g in clean.groupby("unique_id"):
             y = g["y"].to_numpy(float)[:-28]
@@ -242,10 +242,32 @@ def bench_speed(quick: bool) -> dict:
         "timing_s": {k: round(v, 2) for k, v in res.timing.items() if k.endswith("_s")},
         "model_fits": fits,
         "per_series_fit_s_median": {"prophet": prophet_median, **fast},
+        "fast_engine_speedup_arima": round(fast[T.PM_ARIMA] / fast["auto_arima"], 1),
         "prophet_sample": len(times), "prophet_failures": fails,
         "prophet_projected_wall_s_for_all": round(prophet_median * len(ids) * 4 / (os.cpu_count() or 1), 1),
         "accuracy_h28": _verdict(res, 28)["by_horizon"]["h28"],
     }
+
+
+def bench_engines(quick: bool) -> dict:
+    """AutoARIMA engines side by side on the same OJ weekly series and windows: statsforecast (the fast
+    engine, the tournament's `auto_arima`) and pmdarima (`pm_auto_arima`): accuracy, coverage, wall time."""
+    df = oj_frame()
+    ids = sorted(df["unique_id"].unique())[:: 10 if quick else 4]
+    df = df[df["unique_id"].isin(ids)]
+    out = {"series": len(ids), "selection": "every 4th store x brand series (sorted ids)", "h": 13,
+           "n_windows": 8, "step": 4}
+    for m in ("auto_arima", T.PM_ARIMA):
+        t = time.perf_counter()
+        res = T.run_tournament(df, h=13, n_windows=8, step=4, models=(m,), progress=False)
+        wall = time.perf_counter() - t
+        row = res.overall(13).set_index("model")
+        out[m] = {"wall_s": round(wall, 1), "failures": len([f for f in res.failures if f["model"] == m]),
+                  **{k: round(float(row.loc[m, k]), 4) for k in ("mae", "mase", "coverage_80", "coverage_95",
+                                                                   "winkler_95")},
+                  "naive_mae": round(float(row.loc["naive", "mae"]), 4)}
+    out["speedup"] = round(out[T.PM_ARIMA]["wall_s"] / max(out["auto_arima"]["wall_s"], 1e-9), 1)
+    return out
 
 
 def bench_demo_pipeline(quick: bool) -> dict:
@@ -264,7 +286,7 @@ def bench_demo_pipeline(quick: bool) -> dict:
 
 
 PARTS = {"oj_weekly": lambda q: bench_oj(q), "oj_monthly": lambda q: bench_oj_monthly(q),
-         "oj_all_origins": lambda q: bench_oj_all_origins(q),
+         "oj_all_origins": lambda q: bench_oj_all_origins(q), "engines": lambda q: bench_engines(q),
          "demo_daily": lambda q: bench_demo(q), "demo_pipeline": lambda q: bench_demo_pipeline(q),
          "speed": lambda q: bench_speed(q)}
 

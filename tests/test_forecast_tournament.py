@@ -380,3 +380,30 @@ def test_forward_filled_periods_are_not_counted_as_unchanged_prices():
     assert gap.any() and not ev.loc[gap[gap].index, "evaluated"].any()
     assert ev.loc[gap[gap].index, "changed"].isna().all()
     assert ev.loc[gap[~gap].index].query("window > 0")["evaluated"].all()
+
+
+def test_pmdarima_reference_engine_agrees_with_the_fast_engine():
+    rng = np.random.default_rng(11)
+    e = rng.normal(0, 1.0, 260)
+    y = np.empty(260)
+    y[0] = 0.0
+    for t in range(1, 260):
+        y[t] = 0.7 * y[t - 1] + e[t]
+    y += 50
+    pm_res = T.run_model(T.PM_ARIMA, y[:240], 20, 7, False)
+    sf_res = T.run_model("auto_arima", y[:240], 20, 7, False)
+    # nested bounds around the point, widening with the lead time
+    assert np.all(pm_res["lo-95"] <= pm_res["lo-80"]) and np.all(pm_res["lo-80"] <= pm_res["mean"])
+    assert np.all(pm_res["mean"] <= pm_res["hi-80"]) and np.all(pm_res["hi-80"] <= pm_res["hi-95"])
+    assert (pm_res["hi-95"] - pm_res["lo-95"])[-1] > (pm_res["hi-95"] - pm_res["lo-95"])[0]
+    # both engines fit an AR-type model to an AR(1): the same forecasts up to the search's small differences
+    assert np.max(np.abs(pm_res["mean"] - sf_res["mean"])) < 0.5
+    assert np.mean(np.abs(pm_res["mean"] - y[240:])) < 1.5 * np.mean(np.abs(np.full(20, y[239]) - y[240:])) + 0.5
+    with pytest.raises(ForecastError, match="pm_auto_arima: constant series"):
+        T.fc_pm_auto_arima(np.full(40, 3.0), 5, 7, False)
+    # in the tournament: scored beside the baselines, constant series reported as failures, not crashes
+    df = _seasonal(2, 70, seed=4)
+    df = pd.concat([df, pd.DataFrame({"unique_id": "flat", "ds": df["ds"].unique(), "y": 5.0})], ignore_index=True)
+    res = T.run_tournament(df, h=7, n_windows=3, n_jobs=1, progress=False, models=(T.PM_ARIMA,))
+    assert T.PM_ARIMA in res.params["models"] and T.PM_ARIMA in set(res.metrics["model"])
+    assert any(f["model"] == T.PM_ARIMA and f["unique_id"] == "flat" for f in res.failures)

@@ -62,7 +62,8 @@ PRICE_MODELS = ("promo_step", "promo_step_q75")  #: regular price + promo state 
 FAST_MODELS = BASELINES + PRICE_MODELS + ("auto_ets", "auto_theta", COMBO)
 FULL_MODELS = BASELINES + PRICE_MODELS + ("auto_ets", "auto_theta", "auto_arima", COMBO)
 REGRESSION = "regression"  #: level + regressor effects (e.g. planned promo flags) by least squares
-ALL_MODELS = FULL_MODELS + (REGRESSION, "prophet")
+PM_ARIMA = "pm_auto_arima"  #: pmdarima's auto_arima: the reference engine that statsforecast's AutoARIMA replaces
+ALL_MODELS = FULL_MODELS + (REGRESSION, "prophet", PM_ARIMA)
 CHOSEN = "chosen"
 OVERALL = fc.OVERALL
 SHRINK_STEPS = 50  #: default pooling: a series' own score counts like the pooled one after 50 * h points
@@ -259,6 +260,30 @@ def _sf_model(name: str, season: int, seasonal: bool):
     return AutoARIMA(season_length=m, approximation=True, max_p=3, max_q=3, max_P=1, max_Q=1)
 
 
+def fc_pm_auto_arima(y: np.ndarray, h: int, season: int, seasonal: bool,
+                     levels: Sequence[int] = LEVELS) -> dict:
+    """pmdarima's auto_arima (stepwise, the search of R's forecast::auto.arima) with the same order limits
+    as the statsforecast AutoARIMA of the tournament (p, q <= 3; P, Q <= 1; seasonal only for seasons up to
+    `MAX_ETS_SEASON` that pass `seasonal_test`). Kept as the reference engine: benchmarks/bench_forecast.py
+    measures both engines' fit time and accuracy side by side, and statsforecast is the default because
+    it is as accurate and many times faster."""
+    import pmdarima as pm
+
+    y = np.asarray(y, dtype=float)
+    if np.nanstd(y) == 0:
+        raise ForecastError("pm_auto_arima: constant series (the naive forecast is exact)")
+    m = int(season) if seasonal and 1 < season <= MAX_ETS_SEASON else 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = pm.auto_arima(y, seasonal=m > 1, m=m, max_p=3, max_q=3, max_P=1, max_Q=1, stepwise=True,
+                              suppress_warnings=True, error_action="ignore")
+        out = {"mean": np.asarray(model.predict(h), dtype=float)}
+        for lv in levels:
+            _pt, ci = model.predict(h, return_conf_int=True, alpha=1 - lv / 100)
+            out[f"lo-{lv}"], out[f"hi-{lv}"] = np.asarray(ci[:, 0], float), np.asarray(ci[:, 1], float)
+    return out
+
+
 def run_model(name: str, y: np.ndarray, h: int, season: int, seasonal: bool,
               levels: Sequence[int] = LEVELS, **prophet_kw) -> dict:
     """Point forecast and native 80/95% bounds of one model on one series."""
@@ -280,6 +305,8 @@ def run_model(name: str, y: np.ndarray, h: int, season: int, seasonal: bool,
         return fc.fc_prophet(y, h, levels, **prophet_kw)
     if name == REGRESSION:
         return fc_regression(y, h, prophet_kw.get("regressors"), levels)
+    if name == PM_ARIMA:
+        return fc_pm_auto_arima(y, h, season, seasonal, levels)
     raise ForecastError(f"unknown model {name!r}; choose from {list(ALL_MODELS)}")
 
 
