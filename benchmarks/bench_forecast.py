@@ -25,12 +25,11 @@ import pandas as pd
 from priceintel import config, demo
 from priceintel import forecast as fc
 from priceintel import tournament as T
+from priceintel.forecast_eval import goals as _goals
 
 from _common import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 warnings.filterwarnings("ignore")
-GOAL_RATIO = 0.95
-COVERAGE_TOL = 0.05
 OJ_ORIGIN = pd.Timestamp("1989-09-14")  #: Dominick's week 1 (a convention; only the weekly spacing matters)
 
 
@@ -96,15 +95,8 @@ def _verdict(res: T.TournamentResult, h: int) -> dict:
     s = summ[f"h{h}"]
     ratio = s.get("ratio_mae_to_better_naive")
     c80, c95 = s.get("chosen_coverage_80"), s.get("chosen_coverage_95")
-
-    def cov_ok(a, b):
-        return bool(a is not None and b is not None and abs(a - 0.80) <= COVERAGE_TOL and abs(b - 0.95) <= COVERAGE_TOL)
-
-    goals = {k: {"ratio_mae_to_better_naive": v.get("ratio_mae_to_better_naive"),
-                 "goal_ratio_met": bool((v.get("ratio_mae_to_better_naive") or 9) <= GOAL_RATIO),
-                 "coverage_80": v.get("chosen_coverage_80"), "coverage_95": v.get("chosen_coverage_95"),
-                 "goal_coverage_met": cov_ok(v.get("chosen_coverage_80"), v.get("chosen_coverage_95"))}
-             for k, v in summ.items() if k.startswith("h")}
+    goals = {k: {kk: v[kk] for kk in ("ratio_mae_to_better_naive", "goal_ratio_met", "coverage_80",
+                                       "coverage_95", "goal_coverage_met")} for k, v in _goals(res).items()}
     return {
         "table": res.overall(h).drop(columns="unique_id").round(4).to_dict("records"),
         "by_horizon": {k: {kk: vv for kk, vv in v.items() if kk != "models"}
@@ -116,9 +108,9 @@ def _verdict(res: T.TournamentResult, h: int) -> dict:
         "better_naive": s.get("better_naive"),
         "chosen_mae": s.get("chosen_mae"), "better_naive_mae": s.get("better_naive_mae"),
         "ratio_mae_to_better_naive": ratio, "ratio_mase_to_better_naive": s.get("ratio_mase_to_better_naive"),
-        "goal_ratio_met": bool(ratio is not None and ratio <= GOAL_RATIO),
+        "goal_ratio_met": goals[f"h{h}"]["goal_ratio_met"],
         "coverage_80": c80, "coverage_95": c95,
-        "goal_coverage_met": cov_ok(c80, c95),
+        "goal_coverage_met": goals[f"h{h}"]["goal_coverage_met"],
         "p_change": summ.get("p_change"),
         "chosen_models": summ["chosen_models"],
         "split": res.params["split"], "params": {k: v for k, v in res.params.items() if k != "split"},

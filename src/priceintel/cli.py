@@ -439,6 +439,18 @@ def cmd_eval_prices(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_forecast(args: argparse.Namespace) -> int:
+    """Print one JSON line: the tournament's goals per lead time on a long CSV of price series."""
+    from priceintel.forecast_eval import evaluate_csv
+
+    regs = [r for r in (args.regressors or "").split(",") if r]
+    res = evaluate_csv(args.file, id_col=args.id_col, ds_col=args.ds_col, y_col=args.y_col, regressors=regs,
+                       freq=args.freq, h=args.h, n_windows=args.windows, step=args.step, models=args.models,
+                       interval_shape=args.interval_shape, progress=args.progress, details=args.details)
+    _print(json.dumps(res))
+    return 0
+
+
 # --- alerts and schedule ----------------------------------------------------------------
 
 
@@ -568,6 +580,25 @@ def build_parser() -> argparse.ArgumentParser:
     epr.add_argument("cases", help="CSV with raw_string, currency_hint, decimal_separator, expected_amount, "
                                    "expected_currency")
     epr.set_defaults(func=cmd_eval_prices)
+    ef = esub.add_parser("forecast", help="forecast tournament on a long CSV of price series: chosen vs naive, "
+                                          "coverage, per lead time")
+    ef.add_argument("file", help="CSV with one row per series and date (columns unique_id, ds, y by default)")
+    ef.add_argument("--id-col", default="unique_id", help="series id column (default unique_id)")
+    ef.add_argument("--ds-col", default="ds", help="date column (default ds)")
+    ef.add_argument("--y-col", default="y", help="price column (default y)")
+    ef.add_argument("--freq", default=None, help="D, W, M, Q or Y (default: inferred from the dates)")
+    ef.add_argument("--h", type=int, default=None, help="horizon in steps (default 28 D, 13 W, 3 M, 2 Q, 1 Y)")
+    ef.add_argument("--windows", type=int, default=None,
+                    help="rolling origins (default: as many as the history allows, at most 8)")
+    ef.add_argument("--step", type=int, default=None, help="steps between origins (default max(1, h // 3))")
+    ef.add_argument("--models", choices=["fast", "full"], default="full",
+                    help="full adds AutoARIMA (default); fast is for many long series")
+    ef.add_argument("--regressors", default="", help="comma-separated columns known ahead, e.g. planned promo flags")
+    ef.add_argument("--interval-shape", default=None, choices=["symmetric", "equal", "shortest", "auto"],
+                    help="conformal interval shape (default symmetric)")
+    ef.add_argument("--progress", action="store_true", help="progress bars on stderr")
+    ef.add_argument("--details", action="store_true", help="also print every model's MAE/MASE/coverage")
+    ef.set_defaults(func=cmd_eval_forecast)
 
     sc = sub.add_parser("schedule", help="run the pipeline on a cron schedule with retries, lock and history")
     sc.add_argument("--cron", default=None, help="5-field cron expression, e.g. '0 6 * * *' (daily 06:00 UTC)")
