@@ -399,11 +399,17 @@ def test_pmdarima_reference_engine_agrees_with_the_fast_engine():
     # both engines fit an AR-type model to an AR(1): the same forecasts up to the search's small differences
     assert np.max(np.abs(pm_res["mean"] - sf_res["mean"])) < 0.5
     assert np.mean(np.abs(pm_res["mean"] - y[240:])) < 1.5 * np.mean(np.abs(np.full(20, y[239]) - y[240:])) + 0.5
-    with pytest.raises(ForecastError, match="pm_auto_arima: constant series"):
-        T.fc_pm_auto_arima(np.full(40, 3.0), 5, 7, False)
-    # in the tournament: scored beside the baselines, constant series reported as failures, not crashes
-    df = _seasonal(2, 70, seed=4)
+    flat = T.fc_pm_auto_arima(np.full(40, 3.0), 5, 7, False)  # constant: flat, zero-width, like statsforecast
+    assert np.all(flat["mean"] == 3.0) and np.all(flat["lo-95"] == flat["hi-95"])
+    with pytest.raises(ForecastError, match="no gaps; got 40 values, 1 missing"):
+        T.fc_pm_auto_arima(np.r_[np.arange(39.0), np.nan], 5, 7, False)
+    short = T.fc_pm_auto_arima(np.array([1.0, 2, 1, 3, 2, 2, 3, 1, 2, 3]), 3, 7, True)  # too short for m=7
+    assert np.all(np.isfinite(short["mean"]))
+    # in the tournament: scored beside the baselines on every window, the flat series included
+    df = _seasonal(1, 70, seed=4)
     df = pd.concat([df, pd.DataFrame({"unique_id": "flat", "ds": df["ds"].unique(), "y": 5.0})], ignore_index=True)
     res = T.run_tournament(df, h=7, n_windows=3, n_jobs=1, progress=False, models=(T.PM_ARIMA,))
     assert T.PM_ARIMA in res.params["models"] and T.PM_ARIMA in set(res.metrics["model"])
-    assert any(f["model"] == T.PM_ARIMA and f["unique_id"] == "flat" for f in res.failures)
+    assert not [f for f in res.failures if f["model"] == T.PM_ARIMA]
+    ev = res.cv[res.cv["chosen_model"].notna()]
+    assert ev[T.PM_ARIMA].notna().all() and len(ev) == ev["naive"].notna().sum()

@@ -143,6 +143,13 @@ def test_current_regular_price_skips_promotions_and_missing_prices():
     assert current_regular_price(other, "item", "p", "day", "deal").to_dict() == cur.to_dict()
     with pytest.raises(PricingError, match=r"no column\(s\) \['ds'\]"):
         current_regular_price(sales.drop(columns="ds"))
+    # missing flags as pd.NA (object column) or in pandas' nullable boolean type count as regular days
+    for flags in (pd.Series([False, pd.NA, True], dtype=object), pd.Series([False, pd.NA, True], dtype="boolean")):
+        d = pd.DataFrame({"sku": "x", "ds": ds[:3], "price": [10.0, 11.0, 8.0], "promo": flags})
+        assert current_regular_price(d).to_dict() == {"x": 11.0}
+    # regular days without a price: no current price (NaN), never the promotion price
+    d = pd.DataFrame({"sku": "y", "ds": ds[:3], "price": [np.nan, np.nan, 8.0], "promo": [False, False, True]})
+    assert np.isnan(current_regular_price(d)["y"])
 
 
 def test_constraints_for_builds_the_apps_band():

@@ -75,9 +75,11 @@ def _opt_float(v) -> float | None:
 
 def current_regular_price(sales: pd.DataFrame, entity: str = "sku", price: str = "price", period: str = "ds",
                           promo: str = "promo") -> pd.Series:
-    """Our current regular price per `entity`: the last price (by `period`) on a day without a promotion,
-    else (promotion days only) the last price. A missing promo flag counts as a regular day; missing
-    prices are skipped. Without a `promo` column every day is regular."""
+    """Our current regular price per `entity`: the last known price (by `period`) on a day without a
+    promotion; for an entity with no regular day at all, its last known promotion price. A missing promo
+    flag (None, NaN, pd.NA) counts as a regular day; missing prices are skipped, so an entity whose regular
+    days have no price gets NaN (no current price), never a promotion price. Without a `promo` column
+    every day is regular."""
     missing = [c for c in (entity, price, period) if c not in sales]
     if missing:
         raise PricingError(f"current_regular_price: sales have no column(s) {missing}; they have "
@@ -86,9 +88,10 @@ def current_regular_price(sales: pd.DataFrame, entity: str = "sku", price: str =
     last = s.groupby(entity)[price].last()
     if promo not in s:
         return last
-    on_promo = s[promo].notna() & s[promo].astype(bool)  # a missing flag is a regular day
-    regular = s[~on_promo]
-    return regular.groupby(entity)[price].last().combine_first(last)
+    on_promo = s[promo].astype("boolean").fillna(False).astype(bool)  # a missing flag is a regular day
+    has_regular = (~on_promo).groupby(s[entity]).any()
+    regular = s[~on_promo].groupby(entity)[price].last().reindex(last.index)
+    return regular.where(has_regular.reindex(last.index), last)
 
 
 def constraints_for(unit_cost: float, current_price: float | None, map_price: float | None = None,

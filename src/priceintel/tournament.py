@@ -270,9 +270,13 @@ def fc_pm_auto_arima(y: np.ndarray, h: int, season: int, seasonal: bool,
     import pmdarima as pm
 
     y = np.asarray(y, dtype=float)
-    if np.nanstd(y) == 0:
-        raise ForecastError("pm_auto_arima: constant series (the naive forecast is exact)")
-    m = int(season) if seasonal and 1 < season <= MAX_ETS_SEASON else 1
+    if len(y) < 4 or not np.isfinite(y).all():
+        raise ForecastError(f"pm_auto_arima: needs at least 4 observed values and no gaps; got {len(y)} values, "
+                            f"{int((~np.isfinite(y)).sum())} missing")
+    if np.all(y == y[0]):  # constant history: the flat forecast with zero-width bounds (as statsforecast gives)
+        flat = np.full(h, y[0])
+        return {"mean": flat, **{f"{b}-{lv}": flat.copy() for lv in levels for b in ("lo", "hi")}}
+    m = int(season) if seasonal and 1 < season <= MAX_ETS_SEASON and len(y) > 3 * season else 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = pm.auto_arima(y, seasonal=m > 1, m=m, max_p=3, max_q=3, max_P=1, max_Q=1, stepwise=True,
