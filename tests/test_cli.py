@@ -127,3 +127,30 @@ def _start_in_thread(world_dir, tmp_path):
             return json.loads(reg.read_text())["urls"]
         time.sleep(0.1)
     pytest.fail("storefronts did not start")
+
+
+def test_demo_up_says_at_once_when_a_shop_port_is_taken(monkeypatch, tmp_path):
+    """A port held by something else (e.g. another checkout's shops): the server's own error, not a 30 s wait."""
+    import socket
+    import time
+
+    from priceintel import PriceIntelError, demo
+
+    monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(tmp_path))
+    port = demo.DEFAULT_PORTS["amazon"]
+    blocker = socket.socket()
+    try:
+        blocker.bind(("127.0.0.1", port))
+        blocker.listen(1)
+    except OSError:  # already held (a running demo): the server must fail the same way
+        blocker.close()
+        blocker = None
+    try:
+        t0 = time.time()
+        with pytest.raises(PriceIntelError, match=rf"exited at start: .*127\.0\.0\.1:{port}.*in use"):
+            cli._start_background_storefronts(tmp_path / "demo" / "world", timeout=120)
+        assert time.time() - t0 < 110
+        assert not (tmp_path / "demo" / "storefronts.json").exists()
+    finally:
+        if blocker is not None:
+            blocker.close()

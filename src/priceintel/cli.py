@@ -123,11 +123,20 @@ def _start_background_storefronts(world_dir: Path, timeout: float = 30.0) -> dic
         handle.stop()
     log = config.demo_dir() / "storefronts.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    start = log.stat().st_size if log.exists() else 0
     with open(log, "ab") as fh:
-        subprocess.Popen([sys.executable, "-m", "priceintel.cli", "demo", "serve"], stdout=fh, stderr=fh,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-m", "priceintel.cli", "demo", "serve"], stdout=fh, stderr=fh,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if proc.poll() is not None:  # the server gave up (e.g. a port held by another checkout's shops)
+            with open(log, "rb") as fh:
+                fh.seek(start)
+                lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
+            last = next((ln for ln in reversed(lines) if "error" in ln.lower()), lines[-1] if lines else "")
+            raise PriceIntelError(f"demo storefronts exited at start: {last.removeprefix('error: ')} "
+                                  f"(ports {demo.DEFAULT_PORTS}; `priceintel demo down` stops this checkout's "
+                                  f"shops; see {log})")
         if reg.exists():
             urls, handle = demo.ensure_storefronts(world_dir, registry=reg)
             if handle is None:
