@@ -33,14 +33,22 @@ warnings.filterwarnings("ignore")
 OJ_ORIGIN = pd.Timestamp("1989-09-14")  #: Dominick's week 1 (a convention; only the weekly spacing matters)
 
 
-def oj_frame() -> pd.DataFrame:
-    """Dominick's OJ shelf prices as a long weekly frame: series = store x brand, promo flags kept."""
+def oj_frame(quick: bool = False) -> pd.DataFrame:
+    """Dominick's OJ shelf prices as a long weekly frame: series = store x brand, promo flags kept
+    (`quick`: the first 30 series only)."""
     d = pd.read_csv(config.shared_data_dir() / "oj" / "oj_store_week.csv")
-    return pd.DataFrame({
+    df = pd.DataFrame({
         "unique_id": d["store"].astype(str) + ":" + d["brand"],
         "ds": OJ_ORIGIN + pd.to_timedelta((d["week"] - 1) * 7, unit="D"),
         "y": d["price"].astype(float), "feat": d["feat"].astype(float), "deal": d["deal"].astype(float),
     })
+    return df[df["unique_id"].isin(sorted(df["unique_id"].unique())[:30])] if quick else df
+
+
+def oj_monthly(df: pd.DataFrame) -> pd.DataFrame:
+    """The weekly OJ frame as monthly series: the mean shelf price in each calendar month."""
+    return (df.assign(ds=df["ds"].dt.to_period("M").dt.to_timestamp())
+            .groupby(["unique_id", "ds"], as_index=False)["y"].mean())
 
 
 def demo_frame(n_products: int, days: int, seed: int = 42) -> pd.DataFrame:
@@ -121,9 +129,7 @@ def _verdict(res: T.TournamentResult, h: int) -> dict:
 
 def bench_oj(quick: bool) -> dict:
     """Weekly OJ prices: h = 13 weeks, cut-offs every 4 weeks; with and without promo regressors."""
-    df = oj_frame()
-    if quick:
-        df = df[df["unique_id"].isin(sorted(df["unique_id"].unique())[:30])]
+    df = oj_frame(quick)
     out = {"series": int(df["unique_id"].nunique()), "weeks": int(df["ds"].nunique()),
            "ds": "1989-09-14 + 7 * (week - 1) days"}
     models = T.FAST_MODELS if quick else T.FULL_MODELS
@@ -151,13 +157,10 @@ def bench_oj_all_origins(quick: bool) -> dict:
     """Design check: the same OJ tournaments with more rolling origins than 8 (weekly: 11 origins 4 weeks
     apart, 3 earlier ones added, while 14 would fit the minimum training length; monthly: 13 monthly
     origins, all that fit), so more cut-offs are scored. Same models, defaults and goals."""
-    df = oj_frame()
-    if quick:
-        df = df[df["unique_id"].isin(sorted(df["unique_id"].unique())[:30])]
+    df = oj_frame(quick)
     models = T.FAST_MODELS if quick else T.FULL_MODELS
     weekly = T.run_tournament(df, h=13, n_windows=11, step=4, models=models, progress=False)
-    m = (df.assign(ds=df["ds"].dt.to_period("M").dt.to_timestamp())
-         .groupby(["unique_id", "ds"], as_index=False)["y"].mean())
+    m = oj_monthly(df)
     monthly = T.run_tournament(m, h=3, n_windows=13, step=1, freq="M", models=models, progress=False)
     return {"weekly_11_origins": _verdict(weekly, 13), "monthly_13_origins": _verdict(monthly, 3)}
 
@@ -165,11 +168,8 @@ def bench_oj_all_origins(quick: bool) -> dict:
 def bench_oj_monthly(quick: bool) -> dict:
     """The same OJ prices as monthly series (mean shelf price per calendar month): h = 3 months,
     cut-offs every month; no regressors. Shows the method on another frequency."""
-    df = oj_frame()
-    if quick:
-        df = df[df["unique_id"].isin(sorted(df["unique_id"].unique())[:30])]
-    m = (df.assign(ds=df["ds"].dt.to_period("M").dt.to_timestamp())
-         .groupby(["unique_id", "ds"], as_index=False)["y"].mean())
+    df = oj_frame(quick)
+    m = oj_monthly(df)
     res = T.run_tournament(m, h=3, n_windows=8, step=1, freq="M",
                            models=T.FAST_MODELS if quick else T.FULL_MODELS, progress=False)
     out = {"series": int(m["unique_id"].nunique()), "months": int(m["ds"].nunique()),

@@ -58,9 +58,7 @@ def default_design(df: pd.DataFrame, freq: Optional[str] = None, h: Optional[int
         start = df.groupby(ID)[DS].min()
         end = pd.Timestamp(df[DS].max())
         lengths = fq.positions(pd.Series([end] * len(start)), start.reset_index(drop=True)) + 1
-        season = fq.season
-        min_train = max(season + 2, 2 * h if fq.alias == "D" else h, 8)
-        room = int(np.median(lengths)) - h - min_train
+        room = int(np.median(lengths)) - h - T.default_min_train(fq, fq.season, h)
         n_windows = int(min(MAX_WINDOWS, max(2, room // step + 1)))
     return {"freq": fq.alias, "h": h, "step": step, "n_windows": int(n_windows)}
 
@@ -107,14 +105,10 @@ def read_series(path: str | Path, id_col: str = ID, ds_col: str = DS, y_col: str
                             f"(name them with --id-col/--ds-col/--y-col)")
     ds = pd.to_datetime(raw[ds_col], errors="coerce")
     y = pd.to_numeric(raw[y_col], errors="coerce")
-    bad_ds = ds.isna() & raw[ds_col].notna()
-    if bad_ds.any():
-        i = int(np.flatnonzero(bad_ds.to_numpy())[0])
-        raise ForecastError(f"{path}: row {i + 2}: {ds_col}={raw[ds_col].iloc[i]!r} is not a date")
-    bad_y = y.isna() & raw[y_col].notna()
-    if bad_y.any():
-        i = int(np.flatnonzero(bad_y.to_numpy())[0])
-        raise ForecastError(f"{path}: row {i + 2}: {y_col}={raw[y_col].iloc[i]!r} is not a number")
+    for col, parsed, kind in ((ds_col, ds, "a date"), (y_col, y, "a number")):
+        bad = np.flatnonzero((parsed.isna() & raw[col].notna()).to_numpy())
+        if len(bad):  # the first unparseable value, by its line in the file (header = line 1)
+            raise ForecastError(f"{path}: row {bad[0] + 2}: {col}={raw[col].iloc[bad[0]]!r} is not {kind}")
     out = pd.DataFrame({ID: raw[id_col].astype(str), DS: ds, Y: y.astype(float)})
     for r in regressors:
         out[r] = pd.to_numeric(raw[r], errors="coerce").fillna(0.0)

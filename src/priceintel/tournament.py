@@ -536,7 +536,7 @@ def run_tournament(
     if clean.empty:
         raise ForecastError("run_tournament: no series has an observed value")
     horizons = sorted({min(int(x), h) for x in (horizons or _default_horizons(fq, h))} | {h})
-    min_train = max(season + 2, 2 * h if fq.alias == "D" else h, 8) if min_train is None else min_train
+    min_train = default_min_train(fq, season, h) if min_train is None else min_train
     cutoffs = _cutoff_positions(clean, fq, h, n_windows, step)
     failures = [{ID: u, "model": "*", "window": -1, "reason": "no observed values"}
                 for u in report.loc[report["length"] == 0, ID]]
@@ -593,6 +593,11 @@ def run_tournament(
               "total_s": time.perf_counter() - t0, "n_series": len(items)}
     return TournamentResult(cv=cv, metrics=metrics, forecasts=forecasts, choices=choices, change=change,
                             calibration=calib, report=report, failures=failures, params=params, timing=timing)
+
+
+def default_min_train(fq: fc.Freq, season: int, h: int) -> int:
+    """Fewest points a series needs before a cut-off: a season and two more, 2h for daily data (h else), 8."""
+    return max(season + 2, 2 * h if fq.alias == "D" else h, 8)
 
 
 def _split_text(cutoffs: list, n_windows: int, step: int, h: int, fq: fc.Freq) -> str:
