@@ -43,8 +43,9 @@ test: install chromium
 apps: install
 	$(BIN)/priceintel apps
 
+## make lab: JupyterLab on notebooks/ (loopback, token; DATABASE_URL = the workbench database; as root too)
 lab: install
-	DATABASE_URL=$$($(BIN)/priceintel db url) $(BIN)/jupyter lab --ip=127.0.0.1 --no-browser notebooks/
+	$(BIN)/priceintel lab $(ARGS)
 
 ## make oj-report: Dominick's orange-juice elasticities beside the published values -> reports/oj-elasticity.html
 oj-report: install

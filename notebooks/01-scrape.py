@@ -19,6 +19,13 @@ product_limit = 0
 source = "demo"
 
 # %%
+# `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab, the
+# same values are read from pipeline.yaml + env.yaml, so every cell below runs as in the pipeline.
+from priceintel.lab import task_inputs
+
+task_inputs("scrape", globals())
+
+# %%
 from priceintel import pipeline
 
 params = pipeline.validate_params(

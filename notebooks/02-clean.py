@@ -7,6 +7,13 @@ upstream = ["scrape"]
 product = None
 
 # %%
+# `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab, the
+# same values are read from pipeline.yaml + env.yaml, so every cell below runs as in the pipeline.
+from priceintel.lab import task_inputs
+
+task_inputs("clean", globals())
+
+# %%
 import pandas as pd
 
 from priceintel import clean, pipeline

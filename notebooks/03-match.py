@@ -7,6 +7,13 @@ upstream = ["clean"]
 product = None
 data_dir = "data"
 
+# %%
+# `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab, the
+# same values are read from pipeline.yaml + env.yaml, so every cell below runs as in the pipeline.
+from priceintel.lab import task_inputs
+
+task_inputs("match", globals())
+
 # %% [markdown]
 # The learned matcher is trained on labelled pairs: the truth of an independently seeded demo world
 # (never the world matched here) plus every confirmation/rejection stored by the review app.

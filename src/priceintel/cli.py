@@ -380,6 +380,23 @@ def cmd_apps(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    """JupyterLab on notebooks/ (blocks): loopback, token, DATABASE_URL set to the workbench database."""
+    import secrets
+
+    from priceintel import lab
+    from priceintel.db import engine
+
+    os.environ["DATABASE_URL"] = engine.get_url()
+    token = os.environ.setdefault("JUPYTER_TOKEN", secrets.token_hex(24))
+    engine.dispose_engines()
+    _print(f"jupyterlab: http://127.0.0.1:{args.port}/lab?token={token}  (notebooks/; Ctrl-C to stop)")
+    _print(f"database:   {engine.redact_url(os.environ['DATABASE_URL'])}")
+    cmd = lab.lab_command(args.port, open_browser=args.browser)
+    os.execv(cmd[0], cmd)
+    return 0  # not reached
+
+
 def _read_password(args: argparse.Namespace) -> str:
     """The new password: one line on stdin with --password-stdin, else typed twice at a prompt."""
     import getpass
@@ -568,6 +585,11 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("apps", help="serve the Voila apps")
     a.add_argument("--port", type=int, default=8866)
     a.set_defaults(func=cmd_apps)
+
+    lb = sub.add_parser("lab", help="JupyterLab on the notebooks (loopback, token; DATABASE_URL set)")
+    lb.add_argument("--port", type=int, default=8888)
+    lb.add_argument("--browser", action="store_true", help="also open a web browser")
+    lb.set_defaults(func=cmd_lab)
 
     u = sub.add_parser("users", help="who may open the apps: add NAME | list | remove NAME")
     u.add_argument("action", choices=["add", "list", "remove"])
