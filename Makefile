@@ -49,11 +49,11 @@ lab: install
 
 ## make oj-report: Dominick's orange-juice elasticities beside the published values -> reports/oj-elasticity.html
 oj-report: install
-	$(BIN)/python -m priceintel.render notebooks/oj-elasticity.py reports/oj-elasticity.html
+	$(BIN)/python -m priceintel.pipeline.render notebooks/oj-elasticity.py reports/oj-elasticity.html
 
 ## make pricing-report: elasticities, recommendations, positioning, promotions on the demo world -> reports/pricing-analytics.html
 pricing-report: install
-	$(BIN)/python -m priceintel.render notebooks/pricing-analytics.py reports/pricing-analytics.html
+	$(BIN)/python -m priceintel.pipeline.render notebooks/pricing-analytics.py reports/pricing-analytics.html
 
 bench: install
 	$(BIN)/python benchmarks/run.py $(ARGS)

@@ -16,7 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 
-from priceintel import alerts, config, demo, notify, quality
+from priceintel import config
+from priceintel.alerts import rules as alerts
+from priceintel.demo import world as demo
+from priceintel.alerts import notify
+from priceintel.pipeline import quality
 from priceintel.db import engine as db_engine
 from priceintel.db import load, migrate, server
 from _common import record_resources, run_cli, true_observations  # noqa: E402  (benchmarks/ is on sys.path when run as a script)

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import sqlalchemy as sa
 
-from priceintel import dashboard
+from priceintel.apps import views as dashboard
 from priceintel.db import engine as db_engine
 from priceintel.db import migrate, server
 from _common import write_results  # noqa: E402, I001  (benchmarks/ is on sys.path when run as a script)

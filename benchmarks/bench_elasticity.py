@@ -16,8 +16,10 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from priceintel import config, demo, pricing
-from priceintel.elasticity import compare_specifications, cross_price_matrix, fit_demand, with_competitor_prices
+from priceintel import config
+from priceintel.demo import world as demo
+from priceintel.pricing import recommend as pricing
+from priceintel.pricing.elasticity import compare_specifications, cross_price_matrix, fit_demand, with_competitor_prices
 from _common import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 

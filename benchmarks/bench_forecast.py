@@ -22,10 +22,11 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from priceintel import config, demo
-from priceintel import forecast as fc
-from priceintel import tournament as T
-from priceintel.forecast_eval import goals as _goals
+from priceintel import config
+from priceintel.demo import world as demo
+from priceintel.forecast import models as fc
+from priceintel.forecast import tournament as T
+from priceintel.forecast.evaluate import goals as _goals
 
 from _common import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 

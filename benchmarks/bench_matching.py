@@ -33,7 +33,7 @@ OUT = config.PROJ_ROOT / "reports" / "benchmarks" / "matching.json"
 
 def scale_inputs(n_listings: int, n_products: int, seed: int = 11) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Listings, products and truth from demo worlds (two seeds when more than 5,000 products)."""
-    from priceintel import demo
+    from priceintel.demo import world as demo
 
     worlds = []
     per = min(5000, n_products)
@@ -71,12 +71,12 @@ def scale_inputs(n_listings: int, n_products: int, seed: int = 11) -> tuple[pd.D
 
 def _scale_child(n_listings: int, n_products: int, learned: bool, q) -> None:
     """Run one end-to-end match in this process; report seconds, peak RSS and F1."""
-    from priceintel.match import match_listings, score_matches
+    from priceintel.match.rules import match_listings, score_matches
 
     listings, products, truth = scale_inputs(n_listings, n_products)
     model = None
     if learned:  # trained before the clock starts, on an independent demo world (seed 1042)
-        from priceintel.matching.listing_model import pipeline_model
+        from priceintel.match.model import pipeline_model
 
         model = pipeline_model(listings.iloc[:0], products.iloc[:0], labels=None)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -108,9 +108,9 @@ def bench_abt_buy() -> dict:
     """F1 on the Abt-Buy test split, and an ablation of feature groups on the same split."""
     from threadpoolctl import threadpool_limits
 
-    from priceintel.matching.benchmark import evaluate_dir, load_dir
-    from priceintel.matching.features import PairFeaturizer
-    from priceintel.matching.learned import PairClassifier, choose_threshold, prf
+    from priceintel.match.benchmark import evaluate_dir, load_dir
+    from priceintel.match.features import PairFeaturizer
+    from priceintel.match.learned import PairClassifier, choose_threshold, prf
 
     d = config.shared_data_dir() / "er" / "abt_buy"
     if not d.exists():
@@ -143,10 +143,10 @@ def bench_abt_buy() -> dict:
 
 def bench_demo(seed: int = 3, n_products: int = 50) -> dict:
     """match_listings on a demo world vs its generator truth (no training on that world)."""
-    from priceintel import demo
-    from priceintel.match import match_listings, score_matches
+    from priceintel.demo import world as demo
+    from priceintel.match.rules import match_listings, score_matches
 
-    from priceintel.matching.listing_model import pipeline_model
+    from priceintel.match.model import pipeline_model
 
     w = demo.generate_world(n_products=n_products, n_days=1, seed=seed)
     out = {"n_products": n_products, "seed": seed, "listings": len(w.listings)}

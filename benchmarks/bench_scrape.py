@@ -31,7 +31,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from priceintel import config, demo  # noqa: E402
+from priceintel import config  # noqa: E402
+from priceintel.demo import world as demo
 from priceintel.items import IN_STOCK  # noqa: E402
 from priceintel.scrape import Fetcher, RawArchive, extract, scrape_demo  # noqa: E402
 from priceintel.scrape.evaluate import (  # noqa: E402

@@ -21,12 +21,12 @@ source = "demo"
 # %%
 # `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab, the
 # same values are read from pipeline.yaml + env.yaml, so every cell below runs as in the pipeline.
-from priceintel.lab import task_inputs
+from priceintel.pipeline.lab import task_inputs
 
 task_inputs("scrape", globals())
 
 # %%
-from priceintel import pipeline
+from priceintel.pipeline import stages as pipeline
 
 params = pipeline.validate_params(
     data_dir=data_dir, seed=seed, n_products=n_products, days=days, world_start=world_start,

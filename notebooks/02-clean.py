@@ -9,14 +9,15 @@ product = None
 # %%
 # `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab, the
 # same values are read from pipeline.yaml + env.yaml, so every cell below runs as in the pipeline.
-from priceintel.lab import task_inputs
+from priceintel.pipeline.lab import task_inputs
 
 task_inputs("clean", globals())
 
 # %%
 import pandas as pd
 
-from priceintel import clean, pipeline
+from priceintel import clean
+from priceintel.pipeline import stages as pipeline
 
 offers = pd.read_parquet(upstream["scrape"]["offers"])
 observations, errors = clean.offers_to_observations(offers)

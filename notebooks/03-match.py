@@ -10,7 +10,7 @@ data_dir = "data"
 # %%
 # `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab, the
 # same values are read from pipeline.yaml + env.yaml, so every cell below runs as in the pipeline.
-from priceintel.lab import task_inputs
+from priceintel.pipeline.lab import task_inputs
 
 task_inputs("match", globals())
 
@@ -22,9 +22,10 @@ task_inputs("match", globals())
 # %%
 import pandas as pd
 
-from priceintel import match, pipeline
-from priceintel.matching import labels as match_labels
-from priceintel.matching import listing_model
+from priceintel.match import rules as match
+from priceintel.pipeline import stages as pipeline
+from priceintel.match import labels as match_labels
+from priceintel.match import model as listing_model
 
 listings = pd.read_parquet(upstream["clean"]["listings"])
 products = pipeline.read_catalogue(data_dir)

@@ -13,12 +13,12 @@ data_dir = "data"
 # %%
 # `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab, the
 # same values are read from pipeline.yaml + env.yaml, so every cell below runs as in the pipeline.
-from priceintel.lab import task_inputs
+from priceintel.pipeline.lab import task_inputs
 
 task_inputs("load", globals())
 
 # %%
-from priceintel import pipeline
+from priceintel.pipeline import stages as pipeline
 
 receipt = pipeline.load_stage(upstream, data_dir)
 pipeline.save_json(receipt, product["receipt"])

@@ -11,12 +11,12 @@ prophet_series = 12
 # %%
 # `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab, the
 # same values are read from pipeline.yaml + env.yaml, so every cell below runs as in the pipeline.
-from priceintel.lab import task_inputs
+from priceintel.pipeline.lab import task_inputs
 
 task_inputs("model", globals())
 
 # %%
-from priceintel import pipeline
+from priceintel.pipeline import stages as pipeline
 
 print("modelling the database as of load run", pipeline.read_json(upstream["load"]["receipt"])["run_id"])
 result = pipeline.model_stage(horizon=int(horizon), prophet_series=int(prophet_series))

@@ -14,7 +14,7 @@ entity, market, price, quantity = "brand", ["store", "week"], "price", "sales"
 import pandas as pd
 
 from priceintel import config
-from priceintel.elasticity import compare_specifications, cross_price_matrix
+from priceintel.pricing.elasticity import compare_specifications, cross_price_matrix
 
 path = data_file or config.shared_data_dir() / "oj" / "oj_store_week.csv"
 oj = pd.read_csv(path)

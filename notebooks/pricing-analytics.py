@@ -13,8 +13,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from priceintel import analytics, demo, pricing
-from priceintel.elasticity import fit_demand, with_competitor_prices
+from priceintel.pricing import analytics
+from priceintel.demo import world as demo
+from priceintel.pricing import recommend as pricing
+from priceintel.pricing.elasticity import fit_demand, with_competitor_prices
 
 world = demo.generate_world(n_products=n_products, n_days=n_days, seed=seed)
 comp = world.prices.merge(world.truth_matches.dropna(subset=["sku"]), on=["retailer", "item_id"])

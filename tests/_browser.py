@@ -75,7 +75,7 @@ def serve_voila(**env):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    from priceintel import auth
+    from priceintel.apps import auth
     from priceintel.db.engine import get_engine
     from priceintel.db.migrate import upgrade
 

@@ -25,7 +25,7 @@ def pipeline_db(pg_server_url):
 @pytest.fixture(scope="session")
 def pipeline_env(pipeline_db, tmp_path_factory):
     """Run every stage once on a small demo world; yields the env it ran with."""
-    from priceintel.cli import build_env, run_pipeline
+    from priceintel.pipeline.run import build_env, run_pipeline
 
     root = tmp_path_factory.mktemp("pipeline")
     env = build_env(str(config.PROJ_ROOT / "env.test.yaml"),

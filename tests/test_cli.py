@@ -5,6 +5,7 @@ import json
 import pytest
 
 from priceintel import cli, config
+from priceintel.pipeline import run
 
 
 def test_database_url_points_everything_at_another_server(pg_server_url, monkeypatch, capsys):
@@ -54,7 +55,7 @@ def test_set_without_value_and_missing_env_file(capsys):
 def test_build_env_makes_paths_absolute(tmp_path):
     env_file = tmp_path / "env.yaml"
     env_file.write_text((config.PROJ_ROOT / "env.test.yaml").read_text())
-    env = cli.build_env(str(env_file), {"days": 5})
+    env = run.build_env(str(env_file), {"days": 5})
     assert env["days"] == 5
     assert env["data_dir"] == str((tmp_path / "data" / "test-run").resolve())
 
@@ -62,7 +63,7 @@ def test_build_env_makes_paths_absolute(tmp_path):
 def test_voila_command_serves_the_apps_folder_on_loopback():
     cmd = cli.voila_command(9999)
     assert cmd[3].endswith("apps") and "--port=9999" in cmd and "--Voila.ip=127.0.0.1" in cmd
-    assert "--Voila.identity_provider_class=priceintel.webauth.AppIdentityProvider" in cmd  # sign-in required
+    assert "--Voila.identity_provider_class=priceintel.apps.login.AppIdentityProvider" in cmd  # sign-in required
 
 
 def test_demo_down_without_storefronts(monkeypatch, tmp_path, capsys):
@@ -114,7 +115,7 @@ def _start_in_thread(world_dir, tmp_path):
     import threading
     import time
 
-    from priceintel import demo
+    from priceintel.demo import world as demo
 
     stop = threading.Event()
     reg = tmp_path / "demo" / "storefronts.json"
@@ -134,7 +135,8 @@ def test_demo_up_says_at_once_when_a_shop_port_is_taken(monkeypatch, tmp_path):
     import socket
     import time
 
-    from priceintel import PriceIntelError, demo
+    from priceintel import PriceIntelError
+    from priceintel.demo import world as demo
 
     monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(tmp_path))
     port = demo.DEFAULT_PORTS["amazon"]

@@ -7,7 +7,6 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -30,13 +29,52 @@ ISO_CURRENCIES = frozenset(
 
 #: currency signs / local spellings -> ISO code ("$" is read as USD: the demo and US retailers)
 CURRENCY_SYMBOLS = {
-    "$": "USD", "US$": "USD", "USD$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "JP¥": "JPY",
-    "円": "JPY", "元": "CNY", "CN¥": "CNY", "RMB": "CNY", "C$": "CAD", "CA$": "CAD", "CAN$": "CAD",
-    "A$": "AUD", "AU$": "AUD", "NZ$": "NZD", "HK$": "HKD", "S$": "SGD", "NT$": "TWD", "R$": "BRL",
-    "MX$": "MXN", "₹": "INR", "RS": "INR", "RS.": "INR", "₩": "KRW", "₽": "RUB", "РУБ": "RUB",
-    "₺": "TRY", "₪": "ILS", "₫": "VND", "฿": "THB", "₱": "PHP", "₴": "UAH", "₦": "NGN", "ZŁ": "PLN",
-    "KČ": "CZK", "FT": "HUF", "LEI": "RON", "FR.": "CHF", "SFR.": "CHF", "R": "ZAR", "RM": "MYR",
-    "RP": "IDR", "KR": "SEK", "KR.": "DKK",
+    "$": "USD",
+    "US$": "USD",
+    "USD$": "USD",
+    "€": "EUR",
+    "£": "GBP",
+    "¥": "JPY",
+    "JP¥": "JPY",
+    "円": "JPY",
+    "元": "CNY",
+    "CN¥": "CNY",
+    "RMB": "CNY",
+    "C$": "CAD",
+    "CA$": "CAD",
+    "CAN$": "CAD",
+    "A$": "AUD",
+    "AU$": "AUD",
+    "NZ$": "NZD",
+    "HK$": "HKD",
+    "S$": "SGD",
+    "NT$": "TWD",
+    "R$": "BRL",
+    "MX$": "MXN",
+    "₹": "INR",
+    "RS": "INR",
+    "RS.": "INR",
+    "₩": "KRW",
+    "₽": "RUB",
+    "РУБ": "RUB",
+    "₺": "TRY",
+    "₪": "ILS",
+    "₫": "VND",
+    "฿": "THB",
+    "₱": "PHP",
+    "₴": "UAH",
+    "₦": "NGN",
+    "ZŁ": "PLN",
+    "KČ": "CZK",
+    "FT": "HUF",
+    "LEI": "RON",
+    "FR.": "CHF",
+    "SFR.": "CHF",
+    "R": "ZAR",
+    "RM": "MYR",
+    "RP": "IDR",
+    "KR": "SEK",
+    "KR.": "DKK",
 }
 
 _CODE_RE = re.compile(r"^[A-Z]{3}$")
@@ -44,49 +82,237 @@ _NOT_CODES = frozenset({"REG", "WAS", "NOW", "NEW", "OFF", "FOR", "VAT", "TAX", 
 
 #: currency spellings price-parser does not know (local abbreviations, names, rare signs), matched
 #: case-insensitively as the whole token next to the amount; values are ISO codes (None = ambiguous)
-EXTRA_CURRENCIES: dict[str, Optional[str]] = {
+EXTRA_CURRENCIES: dict[str, str | None] = {
     # names and words
-    "yen": "JPY", "yuan": "CNY", "renminbi": "CNY", "人民币": "CNY", "圆": "CNY", "元": "CNY",
-    "pound": "GBP", "pounds": "GBP", "stg": "GBP", "quid": "GBP", "euro": "EUR", "euros": "EUR",
-    "dollar": "USD", "dollars": "USD", "franc": "CHF", "francs": None, "peso": None, "pesos": None,
-    "rupee": "INR", "rupees": "INR", "real": "BRL", "reais": "BRL", "rand": "ZAR", "baht": "THB",
-    "บาท": "THB", "won": "KRW", "dong": "VND", "lira": "TRY", "shekel": "ILS", "nis": "ILS",
-    "ש״ח": "ILS", 'ש"ח': "ILS", "ש'ח": "ILS", "złoty": "PLN", "zloty": "PLN", "zl": "PLN",
-    "forint": "HUF", "koruna": "CZK", "kuna": "HRK", "kn": "HRK", "lei": "RON", "leu": "RON",
-    "lev": "BGN", "лв": "BGN", "лв.": "BGN", "dinar": None, "dirham": None, "riyal": None,
-    "rial": None, "ruble": "RUB", "rouble": "RUB", "руб": "RUB", "руб.": "RUB", "р.": "RUB",
-    "грн": "UAH", "грн.": "UAH", "тг": "KZT", "тг.": "KZT", "тенге": "KZT", "сом": "KGS",
-    "сум": "UZS", "so'm": "UZS", "sʻ": "UZS", "сўм": "UZS", "ден": "MKD", "ден.": "MKD",
-    "дин": "RSD", "дин.": "RSD", "din": "RSD", "din.": "RSD", "км": "BAM", "km": "BAM",
-    "kr": None, "kr.": None, "kč": "CZK", "zł": "PLN", "ron": "RON", "gs": "PYG", "gs.": "PYG",
-    "lps": "HNL", "lps.": "HNL", "c$": "NIO", "s/": "PEN", "bs.s": "VES", "r": None, "р": "RUB",
+    "yen": "JPY",
+    "yuan": "CNY",
+    "renminbi": "CNY",
+    "人民币": "CNY",
+    "圆": "CNY",
+    "元": "CNY",
+    "pound": "GBP",
+    "pounds": "GBP",
+    "stg": "GBP",
+    "quid": "GBP",
+    "euro": "EUR",
+    "euros": "EUR",
+    "dollar": "USD",
+    "dollars": "USD",
+    "franc": "CHF",
+    "francs": None,
+    "peso": None,
+    "pesos": None,
+    "rupee": "INR",
+    "rupees": "INR",
+    "real": "BRL",
+    "reais": "BRL",
+    "rand": "ZAR",
+    "baht": "THB",
+    "บาท": "THB",
+    "won": "KRW",
+    "dong": "VND",
+    "lira": "TRY",
+    "shekel": "ILS",
+    "nis": "ILS",
+    "ש״ח": "ILS",
+    'ש"ח': "ILS",
+    "ש'ח": "ILS",
+    "złoty": "PLN",
+    "zloty": "PLN",
+    "zl": "PLN",
+    "forint": "HUF",
+    "koruna": "CZK",
+    "kuna": "HRK",
+    "kn": "HRK",
+    "lei": "RON",
+    "leu": "RON",
+    "lev": "BGN",
+    "лв": "BGN",
+    "лв.": "BGN",
+    "dinar": None,
+    "dirham": None,
+    "riyal": None,
+    "rial": None,
+    "ruble": "RUB",
+    "rouble": "RUB",
+    "руб": "RUB",
+    "руб.": "RUB",
+    "р.": "RUB",
+    "грн": "UAH",
+    "грн.": "UAH",
+    "тг": "KZT",
+    "тг.": "KZT",
+    "тенге": "KZT",
+    "сом": "KGS",
+    "сум": "UZS",
+    "so'm": "UZS",
+    "sʻ": "UZS",
+    "сўм": "UZS",
+    "ден": "MKD",
+    "ден.": "MKD",
+    "дин": "RSD",
+    "дин.": "RSD",
+    "din": "RSD",
+    "din.": "RSD",
+    "км": "BAM",
+    "km": "BAM",
+    "kr": None,
+    "kr.": None,
+    "kč": "CZK",
+    "zł": "PLN",
+    "ron": "RON",
+    "gs": "PYG",
+    "gs.": "PYG",
+    "lps": "HNL",
+    "lps.": "HNL",
+    "c$": "NIO",
+    "s/": "PEN",
+    "bs.s": "VES",
+    "r": None,
+    "р": "RUB",
     # Arabic-script abbreviations
-    "ر.س": "SAR", "ر.ع": "OMR", "ر.ق": "QAR", "ر.ي": "YER", "د.إ": "AED", "د.ا": "JOD",
-    "د.أ": "JOD", "د.ب": "BHD", ".د.ب": "BHD", "د.ك": "KWD", "د.ع": "IQD", "ع.د": "IQD",
-    "د.ل": "LYD", "د.ج": "DZD", "د.م": "MAD", "د.م.": "MAD", "د.ت": "TND", "ج.م": "EGP",
-    "ج.س": "SDG", "ش.ج": "ILS", "ش.ص": "SOS", "دينار": None, "ريال": None, "درهم": None,
-    "جنيه": "EGP", "ل.ل": "LBP", "ل.س": "SYP", "؋": "AFN", "﷼": None,
+    "ر.س": "SAR",
+    "ر.ع": "OMR",
+    "ر.ق": "QAR",
+    "ر.ي": "YER",
+    "د.إ": "AED",
+    "د.ا": "JOD",
+    "د.أ": "JOD",
+    "د.ب": "BHD",
+    ".د.ب": "BHD",
+    "د.ك": "KWD",
+    "د.ع": "IQD",
+    "ع.د": "IQD",
+    "د.ل": "LYD",
+    "د.ج": "DZD",
+    "د.م": "MAD",
+    "د.م.": "MAD",
+    "د.ت": "TND",
+    "ج.م": "EGP",
+    "ج.س": "SDG",
+    "ش.ج": "ILS",
+    "ش.ص": "SOS",
+    "دينار": None,
+    "ريال": None,
+    "درهم": None,
+    "جنيه": "EGP",
+    "ل.ل": "LBP",
+    "ل.س": "SYP",
+    "؋": "AFN",
+    "﷼": None,
     # other scripts
-    "ლ": "GEL", "₾": "GEL", "֏": "AMD", "ரூ": "LKR", "රු": "LKR", "रु": "NPR", "रू": "NPR",
-    "৳": "BDT", "₮": "MNT", "៛": "KHR", "₭": "LAK", "ƒ": None, "₲": "PYG", "₵": "GHS", "₡": "CRC",
-    "₸": "KZT", "₼": "AZN", "₿": "BTC", "ƀ": "BTC", "Ƀ": "BTC", "¢": None, "₣": None,
+    "ლ": "GEL",
+    "₾": "GEL",
+    "֏": "AMD",
+    "ரூ": "LKR",
+    "රු": "LKR",
+    "रु": "NPR",
+    "रू": "NPR",
+    "৳": "BDT",
+    "₮": "MNT",
+    "៛": "KHR",
+    "₭": "LAK",
+    "ƒ": None,
+    "₲": "PYG",
+    "₵": "GHS",
+    "₡": "CRC",
+    "₸": "KZT",
+    "₼": "AZN",
+    "₿": "BTC",
+    "ƀ": "BTC",
+    "Ƀ": "BTC",
+    "¢": None,
+    "₣": None,
     # Latin abbreviations and single letters
-    "kshs": "KES", "ksh": "KES", "ksh.": "KES", "ush": "UGX", "tsh": "TZS", "tsh.": "TZS",
-    "fbu": "BIF", "fcfa": "XAF", "cfa": None, "gfr": "GNF", "fg": "GNF", "rf": "RWF", "frw": "RWF",
-    "fdj": "DJF", "cf": "KMF", "esc": "CVE", "vt": "VUV", "chf": "CHF", "sfr": "CHF", "fr": None,
-    "fr.": None, "dh": "MAD", "dhs": "AED", "rs": "INR", "rs.": "INR", "rp": "IDR", "rm": "MYR",
-    "php": "PHP", "pkr": "PKR", "bs": None, "bs.": None, "bs.f": "VEF", "q": "GTQ",
-    "l": None, "d": "GMD", "g": "HTG", "k": None, "p": "BWP", "t": None, "e": None, "le": "SLL",
-    "id": None, "mk": "MWK", "nu.": "BTN", "nu": "BTN", "um": "MRU", "mt": "MZN", "mtn": "MZN",
-    "ar": "MGA", "br": "ETB", "ብር": "ETB", "ﻙ.ﺩ": "KWD", "lm": None, "ls": None,
+    "kshs": "KES",
+    "ksh": "KES",
+    "ksh.": "KES",
+    "ush": "UGX",
+    "tsh": "TZS",
+    "tsh.": "TZS",
+    "fbu": "BIF",
+    "fcfa": "XAF",
+    "cfa": None,
+    "gfr": "GNF",
+    "fg": "GNF",
+    "rf": "RWF",
+    "frw": "RWF",
+    "fdj": "DJF",
+    "cf": "KMF",
+    "esc": "CVE",
+    "vt": "VUV",
+    "chf": "CHF",
+    "sfr": "CHF",
+    "fr": None,
+    "fr.": None,
+    "dh": "MAD",
+    "dhs": "AED",
+    "rs": "INR",
+    "rs.": "INR",
+    "rp": "IDR",
+    "rm": "MYR",
+    "php": "PHP",
+    "pkr": "PKR",
+    "bs": None,
+    "bs.": None,
+    "bs.f": "VEF",
+    "q": "GTQ",
+    "l": None,
+    "d": "GMD",
+    "g": "HTG",
+    "k": None,
+    "p": "BWP",
+    "t": None,
+    "e": None,
+    "le": "SLL",
+    "id": None,
+    "mk": "MWK",
+    "nu.": "BTN",
+    "nu": "BTN",
+    "um": "MRU",
+    "mt": "MZN",
+    "mtn": "MZN",
+    "ar": "MGA",
+    "br": "ETB",
+    "ብር": "ETB",
+    "ﻙ.ﺩ": "KWD",
+    "lm": None,
+    "ls": None,
 }
 #: a sign price-parser finds, plus letters written next to it, that form another currency
-COMPOUND_CURRENCIES: dict[str, Optional[str]] = {
-    "US $": "USD", "US$": "USD", "AU $": "AUD", "AU$": "AUD", "A $": "AUD", "CA $": "CAD",
-    "C $": "CAD", "NZ $": "NZD", "HK $": "HKD", "S $": "SGD", "NT $": "TWD", "MX $": "MXN",
-    "R $": "BRL", "$b": "BOB", "$B": "BOB", "RD$": "DOP", "RD $": "DOP", "N$": "NAD", "J$": "JMD",
-    "TT$": "TTD", "BZ$": "BZD", "EC$": "XCD", "FJ$": "FJD", "SI$": "SBD", "WS$": "WST",
-    "T$": "TOP", "Z$": "ZWL", "E£": "EGP", "E £": "EGP", "L£": "LBP", "S£": "SYP", "R₣": "RWF",
+COMPOUND_CURRENCIES: dict[str, str | None] = {
+    "US $": "USD",
+    "US$": "USD",
+    "AU $": "AUD",
+    "AU$": "AUD",
+    "A $": "AUD",
+    "CA $": "CAD",
+    "C $": "CAD",
+    "NZ $": "NZD",
+    "HK $": "HKD",
+    "S $": "SGD",
+    "NT $": "TWD",
+    "MX $": "MXN",
+    "R $": "BRL",
+    "$b": "BOB",
+    "$B": "BOB",
+    "RD$": "DOP",
+    "RD $": "DOP",
+    "N$": "NAD",
+    "J$": "JMD",
+    "TT$": "TTD",
+    "BZ$": "BZD",
+    "EC$": "XCD",
+    "FJ$": "FJD",
+    "SI$": "SBD",
+    "WS$": "WST",
+    "T$": "TOP",
+    "Z$": "ZWL",
+    "E£": "EGP",
+    "E £": "EGP",
+    "L£": "LBP",
+    "S£": "SYP",
+    "R₣": "RWF",
     "FC": "CDF",
 }
 _PP_CODES = frozenset(_PP_CODE_LIST) | ISO_CURRENCIES
@@ -98,21 +324,21 @@ _RESIDUAL_STRIP = " \t\u00a0:;,-–—*/()[]"
 class ParsedPrice:
     """A price read from text: amount, ISO currency (None when unknown) and the currency as written."""
 
-    amount: Optional[Decimal]
-    currency: Optional[str]
-    currency_raw: Optional[str]
+    amount: Decimal | None
+    currency: str | None
+    currency_raw: str | None
     #: items the amount buys when the text is a multi-buy ("2 for $5" -> amount 5, quantity 2)
-    quantity: Optional[int] = None
+    quantity: int | None = None
     #: unit of a unit price ("$0.25/oz" -> "oz")
-    unit: Optional[str] = None
+    unit: str | None = None
 
     @property
-    def text(self) -> Optional[str]:
+    def text(self) -> str | None:
         """Amount as a normalised decimal string ("12.99"), None without an amount."""
         return format_amount(self.amount)
 
 
-def format_amount(amount: Optional[Decimal]) -> Optional[str]:
+def format_amount(amount: Decimal | None) -> str | None:
     """Normalised decimal string: at least two decimals ("12.9" -> "12.90"), no exponent."""
     if amount is None:
         return None
@@ -123,10 +349,34 @@ def format_amount(amount: Optional[Decimal]) -> Optional[str]:
 
 #: the dollar / peso family: currencies written "$" at home
 _DOLLAR_SIGN = {
-    "us": "USD", "ca": "CAD", "au": "AUD", "nz": "NZD", "mx": "MXN", "ar": "ARS", "cl": "CLP",
-    "co": "COP", "uy": "UYU", "sg": "SGD", "hk": "HKD", "tw": "TWD", "do": "DOP", "jm": "JMD",
-    "tt": "TTD", "bs": "BSD", "bb": "BBD", "bz": "BZD", "gy": "GYD", "na": "NAD", "fj": "FJD",
-    "bn": "BND", "lr": "LRD", "sr": "SRD", "cu": "CUP", "ec": "USD", "sv": "USD", "pa": "USD",
+    "us": "USD",
+    "ca": "CAD",
+    "au": "AUD",
+    "nz": "NZD",
+    "mx": "MXN",
+    "ar": "ARS",
+    "cl": "CLP",
+    "co": "COP",
+    "uy": "UYU",
+    "sg": "SGD",
+    "hk": "HKD",
+    "tw": "TWD",
+    "do": "DOP",
+    "jm": "JMD",
+    "tt": "TTD",
+    "bs": "BSD",
+    "bb": "BBD",
+    "bz": "BZD",
+    "gy": "GYD",
+    "na": "NAD",
+    "fj": "FJD",
+    "bn": "BND",
+    "lr": "LRD",
+    "sr": "SRD",
+    "cu": "CUP",
+    "ec": "USD",
+    "sv": "USD",
+    "pa": "USD",
     "pr": "USD",
 }
 #: signs shared by several currencies -> {country code (ccTLD or language region): ISO code}
@@ -138,8 +388,9 @@ AMBIGUOUS_SIGNS: dict[str, dict[str, str]] = {
 }
 
 
-def currency_in_context(raw: Optional[str], iso: Optional[str], country: Optional[str] = None,
-                        declared: Optional[str] = None) -> Optional[str]:
+def currency_in_context(
+    raw: str | None, iso: str | None, country: str | None = None, declared: str | None = None
+) -> str | None:
     """ISO code of a sign several currencies share ("$", "kr", "¥"), read in the page's context.
 
     `declared` (an ISO code the page states elsewhere, e.g. schema.org priceCurrency or
@@ -160,7 +411,7 @@ def currency_in_context(raw: Optional[str], iso: Optional[str], country: Optiona
     return iso
 
 
-def normalise_currency(raw: Optional[str]) -> Optional[str]:
+def normalise_currency(raw: str | None) -> str | None:
     """ISO-4217 code for a written currency ("$", "usd", "€", "EUR", "руб"), None when unknown."""
     if raw is None:
         return None
@@ -180,7 +431,7 @@ def normalise_currency(raw: Optional[str]) -> Optional[str]:
     return iso
 
 
-def _residual_currency(text: str, amount_text: Optional[str], codes: bool = True) -> Optional[str]:
+def _residual_currency(text: str, amount_text: str | None, codes: bool = True) -> str | None:
     """A known extra currency token written right next to the amount ("2963yen", "1.198,- Kr").
 
     An ISO code in any case counts ("1 nzd"); with `codes`, also an unknown upper-case three-letter
@@ -210,18 +461,17 @@ def _compound(text: str, sign: str) -> str:
     for k in range(3, 0, -1):  # prefixes like "AU ", "RD", "E"
         for sep in (" ", ""):
             start = i - k - len(sep)
-            if start >= 0 and text[start:i] == text[start:start + k] + sep:
+            if start >= 0 and text[start:i] == text[start : start + k] + sep:
                 cand = text[start:i] + sign
                 if cand in COMPOUND_CURRENCIES and (start == 0 or not text[start - 1].isalpha()):
                     return cand
-    after = text[i + len(sign): i + len(sign) + 1]
+    after = text[i + len(sign) : i + len(sign) + 1]
     if after and (sign + after) in COMPOUND_CURRENCIES:
         return sign + after
     return sign
 
 
-def parse_price(text: object, currency_hint: Optional[str] = None,
-                decimal_separator: Optional[str] = None) -> ParsedPrice:
+def parse_price(text: object, currency_hint: str | None = None, decimal_separator: str | None = None) -> ParsedPrice:
     """Parse a price text ("$1,234.50", "12,99 €", "2963yen", 12.5) into amount + ISO currency + raw currency.
 
     price-parser reads the amount (either decimal separator; `decimal_separator` forces one) and the
@@ -233,7 +483,7 @@ def parse_price(text: object, currency_hint: Optional[str] = None,
         return ParsedPrice(None, normalise_currency(hint), hint)
     if isinstance(text, (int, float, Decimal)) and not isinstance(text, bool):
         try:
-            amount: Optional[Decimal] = Decimal(str(text))
+            amount: Decimal | None = Decimal(str(text))
         except InvalidOperation:  # pragma: no cover - str() of a number is always parseable
             amount = None
         hint = _hint_currency(currency_hint)
@@ -257,47 +507,49 @@ def parse_price(text: object, currency_hint: Optional[str] = None,
 
 
 #: words introducing the current price of a was/now pair, in the languages shops use
-_NOW_WORDS = re.compile(r"(?<![^\W\d_])(?:now|jetzt|nu|maintenant|ahora|agora|ora|teraz|nyt|nå)\b\s*:?\s*",
-                        re.IGNORECASE)
+_NOW_WORDS = re.compile(
+    r"(?<![^\W\d_])(?:now|jetzt|nu|maintenant|ahora|agora|ora|teraz|nyt|nå)\b\s*:?\s*", re.IGNORECASE
+)
 #: words introducing a former / list price
-_WAS_WORDS = re.compile(r"^\s*(?:was|before|statt|avant|antes|prima|era|przed|f[öo]rr|tidligere|aiemmin)\b",
-                        re.IGNORECASE)
+_WAS_WORDS = re.compile(
+    r"^\s*(?:was|before|statt|avant|antes|prima|era|przed|f[öo]rr|tidligere|aiemmin)\b", re.IGNORECASE
+)
 #: "2 for $5", "3 für 10 €", "2/$5": a multi-buy (quantity, then the price of all of them)
-_MULTI_BUY = re.compile(r"^\s*(?P<n>\d{1,3})\s*(?:for|für|pour|por|per|voor|za|/)\s*(?P<price>.*\d.*)$",
-                        re.IGNORECASE)
+_MULTI_BUY = re.compile(r"^\s*(?P<n>\d{1,3})\s*(?:for|für|pour|por|per|voor|za|/)\s*(?P<price>.*\d.*)$", re.IGNORECASE)
 #: "/oz", "per kg", "/100 g" after the amount: a unit price
-_UNIT = re.compile(r"(?:/|\bper\s+|\bpro\s+|\bje\s+|\bpar\s+)\s*(?P<unit>(?:\d+\s*)?[^\W\d_]{1,6}\.?)\s*$",
-                   re.IGNORECASE)
+_UNIT = re.compile(
+    r"(?:/|\bper\s+|\bpro\s+|\bje\s+|\bpar\s+)\s*(?P<unit>(?:\d+\s*)?[^\W\d_]{1,6}\.?)\s*$", re.IGNORECASE
+)
 
 
-def _special_forms(s: str, hint: Optional[str], sep: Optional[str]) -> Optional[ParsedPrice]:
+def _special_forms(s: str, hint: str | None, sep: str | None) -> ParsedPrice | None:
     """Was/now pairs, multi-buys and unit prices, which price-parser reads as their first number."""
     m = _MULTI_BUY.match(s)
     if m and any(c.isdigit() for c in m.group("price")):
         inner = parse_price(m.group("price"), hint, sep)
-        if inner.amount is not None and (inner.currency_raw or "/" not in s[m.start("n"):m.start("price")]):
+        if inner.amount is not None and (inner.currency_raw or "/" not in s[m.start("n") : m.start("price")]):
             return replace(inner, quantity=int(m.group("n")))
-    now = [w for w in _NOW_WORDS.finditer(s) if any(c.isdigit() for c in s[w.end():])]
+    now = [w for w in _NOW_WORDS.finditer(s) if any(c.isdigit() for c in s[w.end() :])]
     if now:
-        inner = parse_price(s[now[-1].end():], hint, sep)
+        inner = parse_price(s[now[-1].end() :], hint, sep)
         if inner.amount:  # a zero "now" is a placeholder ("Was: $124.95 Now: $0.00"): keep the other
             return inner
     elif _WAS_WORDS.match(s):
         first = Price.fromstring(s, decimal_separator=sep)
         if first.amount_text:
-            rest = s[s.find(first.amount_text) + len(first.amount_text):]
+            rest = s[s.find(first.amount_text) + len(first.amount_text) :]
             inner = parse_price(rest, hint, sep) if any(c.isdigit() for c in rest) else None
             if inner is not None and inner.amount:
                 return inner
     unit = _UNIT.search(s)
-    if unit and any(c.isdigit() for c in s[:unit.start()]):
-        inner = parse_price(s[:unit.start()], hint, sep)
+    if unit and any(c.isdigit() for c in s[: unit.start()]):
+        inner = parse_price(s[: unit.start()], hint, sep)
         if inner.amount is not None:
             return replace(inner, unit=unit.group("unit").strip().rstrip(".").lower())
     return None
 
 
-def _hint_currency(hint: Optional[str]) -> Optional[str]:
+def _hint_currency(hint: str | None) -> str | None:
     """The currency in a separate hint text ("GBP", "Price: $ 34.44", "2 069 рублей"), as written."""
     if hint is None or not str(hint).strip():
         return None
@@ -311,7 +563,7 @@ def _hint_currency(hint: Optional[str]) -> Optional[str]:
     return _residual_currency(hint, parsed.amount_text, codes=False)
 
 
-def _clean_raw(raw: Optional[str]) -> Optional[str]:
+def _clean_raw(raw: str | None) -> str | None:
     """Strip a raw currency token; None when empty."""
     if raw is None:
         return None
@@ -322,14 +574,24 @@ def _clean_raw(raw: Optional[str]) -> Optional[str]:
 # --- offers -> observations ---------------------------------------------------------------
 
 _REQUIRED = ["url", "retailer", "item_id", "price", "availability", "fetched_at"]
-_OPTIONAL = ["list_price", "currency", "currency_raw", "title", "brand", "gtin", "mpn",
-             "page_sha256", "page_kind", "ds"]
+_OPTIONAL = [
+    "list_price",
+    "currency",
+    "currency_raw",
+    "title",
+    "brand",
+    "gtin",
+    "mpn",
+    "page_sha256",
+    "page_kind",
+    "ds",
+]
 ERROR_COLUMNS = ["url", "retailer", "ds", "kind", "message"]
 _IN_STOCK_VALUES = {IN_STOCK, LIMITED, PREORDER}
 
 
 def offers_to_observations(
-    offers: pd.DataFrame, accept_currencies: Optional[Collection[str]] = None
+    offers: pd.DataFrame, accept_currencies: Collection[str] | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Offers (extract + crawl columns) -> (OBSERVATION_COLUMNS frame, errors[url, retailer, ds, kind, message])."""
     missing = [c for c in _REQUIRED if c not in offers.columns]
@@ -374,20 +636,29 @@ def offers_to_observations(
             msgs[mask] = [make_msg(r) for r in df.loc[mask].itertuples(index=False)]
 
     page_kind = df["page_kind"].fillna("product")
-    flag(~page_kind.isin(["product", "no_price"]), "page_kind",
-         lambda r: f"page is {r.page_kind!r}, not a product page: {r.url}")
+    flag(
+        ~page_kind.isin(["product", "no_price"]),
+        "page_kind",
+        lambda r: f"page is {r.page_kind!r}, not a product page: {r.url}",
+    )
     flag(observed.isna(), "bad_timestamp", lambda r: f"unparseable fetched_at {r.fetched_at!r} on {r.url}")
     flag(item_missing, "missing_item_id", lambda r: f"no retailer item id extracted from {r.url}")
     flag(has_price_text & price_num.isna(), "bad_price", lambda r: f"unparseable price {r.price!r} on {r.url}")
     flag(price_num.isna() & in_stock, "no_price", lambda r: f"in-stock page shows no price: {r.url}")
-    flag(price_num.notna() & ~cur_ok, "unknown_currency",
-         lambda r: f"unknown currency {_currency_label(r)!r} on {r.url}")
+    flag(
+        price_num.notna() & ~cur_ok, "unknown_currency", lambda r: f"unknown currency {_currency_label(r)!r} on {r.url}"
+    )
 
     bad = kinds.notna()
-    errors = pd.DataFrame({
-        "url": df.loc[bad, "url"], "retailer": df.loc[bad, "retailer"], "ds": df.loc[bad, "ds"],
-        "kind": kinds[bad], "message": msgs[bad],
-    }).reset_index(drop=True)
+    errors = pd.DataFrame(
+        {
+            "url": df.loc[bad, "url"],
+            "retailer": df.loc[bad, "retailer"],
+            "ds": df.loc[bad, "ds"],
+            "kind": kinds[bad],
+            "message": msgs[bad],
+        }
+    ).reset_index(drop=True)
     errors = errors.astype({"ds": "datetime64[ns]"}) if len(errors) else _empty_errors()
 
     good = df.loc[~bad].copy()
@@ -415,11 +686,15 @@ def _currency_label(row) -> str:
 
 def _empty_errors() -> pd.DataFrame:
     """Empty error frame with the right dtypes."""
-    return pd.DataFrame({
-        "url": pd.Series(dtype=object), "retailer": pd.Series(dtype=object),
-        "ds": pd.Series(dtype="datetime64[ns]"), "kind": pd.Series(dtype=object),
-        "message": pd.Series(dtype=object),
-    })
+    return pd.DataFrame(
+        {
+            "url": pd.Series(dtype=object),
+            "retailer": pd.Series(dtype=object),
+            "ds": pd.Series(dtype="datetime64[ns]"),
+            "kind": pd.Series(dtype=object),
+            "message": pd.Series(dtype=object),
+        }
+    )
 
 
 def listings_from_observations(obs: pd.DataFrame) -> pd.DataFrame:

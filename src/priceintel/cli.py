@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from priceintel import PriceIntelError, config
+from priceintel.pipeline import run
 
 
 def _print(msg: str = "") -> None:
@@ -44,11 +45,13 @@ def cmd_db(args: argparse.Namespace) -> int:
         migrate.upgrade()
         _print(f"schema at revision {migrate.current()}")
     elif args.action == "refresh":  # the apps' materialized views, after data loaded outside the pipeline
-        from priceintel import dashboard
+        from priceintel.apps import views as dashboard
 
         timings = dashboard.refresh(engine.get_engine())
-        _print(f"app views refreshed in {sum(timings.values()):.1f} s: "
-               + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+        _print(
+            f"app views refreshed in {sum(timings.values()):.1f} s: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+        )
     return 0
 
 
@@ -78,12 +81,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """init | serve | up | down the demo world and its storefronts."""
     from datetime import date
 
-    from priceintel import demo
+    from priceintel.demo import world as demo
 
     env = _env()
     world_dir = _world_dir(env)
-    params = dict(n_products=args.products or int(env["n_products"]), n_days=args.days or int(env["days"]),
-                  seed=int(env["seed"]), start=date.fromisoformat(str(env["world_start"])))
+    params = dict(
+        n_products=args.products or int(env["n_products"]),
+        n_days=args.days or int(env["days"]),
+        seed=int(env["seed"]),
+        start=date.fromisoformat(str(env["world_start"])),
+    )
     if args.action in ("init", "up"):
         world = demo.ensure_world(world_dir, **params)
         _print(f"demo world: {len(world.products)} products, {world.params['n_days']} days -> {world_dir}")
@@ -113,7 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _start_background_storefronts(world_dir: Path, timeout: float = 30.0) -> dict:
     """Start `priceintel demo serve` detached unless live storefronts already serve this world."""
-    from priceintel import demo
+    from priceintel.demo import world as demo
 
     reg = _registry()
     if reg.exists():
@@ -125,8 +132,13 @@ def _start_background_storefronts(world_dir: Path, timeout: float = 30.0) -> dic
     log.parent.mkdir(parents=True, exist_ok=True)
     start = log.stat().st_size if log.exists() else 0
     with open(log, "ab") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "priceintel.cli", "demo", "serve"], stdout=fh, stderr=fh,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "priceintel.cli", "demo", "serve"],
+            stdout=fh,
+            stderr=fh,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:  # the server gave up (e.g. a port held by another checkout's shops)
@@ -134,9 +146,11 @@ def _start_background_storefronts(world_dir: Path, timeout: float = 30.0) -> dic
                 fh.seek(start)
                 lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
             last = next((ln for ln in reversed(lines) if "error" in ln.lower()), lines[-1] if lines else "")
-            raise PriceIntelError(f"demo storefronts exited at start: {last.removeprefix('error: ')} "
-                                  f"(ports {demo.DEFAULT_PORTS}; `priceintel demo down` stops this checkout's "
-                                  f"shops; see {log})")
+            raise PriceIntelError(
+                f"demo storefronts exited at start: {last.removeprefix('error: ')} "
+                f"(ports {demo.DEFAULT_PORTS}; `priceintel demo down` stops this checkout's "
+                f"shops; see {log})"
+            )
         if reg.exists():
             urls, handle = demo.ensure_storefronts(world_dir, registry=reg)
             if handle is None:
@@ -153,7 +167,7 @@ def cmd_scrape(args: argparse.Namespace) -> int:
     """Scrape shops once (the demo storefronts by default) with a progress bar and a closing summary."""
     from datetime import date
 
-    from priceintel import demo
+    from priceintel.demo import world as demo
     from priceintel.scrape import Fetcher, RawArchive
     from priceintel.scrape.crawl import scrape_shops, set_demo_date, summarise
 
@@ -168,8 +182,13 @@ def cmd_scrape(args: argparse.Namespace) -> int:
     else:
         env = _env()
         world_dir = _world_dir(env)
-        demo.ensure_world(world_dir, n_products=int(env["n_products"]), n_days=int(env["days"]),
-                          seed=int(env["seed"]), start=date.fromisoformat(str(env["world_start"])))
+        demo.ensure_world(
+            world_dir,
+            n_products=int(env["n_products"]),
+            n_days=int(env["days"]),
+            seed=int(env["seed"]),
+            start=date.fromisoformat(str(env["world_start"])),
+        )
         urls, handle = demo.ensure_storefronts(world_dir, registry=_registry())
     retailers = args.retailer or list(urls)
     out = Path(args.out) if args.out else config.interim_dir() / "scrape"
@@ -179,8 +198,14 @@ def cmd_scrape(args: argparse.Namespace) -> int:
                 for r in retailers:
                     if r in urls:
                         set_demo_date(urls[r], date.fromisoformat(args.date), fetcher)
-            offers, errors = scrape_shops(urls, fetcher, retailers=retailers, item_ids=args.product,
-                                          limit=args.limit, progress=not args.no_progress)
+            offers, errors = scrape_shops(
+                urls,
+                fetcher,
+                retailers=retailers,
+                item_ids=args.product,
+                limit=args.limit,
+                progress=not args.no_progress,
+            )
     finally:
         if handle is not None:
             handle.stop()
@@ -190,8 +215,10 @@ def cmd_scrape(args: argparse.Namespace) -> int:
     summary = summarise(offers, errors)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     kinds = ", ".join(f"{k} {v}" for k, v in summary["errors_by_kind"].items()) or "none"
-    _print(f"pages {summary['pages']}  products {summary['products']}  prices {summary['prices']}  "
-           f"errors {summary['errors']} ({kinds})")
+    _print(
+        f"pages {summary['pages']}  products {summary['products']}  prices {summary['prices']}  "
+        f"errors {summary['errors']} ({kinds})"
+    )
     _print(f"offers -> {out / 'offers.parquet'}; errors -> {out / 'errors.csv'}")
     return 0
 
@@ -209,94 +236,15 @@ def _parse_sets(pairs: list[str]) -> dict:
     return out
 
 
-def build_env(env_file: str | None, sets: dict) -> dict:
-    """Pipeline env: env.yaml (or env_file) plus overrides, with paths made absolute."""
-    path = Path(env_file) if env_file else config.PROJ_ROOT / "env.yaml"
-    if not path.exists():
-        raise PriceIntelError(f"env file not found: {path}")
-    try:
-        env = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise PriceIntelError(f"env file {path} is not valid YAML: {exc}") from None
-    base = yaml.safe_load((config.PROJ_ROOT / "env.yaml").read_text())
-    unknown = set(sets) - set(base)
-    if unknown:
-        raise PriceIntelError(f"unknown pipeline setting(s) {sorted(unknown)}; known: {sorted(base)}")
-    missing = sorted(set(base) - set(env))
-    if missing:
-        raise PriceIntelError(f"env file {path} lacks setting(s) {missing}")
-    if env_file is None:  # the default env honours the path variables read by config
-        defaults = {"data_dir": ("PRICEINTEL_DATA_DIR", config.data_dir),
-                    "reports_dir": ("PRICEINTEL_REPORTS_DIR", config.reports_dir)}
-        for key, (var, where) in defaults.items():
-            if os.environ.get(var) and key not in sets:
-                env[key] = str(where())
-    env.update(sets)
-    for key in ("data_dir", "reports_dir"):
-        p = Path(str(env[key]))
-        env[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
-    return env
-
-
-def run_pipeline(env: dict, force: bool = False):
-    """Build the Ploomber DAG with this env; raise PriceIntelError with the failing task's message."""
-    from ploomber.exceptions import DAGBuildError
-    from ploomber.spec import DAGSpec
-
-    spec = DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env)
-    dag = spec.to_dag()
-    try:
-        return dag.build(force=force)
-    except DAGBuildError as exc:
-        raise PriceIntelError(f"pipeline failed: {_root_cause(exc)}") from None
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The most specific message in an exception chain (the notebook's own error when present)."""
-    import re
-
-    text = str(exc)
-    for line in text.splitlines():
-        # our own errors all end in "Error" and carry a message after the colon
-        if re.match(r"^\s*(priceintel\.[\w.]+\.)?\w+Error: \S", line) and "DAGBuildError" not in line:
-            return line.strip()
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else repr(exc)
-
-
-def record_outcome(env: dict, status: str, error: str | None) -> Path:
-    """Write reports/last_run.json and, when the database answers, a pipeline_run row."""
-    from datetime import datetime, timezone
-
-    outcome = {"status": status, "error": error, "finished_at": datetime.now(timezone.utc).isoformat(),
-               "env": env}
-    path = Path(env["reports_dir"]) / "last_run.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(outcome, indent=2, default=str) + "\n")
-    try:
-        from priceintel.db import engine as db_engine
-        from priceintel.db import load, migrate
-
-        eng = db_engine.get_engine()
-        db_engine.check_connection(eng)
-        migrate.upgrade()
-        with eng.begin() as conn:
-            run_id = load.start_run(conn, "pipeline", env)
-            load.finish_run(conn, run_id, status, {}, {"error": error} if error else {})
-    except PriceIntelError as exc:  # the database itself may be what failed
-        print(f"warning: run outcome not recorded in the database: {exc}", file=sys.stderr)
-    return path
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the whole pipeline (incremental: up-to-date tasks are skipped)."""
-    env = build_env(args.env_file, _parse_sets(args.set))
+    env = run.build_env(args.env_file, _parse_sets(args.set))
     try:
-        report = run_pipeline(env, force=args.force)
+        report = run.run_pipeline(env, force=args.force)
     except PriceIntelError as exc:
-        record_outcome(env, "failed", str(exc))
+        run.record_outcome(env, "failed", str(exc))
         raise
-    record_outcome(env, "success", None)
+    run.record_outcome(env, "success", None)
     _print(str(report))
     _print(f"\nreports: {env['reports_dir']}")
     return 0
@@ -309,7 +257,7 @@ def _fmt(value, spec: str = ".3f") -> str:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print where the results and apps are, and the headline figures."""
-    env = build_env(args.env_file, {})
+    env = run.build_env(args.env_file, {})
     reports = Path(env["reports_dir"])
     summary_path = reports / "summary.json"
     if not summary_path.exists():
@@ -330,20 +278,28 @@ def cmd_summary(args: argparse.Namespace) -> int:
     _print(f"database rows:             {counts}")
     m = s.get("match", {})
     if m:
-        _print(f"matching F1 vs truth:      {_fmt(m.get('f1'))} (precision {_fmt(m.get('precision'))}, "
-               f"recall {_fmt(m.get('recall'))})")
+        _print(
+            f"matching F1 vs truth:      {_fmt(m.get('f1'))} (precision {_fmt(m.get('precision'))}, "
+            f"recall {_fmt(m.get('recall'))})"
+        )
     f = s.get("forecast", {})
     if f:
-        _print(f"forecast:                  {f.get('best_model')} MAE {_fmt(f.get('best_model_mae'))} vs "
-               f"{f.get('best_baseline')} {_fmt(f.get('best_baseline_mae'))}")
+        _print(
+            f"forecast:                  {f.get('best_model')} MAE {_fmt(f.get('best_model_mae'))} vs "
+            f"{f.get('best_baseline')} {_fmt(f.get('best_baseline_mae'))}"
+        )
     e = s.get("elasticity", {})
     if "mae_vs_truth" in e:
-        _print(f"elasticity MAE vs truth:   {_fmt(e.get('mae_vs_truth'))} "
-               f"(95% CI coverage {_fmt(e.get('ci95_coverage'), '.0%')})")
+        _print(
+            f"elasticity MAE vs truth:   {_fmt(e.get('mae_vs_truth'))} "
+            f"(95% CI coverage {_fmt(e.get('ci95_coverage'), '.0%')})"
+        )
     apps = sorted(p.stem for p in (config.PROJ_ROOT / "notebooks" / "apps").glob("*.ipynb"))
     _print(f"quality report:            {reports / 'quality.html'}")
-    _print(f"apps:                      make apps  ->  http://127.0.0.1:8866/ ({', '.join(apps)}); "
-           "sign in (add a user once: priceintel users add NAME)")
+    _print(
+        f"apps:                      make apps  ->  http://127.0.0.1:8866/ ({', '.join(apps)}); "
+        "sign in (add a user once: priceintel users add NAME)"
+    )
     _print("jupyterlab:                make lab")
     return 0
 
@@ -354,10 +310,18 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def voila_command(port: int, notebook_dir: Path | None = None) -> list[str]:
     """The voila command line that serves the apps folder on loopback."""
     apps = notebook_dir or config.PROJ_ROOT / "notebooks" / "apps"
-    return [sys.executable, "-m", "voila", str(apps), f"--port={port}", "--no-browser",
-            "--Voila.ip=127.0.0.1", "--show_tracebacks=False",
-            "--VoilaConfiguration.file_allowlist=['.*\\.(png|jpg|gif|svg|css|js)']",
-            "--Voila.identity_provider_class=priceintel.webauth.AppIdentityProvider"]
+    return [
+        sys.executable,
+        "-m",
+        "voila",
+        str(apps),
+        f"--port={port}",
+        "--no-browser",
+        "--Voila.ip=127.0.0.1",
+        "--show_tracebacks=False",
+        "--VoilaConfiguration.file_allowlist=['.*\\.(png|jpg|gif|svg|css|js)']",
+        "--Voila.identity_provider_class=priceintel.apps.login.AppIdentityProvider",
+    ]
 
 
 def cmd_apps(args: argparse.Namespace) -> int:
@@ -365,13 +329,14 @@ def cmd_apps(args: argparse.Namespace) -> int:
     from priceintel.db import engine
 
     os.environ.setdefault("DATABASE_URL", engine.get_url())
-    from priceintel import auth
+    from priceintel.apps import auth
     from priceintel.db import migrate
 
     migrate.upgrade()
     if not auth.count_users(engine.get_engine()):
-        raise PriceIntelError("apps: no app users yet: add one with `priceintel users add NAME`, then run "
-                              "`priceintel apps` again")
+        raise PriceIntelError(
+            "apps: no app users yet: add one with `priceintel users add NAME`, then run `priceintel apps` again"
+        )
     _print(f"apps: http://127.0.0.1:{args.port}/  (sign in; Ctrl-C to stop)")
     engine.dispose_engines()
     cmd = voila_command(args.port)
@@ -384,8 +349,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
     """JupyterLab on notebooks/ (blocks): loopback, token, DATABASE_URL set to the workbench database."""
     import secrets
 
-    from priceintel import lab
     from priceintel.db import engine
+    from priceintel.pipeline import lab
 
     os.environ["DATABASE_URL"] = engine.get_url()
     token = os.environ.setdefault("JUPYTER_TOKEN", secrets.token_hex(24))
@@ -411,7 +376,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def cmd_users(args: argparse.Namespace) -> int:
     """add | list | remove users of the apps (argon2 hashes in app_user)."""
-    from priceintel import auth
+    from priceintel.apps import auth
     from priceintel.db import engine as db_engine
     from priceintel.db import migrate
 
@@ -437,7 +402,7 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 def cmd_eval_matching(args: argparse.Namespace) -> int:
     """Print one JSON line {precision, recall, f1, seconds} for a Magellan-layout benchmark."""
-    from priceintel.matching.benchmark import evaluate_dir
+    from priceintel.match.benchmark import evaluate_dir
 
     res = evaluate_dir(args.dir)
     keys = list(res) if args.details else ["precision", "recall", "f1", "seconds"]
@@ -467,12 +432,24 @@ def cmd_eval_prices(args: argparse.Namespace) -> int:
 
 def cmd_eval_forecast(args: argparse.Namespace) -> int:
     """Print one JSON line: the tournament's goals per lead time on a long CSV of price series."""
-    from priceintel.forecast_eval import evaluate_csv
+    from priceintel.forecast.evaluate import evaluate_csv
 
     regs = [r for r in (args.regressors or "").split(",") if r]
-    res = evaluate_csv(args.file, id_col=args.id_col, ds_col=args.ds_col, y_col=args.y_col, regressors=regs,
-                       freq=args.freq, h=args.h, n_windows=args.windows, step=args.step, models=args.models,
-                       interval_shape=args.interval_shape, progress=args.progress, details=args.details)
+    res = evaluate_csv(
+        args.file,
+        id_col=args.id_col,
+        ds_col=args.ds_col,
+        y_col=args.y_col,
+        regressors=regs,
+        freq=args.freq,
+        h=args.h,
+        n_windows=args.windows,
+        step=args.step,
+        models=args.models,
+        interval_shape=args.interval_shape,
+        progress=args.progress,
+        details=args.details,
+    )
     _print(json.dumps(res))
     return 0
 
@@ -482,23 +459,31 @@ def cmd_eval_forecast(args: argparse.Namespace) -> int:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     """Run the pipeline on a cron schedule (or once now), or export it as an Airflow DAG."""
-    from priceintel import schedule
+    from priceintel.pipeline import schedule
 
     if args.cron:
         schedule.next_runs(args.cron)  # a bad expression fails before anything runs
-    env = build_env(args.env_file, _parse_sets(args.set))
+    env = run.build_env(args.env_file, _parse_sets(args.set))
     if args.export_airflow:
         path = Path(args.export_airflow)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(schedule.airflow_dag(args.env_file, cron=args.cron or "0 6 * * *", env=env,
-                                             retries=args.retries, retry_delay=int(args.backoff)))
+        path.write_text(
+            schedule.airflow_dag(
+                args.env_file,
+                cron=args.cron or "0 6 * * *",
+                env=env,
+                retries=args.retries,
+                retry_delay=int(args.backoff),
+            )
+        )
         _print(f"Airflow DAG written to {path}")
         return 0
     opts = dict(retries=args.retries, backoff=args.backoff, env_file=args.env_file)
     if args.once or not args.cron:
         res = schedule.run_once(env, trigger="cron" if args.cron else "manual", cron=args.cron, **opts)
-        _print(f"run #{res['run_id']} {res['status']}: " + ", ".join(
-            f"{k} {v['status']}" for k, v in res["tasks"].items()))
+        _print(
+            f"run #{res['run_id']} {res['status']}: " + ", ".join(f"{k} {v['status']}" for k, v in res["tasks"].items())
+        )
         return 0
     schedule.serve(args.cron, env, max_runs=args.max_runs, log=_print, **opts)
     return 0
@@ -506,21 +491,23 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 def cmd_task(args: argparse.Namespace) -> int:
     """Build one pipeline task (what each Airflow task runs)."""
-    from priceintel import schedule
+    from priceintel.pipeline import schedule
 
-    schedule.run_task(build_env(args.env_file, _parse_sets(args.set)), args.name)
+    schedule.run_task(run.build_env(args.env_file, _parse_sets(args.set)), args.name)
     _print(f"task {args.name} done")
     return 0
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     """list | ack | resolve | check-rules | run alerts."""
-    from priceintel import alerts
+    from priceintel.alerts import rules as alerts
 
     if args.action == "check-rules":
         rules = alerts.load_rules(args.rules)
-        _print(f"{len(rules.rules)} rule(s) valid: " + ", ".join(
-            f"{r.name}{'' if r.enabled else ' (disabled)'}" for r in rules.rules))
+        _print(
+            f"{len(rules.rules)} rule(s) valid: "
+            + ", ".join(f"{r.name}{'' if r.enabled else ' (disabled)'}" for r in rules.rules)
+        )
         return 0
     from priceintel.db import engine as db_engine
     from priceintel.db import migrate
@@ -608,25 +595,36 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("dir", help="folder with html/<page_id>.html.gz and truth.csv")
     ep.set_defaults(func=cmd_eval_pages)
     epr = esub.add_parser("prices", help="parse price strings and score amount + currency")
-    epr.add_argument("cases", help="CSV with raw_string, currency_hint, decimal_separator, expected_amount, "
-                                   "expected_currency")
+    epr.add_argument(
+        "cases", help="CSV with raw_string, currency_hint, decimal_separator, expected_amount, expected_currency"
+    )
     epr.set_defaults(func=cmd_eval_prices)
-    ef = esub.add_parser("forecast", help="forecast tournament on a long CSV of price series: chosen vs naive, "
-                                          "coverage, per lead time")
+    ef = esub.add_parser(
+        "forecast", help="forecast tournament on a long CSV of price series: chosen vs naive, coverage, per lead time"
+    )
     ef.add_argument("file", help="CSV with one row per series and date (columns unique_id, ds, y by default)")
     ef.add_argument("--id-col", default="unique_id", help="series id column (default unique_id)")
     ef.add_argument("--ds-col", default="ds", help="date column (default ds)")
     ef.add_argument("--y-col", default="y", help="price column (default y)")
     ef.add_argument("--freq", default=None, help="D, W, M, Q or Y (default: inferred from the dates)")
     ef.add_argument("--h", type=int, default=None, help="horizon in steps (default 28 D, 13 W, 3 M, 2 Q, 1 Y)")
-    ef.add_argument("--windows", type=int, default=None,
-                    help="rolling origins (default: as many as the history allows, at most 8)")
+    ef.add_argument(
+        "--windows", type=int, default=None, help="rolling origins (default: as many as the history allows, at most 8)"
+    )
     ef.add_argument("--step", type=int, default=None, help="steps between origins (default max(1, h // 3))")
-    ef.add_argument("--models", choices=["fast", "full"], default="full",
-                    help="full adds AutoARIMA (default); fast is for many long series")
+    ef.add_argument(
+        "--models",
+        choices=["fast", "full"],
+        default="full",
+        help="full adds AutoARIMA (default); fast is for many long series",
+    )
     ef.add_argument("--regressors", default="", help="comma-separated columns known ahead, e.g. planned promo flags")
-    ef.add_argument("--interval-shape", default=None, choices=["symmetric", "equal", "shortest", "auto"],
-                    help="conformal interval shape (default symmetric)")
+    ef.add_argument(
+        "--interval-shape",
+        default=None,
+        choices=["symmetric", "equal", "shortest", "auto"],
+        help="conformal interval shape (default symmetric)",
+    )
     ef.add_argument("--progress", action="store_true", help="progress bars on stderr")
     ef.add_argument("--details", action="store_true", help="also print every model's MAE/MASE/coverage")
     ef.set_defaults(func=cmd_eval_forecast)
@@ -653,7 +651,9 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("ids", nargs="*", type=int)
     al.add_argument("--state", default=None, choices=["new", "acknowledged", "resolved"])
     al.add_argument("--limit", type=int, default=50)
-    al.add_argument("--rules", default=None, help="rule file (default PRICEINTEL_ALERT_RULES or config/alert_rules.yaml)")
+    al.add_argument(
+        "--rules", default=None, help="rule file (default PRICEINTEL_ALERT_RULES or config/alert_rules.yaml)"
+    )
     al.set_defaults(func=cmd_alerts)
     return p
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
-from priceintel import PriceIntelError
+from priceintel import PriceIntelError, __version__
 
 
 class ConfigError(PriceIntelError):
@@ -181,3 +183,15 @@ def notify_settings() -> NotifySettings:
         timeout=_float_env("PRICEINTEL_NOTIFY_TIMEOUT", 10.0),
         rules_file=Path(rules).expanduser().resolve() if rules else PROJ_ROOT / "config" / "alert_rules.yaml",
     )
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Package version plus the git commit of the working tree when there is one."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"], cwd=PROJ_ROOT, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{__version__}+g{sha}" if sha else __version__

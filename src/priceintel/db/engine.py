@@ -13,8 +13,17 @@ from priceintel import config
 from priceintel.db.errors import DatabaseError
 
 __all__ = [
-    "DatabaseError", "normalize_url", "redact_url", "get_url", "get_engine", "check_connection",
-    "dispose_engines", "database_url", "create_database", "drop_database", "database_exists",
+    "DatabaseError",
+    "normalize_url",
+    "redact_url",
+    "get_url",
+    "get_engine",
+    "check_connection",
+    "dispose_engines",
+    "database_url",
+    "create_database",
+    "drop_database",
+    "database_exists",
 ]
 
 _ENGINES: dict[str, Engine] = {}
@@ -27,7 +36,7 @@ def normalize_url(url: str) -> str:
     """`postgres://` / `postgresql://` → `postgresql+psycopg://` (psycopg 3); other URLs unchanged."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -10,12 +10,10 @@ Each loader returns counts `{"staged": n, "inserted": i, "updated": u}`.
 
 from __future__ import annotations
 
-import json
-import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,11 +23,24 @@ from sqlalchemy.exc import DBAPIError
 
 import priceintel
 from priceintel.db.errors import LoadError
+from priceintel.items import jsonable, to_json
 
 __all__ = [
-    "LoadError", "HUMAN_STATUSES", "MATCH_STATUSES", "RUN_STATUSES", "ensure_dates", "upsert_retailers",
-    "upsert_products", "upsert_listings", "load_matches", "load_prices", "load_sales", "start_run",
-    "finish_run", "record_scrape_run", "record_errors",
+    "LoadError",
+    "HUMAN_STATUSES",
+    "MATCH_STATUSES",
+    "RUN_STATUSES",
+    "ensure_dates",
+    "upsert_retailers",
+    "upsert_products",
+    "upsert_listings",
+    "load_matches",
+    "load_prices",
+    "load_sales",
+    "start_run",
+    "finish_run",
+    "record_scrape_run",
+    "record_errors",
 ]
 
 #: product_match statuses; the human ones are never overwritten by automatic matches
@@ -60,17 +71,8 @@ def _show(df: pd.DataFrame, mask: pd.Series, cols: Sequence[str]) -> list[dict]:
     shown = [c for c in dict.fromkeys(cols) if c in df.columns]
     out = []
     for idx, rec in df.loc[mask, shown].head(SHOW_ROWS).iterrows():
-        out.append({"row": idx, **{k: (None if _isna(v) else _plain(v)) for k, v in rec.items()}})
+        out.append({"row": idx, **{k: (None if _isna(v) else jsonable(v)) for k, v in rec.items()}})
     return out
-
-
-def _plain(v: Any) -> Any:
-    """Python scalar for display (numpy → builtin, timestamps → ISO)."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, (pd.Timestamp, datetime, date)):
-        return v.isoformat()
-    return v
 
 
 def _isna(v: Any) -> bool:
@@ -166,14 +168,23 @@ def _prepare(df: pd.DataFrame, table: str, cols: Sequence[Col], keys: Sequence[s
             if bad.any():
                 raise _bad(table, col.name, "with a value that is not a boolean", df, bad, keys)
         elif col.kind in ("date", "ts"):
-            ts = pd.to_datetime(s, errors="coerce", utc=(col.kind == "ts"), format="mixed") \
-                if not pd.api.types.is_datetime64_any_dtype(s) else s
+            ts = (
+                pd.to_datetime(s, errors="coerce", utc=(col.kind == "ts"), format="mixed")
+                if not pd.api.types.is_datetime64_any_dtype(s)
+                else s
+            )
             if col.kind == "ts":
                 ts = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
             bad = given & ts.isna()
             if bad.any():
-                raise _bad(table, col.name, f"with a value that is not a {'date' if col.kind == 'date' else 'timestamp'}",
-                           df, bad, keys)
+                raise _bad(
+                    table,
+                    col.name,
+                    f"with a value that is not a {'date' if col.kind == 'date' else 'timestamp'}",
+                    df,
+                    bad,
+                    keys,
+                )
             if ts.dt.tz is not None:  # ts: UTC wall time; date: the local calendar day
                 ts = ts.dt.tz_convert(None) if col.kind == "ts" else ts.dt.tz_localize(None)
             naive = ts.to_numpy("datetime64[us]")
@@ -186,8 +197,9 @@ def _prepare(df: pd.DataFrame, table: str, cols: Sequence[Col], keys: Sequence[s
         if col.required:
             nulls = conv.isna()
             if nulls.any():
-                raise _bad(table, col.name, "with a missing value (NaN/None/empty) in a NOT NULL column",
-                           df, nulls, keys)
+                raise _bad(
+                    table, col.name, "with a missing value (NaN/None/empty) in a NOT NULL column", df, nulls, keys
+                )
         out[col.name] = conv
     return present, pd.DataFrame(out, index=df.index)
 
@@ -211,8 +223,9 @@ def _check_currency(table: str, df: pd.DataFrame, conv: pd.DataFrame, keys: Sequ
     cur = conv["currency"]
     bad = cur.notna() & ~cur.astype(str).str.fullmatch(r"[A-Z]{3}")
     if bad.any():
-        raise _bad(table, "currency", "with a non-ISO-4217 currency (expected 3 upper-case letters, e.g. USD)",
-                   df, bad, keys)
+        raise _bad(
+            table, "currency", "with a non-ISO-4217 currency (expected 3 upper-case letters, e.g. USD)", df, bad, keys
+        )
     if "price" in conv:
         missing = conv["price"].notna() & cur.isna()
         if missing.any():
@@ -244,8 +257,9 @@ def _pos_mask(df: pd.DataFrame, positions: Iterable[int]) -> pd.Series:
     return pd.Series(mask, index=df.index)
 
 
-def _check_lookup(conn: Connection, df: pd.DataFrame, table: str, column: str, problem: str,
-                  sql: str, keys: Sequence[str]) -> None:
+def _check_lookup(
+    conn: Connection, df: pd.DataFrame, table: str, column: str, problem: str, sql: str, keys: Sequence[str]
+) -> None:
     """Run sql (returning `_row` of staged rows whose lookup failed); raise LoadError if any."""
     rows = conn.execute(sa.text(sql)).scalars().all()
     if rows:
@@ -254,8 +268,7 @@ def _check_lookup(conn: Connection, df: pd.DataFrame, table: str, column: str, p
 
 def _counts(conn: Connection, table: str, sql: str, staged: int, params: dict | None = None) -> dict:
     """Execute an `INSERT … RETURNING (xmax = 0) AS inserted` wrapped in a counting CTE."""
-    wrapped = (f"WITH w AS ({sql}) SELECT count(*) FILTER (WHERE inserted), "
-               "count(*) FILTER (WHERE NOT inserted) FROM w")
+    wrapped = f"WITH w AS ({sql}) SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM w"
     try:
         ins, upd = conn.execute(sa.text(wrapped), params or {}).one()
     except DBAPIError as err:
@@ -297,12 +310,16 @@ def ensure_dates(conn: Connection, start: date | str | pd.Timestamp, end: date |
     return _counts(conn, "dim_date", sql, (e - s).days + 1, {"s": s, "e": e})
 
 
-_RETAILER_COLS = [Col("retailer", "text", "text", required=True), Col("name", "text", "text"),
-                  Col("base_url", "text", "text")]
+_RETAILER_COLS = [
+    Col("retailer", "text", "text", required=True),
+    Col("name", "text", "text"),
+    Col("base_url", "text", "text"),
+]
 
 
-def _upsert_dim(conn: Connection, df: pd.DataFrame, table: str, cols: Sequence[Col], key: str, what: str,
-                touch: str | None = None) -> dict:
+def _upsert_dim(
+    conn: Connection, df: pd.DataFrame, table: str, cols: Sequence[Col], key: str, what: str, touch: str | None = None
+) -> dict:
     """Upsert a dimension keyed by one natural key; only changed rows are updated (`touch` column set to now())."""
     present, conv = _prepare(df, table, cols, [key])
     _check_unique(table, df, conv, [key], what)
@@ -314,8 +331,8 @@ def _upsert_dim(conn: Connection, df: pd.DataFrame, table: str, cols: Sequence[C
     upd = [c for c in names if c != key]
     sets = [*(f"{c} = excluded.{c}" for c in upd), *([f"{touch} = now()"] if touch else [])]
     conflict = f"DO UPDATE SET {', '.join(sets)} WHERE {_distinct(upd)}" if upd else "DO NOTHING"
-    sql = f"""INSERT INTO {table} AS t ({', '.join(names)})
-              SELECT {', '.join(names)} FROM {stg} ORDER BY {key}
+    sql = f"""INSERT INTO {table} AS t ({", ".join(names)})
+              SELECT {", ".join(names)} FROM {stg} ORDER BY {key}
               ON CONFLICT ({key}) {conflict} RETURNING (xmax = 0) AS inserted"""
     return _counts(conn, table, sql, n)
 
@@ -326,10 +343,15 @@ def upsert_retailers(conn: Connection, df: pd.DataFrame) -> dict:
 
 
 _PRODUCT_COLS = [
-    Col("sku", "text", "text", required=True), Col("name", "text", "text", required=True),
-    Col("brand", "text", "text"), Col("category", "text", "text"), Col("gtin", "text", "text"),
-    Col("mpn", "text", "text"), Col("size", "text", "text"),
-    Col("unit_cost", "num", "numeric(12,2)", nonneg=True), Col("map_price", "num", "numeric(12,2)", nonneg=True),
+    Col("sku", "text", "text", required=True),
+    Col("name", "text", "text", required=True),
+    Col("brand", "text", "text"),
+    Col("category", "text", "text"),
+    Col("gtin", "text", "text"),
+    Col("mpn", "text", "text"),
+    Col("size", "text", "text"),
+    Col("unit_cost", "num", "numeric(12,2)", nonneg=True),
+    Col("map_price", "num", "numeric(12,2)", nonneg=True),
     Col("msrp", "num", "numeric(12,2)", nonneg=True),
 ]
 
@@ -340,30 +362,40 @@ def upsert_products(conn: Connection, df: pd.DataFrame) -> dict:
 
 
 _LISTING_COLS = [
-    Col("retailer", "text", "text", required=True), Col("item_id", "text", "text", required=True),
-    Col("url", "text", "text"), Col("title", "text", "text"), Col("brand", "text", "text"),
-    Col("gtin", "text", "text"), Col("mpn", "text", "text"),
+    Col("retailer", "text", "text", required=True),
+    Col("item_id", "text", "text", required=True),
+    Col("url", "text", "text"),
+    Col("title", "text", "text"),
+    Col("brand", "text", "text"),
+    Col("gtin", "text", "text"),
+    Col("mpn", "text", "text"),
 ]
 _LISTING_KEYS = ["retailer", "item_id"]
 
 
 def _unknown_retailer_sql(stg: str) -> str:
     """SQL returning `_row` of staged rows whose retailer is not in dim_retailer."""
-    return (f"SELECT s._row FROM {stg} s LEFT JOIN dim_retailer r ON r.retailer = s.retailer "
-            "WHERE r.retailer_id IS NULL ORDER BY s._row")
+    return (
+        f"SELECT s._row FROM {stg} s LEFT JOIN dim_retailer r ON r.retailer = s.retailer "
+        "WHERE r.retailer_id IS NULL ORDER BY s._row"
+    )
 
 
 def _listing_join(stg: str) -> str:
     """FROM clause resolving staged (retailer, item_id) to dim_listing `l`."""
-    return (f"FROM {stg} s JOIN dim_retailer r ON r.retailer = s.retailer "
-            "JOIN dim_listing l ON l.retailer_id = r.retailer_id AND l.item_id = s.item_id")
+    return (
+        f"FROM {stg} s JOIN dim_retailer r ON r.retailer = s.retailer "
+        "JOIN dim_listing l ON l.retailer_id = r.retailer_id AND l.item_id = s.item_id"
+    )
 
 
 def _unknown_listing_sql(stg: str) -> str:
     """SQL returning `_row` of staged rows whose (retailer, item_id) is not in dim_listing."""
-    return (f"SELECT s._row FROM {stg} s LEFT JOIN dim_retailer r ON r.retailer = s.retailer "
-            "LEFT JOIN dim_listing l ON l.retailer_id = r.retailer_id AND l.item_id = s.item_id "
-            "WHERE l.listing_id IS NULL ORDER BY s._row")
+    return (
+        f"SELECT s._row FROM {stg} s LEFT JOIN dim_retailer r ON r.retailer = s.retailer "
+        "LEFT JOIN dim_listing l ON l.retailer_id = r.retailer_id AND l.item_id = s.item_id "
+        "WHERE l.listing_id IS NULL ORDER BY s._row"
+    )
 
 
 def upsert_listings(conn: Connection, df: pd.DataFrame, seen_date: date | str | None = None) -> dict:
@@ -373,18 +405,28 @@ def upsert_listings(conn: Connection, df: pd.DataFrame, seen_date: date | str | 
     if conv.empty:
         return _empty()
     n = _stage(conn, "stg_listing", present, conv)
-    _check_lookup(conn, df, "dim_listing", "retailer", "with a retailer not in dim_retailer (upsert_retailers first)",
-                  _unknown_retailer_sql("stg_listing"), _LISTING_KEYS)
+    _check_lookup(
+        conn,
+        df,
+        "dim_listing",
+        "retailer",
+        "with a retailer not in dim_retailer (upsert_retailers first)",
+        _unknown_retailer_sql("stg_listing"),
+        _LISTING_KEYS,
+    )
     attrs = [c.name for c in present if c.name not in _LISTING_KEYS]
     seen = None if seen_date is None else pd.Timestamp(seen_date).date()
     cols = ["retailer_id", "item_id", *attrs, "first_seen", "last_seen"]
     sel = ["r.retailer_id", "s.item_id", *(f"s.{c}" for c in attrs), "CAST(:seen AS date)", "CAST(:seen AS date)"]
-    new = [*(f"COALESCE(excluded.{c}, t.{c})" for c in attrs),
-           "LEAST(t.first_seen, excluded.first_seen)", "GREATEST(t.last_seen, excluded.last_seen)"]
+    new = [
+        *(f"COALESCE(excluded.{c}, t.{c})" for c in attrs),
+        "LEAST(t.first_seen, excluded.first_seen)",
+        "GREATEST(t.last_seen, excluded.last_seen)",
+    ]
     upd = [*attrs, "first_seen", "last_seen"]
     sets = ", ".join(f"{c} = {v}" for c, v in zip(upd, new))
-    sql = f"""INSERT INTO dim_listing AS t ({', '.join(cols)})
-              SELECT {', '.join(sel)} FROM stg_listing s JOIN dim_retailer r ON r.retailer = s.retailer
+    sql = f"""INSERT INTO dim_listing AS t ({", ".join(cols)})
+              SELECT {", ".join(sel)} FROM stg_listing s JOIN dim_retailer r ON r.retailer = s.retailer
               ORDER BY r.retailer_id, s.item_id
               ON CONFLICT (retailer_id, item_id) DO UPDATE SET {sets} WHERE {_distinct(upd, new)}
               RETURNING (xmax = 0) AS inserted"""
@@ -392,8 +434,11 @@ def upsert_listings(conn: Connection, df: pd.DataFrame, seen_date: date | str | 
 
 
 _MATCH_COLS = [
-    Col("retailer", "text", "text", required=True), Col("item_id", "text", "text", required=True),
-    Col("sku", "text", "text"), Col("method", "text", "text"), Col("score", "num", "real"),
+    Col("retailer", "text", "text", required=True),
+    Col("item_id", "text", "text", required=True),
+    Col("sku", "text", "text"),
+    Col("method", "text", "text"),
+    Col("score", "num", "real"),
     Col("status", "text", "text"),
 ]
 
@@ -420,27 +465,47 @@ def load_matches(conn: Connection, df: pd.DataFrame) -> dict:
     if conv.empty:
         return {**_empty(), "deleted": 0, "protected": 0}
     n = _stage(conn, "stg_match", present, conv)
-    _check_lookup(conn, df, table, "item_id", "with a listing (retailer, item_id) not in dim_listing",
-                  _unknown_listing_sql("stg_match"), _LISTING_KEYS)
-    _check_lookup(conn, df, table, "sku", "with a sku not in dim_product",
-                  "SELECT s._row FROM stg_match s LEFT JOIN dim_product p ON p.sku = s.sku "
-                  "WHERE s.sku IS NOT NULL AND p.product_id IS NULL ORDER BY s._row", [*_LISTING_KEYS, "sku"])
+    _check_lookup(
+        conn,
+        df,
+        table,
+        "item_id",
+        "with a listing (retailer, item_id) not in dim_listing",
+        _unknown_listing_sql("stg_match"),
+        _LISTING_KEYS,
+    )
+    _check_lookup(
+        conn,
+        df,
+        table,
+        "sku",
+        "with a sku not in dim_product",
+        "SELECT s._row FROM stg_match s LEFT JOIN dim_product p ON p.sku = s.sku "
+        "WHERE s.sku IS NOT NULL AND p.product_id IS NULL ORDER BY s._row",
+        [*_LISTING_KEYS, "sku"],
+    )
     human = ", ".join(f"'{s}'" for s in HUMAN_STATUSES)
-    deleted = conn.execute(sa.text(
-        f"""DELETE FROM product_match t USING (SELECT l.listing_id {_listing_join('stg_match')}
+    deleted = conn.execute(
+        sa.text(
+            f"""DELETE FROM product_match t USING (SELECT l.listing_id {_listing_join("stg_match")}
                                                 WHERE s.sku IS NULL) x
-            WHERE t.listing_id = x.listing_id AND t.status NOT IN ({human})""")).rowcount
+            WHERE t.listing_id = x.listing_id AND t.status NOT IN ({human})"""
+        )
+    ).rowcount
     upd = ["product_id", "method", "score", "status"]
-    protected = conn.execute(sa.text(
-        f"""SELECT count(*) {_listing_join('stg_match')} JOIN dim_product p ON p.sku = s.sku
+    protected = conn.execute(
+        sa.text(
+            f"""SELECT count(*) {_listing_join("stg_match")} JOIN dim_product p ON p.sku = s.sku
             JOIN product_match t ON t.listing_id = l.listing_id
             WHERE t.status IN ({human}) AND s.status NOT IN ({human})
               AND ROW(t.product_id, t.method, t.score, t.status)
-                  IS DISTINCT FROM ROW(p.product_id, s.method, s.score, s.status)""")).scalar_one()
+                  IS DISTINCT FROM ROW(p.product_id, s.method, s.score, s.status)"""
+        )
+    ).scalar_one()
     sets = ", ".join([*(f"{c} = excluded.{c}" for c in upd), "updated_at = now()"])
     sql = f"""INSERT INTO product_match AS t (listing_id, product_id, method, score, status)
               SELECT l.listing_id, p.product_id, s.method, s.score, s.status
-              {_listing_join('stg_match')} JOIN dim_product p ON p.sku = s.sku
+              {_listing_join("stg_match")} JOIN dim_product p ON p.sku = s.sku
               ORDER BY l.listing_id
               ON CONFLICT (listing_id) DO UPDATE SET {sets}
               WHERE (t.status NOT IN ({human}) OR excluded.status IN ({human})) AND {_distinct(upd)}
@@ -452,10 +517,15 @@ def load_matches(conn: Connection, df: pd.DataFrame) -> dict:
 
 
 _PRICE_COLS = [
-    Col("retailer", "text", "text", required=True), Col("item_id", "text", "text", required=True),
-    Col("ds", "date", "date", required=True), Col("observed_at", "ts", "timestamptz", required=True),
-    Col("price", "num", "numeric(12,2)", nonneg=True), Col("list_price", "num", "numeric(12,2)", nonneg=True),
-    Col("currency", "text", "text"), Col("in_stock", "bool", "boolean"), Col("promo", "bool", "boolean"),
+    Col("retailer", "text", "text", required=True),
+    Col("item_id", "text", "text", required=True),
+    Col("ds", "date", "date", required=True),
+    Col("observed_at", "ts", "timestamptz", required=True),
+    Col("price", "num", "numeric(12,2)", nonneg=True),
+    Col("list_price", "num", "numeric(12,2)", nonneg=True),
+    Col("currency", "text", "text"),
+    Col("in_stock", "bool", "boolean"),
+    Col("promo", "bool", "boolean"),
     Col("page_sha256", "text", "text"),
 ]
 _PRICE_KEYS = ["retailer", "item_id", "ds"]
@@ -477,16 +547,23 @@ def load_prices(conn: Connection, df: pd.DataFrame, scrape_run_id: int | None = 
     _check_currency(table, df, conv, _PRICE_KEYS)
     _check_unique(table, df, conv, _PRICE_KEYS, "one observation per listing per day")
     if scrape_run_id is not None:
-        found = conn.execute(sa.text("SELECT 1 FROM scrape_run WHERE scrape_run_id = :i"),
-                             {"i": int(scrape_run_id)}).first()
+        found = conn.execute(
+            sa.text("SELECT 1 FROM scrape_run WHERE scrape_run_id = :i"), {"i": int(scrape_run_id)}
+        ).first()
         if found is None:
             raise LoadError(f"{table}.scrape_run_id: scrape run {scrape_run_id} is not in scrape_run")
     if conv.empty:
         return _empty()
     n = _stage(conn, "stg_price", present, conv)
-    _check_lookup(conn, df, table, "item_id",
-                  "with a listing (retailer, item_id) not in dim_listing (upsert_listings first)",
-                  _unknown_listing_sql("stg_price"), _PRICE_KEYS)
+    _check_lookup(
+        conn,
+        df,
+        table,
+        "item_id",
+        "with a listing (retailer, item_id) not in dim_listing (upsert_listings first)",
+        _unknown_listing_sql("stg_price"),
+        _PRICE_KEYS,
+    )
     _date_range(conn, "stg_price")
     attrs = [c.name for c in present if c.name not in _PRICE_KEYS]
     cols = ["listing_id", "date_key", *attrs, "scrape_run_id"]
@@ -494,26 +571,32 @@ def load_prices(conn: Connection, df: pd.DataFrame, scrape_run_id: int | None = 
     upd = [*attrs, "scrape_run_id"]
     new = [*(f"excluded.{c}" for c in attrs), "COALESCE(excluded.scrape_run_id, t.scrape_run_id)"]
     sets = ", ".join(f"{c} = {v}" for c, v in zip(upd, new))
-    sql = f"""INSERT INTO fact_price AS t ({', '.join(cols)})
-              SELECT {', '.join(sel)} {_listing_join('stg_price')}
+    sql = f"""INSERT INTO fact_price AS t ({", ".join(cols)})
+              SELECT {", ".join(sel)} {_listing_join("stg_price")}
               ORDER BY 1, 2
               ON CONFLICT (listing_id, date_key) DO UPDATE SET {sets} WHERE {_distinct(upd, new)}
               RETURNING (xmax = 0) AS inserted"""
     counts = _counts(conn, table, sql, n, {"run": scrape_run_id})
-    conn.execute(sa.text(
-        f"""UPDATE dim_listing t SET first_seen = LEAST(t.first_seen, x.lo), last_seen = GREATEST(t.last_seen, x.hi)
-            FROM (SELECT l.listing_id, min(s.ds) AS lo, max(s.ds) AS hi {_listing_join('stg_price')}
+    conn.execute(
+        sa.text(
+            f"""UPDATE dim_listing t SET first_seen = LEAST(t.first_seen, x.lo), last_seen = GREATEST(t.last_seen, x.hi)
+            FROM (SELECT l.listing_id, min(s.ds) AS lo, max(s.ds) AS hi {_listing_join("stg_price")}
                   GROUP BY l.listing_id) x
             WHERE t.listing_id = x.listing_id
               AND ROW(t.first_seen, t.last_seen)
-                  IS DISTINCT FROM ROW(LEAST(t.first_seen, x.lo), GREATEST(t.last_seen, x.hi))"""))
+                  IS DISTINCT FROM ROW(LEAST(t.first_seen, x.lo), GREATEST(t.last_seen, x.hi))"""
+        )
+    )
     return counts
 
 
 _SALES_COLS = [
-    Col("sku", "text", "text", required=True), Col("ds", "date", "date", required=True),
-    Col("units", "int", "integer", required=True, nonneg=True), Col("revenue", "num", "numeric(14,2)"),
-    Col("price", "num", "numeric(12,2)", nonneg=True), Col("promo", "bool", "boolean"),
+    Col("sku", "text", "text", required=True),
+    Col("ds", "date", "date", required=True),
+    Col("units", "int", "integer", required=True, nonneg=True),
+    Col("revenue", "num", "numeric(14,2)"),
+    Col("price", "num", "numeric(12,2)", nonneg=True),
+    Col("promo", "bool", "boolean"),
 ]
 
 
@@ -525,17 +608,24 @@ def load_sales(conn: Connection, df: pd.DataFrame) -> dict:
     if conv.empty:
         return _empty()
     n = _stage(conn, "stg_sales", present, conv)
-    _check_lookup(conn, df, table, "sku", "with a sku not in dim_product (upsert_products first)",
-                  "SELECT s._row FROM stg_sales s LEFT JOIN dim_product p ON p.sku = s.sku "
-                  "WHERE p.product_id IS NULL ORDER BY s._row", ["sku", "ds"])
+    _check_lookup(
+        conn,
+        df,
+        table,
+        "sku",
+        "with a sku not in dim_product (upsert_products first)",
+        "SELECT s._row FROM stg_sales s LEFT JOIN dim_product p ON p.sku = s.sku "
+        "WHERE p.product_id IS NULL ORDER BY s._row",
+        ["sku", "ds"],
+    )
     _date_range(conn, "stg_sales")
     attrs = [c.name for c in present if c.name not in ("sku", "ds")]
     cols = ["product_id", "date_key", *attrs]
     sel = ["p.product_id", "to_char(s.ds, 'YYYYMMDD')::int", *(f"s.{c}" for c in attrs)]
-    sql = f"""INSERT INTO fact_sales AS t ({', '.join(cols)})
-              SELECT {', '.join(sel)} FROM stg_sales s JOIN dim_product p ON p.sku = s.sku
+    sql = f"""INSERT INTO fact_sales AS t ({", ".join(cols)})
+              SELECT {", ".join(sel)} FROM stg_sales s JOIN dim_product p ON p.sku = s.sku
               ORDER BY 1, 2
-              ON CONFLICT (product_id, date_key) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in attrs)}
+              ON CONFLICT (product_id, date_key) DO UPDATE SET {", ".join(f"{c} = excluded.{c}" for c in attrs)}
               WHERE {_distinct(attrs)}
               RETURNING (xmax = 0) AS inserted"""
     return _counts(conn, table, sql, n)
@@ -544,92 +634,111 @@ def load_sales(conn: Connection, df: pd.DataFrame) -> dict:
 # --------------------------------------------------------------------------- run bookkeeping
 
 
-def _json_default(v: Any) -> Any:
-    """JSON encoder fallback for numpy scalars, dates, decimals, sets and paths."""
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, (datetime, date, pd.Timestamp)):
-        return v.isoformat()
-    if isinstance(v, Decimal):
-        return float(v)
-    if isinstance(v, (set, frozenset)):
-        return sorted(v, key=str)
-    return str(v)  # paths, enums, …
-
-
-def _json(v: Any) -> str | None:
-    """JSON text for a jsonb column (None stays NULL; NaN becomes null)."""
-    if v is None:
-        return None
-
-    def clean(x: Any) -> Any:
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {str(k): clean(val) for k, val in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [clean(i) for i in x]
-        return x
-
-    return json.dumps(clean(v), default=_json_default, sort_keys=True)
+def _jsonb(v: Any) -> str | None:
+    """JSON text for a jsonb column: None stays NULL; missing values become null; keys sorted."""
+    return None if v is None else to_json(v, sort_keys=True)
 
 
 def start_run(conn: Connection, task: str, params: dict | None = None, code_version: str | None = None) -> int:
     """Insert a pipeline_run row with status 'running'; return its run_id."""
     if not task:
         raise LoadError("pipeline_run.task: a task name is required")
-    return int(conn.execute(sa.text(
-        "INSERT INTO pipeline_run (task, params, code_version) VALUES (:t, CAST(:p AS jsonb), :v) RETURNING run_id"),
-        {"t": task, "p": _json(params), "v": code_version or priceintel.__version__}).scalar_one())
+    return int(
+        conn.execute(
+            sa.text(
+                "INSERT INTO pipeline_run (task, params, code_version) "
+                "VALUES (:t, CAST(:p AS jsonb), :v) RETURNING run_id"
+            ),
+            {"t": task, "p": _jsonb(params), "v": code_version or priceintel.__version__},
+        ).scalar_one()
+    )
 
 
-def finish_run(conn: Connection, run_id: int, status: str = "success", counts: dict | None = None,
-               errors: Any = None) -> None:
+def finish_run(
+    conn: Connection, run_id: int, status: str = "success", counts: dict | None = None, errors: Any = None
+) -> None:
     """Close pipeline_run `run_id` with status (success|failed), counts and errors."""
     if status not in RUN_STATUSES:
         raise LoadError(f"pipeline_run.status: {status!r} is not one of {RUN_STATUSES}")
-    res = conn.execute(sa.text(
-        """UPDATE pipeline_run SET finished_at = now(), status = :s, counts = CAST(:c AS jsonb),
-                  errors = CAST(:e AS jsonb) WHERE run_id = :i"""),
-        {"s": status, "c": _json(counts), "e": _json(errors), "i": int(run_id)})
+    res = conn.execute(
+        sa.text(
+            """UPDATE pipeline_run SET finished_at = now(), status = :s, counts = CAST(:c AS jsonb),
+                  errors = CAST(:e AS jsonb) WHERE run_id = :i"""
+        ),
+        {"s": status, "c": _jsonb(counts), "e": _jsonb(errors), "i": int(run_id)},
+    )
     if res.rowcount == 0:
         raise LoadError(f"pipeline_run.run_id: run {run_id} does not exist")
 
 
-def record_scrape_run(conn: Connection, retailer: str | None, started_at: datetime | None = None,
-                      finished_at: datetime | None = None, pages: int = 0, offers: int = 0, errors: int = 0,
-                      error_summary: dict | None = None, code_version: str | None = None) -> int:
+def record_scrape_run(
+    conn: Connection,
+    retailer: str | None,
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+    pages: int = 0,
+    offers: int = 0,
+    errors: int = 0,
+    error_summary: dict | None = None,
+    code_version: str | None = None,
+) -> int:
     """Insert a scrape_run row (one crawl of one retailer); return its scrape_run_id."""
     for name, value in (("pages", pages), ("offers", offers), ("errors", errors)):
         if int(value) < 0:
             raise LoadError(f"scrape_run.{name}: must be >= 0, got {value}")
-    return int(conn.execute(sa.text(
-        """INSERT INTO scrape_run (started_at, finished_at, retailer, pages, offers, errors, error_summary,
+    return int(
+        conn.execute(
+            sa.text(
+                """INSERT INTO scrape_run (started_at, finished_at, retailer, pages, offers, errors, error_summary,
                                    code_version)
-           VALUES (COALESCE(:sa, now()), :fa, :r, :p, :o, :e, CAST(:es AS jsonb), :v) RETURNING scrape_run_id"""),
-        {"sa": started_at, "fa": finished_at, "r": retailer, "p": int(pages), "o": int(offers), "e": int(errors),
-         "es": _json(error_summary), "v": code_version or priceintel.__version__}).scalar_one())
+           VALUES (COALESCE(:sa, now()), :fa, :r, :p, :o, :e, CAST(:es AS jsonb), :v) RETURNING scrape_run_id"""
+            ),
+            {
+                "sa": started_at,
+                "fa": finished_at,
+                "r": retailer,
+                "p": int(pages),
+                "o": int(offers),
+                "e": int(errors),
+                "es": _jsonb(error_summary),
+                "v": code_version or priceintel.__version__,
+            },
+        ).scalar_one()
+    )
 
 
-_ERROR_COLS = [Col("url", "text", "text"), Col("retailer", "text", "text"),
-               Col("kind", "text", "text", required=True), Col("message", "text", "text")]
+_ERROR_COLS = [
+    Col("url", "text", "text"),
+    Col("retailer", "text", "text"),
+    Col("kind", "text", "text", required=True),
+    Col("message", "text", "text"),
+]
 
 
 def record_errors(conn: Connection, scrape_run_id: int | None, errors_df: pd.DataFrame) -> dict:
     """Append scrape errors [url, retailer, kind, message]; rows already recorded for the run are skipped."""
     table = "scrape_error"
     present, conv = _prepare(errors_df, table, _ERROR_COLS, ["url", "kind"])
-    if scrape_run_id is not None and conn.execute(
-            sa.text("SELECT 1 FROM scrape_run WHERE scrape_run_id = :i"), {"i": int(scrape_run_id)}).first() is None:
+    if (
+        scrape_run_id is not None
+        and conn.execute(
+            sa.text("SELECT 1 FROM scrape_run WHERE scrape_run_id = :i"), {"i": int(scrape_run_id)}
+        ).first()
+        is None
+    ):
         raise LoadError(f"{table}.scrape_run_id: scrape run {scrape_run_id} is not in scrape_run")
     if conv.empty:
         return _empty()
     n = _stage(conn, "stg_error", present, conv)
     names = [c.name for c in present]
-    same = " AND ".join(["e.scrape_run_id IS NOT DISTINCT FROM CAST(:run AS integer)",
-                         *(f"e.{c} IS NOT DISTINCT FROM s.{c}" for c in names)])
-    sql = f"""INSERT INTO scrape_error (scrape_run_id, {', '.join(names)})
-              SELECT DISTINCT CAST(:run AS integer), {', '.join(f's.{c}' for c in names)} FROM stg_error s
+    same = " AND ".join(
+        [
+            "e.scrape_run_id IS NOT DISTINCT FROM CAST(:run AS integer)",
+            *(f"e.{c} IS NOT DISTINCT FROM s.{c}" for c in names),
+        ]
+    )
+    sql = f"""INSERT INTO scrape_error (scrape_run_id, {", ".join(names)})
+              SELECT DISTINCT CAST(:run AS integer), {", ".join(f"s.{c}" for c in names)} FROM stg_error s
               WHERE NOT EXISTS (SELECT 1 FROM scrape_error e WHERE {same})
               RETURNING true AS inserted"""
     return _counts(conn, table, sql, n, {"run": scrape_run_id})

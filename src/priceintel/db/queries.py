@@ -9,15 +9,38 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from priceintel.db.errors import QueryError
+from priceintel.items import MATCHED_STATUSES
 
-__all__ = ["OURS", "TABLES", "list_products", "price_history", "latest_prices", "price_vs_ours",
-           "daily_price_stats", "table_counts"]
+__all__ = [
+    "MATCHED",
+    "OURS",
+    "TABLES",
+    "competitor_prices",
+    "list_products",
+    "price_history",
+    "latest_prices",
+    "price_vs_ours",
+    "daily_price_stats",
+    "table_counts",
+]
 
+#: SQL condition on product_match.status for a listing matched to a product: `pm.status {MATCHED}`
+MATCHED = "IN (" + ", ".join(f"'{s}'" for s in MATCHED_STATUSES) + ")"
 #: retailer label of our own price series in `price_history`
 OURS = "ours"
 #: tables of the star schema, dimensions first
-TABLES = ["dim_date", "dim_retailer", "dim_product", "dim_listing", "product_match", "scrape_run",
-          "pipeline_run", "fact_price", "fact_sales", "scrape_error"]
+TABLES = [
+    "dim_date",
+    "dim_retailer",
+    "dim_product",
+    "dim_listing",
+    "product_match",
+    "scrape_run",
+    "pipeline_run",
+    "fact_price",
+    "fact_sales",
+    "scrape_error",
+]
 
 
 def _read(engine: Engine, sql: str, params: dict | None = None, dates: tuple[str, ...] = ("ds",)) -> pd.DataFrame:
@@ -45,31 +68,42 @@ def _require_sku(engine: Engine, sku: str) -> None:
 
 def list_products(engine: Engine) -> pd.DataFrame:
     """Our catalogue with the number of matched (auto/confirmed) competitor listings, by sku."""
-    return _read(engine, """
+    return _read(
+        engine,
+        f"""
         SELECT p.product_id, p.sku, p.name, p.brand, p.category, p.gtin, p.mpn, p.size,
                p.unit_cost::float8 AS unit_cost, p.map_price::float8 AS map_price, p.msrp::float8 AS msrp,
                count(pm.listing_id) AS n_listings
         FROM dim_product p
-        LEFT JOIN product_match pm ON pm.product_id = p.product_id AND pm.status IN ('auto', 'confirmed')
-        GROUP BY p.product_id ORDER BY p.sku""", dates=())
+        LEFT JOIN product_match pm ON pm.product_id = p.product_id AND pm.status {MATCHED}
+        GROUP BY p.product_id ORDER BY p.sku""",
+        dates=(),
+    )
 
 
-def price_history(engine: Engine, sku: str, start: date | str | None = None,
-                  end: date | str | None = None) -> pd.DataFrame:
+def price_history(
+    engine: Engine, sku: str, start: date | str | None = None, end: date | str | None = None
+) -> pd.DataFrame:
     """Daily prices of sku: each matched competitor listing plus our own price (retailer 'ours').
 
     Columns: retailer, item_id, ds, price, in_stock, promo; sorted by retailer, item_id, ds.
     """
     _require_sku(engine, sku)
-    params = {"sku": sku,
-              "start": pd.Timestamp(start).date() if start is not None else None,
-              "end": pd.Timestamp(end).date() if end is not None else None}
-    window = ("(CAST(:start AS date) IS NULL OR d.date >= CAST(:start AS date)) "
-              "AND (CAST(:end AS date) IS NULL OR d.date <= CAST(:end AS date))")
-    df = _read(engine, f"""
+    params = {
+        "sku": sku,
+        "start": pd.Timestamp(start).date() if start is not None else None,
+        "end": pd.Timestamp(end).date() if end is not None else None,
+    }
+    window = (
+        "(CAST(:start AS date) IS NULL OR d.date >= CAST(:start AS date)) "
+        "AND (CAST(:end AS date) IS NULL OR d.date <= CAST(:end AS date))"
+    )
+    df = _read(
+        engine,
+        f"""
         SELECT r.retailer, l.item_id, d.date AS ds, fp.price::float8 AS price, fp.in_stock, fp.promo
         FROM dim_product p
-        JOIN product_match pm ON pm.product_id = p.product_id AND pm.status IN ('auto', 'confirmed')
+        JOIN product_match pm ON pm.product_id = p.product_id AND pm.status {MATCHED}
         JOIN fact_price fp ON fp.listing_id = pm.listing_id
         JOIN dim_listing l ON l.listing_id = fp.listing_id
         JOIN dim_retailer r ON r.retailer_id = l.retailer_id
@@ -81,35 +115,49 @@ def price_history(engine: Engine, sku: str, start: date | str | None = None,
         JOIN fact_sales fs ON fs.product_id = p.product_id
         JOIN dim_date d ON d.date_key = fs.date_key
         WHERE p.sku = :sku AND {window}
-        ORDER BY 1, 2, 3""", params)
+        ORDER BY 1, 2, 3""",
+        params,
+    )
     return df.reset_index(drop=True)
 
 
 def latest_prices(engine: Engine, sku: str | None = None) -> pd.DataFrame:
     """Latest observation per listing (v_latest_price), optionally only the listings matched to sku."""
-    return _read(engine, f"""
+    return _read(
+        engine,
+        f"""
         SELECT listing_id, retailer, item_id, url, title, sku, match_status, ds, observed_at,
                price::float8 AS price, list_price::float8 AS list_price, currency, in_stock, promo
         FROM v_latest_price {_sku_filter(sku)}
-        ORDER BY retailer, item_id""", {"sku": sku})
+        ORDER BY retailer, item_id""",
+        {"sku": sku},
+    )
 
 
 def price_vs_ours(engine: Engine, sku: str | None = None) -> pd.DataFrame:
     """Our price vs each competitor's per product and day (v_price_vs_ours), price_index = theirs / ours."""
-    return _read(engine, f"""
+    return _read(
+        engine,
+        f"""
         SELECT sku, ds, retailer, listing_id, our_price::float8 AS our_price,
                competitor_price::float8 AS competitor_price, price_index, in_stock, promo
         FROM v_price_vs_ours {_sku_filter(sku)}
-        ORDER BY sku, ds, retailer, listing_id""", {"sku": sku})
+        ORDER BY sku, ds, retailer, listing_id""",
+        {"sku": sku},
+    )
 
 
 def daily_price_stats(engine: Engine, sku: str | None = None) -> pd.DataFrame:
     """Min/median/max competitor price and retailer count per product and day (v_daily_price_stats)."""
-    return _read(engine, f"""
+    return _read(
+        engine,
+        f"""
         SELECT sku, ds, min_price::float8 AS min_price, median_price::float8 AS median_price,
                max_price::float8 AS max_price, n_retailers, n_listings
         FROM v_daily_price_stats {_sku_filter(sku)}
-        ORDER BY sku, ds""", {"sku": sku})
+        ORDER BY sku, ds""",
+        {"sku": sku},
+    )
 
 
 def table_counts(engine: Engine) -> dict[str, int]:
@@ -122,3 +170,23 @@ def table_counts(engine: Engine) -> dict[str, int]:
         reason = " ".join(str(getattr(err, "orig", err)).split())
         raise QueryError(f"the database has no priceintel schema ({reason}): run `priceintel init-db`") from None
     return {name: int(n) for name, n in rows}
+
+
+def competitor_prices(engine: Engine, latest: bool = False) -> pd.DataFrame:
+    """Prices of every competitor listing matched to one of our products: sku, retailer, ds, price (days without a
+    price left out); `latest=True` keeps each (sku, retailer)'s most recent price only."""
+    pick = "DISTINCT ON (p.sku, r.retailer)" if latest else ""
+    order = "p.sku, r.retailer, fp.date_key DESC" if latest else "p.sku, r.retailer, fp.date_key"
+    return _read(
+        engine,
+        f"""
+        SELECT {pick} p.sku, r.retailer, d.date AS ds, fp.price::float8 AS price
+        FROM fact_price fp
+        JOIN product_match pm ON pm.listing_id = fp.listing_id AND pm.status {MATCHED}
+        JOIN dim_product p ON p.product_id = pm.product_id
+        JOIN dim_listing l ON l.listing_id = fp.listing_id
+        JOIN dim_retailer r ON r.retailer_id = l.retailer_id
+        JOIN dim_date d ON d.date_key = fp.date_key
+        WHERE fp.price IS NOT NULL
+        ORDER BY {order}""",
+    )

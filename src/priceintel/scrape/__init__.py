@@ -3,13 +3,31 @@
 from priceintel.scrape.adapters import Adapter, UnknownRetailerError, adapter_for_url, get_adapter
 from priceintel.scrape.archive import ArchiveError, RawArchive
 from priceintel.scrape.crawl import (
-    CrawlError, crawl_site, discover_products, scrape_demo, scrape_site, set_demo_date,
+    CrawlError,
+    crawl_site,
+    discover_products,
+    scrape_demo,
+    scrape_site,
+    set_demo_date,
 )
-from priceintel.scrape.extract import ExtractError, extract, gtin13, valid_gtin
+from priceintel.scrape.extract import ExtractError, extract
 from priceintel.scrape.fetch import Fetcher, FetchResult
 
 __all__ = [
-    "Adapter", "ArchiveError", "CrawlError", "ExtractError", "FetchResult", "Fetcher", "RawArchive",
-    "UnknownRetailerError", "adapter_for_url", "crawl_site", "discover_products", "extract",
-    "get_adapter", "gtin13", "scrape_demo", "scrape_site", "set_demo_date", "valid_gtin",
+    "Adapter",
+    "ArchiveError",
+    "CrawlError",
+    "ExtractError",
+    "FetchResult",
+    "Fetcher",
+    "RawArchive",
+    "UnknownRetailerError",
+    "adapter_for_url",
+    "crawl_site",
+    "discover_products",
+    "extract",
+    "get_adapter",
+    "scrape_demo",
+    "scrape_site",
+    "set_demo_date",
 ]

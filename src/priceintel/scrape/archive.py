@@ -10,9 +10,9 @@ import re
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from priceintel import PriceIntelError, config
 
@@ -29,19 +29,19 @@ def sha256_hex(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def _utc(ts: Optional[datetime]) -> datetime:
+def _utc(ts: datetime | None) -> datetime:
     """A tz-aware UTC datetime (naive values are taken as UTC; None = now)."""
     if ts is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     if ts.tzinfo is None:
-        return ts.replace(tzinfo=timezone.utc)
-    return ts.astimezone(timezone.utc)
+        return ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC)
 
 
 class RawArchive:
     """Append-only store of fetched bodies: `objects/<sha[:2]>/<sha>.gz` + `index/<partition>.jsonl`."""
 
-    def __init__(self, root: Optional[os.PathLike | str] = None) -> None:
+    def __init__(self, root: os.PathLike | str | None = None) -> None:
         self.root = Path(root) if root is not None else config.raw_dir()
         self._lock = threading.Lock()
 
@@ -67,11 +67,11 @@ class RawArchive:
     def put(
         self,
         url: str,
-        status: Optional[int],
-        headers: Optional[Mapping[str, str]],
+        status: int | None,
+        headers: Mapping[str, str] | None,
         body: bytes,
-        fetched_at: Optional[datetime] = None,
-        partition: Optional[str] = None,
+        fetched_at: datetime | None = None,
+        partition: str | None = None,
         **meta: Any,
     ) -> str:
         """Store a body once (gzip, content-addressed), append an index line; return its SHA-256."""
@@ -136,7 +136,7 @@ class RawArchive:
             return []
         return sorted(p.stem for p in folder.glob("*.jsonl"))
 
-    def iter_index(self, partition: Optional[str] = None) -> Iterator[dict]:
+    def iter_index(self, partition: str | None = None) -> Iterator[dict]:
         """Index records (one dict per archived response), of one partition or all in order."""
         parts = [partition] if partition is not None else self.partitions()
         for part in parts:

@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from itertools import zip_longest
-from typing import Optional
 from urllib.parse import urldefrag, urljoin
 
 import lxml.html
@@ -22,8 +21,16 @@ from priceintel.scrape.extract import extract
 from priceintel.scrape.fetch import Fetcher, FetchResult
 
 __all__ = [
-    "CrawlError", "ERROR_COLUMNS", "OFFER_FRAME_COLUMNS", "crawl_site", "discover_products",
-    "scrape_demo", "scrape_shops", "scrape_site", "set_demo_date", "summarise",
+    "CrawlError",
+    "ERROR_COLUMNS",
+    "OFFER_FRAME_COLUMNS",
+    "crawl_site",
+    "discover_products",
+    "scrape_demo",
+    "scrape_shops",
+    "scrape_site",
+    "set_demo_date",
+    "summarise",
 ]
 
 #: offers frame: every Offer field (methods as JSON text) + fetch provenance
@@ -80,8 +87,9 @@ def _sitemap_locs(body: bytes, url: str) -> tuple[list[str], list[str]]:
     return locs, []
 
 
-def _walk(fetcher: Fetcher, queue: list[str], seen: set[str], limit: int,
-          kind: str) -> Iterator[tuple[str, FetchResult]]:
+def _walk(
+    fetcher: Fetcher, queue: list[str], seen: set[str], limit: int, kind: str
+) -> Iterator[tuple[str, FetchResult]]:
     """Breadth-first: fetch each URL of `queue` once (until `limit` URLs are seen) and yield (url, result)
     of those that load; the caller may extend `queue` (and reads `seen`) between steps."""
     while queue and len(seen) < limit:
@@ -117,9 +125,13 @@ def _links(res: FetchResult) -> tuple[list[str], list[str]]:
     except (etree.ParserError, ValueError):
         return [], []
     hrefs = [urljoin(res.url, h) for h in tree.xpath("//a/@href")]
-    nxt = [urljoin(res.url, h) for h in tree.xpath(
-        "//a[contains(concat(' ', normalize-space(@rel), ' '), ' next ')]/@href"
-        " | //link[contains(concat(' ', normalize-space(@rel), ' '), ' next ')]/@href")]
+    nxt = [
+        urljoin(res.url, h)
+        for h in tree.xpath(
+            "//a[contains(concat(' ', normalize-space(@rel), ' '), ' next ')]/@href"
+            " | //link[contains(concat(' ', normalize-space(@rel), ' '), ' next ')]/@href"
+        )
+    ]
     return hrefs, nxt
 
 
@@ -135,8 +147,9 @@ def _category_urls(base: str, fetcher: Fetcher, adapter: Adapter, max_pages: int
     for _page, res in _walk(fetcher, queue, seen, max_pages, "category"):
         hrefs, nxt = _links(res)
         products.extend(h for h in hrefs if adapter.is_product_url(h))
-        queue.extend(u for u in nxt + [h for h in hrefs if adapter.is_category_url(h)]
-                     if u.startswith(base) and u not in seen)
+        queue.extend(
+            u for u in nxt + [h for h in hrefs if adapter.is_category_url(h)] if u.startswith(base) and u not in seen
+        )
     return _dedupe(products)
 
 
@@ -152,12 +165,13 @@ def discover_products(base_url: str, fetcher: Fetcher, adapter: Adapter, max_pag
     if not urls:
         raise CrawlError(
             f"no {adapter.name} product URLs found at {base} (neither sitemap nor category pages "
-            f"list links matching {adapter.url_pattern!r})", "no_products",
+            f"list links matching {adapter.url_pattern!r})",
+            "no_products",
         )
     return urls
 
 
-def set_demo_date(base_url: str, day: date, fetcher: Optional[Fetcher] = None, timeout: float = 10.0) -> date:
+def set_demo_date(base_url: str, day: date, fetcher: Fetcher | None = None, timeout: float = 10.0) -> date:
     """Set a demo storefront's simulated day (POST /__demo__/clock?date=…); returns the day it reports."""
     day = day.date() if isinstance(day, datetime) else day
     if not isinstance(day, date):
@@ -189,13 +203,17 @@ def _offer_row(offer: Offer, res: FetchResult) -> dict:
     return row
 
 
-def _process(retailer: str, res: FetchResult) -> tuple[Optional[dict], Optional[dict]]:
+def _process(retailer: str, res: FetchResult) -> tuple[dict | None, dict | None]:
     """(offer row, None) for a product page, else (None, error row)."""
     if res.error_kind is not None and res.status is None:
         return None, {"url": res.url, "retailer": retailer, "kind": res.error_kind, "message": res.error}
     if res.status in (404, 410):
-        return None, {"url": res.url, "retailer": retailer, "kind": "not_found",
-                      "message": f"HTTP {res.status} for {res.url}"}
+        return None, {
+            "url": res.url,
+            "retailer": retailer,
+            "kind": "not_found",
+            "message": f"HTTP {res.status} for {res.url}",
+        }
     if res.error_kind is not None:
         return None, {"url": res.url, "retailer": retailer, "kind": res.error_kind, "message": res.error}
     offer = extract(res.body, res.url, retailer, status=res.status)
@@ -209,8 +227,9 @@ def _process(retailer: str, res: FetchResult) -> tuple[Optional[dict], Optional[
 REFETCH_KINDS = frozenset({"blocked", "truncated"})
 
 
-def _scrape_jobs(jobs: list[tuple[str, str]], fetcher: Fetcher, progress: bool,
-                 meta: Optional[dict] = None, desc: str = "scrape") -> tuple[list[dict], list[dict]]:
+def _scrape_jobs(
+    jobs: list[tuple[str, str]], fetcher: Fetcher, progress: bool, meta: dict | None = None, desc: str = "scrape"
+) -> tuple[list[dict], list[dict]]:
     """Fetch and extract (retailer, url) jobs; (offer rows, error rows)."""
     metas = [dict(meta or {}, retailer=r, kind="product") for r, _ in jobs]
     results = fetcher.get_many([u for _, u in jobs], meta=metas, progress=progress, desc=desc)
@@ -218,8 +237,12 @@ def _scrape_jobs(jobs: list[tuple[str, str]], fetcher: Fetcher, progress: bool,
     # a robot check or a page cut short is often transient: fetch those once more, at the end
     again = [i for i, (_, err) in enumerate(outcome) if err is not None and err["kind"] in REFETCH_KINDS]
     if again:
-        retry = fetcher.get_many([jobs[i][1] for i in again], meta=[dict(metas[i], refetch=True) for i in again],
-                                 progress=False, desc=f"{desc} (again)")
+        retry = fetcher.get_many(
+            [jobs[i][1] for i in again],
+            meta=[dict(metas[i], refetch=True) for i in again],
+            progress=False,
+            desc=f"{desc} (again)",
+        )
         for i, res in zip(again, retry):
             outcome[i] = _process(jobs[i][0], res)
     offers = [row for row, _ in outcome if row is not None]
@@ -244,8 +267,7 @@ def _errors_frame(rows: list[dict], with_ds: bool = False) -> pd.DataFrame:
     return df
 
 
-def _select_urls(urls: list[str], adapter: Adapter, limit: Optional[int],
-                 item_ids: Optional[Iterable[str]]) -> list[str]:
+def _select_urls(urls: list[str], adapter: Adapter, limit: int | None, item_ids: Iterable[str] | None) -> list[str]:
     """Restrict URLs to the wanted item ids, then to the first `limit`."""
     if item_ids is not None:
         wanted = {str(i) for i in item_ids}
@@ -257,9 +279,9 @@ def scrape_site(
     base_url: str,
     retailer: str,
     fetcher: Fetcher,
-    limit: Optional[int] = None,
-    item_ids: Optional[Iterable[str]] = None,
-    urls: Optional[list[str]] = None,
+    limit: int | None = None,
+    item_ids: Iterable[str] | None = None,
+    urls: list[str] | None = None,
     progress: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fetch + extract every product page of one shop -> (offers_df, errors_df)."""
@@ -269,7 +291,8 @@ def scrape_site(
             urls = discover_products(base_url, fetcher, adapter)
         except CrawlError as exc:
             return _offers_frame([]), _errors_frame(
-                [{"url": base_url, "retailer": retailer, "kind": exc.kind, "message": str(exc)}])
+                [{"url": base_url, "retailer": retailer, "kind": exc.kind, "message": str(exc)}]
+            )
     urls = _select_urls(list(urls), adapter, limit, item_ids)
     offers, errors = _scrape_jobs([(retailer, u) for u in urls], fetcher, progress, desc=retailer)
     return _offers_frame(offers), _errors_frame(errors)
@@ -292,8 +315,8 @@ def scrape_demo(
     urls: Mapping[str, str],
     days: Iterable[date],
     fetcher: Fetcher,
-    retailers: Optional[Iterable[str]] = None,
-    product_limit: Optional[int] = None,
+    retailers: Iterable[str] | None = None,
+    product_limit: int | None = None,
     progress: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scrape demo shops once per simulated day -> (offers_df with `ds`, errors_df with `ds`)."""
@@ -304,11 +327,9 @@ def scrape_demo(
     for r in names:
         adapter = get_adapter(r)
         try:
-            product_urls[r] = _select_urls(discover_products(urls[r], fetcher, adapter), adapter,
-                                           product_limit, None)
+            product_urls[r] = _select_urls(discover_products(urls[r], fetcher, adapter), adapter, product_limit, None)
         except CrawlError as exc:
-            errors.extend({"url": urls[r], "retailer": r, "kind": exc.kind, "message": str(exc), "ds": d}
-                          for d in days)
+            errors.extend({"url": urls[r], "retailer": r, "kind": exc.kind, "message": str(exc), "ds": d} for d in days)
     frames = []
     for d in days:
         live = []
@@ -334,9 +355,9 @@ def scrape_demo(
 def scrape_shops(
     urls: Mapping[str, str],
     fetcher: Fetcher,
-    retailers: Optional[Iterable[str]] = None,
-    item_ids: Optional[Iterable[str]] = None,
-    limit: Optional[int] = None,
+    retailers: Iterable[str] | None = None,
+    item_ids: Iterable[str] | None = None,
+    limit: int | None = None,
     progress: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scrape several shops ({retailer: base_url}) once, optionally only some item ids / the first `limit`."""
@@ -362,5 +383,6 @@ def summarise(offers: pd.DataFrame, errors: pd.DataFrame) -> dict:
         "errors": int(len(errors)),
         "errors_by_kind": {str(k): int(v) for k, v in kinds.items()},
         "by_retailer": {str(k): int(v) for k, v in offers["retailer"].value_counts().sort_index().items()}
-        if len(offers) else {},
+        if len(offers)
+        else {},
     }

@@ -12,25 +12,39 @@ from __future__ import annotations
 import csv
 import gzip
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 from priceintel import PriceIntelError
 from priceintel.items import DISCONTINUED, IN_STOCK, LIMITED, OUT_OF_STOCK, PREORDER, Offer
 
 __all__ = [
-    "EvalError", "PAGE_TRUTH_COLUMNS", "PRICE_CASE_COLUMNS", "benchmark_prediction", "evaluate_pages",
-    "evaluate_prices", "prf", "score_pages", "site_key", "split_page_ids", "split_pages_by_site",
+    "EvalError",
+    "PAGE_TRUTH_COLUMNS",
+    "PRICE_CASE_COLUMNS",
+    "benchmark_prediction",
+    "evaluate_pages",
+    "evaluate_prices",
+    "prf",
+    "score_pages",
+    "site_key",
+    "split_page_ids",
+    "split_pages_by_site",
 ]
 
 PAGE_TRUTH_COLUMNS = ("file", "page_id", "url", "price_all", "availability", "sku_all")
-PRICE_CASE_COLUMNS = ("raw_string", "currency_hint", "decimal_separator", "expected_amount",
-                      "expected_currency")
+PRICE_CASE_COLUMNS = ("raw_string", "currency_hint", "decimal_separator", "expected_amount", "expected_currency")
 #: schema.org availability -> the benchmark's two classes
-_AVAIL_CLASS = {IN_STOCK: "InStock", LIMITED: "InStock", PREORDER: "InStock",
-                OUT_OF_STOCK: "OutOfStock", DISCONTINUED: "OutOfStock"}
+_AVAIL_CLASS = {
+    IN_STOCK: "InStock",
+    LIMITED: "InStock",
+    PREORDER: "InStock",
+    OUT_OF_STOCK: "OutOfStock",
+    DISCONTINUED: "OutOfStock",
+}
 
 
 class EvalError(PriceIntelError):
@@ -69,11 +83,10 @@ def prf(c: Counts) -> dict:
         p = 0.0 if c.tp == c.fp == 0 else c.tp / (c.tp + c.fp)
         r = 0.0 if c.tp == c.fn == 0 else c.tp / (c.tp + c.fn)
     f1 = 2 * p * r / (p + r) if p + r > 0 else 0.0
-    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f1, 4),
-            "tp": c.tp, "fp": c.fp, "fn": c.fn}
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f1, 4), "tp": c.tp, "fp": c.fp, "fn": c.fn}
 
 
-def _decimal(text: Any) -> Optional[Decimal]:
+def _decimal(text: Any) -> Decimal | None:
     """Decimal of a string, None when empty or not a number."""
     if text is None:
         return None
@@ -107,7 +120,7 @@ def _read_csv(path: Path, required: Iterable[str], what: str) -> list[dict]:
         return list(reader)
 
 
-def _split(value: Optional[str]) -> list[str]:
+def _split(value: str | None) -> list[str]:
     """`a|b|c` -> ['a', 'b', 'c'] without empties."""
     return [v.strip() for v in (value or "").split("|") if v.strip()]
 
@@ -142,13 +155,15 @@ def extract_pages(directory: Path, rows: list[dict]) -> dict[str, Offer]:
         try:
             offers[row["page_id"]] = extract(raw, row["url"])
         except Exception as exc:  # noqa: BLE001 - one odd page must not stop the scoring
-            print(f"warning: page {row['page_id']} could not be extracted ({exc!r}); scored as no prediction",
-                  file=sys.stderr)
+            print(
+                f"warning: page {row['page_id']} could not be extracted ({exc!r}); scored as no prediction",
+                file=sys.stderr,
+            )
             offers[row["page_id"]] = Offer(url=row["url"], page_kind="not_found")
     return offers
 
 
-def evaluate_pages(directory: Path | str, page_ids: Optional[Iterable[str]] = None) -> dict:
+def evaluate_pages(directory: Path | str, page_ids: Iterable[str] | None = None) -> dict:
     """Extract every page of DIR (html/<page_id>.html.gz + truth.csv) and score price, sku, availability."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -218,13 +233,17 @@ def evaluate_prices(path: Path | str) -> dict:
     rows = _read_csv(Path(path), PRICE_CASE_COLUMNS, "price cases CSV")
     n = ok = ok_amount = 0
     for row in rows:
-        parsed = parse_price(row["raw_string"], row["currency_hint"] or None,
-                             decimal_separator=row["decimal_separator"] or None)
+        parsed = parse_price(
+            row["raw_string"], row["currency_hint"] or None, decimal_separator=row["decimal_separator"] or None
+        )
         want = _decimal(row["expected_amount"])
         amount_ok = parsed.amount == want if want is not None else parsed.amount is None
         cur_ok = (parsed.currency_raw or "") == (row["expected_currency"] or "")
         n += 1
         ok_amount += amount_ok
         ok += amount_ok and cur_ok
-    return {"n": n, "accuracy": round(ok / n, 4) if n else 0.0,
-            "amount_accuracy": round(ok_amount / n, 4) if n else 0.0}
+    return {
+        "n": n,
+        "accuracy": round(ok / n, 4) if n else 0.0,
+        "amount_accuracy": round(ok_amount / n, 4) if n else 0.0,
+    }

@@ -5,7 +5,7 @@ Every field of the returned `Offer` records in `Offer.methods` which layer produ
 `heuristic:<rule>`, `url`). Prices are normalised decimal strings ("12.99") with an ISO
 currency; `currency_raw` keeps the currency as written. GTINs are kept exactly as found
 (digits only, e.g. a 12-digit UPC stays 12 digits) when their check digit is valid, else
-dropped: callers compare a UPC-A with a GTIN-13 by left-padding with "0" (`gtin13`).
+dropped; comparisons use the canonical form `items.normalize_gtin` (one GTIN implementation, in `items`).
 """
 
 from __future__ import annotations
@@ -15,30 +15,43 @@ import json
 import re
 import threading
 from bisect import bisect_right
-from urllib.parse import urlsplit
+from collections.abc import Callable
 from functools import cached_property, lru_cache
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import cssselect
 import cssselect.parser
 import lxml.html
-from price_parser import Price
 from cssselect import HTMLTranslator
 from lxml import etree
+from price_parser import Price
 
 from priceintel import PriceIntelError
 from priceintel.clean import AMBIGUOUS_SIGNS, currency_in_context, format_amount, parse_price
 from priceintel.items import (
-    DISCONTINUED, IN_STOCK, LIMITED, OUT_OF_STOCK, PREORDER, Offer,
+    DISCONTINUED,
+    IN_STOCK,
+    LIMITED,
+    OUT_OF_STOCK,
+    PREORDER,
+    Offer,
+    valid_gtin,
 )
 from priceintel.scrape.adapters import Adapter, adapter_for_url, get_adapter
 
-__all__ = ["ExtractError", "extract", "gtin13", "valid_gtin"]
+__all__ = ["ExtractError", "extract"]
 
 _SCHEMA_AVAIL = {
-    "instock": IN_STOCK, "outofstock": OUT_OF_STOCK, "limitedavailability": LIMITED,
-    "preorder": PREORDER, "presale": PREORDER, "discontinued": DISCONTINUED,
-    "soldout": OUT_OF_STOCK, "onlineonly": IN_STOCK, "instoreonly": IN_STOCK,
+    "instock": IN_STOCK,
+    "outofstock": OUT_OF_STOCK,
+    "limitedavailability": LIMITED,
+    "preorder": PREORDER,
+    "presale": PREORDER,
+    "discontinued": DISCONTINUED,
+    "soldout": OUT_OF_STOCK,
+    "onlineonly": IN_STOCK,
+    "instoreonly": IN_STOCK,
     "backorder": PREORDER,
 }
 _WS = re.compile(r"\s+")
@@ -46,8 +59,25 @@ _PRICE_TEXT = re.compile(
     r"(?:[$€£¥₹]|\b(?:USD|EUR|GBP|CAD|AUD)\b)\s?\d[\d.,]*|\d[\d.,]*\s?(?:[€£]|\b(?:USD|EUR|GBP)\b)"
 )
 #: class/id tokens marking a price that is not the selling price (was, list, unit, shipping …)
-_NOT_MAIN_PRICE = frozenset({"strike", "strikethrough", "was", "regular", "list", "old", "original",
-                             "save", "savings", "shipping", "unit", "per", "msrp", "rrp", "reg"})
+_NOT_MAIN_PRICE = frozenset(
+    {
+        "strike",
+        "strikethrough",
+        "was",
+        "regular",
+        "list",
+        "old",
+        "original",
+        "save",
+        "savings",
+        "shipping",
+        "unit",
+        "per",
+        "msrp",
+        "rrp",
+        "reg",
+    }
+)
 _TOKEN_SPLIT = re.compile(r"[\s_-]+")
 
 
@@ -57,7 +87,8 @@ class ExtractError(PriceIntelError):
 
 # --- small helpers ------------------------------------------------------------------------
 
-def _norm_text(text: Any) -> Optional[str]:
+
+def _norm_text(text: Any) -> str | None:
     """Whitespace-collapsed string, None when empty."""
     if text is None:
         return None
@@ -65,32 +96,8 @@ def _norm_text(text: Any) -> Optional[str]:
     return s or None
 
 
-def valid_gtin(value: Any) -> Optional[str]:
-    """The GTIN-8/12/13/14 digit string if its check digit is valid, else None (kept as found)."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        s = str(value)
-        s = s.zfill(next((n for n in (8, 12, 13, 14) if n >= len(s)), len(s)))
-    else:
-        s = re.sub(r"[\s-]", "", str(value))
-    if not s.isdigit() or len(s) not in (8, 12, 13, 14):
-        return None
-    digits = [int(c) for c in s]
-    body, check = digits[:-1], digits[-1]
-    total = sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
-    return s if (10 - total % 10) % 10 == check else None
-
-
-def gtin13(value: Any) -> Optional[str]:
-    """A valid GTIN as 13 digits (UPC-A / GTIN-8 left-padded with zeros); None if invalid or GTIN-14."""
-    g = valid_gtin(value)
-    if g is None or len(g) > 13:
-        return None
-    return g.zfill(13)
-
-
 # --- per-page context ----------------------------------------------------------------------
+
 
 class _PageCtx:
     """The page being extracted: its tree, raw bytes (and lower-cased copy) and a memo for layers."""
@@ -111,7 +118,7 @@ class _PageCtx:
 _LOCAL = threading.local()
 
 
-def _ctx(tree: Any) -> Optional[_PageCtx]:
+def _ctx(tree: Any) -> _PageCtx | None:
     """The context of `tree` when it is the page this thread is extracting, else None."""
     ctx = getattr(_LOCAL, "ctx", None)
     return ctx if ctx is not None and ctx.tree is tree else None
@@ -147,7 +154,7 @@ _ID_PREFIX = re.compile(r"^(?P<tag>[a-zA-Z][\w-]*)?#(?P<id>[A-Za-z_][\w-]*)(?P<r
 
 
 @lru_cache(maxsize=512)
-def _compile(selector: str) -> tuple[etree.XPath, Optional[str]]:
+def _compile(selector: str) -> tuple[etree.XPath, str | None]:
     """Compile a CSS (`…::attr(x)` / `…::text`) or `xpath:` selector into (XPath, attribute).
 
     CSS starting with `#id` (or `tag#id`) is anchored on XPath `id()`: an O(1) lookup in the
@@ -205,8 +212,12 @@ def _attr_tests(node: Any, across: bool) -> list[bytes]:
         if isinstance(node, cssselect.parser.CombinedSelector):
             stack += [node.selector, node.subselector] if across else [node.subselector]
             continue
-        if isinstance(node, cssselect.parser.Attrib) and node.namespace is None and node.operator != "!=" \
-                and node.attrib.isascii():
+        if (
+            isinstance(node, cssselect.parser.Attrib)
+            and node.namespace is None
+            and node.operator != "!="
+            and node.attrib.isascii()
+        ):
             names.append(node.attrib.lower().encode("ascii"))
         inner = getattr(node, "selector", None)  # Class, Hash, Attrib, Pseudo, Function, Negation…
         if inner is not None:
@@ -236,20 +247,22 @@ def _css_xpath(css: str) -> str:
     names = [n.decode() for n in _attr_tests(first, across=False) if _ATTR_NAME.match(n.decode())]
     if not names:
         return xpath
-    return f"descendant-or-self::*/@{names[0]}/parent::{m.group(1)}[" + xpath[m.end():]
+    return f"descendant-or-self::*/@{names[0]}/parent::{m.group(1)}[" + xpath[m.end() :]
 
 
 _META_CSS = re.compile(
-    r"^meta\[(?P<name>property|name|itemprop)=(['\"]?)(?P<value>[^'\"\]]+)\2\](?:::attr\((?P<attr>[^)]+)\))?\s*$")
+    r"^meta\[(?P<name>property|name|itemprop)=(['\"]?)(?P<value>[^'\"\]]+)\2\](?:::attr\((?P<attr>[^)]+)\))?\s*$"
+)
 _ITEMPROP_CSS = re.compile(
     r"^\[itemprop=(['\"]?)(?P<outer>[\w-]+)\1\](?:\s+\[itemprop=(['\"]?)(?P<inner>[\w-]+)\3\])?"
-    r"(?:::attr\((?P<attr>[^)]+)\)|::text)?\s*$")
+    r"(?:::attr\((?P<attr>[^)]+)\)|::text)?\s*$"
+)
 #: = descendant-or-self::*[@itemprop]: libxml2 steps to the attribute and back faster than it tests a predicate
 _ITEMPROP_ELEMS = etree.XPath("descendant-or-self::*/@itemprop/..")
 
 
 @lru_cache(maxsize=512)
-def _itemprop_selector(selector: str) -> Optional[tuple[str, Optional[str], Optional[str]]]:
+def _itemprop_selector(selector: str) -> tuple[str, str | None, str | None] | None:
     """(itemprop, ancestor itemprop or None, attribute or None) of `[itemprop=x]( [itemprop=y])(::attr(a))`."""
     m = _ITEMPROP_CSS.match(selector.strip())
     if m is None:
@@ -260,7 +273,7 @@ def _itemprop_selector(selector: str) -> Optional[tuple[str, Optional[str], Opti
 
 
 @lru_cache(maxsize=512)
-def _meta_selector(selector: str) -> Optional[tuple[str, str, Optional[str]]]:
+def _meta_selector(selector: str) -> tuple[str, str, str | None] | None:
     """(attribute, value, selected attribute or None) of `meta[attribute='value'](::attr(a))`."""
     m = _META_CSS.match(selector.strip())
     return (m.group("name"), m.group("value"), m.group("attr")) if m else None
@@ -272,12 +285,14 @@ def _scripts_and_metas(tree: Any) -> tuple[list, list]:
     A walk of the whole tree costs about as much as a `tree.iter(tag)` whatever the tag: JSON-LD,
     embedded state, script SKUs and every `meta[…]` selector share this one.
     """
+
     def build() -> tuple[list, list]:
         scripts: list = []
         metas: list = []
         for el in tree.iter("script", "meta"):
             (scripts if el.tag == "script" else metas).append(el)
         return scripts, metas
+
     return _memo(tree, "script+meta", build)
 
 
@@ -296,7 +311,7 @@ def _itemprop_elems(tree: Any) -> list:
     return _memo(tree, "itemprop", lambda: [] if _raw_lacks(tree, b"itemprop") else _ITEMPROP_ELEMS(tree))
 
 
-def _itemprop_nodes(tree: Any, prop: str, within: Optional[str]) -> list:
+def _itemprop_nodes(tree: Any, prop: str, within: str | None) -> list:
     """What cssselect's `[itemprop=within] [itemprop=prop]` (or `[itemprop=prop]`) selects, in document order.
 
     The page's itemprop elements are listed once (one XPath pass, none at all when the bytes hold
@@ -326,11 +341,12 @@ def _itemprop_nodes(tree: Any, prop: str, within: Optional[str]) -> list:
             for node in path:
                 held[node] = found
             return found
+
         out = [el for el in out if under_holder(el)]
     return out
 
 
-def _select(tree: Any, selector: str) -> Optional[str]:
+def _select(tree: Any, selector: str) -> str | None:
     """First non-empty text (or attribute) selected, whitespace-normalised."""
     fast = _itemprop_selector(selector)
     meta = _meta_selector(selector) if fast is None else None
@@ -414,7 +430,7 @@ def _first(value: Any) -> Any:
     return value
 
 
-def _name_of(value: Any) -> Optional[str]:
+def _name_of(value: Any) -> str | None:
     """`name` of a JSON-LD Thing (brand, seller), or the string itself."""
     value = _first(value)
     if isinstance(value, dict):
@@ -422,7 +438,7 @@ def _name_of(value: Any) -> Optional[str]:
     return _norm_text(value) if isinstance(value, (str, int, float)) else None
 
 
-def _avail(value: Any, adapter: Adapter) -> Optional[str]:
+def _avail(value: Any, adapter: Adapter) -> str | None:
     """schema.org availability URL from a schema value or page text."""
     value = _norm_text(_first(value))
     if value is None:
@@ -435,17 +451,18 @@ def _avail(value: Any, adapter: Adapter) -> Optional[str]:
 
 # --- the extraction state -----------------------------------------------------------------
 
+
 class _Fields:
     """Accumulates field values (first writer wins) and the method that produced each."""
 
-    def __init__(self, adapter: Adapter, country: Optional[Callable[[], Optional[str]]] = None) -> None:
+    def __init__(self, adapter: Adapter, country: Callable[[], str | None] | None = None) -> None:
         self.adapter = adapter
         self._country = country
         self.values: dict[str, Any] = {}
         self.methods: dict[str, str] = {}
 
     @cached_property
-    def country(self) -> Optional[str]:
+    def country(self) -> str | None:
         """The page's country (ccTLD, <html lang> or og:locale region), read only when a sign is ambiguous."""
         return self._country() if self._country is not None else None
 
@@ -487,8 +504,9 @@ class _Fields:
         self.methods[name] = method
         return True
 
-    def set_price(self, name: str, value: Any, method: str, hint: Optional[str] = None,
-                   hint_method: Optional[str] = None) -> bool:
+    def set_price(
+        self, name: str, value: Any, method: str, hint: str | None = None, hint_method: str | None = None
+    ) -> bool:
         """Parse and store a price/list price (and the currency, from its text or the hint)."""
         parsed = parse_price(value)
         if parsed.amount is None:
@@ -524,11 +542,13 @@ class _Fields:
 
 # --- layers -------------------------------------------------------------------------------
 
+
 def _layer_jsonld(tree: Any, f: _Fields) -> None:
     """(a) schema.org Product/Offer from <script type="application/ld+json">."""
     # = //script[translate(@type, A-Z, a-z)='application/ld+json'], without XPath's per-node strings
-    scripts = [el for el in _script_elems(tree)
-               if (el.get("type") or "").translate(_ASCII_LOWER) == "application/ld+json"]
+    scripts = [
+        el for el in _script_elems(tree) if (el.get("type") or "").translate(_ASCII_LOWER) == "application/ld+json"
+    ]
     nodes: list[dict] = []
     for script in scripts:
         data = _loads_lenient(script.text or "")
@@ -578,8 +598,7 @@ def _apply_offer(o: dict, f: _Fields) -> None:
     """Price, list price, currency, availability and seller from one JSON-LD Offer."""
     specs = o.get("priceSpecification")
     specs = specs if isinstance(specs, list) else [specs] if isinstance(specs, dict) else []
-    currency = o.get("priceCurrency") or next((s.get("priceCurrency") for s in specs
-                                              if s.get("priceCurrency")), None)
+    currency = o.get("priceCurrency") or next((s.get("priceCurrency") for s in specs if s.get("priceCurrency")), None)
     if currency:
         f.hint_currency(currency, "jsonld")
     price = o.get("price")
@@ -707,8 +726,7 @@ def _layer_structured(tree: Any, f: _Fields, url: str) -> None:
         amount = props.get("product:price:amount") or props.get("og:price:amount")
         if amount and not f.has("price"):
             f.set_price("price", amount, "opengraph")
-        f.set("availability", props.get("product:availability") or props.get("og:availability"),
-              "opengraph")
+        f.set("availability", props.get("product:availability") or props.get("og:availability"), "opengraph")
         f.set("brand", props.get("product:brand"), "opengraph")
 
 
@@ -717,7 +735,8 @@ def _layer_structured(tree: Any, f: _Fields, url: str) -> None:
 _MD_ITEMS = etree.XPath("descendant-or-self::*/@itemscope/..")  # descendant-or-self::*[@itemscope]
 _MD_PROPS = etree.XPath(  # set:difference(.//*[@itemprop], .//*[@itemscope]//*[@itemprop])
     "set:difference(descendant::*/@itemprop/.., descendant::*/@itemscope/../descendant::*/@itemprop/..)",
-    namespaces={"set": "http://exslt.org/sets"})
+    namespaces={"set": "http://exslt.org/sets"},
+)
 
 
 def _microdata_items(tree: Any, url: str) -> list:
@@ -770,8 +789,7 @@ def _property_refs_by_id(extractor: Any, tree: Any) -> Callable[..., Any]:
         ref_node = ids.get(refid)
         if ref_node is None:
             return
-        extract_fn = partial(extractor._extract_property, items_seen=items_seen, base_url=base_url,
-                             itemids=itemids)
+        extract_fn = partial(extractor._extract_property, items_seen=items_seen, base_url=base_url, itemids=itemids)
         if ref_node.get("itemprop") is not None and ref_node.get("itemscope") is not None:
             yield from extract_fn(ref_node)  # a full item
         else:
@@ -780,6 +798,7 @@ def _property_refs_by_id(extractor: Any, tree: Any) -> Callable[..., Any]:
                 # skip properties defined in a different scope than the ref_node
                 if prop.xpath("ancestor::*[@itemscope][1]") == base_parent_scope:
                     yield from extract_fn(prop)
+
     return refs
 
 
@@ -828,7 +847,8 @@ def _layer_heuristics(tree: Any, f: _Fields) -> None:
             value = _select(tree, sel)
             if value is not None:
                 cur = _select(tree, "[itemprop=priceCurrency]::attr(content)") or _select(
-                    tree, "meta[property='product:price:currency']::attr(content)")
+                    tree, "meta[property='product:price:currency']::attr(content)"
+                )
                 if cur:
                     f.hint_currency(cur, method)
                 if f.set_price("price", value, method):
@@ -842,18 +862,45 @@ def _layer_heuristics(tree: Any, f: _Fields) -> None:
             if f.set("title", _select(tree, sel), f"heuristic:{sel.split('[')[0].split(':')[0]}"):
                 break
     if not f.has("availability"):
-        f.set("availability", _select(tree, "[itemprop=availability]::attr(href)")
-              or _select(tree, "[itemprop=availability]::attr(content)"), "heuristic:itemprop")
+        f.set(
+            "availability",
+            _select(tree, "[itemprop=availability]::attr(href)")
+            or _select(tree, "[itemprop=availability]::attr(content)"),
+            "heuristic:itemprop",
+        )
     if f.adapter.name == "generic" and f.values.get("availability") == OUT_OF_STOCK and _buy_button(tree):
         # structured data often reports one sold-out variant while the page still sells the product
         f.values["availability"], f.methods["availability"] = IN_STOCK, "heuristic:buy-button"
 
 
-_BUY_WORDS = ("add-to-basket", "add-to-cart", "addtocart", "add-to-bag", "addtobag", "add_to_cart",
-              "addtobasket", "add_to_basket", "add to basket", "add to cart", "add to bag")
+_BUY_WORDS = (
+    "add-to-basket",
+    "add-to-cart",
+    "addtocart",
+    "add-to-bag",
+    "addtobag",
+    "add_to_cart",
+    "addtobasket",
+    "add_to_basket",
+    "add to basket",
+    "add to cart",
+    "add to bag",
+)
 _BUY_BUTTONS = etree.XPath("//body//button[not(@disabled)] | //body//input[@type='submit'][not(@disabled)]")
-_NOT_MAIN = ("recommend", "carousel", "product-card", "related", "upsell", "crosssell", "cross-sell",
-             "unavailable", "disabled", "hidden", "sold-out", "soldout")
+_NOT_MAIN = (
+    "recommend",
+    "carousel",
+    "product-card",
+    "related",
+    "upsell",
+    "crosssell",
+    "cross-sell",
+    "unavailable",
+    "disabled",
+    "hidden",
+    "sold-out",
+    "soldout",
+)
 
 
 def _buy_button(tree: Any) -> bool:
@@ -901,7 +948,7 @@ def _struck_text(parent: Any, depth: int = 6) -> bool:
     return False
 
 
-def _prominent_price(tree: Any, generic: bool) -> Optional[tuple[str, str]]:
+def _prominent_price(tree: Any, generic: bool) -> tuple[str, str] | None:
     """(price text, method) from the first price-named element; any short text only for generic shops."""
     struck = _struck_memo(tree)
     for el in _PRICE_ELEMS(tree):
@@ -916,11 +963,12 @@ def _prominent_price(tree: Any, generic: bool) -> Optional[tuple[str, str]]:
     return None
 
 
-_DESCRIPTIONS = etree.XPath("//meta[@property='og:description' or @name='description'"
-                            " or @name='twitter:description']/@content")
+_DESCRIPTIONS = etree.XPath(
+    "//meta[@property='og:description' or @name='description' or @name='twitter:description']/@content"
+)
 
 
-def _described_price(tree: Any) -> Optional[tuple[str, str]]:
+def _described_price(tree: Any) -> tuple[str, str] | None:
     """A currency-marked price in the page description, kept only when the body prints the same amount."""
     for desc in _DESCRIPTIONS(tree):
         m = _PRICE_TEXT.search(desc or "")
@@ -930,8 +978,7 @@ def _described_price(tree: Any) -> Optional[tuple[str, str]]:
         if amount is None or amount <= 0:
             continue
         for text in _text_nodes(tree)[1]:
-            if text and len(text) <= 24 and len(_NUMBER.findall(text)) == 1 and \
-                    parse_price(text).amount == amount:
+            if text and len(text) <= 24 and len(_NUMBER.findall(text)) == 1 and parse_price(text).amount == amount:
                 return m.group(0), "heuristic:description+body"
     return None
 
@@ -946,12 +993,15 @@ def _first_h1(tree: Any) -> list:
     if scan is None:
         return _H1(tree)
     return [scan.h1] if scan.h1 is not None else []
-_UNSTRUCK_TEXT = etree.XPath(".//text()[not(ancestor::s or ancestor::del or ancestor::strike"
-                             " or ancestor::script or ancestor::style)]")
+
+
+_UNSTRUCK_TEXT = etree.XPath(
+    ".//text()[not(ancestor::s or ancestor::del or ancestor::strike or ancestor::script or ancestor::style)]"
+)
 _NUMBER = re.compile(r"\d(?:[\d.,\u00a0\u202f ]*\d)?")
 
 
-def _price_element_near_title(tree: Any) -> Optional[tuple[str, str]]:
+def _price_element_near_title(tree: Any) -> tuple[str, str] | None:
     """First price-named element (not struck, not a link) reading as amount + currency, after the <h1>.
 
     Elements before the title (navigation, banners) are used only when none follows it.
@@ -959,7 +1009,7 @@ def _price_element_near_title(tree: Any) -> Optional[tuple[str, str]]:
     h1 = _first_h1(tree)
     order = {el: i for i, el in enumerate(tree.iter())} if h1 else {}
     title_at = order.get(h1[0], 0) if h1 else 0
-    first: Optional[tuple[str, str]] = None
+    first: tuple[str, str] | None = None
     struck = _struck_memo(tree)
     for el in _PRICE_ELEMS(tree):
         if struck(el) or any(struck(a) or a.tag == "a" for a in el.iterancestors()):
@@ -986,6 +1036,8 @@ def _bodies(tree: Any) -> list:
     <body>, always under <html>), else the XPath (a tree built another way)."""
     body = tree.find("body") if tree.tag == "html" else None
     return [body] if body is not None else _BODY(tree)
+
+
 _SKIP_TEXT_IN = frozenset({"script", "style", "noscript"})
 _NO_PRICE_TAGS = frozenset({"script", "style", "del", "s", "strike"})
 
@@ -996,9 +1048,9 @@ class _BodyScan(NamedTuple):
     parents: list
     raws: list[str]
     #: elements whose class / id / data-test holds "price" (None when not collected)
-    price_elems: Optional[list]
+    price_elems: list | None
     #: elements whose class / id / *qa* attribute names a product reference (None when not collected)
-    sku_elems: Optional[list]
+    sku_elems: list | None
     #: the first <h1> in <body> (= `_H1`), None without one
     h1: Any = None
 
@@ -1017,15 +1069,19 @@ def _scan_body(tree: Any, price: bool, sku: bool) -> _BodyScan:
     if len(bodies) != 1:
         nodes = _TEXT_NODES(tree)
         h1 = _H1(tree)
-        return _BodyScan([n.getparent() for n in nodes], [str(n) for n in nodes],
-                         _PRICE_ELEMS_SLOW(tree) if price else None, _SKU_ATTR_SLOW(tree) if sku else None,
-                         h1[0] if h1 else None)
+        return _BodyScan(
+            [n.getparent() for n in nodes],
+            [str(n) for n in nodes],
+            _PRICE_ELEMS_SLOW(tree) if price else None,
+            _SKU_ATTR_SLOW(tree) if sku else None,
+            h1[0] if h1 else None,
+        )
     body = bodies[0]
     parents: list = []
     raws: list[str] = []
     add_parent, add_raw = parents.append, raws.append
-    price_elems: Optional[list] = [] if price else None
-    sku_elems: Optional[list] = [] if sku else None
+    price_elems: list | None = [] if price else None
+    sku_elems: list | None = [] if sku else None
     skip, no_price, sku_words = _SKIP_TEXT_IN, _NO_PRICE_TAGS, _SKU_ATTR_WORDS
     h1 = None
     if body.text:
@@ -1107,15 +1163,17 @@ def _body_scan(tree: Any, price: bool = False) -> _BodyScan:
     return scan
 
 
-def _page_texts(tree: Any) -> tuple[list, list[str], list[Optional[str]]]:
+def _page_texts(tree: Any) -> tuple[list, list[str], list[str | None]]:
     """(parents, raw texts, normalised texts) of the visible text nodes, built once per page.
 
     Shared by every layer that reads the visible text (memo of the page being extracted).
     """
-    def build() -> tuple[list, list[str], list[Optional[str]]]:
+
+    def build() -> tuple[list, list[str], list[str | None]]:
         parents, raws = _raw_text_nodes(tree)
         # " ".join(s.split()) == _norm_text(s): str.split() and re's \s share one whitespace set
         return parents, raws, [" ".join(t.split()) or None for t in raws]
+
     return _memo(tree, "text_nodes", build)
 
 
@@ -1125,13 +1183,13 @@ def _raw_text_nodes(tree: Any) -> tuple[list, list[str]]:
     return scan.parents, scan.raws
 
 
-def _text_nodes(tree: Any) -> tuple[list, list[Optional[str]]]:
+def _text_nodes(tree: Any) -> tuple[list, list[str | None]]:
     """(parent element of each visible text node, its normalised text), built once per page."""
     parents, _, texts = _page_texts(tree)
     return parents, texts
 
 
-def _title_index(tree: Any, parents: list) -> Optional[int]:
+def _title_index(tree: Any, parents: list) -> int | None:
     """Index of the first text node inside the page's first <h1> (parent at most 3 levels below it)."""
     h1 = _first_h1(tree)
     if not h1:
@@ -1148,15 +1206,20 @@ def _title_index(tree: Any, parents: list) -> Optional[int]:
     return None
 
 
-def _price_near_title(tree: Any) -> Optional[tuple[str, str]]:
+def _price_near_title(tree: Any) -> tuple[str, str] | None:
     """The first price-only text at or after the product title (<h1>), outside links; else the first one."""
     parents, texts = _text_nodes(tree)
     title_at = _title_index(tree, parents)
-    first: Optional[tuple[str, str]] = None
+    first: tuple[str, str] | None = None
     for i, parent in enumerate(parents):
         text = texts[i]
-        if not text or len(text) > 40 or not any(c.isdigit() for c in text) or _in_tag(parent, "a") \
-                or _struck_text(parent):
+        if (
+            not text
+            or len(text) > 40
+            or not any(c.isdigit() for c in text)
+            or _in_tag(parent, "a")
+            or _struck_text(parent)
+        ):
             continue
         m = _PRICE_TEXT.search(text)
         value = m.group(0) if m else (text if len(text) <= 24 and _is_price_text(text) else None)
@@ -1204,6 +1267,7 @@ def _struck_memo(tree: Any) -> Callable[[Any], bool]:
         if found is None:
             found = seen[el] = _is_struck(el)
         return found
+
     return struck
 
 
@@ -1242,16 +1306,22 @@ _WEAK_SKU_LABELS = frozenset({"cod", "ref", "art", "арт", "код", "kód", "
 _SKU_LABELLED = re.compile(
     r"(?<![\w])(?=[a-zšćč#\u0400-\u04ff\u4e00-\u9fff])"  # cheap first-letter check before the labels
     r"(?P<label>" + _SKU_LABELS + r")\s*[:#：〈№.–-]?\s*[:#：]?\s*"
-    r"(?P<v>[A-Za-z0-9][A-Za-z0-9._/-]{0,38}[A-Za-z0-9])", re.IGNORECASE)
+    r"(?P<v>[A-Za-z0-9][A-Za-z0-9._/-]{0,38}[A-Za-z0-9])",
+    re.IGNORECASE,
+)
 #: class / id / data-* attribute words marking an element that holds the product reference
 _SKU_ATTR_WORDS = ("product-reference", "product-code", "productcode", "catnumber", "article-number")
 
 
 _SKU_ATTR_SLOW = etree.XPath(
     "//body//*[@*[contains(translate(name(),'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'qa')"
-    " or name()='class' or name()='id'][" + " or ".join(
+    " or name()='class' or name()='id']["
+    + " or ".join(
         f"contains(translate(.,'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'{w}')"
-        for w in _SKU_ATTR_WORDS) + "]]")
+        for w in _SKU_ATTR_WORDS
+    )
+    + "]]"
+)
 
 
 def _sku_attr_elements(tree: Any) -> list:
@@ -1265,15 +1335,18 @@ _URL_ID = re.compile(r"(?:^|[/_=-]|[a-z](?=\d{6,}))(?P<id>\d{5,})(?:\.html?|\.ph
 
 def _is_sku_value(value: str) -> bool:
     """A plausible product reference: has a digit, not a price or a date, not too long."""
-    return (any(c.isdigit() for c in value) and 2 <= len(value) <= 40
-            and not re.fullmatch(r"\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d+[.,]\d{2}", value))
+    return (
+        any(c.isdigit() for c in value)
+        and 2 <= len(value) <= 40
+        and not re.fullmatch(r"\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d+[.,]\d{2}", value)
+    )
 
 
 _HAS_DIGIT = re.compile(r"\d")
 _SKU_ATTR_HINTS = (b"product-reference", b"product-code", b"productcode", b"catnumber", b"article-number")
 
 
-def _visible_sku(tree: Any, raw: bytes = b"") -> Optional[tuple[str, str]]:
+def _visible_sku(tree: Any, raw: bytes = b"") -> tuple[str, str] | None:
     """(reference, method) from a labelled text ("Product code: 64981901") or a reference-named element."""
     for el in _sku_attr_elements(tree) if _sku_hinted(tree, raw) else ():
         text = _norm_text(el.text_content())
@@ -1310,10 +1383,10 @@ def _visible_sku(tree: Any, raw: bytes = b"") -> Optional[tuple[str, str]]:
         keep.append(i)
         prev = i
     joined = "".join(parts)
-    title_at: Optional[int] = None
-    first: Optional[tuple[str, str]] = None
-    after: Optional[tuple[str, str]] = None
-    strong: Optional[tuple[str, str]] = None
+    title_at: int | None = None
+    first: tuple[str, str] | None = None
+    after: tuple[str, str] | None = None
+    strong: tuple[str, str] | None = None
     for m in _SKU_LABELLED.finditer(joined):
         i = keep[bisect_right(starts, m.start()) - 1]
         if not _is_sku_value(m.group("v")) or "\x00" in m.group(0) or _in_tag(parents[i], "a", 2):
@@ -1333,11 +1406,12 @@ def _visible_sku(tree: Any, raw: bytes = b"") -> Optional[tuple[str, str]]:
 
 
 _JSON_SKU = re.compile(r'"(?:sku|productSku|product_sku|articleNumber)"\s*:\s*"([A-Za-z0-9][\w./-]{1,38})"')
-_QUERY_ID = re.compile(r"(?:^|&)(?:pid|sku|product_?id|products_id|item_?id|itemid|id)=([A-Za-z0-9-]{3,40})(?:&|$)",
-                       re.IGNORECASE)
+_QUERY_ID = re.compile(
+    r"(?:^|&)(?:pid|sku|product_?id|products_id|item_?id|itemid|id)=([A-Za-z0-9-]{3,40})(?:&|$)", re.IGNORECASE
+)
 
 
-def _script_sku(tree: Any) -> Optional[str]:
+def _script_sku(tree: Any) -> str | None:
     """The first `"sku": "…"` value in the page's inline scripts (analytics / state objects)."""
     for node in _script_elems(tree):
         text = node.text or ""
@@ -1387,14 +1461,13 @@ def _layer_sku(tree: Any, f: _Fields, url: str, raw: bytes = b"") -> None:
         if q and _is_sku_value(q.group(1)):
             f.set("sku", q.group(1), "url:query")
     if not f.has("sku"):
-        m = None
-        for m in _URL_ID.finditer(urlsplit(url).path):
-            pass
-        if m is not None:
-            f.set("sku", m.group("id"), "url")
+        ids = list(_URL_ID.finditer(urlsplit(url).path))
+        if ids:  # the last id-like number of the path
+            f.set("sku", ids[-1].group("id"), "url")
 
 
 # --- page classification ------------------------------------------------------------------
+
 
 def _page_text(tree: Any) -> str:
     """Lower-case <title> + first 3,000 characters of visible body text."""
@@ -1403,7 +1476,7 @@ def _page_text(tree: Any) -> str:
     return (title + " " + _WS.sub(" ", body)[:3000]).lower()
 
 
-def _page_kind(tree: Any, raw: bytes, f: _Fields, status: Optional[int]) -> str:
+def _page_kind(tree: Any, raw: bytes, f: _Fields, status: int | None) -> str:
     """product | not_found | blocked | truncated | no_price (see module docstring)."""
     if status in (404, 410):
         return "not_found"
@@ -1426,21 +1499,28 @@ def _page_kind(tree: Any, raw: bytes, f: _Fields, status: Optional[int]) -> str:
 
 # --- entry point --------------------------------------------------------------------------
 
-def _html_parser(encoding: Optional[str], ids: bool = True) -> Any:
+
+def _html_parser(encoding: str | None, ids: bool = True) -> Any:
     """lxml HTML parser whose every element is an `HtmlElement` (`ids`: keep the id table for XPath id()).
 
     lxml.html's default class lookup is a Python callback run for every element proxy (it only picks
     form / input / label subclasses, which extraction never uses); a fixed class keeps that in C.
     """
     parser = lxml.html.HTMLParser(remove_comments=True, collect_ids=ids, encoding=encoding)
-    parser.set_element_class_lookup(etree.ElementDefaultClassLookup(
-        element=lxml.html.HtmlElement, comment=lxml.html.HtmlComment,
-        pi=lxml.html.HtmlProcessingInstruction, entity=lxml.html.HtmlEntity))
+    parser.set_element_class_lookup(
+        etree.ElementDefaultClassLookup(
+            element=lxml.html.HtmlElement,
+            comment=lxml.html.HtmlComment,
+            pi=lxml.html.HtmlProcessingInstruction,
+            entity=lxml.html.HtmlEntity,
+        )
+    )
     return parser
 
 
-_PARSERS: dict[tuple[Optional[str], bool], Any] = {
-    (enc, ids): _html_parser(enc, ids) for enc in (None, "utf-8", "cp1252") for ids in (True, False)}
+_PARSERS: dict[tuple[str | None, bool], Any] = {
+    (enc, ids): _html_parser(enc, ids) for enc in (None, "utf-8", "cp1252") for ids in (True, False)
+}
 _DECLARED_CHARSET = re.compile(rb"<meta[^>]+charset\s*=", re.IGNORECASE)
 
 
@@ -1489,15 +1569,18 @@ def _needs_ids(adapter: Adapter) -> bool:
 _LANG_REGION = re.compile(r"^[a-z]{2,3}[-_]([a-z]{2})\b", re.IGNORECASE)
 
 
-def _page_country(url: str, tree: Any) -> Optional[str]:
+def _page_country(url: str, tree: Any) -> str | None:
     """Two-letter country of a page: its host's country-code TLD, else the region of <html lang> / og:locale."""
     labels = (urlsplit(url).hostname or "").lower().rsplit(".", 1)
     if len(labels) == 2 and len(labels[1]) == 2 and labels[1].isalpha():
         return "gb" if labels[1] == "uk" else labels[1]
     if tree is None:
         return None
-    for lang in (tree.get("lang"), tree.get("xml:lang"),
-                 *(el.get("content") for el in _meta_elems(tree) if el.get("property") == "og:locale")):
+    for lang in (
+        tree.get("lang"),
+        tree.get("xml:lang"),
+        *(el.get("content") for el in _meta_elems(tree) if el.get("property") == "og:locale"),
+    ):
         m = _LANG_REGION.match(lang or "")
         if m:
             return m.group(1).lower()
@@ -1505,10 +1588,10 @@ def _page_country(url: str, tree: Any) -> Optional[str]:
 
 
 def extract(
-    html: Union[str, bytes],
+    html: str | bytes,
     url: str,
-    retailer: Optional[str] = None,
-    status: Optional[int] = None,
+    retailer: str | None = None,
+    status: int | None = None,
 ) -> Offer:
     """Extract one product page into an Offer (fields + `methods` + `page_kind`); never invents a price."""
     if isinstance(html, str):
@@ -1578,8 +1661,7 @@ def _gc_resume() -> None:
             gc.collect()
 
 
-def _extract_tree(tree: Any, raw: bytes, url: str, adapter: Adapter, f: _Fields,
-                  status: Optional[int]) -> Offer:
+def _extract_tree(tree: Any, raw: bytes, url: str, adapter: Adapter, f: _Fields, status: int | None) -> Offer:
     """The layers over a parsed page (tree None for an empty / unparseable one) -> Offer."""
     if tree is not None:
         steps: list[Callable[[Any, _Fields], None]] = [_layer_jsonld, _layer_embedded, _layer_selectors]

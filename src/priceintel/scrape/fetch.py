@@ -9,9 +9,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Optional, Union
+from typing import Any
 from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -31,13 +31,13 @@ class FetchResult:
     """Outcome of one GET: the final response (or why there is none) and its archive address."""
 
     url: str
-    status: Optional[int] = None
+    status: int | None = None
     headers: dict = field(default_factory=dict)
     body: bytes = b""
-    fetched_at: Optional[datetime] = None
-    sha256: Optional[str] = None
-    error_kind: Optional[str] = None  #: None | unreachable | timeout | robots_disallowed | invalid_url | http_error
-    error: Optional[str] = None
+    fetched_at: datetime | None = None
+    sha256: str | None = None
+    error_kind: str | None = None  #: None | unreachable | timeout | robots_disallowed | invalid_url | http_error
+    error: str | None = None
     attempts: int = 0
     not_modified: bool = False  #: answered 304 to a conditional request: `body` is the cached copy
     rendered: bool = False  #: body is the DOM after JavaScript ran in headless Chromium
@@ -56,7 +56,7 @@ class FetchResult:
 def _reason(exc: BaseException) -> str:
     """Short human reason for a connection failure ("connection refused", "host not found", …)."""
     seen: set[int] = set()
-    cur: Optional[BaseException] = exc
+    cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
         if isinstance(cur, ConnectionRefusedError) or getattr(cur, "errno", None) == errno.ECONNREFUSED:
@@ -79,7 +79,7 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
-def parse_retry_after(value: Optional[str], now: Optional[datetime] = None) -> Optional[float]:
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent/bad."""
     if value is None:
         return None
@@ -93,8 +93,8 @@ def parse_retry_after(value: Optional[str], now: Optional[datetime] = None) -> O
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = now or datetime.now(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())
 
 
@@ -108,14 +108,14 @@ class Fetcher:
 
     def __init__(
         self,
-        user_agent: Optional[str] = None,
-        timeout: Optional[float] = None,
+        user_agent: str | None = None,
+        timeout: float | None = None,
         retries: int = 3,
         backoff: float = 0.5,
-        rate_limit_per_host: Optional[float] = None,
+        rate_limit_per_host: float | None = None,
         max_workers: int = 8,
-        archive: Optional[RawArchive] = None,
-        proxies: Optional[dict] = None,
+        archive: RawArchive | None = None,
+        proxies: dict | None = None,
         obey_robots: bool = True,
         max_retry_after: float = 30.0,
         max_crawl_delay: float = 5.0,
@@ -156,12 +156,12 @@ class Fetcher:
         self._host_locks: dict[str, threading.Lock] = {}
         #: conditional requests: url -> (ETag, Last-Modified, sha256, body or None when archived)
         self.conditional = conditional
-        self._validators: dict[str, tuple[Optional[str], Optional[str], Optional[str], Optional[bytes]]] = {}
+        self._validators: dict[str, tuple[str | None, str | None, str | None, bytes | None]] = {}
         self._validators_lock = threading.Lock()
         self.render = render
         self.chromium = chromium
         #: with `trace`, (host, time.monotonic()) of every request as it is sent (politeness checks)
-        self.trace: Optional[list[tuple[str, float]]] = [] if trace else None
+        self.trace: list[tuple[str, float]] | None = [] if trace else None
         self._renderer: Any = None
         self._render_lock = threading.Lock()
 
@@ -195,7 +195,7 @@ class Fetcher:
             requests.Session.close(sess)  # HTMLSession.close would also try to close a browser
         self._local = threading.local()
 
-    def __enter__(self) -> "Fetcher":
+    def __enter__(self) -> Fetcher:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -221,7 +221,7 @@ class Fetcher:
             self._next_slot[host] = now + interval
         return now  # the send time this request was granted
 
-    def _sleep_backoff(self, attempt: int, retry_after: Optional[float]) -> None:
+    def _sleep_backoff(self, attempt: int, retry_after: float | None) -> None:
         """Exponential backoff with jitter, or the server's Retry-After (capped)."""
         if retry_after is not None:
             delay = min(retry_after, self.max_retry_after)
@@ -232,7 +232,7 @@ class Fetcher:
         if delay > 0:
             time.sleep(delay)
 
-    def robots(self, url: str) -> Optional[RobotFileParser]:
+    def robots(self, url: str) -> RobotFileParser | None:
         """Parsed robots.txt for the URL's host (cached); None when the host cannot be reached."""
         return self._robots_for(url)[0]
 
@@ -246,7 +246,7 @@ class Fetcher:
             return None, dead[1]
         return None
 
-    def _robots_for(self, url: str) -> tuple[Optional[RobotFileParser], Optional[FetchResult]]:
+    def _robots_for(self, url: str) -> tuple[RobotFileParser | None, FetchResult | None]:
         """(robots parser, None) or (None, failed robots.txt fetch); failures cached for dead_host_ttl."""
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
@@ -277,7 +277,7 @@ class Fetcher:
                 self._robots[origin] = rp
             return rp, None
 
-    def _crawl_delay(self, rp: Optional[RobotFileParser]) -> float:
+    def _crawl_delay(self, rp: RobotFileParser | None) -> float:
         """Crawl-delay asked by robots.txt for our agent (capped), else 0."""
         if rp is None:
             return 0.0
@@ -288,7 +288,7 @@ class Fetcher:
         return min(float(delay), self.max_crawl_delay) if delay else 0.0
 
     # --- fetching ---------------------------------------------------------------------
-    def get(self, url: str, meta: Optional[dict] = None) -> FetchResult:
+    def get(self, url: str, meta: dict | None = None) -> FetchResult:
         """GET a URL politely; never raises for network errors (see FetchResult.error_kind)."""
         try:
             parts = urlsplit(url)
@@ -296,8 +296,9 @@ class Fetcher:
         except ValueError:
             parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            return FetchResult(url=url, error_kind="invalid_url",
-                               error=f"not an http(s) URL: {url!r}", fetched_at=_now())
+            return FetchResult(
+                url=url, error_kind="invalid_url", error=f"not an http(s) URL: {url!r}", fetched_at=_now()
+            )
         delay = 0.0
         if self.obey_robots:
             rp, failed = self._robots_for(url)
@@ -306,20 +307,21 @@ class Fetcher:
                 return replace(failed, url=url, error=f"{failed.error} (robots.txt needed before {url})")
             if not rp.can_fetch(self.user_agent, url):
                 return FetchResult(
-                    url=url, error_kind="robots_disallowed", fetched_at=_now(),
+                    url=url,
+                    error_kind="robots_disallowed",
+                    fetched_at=_now(),
                     error=f"robots.txt of {parts.scheme}://{parts.netloc} disallows {url} "
-                          f"for user agent {self.user_agent!r}",
+                    f"for user agent {self.user_agent!r}",
                 )
             delay = self._crawl_delay(rp)
         return self._request(url, meta=meta, interval=max(self.min_interval, delay))
 
-    def _request(self, url: str, meta: Optional[dict] = None,
-                 interval: Optional[float] = None) -> FetchResult:
+    def _request(self, url: str, meta: dict | None = None, interval: float | None = None) -> FetchResult:
         """GET with retries/backoff; archive every response; map failures to error kinds."""
         host = urlsplit(url).netloc
         interval = self.min_interval if interval is None else interval
         meta = dict(meta or {})
-        last_exc: Optional[BaseException] = None
+        last_exc: BaseException | None = None
         resp = None
         attempt = 0
         for attempt in range(self.retries + 1):
@@ -327,14 +329,20 @@ class Fetcher:
             if self.trace is not None:
                 self.trace.append((host, sent))
             try:
-                resp = self.session.get(url, timeout=self.timeout, allow_redirects=True,
-                                        headers=self._conditional_headers(url))
+                resp = self.session.get(
+                    url, timeout=self.timeout, allow_redirects=True, headers=self._conditional_headers(url)
+                )
                 last_exc = None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last_exc, resp = exc, None
             except requests.RequestException as exc:  # invalid URL, too many redirects, …
-                return FetchResult(url=url, error_kind="invalid_url", fetched_at=_now(),
-                                   error=f"cannot request {url}: {exc}", attempts=attempt + 1)
+                return FetchResult(
+                    url=url,
+                    error_kind="invalid_url",
+                    fetched_at=_now(),
+                    error=f"cannot request {url}: {exc}",
+                    attempts=attempt + 1,
+                )
             retry_after = None
             if resp is not None:
                 fetched = _now()
@@ -348,13 +356,21 @@ class Fetcher:
         assert last_exc is not None
         target = url
         if isinstance(last_exc, requests.Timeout) and not isinstance(last_exc, requests.ConnectTimeout):
-            return FetchResult(url=target, error_kind="timeout", fetched_at=_now(), attempts=attempt + 1,
-                               error=f"no response from {url} within {self.timeout:g}s "
-                                     f"after {attempt + 1} attempt(s)")
+            return FetchResult(
+                url=target,
+                error_kind="timeout",
+                fetched_at=_now(),
+                attempts=attempt + 1,
+                error=f"no response from {url} within {self.timeout:g}s after {attempt + 1} attempt(s)",
+            )
         origin = f"{urlsplit(url).scheme}://{host}/"
-        return FetchResult(url=target, error_kind="unreachable", fetched_at=_now(), attempts=attempt + 1,
-                           error=f"cannot connect to {origin} ({_reason(last_exc)}) "
-                                 f"after {attempt + 1} attempt(s) fetching {target}")
+        return FetchResult(
+            url=target,
+            error_kind="unreachable",
+            fetched_at=_now(),
+            attempts=attempt + 1,
+            error=f"cannot connect to {origin} ({_reason(last_exc)}) after {attempt + 1} attempt(s) fetching {target}",
+        )
 
     # --- conditional requests and rendering ------------------------------------------
     def _conditional_headers(self, url: str) -> dict:
@@ -373,17 +389,29 @@ class Fetcher:
             headers["If-Modified-Since"] = modified
         return headers
 
-    def _finish(self, url: str, resp: requests.Response, fetched: datetime, sha: Optional[str],
-                attempts: int, meta: dict) -> FetchResult:
+    def _finish(
+        self, url: str, resp: requests.Response, fetched: datetime, sha: str | None, attempts: int, meta: dict
+    ) -> FetchResult:
         """Final result: a 304 served from the cached copy, a 200 remembered, rendered when asked."""
         if resp.status_code == 304 and self.conditional:
             with self._validators_lock:
                 known = self._validators.get(url)
             if known is not None:
-                body = known[3] if known[3] is not None else (
-                    self.archive.get(known[2]) if self.archive is not None and known[2] else b"")
-                return FetchResult(url=url, status=304, headers=dict(resp.headers), body=body,
-                                   fetched_at=fetched, sha256=known[2], attempts=attempts, not_modified=True)
+                body = (
+                    known[3]
+                    if known[3] is not None
+                    else (self.archive.get(known[2]) if self.archive is not None and known[2] else b"")
+                )
+                return FetchResult(
+                    url=url,
+                    status=304,
+                    headers=dict(resp.headers),
+                    body=body,
+                    fetched_at=fetched,
+                    sha256=known[2],
+                    attempts=attempts,
+                    not_modified=True,
+                )
         result = self._result(url, resp, fetched, sha, attempts)
         if self.conditional and resp.status_code == 200:
             etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
@@ -408,8 +436,7 @@ class Fetcher:
             if self._renderer is None:
                 from priceintel.scrape.render import Renderer
 
-                self._renderer = Renderer(self.chromium, user_agent=self.user_agent,
-                                          proxy=self.proxies.get("http"))
+                self._renderer = Renderer(self.chromium, user_agent=self.user_agent, proxy=self.proxies.get("http"))
             body = render_page(self._renderer, result.url, timeout=self.timeout)
         fetched = _now()
         sha = None
@@ -418,8 +445,7 @@ class Fetcher:
             sha = self.archive.put(result.url, result.status or 200, result.headers, body, fetched, **extra)
         return replace(result, body=body, sha256=sha or result.sha256, fetched_at=fetched, rendered=True)
 
-    def _archive(self, resp: requests.Response, url: str, fetched: datetime, meta: dict,
-                 attempt: int) -> Optional[str]:
+    def _archive(self, resp: requests.Response, url: str, fetched: datetime, meta: dict, attempt: int) -> str | None:
         """Archive one response body; return its SHA-256 (None without an archive)."""
         if self.archive is None:
             return None
@@ -429,20 +455,29 @@ class Fetcher:
             extra["final_url"] = resp.url
         return self.archive.put(url, resp.status_code, dict(resp.headers), resp.content, fetched, **extra)
 
-    def _result(self, url: str, resp: requests.Response, fetched: datetime, sha: Optional[str],
-                attempts: int) -> FetchResult:
+    def _result(
+        self, url: str, resp: requests.Response, fetched: datetime, sha: str | None, attempts: int
+    ) -> FetchResult:
         """FetchResult for a final response (HTTP >= 400 flagged as http_error)."""
         status = resp.status_code
         kind = err = None
         if status >= 400:
             kind, err = "http_error", f"HTTP {status} {resp.reason or ''} for {url}".replace("  ", " ")
         return FetchResult(
-            url=url, status=status, headers=dict(resp.headers), body=resp.content,
-            fetched_at=fetched, sha256=sha, error_kind=kind, error=err, attempts=attempts,
+            url=url,
+            status=status,
+            headers=dict(resp.headers),
+            body=resp.content,
+            fetched_at=fetched,
+            sha256=sha,
+            error_kind=kind,
+            error=err,
+            attempts=attempts,
         )
 
-    def get_many(self, urls: list[str], meta: Union[dict, list[dict], None] = None,
-                 progress: bool = True, desc: str = "fetch") -> list[FetchResult]:
+    def get_many(
+        self, urls: list[str], meta: dict | list[dict] | None = None, progress: bool = True, desc: str = "fetch"
+    ) -> list[FetchResult]:
         """GET many URLs on a thread pool (results in input order) with a tqdm progress bar.
 
         `meta` (one dict, or one dict per URL) is stored with each archived response.
@@ -453,8 +488,9 @@ class Fetcher:
         metas = meta if isinstance(meta, list) else [meta] * len(urls)
         if len(metas) != len(urls):
             raise ValueError(f"get_many: {len(metas)} meta dicts for {len(urls)} URLs")
-        results: list[Optional[FetchResult]] = [None] * len(urls)
+        results: list[FetchResult | None] = [None] * len(urls)
         with tqdm(total=len(urls), desc=desc, disable=not progress, leave=False) as bar:
+
             def run(i: int) -> None:
                 """Fetch URL i into its slot."""
                 results[i] = self.get(urls[i], meta=metas[i])
@@ -468,10 +504,16 @@ class Fetcher:
 
 def _now() -> datetime:
     """Current time, tz-aware UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def describe(result: FetchResult) -> dict[str, Any]:
     """Small dict view of a result (no body) for logs and error frames."""
-    return {"url": result.url, "status": result.status, "error_kind": result.error_kind,
-            "error": result.error, "sha256": result.sha256, "attempts": result.attempts}
+    return {
+        "url": result.url,
+        "status": result.status,
+        "error_kind": result.error_kind,
+        "error": result.error,
+        "sha256": result.sha256,
+        "attempts": result.attempts,
+    }

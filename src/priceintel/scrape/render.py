@@ -11,14 +11,18 @@ import os
 import queue
 import threading
 from concurrent.futures import Future
-from typing import Optional
 
 from priceintel import PriceIntelError
 
 __all__ = ["CHROMIUM_FLAGS", "RenderError", "Renderer", "render_page"]
 
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 class RenderError(PriceIntelError):
@@ -28,14 +32,15 @@ class RenderError(PriceIntelError):
 class Renderer:
     """A headless Chromium on its own thread; `render(url)` returns the page HTML after scripts ran."""
 
-    def __init__(self, executable: str = "/usr/bin/chromium", user_agent: Optional[str] = None,
-                 proxy: Optional[str] = None) -> None:
+    def __init__(
+        self, executable: str = "/usr/bin/chromium", user_agent: str | None = None, proxy: str | None = None
+    ) -> None:
         if not os.path.exists(executable):
             raise RenderError(f"JavaScript rendering needs Chromium at {executable} (apt-get install chromium)")
         self.executable = executable
         self.user_agent = user_agent
         self.proxy = proxy
-        self._jobs: "queue.Queue[Optional[tuple[str, float, Future]]]" = queue.Queue()
+        self._jobs: queue.Queue[tuple[str, float, Future] | None] = queue.Queue()
         self._ready: Future = Future()
         self._thread = threading.Thread(target=self._run, name="priceintel-render", daemon=True)
         self._thread.start()
@@ -52,8 +57,7 @@ class Renderer:
             if self.proxy:
                 kwargs["proxy"] = {"server": self.proxy}
             browser = pw.chromium.launch(**kwargs)
-            context = browser.new_context(user_agent=self.user_agent) if self.user_agent else \
-                browser.new_context()
+            context = browser.new_context(user_agent=self.user_agent) if self.user_agent else browser.new_context()
         except Exception as exc:  # noqa: BLE001 - any launch failure becomes one clear error
             self._ready.set_exception(RenderError(f"cannot start headless Chromium {self.executable}: {exc}"))
             return
@@ -91,7 +95,7 @@ class Renderer:
             self._jobs.put(None)
             self._thread.join(timeout=30)
 
-    def __enter__(self) -> "Renderer":
+    def __enter__(self) -> Renderer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,10 +6,12 @@ ADAPTER = Adapter(
     name="generic",
     selectors={
         "title": ("meta[property='og:title']::attr(content)", "h1"),
-        "brand": ("meta[property='product:brand']::attr(content)", "[itemprop=brand] [itemprop=name]",
-                  "[itemprop=brand]"),
+        "brand": (
+            "meta[property='product:brand']::attr(content)",
+            "[itemprop=brand] [itemprop=name]",
+            "[itemprop=brand]",
+        ),
         "image": "meta[property='og:image']::attr(content)",
-        "availability": ("meta[property='product:availability']::attr(content)",
-                         "[itemprop=availability]::attr(href)"),
+        "availability": ("meta[property='product:availability']::attr(content)", "[itemprop=availability]::attr(href)"),
     },
 )

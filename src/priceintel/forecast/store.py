@@ -1,0 +1,153 @@
+"""Forecast runs in PostgreSQL (migration 0003): save a tournament, read forecasts and metrics back."""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+
+from priceintel import config
+from priceintel.forecast.models import DS, ID, ForecastError
+from priceintel.forecast.tournament import CHOSEN, METRICS, NAIVE_BASELINES, OVERALL, TournamentResult  # noqa: F401 (OVERALL re-exported)
+from priceintel.items import to_json
+
+METRIC_COLUMNS = [
+    "n",
+    "mae",
+    "rmse",
+    "smape",
+    "mase",
+    "coverage_80",
+    "coverage_95",
+    "width_80",
+    "width_95",
+    "winkler_80",
+    "winkler_95",
+]
+VALUE_COLUMNS = ["yhat", "lo_80", "hi_80", "lo_95", "hi_95"]
+
+
+def _copy(conn, table: str, cols: list[str], frame: pd.DataFrame) -> int:
+    """COPY rows of `frame[cols]` into `table` (NaN -> NULL)."""
+    data = frame[cols].astype(object).where(frame[cols].notna(), None)
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
+            for row in data.itertuples(index=False, name=None):
+                copy.write_row(row)
+    return len(frame)
+
+
+def save_run(engine: sa.Engine, result: TournamentResult, name: str = "pipeline") -> int:
+    """Store a tournament (run, per-series choices, forecasts, metrics) in one transaction; return run_id."""
+    if not isinstance(result, TournamentResult):
+        raise ForecastError(f"save_run: expected a TournamentResult, got {type(result).__name__}")
+    p = result.params
+    fc = result.forecasts
+    final = result.choices[result.choices["window"] == -1]
+    rep = result.report.set_index(ID) if len(result.report) else pd.DataFrame()
+    with engine.begin() as conn:
+        run_id = conn.execute(
+            sa.text(
+                "INSERT INTO forecast_run (name, freq, horizon, n_windows, step, season_length, models, params, "
+                "summary, timing, n_series, code_version) VALUES (:name, :freq, :h, :nw, :step, :season, "
+                "CAST(:models AS jsonb), CAST(:params AS jsonb), CAST(:summary AS jsonb), CAST(:timing AS jsonb), "
+                ":n, :v) RETURNING run_id"
+            ),
+            {
+                "name": name,
+                "freq": p["freq"],
+                "h": p["h"],
+                "nw": p["n_windows"],
+                "step": p["step"],
+                "season": p["season_length"],
+                "models": to_json(p["models"]),
+                "params": to_json(p),
+                "summary": to_json(result.summary()),
+                "timing": to_json(result.timing),
+                "n": int(final[ID].nunique()),
+                "v": config.code_version(),
+            },
+        ).scalar_one()
+        series = final[[ID, "model"]].rename(columns={"model": "chosen_model"}).copy()
+        pc = fc.groupby(ID)["p_change"].first() if len(fc) else pd.Series(dtype=float)
+        series["p_change"] = series[ID].map(pc)
+        series["length"] = series[ID].map(rep["length"]) if len(rep) else None
+        series["is_constant"] = series[ID].map(rep["constant"]) if len(rep) else None
+        series["run_id"] = run_id
+        _copy(conn, "forecast_series", ["run_id", ID, "chosen_model", "p_change", "length", "is_constant"], series)
+        parts = []
+        for m in (CHOSEN, *NAIVE_BASELINES):
+            if m not in fc.columns:
+                continue
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "run_id": run_id,
+                        ID: fc[ID],
+                        "model": m,
+                        "ds": fc[DS].dt.date,
+                        "yhat": fc[m],
+                        "lo_80": fc[f"{m}-lo-80"],
+                        "hi_80": fc[f"{m}-hi-80"],
+                        "lo_95": fc[f"{m}-lo-95"],
+                        "hi_95": fc[f"{m}-hi-95"],
+                    }
+                )
+            )
+        if parts:
+            _copy(conn, "forecast_value", ["run_id", ID, "model", "ds", *VALUE_COLUMNS], pd.concat(parts))
+        met = result.metrics.assign(run_id=run_id)
+        _copy(conn, "forecast_metric", ["run_id", ID, "model", "horizon", *METRIC_COLUMNS], met)
+    return int(run_id)
+
+
+def latest_run_id(engine: sa.Engine, name: str | None = None) -> int | None:
+    """The newest run (optionally of one name), or None when there is none."""
+    sql = "SELECT max(run_id) FROM forecast_run" + (" WHERE name = :name" if name else "")
+    with engine.connect() as conn:
+        v = conn.execute(sa.text(sql), {"name": name} if name else {}).scalar()
+    return None if v is None else int(v)
+
+
+def read_run(engine: sa.Engine, run_id: int) -> dict:
+    """The run's row as a dict (raises ForecastError naming the id when it does not exist)."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT * FROM forecast_run WHERE run_id = :r"), {"r": run_id}).mappings().first()
+    if row is None:
+        raise ForecastError(f"forecast run {run_id!r} does not exist in table forecast_run")
+    return dict(row)
+
+
+def read_forecasts(engine: sa.Engine, run_id: int, unique_id: str | None = None) -> pd.DataFrame:
+    """Stored future values (one row per series, model and date)."""
+    sql = "SELECT unique_id, model, ds, yhat, lo_80, hi_80, lo_95, hi_95 FROM forecast_value WHERE run_id = %(r)s"
+    params: dict = {"r": run_id}
+    if unique_id is not None:
+        sql += " AND unique_id = %(u)s"
+        params["u"] = unique_id
+    df = pd.read_sql(sql + " ORDER BY unique_id, model, ds", engine, params=params)
+    df["ds"] = pd.to_datetime(df["ds"])
+    return df
+
+
+def read_metrics(engine: sa.Engine, run_id: int, unique_id: str | None = None) -> pd.DataFrame:
+    """Stored backtest metrics (unique_id = '__all__' for the overall rows)."""
+    sql = f"SELECT unique_id, model, horizon, {', '.join(METRIC_COLUMNS)} FROM forecast_metric WHERE run_id = %(r)s"
+    params: dict = {"r": run_id}
+    if unique_id is not None:
+        sql += " AND unique_id = %(u)s"
+        params["u"] = unique_id
+    return pd.read_sql(sql + " ORDER BY unique_id, horizon, mae", engine, params=params)
+
+
+def read_series(engine: sa.Engine, run_id: int) -> pd.DataFrame:
+    """Per-series choice and change probability of a run."""
+    return pd.read_sql(
+        "SELECT unique_id, chosen_model, p_change, length, is_constant FROM forecast_series "
+        "WHERE run_id = %(r)s ORDER BY unique_id",
+        engine,
+        params={"r": run_id},
+    )
+
+
+assert set(METRIC_COLUMNS) <= set(METRICS)

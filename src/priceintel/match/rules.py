@@ -1,0 +1,616 @@
+"""Listing → product matching: normalisation helpers, GTIN + fuzzy matcher, evaluation.
+
+`match_listings` works in three transparent stages:
+
+1. exact normalised GTIN (method ``gtin``, score 1.0);
+2. candidate blocking (TF-IDF character n-gram nearest neighbours overall and within each brand)
+   scored by a weighted mean of features (`WEIGHTS`) times conflict penalties (`PENALTIES`),
+   method ``fuzzy``;
+3. one-to-one assignment per retailer (greedy by score): a product gets at most one listing per
+   retailer and a listing at most one product. Scores ≥ threshold are ``auto``, scores in the
+   review band ``review``, lower ones are dropped.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from priceintel import PriceIntelError
+from priceintel.items import MATCH_COLUMNS, MATCHED_STATUSES, normalize_gtin
+
+#: weights of the fuzzy features (a feature that is unknown for a pair is left out of the mean)
+WEIGHTS = {"token_set": 0.30, "tfidf": 0.30, "brand": 0.15, "size": 0.15, "model": 0.10}
+#: multiplicative penalties applied when both sides are known and disagree
+PENALTIES = {"brand": 0.6, "size": 0.55, "model": 0.6, "gtin": 0.5}
+#: nearest neighbours kept per listing (overall, and within its brand)
+K_NEIGHBOURS = 10
+#: memory (MB) sklearn may use per chunk of the nearest-neighbour distance matrix
+WORKING_MEMORY_MB = 128
+#: relative tolerance for two sizes to agree
+SIZE_TOLERANCE = 0.03
+
+
+class MatchError(PriceIntelError):
+    """Bad input to the matcher; the message names the frame and the missing/bad column."""
+
+
+# --- text normalisation ---------------------------------------------------------------------
+
+_UNIT_CANON = {
+    "fl oz": "fl oz",
+    "floz": "fl oz",
+    "fluid ounce": "fl oz",
+    "fluid ounces": "fl oz",
+    "fl ounce": "fl oz",
+    "fl ounces": "fl oz",
+    "oz": "oz",
+    "ounce": "oz",
+    "ounces": "oz",
+    "lb": "lb",
+    "lbs": "lb",
+    "pound": "lb",
+    "pounds": "lb",
+    "g": "g",
+    "gr": "g",
+    "gram": "g",
+    "grams": "g",
+    "kg": "kg",
+    "kilogram": "kg",
+    "kilograms": "kg",
+    "mg": "mg",
+    "ml": "ml",
+    "milliliter": "ml",
+    "milliliters": "ml",
+    "millilitre": "ml",
+    "millilitres": "ml",
+    "l": "l",
+    "liter": "l",
+    "liters": "l",
+    "litre": "l",
+    "litres": "l",
+    "ltr": "l",
+    "gal": "gal",
+    "gallon": "gal",
+    "gallons": "gal",
+    "qt": "qt",
+    "quart": "qt",
+    "quarts": "qt",
+    "ct": "ct",
+    "count": "ct",
+    "cnt": "ct",
+    "pk": "ct",
+    "pack": "ct",
+    "pcs": "ct",
+    "pieces": "ct",
+    "ft": "ft",
+    "feet": "ft",
+    "foot": "ft",
+    "inch": "inch",
+    "inches": "inch",
+    "cm": "cm",
+    "mm": "mm",
+}
+_UNIT_ALT = "|".join(sorted((re.escape(u).replace(r"\ ", r"\.?\s*") for u in _UNIT_CANON), key=len, reverse=True))
+_NUM_UNIT_RE = re.compile(rf"(\d+(?:\.\d+)?)\s*-?\s*({_UNIT_ALT})\.?(?![a-z])")
+_PACK_OF_RE = re.compile(r"\b(?:pack|case|box|set) of (\d+)\b")
+_FL_RE = re.compile(r"(?<![a-z])fl\.?\s*oz\b|(?<![a-z])fluid\s+ounces?\b|(?<![a-z])floz\b")
+_SYMBOLS_RE = re.compile(r"[™®©℠]")
+_PUNCT_RE = re.compile(r"(?<!\d)\.|\.(?!\d)|[^a-z0-9.\s]")
+_SPACE_RE = re.compile(r"\s+")
+
+#: unit → (canonical unit, factor): mass in g, volume in ml, length in cm, counts in ct
+_CONVERT = {
+    "oz": ("g", 28.349523125),
+    "lb": ("g", 453.59237),
+    "g": ("g", 1.0),
+    "kg": ("g", 1000.0),
+    "mg": ("g", 0.001),
+    "fl oz": ("ml", 29.5735295625),
+    "ml": ("ml", 1.0),
+    "l": ("ml", 1000.0),
+    "gal": ("ml", 3785.411784),
+    "qt": ("ml", 946.352946),
+    "ct": ("ct", 1.0),
+    "ft": ("cm", 30.48),
+    "inch": ("cm", 2.54),
+    "cm": ("cm", 1.0),
+    "mm": ("cm", 0.1),
+}
+
+
+def _unit_sub(m: re.Match) -> str:
+    """'12oz' / '12 Ounce' / '6-pack' → '12 oz' / '6 ct'."""
+    unit = re.sub(r"[\s.]+", " ", m.group(2)).strip()
+    unit = _UNIT_CANON.get(unit, _UNIT_CANON.get(unit.replace(" ", ""), unit))
+    return f" {m.group(1)} {unit} "
+
+
+def normalize_title(s: object) -> str:
+    """Lowercase, entity/accents/punctuation stripped, units unified ("12oz" → "12 oz", "6-pack" → "6 ct")."""
+    if s is None or (isinstance(s, float) and not np.isfinite(s)):
+        return ""
+    t = _SYMBOLS_RE.sub(" ", html.unescape(html.unescape(str(s))))
+    t = unicodedata.normalize("NFKD", t)
+    t = "".join(ch for ch in t if not unicodedata.combining(ch)).lower()
+    t = t.replace("&", " and ").replace("×", " x ")
+    t = _FL_RE.sub(" fl oz ", t)
+    t = _PACK_OF_RE.sub(r" \1 ct ", t)
+    t = _NUM_UNIT_RE.sub(_unit_sub, t)
+    t = _PUNCT_RE.sub(" ", t)
+    return _SPACE_RE.sub(" ", t).strip()
+
+
+_SIZE_RE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?) (fl oz|oz|lb|kg|mg|g|ml|l|gal|qt|ct|ft|inch|cm|mm)(?![a-z])")
+
+
+def extract_size(s: object) -> tuple[float, str] | None:
+    """First size in a title as (value, unit) in g / ml / cm / ct; a measure beats a count."""
+    found = _SIZE_RE.findall(normalize_title(s))
+    if not found:
+        return None
+    measures = [(v, u) for v, u in found if _CONVERT[u][0] != "ct"]
+    v, u = (measures or found)[0]
+    unit, factor = _CONVERT[u]
+    return round(float(v) * factor, 4), unit
+
+
+_MODEL_RE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]+(?:[-/][A-Za-z0-9]+)*(?![A-Za-z0-9])")
+_SIZE_TOKEN_RE = re.compile(rf"^\d+(?:\.\d+)?(?:{_UNIT_ALT})$", re.I)
+
+
+def extract_model_numbers(s: object) -> list[str]:
+    """Model-number-like tokens (letters and digits, ≥ 4 chars, not a size), upper-cased, no dashes."""
+    if s is None or (isinstance(s, float) and not np.isfinite(s)):
+        return []
+    text = html.unescape(str(s))
+    out: list[str] = []
+    for tok in _MODEL_RE.findall(text):
+        flat = re.sub(r"[-/]", "", tok).upper()
+        if (
+            len(flat) >= 4
+            and re.search(r"\d", flat)
+            and re.search(r"[A-Z]", flat)
+            and not _SIZE_TOKEN_RE.match(tok.replace("-", ""))
+            and flat not in out
+        ):
+            out.append(flat)
+    return out
+
+
+# --- frame preparation -----------------------------------------------------------------------
+
+
+def _require(df: pd.DataFrame, cols: Sequence[str], name: str) -> None:
+    """Raise MatchError naming columns missing from a frame."""
+    if not isinstance(df, pd.DataFrame):
+        raise MatchError(f"{name}: expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise MatchError(f"{name}: column(s) {missing} missing (columns: {list(df.columns)})")
+
+
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    """Column as object Series, or all-None when absent."""
+    if name in df.columns:
+        return df[name].astype(object).where(df[name].notna(), None)
+    return pd.Series([None] * len(df), index=df.index, dtype=object)
+
+
+def _size_arrays(texts: Iterable[object]) -> tuple[np.ndarray, np.ndarray]:
+    """Sizes as (value array with NaN, unit array with "")."""
+    vals, units = [], []
+    for t in texts:
+        sz = extract_size(t)
+        vals.append(sz[0] if sz else np.nan)
+        units.append(sz[1] if sz else "")
+    return np.array(vals, dtype=float), np.array(units, dtype=object)
+
+
+def _detect_brands(titles: Sequence[str], brands: set[str]) -> list[str]:
+    """Known brand found in each normalised title (longest n-gram up to 4 words), else ""."""
+    out = []
+    for t in titles:
+        words = t.split()
+        hit = ""
+        for n in (4, 3, 2, 1):
+            for i in range(len(words) - n + 1):
+                cand = " ".join(words[i : i + n])
+                if cand in brands:
+                    hit = cand
+                    break
+            if hit:
+                break
+        out.append(hit)
+    return out
+
+
+def _prepare_products(products: pd.DataFrame) -> pd.DataFrame:
+    """Normalised text, brand, size, GTIN and model numbers of the catalogue."""
+    name = products["name"].fillna("").astype(str)
+    brand = _col(products, "brand").map(normalize_title)
+    size_txt = _col(products, "size").fillna("").astype(str)
+    text = [normalize_title(f"{b} {n} {s}") for b, n, s in zip(brand, name, size_txt)]
+    sv, su = _size_arrays(size_txt.where(size_txt != "", name))
+    mpn = _col(products, "mpn")
+    models = [frozenset(extract_model_numbers(n) + extract_model_numbers(m)) for n, m in zip(name, mpn)]
+    return pd.DataFrame(
+        {
+            "sku": products["sku"].astype(str).to_numpy(),
+            "text": text,
+            "brand": brand.to_numpy(),
+            "gtin": _col(products, "gtin").map(normalize_gtin).to_numpy(),
+            "size_v": sv,
+            "size_u": su,
+            "models": models,
+        }
+    )
+
+
+def _prepare_listings(listings: pd.DataFrame, known_brands: set[str]) -> pd.DataFrame:
+    """Normalised text, brand (column or detected in title), size, GTIN, model numbers."""
+    title = listings["title"].fillna("").astype(str)
+    norm = [normalize_title(t) for t in title]
+    brand = _col(listings, "brand").map(normalize_title).fillna("")
+    detected = _detect_brands(norm, known_brands)
+    brand = np.where(brand.to_numpy() != "", brand.to_numpy(), np.array(detected, dtype=object))
+    text = [t if (not b or b in t) else f"{b} {t}" for t, b in zip(norm, brand)]
+    sv, su = _size_arrays(title)
+    mpn = _col(listings, "mpn")
+    models = [frozenset(extract_model_numbers(t) + extract_model_numbers(m)) for t, m in zip(title, mpn)]
+    return pd.DataFrame(
+        {
+            "retailer": listings["retailer"].astype(str).to_numpy(),
+            "item_id": listings["item_id"].astype(str).to_numpy(),
+            "text": text,
+            "brand": brand,
+            "gtin": _col(listings, "gtin").map(normalize_gtin).to_numpy(),
+            "size_v": sv,
+            "size_u": su,
+            "models": models,
+        }
+    )
+
+
+# --- candidates and features -----------------------------------------------------------------
+
+
+def _tfidf(prod_text: Sequence[str], list_text: Sequence[str]):
+    """L2-normalised TF-IDF char_wb (3,4)-gram matrices of products and listings."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 4), min_df=1, sublinear_tf=True, dtype=np.float32)
+    vec.fit(list(prod_text) + list(list_text))
+    return vec.transform(prod_text), vec.transform(list_text)
+
+
+def _candidates(P, L, p_brand: np.ndarray, l_brand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(listing idx, product idx) pairs: global TF-IDF neighbours ∪ neighbours within the brand."""
+    from sklearn import config_context
+    from sklearn.neighbors import NearestNeighbors
+
+    kk = min(k, P.shape[0])
+    nn = NearestNeighbors(n_neighbors=kk, metric="cosine", algorithm="brute").fit(P)
+    with config_context(working_memory=WORKING_MEMORY_MB):  # chunked distances: bounded peak memory
+        _, idx = nn.kneighbors(L)
+    li = [np.repeat(np.arange(L.shape[0]), kk)]
+    pi = [idx.ravel()]
+    # blocking by brand: the best products of the listing's own brand are always candidates
+    p_codes = pd.Series(p_brand)
+    for b, l_rows in pd.Series(np.arange(len(l_brand))).groupby(l_brand).groups.items():
+        if not b:
+            continue
+        p_rows = np.flatnonzero(p_codes.to_numpy() == b)
+        if len(p_rows) == 0:
+            continue
+        l_rows = np.asarray(l_rows)
+        sims = (L[l_rows] @ P[p_rows].T).toarray()
+        kb = min(k, len(p_rows))
+        top = np.argpartition(-sims, kb - 1, axis=1)[:, :kb]
+        li.append(np.repeat(l_rows, kb))
+        pi.append(p_rows[top.ravel()])
+    pairs = np.unique(np.stack([np.concatenate(li), np.concatenate(pi)], axis=1), axis=0)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def _size_agreement(lv, lu, pv, pu) -> np.ndarray:
+    """1 agree, 0 conflict, NaN unknown (oz and fl oz compare as ounces)."""
+    known = np.isfinite(lv) & np.isfinite(pv) & (lu != "") & (pu != "")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.abs(np.log(lv / pv))
+        oz_ratio = np.abs(
+            np.log(
+                (lv / np.where(lu == "g", 28.349523125, 29.5735295625))
+                / (pv / np.where(pu == "g", 28.349523125, 29.5735295625))
+            )
+        )
+    tol = np.log1p(SIZE_TOLERANCE)
+    same = (lu == pu) & (ratio <= tol)
+    mass_vol = np.isin(lu, ["g", "ml"]) & np.isin(pu, ["g", "ml"]) & (lu != pu) & ((ratio <= tol) | (oz_ratio <= tol))
+    out = np.where(same | mass_vol, 1.0, 0.0)
+    return np.where(known, out, np.nan)
+
+
+def _brand_agreement(lb: np.ndarray, pb: np.ndarray) -> np.ndarray:
+    """1 same brand (exact or ≥ 90 fuzzy), 0 different, NaN unknown."""
+    from rapidfuzz import fuzz
+
+    known = (lb != "") & (pb != "") & pd.notna(pb)
+    eq = lb == pb
+    out = np.where(eq, 1.0, 0.0)
+    diff = known & ~eq
+    if diff.any():
+        combos = {(a, b) for a, b in zip(lb[diff], pb[diff])}
+        close = {
+            c: fuzz.ratio(c[0], c[1]) >= 90 or c[0].startswith(c[1] + " ") or c[1].startswith(c[0] + " ")
+            for c in combos
+        }
+        out[diff] = [1.0 if close[(a, b)] else 0.0 for a, b in zip(lb[diff], pb[diff])]
+    return np.where(known, out, np.nan)
+
+
+def _model_agreement(lm: np.ndarray, pm: np.ndarray) -> np.ndarray:
+    """1 shared model number, 0 both have model numbers but none shared, NaN unknown."""
+    out = np.full(len(lm), np.nan)
+    both = np.flatnonzero([bool(a) and bool(b) for a, b in zip(lm, pm)])
+    for i in both:
+        out[i] = 1.0 if lm[i] & pm[i] else 0.0
+    return out
+
+
+def _score_pairs(lp: pd.DataFrame, pp: pd.DataFrame, P, L, li: np.ndarray, pi: np.ndarray) -> pd.DataFrame:
+    """Feature table and final score of candidate pairs."""
+    from rapidfuzz import fuzz, process
+
+    ltext = lp["text"].to_numpy()[li]
+    ptext = pp["text"].to_numpy()[pi]
+    tok = process.cpdist(list(ltext), list(ptext), scorer=fuzz.token_set_ratio, workers=1) / 100.0
+    cos = np.asarray(L[li].multiply(P[pi]).sum(axis=1)).ravel()
+    feats = {
+        "token_set": tok.astype(float),
+        "ratio": process.cpdist(list(ltext), list(ptext), scorer=fuzz.ratio, workers=1) / 100.0,
+        "partial": process.cpdist(list(ltext), list(ptext), scorer=fuzz.partial_ratio, workers=1) / 100.0,
+        "token_sort": process.cpdist(list(ltext), list(ptext), scorer=fuzz.token_sort_ratio, workers=1) / 100.0,
+        "tfidf": np.clip(cos, 0, 1).astype(float),
+        "brand": _brand_agreement(lp["brand"].to_numpy()[li].astype(object), pp["brand"].to_numpy()[pi].astype(object)),
+        "size": _size_agreement(
+            lp["size_v"].to_numpy()[li],
+            lp["size_u"].to_numpy()[li],
+            pp["size_v"].to_numpy()[pi],
+            pp["size_u"].to_numpy()[pi],
+        ),
+        "model": _model_agreement(lp["models"].to_numpy()[li], pp["models"].to_numpy()[pi]),
+    }
+    num = np.zeros(len(li))
+    den = np.zeros(len(li))
+    for name, w in WEIGHTS.items():
+        f = feats[name]
+        ok = np.isfinite(f)
+        num += np.where(ok, w * np.nan_to_num(f), 0.0)
+        den += np.where(ok, w, 0.0)
+    score = num / den
+    for name in ("brand", "size", "model"):
+        score = score * np.where(feats[name] == 0.0, PENALTIES[name], 1.0)
+    lg, pg = lp["gtin"].to_numpy()[li], pp["gtin"].to_numpy()[pi]
+    gtin_conflict = pd.notna(lg) & pd.notna(pg) & (lg != pg)
+    score = score * np.where(gtin_conflict, PENALTIES["gtin"], 1.0)
+    feats["gtin_conflict"] = np.where(pd.notna(lg) & pd.notna(pg), gtin_conflict.astype(float), np.nan)
+    feats["hand_score"] = np.clip(score, 0, 1)
+    return pd.DataFrame({"li": li, "pi": pi, "score": np.clip(score, 0, 1), **feats})
+
+
+def _greedy_one_to_one(
+    retailer: np.ndarray, li: np.ndarray, pi: np.ndarray, score: np.ndarray, taken_l: set, taken_p: set
+) -> np.ndarray:
+    """Indices of pairs kept by greedy assignment (best score first) per retailer."""
+    order = np.lexsort((pi, li, -score))
+    keep = []
+    for j in order.tolist():
+        lkey, pkey = int(li[j]), (retailer[j], int(pi[j]))
+        if lkey in taken_l or pkey in taken_p:
+            continue
+        taken_l.add(lkey)
+        taken_p.add(pkey)
+        keep.append(j)
+    return np.array(keep, dtype=int)
+
+
+# --- public API -----------------------------------------------------------------------------
+
+
+def _prepare_inputs(listings: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validated, de-duplicated listings and products."""
+    _require(listings, ["retailer", "item_id", "title"], "listings")
+    _require(products, ["sku", "name"], "products")
+    listings = listings.drop_duplicates(["retailer", "item_id"]).reset_index(drop=True)
+    products = products.drop_duplicates("sku").reset_index(drop=True)
+    return listings, products
+
+
+def _label_pairs(labels: pd.DataFrame | None, lp: pd.DataFrame, pp: pd.DataFrame) -> pd.DataFrame:
+    """Labels as positions: frame li, pi, label for the pairs whose listing and product are present."""
+    if labels is None or len(labels) == 0:
+        return pd.DataFrame({"li": np.zeros(0, int), "pi": np.zeros(0, int), "label": np.zeros(0, int)})
+    _require(labels, ["retailer", "item_id", "sku", "label"], "labels")
+    lab = labels.dropna(subset=["sku"]).astype({"retailer": str, "item_id": str, "sku": str})
+    y = pd.to_numeric(lab["label"].map(lambda v: {True: 1, False: 0}.get(v, v)), errors="coerce")
+    if y.isna().any() or not y.isin([0, 1]).all():
+        raise MatchError("labels: column label must be 1 (same product) or 0 (different)")
+    lpos = pd.Series(np.arange(len(lp)), index=pd.MultiIndex.from_arrays([lp["retailer"], lp["item_id"]]))
+    ppos = pd.Series(np.arange(len(pp)), index=pp["sku"])
+    li = lpos.reindex(pd.MultiIndex.from_arrays([lab["retailer"], lab["item_id"]])).to_numpy()
+    pi = ppos.reindex(lab["sku"]).to_numpy()
+    ok = ~(pd.isna(li) | pd.isna(pi))
+    out = pd.DataFrame({"li": li[ok].astype(int), "pi": pi[ok].astype(int), "label": y.to_numpy()[ok].astype(int)})
+    # the latest verdict per pair wins (labels are read in order)
+    return out.drop_duplicates(["li", "pi"], keep="last").reset_index(drop=True)
+
+
+def candidate_features(
+    listings: pd.DataFrame, products: pd.DataFrame, k: int = K_NEIGHBOURS
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(prepared listings, prepared products, features of every blocked candidate pair)."""
+    listings, products = _prepare_inputs(listings, products)
+    pp = _prepare_products(products)
+    lp = _prepare_listings(listings, {b for b in pp["brand"] if b})
+    if lp.empty or pp.empty:
+        return lp, pp, pd.DataFrame(columns=["li", "pi", "score", *FEATURES])
+    P, L = _tfidf(pp["text"], lp["text"])
+    li, pi = _candidates(P, L, pp["brand"].to_numpy(), lp["brand"].to_numpy(), k)
+    return lp, pp, _score_pairs(lp, pp, P, L, li, pi)
+
+
+#: features of a candidate pair (inputs of a learned model)
+FEATURES = [
+    "token_set",
+    "ratio",
+    "partial",
+    "token_sort",
+    "tfidf",
+    "brand",
+    "size",
+    "model",
+    "gtin_conflict",
+    "hand_score",
+]
+
+
+def match_listings(
+    listings: pd.DataFrame,
+    products: pd.DataFrame,
+    threshold: float | None = None,
+    review_band: tuple[float, float] | None = None,
+    k: int = K_NEIGHBOURS,
+    return_features: bool = False,
+    labels: pd.DataFrame | None = None,
+    model=None,
+) -> pd.DataFrame:
+    """Match retailer listings to our products → MATCH_COLUMNS (status auto / review / confirmed).
+
+    `labels` (retailer, item_id, sku, label) are human verdicts: confirmed pairs are kept as they are
+    (method ``human``), rejected pairs are never proposed. `model` (a trained `ListingModel`) replaces
+    the hand-weighted score of fuzzy pairs by its calibrated probability; its thresholds are the
+    defaults then (0.6 and the band 0.45–0.6 for the hand-weighted score).
+    """
+    if threshold is None:
+        threshold = model.threshold if model is not None else 0.6
+    if review_band is None:
+        review_band = (model.review_low, threshold) if model is not None else (0.45, 0.6)
+    lo_band = min(review_band[0], threshold)
+    if not 0 <= lo_band <= threshold <= 1:
+        raise MatchError(f"threshold={threshold} and review_band={review_band} must lie in [0, 1]")
+    cols = MATCH_COLUMNS + (list(WEIGHTS) if return_features else [])
+    listings, products = _prepare_inputs(listings, products)
+    if listings.empty or products.empty:
+        return pd.DataFrame(columns=cols)
+    pp = _prepare_products(products)
+    lp = _prepare_listings(listings, {b for b in pp["brand"] if b})
+    taken_l: set = set()
+    taken_p: set = set()
+    out = []
+    lab = _label_pairs(labels, lp, pp)
+    rejected = set(zip(lab.loc[lab["label"] == 0, "li"], lab.loc[lab["label"] == 0, "pi"]))
+
+    # 0. human confirmations stand
+    conf = lab[lab["label"] == 1]
+    if len(conf):
+        keep = _greedy_one_to_one(
+            lp["retailer"].to_numpy()[conf["li"].to_numpy()],
+            conf["li"].to_numpy(),
+            conf["pi"].to_numpy(),
+            np.ones(len(conf)),
+            taken_l,
+            taken_p,
+        )
+        c = conf.iloc[keep]
+        out.append(
+            pd.DataFrame(
+                {
+                    "li": c["li"].to_numpy(),
+                    "pi": c["pi"].to_numpy(),
+                    "method": "human",
+                    "score": 1.0,
+                    "status": "confirmed",
+                }
+            )
+        )
+
+    # 1. exact GTIN
+    gt = pp.dropna(subset=["gtin"]).drop_duplicates("gtin").reset_index().rename(columns={"index": "pi"})
+    hits = lp.reset_index().rename(columns={"index": "li"}).dropna(subset=["gtin"]).merge(gt[["gtin", "pi"]], on="gtin")
+    if rejected and len(hits):
+        hits = hits[[(a, b) not in rejected for a, b in zip(hits["li"], hits["pi"])]]
+    if len(hits):
+        keep = _greedy_one_to_one(
+            hits["retailer"].to_numpy(),
+            hits["li"].to_numpy(),
+            hits["pi"].to_numpy(),
+            np.ones(len(hits)),
+            taken_l,
+            taken_p,
+        )
+        g = hits.iloc[keep]
+        out.append(pd.DataFrame({"li": g["li"].to_numpy(), "pi": g["pi"].to_numpy(), "method": "gtin", "score": 1.0}))
+
+    # 2. fuzzy (or learned) on the rest
+    rest = np.array(sorted(set(range(len(lp))) - taken_l), dtype=int)
+    if len(rest):
+        P, L = _tfidf(pp["text"], lp["text"].to_numpy()[rest])
+        li_loc, pi = _candidates(P, L, pp["brand"].to_numpy(), lp["brand"].to_numpy()[rest], k)
+        feats = _score_pairs(lp.iloc[rest].reset_index(drop=True), pp, P, L, li_loc, pi)
+        feats["li"] = rest[feats["li"].to_numpy()]
+        if model is not None and len(feats):
+            feats["score"] = model.predict_proba(feats)
+        if rejected:
+            feats = feats[[(a, b) not in rejected for a, b in zip(feats["li"], feats["pi"])]]
+        feats = feats[feats["score"] >= lo_band]
+        if len(feats):
+            # 3. one-to-one per retailer
+            keep = _greedy_one_to_one(
+                lp["retailer"].to_numpy()[feats["li"].to_numpy()],
+                feats["li"].to_numpy(),
+                feats["pi"].to_numpy(),
+                feats["score"].to_numpy(),
+                taken_l,
+                taken_p,
+            )
+            out.append(feats.iloc[keep].assign(method="fuzzy" if model is None else "learned"))
+    if not out:
+        return pd.DataFrame(columns=cols)
+    res = pd.concat(out, ignore_index=True)
+    res["retailer"] = lp["retailer"].to_numpy()[res["li"]]
+    res["item_id"] = lp["item_id"].to_numpy()[res["li"]]
+    res["sku"] = pp["sku"].to_numpy()[res["pi"]]
+    res["score"] = res["score"].astype(float).round(4)
+    auto = np.where(res["score"] >= threshold, "auto", "review")
+    res["status"] = res["status"].fillna(pd.Series(auto, index=res.index)) if "status" in res else auto
+    for name in WEIGHTS:
+        if name not in res.columns:
+            res[name] = np.nan
+    res = res.sort_values(["retailer", "item_id"], kind="stable").reset_index(drop=True)
+    return res[cols]
+
+
+def score_matches(pred: pd.DataFrame, truth: pd.DataFrame) -> dict:
+    """Precision/recall/F1 of `auto` (and `confirmed`) predictions against truth `retailer, item_id, sku` (NaN =
+    none)."""
+    _require(pred, ["retailer", "item_id", "sku", "status"], "pred")
+    _require(truth, ["retailer", "item_id", "sku"], "truth")
+    key = ["retailer", "item_id", "sku"]
+    p = pred.loc[pred["status"].isin(MATCHED_STATUSES), key].astype(str).drop_duplicates()
+    t = truth.loc[truth["sku"].notna(), key].astype(str).drop_duplicates()
+    tp = len(p.merge(t, on=key))
+    fp, fn = len(p) - tp, len(t) - tp
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+
+
+#: the name used in docs/architecture.md
+score = score_matches

@@ -1,0 +1,93 @@
+"""Running the Ploomber pipeline: its settings (env.yaml + overrides), a build, and the recorded outcome."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC
+from pathlib import Path
+
+import yaml
+
+from priceintel import PriceIntelError, config
+
+
+def build_env(env_file: str | None, sets: dict) -> dict:
+    """Pipeline env: env.yaml (or env_file) plus overrides, with paths made absolute."""
+    path = Path(env_file) if env_file else config.PROJ_ROOT / "env.yaml"
+    if not path.exists():
+        raise PriceIntelError(f"env file not found: {path}")
+    try:
+        env = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise PriceIntelError(f"env file {path} is not valid YAML: {exc}") from None
+    base = yaml.safe_load((config.PROJ_ROOT / "env.yaml").read_text())
+    unknown = set(sets) - set(base)
+    if unknown:
+        raise PriceIntelError(f"unknown pipeline setting(s) {sorted(unknown)}; known: {sorted(base)}")
+    missing = sorted(set(base) - set(env))
+    if missing:
+        raise PriceIntelError(f"env file {path} lacks setting(s) {missing}")
+    if env_file is None:  # the default env honours the path variables read by config
+        defaults = {
+            "data_dir": ("PRICEINTEL_DATA_DIR", config.data_dir),
+            "reports_dir": ("PRICEINTEL_REPORTS_DIR", config.reports_dir),
+        }
+        for key, (var, where) in defaults.items():
+            if os.environ.get(var) and key not in sets:
+                env[key] = str(where())
+    env.update(sets)
+    for key in ("data_dir", "reports_dir"):
+        p = Path(str(env[key]))
+        env[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
+    return env
+
+
+def run_pipeline(env: dict, force: bool = False):
+    """Build the Ploomber DAG with this env; raise PriceIntelError with the failing task's message."""
+    from ploomber.exceptions import DAGBuildError
+    from ploomber.spec import DAGSpec
+
+    spec = DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env)
+    dag = spec.to_dag()
+    try:
+        return dag.build(force=force)
+    except DAGBuildError as exc:
+        raise PriceIntelError(f"pipeline failed: {root_cause(exc)}") from None
+
+
+def root_cause(exc: BaseException) -> str:
+    """The most specific message in an exception chain (the notebook's own error when present)."""
+    import re
+
+    text = str(exc)
+    for line in text.splitlines():
+        # our own errors all end in "Error" and carry a message after the colon
+        if re.match(r"^\s*(priceintel\.[\w.]+\.)?\w+Error: \S", line) and "DAGBuildError" not in line:
+            return line.strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else repr(exc)
+
+
+def record_outcome(env: dict, status: str, error: str | None) -> Path:
+    """Write reports/last_run.json and, when the database answers, a pipeline_run row."""
+    from datetime import datetime
+
+    outcome = {"status": status, "error": error, "finished_at": datetime.now(UTC).isoformat(), "env": env}
+    path = Path(env["reports_dir"]) / "last_run.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(outcome, indent=2, default=str) + "\n")
+    try:
+        from priceintel.db import engine as db_engine
+        from priceintel.db import load, migrate
+
+        eng = db_engine.get_engine()
+        db_engine.check_connection(eng)
+        migrate.upgrade()
+        with eng.begin() as conn:
+            run_id = load.start_run(conn, "pipeline", env)
+            load.finish_run(conn, run_id, status, {}, {"error": error} if error else {})
+    except PriceIntelError as exc:  # the database itself may be what failed
+        print(f"warning: run outcome not recorded in the database: {exc}", file=sys.stderr)
+    return path

@@ -1,0 +1,365 @@
+"""Unattended runs: cron schedule, a lock so runs never overlap, retries with backoff, run history, summary.
+
+`run_once` is what cron, a systemd timer or `priceintel schedule` calls: it takes the lock
+(`<data_dir>/schedule.lock`, an flock the kernel releases when a process dies), records a
+`schedule_run` row, builds the Ploomber DAG (up-to-date tasks are skipped, so a run killed midway
+resumes where it stopped; loads are idempotent upserts) and retries failed tasks with exponential
+backoff (a retry re-runs only the failed task and what depends on it), then sends a summary.
+`airflow_dag` writes the same pipeline as an Airflow DAG file (one BashOperator per task).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shlex
+import socket
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from priceintel import PriceIntelError, config
+
+
+class ScheduleError(PriceIntelError):
+    """A schedule problem: bad cron expression, a run already in progress, a failed run."""
+
+
+# ------------------------------------------------------------------------------------ cron
+
+
+def next_runs(cron: str, start: datetime | None = None, n: int = 1) -> list[datetime]:
+    """The next n fire times of a 5-field cron expression after start (UTC)."""
+    from croniter import croniter
+
+    if not isinstance(cron, str) or not croniter.is_valid(cron) or len(cron.split()) != 5:
+        raise ScheduleError(
+            f"--cron {cron!r} is not a 5-field cron expression (e.g. '0 6 * * *' daily at 06:00, '0 * * * *' hourly)"
+        )
+    it = croniter(cron, start or datetime.now(UTC))
+    return [it.get_next(datetime) for _ in range(n)]
+
+
+# ------------------------------------------------------------------------------------ lock
+
+
+class RunLock:
+    """Exclusive, non-blocking flock on a file; released on exit or when the process dies."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._fh = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock or raise ScheduleError naming the holder."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise ScheduleError(f"another run holds the lock {self.path} (pid {holder}); not starting") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        """Drop the lock."""
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+# ------------------------------------------------------------------------------- history
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _engine():
+    from priceintel.db import engine as db_engine
+    from priceintel.db import migrate
+
+    eng = db_engine.get_engine()
+    migrate.upgrade()
+    return eng
+
+
+def mark_interrupted(engine) -> int:
+    """Runs recorded as running on this host whose process is gone become 'interrupted'."""
+    import sqlalchemy as sa
+
+    host = socket.gethostname()
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.text("SELECT run_id, pid FROM schedule_run WHERE status = 'running' AND host = :h"), {"h": host}
+        ).all()
+        dead = [r.run_id for r in rows if not _pid_alive(r.pid)]
+        if dead:
+            conn.execute(
+                sa.text("""UPDATE schedule_run SET status = 'interrupted', finished_at = now(),
+                                    error = 'process ended without finishing (killed?)' WHERE run_id = ANY(:ids)"""),
+                {"ids": dead},
+            )
+    return len(dead)
+
+
+def _start_row(engine, trigger: str, cron: str | None, env_file: str | None) -> int:
+    import sqlalchemy as sa
+
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.text("""
+            INSERT INTO schedule_run (trigger, cron, pid, host, env_file) VALUES (:t, :c, :p, :h, :e)
+            RETURNING run_id"""),
+            {"t": trigger, "c": cron, "p": os.getpid(), "h": socket.gethostname(), "e": env_file},
+        ).scalar()
+
+
+def _finish_row(engine, run_id: int, status: str, tasks: dict, error: str | None) -> None:
+    import sqlalchemy as sa
+
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("""UPDATE schedule_run SET status = :s, finished_at = now(), tasks = CAST(:t AS jsonb),
+                                error = :e WHERE run_id = :r"""),
+            {"s": status, "t": json.dumps(tasks, default=str), "e": error, "r": run_id},
+        )
+
+
+def history(engine, limit: int = 20):
+    """The latest scheduled runs, newest first."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        return pd.read_sql(
+            sa.text("""
+            SELECT run_id, started_at, finished_at, status, trigger, cron, pid, error, tasks
+            FROM schedule_run ORDER BY run_id DESC LIMIT :n"""),
+            conn,
+            params={"n": limit},
+        )
+
+
+# ----------------------------------------------------------------------------------- runs
+
+
+def _build(env: dict, force: bool) -> dict[str, dict]:
+    """Build the DAG once; per-task status ('executed', 'skipped', 'errored', 'aborted') and seconds."""
+    from ploomber.exceptions import DAGBuildError
+    from ploomber.spec import DAGSpec
+
+    from priceintel.pipeline.run import root_cause
+
+    dag = DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag()
+    error = None
+    try:
+        dag.build(force=force)
+    except DAGBuildError as exc:
+        error = root_cause(exc)
+    status = {}
+    for name in dag:
+        task = dag[name]
+        state = str(task.exec_status.name).lower()
+        status[name] = {
+            "status": {"executed": "executed", "skipped": "skipped", "errored": "errored"}.get(state, state)
+        }
+    if error is not None:
+        raise _BuildFailed(error, status)
+    return status
+
+
+class _BuildFailed(Exception):
+    def __init__(self, message: str, status: dict):
+        super().__init__(message)
+        self.status = status
+
+
+def run_once(
+    env: dict,
+    *,
+    retries: int = 2,
+    backoff: float = 30.0,
+    force: bool = False,
+    trigger: str = "manual",
+    cron: str | None = None,
+    env_file: str | None = None,
+    notifiers: dict | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict:
+    """One locked, recorded run with retries; returns {run_id, status, tasks, error}; raises on failure."""
+    from priceintel.alerts import notify
+    from priceintel.pipeline import run
+
+    lock = RunLock(Path(env["data_dir"]) / "schedule.lock").acquire()
+    try:
+        engine = _engine()
+        interrupted = mark_interrupted(engine)
+        run_id = _start_row(engine, trigger, cron, env_file)
+        tasks: dict[str, dict] = {}
+        error = None
+        for attempt in range(int(retries) + 1):
+            try:
+                status = _build(env, force=force and attempt == 0)
+                error = None
+            except _BuildFailed as exc:
+                status, error = exc.status, str(exc)
+            for name, st in status.items():
+                entry = tasks.setdefault(name, {"attempts": 0, "status": "skipped"})
+                if st["status"] in ("executed", "errored"):
+                    entry["attempts"] += 1
+                    entry["status"] = st["status"]
+                elif st["status"] != "skipped":
+                    entry["status"] = st["status"]
+            if error is None:
+                break
+            if attempt < retries:
+                sleep(backoff * 2**attempt)
+        state = "success" if error is None else "failed"
+        _finish_row(engine, run_id, state, tasks, error)
+        run.record_outcome(env, state, error)
+        notifiers = notifiers if notifiers is not None else notify.from_settings()
+        lines = [f"{name}: {t['status']} ({t['attempts']} attempt(s))" for name, t in tasks.items()]
+        if interrupted:
+            lines.append(f"{interrupted} earlier run(s) had been interrupted; this run resumed their work")
+        if error:
+            lines.append(f"error: {error}")
+        notify.broadcast(
+            engine,
+            notifiers,
+            notify.Notification(
+                title=f"priceintel run #{run_id} {'succeeded' if state == 'success' else 'FAILED'}",
+                kind="run",
+                lines=lines,
+            ),
+        )
+    finally:
+        lock.release()
+    result = {"run_id": run_id, "status": state, "tasks": tasks, "error": error, "interrupted_before": interrupted}
+    if error is not None:
+        raise ScheduleError(f"run #{run_id} failed after {int(retries) + 1} attempt(s): {error}")
+    return result
+
+
+def serve(
+    cron: str,
+    env: dict,
+    *,
+    max_runs: int | None = None,
+    log: Callable[[str], None] = print,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], None] = time.sleep,
+    **run_kwargs,
+) -> int:
+    """Run the pipeline at every fire time of cron (forever, or max_runs times); returns runs attempted."""
+    next_runs(cron)  # validate before waiting
+    done = 0
+    while max_runs is None or done < max_runs:
+        fire = next_runs(cron, now())[0]
+        wait = (fire - now()).total_seconds()
+        log(f"next run at {fire.isoformat()} (in {max(wait, 0):.0f}s)")
+        if wait > 0:
+            sleep(wait)
+        try:
+            res = run_once(env, trigger="cron", cron=cron, **run_kwargs)
+            log(f"run #{res['run_id']} {res['status']}")
+        except ScheduleError as exc:
+            log(f"error: {exc}")
+        done += 1
+    return done
+
+
+# -------------------------------------------------------------------------------- airflow
+
+
+def pipeline_tasks(env: dict | None = None) -> dict[str, list[str]]:
+    """Task name → upstream task names, from pipeline.yaml (as Ploomber resolves them)."""
+    from ploomber.spec import DAGSpec
+
+    if env is None:
+        from priceintel.pipeline.run import build_env
+
+        env = build_env(None, {})
+    dag = DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag()
+    return {name: sorted(dag[name].upstream) for name in dag}
+
+
+def airflow_dag(
+    env_file: str | None = None,
+    cron: str = "0 6 * * *",
+    dag_id: str = "priceintel",
+    retries: int = 2,
+    retry_delay: int = 60,
+    env: dict | None = None,
+) -> str:
+    """Source of an Airflow DAG file: one BashOperator per pipeline task (`priceintel task NAME`), same edges."""
+    next_runs(cron)
+    deps = pipeline_tasks(env)
+    exe = shlex.quote(str(Path(sys.executable).parent / "priceintel"))
+    root = shlex.quote(str(config.PROJ_ROOT))
+    env_arg = f" --env-file {shlex.quote(str(Path(env_file).resolve()))}" if env_file else ""
+    lines = [
+        '"""Airflow DAG for the priceintel pipeline, generated from pipeline.yaml by `priceintel schedule',
+        '--export-airflow`. Regenerate instead of editing. Each task runs `priceintel task NAME`."""',
+        "",
+        "from datetime import datetime, timedelta",
+        "",
+        "from airflow import DAG",
+        "from airflow.operators.bash import BashOperator",
+        "",
+        f"default_args = {{'retries': {int(retries)}, 'retry_delay': timedelta(seconds={int(retry_delay)}),",
+        "                'retry_exponential_backoff': True}",
+        "",
+        f"with DAG(dag_id={dag_id!r}, schedule={cron!r}, start_date=datetime(2026, 1, 1), catchup=False,",
+        "         max_active_runs=1, default_args=default_args) as dag:",
+    ]
+    for name in deps:
+        cmd = f"cd {root} && {exe} task {shlex.quote(name)}{env_arg}"
+        lines.append(f"    {name} = BashOperator(task_id={name!r}, bash_command={cmd!r})")
+    lines.append("")
+    for name, ups in deps.items():
+        for up in ups:
+            lines.append(f"    {up} >> {name}")
+    return "\n".join(lines) + "\n"
+
+
+def run_task(env: dict, name: str, force: bool = True) -> None:
+    """Build one pipeline task (its upstream products must exist), hooks included: what Airflow calls."""
+    from ploomber.spec import DAGSpec
+
+    from priceintel.pipeline.run import root_cause
+
+    dag = DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag()
+    if name not in dag:
+        raise ScheduleError(f"unknown task {name!r}; pipeline.yaml has {', '.join(dag)}")
+    dag.render(force=force)
+    try:
+        dag[name].build(force=force)
+    except Exception as exc:  # noqa: BLE001 - report the notebook's own error on one line
+        raise ScheduleError(f"task {name} failed: {root_cause(exc)}") from None

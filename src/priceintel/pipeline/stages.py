@@ -1,0 +1,451 @@
+"""Stage functions behind the pipeline notebooks: each notebook is a parameters cell plus calls here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from priceintel import PriceIntelError
+from priceintel.items import jsonable
+
+KNOWN_SOURCES = ("demo",)
+
+
+class ParameterError(PriceIntelError):
+    """A pipeline parameter is invalid; the message names the parameter and the value."""
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """Validated parameters of one pipeline run."""
+
+    data_dir: Path
+    seed: int
+    n_products: int
+    days: int
+    world_start: date
+    retailers: tuple[str, ...]
+    unknown_retailers: tuple[str, ...]
+    product_limit: int
+    source: str
+
+    @property
+    def world_dir(self) -> Path:
+        """Where the demo world lives for this run."""
+        return self.data_dir / "demo" / "world"
+
+    @property
+    def run_days(self) -> list[date]:
+        """Every simulated day the run scrapes."""
+        return [self.world_start + timedelta(days=i) for i in range(self.days)]
+
+
+def _as_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ParameterError(f"parameter {name}={value!r} is not an integer") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ParameterError(f"parameter {name}={number} must be {bound}")
+    return number
+
+
+def parse_retailers(value: str | list | tuple) -> tuple[list[str], list[str]]:
+    """Split a comma-separated retailer list into (known, unknown) adapter keys."""
+    from priceintel.scrape.adapters import all_adapters
+
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = [str(v).strip().lower() for v in items if str(v).strip()]
+    known_names = set(all_adapters()) - {"generic"}
+    known = [n for n in names if n in known_names]
+    unknown = [n for n in names if n not in known_names]
+    return known, unknown
+
+
+def validate_params(
+    *,
+    data_dir: str | Path,
+    seed: Any,
+    n_products: Any,
+    days: Any,
+    world_start: Any,
+    retailers: Any,
+    product_limit: Any = 0,
+    source: str = "demo",
+) -> RunParams:
+    """Check every run parameter; raise ParameterError naming the first bad one."""
+    try:
+        start = date.fromisoformat(str(world_start))
+    except ValueError:
+        raise ParameterError(f"parameter world_start={world_start!r} is not a date (YYYY-MM-DD)") from None
+    if source not in KNOWN_SOURCES:
+        raise ParameterError(f"parameter source={source!r} is unknown; expected one of {KNOWN_SOURCES}")
+    known, unknown = parse_retailers(retailers)
+    if not known:
+        raise ParameterError(
+            f"parameter retailers={retailers!r} names no known retailer (unknown: {', '.join(unknown) or 'none given'})"
+        )
+    return RunParams(
+        data_dir=Path(data_dir).resolve(),
+        seed=_as_int("seed", seed, 0),
+        n_products=_as_int("n_products", n_products, 1, 5000),
+        days=_as_int("days", days, 2, 3660),
+        world_start=start,
+        retailers=tuple(known),
+        unknown_retailers=tuple(unknown),
+        product_limit=_as_int("product_limit", product_limit, 0),
+        source=source,
+    )
+
+
+# --- small I/O helpers ------------------------------------------------------------------
+
+
+def save_frame(df: pd.DataFrame, path: Any) -> Path:
+    """Write a frame to parquet or csv (by extension), creating the folder."""
+    path = Path(str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path, index=False)
+    return path
+
+
+def save_json(obj: Any, path: Any) -> Path:
+    """Write an object as pretty JSON (NaN becomes null), creating the folder."""
+    path = Path(str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(jsonable(obj), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_json(path: Any) -> Any:
+    """Read a JSON product."""
+    return json.loads(Path(str(path)).read_text())
+
+
+# --- stages -------------------------------------------------------------------------------
+
+
+def scrape_stage(params: RunParams, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ensure the demo world and its storefronts, then fetch and extract every page of every day."""
+    from priceintel.demo import world as demo
+    from priceintel.scrape import Fetcher, RawArchive, scrape_demo
+
+    demo.ensure_world(
+        params.world_dir, n_products=params.n_products, n_days=params.days, seed=params.seed, start=params.world_start
+    )
+    urls, handle = demo.ensure_storefronts(params.world_dir)
+    try:
+        with Fetcher(archive=RawArchive(params.data_dir / "raw")) as fetcher:
+            offers, errors = scrape_demo(
+                {r: u for r, u in urls.items() if r in params.retailers},
+                params.run_days,
+                fetcher,
+                product_limit=params.product_limit or None,
+                progress=progress,
+            )
+    finally:
+        if handle is not None:
+            handle.stop()
+    extra = [
+        {
+            "url": None,
+            "retailer": r,
+            "kind": "unknown_retailer",
+            "ds": None,
+            "message": f"retailer {r!r} has no adapter; skipped (parameter retailers)",
+        }
+        for r in params.unknown_retailers
+    ]
+    if extra:
+        errors = pd.concat([errors, pd.DataFrame(extra)], ignore_index=True)
+    return offers, errors
+
+
+def scrape_summary(offers: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
+    """Pages, distinct products, prices and errors per retailer."""
+    by = offers.groupby("retailer")
+    out = pd.DataFrame(
+        {
+            "pages": by.size(),
+            "products": by["item_id"].nunique(),
+            "prices": by["price"].apply(lambda s: int(s.notna().sum())),
+        }
+    )
+    err = errors.groupby("retailer").size() if len(errors) else pd.Series(dtype=int)
+    out["errors"] = err.reindex(out.index).fillna(0).astype(int)
+    return out
+
+
+def read_catalogue(data_dir: str | Path) -> pd.DataFrame:
+    """Our product catalogue (the demo world's, under data_dir/demo/world/products.csv)."""
+    path = Path(data_dir) / "demo" / "world" / "products.csv"
+    if not path.exists():
+        raise PriceIntelError(f"catalogue not found at {path}: run the scrape stage (or `priceintel demo init`) first")
+    return pd.read_csv(path, dtype={"gtin": str, "sku": str, "mpn": str})
+
+
+def _truth_matches(data_dir: str | Path) -> pd.DataFrame | None:
+    path = Path(data_dir) / "demo" / "world" / "truth" / "matches.csv"
+    if not path.exists():
+        return None
+    return pd.read_csv(path, dtype={"item_id": str, "sku": str})
+
+
+def match_metrics(matches: pd.DataFrame, listings: pd.DataFrame, data_dir: str | Path) -> dict:
+    """Precision/recall/F1 of automatic matches against the demo truth (empty dict when none)."""
+    from priceintel.match import rules as match
+
+    truth = _truth_matches(data_dir)
+    if truth is None:
+        return {}
+    # score only the listings that were actually scraped
+    truth = truth.merge(listings[["retailer", "item_id"]].drop_duplicates(), how="inner")
+    metrics = match.score_matches(matches, truth)
+    metrics["review_queue"] = int((matches["status"] == "review").sum())
+    metrics["split"] = "all demo listings vs generator truth (matcher has no training step)"
+    return metrics
+
+
+def load_stage(upstream: dict, data_dir: str | Path) -> dict:
+    """Migrate, then load dimensions and facts in one transaction; return counts."""
+    from priceintel.db import engine as db_engine
+    from priceintel.db import load, migrate, queries
+    from priceintel.db import views as db_views
+    from priceintel.demo import world as demo
+
+    data_dir = Path(data_dir)
+    obs = pd.read_parquet(str(upstream["clean"]["observations"]))
+    listings = pd.read_parquet(str(upstream["clean"]["listings"]))
+    matches = pd.read_parquet(str(upstream["match"]["matches"]))
+    scrape_errors = pd.read_csv(str(upstream["scrape"]["errors"]), dtype=str)
+    clean_errors = pd.read_csv(str(upstream["clean"]["errors"]), dtype=str)
+    world = demo.World.read(data_dir / "demo" / "world")
+
+    engine = db_engine.get_engine()
+    db_engine.check_connection(engine)
+    migrate.upgrade()
+    retailers = pd.DataFrame(
+        {
+            "retailer": sorted(obs["retailer"].unique()),
+        }
+    )
+    retailers["name"] = retailers["retailer"].str.title()
+    retailers["base_url"] = None
+    loaded: dict[str, Any] = {}
+    with engine.begin() as conn:
+        run_id = load.start_run(conn, "load", {"data_dir": str(data_dir)})
+        loaded["dates"] = load.ensure_dates(conn, obs["ds"].min(), obs["ds"].max())
+        loaded["retailers"] = load.upsert_retailers(conn, retailers)
+        loaded["products"] = load.upsert_products(conn, world.products)
+        loaded["listings"] = load.upsert_listings(conn, listings)
+        loaded["matches"] = load.load_matches(conn, matches)
+        loaded["prices"] = load.load_prices(conn, obs)
+        loaded["sales"] = load.load_sales(conn, world.sales)
+        errors = pd.concat([scrape_errors, clean_errors], ignore_index=True)
+        errors = errors.reindex(columns=["url", "retailer", "kind", "message"])
+        scrape_run_id = load.record_scrape_run(
+            conn,
+            retailer=",".join(retailers["retailer"]),
+            pages=len(obs) + len(scrape_errors),
+            offers=len(obs),
+            errors=len(errors),
+            error_summary=errors.groupby("kind").size().to_dict() if len(errors) else {},
+        )
+        loaded["errors"] = load.record_errors(conn, scrape_run_id, errors)
+        load.finish_run(conn, run_id, "success", {k: v for k, v in loaded.items()}, {})
+    db_views.refresh(engine)  # the apps' materialized views (and their cache key) follow every load
+    return {"loaded": loaded, "table_counts": queries.table_counts(engine), "run_id": run_id}
+
+
+def _price_series(engine) -> pd.DataFrame:
+    """Daily competitor price series from Postgres as unique_id/ds/y (out-of-stock days are NaN)."""
+    sql = """
+        select r.retailer || ':' || l.item_id as unique_id, d.date as ds, f.price::float as y
+        from fact_price f
+        join dim_listing l using (listing_id)
+        join dim_retailer r using (retailer_id)
+        join dim_date d using (date_key)
+        order by 1, 2
+    """
+    df = pd.read_sql(sql, engine)
+    df["ds"] = pd.to_datetime(df["ds"])
+    return df
+
+
+def _sales_panel(engine) -> pd.DataFrame:
+    """Our daily sales with the lowest competitor price of the day, for elasticity."""
+    sql = """
+        select p.sku, d.date as ds, s.units, s.price::float as price, s.promo,
+               st.min_price::float as comp_min, p.category
+        from fact_sales s
+        join dim_product p using (product_id)
+        join dim_date d using (date_key)
+        left join v_daily_price_stats st on st.product_id = s.product_id and st.date_key = s.date_key
+        order by 1, 2
+    """
+    df = pd.read_sql(sql, engine)
+    df["ds"] = pd.to_datetime(df["ds"])
+    return df
+
+
+def model_stage(horizon: int = 14, prophet_series: int = 12, engine=None, n_windows: int = 3) -> dict:
+    """Backtest forecasts (baselines beside models) on held-out days and fit elasticities."""
+    from priceintel.db import engine as db_engine
+    from priceintel.db import views as db_views
+    from priceintel.forecast import models as forecast
+    from priceintel.forecast import store as forecast_store
+    from priceintel.forecast import tournament
+    from priceintel.pricing import elasticity
+    from priceintel.pricing import store as pricing_store
+
+    engine = engine or db_engine.get_engine()
+    series = _price_series(engine)
+    # tournament: rolling origins, per-series choice and interval calibration on earlier windows only
+    res = tournament.run_tournament(series, h=int(horizon), n_windows=int(n_windows), progress=False)
+    run_id = forecast_store.save_run(engine, res, name="pipeline")
+    keep = [c for c in res.cv.columns if not c.endswith("-raw") and not c.startswith("_")]
+    cv = res.cv[keep]
+    metrics = res.metrics[res.metrics["horizon"] == int(horizon)].drop(columns="horizon")
+    metrics["scope"] = "all series"
+    report = res.report
+    ids = sorted(series["unique_id"].unique())[: max(0, int(prophet_series))]
+    if ids:
+        cv_p, metrics_p = forecast.backtest(
+            series[series["unique_id"].isin(ids)], h=horizon, n_windows=1, models=("prophet",)
+        )
+        metrics_p["scope"] = f"prophet subset ({len(ids)} series)"
+        metrics = pd.concat([metrics, metrics_p], ignore_index=True)
+        keys = ["unique_id", "ds", "cutoff"]
+        cv = cv.merge(cv_p[keys + [c for c in cv_p.columns if c.startswith("prophet")]], on=keys, how="left")
+
+    sales = _sales_panel(engine)
+    sales["log_comp"] = np.log(sales.groupby("sku")["comp_min"].transform(lambda s: s.ffill().bfill()))
+    # own-price elasticity with the cheapest competitor's price (its coefficient is the cross-price
+    # elasticity), day-of-week effects and empirical-Bayes pooling within the category
+    sales["comp_min"] = np.exp(sales["log_comp"])
+    demand = elasticity.fit_demand(
+        sales,
+        entity="sku",
+        price="price",
+        quantity="units",
+        period="ds",
+        cross_prices=("comp_min",),
+        calendar=("dow",),
+        category="category",
+    )
+    el = demand.estimates
+    # stored estimates + recommended prices for the elasticity app, then the apps' views follow
+    pricing_store.store_model_elasticity(
+        engine,
+        demand,
+        sales,
+        spec={"cross_prices": ["comp_min"], "calendar": ["dow"], "category": "category", "method": "ols"},
+    )
+    db_views.refresh(engine, views=("mv_app_forecasts", "mv_app_elasticity"))  # prices are as the load left them
+    return {
+        "forecasts": cv,
+        "metrics": metrics,
+        "overall": overall_metrics(metrics),
+        "elasticity": el,
+        "series_report": report,
+        "forecast_run_id": run_id,
+        "future": res.forecasts,
+    }
+
+
+def overall_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The overall rows of a backtest metrics frame, one per (scope, model), best first."""
+    from priceintel.forecast.models import OVERALL
+
+    out = metrics[metrics["unique_id"] == OVERALL].drop(columns="unique_id")
+    return out.sort_values(["scope", "mae"]).reset_index(drop=True)
+
+
+def plot_forecast_example(result: dict):
+    """Plot one held-out window: actuals, the best model and its 80% band."""
+    import matplotlib.pyplot as plt
+
+    cv = result["forecasts"]
+    if cv.empty:
+        return None
+    uid = cv["unique_id"].iloc[0]
+    one = cv[cv["unique_id"] == uid]
+    fig, ax = plt.subplots(figsize=(9, 3))
+    ax.plot(one["ds"], one["y"], "k.-", label="actual")
+    for model in ("seasonal_naive", "auto_ets", "prophet"):
+        if model in one and one[model].notna().any():
+            ax.plot(one["ds"], one[model], label=model)
+    if "auto_ets-lo-80" in one:
+        ax.fill_between(one["ds"], one["auto_ets-lo-80"], one["auto_ets-hi-80"], alpha=0.2, label="auto_ets 80%")
+    ax.set_title(f"Held-out forecast for {uid}")
+    ax.legend()
+    return fig
+
+
+def evaluate_stage(upstream: dict, data_dir: str | Path) -> dict:
+    """Summarise every stage: scrape errors, match F1, forecast vs baselines, elasticity vs truth."""
+    data_dir = Path(data_dir)
+    offers = pd.read_parquet(str(upstream["scrape"]["offers"]))
+    scrape_errors = pd.read_csv(str(upstream["scrape"]["errors"]))
+    clean_errors = pd.read_csv(str(upstream["clean"]["errors"]))
+    obs = pd.read_parquet(str(upstream["clean"]["observations"]))
+    match = read_json(upstream["match"]["metrics"])
+    receipt = read_json(upstream["load"]["receipt"])
+    fmetrics = pd.read_csv(str(upstream["model"]["forecast_metrics"]))
+    el = pd.read_csv(str(upstream["model"]["elasticity"]), dtype={"sku": str})
+
+    from priceintel.forecast.models import BASELINES
+
+    overall = overall_metrics(fmetrics)
+    everything = overall[overall["scope"] == "all series"]
+    best_baseline = everything[everything["model"].isin(["naive", "seasonal_naive"])].sort_values("mae").iloc[0]
+    candidates = everything[~everything["model"].isin(BASELINES)]
+    if (everything["model"] == "chosen").any():  # the tournament's pick, never the best on the test windows
+        candidates = everything[everything["model"] == "chosen"]
+    best_model = candidates.sort_values("mae").iloc[0] if len(candidates) else best_baseline
+    forecast_summary = {
+        "overall": overall,
+        "best_baseline": best_baseline["model"],
+        "best_baseline_mae": float(best_baseline["mae"]),
+        "best_model": best_model["model"],
+        "best_model_mae": float(best_model["mae"]),
+        "ratio_to_best_baseline": float(best_model["mae"] / best_baseline["mae"]) if best_baseline["mae"] else None,
+        "split": (
+            "rolling origins every `horizon` days; the first window only chooses each series' model and "
+            "calibrates intervals, later windows are scored (the prophet subset: last `horizon` days)"
+        ),
+    }
+    el_summary: dict[str, Any] = {"products": int(len(el)), "identified": int(el["identified"].sum())}
+    truth_path = data_dir / "demo" / "world" / "truth" / "elasticities.csv"
+    if truth_path.exists():
+        truth = pd.read_csv(truth_path, dtype={"sku": str})
+        both = el.merge(truth, on="sku")
+        err = (both["elasticity"] - both["own_elasticity"]).abs()
+        covered = (both["ci_lo"] <= both["own_elasticity"]) & (both["own_elasticity"] <= both["ci_hi"])
+        el_summary.update({"mae_vs_truth": float(err.mean()), "ci95_coverage": float(covered.mean())})
+        if "elasticity_pooled" in both:
+            el_summary["pooled_mae_vs_truth"] = float((both["elasticity_pooled"] - both["own_elasticity"]).abs().mean())
+        if "cross[comp_min]" in both:
+            el_summary["cross_mae_vs_truth"] = float((both["cross[comp_min]"] - both["cross_elasticity"]).abs().mean())
+    return {
+        "scrape": {
+            "pages": int(len(offers)),
+            "errors": int(len(scrape_errors)),
+            "errors_by_kind": scrape_errors.groupby("kind").size().to_dict() if len(scrape_errors) else {},
+        },
+        "clean": {"observations": int(len(obs)), "rejected": int(len(clean_errors))},
+        "match": match,
+        "load": receipt.get("table_counts", {}),
+        "forecast": forecast_summary,
+        "elasticity": el_summary,
+    }

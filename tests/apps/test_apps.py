@@ -1,0 +1,65 @@
+"""Voila apps in a real headless Chromium (Debian /usr/bin/chromium driven by Playwright)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from priceintel import config
+from priceintel.apps import prices as apps
+
+pytestmark = pytest.mark.slow
+
+
+def test_price_monitor_detail_desktop_then_phone(apps_voila, browser):
+    """One page load: the product detail at 1440x900 (chart, latest prices, switching product), then the same
+    page at 390x844 (the app's own layout tests and screenshots are in test_dashboard_apps.py)."""
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(f"{apps_voila}/voila/render/price_monitor.ipynb", timeout=120_000)
+    page.wait_for_selector("table.latest-prices tbody tr", timeout=120_000)
+    page.wait_for_selector(".pm-detail .js-plotly-plot .scatterlayer .trace", timeout=60_000)
+    rows = page.locator("table.latest-prices tbody tr").count()
+    assert rows >= 2  # ours plus at least one competitor
+    assert "ours" in page.locator("table.latest-prices").inner_text()
+    traces = page.locator(".pm-detail .js-plotly-plot .scatterlayer .trace").count()
+    assert traces >= 2
+    first = page.locator("table.latest-prices").inner_text()
+    select = page.locator(".pm-detail select").first
+    options = select.locator("option")
+    select.select_option(index=options.count() - 1)
+    page.wait_for_function(
+        "(before) => document.querySelector('table.latest-prices').innerText !== before", arg=first,
+        timeout=60_000)
+    assert page.locator("table.latest-prices").inner_text() != first
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(500)
+    assert page.locator("table.latest-prices tbody tr").count() >= 2
+    page.wait_for_function("() => document.querySelector('.pm-detail .js-plotly-plot .main-svg')"
+                           ".getBoundingClientRect().width <= 390", timeout=15_000)  # the chart follows the phone
+    page.close()
+
+
+def test_app_notebooks_run_under_nbval(pipeline_env, pipeline_db):
+    env = dict(os.environ, DATABASE_URL=pipeline_db)
+    env.pop("COV_CORE_SOURCE", None)
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
+                          "--no-cov", str(config.PROJ_ROOT / "notebooks" / "apps")],
+                         env=env, capture_output=True, text=True, cwd=config.PROJ_ROOT / "notebooks" / "apps",
+                         timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert " passed" in res.stdout
+
+
+def test_latest_table_and_html_escape():
+    import pandas as pd
+
+    hist = pd.DataFrame({"retailer": ["ours", "amazon", "amazon"],
+                         "ds": pd.to_datetime(["2026-07-02", "2026-07-01", "2026-07-02"]),
+                         "price": [10.0, 9.0, 8.0], "in_stock": [True, True, True], "promo": [False, False, True]})
+    t = apps.latest_table(hist)
+    assert list(t["retailer"]) == ["amazon", "ours"]
+    assert t.loc[0, "vs_ours_pct"] == -20.0
+    html = apps.table_html(pd.DataFrame({"a": ["<b>"], "b": [1.5]}), "x")
+    assert "&lt;b&gt;" in html and "1.50" in html and 'class="x"' in html
+    assert apps.latest_table(hist.iloc[0:0]).empty
