@@ -9,7 +9,7 @@ export OMP_NUM_THREADS ?= 1
 # the demo storefronts, database and apps are on loopback: never send those requests to a proxy
 export NO_PROXY := 127.0.0.1,localhost,::1,$(NO_PROXY)
 
-.PHONY: demo test install chromium apps lab bench db-start db-stop demo-down clean-data oj-report pricing-report
+.PHONY: demo test test-fast lint install chromium apps lab bench db-start db-stop demo-down clean-data oj-report pricing-report
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,17 @@ demo: install
 ## make test: install (dev extra + chromium), then pytest with coverage of src/
 test: install chromium
 	$(BIN)/python -m pytest --cov=priceintel --cov-report=term --cov-report=xml:reports/coverage.xml --cov-fail-under=80
+
+## make test-fast: the quick tests (no pipeline run, no browser), under 2 minutes; no coverage threshold
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" -q
+
+## make lint: ruff (lint + format check), the layer contract and mypy on src/
+lint: install
+	$(BIN)/ruff check src
+	$(BIN)/ruff format --check src
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 apps: install
 	$(BIN)/priceintel apps

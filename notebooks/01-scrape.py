@@ -7,7 +7,7 @@
 # under `data/raw/` before extraction, so any later stage can be replayed offline.
 
 # %% tags=["parameters"]
-upstream = None
+upstream = ["world"]
 product = None
 data_dir = "data"
 seed = 42
@@ -26,16 +26,17 @@ from priceintel.pipeline.lab import task_inputs
 task_inputs("scrape", globals())
 
 # %%
+from priceintel.pipeline import report
 from priceintel.pipeline import stages as pipeline
 
 params = pipeline.validate_params(
     data_dir=data_dir, seed=seed, n_products=n_products, days=days, world_start=world_start,
     retailers=retailers, product_limit=product_limit, source=source,
 )
-params
+report.table({k: str(v) for k, v in vars(params).items()}, key="setting")
 
 # %%
-offers, errors = pipeline.scrape_stage(params)
+offers, errors = pipeline.scrape_stage(params, upstream["world"]["world"])
 pipeline.save_frame(offers, product["offers"])
 pipeline.save_frame(errors, product["errors"])
 print(f"{len(offers):,} pages extracted, {len(errors):,} errors recorded")

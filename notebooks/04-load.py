@@ -6,7 +6,7 @@
 # re-running the same day changes nothing.
 
 # %% tags=["parameters"]
-upstream = ["scrape", "clean", "match"]
+upstream = ["world", "scrape", "clean", "match"]
 product = None
 data_dir = "data"
 
@@ -18,14 +18,15 @@ from priceintel.pipeline.lab import task_inputs
 task_inputs("load", globals())
 
 # %%
+from priceintel.pipeline import report
 from priceintel.pipeline import stages as pipeline
 
 receipt = pipeline.load_stage(upstream, data_dir)
 pipeline.save_json(receipt, product["receipt"])
-receipt["loaded"]
+report.table(receipt["loaded"], key="loaded", value="rows")
 
 # %% [markdown]
 # ## What the database holds now
 
 # %%
-receipt["table_counts"]
+report.table(receipt["table_counts"], key="table", value="rows")

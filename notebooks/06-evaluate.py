@@ -3,9 +3,8 @@
 # > One page that scores every stage against held-out data or the demo world's ground truth.
 
 # %% tags=["parameters"]
-upstream = ["scrape", "clean", "match", "load", "model"]
+upstream = ["world", "scrape", "clean", "match", "load", "model"]
 product = None
-data_dir = "data"
 
 # %%
 # `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab, the
@@ -15,31 +14,61 @@ from priceintel.pipeline.lab import task_inputs
 task_inputs("evaluate", globals())
 
 # %%
+from priceintel.pipeline import report
 from priceintel.pipeline import stages as pipeline
 
-summary = pipeline.evaluate_stage(upstream, data_dir)
+summary = pipeline.evaluate_stage(upstream)
 pipeline.save_json(summary, product["summary"])
 
 # %% [markdown]
 # ## Scrape and clean
+# Every demo page must be extracted; a page without a price, an unknown currency or a missing id is kept with
+# its reason in the stage's errors, never stored as a price.
 
 # %%
-summary["scrape"]
+report.goals(summary, "scrape")
+
+# %%
+report.goals(summary, "clean")
+
+# %%
+report.chart(summary, "scrape")
 
 # %% [markdown]
-# ## Matching (automatic matches vs the generator's truth)
+# ## Matching
+# Automatic matches scored against the demo generator's truth (the learned matcher is trained on an
+# independently seeded world, never this one).
 
 # %%
-summary["match"]
+report.goals(summary, "match")
+
+# %%
+report.chart(summary, "match")
 
 # %% [markdown]
-# ## Forecasts (held-out days; the chosen model must beat the better naive baseline)
+# ## What the database holds
 
 # %%
-summary["forecast"]
+report.table(summary["load"], key="table", value="rows")
 
 # %% [markdown]
-# ## Elasticity (recovered vs the generator's true elasticities)
+# ## Forecasts
+# Rolling origins every `horizon` days: the first window only chooses each series' model and calibrates the
+# intervals; later windows are scored. The chosen model must beat the better naive baseline by 5%, and its
+# intervals must cover what they claim.
 
 # %%
-summary["elasticity"]
+report.goals(summary, "forecast")
+
+# %%
+report.chart(summary, "forecast")
+
+# %% [markdown]
+# ## Elasticity
+# Own-price elasticities recovered from the demo sales, against the generator's true values.
+
+# %%
+report.goals(summary, "elasticity")
+
+# %%
+report.chart(summary, "elasticity")

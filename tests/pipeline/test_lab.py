@@ -56,15 +56,16 @@ def test_task_inputs_leaves_pipeline_injection_alone():
 def test_task_inputs_reads_declared_products_like_ploomber(tmp_path, monkeypatch):
     monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("PRICEINTEL_REPORTS_DIR", str(tmp_path / "reports"))
-    ns = {"upstream": ["scrape", "clean", "match"], "product": None, "data_dir": "data"}
+    ns = {"upstream": ["world", "scrape", "clean", "match"], "product": None, "data_dir": "data"}
     values = lab.task_inputs("load", ns)
     assert ns["product"] == {"nb": str(tmp_path / "reports" / "04-load.html"),
                              "receipt": str(tmp_path / "data" / "interim" / "load_receipt.json")}
-    assert set(ns["upstream"]) == {"scrape", "clean", "match"}
+    assert set(ns["upstream"]) == {"world", "scrape", "clean", "match"}
+    assert ns["upstream"]["world"]["catalogue"] == str(tmp_path / "data" / "demo" / "world" / "products.csv")
     assert ns["upstream"]["clean"]["listings"] == str(tmp_path / "data" / "interim" / "listings.parquet")
     assert ns["data_dir"] == str(tmp_path / "data")  # the env's data dir, not the notebook's relative default
     assert values["product"] == ns["product"]
-    first = lab.task_inputs("scrape", {"upstream": None, "product": None})
+    first = lab.task_inputs("world", {"upstream": None, "product": None})
     assert first["upstream"] is None and first["seed"] == 42
     with pytest.raises(PriceIntelError, match="no task 'nope'"):
         lab.task_inputs("nope", {"product": None})
@@ -210,7 +211,7 @@ def test_open_and_run_the_scrape_notebook_in_chromium(jupyterlab):
         page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
         page.wait_for_function("() => document.querySelectorAll('.jp-NotebookPanel .jp-Cell').length >= 5",
                                timeout=60_000)
-        assert "pipeline.scrape_stage(params)" in page.locator(".jp-NotebookPanel").inner_text()
+        assert "pipeline.scrape_stage(params" in page.locator(".jp-NotebookPanel").inner_text()
         # a percent .py has no kernelspec: JupyterLab asks once which kernel (the default is the venv's python3)
         select = page.locator(".jp-Dialog button.jp-mod-accept")
         try:

@@ -14,12 +14,14 @@ from priceintel.db import queries
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["01-scrape", "02-clean", "03-match", "04-load", "05-model", "06-evaluate"]
+STAGES = ["00-world", "01-scrape", "02-clean", "03-match", "04-load", "05-model", "06-evaluate"]
 
 
 def _upstream(env):
     d = Path(env["data_dir"]) / "interim"
+    world = Path(env["data_dir"]) / "demo" / "world"
     return {
+        "world": {"world": world, "catalogue": world / "products.csv", "sales": world / "sales.csv"},
         "scrape": {"offers": d / "offers.parquet", "errors": d / "scrape_errors.csv"},
         "clean": {"observations": d / "observations.parquet", "listings": d / "listings.parquet",
                   "errors": d / "clean_errors.csv"},
@@ -134,7 +136,7 @@ def test_stages_in_process(pipeline_env, on_pipeline_db, tmp_path):
     assert (result["elasticity"]["n"] > 0).all()
     fig = pipeline.plot_forecast_example(result)
     assert fig is not None and fig.axes[0].get_title().startswith("Held-out forecast")
-    summary = pipeline.evaluate_stage(_upstream(pipeline_env), pipeline_env["data_dir"])
+    summary = pipeline.evaluate_stage(_upstream(pipeline_env))
     assert summary["forecast"]["best_baseline"] in ("naive", "seasonal_naive")
     assert summary["clean"]["observations"] > 0
 
