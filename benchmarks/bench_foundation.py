@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import pandas as pd
 import requests
 
-from priceintel.demo import world as demo
+from priceintel import demo
 from priceintel.db import engine as db_engine
 from priceintel.db import load, migrate, server
 from _common import record_resources, run_cli, true_observations  # noqa: E402  (benchmarks/ is on sys.path when run as a script)

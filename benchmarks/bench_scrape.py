@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from priceintel import config  # noqa: E402
-from priceintel.demo import world as demo
+from priceintel import demo
 from priceintel.items import IN_STOCK  # noqa: E402
 from priceintel.scrape import Fetcher, RawArchive, extract, scrape_demo  # noqa: E402
 from priceintel.scrape.evaluate import (  # noqa: E402
@@ -121,7 +121,7 @@ THROUGHPUT_METHOD = (
 
 def throughput(pages: list[tuple], passes: int = 5) -> dict:
     """Parse + extract rate over saved pages: median of `passes` timed passes, CPU seconds (= one core)."""
-    from priceintel.scrape.extract import _parse
+    from priceintel.scrape.layers.page import _parse
 
     for body, url, retailer in pages:
         extract(body, url, retailer)  # warm-up (imports, compiled selectors)

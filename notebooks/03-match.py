@@ -3,9 +3,8 @@
 # > Link each competitor listing to our catalogue: identical GTINs first, then fuzzy titles.
 
 # %% tags=["parameters"]
-upstream = ["clean"]
+upstream = ["world", "clean"]
 product = None
-data_dir = "data"
 
 # %%
 # `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab, the
@@ -23,19 +22,21 @@ task_inputs("match", globals())
 import pandas as pd
 
 from priceintel.match import rules as match
+from priceintel.pipeline import report
 from priceintel.pipeline import stages as pipeline
 from priceintel.match import labels as match_labels
 from priceintel.match import model as listing_model
 
 listings = pd.read_parquet(upstream["clean"]["listings"])
-products = pipeline.read_catalogue(data_dir)
+products = pipeline.read_catalogue(upstream["world"]["catalogue"])
 stored = match_labels.stored_labels_or_none()
 model = listing_model.pipeline_model(listings, products, stored)
 matches = match.match_listings(listings, products, labels=stored, model=model)
 pipeline.save_frame(matches, product["matches"])
-{"stored_labels": 0 if stored is None else len(stored),
- "model": None if model is None else {"training_pairs": model.n_pairs, "auto_threshold": model.threshold,
-                                      "review_from": model.review_low, "holdout": model.holdout}}
+report.table({"stored labels": 0 if stored is None else len(stored),
+              **({"learned model": "none (rules only)"} if model is None else {
+                  "training pairs": model.n_pairs, "auto threshold": round(model.threshold, 3),
+                  "review from": round(model.review_low, 3), "held-out check": str(model.holdout)})})
 
 # %%
 matches.groupby(["retailer", "method", "status"]).size().rename("listings").to_frame()
@@ -45,8 +46,8 @@ matches.groupby(["retailer", "method", "status"]).size().rename("listings").to_f
 # Only automatic matches count as predictions; pairs in the review band wait for a person.
 
 # %%
-metrics = pipeline.match_metrics(matches, listings, data_dir)
+metrics = pipeline.match_metrics(matches, listings, upstream["world"]["world"])
 if metrics and model is not None:
     metrics["split"] = "all demo listings vs generator truth; model trained on a separately seeded demo world"
 pipeline.save_json(metrics, product["metrics"])
-metrics
+report.goals({"match": metrics}, "match")

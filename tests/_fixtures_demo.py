@@ -2,7 +2,7 @@
 
 import pytest
 
-from priceintel.demo.world import Storefronts, World, generate_world
+from priceintel.demo import Storefronts, World, generate_world
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Tests for priceintel.demo.world: world generation, persistence and the loopback storefronts."""
+"""Tests for priceintel.demo: world generation and persistence (world, market), the loopback storefronts."""
 
 from __future__ import annotations
 
@@ -19,10 +19,9 @@ import pytest
 import requests
 
 from priceintel import PriceIntelError
-from priceintel.demo.world import (
-    DemoError, RETAILERS, Storefronts, World, _war_caps, ensure_storefronts, ensure_world,
-    generate_world, serve,
-)
+from priceintel.demo.market import _war_caps
+from priceintel.demo.storefronts import Storefronts, ensure_storefronts, serve
+from priceintel.demo.world import DemoError, RETAILERS, World, ensure_world, generate_world
 from priceintel.items import LISTING_COLUMNS, PRODUCT_COLUMNS, SALES_COLUMNS, gtin_check_digit, is_valid_gtin
 
 FRAMES = ("products", "listings", "prices", "sales", "truth_matches", "truth_elasticities")
@@ -569,7 +568,7 @@ def test_serve_registry_and_reuse(tmp_path, demo_world):
 def test_serve_process_stops_on_sigterm(tmp_path, demo_world):
     world_dir = demo_world.write(tmp_path / "world")
     reg = tmp_path / "storefronts.json"
-    code = ("import sys; from priceintel.demo.world import serve; "
+    code = ("import sys; from priceintel.demo.storefronts import serve; "
             "serve(sys.argv[1], ports={'amazon': 0, 'walmart': 0, 'target': 0}, registry=sys.argv[2])")
     proc = subprocess.Popen([sys.executable, "-c", code, str(world_dir), str(reg)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,4 +1,4 @@
-"""Listing matching: GTIN/title/size helpers, the matcher on hand-made and demo frames, scoring."""
+"""Listing matching: GTIN/title/size helpers (match.normalize), the matcher on hand-made and demo frames, scoring."""
 
 from __future__ import annotations
 
@@ -10,16 +10,8 @@ import pytest
 
 from priceintel import PriceIntelError
 from priceintel.items import MATCH_COLUMNS, is_valid_gtin, normalize_gtin
-from priceintel.match.rules import (
-    WEIGHTS,
-    MatchError,
-    extract_model_numbers,
-    extract_size,
-    match_listings,
-    normalize_title,
-    score,
-    score_matches,
-)
+from priceintel.match.normalize import extract_model_numbers, extract_size, normalize_title
+from priceintel.match.rules import WEIGHTS, MatchError, match_listings, score, score_matches
 
 
 def _with_check(body: str) -> str:

@@ -691,7 +691,7 @@ def test_scrape_demo_matches_world_truth(demo_world, storefronts, shop_clock, tm
 
 
 def test_scrape_site_faults_limits_and_item_ids(demo_world):
-    from priceintel.demo.world import Storefronts
+    from priceintel.demo.storefronts import Storefronts
 
     amazon_id = demo_world.listings.query("retailer == 'amazon'").item_id.iloc[0]
     walmart_ids = demo_world.listings.query("retailer == 'walmart'").item_id.tolist()

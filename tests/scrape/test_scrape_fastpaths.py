@@ -17,9 +17,10 @@ from lxml import etree
 
 from priceintel.config import shared_data_dir
 from priceintel.scrape import extract as extract_fn
-from priceintel.scrape.extract import (
-    _PRICE_ELEMS_SLOW, _SKU_ATTR_SLOW, _TEXT_NODES, _PageCtx, _compile, _parse, _scan_body, _select,
-)
+from priceintel.scrape.layers import page as PAGE, select as SEL, structured as STRUCT, text as TEXT
+from priceintel.scrape.layers.page import _PageCtx, _parse
+from priceintel.scrape.layers.select import _compile, _select
+from priceintel.scrape.layers.text import _PRICE_ELEMS_SLOW, _SKU_ATTR_SLOW, _TEXT_NODES, _scan_body
 X = importlib.import_module("priceintel.scrape.extract")  # the module (the package re-exports the function)
 
 TRICKY = b"""<!DOCTYPE html><html lang="en"><head><title>T</title>
@@ -56,16 +57,16 @@ def test_scan_body_matches_the_xpaths_it_replaces():
         assert scan.raws == [str(n) for n in nodes]
         expected_parents = [n.getparent() if not n.is_tail else n.getparent().getparent() for n in nodes]
         assert len(scan.parents) == len(nodes) and all(a is b for a, b in zip(scan.parents, expected_parents))
-        assert [scan.h1] == (X._H1(tree) or [None])
+        assert [scan.h1] == (TEXT._H1(tree) or [None])
         if slow:
             assert scan.price_elems == _PRICE_ELEMS_SLOW(tree)
             assert scan.sku_elems == _SKU_ATTR_SLOW(tree)
-        X._LOCAL.ctx = _PageCtx(tree, raw)
+        PAGE._LOCAL.ctx = _PageCtx(tree, raw)
         try:
-            assert X._itemprop_elems(tree) == tree.xpath("descendant-or-self::*[@itemprop]")
-            assert X._meta_elems(tree) == tree.xpath("//meta")
+            assert SEL._itemprop_elems(tree) == tree.xpath("descendant-or-self::*[@itemprop]")
+            assert SEL._meta_elems(tree) == tree.xpath("//meta")
         finally:
-            X._LOCAL.ctx = None
+            PAGE._LOCAL.ctx = None
     tree = _parse(TRICKY)
     scan = _scan_body(tree, price=True, sku=True)
     texts = [t.strip() for t in scan.raws]
@@ -92,7 +93,7 @@ def test_memoised_selectors_match_cssselect():
     ]
     for raw in _pages()[:12]:
         tree = _parse(raw)
-        X._LOCAL.ctx = _PageCtx(tree, raw)
+        PAGE._LOCAL.ctx = _PageCtx(tree, raw)
         try:
             for sel in selectors:
                 xp, attr = _compile(sel)
@@ -105,7 +106,7 @@ def test_memoised_selectors_match_cssselect():
                         break
                 assert _select(tree, sel) == want, sel
         finally:
-            X._LOCAL.ctx = None
+            PAGE._LOCAL.ctx = None
     tree = _parse(TRICKY)
     assert _select(tree, "[itemprop=brand] [itemprop=name]") == "Acme"
     assert _select(tree, "[itemprop=price]::attr(content)") == "9.99"
@@ -121,26 +122,26 @@ def test_itemprop_within_itemprop_matches_cssselect():
     </div></body></html>"""
     for page in (raw, *_pages()[1:]):
         tree = _parse(page)
-        X._LOCAL.ctx = _PageCtx(tree, page)
+        PAGE._LOCAL.ctx = _PageCtx(tree, page)
         try:
             for sel in ("[itemprop=brand] [itemprop=name]", "[itemprop=offers] [itemprop=name]"):
                 want = _compile(sel)[0](tree)
-                got = X._itemprop_nodes(tree, *X._itemprop_selector(sel)[:2])
+                got = SEL._itemprop_nodes(tree, *SEL._itemprop_selector(sel)[:2])
                 assert got == want, sel
         finally:
-            X._LOCAL.ctx = None
+            PAGE._LOCAL.ctx = None
     tree = _parse(raw)
-    assert [e.text for e in X._itemprop_nodes(tree, "name", "brand")] == ["in 1", "in 2", "nested", "in 3"]
+    assert [e.text for e in SEL._itemprop_nodes(tree, "name", "brand")] == ["in 1", "in 2", "nested", "in 3"]
 
 
 def test_no_itemprop_in_bytes_means_no_itemprop_element():
     raw = b"<html><body><h1>x</h1><p class='price'>$5</p></body></html>"
     tree = _parse(raw)
-    X._LOCAL.ctx = _PageCtx(tree, raw)
+    PAGE._LOCAL.ctx = _PageCtx(tree, raw)
     try:
-        assert X._raw_lacks(tree, b"itemprop") and _select(tree, "[itemprop=price]") is None
+        assert PAGE._raw_lacks(tree, b"itemprop") and _select(tree, "[itemprop=price]") is None
     finally:
-        X._LOCAL.ctx = None
+        PAGE._LOCAL.ctx = None
     # a UTF-16 page cannot be checked byte-wise: the gate stays open
     raw16 = "<html><body><p itemprop='price'>5</p></body></html>".encode("utf-16")
     assert not _PageCtx(None, raw16).ascii_ok
@@ -166,33 +167,33 @@ def test_extract_in_threads_equals_sequential():
     for t in threads:
         t.join()
     assert not errors and got == want
-    assert getattr(X._LOCAL, "ctx", None) is None  # the page context is released after each call
+    assert getattr(PAGE._LOCAL, "ctx", None) is None  # the page context is released after each call
     assert gc.isenabled() and X._GC_PAUSED == 0  # overlapping calls shared one pause and ended it
 
 
 def test_text_nodes_outside_extract_are_recomputed():
     tree = _parse(TRICKY)
-    parents, texts = X._text_nodes(tree)
+    parents, texts = TEXT._text_nodes(tree)
     assert texts[0] == "lead text" and parents[0].tag == "body"
     other = etree.fromstring("<html><body><p>x</p></body></html>", etree.HTMLParser())
-    assert X._text_nodes(other)[1] == ["x"]
+    assert TEXT._text_nodes(other)[1] == ["x"]
 
 
 def test_scan_without_a_body_and_price_elements_asked_late():
     frameset = _parse(b"<html><head><title>t</title></head><frameset><frame src='a'></frameset></html>")
-    assert not X._BODY(frameset)
+    assert not TEXT._BODY(frameset)
     scan = _scan_body(frameset, price=True, sku=True)
     assert scan.raws == [] and scan.price_elems == [] and scan.sku_elems == [] and scan.h1 is None
     # the text walk made first (no price elements), then a layer asks for them: the XPath fills in
     tree = _parse(TRICKY)
-    X._LOCAL.ctx = _PageCtx(tree, TRICKY)
+    PAGE._LOCAL.ctx = _PageCtx(tree, TRICKY)
     try:
-        assert X._raw_text_nodes(tree)[1][0] == "lead text"
-        assert X._ctx(tree).memo["scan"].price_elems is None
-        assert X._PRICE_ELEMS(tree) == _PRICE_ELEMS_SLOW(tree) and len(X._PRICE_ELEMS(tree)) == 2
-        assert [X._first_h1(tree)[0].text] == ["Title "]
+        assert TEXT._raw_text_nodes(tree)[1][0] == "lead text"
+        assert PAGE._ctx(tree).memo["scan"].price_elems is None
+        assert TEXT._PRICE_ELEMS(tree) == _PRICE_ELEMS_SLOW(tree) and len(TEXT._PRICE_ELEMS(tree)) == 2
+        assert [TEXT._first_h1(tree)[0].text] == ["Title "]
     finally:
-        X._LOCAL.ctx = None
+        PAGE._LOCAL.ctx = None
 
 
 def test_opengraph_reader_matches_extruct():
@@ -205,8 +206,8 @@ def test_opengraph_reader_matches_extruct():
                 b"</head><body><meta property='og:image' content='in body'></body></html>")
     for raw in [prefixed, TRICKY, b"<html><body><p>no head</p></body></html>", *_pages()[1:]]:
         tree = _parse(raw)
-        assert X._opengraph_items(tree) == list(OpenGraphExtractor().extract_items(tree, "https://x.example/"))
-    assert [p for p, _ in X._opengraph_items(_parse(prefixed))[0]["properties"]] == \
+        assert STRUCT._opengraph_items(tree) == list(OpenGraphExtractor().extract_items(tree, "https://x.example/"))
+    assert [p for p, _ in STRUCT._opengraph_items(_parse(prefixed))[0]["properties"]] == \
         ["og:title", "fb:app_id", "my:thing", "og:title"]
 
 
@@ -215,7 +216,7 @@ def test_collector_paused_during_extract_only():
 
     def seen(phase: str, info: dict) -> None:
         if phase == "start":
-            inside.append(getattr(X._LOCAL, "ctx", None) is not None)
+            inside.append(getattr(PAGE._LOCAL, "ctx", None) is not None)
 
     raw = _pages()[1]
     threshold = gc.get_threshold()
@@ -261,20 +262,20 @@ def test_overlapping_calls_still_collect_cycles():
 
 
 def test_attribute_gate_on_css_selectors():
-    assert X._required_attrs(".a-price.a-text-price[data-a-strike=true] .a-offscreen") == (b"data-a-strike",)
-    assert X._required_attrs("#x h1[itemProp=name] [data-q]::attr(href)") == (b"data-q", b"itemprop")
+    assert SEL._required_attrs(".a-price.a-text-price[data-a-strike=true] .a-offscreen") == (b"data-a-strike",)
+    assert SEL._required_attrs("#x h1[itemProp=name] [data-q]::attr(href)") == (b"data-q", b"itemprop")
     for free in ("div[a!=b]", "a, b[c]", "xpath://*[@x]", "a:not([x])", "p:is([q])", "bad[["):
-        assert X._required_attrs(free) == ()
+        assert SEL._required_attrs(free) == ()
     selectors = [".a-price.a-text-price[data-a-strike=true] .a-offscreen", "h1[itemprop=name]",
                  "[data-test] span", "span[qa-id]", "div[data-qa-ref=n]::attr(class)"]
     for raw in [TRICKY, *_pages()[1:]]:
         tree = _parse(raw)
         want = [_select(tree, sel) for sel in selectors]  # outside extract: no gate, the XPath runs
-        X._LOCAL.ctx = _PageCtx(tree, raw)
+        PAGE._LOCAL.ctx = _PageCtx(tree, raw)
         try:
             assert [_select(tree, sel) for sel in selectors] == want
         finally:
-            X._LOCAL.ctx = None
+            PAGE._LOCAL.ctx = None
     tree = _parse(TRICKY)
     assert [_select(tree, sel) for sel in selectors[3:]] == ["CAT 1", "Product-Code x"]
 
@@ -285,8 +286,8 @@ def test_css_reached_through_a_required_attribute_selects_what_cssselect_does():
     selectors = [".a-price.a-text-price[data-a-strike=true] .a-offscreen", "h1[itemprop=name]",
                  "[data-test] span", "span[QA-ID]", "[itemprop=brand] [itemprop=name]", "div span[qa-id]",
                  "a[href^='https']", "[class~=price]::text"]
-    assert X._css_xpath("h1[itemprop=name]").startswith("descendant-or-self::*/@itemprop/parent::h1[")
-    assert X._css_xpath("div span[x]") == HTMLTranslator().css_to_xpath("div span[x]")  # first step has none
+    assert SEL._css_xpath("h1[itemprop=name]").startswith("descendant-or-self::*/@itemprop/parent::h1[")
+    assert SEL._css_xpath("div span[x]") == HTMLTranslator().css_to_xpath("div span[x]")  # first step has none
     for raw in [TRICKY, *_pages()[1:]]:
         tree = _parse(raw)
         for sel in selectors:
@@ -299,7 +300,7 @@ def test_css_reached_through_a_required_attribute_selects_what_cssselect_does():
 def test_scripts_and_metas_listed_in_one_walk():
     for raw in [TRICKY, *_pages()[1:]]:
         tree = _parse(raw)
-        scripts, metas = X._scripts_and_metas(tree)
+        scripts, metas = SEL._scripts_and_metas(tree)
         assert scripts == list(tree.iter("script")) and metas == list(tree.iter("meta"))
 
 
@@ -336,11 +337,11 @@ def test_microdata_matches_extruct_without_the_id_table():
         want = MicrodataExtractor().extract_items(_parse(raw), url)
         for ids in (True, False):
             tree = _parse(raw, ids=ids)
-            X._LOCAL.ctx = _PageCtx(tree, raw, ids)
+            PAGE._LOCAL.ctx = _PageCtx(tree, raw, ids)
             try:
-                assert X._microdata_items(tree, url) == want
+                assert STRUCT._microdata_items(tree, url) == want
             finally:
-                X._LOCAL.ctx = None
+                PAGE._LOCAL.ctx = None
     item = MicrodataExtractor().extract_items(_parse(ITEMREF), url)[0]["properties"]
     assert item["sku"] == "SKU-1" and item["brand"]["properties"]["name"] == "Acme"
     assert item["gtin13"] == "4006381333931" and item["mpn"] == "M-9"

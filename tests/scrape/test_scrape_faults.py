@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from priceintel import cli
-from priceintel.demo.world import DemoError, Storefronts
+from priceintel.demo.storefronts import Storefronts
+from priceintel.demo.world import DemoError
 from priceintel.items import IN_STOCK
 from priceintel.scrape import Fetcher, RawArchive, extract, get_adapter, scrape_demo
 

@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -117,12 +118,13 @@ class _TextCol:
     name: str
     left: list[str]
     right: list[str]
-    word: object = None
-    char: object = None
-    lw: object = None
-    rw: object = None
-    lc: object = None
-    rc: object = None
+    #: fitted word / char TfidfVectorizer and the (left, right) sparse matrices they give (sklearn has no stubs)
+    word: Any = None
+    char: Any = None
+    lw: Any = None
+    rw: Any = None
+    lc: Any = None
+    rc: Any = None
     idf: dict = field(default_factory=dict)
 
 
@@ -164,6 +166,53 @@ def _best_and_rank(Q, T, qi: np.ndarray, ti: np.ndarray, cells: int = 20_000_000
                 # number of other records strictly more similar than this candidate
                 rank[rows] = sims.shape[1] - np.searchsorted(srow, pair_cos[rows] + 1e-5, side="left")
     return best[inv], rank
+
+
+def _text_features(tc: _TextCol, li: np.ndarray, ri: np.ndarray) -> dict[str, np.ndarray]:
+    """Fuzzy ratios, TF-IDF cosines, token overlaps and length ratio of one text attribute over the pairs."""
+    from rapidfuzz import fuzz, process
+
+    p = tc.name
+    a = [tc.left[i] for i in li]
+    b = [tc.right[j] for j in ri]
+    missing = np.array([not x or not y for x, y in zip(a, b)], dtype=bool)
+    f: dict[str, np.ndarray] = {}
+    for sname, scorer in (
+        ("ratio", fuzz.ratio),
+        ("partial", fuzz.partial_ratio),
+        ("tsort", fuzz.token_sort_ratio),
+        ("tset", fuzz.token_set_ratio),
+    ):
+        v = process.cpdist(a, b, scorer=scorer, workers=1).astype(float) / 100.0 if len(a) else np.zeros(0)
+        f[f"{p}_{sname}"] = np.where(missing, np.nan, v)
+    if tc.lw is not None:
+        f[f"{p}_cos_word"] = np.where(missing, np.nan, _pair_cos(tc.lw, tc.rw, li, ri))
+        f[f"{p}_cos_char"] = np.where(missing, np.nan, _pair_cos(tc.lc, tc.rc, li, ri))
+    else:
+        f[f"{p}_cos_word"] = np.full(len(li), np.nan)
+        f[f"{p}_cos_char"] = np.full(len(li), np.nan)
+    f[f"{p}_jaccard"], f[f"{p}_idf_overlap"] = _token_overlap(a, b, missing, tc.idf)
+    f[f"{p}_len_ratio"] = np.where(
+        missing, np.nan, np.array([min(len(x), len(y)) / max(len(x), len(y), 1) for x, y in zip(a, b)])
+    )
+    return f
+
+
+def _token_overlap(a: list[str], b: list[str], missing: np.ndarray, idf: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(token Jaccard, IDF-weighted overlap relative to the lighter side) of each pair of texts."""
+    jac, idfo = np.full(len(a), np.nan), np.full(len(a), np.nan)
+    for k, (x, y) in enumerate(zip(a, b)):
+        if missing[k]:
+            continue
+        tx, ty = set(tokens(x)), set(tokens(y))
+        if not tx or not ty:
+            continue
+        inter = tx & ty
+        jac[k] = len(inter) / len(tx | ty)
+        num = sum(idf.get(t, 1.0) for t in inter)
+        den = min(sum(idf.get(t, 1.0) for t in tx), sum(idf.get(t, 1.0) for t in ty))
+        idfo[k] = num / den if den else np.nan
+    return jac, idfo
 
 
 class PairFeaturizer:
@@ -243,55 +292,29 @@ class PairFeaturizer:
     # ------------------------------------------------------------------ transform
     def transform(self, li: Sequence[int], ri: Sequence[int]) -> pd.DataFrame:
         """Feature frame (one row per pair, NaN where a feature is unknown) for row positions li, ri."""
-        from rapidfuzz import fuzz, process
-
         if not hasattr(self, "_all"):
             raise FeatureError("PairFeaturizer.transform called before fit")
-        li = np.asarray(li, dtype=int)
-        ri = np.asarray(ri, dtype=int)
-        if len(li) != len(ri):
-            raise FeatureError(f"pairs: {len(li)} left positions but {len(ri)} right positions")
-        if len(li) and (li.min() < 0 or li.max() >= self.n_left or ri.min() < 0 or ri.max() >= self.n_right):
+        left = np.asarray(li, dtype=int)
+        right = np.asarray(ri, dtype=int)
+        if len(left) != len(right):
+            raise FeatureError(f"pairs: {len(left)} left positions but {len(right)} right positions")
+        if len(left) and (
+            left.min() < 0 or left.max() >= self.n_left or right.min() < 0 or right.max() >= self.n_right
+        ):
             raise FeatureError("pairs: a row position lies outside the fitted tables")
         f: dict[str, np.ndarray] = {}
         for tc in [*self._cols, self._all]:
-            p = tc.name
-            a = [tc.left[i] for i in li]
-            b = [tc.right[j] for j in ri]
-            missing = np.array([not x or not y for x, y in zip(a, b)], dtype=bool)
-            for sname, scorer in (
-                ("ratio", fuzz.ratio),
-                ("partial", fuzz.partial_ratio),
-                ("tsort", fuzz.token_sort_ratio),
-                ("tset", fuzz.token_set_ratio),
-            ):
-                v = process.cpdist(a, b, scorer=scorer, workers=1).astype(float) / 100.0 if len(a) else np.zeros(0)
-                f[f"{p}_{sname}"] = np.where(missing, np.nan, v)
-            if tc.lw is not None:
-                f[f"{p}_cos_word"] = np.where(missing, np.nan, _pair_cos(tc.lw, tc.rw, li, ri))
-                f[f"{p}_cos_char"] = np.where(missing, np.nan, _pair_cos(tc.lc, tc.rc, li, ri))
-            else:
-                f[f"{p}_cos_word"] = np.full(len(li), np.nan)
-                f[f"{p}_cos_char"] = np.full(len(li), np.nan)
-            jac, idfo = np.full(len(li), np.nan), np.full(len(li), np.nan)
-            for k, (x, y) in enumerate(zip(a, b)):
-                if missing[k]:
-                    continue
-                tx, ty = set(tokens(x)), set(tokens(y))
-                if not tx or not ty:
-                    continue
-                inter = tx & ty
-                jac[k] = len(inter) / len(tx | ty)
-                w = tc.idf
-                num = sum(w.get(t, 1.0) for t in inter)
-                den = min(sum(w.get(t, 1.0) for t in tx), sum(w.get(t, 1.0) for t in ty))
-                idfo[k] = num / den if den else np.nan
-            f[f"{p}_jaccard"] = jac
-            f[f"{p}_idf_overlap"] = idfo
-            f[f"{p}_len_ratio"] = np.where(
-                missing, np.nan, np.array([min(len(x), len(y)) / max(len(x), len(y), 1) for x, y in zip(a, b)])
-            )
-        f.update(self._code_features(li, ri))
+            f.update(_text_features(tc, left, right))
+        f.update(self._code_features(left, right))
+        f.update(self._numeric_features(left, right))
+        f["brand_first_token"] = self._first_token_agreement(left, right)
+        if self.neighbourhood and self._all.lc is not None and len(left):
+            f.update(self._neighbourhood_features(left, right))
+        return pd.DataFrame(f)
+
+    def _numeric_features(self, li: np.ndarray, ri: np.ndarray) -> dict[str, np.ndarray]:
+        """Log ratio and relative gap of every numeric attribute."""
+        f: dict[str, np.ndarray] = {}
         for c in self.num_cols:
             x, y = self._lnum[c][li], self._rnum[c][ri]
             ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
@@ -302,7 +325,11 @@ class PairFeaturizer:
                     np.abs(x - y) / np.maximum(np.maximum(np.abs(x), np.abs(y)), 1e-9),
                     np.nan,
                 )
-        f["brand_first_token"] = np.array(
+        return f
+
+    def _first_token_agreement(self, li: np.ndarray, ri: np.ndarray) -> np.ndarray:
+        """1 when the first tokens (often the brand) agree or one appears among the other side's tokens."""
+        return np.array(
             [
                 np.nan
                 if not self._lfirst[i] or not self._rfirst[j]
@@ -314,18 +341,20 @@ class PairFeaturizer:
                 for i, j in zip(li, ri)
             ]
         )
-        if self.neighbourhood and self._all.lc is not None and len(li):
-            # the pair's similarity relative to each side's best candidate and its rank there,
-            # on the character and on the word vectors
-            for suffix, lv, rv in (("", self._all.lc, self._all.rc), ("_word", self._all.lw, self._all.rw)):
-                cos = _pair_cos(lv, rv, li, ri)
-                lbest, lrank = _best_and_rank(lv, rv, li, ri)
-                rbest, rrank = _best_and_rank(rv, lv, ri, li)
-                f[f"nb_rel_left{suffix}"] = cos / np.maximum(lbest, 1e-9)
-                f[f"nb_rel_right{suffix}"] = cos / np.maximum(rbest, 1e-9)
-                f[f"nb_rank_left{suffix}"] = np.log1p(lrank)
-                f[f"nb_rank_right{suffix}"] = np.log1p(rrank)
-        return pd.DataFrame(f)
+
+    def _neighbourhood_features(self, li: np.ndarray, ri: np.ndarray) -> dict[str, np.ndarray]:
+        """The pair's similarity relative to each side's best candidate and its rank there,
+        on the character and on the word vectors."""
+        f: dict[str, np.ndarray] = {}
+        for suffix, lv, rv in (("", self._all.lc, self._all.rc), ("_word", self._all.lw, self._all.rw)):
+            cos = _pair_cos(lv, rv, li, ri)
+            lbest, lrank = _best_and_rank(lv, rv, li, ri)
+            rbest, rrank = _best_and_rank(rv, lv, ri, li)
+            f[f"nb_rel_left{suffix}"] = cos / np.maximum(lbest, 1e-9)
+            f[f"nb_rel_right{suffix}"] = cos / np.maximum(rbest, 1e-9)
+            f[f"nb_rank_left{suffix}"] = np.log1p(lrank)
+            f[f"nb_rank_right{suffix}"] = np.log1p(rrank)
+        return f
 
     def _code_features(self, li: np.ndarray, ri: np.ndarray) -> dict[str, np.ndarray]:
         """Agreement of model-number-like codes and of plain numbers."""

@@ -1,4 +1,4 @@
-"""Listing → product matching: normalisation helpers, GTIN + fuzzy matcher, evaluation.
+"""Listing → product matching: GTIN + fuzzy matcher, evaluation.
 
 `match_listings` works in three transparent stages:
 
@@ -9,13 +9,12 @@
 3. one-to-one assignment per retailer (greedy by score): a product gets at most one listing per
    retailer and a listing at most one product. Scores ≥ threshold are ``auto``, scores in the
    review band ``review``, lower ones are dropped.
+
+Titles, sizes and model numbers are read by `priceintel.match.normalize`.
 """
 
 from __future__ import annotations
 
-import html
-import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -23,6 +22,7 @@ import pandas as pd
 
 from priceintel import PriceIntelError
 from priceintel.items import MATCH_COLUMNS, MATCHED_STATUSES, normalize_gtin
+from priceintel.match.normalize import extract_model_numbers, extract_size, normalize_title
 
 #: weights of the fuzzy features (a feature that is unknown for a pair is left out of the mean)
 WEIGHTS = {"token_set": 0.30, "tfidf": 0.30, "brand": 0.15, "size": 0.15, "model": 0.10}
@@ -38,149 +38,6 @@ SIZE_TOLERANCE = 0.03
 
 class MatchError(PriceIntelError):
     """Bad input to the matcher; the message names the frame and the missing/bad column."""
-
-
-# --- text normalisation ---------------------------------------------------------------------
-
-_UNIT_CANON = {
-    "fl oz": "fl oz",
-    "floz": "fl oz",
-    "fluid ounce": "fl oz",
-    "fluid ounces": "fl oz",
-    "fl ounce": "fl oz",
-    "fl ounces": "fl oz",
-    "oz": "oz",
-    "ounce": "oz",
-    "ounces": "oz",
-    "lb": "lb",
-    "lbs": "lb",
-    "pound": "lb",
-    "pounds": "lb",
-    "g": "g",
-    "gr": "g",
-    "gram": "g",
-    "grams": "g",
-    "kg": "kg",
-    "kilogram": "kg",
-    "kilograms": "kg",
-    "mg": "mg",
-    "ml": "ml",
-    "milliliter": "ml",
-    "milliliters": "ml",
-    "millilitre": "ml",
-    "millilitres": "ml",
-    "l": "l",
-    "liter": "l",
-    "liters": "l",
-    "litre": "l",
-    "litres": "l",
-    "ltr": "l",
-    "gal": "gal",
-    "gallon": "gal",
-    "gallons": "gal",
-    "qt": "qt",
-    "quart": "qt",
-    "quarts": "qt",
-    "ct": "ct",
-    "count": "ct",
-    "cnt": "ct",
-    "pk": "ct",
-    "pack": "ct",
-    "pcs": "ct",
-    "pieces": "ct",
-    "ft": "ft",
-    "feet": "ft",
-    "foot": "ft",
-    "inch": "inch",
-    "inches": "inch",
-    "cm": "cm",
-    "mm": "mm",
-}
-_UNIT_ALT = "|".join(sorted((re.escape(u).replace(r"\ ", r"\.?\s*") for u in _UNIT_CANON), key=len, reverse=True))
-_NUM_UNIT_RE = re.compile(rf"(\d+(?:\.\d+)?)\s*-?\s*({_UNIT_ALT})\.?(?![a-z])")
-_PACK_OF_RE = re.compile(r"\b(?:pack|case|box|set) of (\d+)\b")
-_FL_RE = re.compile(r"(?<![a-z])fl\.?\s*oz\b|(?<![a-z])fluid\s+ounces?\b|(?<![a-z])floz\b")
-_SYMBOLS_RE = re.compile(r"[™®©℠]")
-_PUNCT_RE = re.compile(r"(?<!\d)\.|\.(?!\d)|[^a-z0-9.\s]")
-_SPACE_RE = re.compile(r"\s+")
-
-#: unit → (canonical unit, factor): mass in g, volume in ml, length in cm, counts in ct
-_CONVERT = {
-    "oz": ("g", 28.349523125),
-    "lb": ("g", 453.59237),
-    "g": ("g", 1.0),
-    "kg": ("g", 1000.0),
-    "mg": ("g", 0.001),
-    "fl oz": ("ml", 29.5735295625),
-    "ml": ("ml", 1.0),
-    "l": ("ml", 1000.0),
-    "gal": ("ml", 3785.411784),
-    "qt": ("ml", 946.352946),
-    "ct": ("ct", 1.0),
-    "ft": ("cm", 30.48),
-    "inch": ("cm", 2.54),
-    "cm": ("cm", 1.0),
-    "mm": ("cm", 0.1),
-}
-
-
-def _unit_sub(m: re.Match) -> str:
-    """'12oz' / '12 Ounce' / '6-pack' → '12 oz' / '6 ct'."""
-    unit = re.sub(r"[\s.]+", " ", m.group(2)).strip()
-    unit = _UNIT_CANON.get(unit, _UNIT_CANON.get(unit.replace(" ", ""), unit))
-    return f" {m.group(1)} {unit} "
-
-
-def normalize_title(s: object) -> str:
-    """Lowercase, entity/accents/punctuation stripped, units unified ("12oz" → "12 oz", "6-pack" → "6 ct")."""
-    if s is None or (isinstance(s, float) and not np.isfinite(s)):
-        return ""
-    t = _SYMBOLS_RE.sub(" ", html.unescape(html.unescape(str(s))))
-    t = unicodedata.normalize("NFKD", t)
-    t = "".join(ch for ch in t if not unicodedata.combining(ch)).lower()
-    t = t.replace("&", " and ").replace("×", " x ")
-    t = _FL_RE.sub(" fl oz ", t)
-    t = _PACK_OF_RE.sub(r" \1 ct ", t)
-    t = _NUM_UNIT_RE.sub(_unit_sub, t)
-    t = _PUNCT_RE.sub(" ", t)
-    return _SPACE_RE.sub(" ", t).strip()
-
-
-_SIZE_RE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?) (fl oz|oz|lb|kg|mg|g|ml|l|gal|qt|ct|ft|inch|cm|mm)(?![a-z])")
-
-
-def extract_size(s: object) -> tuple[float, str] | None:
-    """First size in a title as (value, unit) in g / ml / cm / ct; a measure beats a count."""
-    found = _SIZE_RE.findall(normalize_title(s))
-    if not found:
-        return None
-    measures = [(v, u) for v, u in found if _CONVERT[u][0] != "ct"]
-    v, u = (measures or found)[0]
-    unit, factor = _CONVERT[u]
-    return round(float(v) * factor, 4), unit
-
-
-_MODEL_RE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]+(?:[-/][A-Za-z0-9]+)*(?![A-Za-z0-9])")
-_SIZE_TOKEN_RE = re.compile(rf"^\d+(?:\.\d+)?(?:{_UNIT_ALT})$", re.I)
-
-
-def extract_model_numbers(s: object) -> list[str]:
-    """Model-number-like tokens (letters and digits, ≥ 4 chars, not a size), upper-cased, no dashes."""
-    if s is None or (isinstance(s, float) and not np.isfinite(s)):
-        return []
-    text = html.unescape(str(s))
-    out: list[str] = []
-    for tok in _MODEL_RE.findall(text):
-        flat = re.sub(r"[-/]", "", tok).upper()
-        if (
-            len(flat) >= 4
-            and re.search(r"\d", flat)
-            and re.search(r"[A-Z]", flat)
-            and not _SIZE_TOKEN_RE.match(tok.replace("-", ""))
-            and flat not in out
-        ):
-            out.append(flat)
-    return out
 
 
 # --- frame preparation -----------------------------------------------------------------------
@@ -497,6 +354,30 @@ def match_listings(
     the hand-weighted score of fuzzy pairs by its calibrated probability; its thresholds are the
     defaults then (0.6 and the band 0.45–0.6 for the hand-weighted score).
     """
+    threshold, lo_band = _thresholds(threshold, review_band, model)
+    cols = MATCH_COLUMNS + (list(WEIGHTS) if return_features else [])
+    listings, products = _prepare_inputs(listings, products)
+    if listings.empty or products.empty:
+        return pd.DataFrame(columns=cols)
+    pp = _prepare_products(products)
+    lp = _prepare_listings(listings, {b for b in pp["brand"] if b})
+    lab = _label_pairs(labels, lp, pp)
+    rejected = set(zip(lab.loc[lab["label"] == 0, "li"], lab.loc[lab["label"] == 0, "pi"]))
+    taken = _Taken()
+    # in this order: each stage sees only the listings and product slots the earlier ones left
+    out = [
+        _confirmed_pairs(lab[lab["label"] == 1], lp, taken),  # 0. human confirmations stand
+        _gtin_pairs(lp, pp, rejected, taken),  # 1. exact GTIN
+        _fuzzy_pairs(lp, pp, rejected, taken, k, model, lo_band),  # 2. fuzzy (or learned) on the rest
+    ]
+    found = [frame for frame in out if frame is not None]
+    if not found:
+        return pd.DataFrame(columns=cols)
+    return _match_frame(pd.concat(found, ignore_index=True), lp, pp, threshold)[cols]
+
+
+def _thresholds(threshold: float | None, review_band: tuple[float, float] | None, model) -> tuple[float, float]:
+    """(auto threshold, lowest score kept for review): the model's when given, else 0.6 and 0.45."""
     if threshold is None:
         threshold = model.threshold if model is not None else 0.6
     if review_band is None:
@@ -504,85 +385,76 @@ def match_listings(
     lo_band = min(review_band[0], threshold)
     if not 0 <= lo_band <= threshold <= 1:
         raise MatchError(f"threshold={threshold} and review_band={review_band} must lie in [0, 1]")
-    cols = MATCH_COLUMNS + (list(WEIGHTS) if return_features else [])
-    listings, products = _prepare_inputs(listings, products)
-    if listings.empty or products.empty:
-        return pd.DataFrame(columns=cols)
-    pp = _prepare_products(products)
-    lp = _prepare_listings(listings, {b for b in pp["brand"] if b})
-    taken_l: set = set()
-    taken_p: set = set()
-    out = []
-    lab = _label_pairs(labels, lp, pp)
-    rejected = set(zip(lab.loc[lab["label"] == 0, "li"], lab.loc[lab["label"] == 0, "pi"]))
+    return threshold, lo_band
 
-    # 0. human confirmations stand
-    conf = lab[lab["label"] == 1]
-    if len(conf):
-        keep = _greedy_one_to_one(
-            lp["retailer"].to_numpy()[conf["li"].to_numpy()],
-            conf["li"].to_numpy(),
-            conf["pi"].to_numpy(),
-            np.ones(len(conf)),
-            taken_l,
-            taken_p,
-        )
-        c = conf.iloc[keep]
-        out.append(
-            pd.DataFrame(
-                {
-                    "li": c["li"].to_numpy(),
-                    "pi": c["pi"].to_numpy(),
-                    "method": "human",
-                    "score": 1.0,
-                    "status": "confirmed",
-                }
-            )
-        )
 
-    # 1. exact GTIN
+class _Taken:
+    """Listings and (retailer, product) slots already assigned, shared by the matching stages."""
+
+    def __init__(self) -> None:
+        self.listings: set = set()
+        self.products: set = set()
+
+    def assign(self, retailer: np.ndarray, li: np.ndarray, pi: np.ndarray, score: np.ndarray) -> np.ndarray:
+        """Indices of the pairs kept by `_greedy_one_to_one` (which marks them taken)."""
+        return _greedy_one_to_one(retailer, li, pi, score, self.listings, self.products)
+
+
+def _confirmed_pairs(conf: pd.DataFrame, lp: pd.DataFrame, taken: _Taken) -> pd.DataFrame | None:
+    """Human-confirmed pairs (method ``human``, status ``confirmed``), one-to-one per retailer."""
+    if not len(conf):
+        return None
+    li, pi = conf["li"].to_numpy(), conf["pi"].to_numpy()
+    keep = taken.assign(lp["retailer"].to_numpy()[li], li, pi, np.ones(len(conf)))
+    c = conf.iloc[keep]
+    return pd.DataFrame(
+        {"li": c["li"].to_numpy(), "pi": c["pi"].to_numpy(), "method": "human", "score": 1.0, "status": "confirmed"}
+    )
+
+
+def _gtin_pairs(lp: pd.DataFrame, pp: pd.DataFrame, rejected: set, taken: _Taken) -> pd.DataFrame | None:
+    """Listings whose normalised GTIN is a product's (method ``gtin``, score 1), rejected pairs left out."""
     gt = pp.dropna(subset=["gtin"]).drop_duplicates("gtin").reset_index().rename(columns={"index": "pi"})
     hits = lp.reset_index().rename(columns={"index": "li"}).dropna(subset=["gtin"]).merge(gt[["gtin", "pi"]], on="gtin")
     if rejected and len(hits):
         hits = hits[[(a, b) not in rejected for a, b in zip(hits["li"], hits["pi"])]]
-    if len(hits):
-        keep = _greedy_one_to_one(
-            hits["retailer"].to_numpy(),
-            hits["li"].to_numpy(),
-            hits["pi"].to_numpy(),
-            np.ones(len(hits)),
-            taken_l,
-            taken_p,
-        )
-        g = hits.iloc[keep]
-        out.append(pd.DataFrame({"li": g["li"].to_numpy(), "pi": g["pi"].to_numpy(), "method": "gtin", "score": 1.0}))
+    if not len(hits):
+        return None
+    keep = taken.assign(hits["retailer"].to_numpy(), hits["li"].to_numpy(), hits["pi"].to_numpy(), np.ones(len(hits)))
+    g = hits.iloc[keep]
+    return pd.DataFrame({"li": g["li"].to_numpy(), "pi": g["pi"].to_numpy(), "method": "gtin", "score": 1.0})
 
-    # 2. fuzzy (or learned) on the rest
-    rest = np.array(sorted(set(range(len(lp))) - taken_l), dtype=int)
-    if len(rest):
-        P, L = _tfidf(pp["text"], lp["text"].to_numpy()[rest])
-        li_loc, pi = _candidates(P, L, pp["brand"].to_numpy(), lp["brand"].to_numpy()[rest], k)
-        feats = _score_pairs(lp.iloc[rest].reset_index(drop=True), pp, P, L, li_loc, pi)
-        feats["li"] = rest[feats["li"].to_numpy()]
-        if model is not None and len(feats):
-            feats["score"] = model.predict_proba(feats)
-        if rejected:
-            feats = feats[[(a, b) not in rejected for a, b in zip(feats["li"], feats["pi"])]]
-        feats = feats[feats["score"] >= lo_band]
-        if len(feats):
-            # 3. one-to-one per retailer
-            keep = _greedy_one_to_one(
-                lp["retailer"].to_numpy()[feats["li"].to_numpy()],
-                feats["li"].to_numpy(),
-                feats["pi"].to_numpy(),
-                feats["score"].to_numpy(),
-                taken_l,
-                taken_p,
-            )
-            out.append(feats.iloc[keep].assign(method="fuzzy" if model is None else "learned"))
-    if not out:
-        return pd.DataFrame(columns=cols)
-    res = pd.concat(out, ignore_index=True)
+
+def _fuzzy_pairs(
+    lp: pd.DataFrame, pp: pd.DataFrame, rejected: set, taken: _Taken, k: int, model, lo_band: float
+) -> pd.DataFrame | None:
+    """Blocked candidates of the listings still unmatched, scored (by `model` when given), one-to-one."""
+    rest = np.array(sorted(set(range(len(lp))) - taken.listings), dtype=int)
+    if not len(rest):
+        return None
+    P, L = _tfidf(pp["text"], lp["text"].to_numpy()[rest])
+    li_loc, pi = _candidates(P, L, pp["brand"].to_numpy(), lp["brand"].to_numpy()[rest], k)
+    feats = _score_pairs(lp.iloc[rest].reset_index(drop=True), pp, P, L, li_loc, pi)
+    feats["li"] = rest[feats["li"].to_numpy()]
+    if model is not None and len(feats):
+        feats["score"] = model.predict_proba(feats)
+    if rejected:
+        feats = feats[[(a, b) not in rejected for a, b in zip(feats["li"], feats["pi"])]]
+    feats = feats[feats["score"] >= lo_band]
+    if not len(feats):
+        return None
+    # 3. one-to-one per retailer
+    keep = taken.assign(
+        lp["retailer"].to_numpy()[feats["li"].to_numpy()],
+        feats["li"].to_numpy(),
+        feats["pi"].to_numpy(),
+        feats["score"].to_numpy(),
+    )
+    return feats.iloc[keep].assign(method="fuzzy" if model is None else "learned")
+
+
+def _match_frame(res: pd.DataFrame, lp: pd.DataFrame, pp: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Positions → retailer, item_id, sku; rounded score; status (auto ≥ threshold, else review)."""
     res["retailer"] = lp["retailer"].to_numpy()[res["li"]]
     res["item_id"] = lp["item_id"].to_numpy()[res["li"]]
     res["sku"] = pp["sku"].to_numpy()[res["pi"]]
@@ -592,8 +464,7 @@ def match_listings(
     for name in WEIGHTS:
         if name not in res.columns:
             res[name] = np.nan
-    res = res.sort_values(["retailer", "item_id"], kind="stable").reset_index(drop=True)
-    return res[cols]
+    return res.sort_values(["retailer", "item_id"], kind="stable").reset_index(drop=True)
 
 
 def score_matches(pred: pd.DataFrame, truth: pd.DataFrame) -> dict:

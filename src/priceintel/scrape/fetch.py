@@ -269,9 +269,10 @@ class Fetcher:
             if res.status is not None and 200 <= res.status < 300:
                 rp.parse(res.text.splitlines())
             elif res.status is not None and res.status >= 500:
-                rp.disallow_all = True  # RFC 9309: server error -> assume complete disallow
+                # typeshed lacks RobotFileParser.allow_all / disallow_all, which can_fetch() reads
+                rp.disallow_all = True  # type: ignore[attr-defined]  # RFC 9309: server error -> complete disallow
             else:
-                rp.allow_all = True  # RFC 9309: 4xx (no robots.txt) -> no restrictions
+                rp.allow_all = True  # type: ignore[attr-defined]  # RFC 9309: 4xx (no robots.txt) -> no restrictions
             rp.modified()
             with self._robots_lock:
                 self._robots[origin] = rp

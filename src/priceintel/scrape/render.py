@@ -11,6 +11,7 @@ import os
 import queue
 import threading
 from concurrent.futures import Future
+from typing import Any
 
 from priceintel import PriceIntelError
 
@@ -53,7 +54,7 @@ class Renderer:
             from playwright.sync_api import sync_playwright
 
             pw = sync_playwright().start()
-            kwargs = {"executable_path": self.executable, "args": CHROMIUM_FLAGS, "headless": True}
+            kwargs: dict[str, Any] = {"executable_path": self.executable, "args": CHROMIUM_FLAGS, "headless": True}
             if self.proxy:
                 kwargs["proxy"] = {"server": self.proxy}
             browser = pw.chromium.launch(**kwargs)
