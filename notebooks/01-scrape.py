@@ -10,8 +10,6 @@
 upstream = ["world"]
 product = None
 data_dir = "data"
-seed = 42
-n_products = 50
 days = 90
 world_start = "2026-07-01"
 retailers = "amazon,walmart,target"
@@ -30,8 +28,8 @@ from priceintel.pipeline import report
 from priceintel.pipeline import stages as pipeline
 
 params = pipeline.validate_params(
-    data_dir=data_dir, seed=seed, n_products=n_products, days=days, world_start=world_start,
-    retailers=retailers, product_limit=product_limit, source=source,
+    data_dir=data_dir, days=days, world_start=world_start, retailers=retailers, product_limit=product_limit,
+    source=source,
 )
 report.table({k: str(v) for k, v in vars(params).items()}, key="setting")
 

@@ -1,5 +1,7 @@
 """Settings come from the environment, and bad ones are named."""
 
+import re
+
 import pytest
 
 from priceintel import config
@@ -14,16 +16,27 @@ def test_defaults_and_paths(monkeypatch):
     assert (config.PROJ_ROOT / "pipeline.yaml").exists()
 
 
-def test_bad_settings_are_named(monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", "mysql://x@y/z")
-    with pytest.raises(config.ConfigError, match="DATABASE_URL"):
-        config.get_settings()
+@pytest.mark.parametrize("env, reader, named", [
+    ({"DATABASE_URL": "mysql://x@y/z"}, "get_settings", "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://u@h/db", "PRICEINTEL_RATE_LIMIT": "fast"}, "get_settings",
+     "PRICEINTEL_RATE_LIMIT='fast'"),
+    ({"PRICEINTEL_SMTP_PORT": "twenty-five"}, "notify_settings", "PRICEINTEL_SMTP_PORT"),
+    ({"PRICEINTEL_SMTP_SECURITY": "tls9"}, "notify_settings", "PRICEINTEL_SMTP_SECURITY"),
+    ({"PRICEINTEL_SLACK_WEBHOOK_URL": "hooks.slack.com/x"}, "notify_settings", "PRICEINTEL_SLACK_WEBHOOK_URL"),
+])
+def test_bad_settings_are_named(monkeypatch, env, reader, named):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(config.ConfigError, match=re.escape(named)):
+        getattr(config, reader)()
+
+
+def test_good_settings_are_read(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://u@h/db")
-    monkeypatch.setenv("PRICEINTEL_RATE_LIMIT", "fast")
-    with pytest.raises(config.ConfigError, match="PRICEINTEL_RATE_LIMIT='fast'"):
-        config.get_settings()
     monkeypatch.setenv("PRICEINTEL_RATE_LIMIT", "2.5")
     assert config.get_settings().rate_limit_per_host == 2.5
+    monkeypatch.setenv("PRICEINTEL_SMTP_SECURITY", "ssl")
+    assert config.notify_settings().smtp_port == 465
 
 
 def test_env_overrides_paths(monkeypatch, tmp_path):

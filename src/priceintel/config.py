@@ -7,6 +7,7 @@ import subprocess
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from priceintel import PriceIntelError, __version__
 
@@ -78,14 +79,24 @@ def shared_data_dir() -> Path:
     return Path(env).resolve() if env else (PROJ_ROOT.parent / "shared" / "data").resolve()
 
 
-def _float_env(name: str, default: float) -> float:
+def _num_env(name: str, default: float, kind: type = float) -> Any:
+    """A number from the environment (`kind` float or int); the default when unset; ConfigError when malformed."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        return kind(raw)
     except ValueError:
-        raise ConfigError(f"environment variable {name}={raw!r} is not a number") from None
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(f"environment variable {name}={raw!r} is not {what}") from None
+
+
+def _float_env(name: str, default: float) -> float:
+    return float(_num_env(name, default, float))
+
+
+def _int_env(name: str, default: int) -> int:
+    return int(_num_env(name, default, int))
 
 
 @dataclass(frozen=True)
@@ -145,16 +156,6 @@ class NotifySettings:
         if self.webhook_url:
             out.append("webhook")
         return out
-
-
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"environment variable {name}={raw!r} is not an integer") from None
 
 
 def notify_settings() -> NotifySettings:

@@ -10,12 +10,23 @@ import sqlalchemy as sa
 from _receivers import HTTPSink, SMTPSink
 
 from priceintel import clean, config
-from priceintel.alerts import rules as alerts
+from priceintel.alerts.deliver import deliver_pending, run_alerts
+from priceintel.alerts.detect import KINDS
+from priceintel.alerts.rules import (
+    RuleError,
+    dedup_key,
+    load_rules,
+    parse_duration,
+    parse_rules,
+    save_rules,
+    set_rule_enabled,
+)
+from priceintel.alerts.store import AlertError, list_alerts, set_state, store_alerts
 from priceintel.match import rules as match
 from priceintel.pipeline import hooks as monitor
 from priceintel.alerts import notify
 from priceintel.pipeline import stages as pipeline
-from priceintel.demo.world import Storefronts, generate_world
+from priceintel.demo import Storefronts, generate_world
 from priceintel.scrape import Fetcher, RawArchive, scrape_demo
 
 NOON = datetime(2026, 7, 20, 12, 0, tzinfo=timezone.utc)
@@ -123,7 +134,7 @@ def _listing_id(engine, retailer, item_id):
 def test_one_day_with_undercut_map_violation_and_stockout_alerts_exactly_once(alert_db, tmp_path, monkeypatch):
     world = generate_world(n_products=6, n_days=10, seed=11)
     world, picks, new = _inject(world)
-    rules = alerts.parse_rules(E2E_RULES, "e2e.yaml")
+    rules = parse_rules(E2E_RULES, "e2e.yaml")
     days = sorted(pd.to_datetime(world.prices["ds"].unique()).date)
     with SMTPSink() as smtp, HTTPSink() as hook, Storefronts(world) as fronts:
         _notify_env(monkeypatch, smtp, hook)
@@ -169,8 +180,8 @@ def test_one_day_with_undercut_map_violation_and_stockout_alerts_exactly_once(al
 
 
 def test_shipped_rule_file_is_valid():
-    rules = alerts.load_rules(config.PROJ_ROOT / "config" / "alert_rules.yaml")
-    assert {r.kind for r in rules.rules} == set(alerts.KINDS)
+    rules = load_rules(config.PROJ_ROOT / "config" / "alert_rules.yaml")
+    assert {r.kind for r in rules.rules} == set(KINDS)
     assert rules.rule("big-drop").cooldown == 24.0
 
 
@@ -187,23 +198,23 @@ rules:
     cooldown: soon
     scope: {sku: [X]}
 """
-    with pytest.raises(alerts.RuleError) as err:
-        alerts.parse_rules(bad, "team.yaml")
+    with pytest.raises(RuleError) as err:
+        parse_rules(bad, "team.yaml")
     msg = str(err.value)
     assert "team.yaml: rule 'cheap' (rules[0]), field threshold" in msg
     assert "rule 'typo' (rules[2]), field kind" in msg and "price_dorp" in msg
     assert "field cooldown" in msg and "'soon' is not a duration" in msg
     assert "field scope.sku" in msg
-    with pytest.raises(alerts.RuleError, match="used twice"):
-        alerts.parse_rules("rules:\n - {name: a, kind: undercut}\n - {name: a, kind: new_low}\n", "x.yaml")
-    with pytest.raises(alerts.RuleError, match="x.yaml: not valid YAML"):
-        alerts.parse_rules("rules: [", "x.yaml")
-    with pytest.raises(alerts.RuleError, match="unknown time zone"):
-        alerts.parse_rules("quiet_hours: {start: '22:00', end: '06:00', tz: Mars/Base}\n", "x.yaml")
-    with pytest.raises(alerts.RuleError, match="not found"):
-        alerts.load_rules(tmp_path / "missing.yaml")
-    with pytest.raises(alerts.RuleError, match="expected a mapping"):
-        alerts.parse_rules("- 1\n", "x.yaml")
+    with pytest.raises(RuleError, match="used twice"):
+        parse_rules("rules:\n - {name: a, kind: undercut}\n - {name: a, kind: new_low}\n", "x.yaml")
+    with pytest.raises(RuleError, match="x.yaml: not valid YAML"):
+        parse_rules("rules: [", "x.yaml")
+    with pytest.raises(RuleError, match="unknown time zone"):
+        parse_rules("quiet_hours: {start: '22:00', end: '06:00', tz: Mars/Base}\n", "x.yaml")
+    with pytest.raises(RuleError, match="not found"):
+        load_rules(tmp_path / "missing.yaml")
+    with pytest.raises(RuleError, match="expected a mapping"):
+        parse_rules("- 1\n", "x.yaml")
 
 
 def test_scope_threshold_and_enable_toggle(tmp_path):
@@ -216,19 +227,19 @@ def test_scope_threshold_and_enable_toggle(tmp_path):
     path = tmp_path / "rules.yaml"
     path.write_text("rules:\n  - {name: toy-drop, kind: price_drop, threshold: 0.1, "
                     "scope: {categories: [toys], retailers: [Amazon]}}\n  - {name: uc, kind: undercut}\n")
-    rules = alerts.load_rules(path)
+    rules = load_rules(path)
     out = rules.apply(events)
     assert list(out["rule"]) == ["toy-drop", "uc"] and list(out["listing_id"]) == [1, 4]
     assert out.loc[1, "dedup_key"] == "uc|undercut|4|2026-07-03"  # conditions keyed by episode start
     assert out.loc[0, "dedup_key"] == "toy-drop|price_drop|1|2026-07-09"
-    alerts.set_rule_enabled(path, "uc", False)
-    assert list(alerts.load_rules(path).apply(events)["rule"]) == ["toy-drop"]
-    with pytest.raises(alerts.RuleError, match="no rule named 'nope'"):
-        alerts.set_rule_enabled(path, "nope", True)
-    with pytest.raises(alerts.RuleError):
-        alerts.save_rules("rules: [{name: x, kind: bogus}]", path)
+    set_rule_enabled(path, "uc", False)
+    assert list(load_rules(path).apply(events)["rule"]) == ["toy-drop"]
+    with pytest.raises(RuleError, match="no rule named 'nope'"):
+        set_rule_enabled(path, "nope", True)
+    with pytest.raises(RuleError):
+        save_rules("rules: [{name: x, kind: bogus}]", path)
     assert "toy-drop" in path.read_text()  # an invalid edit is not written
-    assert alerts.parse_duration("90m") == 1.5 and alerts.parse_duration(2) == 2.0
+    assert parse_duration("90m") == 1.5 and parse_duration(2) == 2.0
     assert rules.apply(events.iloc[0:0]).empty
 
 
@@ -244,71 +255,71 @@ def _alert_rows(*specs):
                      "severity": "warning", "delivery": delivery, "channels": ["email", "webhook"],
                      "cooldown": 48.0 if rule == "cool" else 0.0})
     df = pd.DataFrame(rows)
-    df["dedup_key"] = [alerts.dedup_key(r) for r in df.to_dict("records")]
+    df["dedup_key"] = [dedup_key(r) for r in df.to_dict("records")]
     return df
 
 
 def test_cooldown_dedup_and_manual_states(alert_db):
     d1, d2, d3 = date(2026, 7, 1), date(2026, 7, 2), date(2026, 7, 3)
-    r1 = alerts.store_alerts(alert_db, _alert_rows(("cool", "price_drop", 7, d1, "immediate")))
-    r2 = alerts.store_alerts(alert_db, _alert_rows(("cool", "price_drop", 7, d2, "immediate")))
-    r3 = alerts.store_alerts(alert_db, _alert_rows(("cool", "price_drop", 7, d3, "immediate"),
+    r1 = store_alerts(alert_db, _alert_rows(("cool", "price_drop", 7, d1, "immediate")))
+    r2 = store_alerts(alert_db, _alert_rows(("cool", "price_drop", 7, d2, "immediate")))
+    r3 = store_alerts(alert_db, _alert_rows(("cool", "price_drop", 7, d3, "immediate"),
                                                    ("cool", "price_drop", 7, d1, "immediate")))
     assert (r1.inserted, r2.cooled_down, r3.inserted, r3.duplicates) == (1, 1, 1, 1)
-    listed = alerts.list_alerts(alert_db, state="new")
+    listed = list_alerts(alert_db, state="new")
     assert len(listed) == 2 and list(listed["ds"]) == [d3, d1]
     ids = list(listed["alert_id"])
-    assert alerts.set_state(alert_db, ids[:1], "acknowledged") == 1
-    assert alerts.set_state(alert_db, ids, "resolved") == 2
-    assert alerts.list_alerts(alert_db, state="new").empty
-    with pytest.raises(alerts.AlertError, match=r"no alert with id\(s\) \[9999\]"):
-        alerts.set_state(alert_db, [9999], "resolved")
-    with pytest.raises(alerts.AlertError, match="unknown"):
-        alerts.set_state(alert_db, ids, "snoozed")
+    assert set_state(alert_db, ids[:1], "acknowledged") == 1
+    assert set_state(alert_db, ids, "resolved") == 2
+    assert list_alerts(alert_db, state="new").empty
+    with pytest.raises(AlertError, match=r"no alert with id\(s\) \[9999\]"):
+        set_state(alert_db, [9999], "resolved")
+    with pytest.raises(AlertError, match="unknown"):
+        set_state(alert_db, ids, "snoozed")
 
 
 def test_quiet_hours_hold_and_digest_batches(alert_db):
     day = date(2026, 7, 5)
-    alerts.store_alerts(alert_db, _alert_rows(("now", "undercut", 1, day, "immediate"),
+    store_alerts(alert_db, _alert_rows(("now", "undercut", 1, day, "immediate"),
                                               ("dig", "new_low", 2, day, "digest"),
                                               ("dig", "new_low", 3, day, "digest")))
-    rules = alerts.parse_rules("digest_time: '08:00'\nquiet_hours: {start: '22:00', end: '07:00', tz: UTC}\n"
+    rules = parse_rules("digest_time: '08:00'\nquiet_hours: {start: '22:00', end: '07:00', tz: UTC}\n"
                                "rules: [{name: now, kind: undercut}, {name: dig, kind: new_low, delivery: digest}]",
                                "r.yaml")
     with HTTPSink() as hook:
         notifiers = {"webhook": notify.WebhookNotifier(hook.url)}
         night = datetime(2026, 7, 7, 6, 30, tzinfo=timezone.utc)  # quiet hours, before the digest time
-        held = alerts.deliver_pending(alert_db, notifiers, rules, night)
+        held = deliver_pending(alert_db, notifiers, rules, night)
         assert held["held_quiet"] == 1 and held["held_digest"] == 2 and hook.bodies == []
         morning = datetime(2026, 7, 7, 9, 0, tzinfo=timezone.utc)
-        sent = alerts.deliver_pending(alert_db, notifiers, rules, morning)
+        sent = deliver_pending(alert_db, notifiers, rules, morning)
         assert sent["alerts"] == 1 and sent["digests"] == 1
         digest = next(b for b in hook.bodies if b["kind"] == "digest")
         assert len(digest["alerts"]) == 2 and digest["title"].startswith("priceintel daily digest: 2")
-        assert alerts.deliver_pending(alert_db, notifiers, rules, morning)["alerts"] == 0
+        assert deliver_pending(alert_db, notifiers, rules, morning)["alerts"] == 0
         assert len(hook.bodies) == 2
         # one digest a day: a later digest alert waits for the next day's digest time
-        alerts.store_alerts(alert_db, _alert_rows(("dig", "new_low", 4, day, "digest")))
-        later = alerts.deliver_pending(alert_db, notifiers, rules, datetime(2026, 7, 7, 15, 0, tzinfo=timezone.utc))
+        store_alerts(alert_db, _alert_rows(("dig", "new_low", 4, day, "digest")))
+        later = deliver_pending(alert_db, notifiers, rules, datetime(2026, 7, 7, 15, 0, tzinfo=timezone.utc))
         assert later["held_digest"] == 1 and len(hook.bodies) == 2
-        nxt = alerts.deliver_pending(alert_db, notifiers, rules, datetime(2026, 7, 8, 8, 5, tzinfo=timezone.utc))
+        nxt = deliver_pending(alert_db, notifiers, rules, datetime(2026, 7, 8, 8, 5, tzinfo=timezone.utc))
         assert nxt["digests"] == 1 and len(hook.bodies[-1]["alerts"]) == 1
 
 
 def test_failed_delivery_is_retried_recorded_and_never_raises(alert_db, monkeypatch):
     monkeypatch.setenv("PRICEINTEL_NOTIFY_BACKOFF", "0")
     day = date(2026, 7, 5)
-    alerts.store_alerts(alert_db, _alert_rows(("now", "undercut", 1, day, "immediate")))
-    rules = alerts.parse_rules("rules: [{name: now, kind: undercut}]", "r.yaml")
+    store_alerts(alert_db, _alert_rows(("now", "undercut", 1, day, "immediate")))
+    rules = parse_rules("rules: [{name: now, kind: undercut}]", "r.yaml")
     dead = {"webhook": notify.WebhookNotifier(f"http://127.0.0.1:{_free()}/x", timeout=2)}
-    out = alerts.deliver_pending(alert_db, dead, rules, NOON)
+    out = deliver_pending(alert_db, dead, rules, NOON)
     assert out["failed"] == 1
     with alert_db.connect() as c:
         row = c.execute(sa.text("SELECT status, attempts, error FROM alert_delivery")).one()
     assert row.status == "failed" and row.attempts == 4 and "ConnectionError" in row.error
     with HTTPSink(fail_first=2) as hook:  # the next run retries: two 500s, then delivered
         live = {"webhook": notify.WebhookNotifier(hook.url)}
-        assert alerts.deliver_pending(alert_db, live, rules, NOON)["alerts"] == 1
+        assert deliver_pending(alert_db, live, rules, NOON)["alerts"] == 1
         assert hook.hits == 3 and len(hook.bodies) == 1
     with alert_db.connect() as c:
         rows = c.execute(sa.text("SELECT status, attempts FROM alert_delivery ORDER BY delivery_id")).all()
@@ -350,30 +361,10 @@ def test_email_with_login_and_slack_blocks(monkeypatch):
         assert "*undercut*" in body["blocks"][1]["text"]["text"]
 
 
-def test_notify_settings_validate_env(monkeypatch):
-    monkeypatch.setenv("PRICEINTEL_SMTP_SECURITY", "tls9")
-    with pytest.raises(config.ConfigError, match="PRICEINTEL_SMTP_SECURITY"):
-        config.notify_settings()
-    monkeypatch.setenv("PRICEINTEL_SMTP_SECURITY", "ssl")
-    monkeypatch.setenv("PRICEINTEL_SLACK_WEBHOOK_URL", "hooks.slack.com/x")
-    with pytest.raises(config.ConfigError, match="PRICEINTEL_SLACK_WEBHOOK_URL"):
-        config.notify_settings()
-    monkeypatch.delenv("PRICEINTEL_SLACK_WEBHOOK_URL")
-    monkeypatch.setenv("PRICEINTEL_SMTP_PORT", "x")
-    with pytest.raises(config.ConfigError, match="PRICEINTEL_SMTP_PORT"):
-        config.notify_settings()
-    monkeypatch.delenv("PRICEINTEL_SMTP_PORT")
-    monkeypatch.setenv("PRICEINTEL_SMTP_HOST", "mail.test")
-    monkeypatch.setenv("PRICEINTEL_ALERT_EMAIL_TO", "a@x, b@x")
-    s = config.notify_settings()
-    assert s.smtp_port == 465 and s.email_to == ("a@x", "b@x") and s.channels == ["email"]
-    assert notify._redact("https://hooks.slack.com/services/T0/B0/secret") == "https://hooks.slack.com/services/…"
-
-
 def test_cli_alert_commands(alert_db, capsys, tmp_path):
     from priceintel import cli
 
-    alerts.store_alerts(alert_db, _alert_rows(("now", "undercut", 1, date(2026, 7, 5), "immediate")))
+    store_alerts(alert_db, _alert_rows(("now", "undercut", 1, date(2026, 7, 5), "immediate")))
     assert cli.main(["alerts", "check-rules"]) == 0
     assert "rule(s) valid" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
@@ -413,22 +404,22 @@ def _tiny_star(engine, prices: list[float | None]) -> None:
 
 
 def test_condition_episode_dedup_and_auto_resolve(alert_db):
-    rules = alerts.parse_rules("rules: [{name: uc, kind: undercut}, {name: oos, kind: out_of_stock}, "
+    rules = parse_rules("rules: [{name: uc, kind: undercut}, {name: oos, kind: out_of_stock}, "
                                "{name: back, kind: back_in_stock}, {name: low, kind: new_low}]", "r.yaml")
     _tiny_star(alert_db, [10.5] * 7 + [9.5])  # undercut starts on day 8 (also a new low)
-    first = alerts.run_alerts(alert_db, rules, {}, now=NOON)
+    first = run_alerts(alert_db, rules, {}, now=NOON)
     assert first["by_kind"] == {"new_low": 1, "undercut": 1} and first["inserted"] == 2
-    assert "5.0% under our 10.00" in alerts.list_alerts(alert_db, kind="undercut")["reason"].iloc[0]
+    assert "5.0% under our 10.00" in list_alerts(alert_db, kind="undercut")["reason"].iloc[0]
     _tiny_star(alert_db, [10.5] * 7 + [9.5, 9.4])  # still undercutting: same episode, nothing new
-    second = alerts.run_alerts(alert_db, rules, {}, now=NOON)
+    second = run_alerts(alert_db, rules, {}, now=NOON)
     assert second["inserted"] == 1 and second["by_kind"]["undercut"] == 1  # only the new low of day 9
-    uc = alerts.list_alerts(alert_db, kind="undercut")
+    uc = list_alerts(alert_db, kind="undercut")
     assert len(uc) == 1 and uc["dedup_key"].iloc[0].endswith("|2026-07-08") and uc["state"].iloc[0] == "new"
     _tiny_star(alert_db, [10.5] * 7 + [9.5, 9.4, None])  # out of stock: the undercut clears and resolves
-    third = alerts.run_alerts(alert_db, rules, {}, now=NOON)
+    third = run_alerts(alert_db, rules, {}, now=NOON)
     assert third["resolved"] == 1 and third["by_kind"] == {"out_of_stock": 1}
-    assert alerts.list_alerts(alert_db, kind="undercut")["state"].iloc[0] == "resolved"
+    assert list_alerts(alert_db, kind="undercut")["state"].iloc[0] == "resolved"
     _tiny_star(alert_db, [10.5] * 7 + [9.5, 9.4, None, 10.5])  # back in stock above our price
-    fourth = alerts.run_alerts(alert_db, rules, {}, now=NOON)
+    fourth = run_alerts(alert_db, rules, {}, now=NOON)
     assert fourth["by_kind"] == {"back_in_stock": 1} and fourth["resolved"] == 1
-    assert set(alerts.list_alerts(alert_db, state="resolved")["kind"]) == {"undercut", "out_of_stock"}
+    assert set(list_alerts(alert_db, state="resolved")["kind"]) == {"undercut", "out_of_stock"}

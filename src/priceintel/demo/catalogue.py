@@ -7,7 +7,9 @@ and title style (abbreviations, word order, a missing brand) on purpose.
 
 from __future__ import annotations
 
+import json
 import re
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -16,179 +18,11 @@ import pandas as pd
 from priceintel.demo.market import _ending
 from priceintel.items import gtin_check_digit
 
-#: per category: its key, price range (before size and brand), whether items carry an mpn, and its
+#: per category (vocabulary.json): its key, price range (before size and brand), whether items carry an mpn, and its
 #: 4 brands (house brand first), 10 variants, 6 product types and 6 sizes (with price multipliers)
 _CATEGORIES: list[dict[str, Any]] = [
-    dict(
-        key="coffee-tea",
-        price=(4.0, 9.0),
-        mpn=False,
-        brands=["Morning Ridge", "Bean & Co", "Highland Roasters", "Copper Kettle"],
-        variants=[
-            "Dark Roast",
-            "Medium Roast",
-            "Light Roast",
-            "French Roast",
-            "Breakfast Blend",
-            "Colombian",
-            "Espresso",
-            "Decaf House Blend",
-            "Hazelnut",
-            "Vanilla",
-        ],
-        types=[
-            "Ground Coffee",
-            "Whole Bean Coffee",
-            "Coffee Pods",
-            "Cold Brew Concentrate",
-            "Instant Coffee",
-            "Black Tea Bags",
-        ],
-        sizes=[("12 oz", 1.0), ("24 oz", 1.8), ("2 lb", 2.4), ("32 ct", 2.2), ("64 ct", 3.9), ("1.5 lb", 1.9)],
-    ),
-    dict(
-        key="snacks",
-        price=(2.0, 5.0),
-        mpn=False,
-        brands=["Crunch Valley", "Golden Harvest", "Snackwise", "Trailhead Foods"],
-        variants=[
-            "Sea Salt",
-            "Barbecue",
-            "Sour Cream & Onion",
-            "Jalapeno",
-            "Honey Mustard",
-            "Cheddar",
-            "Lightly Salted",
-            "Chili Lime",
-            "Rosemary",
-            "Original",
-        ],
-        types=["Potato Chips", "Tortilla Chips", "Pretzels", "Granola Bars", "Crackers", "Popcorn"],
-        sizes=[("5 oz", 1.0), ("8 oz", 1.4), ("10 oz", 1.7), ("13 oz", 2.1), ("12 ct", 2.6), ("24 ct", 4.6)],
-    ),
-    dict(
-        key="beverages",
-        price=(1.5, 4.0),
-        mpn=False,
-        brands=["Clearbrook", "Fizzwell", "Summit Springs", "Citrus Grove"],
-        variants=[
-            "Lemon",
-            "Lime",
-            "Mixed Berry",
-            "Peach",
-            "Mango",
-            "Unsweetened",
-            "Grapefruit",
-            "Raspberry",
-            "Orange",
-            "Black Cherry",
-        ],
-        types=["Sparkling Water", "Spring Water", "Sports Drink", "Iced Tea", "Lemonade", "Juice"],
-        sizes=[("1 L", 1.0), ("1.5 L", 1.3), ("2 L", 1.6), ("6 ct", 2.8), ("12 ct", 4.9), ("24 ct", 8.5)],
-    ),
-    dict(
-        key="household",
-        price=(3.0, 8.0),
-        mpn=True,
-        brands=["SparkleHome", "PureNest", "Brightway", "EcoShine"],
-        variants=[
-            "Lavender",
-            "Fresh Scent",
-            "Free & Clear",
-            "Citrus",
-            "Ocean Breeze",
-            "Lemon",
-            "Unscented",
-            "Eucalyptus",
-            "Mountain Air",
-            "Spring Meadow",
-        ],
-        types=[
-            "All-Purpose Cleaner",
-            "Dish Soap",
-            "Laundry Detergent",
-            "Paper Towels",
-            "Trash Bags",
-            "Disinfecting Wipes",
-        ],
-        sizes=[("16 fl oz", 1.0), ("32 fl oz", 1.7), ("64 fl oz", 2.9), ("1 gal", 4.2), ("6 ct", 2.2), ("12 ct", 3.8)],
-    ),
-    dict(
-        key="personal-care",
-        price=(3.0, 9.0),
-        mpn=False,
-        brands=["Dermaglow", "Puretide", "Northwell", "Silkleaf"],
-        variants=[
-            "Coconut",
-            "Aloe",
-            "Argan Oil",
-            "Tea Tree",
-            "Sensitive",
-            "Mint",
-            "Shea Butter",
-            "Charcoal",
-            "Oatmeal",
-            "Rose",
-        ],
-        types=["Shampoo", "Conditioner", "Body Wash", "Hand Soap", "Lotion", "Toothpaste"],
-        sizes=[
-            ("3.4 fl oz", 1.0),
-            ("8 fl oz", 1.6),
-            ("12 fl oz", 2.1),
-            ("16 fl oz", 2.6),
-            ("2 ct", 1.9),
-            ("3 ct", 2.7),
-        ],
-    ),
-    dict(
-        key="pet-supplies",
-        price=(5.0, 12.0),
-        mpn=True,
-        brands=["Happy Paws", "Whisker Farms", "Wild Trail", "Pet Pantry"],
-        variants=[
-            "Chicken & Rice",
-            "Salmon",
-            "Beef",
-            "Turkey",
-            "Lamb",
-            "Grain-Free",
-            "Senior",
-            "Indoor",
-            "Small Breed",
-            "Large Breed",
-        ],
-        types=["Dry Dog Food", "Wet Cat Food", "Dog Treats", "Cat Litter", "Puppy Food", "Dental Chews"],
-        sizes=[("3 lb", 1.0), ("5 lb", 1.5), ("15 lb", 3.4), ("30 lb", 5.8), ("12 ct", 1.8), ("24 ct", 3.2)],
-    ),
-    dict(
-        key="electronics",
-        price=(9.0, 35.0),
-        mpn=True,
-        brands=["Voltix", "Zentrik", "Auralink", "Nimbus Tech"],
-        variants=["Fast Charging", "Braided", "Compact", "Pro", "Ultra", "Slim", "Rugged", "Mini", "Max", "Lite"],
-        types=["USB-C Cable", "Wireless Earbuds", "Power Bank", "Wall Charger", "Bluetooth Speaker", "HDMI Cable"],
-        sizes=[("3 ft", 1.0), ("6 ft", 1.2), ("10 ft", 1.5), ("1 ct", 1.1), ("2 ct", 1.9), ("3 ct", 2.6)],
-    ),
-    dict(
-        key="baby",
-        price=(4.0, 14.0),
-        mpn=True,
-        brands=["Little Sprout", "Cuddle Bug", "Tiny Steps", "Bumble Baby"],
-        variants=[
-            "Sensitive",
-            "Overnight",
-            "Unscented",
-            "Organic",
-            "Gentle",
-            "Hypoallergenic",
-            "Calming Lavender",
-            "Natural",
-            "Ultra Soft",
-            "Fragrance-Free",
-        ],
-        types=["Diapers", "Baby Wipes", "Baby Lotion", "Baby Shampoo", "Baby Wash", "Diaper Cream"],
-        sizes=[("8 oz", 1.0), ("16 oz", 1.7), ("12.5 oz", 1.4), ("24 ct", 1.3), ("48 ct", 2.3), ("96 ct", 4.1)],
-    ),
+    {**c, "sizes": [tuple(s) for s in c["sizes"]]}
+    for c in json.loads(resources.files("priceintel.demo").joinpath("vocabulary.json").read_text(encoding="utf-8"))
 ]
 _NC, _NB, _NV, _NT, _NS = len(_CATEGORIES), 4, 10, 6, 6
 _N_COMBOS = _NC * _NB * _NV * _NT * _NS

@@ -355,23 +355,13 @@ class Fetcher:
                 break
             self._sleep_backoff(attempt, retry_after)
         assert last_exc is not None
-        target = url
+        tries = f"after {attempt + 1} attempt(s)"
         if isinstance(last_exc, requests.Timeout) and not isinstance(last_exc, requests.ConnectTimeout):
-            return FetchResult(
-                url=target,
-                error_kind="timeout",
-                fetched_at=_now(),
-                attempts=attempt + 1,
-                error=f"no response from {url} within {self.timeout:g}s after {attempt + 1} attempt(s)",
-            )
-        origin = f"{urlsplit(url).scheme}://{host}/"
-        return FetchResult(
-            url=target,
-            error_kind="unreachable",
-            fetched_at=_now(),
-            attempts=attempt + 1,
-            error=f"cannot connect to {origin} ({_reason(last_exc)}) after {attempt + 1} attempt(s) fetching {target}",
-        )
+            kind, error = "timeout", f"no response from {url} within {self.timeout:g}s {tries}"
+        else:
+            origin = f"{urlsplit(url).scheme}://{host}/"
+            kind, error = "unreachable", f"cannot connect to {origin} ({_reason(last_exc)}) {tries} fetching {url}"
+        return FetchResult(url=url, error_kind=kind, fetched_at=_now(), attempts=attempt + 1, error=error)
 
     # --- conditional requests and rendering ------------------------------------------
     def _conditional_headers(self, url: str) -> dict:
