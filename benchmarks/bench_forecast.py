@@ -24,9 +24,11 @@ import pandas as pd
 
 from priceintel import config
 from priceintel.demo import world as demo
-from priceintel.forecast import models as fc
+from priceintel.forecast import models as M
 from priceintel.forecast import tournament as T
+from priceintel.forecast.columns import CHOSEN, bound, column
 from priceintel.forecast.evaluate import goals as _goals
+from priceintel.forecast.series import ForecastError, clean_series
 
 from _common import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
@@ -87,13 +89,13 @@ def _by_cutoff(res: T.TournamentResult) -> list:
     rows = []
     for cut, g in ev.groupby("cutoff"):
         row = {"cutoff": str(pd.Timestamp(cut).date()), "points": int(len(g))}
-        for m in (T.CHOSEN, "naive"):
+        for m in (CHOSEN, "naive"):
             row[f"{m}_mae"] = round(float((g["y"] - g[m]).abs().mean()), 4)
             for lv in (80, 95):
-                inside = (g["y"] >= g[f"{m}-lo-{lv}"]) & (g["y"] <= g[f"{m}-hi-{lv}"])
+                inside = (g["y"] >= g[column(m, bound("lo", lv))]) & (g["y"] <= g[column(m, bound("hi", lv))])
                 row[f"{m}_coverage_{lv}"] = round(float(inside.mean()), 3)
         row["naive_mean_signed_error"] = round(float((g["y"] - g["naive"]).mean()), 4)
-        row["share_above_chosen_hi95"] = round(float((g["y"] > g[f"{T.CHOSEN}-hi-95"]).mean()), 3)
+        row["share_above_chosen_hi95"] = round(float((g["y"] > g[column(CHOSEN, "hi-95")]).mean()), 3)
         rows.append(row)
     return rows
 
@@ -133,12 +135,12 @@ def bench_oj(quick: bool) -> dict:
     df = oj_frame(quick)
     out = {"series": int(df["unique_id"].nunique()), "weeks": int(df["ds"].nunique()),
            "ds": "1989-09-14 + 7 * (week - 1) days"}
-    models = T.FAST_MODELS if quick else T.FULL_MODELS
+    models = M.FAST_MODELS if quick else M.FULL_MODELS
     nw = 5 if quick else 8
     out["no_regressors"] = _verdict(T.run_tournament(df, h=13, n_windows=nw, step=4, models=models,
                                                      progress=False), 13)
     out["promo_regressors"] = _verdict(T.run_tournament(df, h=13, n_windows=nw, step=4,
-                                                        models=(*T.FAST_MODELS, T.REGRESSION),
+                                                        models=(*M.FAST_MODELS, M.REGRESSION),
                                                         regressors=("feat", "deal"), progress=False), 13)
     out["promo_regressors"]["note"] = ("feat/deal of the forecast weeks are used as known in advance "
                                        "(a planned promotion calendar); no other future information")
@@ -159,7 +161,7 @@ def bench_oj_all_origins(quick: bool) -> dict:
     apart, 3 earlier ones added, while 14 would fit the minimum training length; monthly: 13 monthly
     origins, all that fit), so more cut-offs are scored. Same models, defaults and goals."""
     df = oj_frame(quick)
-    models = T.FAST_MODELS if quick else T.FULL_MODELS
+    models = M.FAST_MODELS if quick else M.FULL_MODELS
     weekly = T.run_tournament(df, h=13, n_windows=11, step=4, models=models, progress=False)
     m = oj_monthly(df)
     monthly = T.run_tournament(m, h=3, n_windows=13, step=1, freq="M", models=models, progress=False)
@@ -172,12 +174,12 @@ def bench_oj_monthly(quick: bool) -> dict:
     df = oj_frame(quick)
     m = oj_monthly(df)
     res = T.run_tournament(m, h=3, n_windows=8, step=1, freq="M",
-                           models=T.FAST_MODELS if quick else T.FULL_MODELS, progress=False)
+                           models=M.FAST_MODELS if quick else M.FULL_MODELS, progress=False)
     out = {"series": int(m["unique_id"].nunique()), "months": int(m["ds"].nunique()),
            "aggregation": "mean of the weekly shelf prices in each calendar month", **_verdict(res, 3)}
     if not quick:
         out["equal_tails"] = _shape_variant(m, "equal", h=3, n_windows=8, step=1, freq="M",
-                                            models=T.FULL_MODELS)
+                                            models=M.FULL_MODELS)
     return out
 
 
@@ -204,28 +206,28 @@ def bench_speed(quick: bool) -> dict:
     t0 = time.perf_counter()
     res = T.run_tournament(df, h=28, n_windows=3, step=28, n_jobs=-1, progress=True, refit=False)
     wall = time.perf_counter() - t0
-    n_fast = len([m for m in res.params["models"] if m != T.COMBO])
+    n_fast = len([m for m in res.params["models"] if m != M.COMBO])
     fits = len(ids) * 3 * n_fast
     # Prophet: per-series fit + forecast time on a sample, same data, same horizon
     sample = ids[:: max(1, len(ids) // (5 if quick else 12))][: 5 if quick else 12]
-    clean, _ = fc.clean_series(df[df["unique_id"].isin(sample)])
+    clean, _ = clean_series(df[df["unique_id"].isin(sample)])
     times, fails = [], 0
     for uid, g in clean.groupby("unique_id"):
         y = g["y"].to_numpy(float)[:-28]
         t = time.perf_counter()
         try:
-            fc.fc_prophet(y, 28, start=g["ds"].iloc[0])
-        except fc.ForecastError:
+            M.fc_prophet(y, 28, start=g["ds"].iloc[0])
+        except ForecastError:
             fails += 1
         times.append(time.perf_counter() - t)
     # fast engine: the same per-series fit on the same sample, one core
     fast = {}
-    for m in ("auto_ets", "auto_theta", "auto_arima", T.PM_ARIMA):
+    for m in ("auto_ets", "auto_theta", "auto_arima", M.PM_ARIMA):
         tt = []
         for uid, g in clean.groupby("unique_id"):
             y = g["y"].to_numpy(float)[:-28]
             t = time.perf_counter()
-            T.run_model(m, y, 28, 7, T.seasonal_test(y, 7))
+            M.run_model(m, y, 28, 7, M.seasonal_test(y, 7))
             tt.append(time.perf_counter() - t)
         fast[m] = float(np.median(tt))
     prophet_median = float(np.median(times))
@@ -235,7 +237,7 @@ def bench_speed(quick: bool) -> dict:
         "timing_s": {k: round(v, 2) for k, v in res.timing.items() if k.endswith("_s")},
         "model_fits": fits,
         "per_series_fit_s_median": {"prophet": prophet_median, **fast},
-        "fast_engine_speedup_arima": round(fast[T.PM_ARIMA] / fast["auto_arima"], 1),
+        "fast_engine_speedup_arima": round(fast[M.PM_ARIMA] / fast["auto_arima"], 1),
         "prophet_sample": len(times), "prophet_failures": fails,
         "prophet_projected_wall_s_for_all": round(prophet_median * len(ids) * 4 / (os.cpu_count() or 1), 1),
         "accuracy_h28": _verdict(res, 28)["by_horizon"]["h28"],
@@ -250,7 +252,7 @@ def bench_engines(quick: bool) -> dict:
     df = df[df["unique_id"].isin(ids)]
     out = {"series": len(ids), "selection": f"every {10 if quick else 4}th store x brand series (sorted ids)", "h": 13,
            "n_windows": 8, "step": 4}
-    for m in ("auto_arima", T.PM_ARIMA):
+    for m in ("auto_arima", M.PM_ARIMA):
         t = time.perf_counter()
         res = T.run_tournament(df, h=13, n_windows=8, step=4, models=(m,), progress=False)
         wall = time.perf_counter() - t
@@ -259,7 +261,7 @@ def bench_engines(quick: bool) -> dict:
                   **{k: round(float(row.loc[m, k]), 4) for k in ("mae", "mase", "coverage_80", "coverage_95",
                                                                    "winkler_95")},
                   "naive_mae": round(float(row.loc["naive", "mae"]), 4)}
-    out["speedup"] = round(out[T.PM_ARIMA]["wall_s"] / max(out["auto_arima"]["wall_s"], 1e-9), 1)
+    out["speedup"] = round(out[M.PM_ARIMA]["wall_s"] / max(out["auto_arima"]["wall_s"], 1e-9), 1)
     return out
 
 

@@ -1,4 +1,4 @@
-"""Forecasting: cleaning, baselines, AutoETS, Prophet, rolling-origin backtests and metrics."""
+"""Forecasting: cleaning, the per-series models (baselines, AutoETS, Prophet) and the tournament's metrics."""
 
 from __future__ import annotations
 
@@ -7,17 +7,11 @@ import pandas as pd
 import pytest
 
 from priceintel import PriceIntelError
-from priceintel.forecast.models import (
-    BASELINES,
-    OVERALL,
-    ForecastError,
-    backtest,
-    best_model,
-    clean_series,
-    fc_prophet,
-    fc_seasonal_naive,
-    forecast,
-)
+from priceintel.forecast import tournament as T
+from priceintel.forecast.columns import BOUNDS, OVERALL, POINT
+from priceintel.forecast.metrics import mase_scale, window_scale
+from priceintel.forecast.models import BASELINES, PROPHET, fc_naive, fc_prophet, fc_seasonal_naive, run_model
+from priceintel.forecast.series import ForecastError, clean_series
 
 WEEK = np.array([0.0, -2.0, -1.0, 0.0, 1.0, 4.0, 3.0])
 
@@ -31,12 +25,16 @@ def _seasonal(uid: str, n: int = 120, level: float = 20.0, noise: float = 0.5, s
     return pd.DataFrame({"unique_id": uid, "ds": ds, "y": y})
 
 
-def _check_interval_order(fc: pd.DataFrame, model: str) -> None:
-    """lo-95 <= lo-80 <= point <= hi-80 <= hi-95 wherever defined."""
-    cols = [f"{model}-lo-95", f"{model}-lo-80", model, f"{model}-hi-80", f"{model}-hi-95"]
-    vals = fc[cols].dropna().to_numpy()
+def _check_interval_order(res: dict, model: str) -> None:
+    """lo-95 <= lo-80 <= point <= hi-80 <= hi-95 wherever defined (`res`: a model's result dict)."""
+    vals = np.column_stack([res["lo-95"], res["lo-80"], res[POINT], res["hi-80"], res["hi-95"]])
+    vals = vals[np.isfinite(vals).all(axis=1)]
     assert len(vals) > 0
     assert np.all(np.diff(vals, axis=1) >= -1e-9), model
+
+
+def _future(g: pd.DataFrame, h: int) -> pd.DatetimeIndex:
+    return pd.date_range(g["ds"].max() + pd.Timedelta(days=1), periods=h, freq="D")
 
 
 # --- clean_series ----------------------------------------------------------------------------
@@ -80,117 +78,134 @@ def test_clean_series_errors_name_the_problem():
     assert clean.empty and rep.empty
 
 
-# --- forecast --------------------------------------------------------------------------------
+# --- per-series models -----------------------------------------------------------------------
 
 
-def test_forecast_baselines_and_ets_shapes_values_and_intervals():
-    df = pd.concat([_seasonal("a", seed=1), _seasonal("b", n=90, level=50, seed=2)])
-    fc = forecast(df, h=10)
-    assert list(fc.columns[:7]) == ["unique_id", "ds", "naive", "naive-lo-80", "naive-hi-80",
-                                    "naive-lo-95", "naive-hi-95"]
-    assert {"auto_ets", "auto_ets-hi-95", "window_average-lo-80", "seasonal_naive-hi-80"} <= set(fc.columns)
-    assert fc.groupby("unique_id").size().tolist() == [10, 10]
-    for uid, g in df.groupby("unique_id"):
-        f = fc[fc["unique_id"] == uid].reset_index(drop=True)
-        assert f.loc[0, "ds"] == g["ds"].max() + pd.Timedelta(days=1)
-        assert (f["naive"] == g["y"].iloc[-1]).all()
-        assert np.allclose(f["window_average"], np.median(g["y"].iloc[-28:]))
-        last_week = g["y"].iloc[-7:].to_numpy()
-        assert np.allclose(f["seasonal_naive"], np.tile(last_week, 2)[:10])
+def test_baselines_and_ets_values_and_intervals():
+    models = ("naive", "seasonal_naive", "window_average", "auto_ets")
+    for uid, level, n, seed in (("a", 20, 120, 1), ("b", 50, 90, 2)):
+        g = _seasonal(uid, n=n, level=level, seed=seed)
+        y = g["y"].to_numpy()
+        f = {m: run_model(m, y, 10, 7, seasonal=True) for m in models}
+        assert all(set(r) == {POINT, *BOUNDS} and all(len(v) == 10 for v in r.values()) for r in f.values())
+        assert (f["naive"][POINT] == y[-1]).all()
+        assert np.allclose(f["window_average"][POINT], np.median(y[-28:]))
+        assert np.allclose(f["seasonal_naive"][POINT], np.tile(y[-7:], 2)[:10])
         # ETS learns the weekly shape: close to the true pattern
-        truth = (20 if uid == "a" else 50) + WEEK[f["ds"].dt.dayofweek]
-        assert np.mean(np.abs(f["auto_ets"] - truth)) < 1.0
-    for m in ("naive", "seasonal_naive", "window_average", "auto_ets"):
-        _check_interval_order(fc, m)
-    # naive intervals widen with the horizon; seasonal naive ones are tighter on seasonal data
-    a = fc[fc["unique_id"] == "a"]
-    assert (a["naive-hi-95"] - a["naive-lo-95"]).iloc[-1] > (a["naive-hi-95"] - a["naive-lo-95"]).iloc[0]
-    assert (a["seasonal_naive-hi-80"] - a["seasonal_naive-lo-80"]).mean() < (
-        a["naive-hi-80"] - a["naive-lo-80"]).mean()
-    assert fc.attrs["failures"] == []
-    assert len(fc.attrs["clean_report"]) == 2
+        truth = level + WEEK[_future(g, 10).dayofweek]
+        assert np.mean(np.abs(f["auto_ets"][POINT] - truth)) < 1.0
+        for m in models:
+            _check_interval_order(f[m], m)
+        if uid == "a":
+            # naive intervals widen with the horizon; seasonal naive ones are tighter on seasonal data
+            width = f["naive"]["hi-95"] - f["naive"]["lo-95"]
+            assert width[-1] > width[0]
+            assert (f["seasonal_naive"]["hi-80"] - f["seasonal_naive"]["lo-80"]).mean() < (
+                f["naive"]["hi-80"] - f["naive"]["lo-80"]).mean()
 
 
-def test_forecast_short_and_constant_series_do_not_crash():
-    short = pd.DataFrame({"unique_id": "s", "ds": pd.date_range("2026-01-01", periods=4), "y": [1.0, 2, 3, 4]})
-    const = pd.DataFrame({"unique_id": "k", "ds": pd.date_range("2026-01-01", periods=30), "y": 5.0})
-    fc = forecast(pd.concat([short, const]), h=3)
-    s = fc[fc["unique_id"] == "s"]
-    assert (s["naive"] == 4.0).all() and s["seasonal_naive"].isna().all()
-    assert s["naive-lo-80"].isna().all()  # too few residuals for intervals: NaN, not a fake width
-    k = fc[fc["unique_id"] == "k"]
-    assert (k["naive"] == 5).all() and (k["naive-lo-95"] == 5).all() and (k["auto_ets"].round(6) == 5).all()
+def test_short_and_constant_series_do_not_crash():
+    short = np.array([1.0, 2, 3, 4])
+    s = {m: run_model(m, short, 3, 7, seasonal=False) for m in ("naive", "seasonal_naive")}
+    assert (s["naive"][POINT] == 4.0).all() and np.isnan(s["seasonal_naive"][POINT]).all()
+    assert np.isnan(s["naive"]["lo-80"]).all()  # too few residuals for intervals: NaN, not a fake width
+    const = np.full(30, 5.0)
+    k = {m: run_model(m, const, 3, 7, seasonal=False) for m in ("naive", "auto_ets")}
+    assert (k["naive"][POINT] == 5).all() and (k["naive"]["lo-95"] == 5).all()
+    assert (k["auto_ets"][POINT].round(6) == 5).all()
 
 
 def test_seasonal_naive_needs_a_season():
     out = fc_seasonal_naive(np.arange(5.0), h=3)
-    assert np.isnan(out["mean"]).all() and np.isnan(out["hi-95"]).all()
+    assert np.isnan(out[POINT]).all() and np.isnan(out["hi-95"]).all()
 
 
-def test_forecast_argument_errors():
-    df = _seasonal("a", n=30)
-    with pytest.raises(ForecastError, match="unknown model"):
-        forecast(df, h=3, models=("naive", "arima9000"))
-    with pytest.raises(ForecastError, match="positive integer"):
-        forecast(df, h=0)
-    with pytest.raises(ForecastError, match="between 0 and 100"):
-        forecast(df, h=3, level=(80, 100))
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(ForecastError, match="unknown model 'arima9000'"):
+        run_model("arima9000", np.arange(30.0), 3, 7, False)
 
 
-def test_prophet_forecast_and_guards():
-    df = pd.concat([
-        _seasonal("a", n=70, seed=4),
-        pd.DataFrame({"unique_id": "k", "ds": pd.date_range("2026-01-01", periods=30), "y": 2.0}),
-    ])
-    fc = forecast(df, h=7, models=("naive", "prophet"))
-    a = fc[fc["unique_id"] == "a"]
-    truth = 20 + WEEK[a["ds"].dt.dayofweek]
-    assert np.mean(np.abs(a["prophet"] - truth)) < 1.0
-    _check_interval_order(a, "prophet")
-    k = fc[fc["unique_id"] == "k"]
-    assert k["prophet"].isna().all() and (k["naive"] == 2).all()
-    assert fc.attrs["failures"] == [
-        {"unique_id": "k", "model": "prophet", "reason": "ForecastError: prophet skipped: constant series"}
-    ]
+def test_sparse_residuals_scale_intervals_by_sqrt_horizon():
+    y = np.array([10.0, 12, 9, 11, 13, 10, 12, 11])
+    f = fc_naive(y, 5, (80,))
+    width = f["hi-80"] - f["lo-80"]
+    # horizons 1-3 have >= 5 in-sample errors; 4 and 5 reuse horizon 3 scaled by sqrt(k/3)
+    assert width[3] == pytest.approx(width[2] * np.sqrt(4 / 3))
+    assert width[4] == pytest.approx(width[2] * np.sqrt(5 / 3))
+    # MASE needs more than a season of training data; the tournament then scales by the one-step naive error
+    assert np.isnan(mase_scale(np.arange(5.0), 7)) and window_scale(np.arange(5.0), 7) == 1.0
+
+
+def test_prophet_forecast_guards_and_time_box():
+    g = _seasonal("a", n=70, seed=4)
+    y = g["y"].to_numpy()
+    f = run_model(PROPHET, y, 7, 7, False, start=g["ds"].iloc[0])
+    truth = 20 + WEEK[_future(g, 7).dayofweek]
+    assert np.mean(np.abs(f[POINT] - truth)) < 1.0
+    _check_interval_order(f, PROPHET)
     # deterministic: the same call gives the same intervals
-    again = forecast(df[df["unique_id"] == "a"], h=7, models=("prophet",))
-    assert np.allclose(again["prophet-lo-95"], a["prophet-lo-95"])
+    again = run_model(PROPHET, y, 7, 7, False, start=g["ds"].iloc[0])
+    assert np.array_equal(again["lo-95"], f["lo-95"])
+    with pytest.raises(ForecastError, match="prophet skipped: constant series"):
+        fc_prophet(np.full(30, 2.0), 3)
     with pytest.raises(ForecastError, match="shorter"):
         fc_prophet(np.arange(10.0), 3)
+    with pytest.raises(ForecastError, match="time-box"):
+        fc_prophet(y, 7, timeout=1e-3)
 
 
-# --- backtest --------------------------------------------------------------------------------
+def test_prophet_runs_inside_the_tournament_with_its_guard():
+    df = pd.concat([
+        _seasonal("a", n=70, seed=4),
+        pd.DataFrame({"unique_id": "k", "ds": pd.date_range("2026-01-05", periods=70), "y": 2.0}),
+    ])
+    res = T.run_tournament(df, h=7, n_windows=3, n_jobs=1, progress=False, models=(PROPHET,))
+    assert res.params["models"] == [*BASELINES, PROPHET]
+    ev = res.cv[res.cv["chosen_model"].notna()]
+    a, k = ev[ev["unique_id"] == "a"], ev[ev["unique_id"] == "k"]
+    assert a[PROPHET].notna().all() and k[PROPHET].isna().all() and (k["naive"] == 2).all()
+    skipped = [f for f in res.failures if f["model"] == PROPHET]
+    assert skipped and all(f["unique_id"] == "k" and "prophet skipped: constant series" in f["reason"]
+                           for f in skipped)
+    ov = res.overall(7).set_index("model")
+    assert ov.loc[PROPHET, "n"] == ov.loc["naive", "n"] // 2 and np.isfinite(ov.loc[PROPHET, "mae"])
 
 
-def test_backtest_exact_metrics_on_a_linear_trend():
+# --- the tournament's metrics ----------------------------------------------------------------
+
+
+def test_exact_metrics_on_a_linear_trend():
     n, h = 60, 14
     df = pd.DataFrame({"unique_id": "t", "ds": pd.date_range("2026-01-01", periods=n), "y": np.arange(n, dtype=float)})
-    cv, met = backtest(df, h=h, n_windows=1, models=())
-    assert set(met["model"]) == set(BASELINES)
-    assert len(cv) == h and cv["cutoff"].iloc[0] == pd.Timestamp("2026-01-01") + pd.Timedelta(days=n - h - 1)
-    naive = met[(met["unique_id"] == "t") & (met["model"] == "naive")].iloc[0]
+    res = T.run_tournament(df, h=h, n_windows=2, n_jobs=1, progress=False, models=())
+    assert set(res.metrics["model"]) == {*BASELINES, "chosen"}
+    ev = res.cv[res.cv["chosen_model"].notna()]
+    assert len(ev) == h and ev["cutoff"].iloc[0] == pd.Timestamp("2026-01-01") + pd.Timedelta(days=n - h - 1)
+    met = res.metrics[res.metrics["horizon"] == h].set_index(["unique_id", "model"])
+    naive = met.loc[("t", "naive")]
     k = np.arange(1, h + 1)
     assert naive["mae"] == pytest.approx(k.mean())
     assert naive["rmse"] == pytest.approx(np.sqrt((k ** 2).mean()))
     assert naive["mase"] == pytest.approx(k.mean() / 7)  # seasonal-naive in-sample MAE is 7
     y, f = np.arange(n - h, n), np.full(h, n - h - 1.0)
     assert naive["smape"] == pytest.approx(np.mean(200 * np.abs(y - f) / (y + f)))
-    snaive = met[(met["unique_id"] == "t") & (met["model"] == "seasonal_naive")].iloc[0]
-    assert snaive["mae"] == pytest.approx(np.mean(7 * np.ceil(k / 7)))
-    assert best_model(met) == "naive"
+    assert met.loc[("t", "seasonal_naive"), "mae"] == pytest.approx(np.mean(7 * np.ceil(k / 7)))
+    ov = res.overall(h).set_index("model")
+    assert ov.loc["naive", "mae"] == ov["mae"].min()
 
 
-def test_backtest_windows_coverage_and_model_ranking():
+def test_windows_coverage_and_model_ranking():
     df = pd.concat([_seasonal(u, n=150, noise=1.0, seed=s) for s, u in enumerate("abc")])
-    cv, met = backtest(df, h=7, n_windows=4, step=7, models=("auto_ets",))
+    res = T.run_tournament(df, h=7, n_windows=4, step=7, n_jobs=1, progress=False, models=("auto_ets",))
+    cv, met = res.cv, res.metrics[res.metrics["horizon"] == 7]
     assert cv.groupby("unique_id")["cutoff"].nunique().tolist() == [4, 4, 4]
-    assert {"naive", "seasonal_naive", "window_average", "auto_ets"} == set(met["model"])
+    assert {*BASELINES, "auto_ets", "chosen"} == set(met["model"])
     assert set(met["unique_id"]) == {"a", "b", "c", OVERALL}
-    overall = met[met["unique_id"] == OVERALL].set_index("model")
-    assert overall.loc["auto_ets", "n"] == 3 * 4 * 7
+    overall = res.overall(7).set_index("model")
+    assert overall.loc["auto_ets", "n"] == 3 * 3 * 7  # windows 2..4 are scored
     assert overall.loc["seasonal_naive", "mase"] < overall.loc["naive", "mase"]
     assert overall.loc["auto_ets", "mase"] < overall.loc["naive", "mase"]
-    assert best_model(met) in ("auto_ets", "seasonal_naive")
+    assert overall["mase"].idxmin() in ("auto_ets", "seasonal_naive", "chosen")
     for m in overall.index:
         assert 0.55 <= overall.loc[m, "coverage_80"] <= 1.0
         assert overall.loc[m, "coverage_95"] >= overall.loc[m, "coverage_80"]
@@ -200,45 +215,9 @@ def test_backtest_windows_coverage_and_model_ranking():
     assert ((first.to_numpy() - first.index.to_numpy()) == np.timedelta64(1, "D")).all()
 
 
-def test_backtest_skips_series_too_short_and_reports_it():
-    df = pd.concat([_seasonal("ok", n=60), _seasonal("tiny", n=8)])
-    cv, met = backtest(df, h=7, n_windows=1)
-    assert set(cv["unique_id"]) == {"ok"}
-    assert any(f["unique_id"] == "tiny" for f in cv.attrs["failures"])
-    with pytest.raises(ForecastError, match="no series is long enough"):
-        backtest(_seasonal("tiny", n=8), h=7)
-    with pytest.raises(ForecastError, match="n_windows"):
-        backtest(df, h=7, n_windows=0)
-    with pytest.raises(ForecastError, match="step"):
-        backtest(df, h=7, step=0)
-
-
-def test_best_model_errors_and_fallback_to_mae():
-    with pytest.raises(ForecastError, match="metrics frame"):
-        best_model(pd.DataFrame({"x": [1]}))
-    met = pd.DataFrame({"unique_id": [OVERALL] * 2, "model": ["naive", "auto_ets"],
-                        "mase": [np.nan, np.nan], "mae": [2.0, 1.0]})
-    assert best_model(met) == "auto_ets"
-    with pytest.raises(ForecastError, match="no model"):
-        best_model(met.assign(mae=np.nan))
-
-
-def test_sparse_residuals_scale_intervals_by_sqrt_horizon_and_mase_needs_a_season():
-    y = np.array([10.0, 12, 9, 11, 13, 10, 12, 11])
-    fc = forecast(pd.DataFrame({"unique_id": "s", "ds": pd.date_range("2026-01-01", periods=8), "y": y}),
-                  h=5, models=("naive",))
-    width = (fc["naive-hi-80"] - fc["naive-lo-80"]).to_numpy()
-    # horizons 1-3 have >= 5 in-sample errors; 4 and 5 reuse horizon 3 scaled by sqrt(k/3)
-    assert width[3] == pytest.approx(width[2] * np.sqrt(4 / 3))
-    assert width[4] == pytest.approx(width[2] * np.sqrt(5 / 3))
-    cv, met = backtest(pd.DataFrame({"unique_id": "s", "ds": pd.date_range("2026-01-01", periods=12),
-                                     "y": np.arange(12.0)}), h=7)
-    assert met["mase"].isna().all() and met["mae"].notna().any()  # 5 training days: no seasonal scale
-
-
 def test_series_without_any_value_is_reported_not_forecast():
-    df = pd.concat([_seasonal("a", n=30),
+    df = pd.concat([_seasonal("a", n=40),
                     pd.DataFrame({"unique_id": "void", "ds": pd.date_range("2026-01-01", periods=5), "y": np.nan})])
-    fc = forecast(df, h=2, models=("naive",))
-    assert set(fc["unique_id"]) == {"a"}
-    assert {"unique_id": "void", "model": "*", "reason": "no observed values"} in fc.attrs["failures"]
+    res = T.run_tournament(df, h=2, n_windows=2, n_jobs=1, progress=False, models=())
+    assert set(res.forecasts["unique_id"]) == {"a"}
+    assert {"unique_id": "void", "model": "*", "window": -1, "reason": "no observed values"} in res.failures

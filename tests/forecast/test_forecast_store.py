@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from priceintel.forecast import store
 from priceintel.forecast import tournament as T
-from priceintel.forecast.models import ForecastError
+from priceintel.forecast.series import ForecastError
 
 
 def _frame() -> pd.DataFrame:

@@ -6,8 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from priceintel.forecast import calibrate, change, combine
+from priceintel.forecast import models as M
 from priceintel.forecast import tournament as T
-from priceintel.forecast.models import ForecastError, clean_series, get_freq
+from priceintel.forecast.columns import CHOSEN
+from priceintel.forecast.series import ForecastError, clean_series, get_freq
 
 
 def _steps(n_series: int, n: int, freq: str = "D", seed: int = 0, promo_every: int = 0) -> pd.DataFrame:
@@ -70,7 +73,7 @@ def test_tournament_is_honest_and_calibrated_on_earlier_windows():
     res = T.run_tournament(df.drop(columns="promo"), h=14, n_windows=4, n_jobs=1, progress=False)
     # every baseline is reported beside every model and the chosen one
     models = set(res.metrics["model"])
-    assert set(T.BASELINES) | {"auto_ets", "auto_theta", "combo", "chosen"} <= models
+    assert set(M.BASELINES) | {"auto_ets", "auto_theta", "combo", "chosen"} <= models
     assert sorted(res.metrics["horizon"].unique()) == [7, 14]
     # the first window only chooses: scored rows come from windows 1..3, all models on the same points
     ov = res.overall(14).set_index("model")
@@ -110,7 +113,7 @@ def test_promo_regressor_beats_naive_on_planned_promos_and_weekly_data():
                              models=("auto_ets",))
     assert plain.params["freq"] == "W" and plain.params["season_length"] == 52
     reg = T.run_tournament(df, h=8, n_windows=5, step=4, n_jobs=1, progress=False,
-                           models=("auto_ets", T.REGRESSION), regressors=("promo",), shrink=1e9)
+                           models=("auto_ets", M.REGRESSION), regressors=("promo",), shrink=1e9)
     o = reg.overall(8).set_index("model")
     assert o.loc["regression", "mae"] < 0.6 * o.loc["naive", "mae"]
     assert o.loc["chosen", "mae"] <= o.loc["naive", "mae"]
@@ -135,8 +138,8 @@ def test_change_probability_is_calibrated_on_step_series():
                            models=())
     pc = res.summary()["p_change"]
     assert abs(pc["mean_prob"] - pc["observed_rate"]) < 0.2
-    assert T.change_probability(np.ones(50), 10, prior_rate=0.0) == 0.0
-    assert 0 < T.change_probability(np.r_[np.ones(25), 2 * np.ones(25)], 10, prior_rate=0.05) < 1
+    assert change.change_probability(np.ones(50), 10, prior_rate=0.0) == 0.0
+    assert 0 < change.change_probability(np.r_[np.ones(25), 2 * np.ones(25)], 10, prior_rate=0.05) < 1
 
 
 def test_tournament_argument_errors():
@@ -189,7 +192,7 @@ def _spells(n_series: int, n: int, seed: int = 0) -> pd.DataFrame:
 
 def test_promo_step_model_beats_naive_on_step_and_promo_prices():
     df = _spells(24, 200, seed=4)
-    res = T.run_tournament(df, h=14, n_windows=5, step=7, n_jobs=1, progress=False, models=T.PRICE_MODELS)
+    res = T.run_tournament(df, h=14, n_windows=5, step=7, n_jobs=1, progress=False, models=M.PRICE_MODELS)
     for hz in (7, 14):
         o = res.overall(hz).set_index("model")
         assert o.loc["promo_step", "mae"] < 0.9 * o.loc["naive", "mae"]
@@ -197,17 +200,17 @@ def test_promo_step_model_beats_naive_on_step_and_promo_prices():
     # one series in a promo at the forecast origin: the promo price holds a few days, then the regular price
     y = np.r_[np.full(60, 10.0), 8.0, 8.0, 10, 10, 10, 10, 10, 8, 8, 8, 8, 8, 10, 10, 10, 10, 10, 10, 8, 8, 8, 8]
     y = np.r_[y, np.full(30, 10.0), 7.5, 7.5]
-    f = T.fc_promo_step(y, 10, window=14)
+    f = M.fc_promo_step(y, 10, window=14)
     assert f["mean"][0] == 7.5 and f["mean"][-1] == 10.0
     assert np.all(f["lo-95"] <= f["lo-80"]) and np.all(f["lo-80"] <= f["mean"]) and np.all(f["mean"] <= f["hi-80"])
     # not in a promo: the last (regular) value carries forward, including a fresh step up
-    assert np.all(T.fc_promo_step(np.r_[np.full(40, 10.0), 11.0], 5, window=14)["mean"] == 11.0)
+    assert np.all(M.fc_promo_step(np.r_[np.full(40, 10.0), 11.0], 5, window=14)["mean"] == 11.0)
 
 
 def test_choice_for_a_window_never_sees_data_after_its_cutoff():
     df = pd.concat([_spells(8, 150, seed=5), _seasonal(4, 150, seed=6)], ignore_index=True)
     kw = {"h": 14, "n_windows": 5, "step": 7, "n_jobs": 1, "progress": False,
-          "models": ("auto_theta", *T.PRICE_MODELS, T.COMBO)}
+          "models": ("auto_theta", *M.PRICE_MODELS, M.COMBO)}
     a = T.run_tournament(df, **kw)
     cut = pd.Timestamp(a.params["cutoffs"][3])
     # scramble everything after window 3's cut-off: its choices (and earlier ones) must not change
@@ -233,54 +236,55 @@ def test_choice_for_a_window_never_sees_data_after_its_cutoff():
 
 def test_combination_is_the_default_unless_a_model_is_clearly_better():
     df = _seasonal(6, 120, seed=8)
-    kw = {"h": 7, "n_windows": 4, "n_jobs": 1, "progress": False, "models": ("auto_ets", T.COMBO)}
+    kw = {"h": 7, "n_windows": 4, "n_jobs": 1, "progress": False, "models": ("auto_ets", M.COMBO)}
     never = T.run_tournament(df, margin=1.0, **kw)  # nothing can be 100% better: always the combination
-    assert set(never.choices["model"]) == {T.COMBO}
+    assert set(never.choices["model"]) == {M.COMBO}
     free = T.run_tournament(df, margin=0.0, shrink=0.0, **kw)  # plain per-series argmin
-    assert free.params["margin"] == 0.0 and T.COMBO in free.params["models"]
+    assert free.params["margin"] == 0.0 and M.COMBO in free.params["models"]
     ev = free.cv[free.cv["chosen_model"].notna()]
     assert np.allclose(ev.apply(lambda r: r[r["chosen_model"]], axis=1), ev["chosen"])
     # seasonal series: seasonal models beat the combination (which averages in non-seasonal members)
-    assert set(free.choices.loc[free.choices["window"] == -1, "model"]) <= {"seasonal_naive", "auto_ets", T.COMBO}
+    assert set(free.choices.loc[free.choices["window"] == -1, "model"]) <= {"seasonal_naive", "auto_ets", M.COMBO}
 
 
 def test_interval_shapes_for_price_errors():
     # a point mass at zero with a one-sided tail: the shortest 80% range keeps 80%, equal tails do not
     vals = np.r_[np.zeros(75), -np.linspace(0.1, 2.0, 22), np.linspace(0.1, 0.5, 3)]
-    lo, hi = T.shortest_interval(vals, 0.80)
+    lo, hi = calibrate.shortest_interval(vals, 0.80)
     assert np.mean((vals >= lo) & (vals <= hi)) == pytest.approx(0.80, abs=0.011)
     eq = np.quantile(vals, [0.1, 0.9])
     assert np.mean((vals >= eq[0]) & (vals <= eq[1])) > 0.85
-    f = T._factors(vals, "auto")  # the zero mass picks the shortest ranges, nested 80 inside 95
+    f = calibrate.conformal_factors(vals, "auto")  # the zero mass picks the shortest ranges, 80 inside 95
     # finite-sample conformal level: ceil(101 * 0.8) / 100 = 0.81 of the 100 errors
-    assert T.conformal_level(0.80, 100) == pytest.approx(0.81) and T.conformal_level(0.95, 10) == 1.0
-    lo81, _hi81 = T.shortest_interval(vals, 0.81)
+    assert calibrate.conformal_level(0.80, 100) == pytest.approx(0.81) and calibrate.conformal_level(0.95, 10) == 1.0
+    lo81, _hi81 = calibrate.shortest_interval(vals, 0.81)
     assert f[2] <= f[0] <= 0 <= f[1] <= f[3] and f[0] == pytest.approx(lo81)
     cont = np.random.default_rng(0).normal(size=400)  # no zero mass: equal-tailed quantiles
-    q = T.conformal_level(0.80, 400)
-    assert np.allclose(T._factors(cont, "auto")[[0, 1]], np.quantile(cont, [(1 - q) / 2, (1 + q) / 2]))
+    q = calibrate.conformal_level(0.80, 400)
+    expect = np.quantile(cont, [(1 - q) / 2, (1 + q) / 2])
+    assert np.allclose(calibrate.conformal_factors(cont, "auto")[[0, 1]], expect)
 
 
 def test_symmetric_intervals_are_split_conformal_on_absolute_errors():
     rng = np.random.default_rng(3)
     cal = np.r_[-rng.exponential(1.0, 300), rng.exponential(0.2, 100)]  # promo dips: a long lower tail
-    f = T._factors(cal)  # the default shape
-    assert T.INTERVAL_SHAPE == "symmetric"
+    f = calibrate.conformal_factors(cal)  # the default shape
+    assert calibrate.INTERVAL_SHAPE == "symmetric"
     a = np.sort(np.abs(cal))
     # the bound is the ceil((n + 1) * level)-th smallest |error|, on both sides
     assert f[1] == -f[0] == a[int(np.ceil(401 * 0.80)) - 1] and f[3] == -f[2] == a[int(np.ceil(401 * 0.95)) - 1]
     # equal tails read the upper bound from the short upper tail: a chain-wide price rise (every
     # error shifted up) falls outside them far more often than outside the symmetric bounds
-    eq = T._factors(cal, "equal")
+    eq = calibrate.conformal_factors(cal, "equal")
     new = rng.permutation(np.r_[-rng.exponential(1.0, 3000), rng.exponential(0.2, 1000)]) + 0.6
     cov = {k: np.mean((new >= v[2]) & (new <= v[3])) for k, v in {"sym": f, "eq": eq}.items()}
     assert cov["sym"] > cov["eq"] + 0.1
     # exchangeable new errors: the symmetric 80% / 95% bounds hold at least their level (up to noise)
     same = np.r_[-rng.exponential(1.0, 30000), rng.exponential(0.2, 10000)]
     assert np.mean(np.abs(same) <= f[1]) > 0.78 and np.mean(np.abs(same) <= f[3]) > 0.94
-    with pytest.raises(T.ForecastError, match="interval shape 'wide'"):
-        T._factors(cal, "wide")
-    with pytest.raises(T.ForecastError, match="interval_shape='wide'"):
+    with pytest.raises(ForecastError, match="interval shape 'wide'"):
+        calibrate.conformal_factors(cal, "wide")
+    with pytest.raises(ForecastError, match="interval_shape='wide'"):
         T.run_tournament(_seasonal(2, 60, seed=1), h=7, interval_shape="wide", progress=False)
 
 
@@ -291,10 +295,10 @@ def test_change_probability_uses_promo_state_and_beats_a_constant_rate():
     assert pc["brier"] < 0.9 * min(pc["brier_constant_rate"], pc["brier_pooled_share"])
     # features are causal: the cell at t does not change when later values change
     y = _spells(1, 120, seed=1)["y"].to_numpy()
-    c1, lab1 = T.change_features(y, 7, 14)
+    c1, lab1 = change.change_features(y, 7, 14)
     y2 = y.copy()
     y2[80:] = y2[80:] * 2
-    c2, lab2 = T.change_features(y2, 7, 14)
+    c2, lab2 = change.change_features(y2, 7, 14)
     assert np.array_equal(c1[:80], c2[:80]) and np.isnan(lab1[-7:]).all()
     # the final forecast carries one probability per series
     assert res.forecasts.groupby("unique_id")["p_change"].first().between(0, 1).all()
@@ -303,10 +307,10 @@ def test_change_probability_uses_promo_state_and_beats_a_constant_rate():
 def test_combination_weights_come_from_earlier_windows_only():
     df = pd.concat([_spells(10, 150, seed=3), _seasonal(4, 150, seed=4)], ignore_index=True)
     res = T.run_tournament(df, h=14, n_windows=5, step=7, n_jobs=1, progress=False,
-                           models=("auto_theta", *T.PRICE_MODELS, T.COMBO))
+                           models=("auto_theta", *M.PRICE_MODELS, M.COMBO))
     wts = res.params["combo_weights"]
-    cand = T.combo_candidates(res.params["models"])
-    assert res.params["combo_power"] == T.COMBO_POWER == 1.0
+    cand = combine.combo_candidates(res.params["models"])
+    assert res.params["combo_power"] == combine.COMBO_POWER == 1.0
     assert wts["window 1"] == {m: pytest.approx(1 / len(cand), abs=1e-4) for m in cand}  # no evidence yet
     cv = res.cv
 
@@ -328,7 +332,7 @@ def test_combination_weights_come_from_earlier_windows_only():
         weighted += expect.std() > 0.01
         # the combination's forecasts in window k are that weighted mean
         w = cv[cv["window"] == k]
-        assert np.allclose(w[T.COMBO], w[cand].to_numpy() @ got[cand].to_numpy() / got.sum(), rtol=2e-3)
+        assert np.allclose(w[M.COMBO], w[cand].to_numpy() @ got[cand].to_numpy() / got.sum(), rtol=2e-3)
     assert weighted >= 2  # windows 3-5 follow a finished window: unequal weights
     # the final weights use every window, and the worst model weighs least
     final = pd.Series(wts["final"])
@@ -348,7 +352,7 @@ def test_pooled_calibration_reaches_nominal_coverage_with_few_windows():
                     for i in range(n_series)], ignore_index=True)
     res = T.run_tournament(df, h=3, n_windows=6, step=1, n_jobs=1, progress=False, models=())
     m = res.overall(3).set_index("model")
-    for model in ("naive", T.CHOSEN):
+    for model in ("naive", CHOSEN):
         assert abs(m.loc[model, "coverage_80"] - 0.80) <= 0.05, m.loc[model]
         assert abs(m.loc[model, "coverage_95"] - 0.95) <= 0.05, m.loc[model]
     # the last lead time of the first scored window is calibrated on one finished window, its first
@@ -360,12 +364,12 @@ def test_forward_filled_periods_are_not_counted_as_unchanged_prices():
     y = np.r_[np.full(20, 10.0), np.full(20, 12.0)]
     imputed = np.zeros(40, bool)
     imputed[15:19] = True  # a 4-day gap before the price is seen again (still 10: forward-filled)
-    _c, lab = T.change_features(y, 3, 14)
-    _c2, lab2 = T.change_features(y, 3, 14, imputed=imputed)
+    _c, lab = change.change_features(y, 3, 14)
+    _c2, lab2 = change.change_features(y, 3, 14, imputed=imputed)
     # unmarked, the filled days look like an unchanged price; marked, no label spans them
     assert (lab[12:17] == 0).all() and np.isnan(lab2[12:19]).all()
     assert lab2[11] == 0 and lab2[19] == 1 and lab2[25] == 0 and np.isnan(lab2[-3:]).all()
-    assert T.observed_steps(5, np.array([0, 1, 0, 0, 0], bool)).tolist() == [False, False, True, True]
+    assert change.observed_steps(5, np.array([0, 1, 0, 0, 0], bool)).tolist() == [False, False, True, True]
     # a tournament on prices with missing days: clean_series marks them, and no backtest label spans one
     df = _spells(6, 120, seed=2)
     drop = df.sample(frac=0.15, random_state=0).index
@@ -390,8 +394,8 @@ def test_pmdarima_reference_engine_agrees_with_the_fast_engine():
     for t in range(1, 260):
         y[t] = 0.7 * y[t - 1] + e[t]
     y += 50
-    pm_res = T.run_model(T.PM_ARIMA, y[:240], 20, 7, False)
-    sf_res = T.run_model("auto_arima", y[:240], 20, 7, False)
+    pm_res = M.run_model(M.PM_ARIMA, y[:240], 20, 7, False)
+    sf_res = M.run_model("auto_arima", y[:240], 20, 7, False)
     # nested bounds around the point, widening with the lead time
     assert np.all(pm_res["lo-95"] <= pm_res["lo-80"]) and np.all(pm_res["lo-80"] <= pm_res["mean"])
     assert np.all(pm_res["mean"] <= pm_res["hi-80"]) and np.all(pm_res["hi-80"] <= pm_res["hi-95"])
@@ -399,17 +403,17 @@ def test_pmdarima_reference_engine_agrees_with_the_fast_engine():
     # both engines fit an AR-type model to an AR(1): the same forecasts up to the search's small differences
     assert np.max(np.abs(pm_res["mean"] - sf_res["mean"])) < 0.5
     assert np.mean(np.abs(pm_res["mean"] - y[240:])) < 1.5 * np.mean(np.abs(np.full(20, y[239]) - y[240:])) + 0.5
-    flat = T.fc_pm_auto_arima(np.full(40, 3.0), 5, 7, False)  # constant: flat, zero-width, like statsforecast
+    flat = M.fc_pm_auto_arima(np.full(40, 3.0), 5, 7, False)  # constant: flat, zero-width, like statsforecast
     assert np.all(flat["mean"] == 3.0) and np.all(flat["lo-95"] == flat["hi-95"])
     with pytest.raises(ForecastError, match="no gaps; got 40 values, 1 missing"):
-        T.fc_pm_auto_arima(np.r_[np.arange(39.0), np.nan], 5, 7, False)
-    short = T.fc_pm_auto_arima(np.array([1.0, 2, 1, 3, 2, 2, 3, 1, 2, 3]), 3, 7, True)  # too short for m=7
+        M.fc_pm_auto_arima(np.r_[np.arange(39.0), np.nan], 5, 7, False)
+    short = M.fc_pm_auto_arima(np.array([1.0, 2, 1, 3, 2, 2, 3, 1, 2, 3]), 3, 7, True)  # too short for m=7
     assert np.all(np.isfinite(short["mean"]))
     # in the tournament: scored beside the baselines on every window, the flat series included
     df = _seasonal(1, 70, seed=4)
     df = pd.concat([df, pd.DataFrame({"unique_id": "flat", "ds": df["ds"].unique(), "y": 5.0})], ignore_index=True)
-    res = T.run_tournament(df, h=7, n_windows=3, n_jobs=1, progress=False, models=(T.PM_ARIMA,))
-    assert T.PM_ARIMA in res.params["models"] and T.PM_ARIMA in set(res.metrics["model"])
-    assert not [f for f in res.failures if f["model"] == T.PM_ARIMA]
+    res = T.run_tournament(df, h=7, n_windows=3, n_jobs=1, progress=False, models=(M.PM_ARIMA,))
+    assert M.PM_ARIMA in res.params["models"] and M.PM_ARIMA in set(res.metrics["model"])
+    assert not [f for f in res.failures if f["model"] == M.PM_ARIMA]
     ev = res.cv[res.cv["chosen_model"].notna()]
-    assert ev[T.PM_ARIMA].notna().all() and len(ev) == ev["naive"].notna().sum()
+    assert ev[M.PM_ARIMA].notna().all() and len(ev) == ev["naive"].notna().sum()

@@ -16,15 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from priceintel.forecast import models as fc
 from priceintel.forecast import tournament as T
-from priceintel.forecast.models import DS, ID, ForecastError, Y
+from priceintel.forecast.columns import DS, ID, Y
+from priceintel.forecast.models import FAST_MODELS, FULL_MODELS, REGRESSION
+from priceintel.forecast.series import ForecastError, get_freq
 
 GOAL_RATIO = 0.95  #: chosen MAE / better naive MAE must not exceed this
 COVERAGE_TOL = 0.05  #: 80% and 95% coverage within +-5 points of nominal
 DEFAULT_H = {"D": 28, "W": 13, "M": 3, "Q": 2, "Y": 1}  #: horizon by frequency when none is given
 MAX_WINDOWS = 8  #: default: as many rolling origins as the history allows, at most this many
-MODEL_SETS = {"fast": T.FAST_MODELS, "full": T.FULL_MODELS}
+MODEL_SETS = {"fast": FAST_MODELS, "full": FULL_MODELS}
 
 
 def goals(res: T.TournamentResult, ratio: float = GOAL_RATIO, tol: float = COVERAGE_TOL) -> dict:
@@ -60,7 +61,7 @@ def default_design(
     3 months, 2 quarters, 1 year), step = max(1, h // 3), and as many origins (at most `MAX_WINDOWS`, at
     least 2) as leave the tournament's minimum training length before the first cut-off for the median
     series."""
-    fq = fc.get_freq(freq, pd.Series(np.sort(df[DS].dropna().unique())) if freq is None else None)
+    fq = get_freq(freq, pd.Series(np.sort(df[DS].dropna().unique())) if freq is None else None)
     h = int(h or DEFAULT_H.get(fq.alias, 1))
     if h < 1:
         raise ForecastError(f"horizon h={h} must be a positive integer")
@@ -91,7 +92,7 @@ def evaluate_frame(
         raise ForecastError(f"models={models!r}: choose from {sorted(MODEL_SETS)}")
     t0 = time.perf_counter()
     design = default_design(df, freq, h, step, n_windows)
-    mset = (*MODEL_SETS[models], T.REGRESSION) if regressors else MODEL_SETS[models]
+    mset = (*MODEL_SETS[models], REGRESSION) if regressors else MODEL_SETS[models]
     res = T.run_tournament(
         df,
         h=design["h"],

@@ -1,4 +1,9 @@
-"""Forecast runs in PostgreSQL (migration 0003): save a tournament, read forecasts and metrics back."""
+"""Forecast runs in PostgreSQL (migration 0003): save a tournament, read forecasts and metrics back.
+
+This module is the one place that maps the frames' names to the database's: a frame's `<model>`,
+`<model>-lo-80`, … (`columns.BOUNDS`) are `yhat`, `lo_80`, … in `forecast_value`, and the metrics frame's
+columns are stored in `forecast_metric` except the native bounds' coverage (`coverage_raw_*`).
+"""
 
 from __future__ import annotations
 
@@ -6,24 +11,27 @@ import pandas as pd
 import sqlalchemy as sa
 
 from priceintel import config
-from priceintel.forecast.models import DS, ID, ForecastError
-from priceintel.forecast.tournament import CHOSEN, METRICS, NAIVE_BASELINES, OVERALL, TournamentResult  # noqa: F401 (OVERALL re-exported)
+from priceintel.forecast.arrays import FINAL
+from priceintel.forecast.columns import (
+    BOUNDS,
+    CHOSEN,
+    DS,
+    ID,
+    METRICS,
+    OVERALL,  # noqa: F401 (the forecasts app reads OVERALL from here)
+    RAW,
+    column,
+)
+from priceintel.forecast.models import NAIVE_BASELINES
+from priceintel.forecast.series import ForecastError
+from priceintel.forecast.tournament import TournamentResult
 from priceintel.items import to_json
 
-METRIC_COLUMNS = [
-    "n",
-    "mae",
-    "rmse",
-    "smape",
-    "mase",
-    "coverage_80",
-    "coverage_95",
-    "width_80",
-    "width_95",
-    "winkler_80",
-    "winkler_95",
-]
-VALUE_COLUMNS = ["yhat", "lo_80", "hi_80", "lo_95", "hi_95"]
+#: frame name -> forecast_value column: the point, then every bound ("lo-80" -> "lo_80")
+VALUE_NAMES: dict[str | None, str] = {None: "yhat", **{b: b.replace("-", "_") for b in BOUNDS}}
+VALUE_COLUMNS = list(VALUE_NAMES.values())  #: yhat, lo_80, hi_80, lo_95, hi_95
+#: the metrics stored in forecast_metric: every metric but the native bounds' coverage
+METRIC_COLUMNS = [m for m in METRICS if not m.startswith(f"coverage_{RAW}_")]
 
 
 def _copy(conn, table: str, cols: list[str], frame: pd.DataFrame) -> int:
@@ -43,7 +51,7 @@ def save_run(engine: sa.Engine, result: TournamentResult, name: str = "pipeline"
         raise ForecastError(f"save_run: expected a TournamentResult, got {type(result).__name__}")
     p = result.params
     fc = result.forecasts
-    final = result.choices[result.choices["window"] == -1]
+    final = result.choices[result.choices["window"] == FINAL]
     rep = result.report.set_index(ID) if len(result.report) else pd.DataFrame()
     with engine.begin() as conn:
         run_id = conn.execute(
@@ -79,21 +87,8 @@ def save_run(engine: sa.Engine, result: TournamentResult, name: str = "pipeline"
         for m in (CHOSEN, *NAIVE_BASELINES):
             if m not in fc.columns:
                 continue
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "run_id": run_id,
-                        ID: fc[ID],
-                        "model": m,
-                        "ds": fc[DS].dt.date,
-                        "yhat": fc[m],
-                        "lo_80": fc[f"{m}-lo-80"],
-                        "hi_80": fc[f"{m}-hi-80"],
-                        "lo_95": fc[f"{m}-lo-95"],
-                        "hi_95": fc[f"{m}-hi-95"],
-                    }
-                )
-            )
+            values = {db: fc[column(m, name)] for name, db in VALUE_NAMES.items()}
+            parts.append(pd.DataFrame({"run_id": run_id, ID: fc[ID], "model": m, "ds": fc[DS].dt.date, **values}))
         if parts:
             _copy(conn, "forecast_value", ["run_id", ID, "model", "ds", *VALUE_COLUMNS], pd.concat(parts))
         met = result.metrics.assign(run_id=run_id)
@@ -120,7 +115,7 @@ def read_run(engine: sa.Engine, run_id: int) -> dict:
 
 def read_forecasts(engine: sa.Engine, run_id: int, unique_id: str | None = None) -> pd.DataFrame:
     """Stored future values (one row per series, model and date)."""
-    sql = "SELECT unique_id, model, ds, yhat, lo_80, hi_80, lo_95, hi_95 FROM forecast_value WHERE run_id = %(r)s"
+    sql = f"SELECT unique_id, model, ds, {', '.join(VALUE_COLUMNS)} FROM forecast_value WHERE run_id = %(r)s"
     params: dict = {"r": run_id}
     if unique_id is not None:
         sql += " AND unique_id = %(u)s"
@@ -148,6 +143,3 @@ def read_series(engine: sa.Engine, run_id: int) -> pd.DataFrame:
         engine,
         params={"r": run_id},
     )
-
-
-assert set(METRIC_COLUMNS) <= set(METRICS)

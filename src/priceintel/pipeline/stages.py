@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from priceintel import PriceIntelError
-from priceintel.items import jsonable
+from priceintel.items import jsonable, plain
 
 KNOWN_SOURCES = ("demo",)
 
@@ -72,8 +72,8 @@ def parse_retailers(value: str | list | tuple) -> tuple[list[str], list[str]]:
 def validate_params(
     *,
     data_dir: str | Path,
-    seed: Any,
-    n_products: Any,
+    seed: Any = 42,
+    n_products: Any = 50,
     days: Any,
     world_start: Any,
     retailers: Any,
@@ -135,15 +135,26 @@ def read_json(path: Any) -> Any:
 # --- stages -------------------------------------------------------------------------------
 
 
-def scrape_stage(params: RunParams, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Ensure the demo world and its storefronts, then fetch and extract every page of every day."""
+def world_stage(params: RunParams) -> Path:
+    """The world the run watches: our catalogue and sales and the shops' pages (source "demo": the deterministic
+    demo world, generated once per parameters); returns its folder (the `world` task's product)."""
     from priceintel.demo import world as demo
-    from priceintel.scrape import Fetcher, RawArchive, scrape_demo
 
     demo.ensure_world(
         params.world_dir, n_products=params.n_products, n_days=params.days, seed=params.seed, start=params.world_start
     )
-    urls, handle = demo.ensure_storefronts(params.world_dir)
+    return params.world_dir
+
+
+def scrape_stage(
+    params: RunParams, world_dir: str | Path | None = None, progress: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Serve the world's storefronts (reusing running ones), then fetch and extract every page of every day."""
+    from priceintel.demo import storefronts as demo
+    from priceintel.scrape import Fetcher, RawArchive, scrape_demo
+
+    world_dir = Path(world_dir) if world_dir is not None else world_stage(params)
+    urls, handle = demo.ensure_storefronts(world_dir)
     try:
         with Fetcher(archive=RawArchive(params.data_dir / "raw")) as fetcher:
             offers, errors = scrape_demo(
@@ -186,26 +197,26 @@ def scrape_summary(offers: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def read_catalogue(data_dir: str | Path) -> pd.DataFrame:
-    """Our product catalogue (the demo world's, under data_dir/demo/world/products.csv)."""
-    path = Path(data_dir) / "demo" / "world" / "products.csv"
+def read_catalogue(path: str | Path) -> pd.DataFrame:
+    """Our product catalogue: the `catalogue` product of the world task (a products.csv)."""
+    path = Path(path)
     if not path.exists():
-        raise PriceIntelError(f"catalogue not found at {path}: run the scrape stage (or `priceintel demo init`) first")
+        raise PriceIntelError(f"catalogue not found at {path}: run the world task (`priceintel run`) first")
     return pd.read_csv(path, dtype={"gtin": str, "sku": str, "mpn": str})
 
 
-def _truth_matches(data_dir: str | Path) -> pd.DataFrame | None:
-    path = Path(data_dir) / "demo" / "world" / "truth" / "matches.csv"
+def _truth_matches(world_dir: str | Path) -> pd.DataFrame | None:
+    path = Path(world_dir) / "truth" / "matches.csv"
     if not path.exists():
         return None
     return pd.read_csv(path, dtype={"item_id": str, "sku": str})
 
 
-def match_metrics(matches: pd.DataFrame, listings: pd.DataFrame, data_dir: str | Path) -> dict:
+def match_metrics(matches: pd.DataFrame, listings: pd.DataFrame, world_dir: str | Path) -> dict:
     """Precision/recall/F1 of automatic matches against the demo truth (empty dict when none)."""
     from priceintel.match import rules as match
 
-    truth = _truth_matches(data_dir)
+    truth = _truth_matches(world_dir)
     if truth is None:
         return {}
     # score only the listings that were actually scraped
@@ -229,7 +240,7 @@ def load_stage(upstream: dict, data_dir: str | Path) -> dict:
     matches = pd.read_parquet(str(upstream["match"]["matches"]))
     scrape_errors = pd.read_csv(str(upstream["scrape"]["errors"]), dtype=str)
     clean_errors = pd.read_csv(str(upstream["clean"]["errors"]), dtype=str)
-    world = demo.World.read(data_dir / "demo" / "world")
+    world = demo.World.read(upstream["world"]["world"])
 
     engine = db_engine.get_engine()
     db_engine.check_connection(engine)
@@ -302,31 +313,32 @@ def model_stage(horizon: int = 14, prophet_series: int = 12, engine=None, n_wind
     """Backtest forecasts (baselines beside models) on held-out days and fit elasticities."""
     from priceintel.db import engine as db_engine
     from priceintel.db import views as db_views
-    from priceintel.forecast import models as forecast
     from priceintel.forecast import store as forecast_store
     from priceintel.forecast import tournament
+    from priceintel.forecast.columns import interval_columns
+    from priceintel.forecast.models import PROPHET
     from priceintel.pricing import elasticity
     from priceintel.pricing import store as pricing_store
 
     engine = engine or db_engine.get_engine()
     series = _price_series(engine)
-    # tournament: rolling origins, per-series choice and interval calibration on earlier windows only
-    res = tournament.run_tournament(series, h=int(horizon), n_windows=int(n_windows), progress=False)
+    h, nw = int(horizon), int(n_windows)
+    # one engine, the tournament: rolling origins, per-series choice and interval calibration on earlier
+    # windows only; on every series, and on the first `prophet_series` series again with Prophet (slow)
+    runs = {"all series": tournament.run_tournament(series, h=h, n_windows=nw, progress=False)}
+    res = runs["all series"]
     run_id = forecast_store.save_run(engine, res, name="pipeline")
-    keep = [c for c in res.cv.columns if not c.endswith("-raw") and not c.startswith("_")]
-    cv = res.cv[keep]
-    metrics = res.metrics[res.metrics["horizon"] == int(horizon)].drop(columns="horizon")
-    metrics["scope"] = "all series"
-    report = res.report
     ids = sorted(series["unique_id"].unique())[: max(0, int(prophet_series))]
     if ids:
-        cv_p, metrics_p = forecast.backtest(
-            series[series["unique_id"].isin(ids)], h=horizon, n_windows=1, models=("prophet",)
+        runs[f"prophet subset ({len(ids)} series)"] = sub = tournament.run_tournament(
+            series[series["unique_id"].isin(ids)], h=h, n_windows=nw, models=(PROPHET,), progress=False
         )
-        metrics_p["scope"] = f"prophet subset ({len(ids)} series)"
-        metrics = pd.concat([metrics, metrics_p], ignore_index=True)
+    scoped = [r.metrics[r.metrics["horizon"] == h].drop(columns="horizon").assign(scope=k) for k, r in runs.items()]
+    metrics = pd.concat(scoped, ignore_index=True)
+    cv = res.cv[[c for c in res.cv.columns if not c.endswith("-raw") and not c.startswith("_")]]
+    if ids:
         keys = ["unique_id", "ds", "cutoff"]
-        cv = cv.merge(cv_p[keys + [c for c in cv_p.columns if c.startswith("prophet")]], on=keys, how="left")
+        cv = cv.merge(sub.cv[keys + interval_columns(PROPHET)], on=keys, how="left")
 
     sales = _sales_panel(engine)
     sales["log_comp"] = np.log(sales.groupby("sku")["comp_min"].transform(lambda s: s.ffill().bfill()))
@@ -357,7 +369,7 @@ def model_stage(horizon: int = 14, prophet_series: int = 12, engine=None, n_wind
         "metrics": metrics,
         "overall": overall_metrics(metrics),
         "elasticity": el,
-        "series_report": report,
+        "series_report": res.report,
         "forecast_run_id": run_id,
         "future": res.forecasts,
     }
@@ -365,7 +377,7 @@ def model_stage(horizon: int = 14, prophet_series: int = 12, engine=None, n_wind
 
 def overall_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     """The overall rows of a backtest metrics frame, one per (scope, model), best first."""
-    from priceintel.forecast.models import OVERALL
+    from priceintel.forecast.columns import OVERALL
 
     out = metrics[metrics["unique_id"] == OVERALL].drop(columns="unique_id")
     return out.sort_values(["scope", "mae"]).reset_index(drop=True)
@@ -375,6 +387,9 @@ def plot_forecast_example(result: dict):
     """Plot one held-out window: actuals, the best model and its 80% band."""
     import matplotlib.pyplot as plt
 
+    from priceintel.forecast.columns import bound, column
+    from priceintel.forecast.models import PROPHET
+
     cv = result["forecasts"]
     if cv.empty:
         return None
@@ -382,19 +397,19 @@ def plot_forecast_example(result: dict):
     one = cv[cv["unique_id"] == uid]
     fig, ax = plt.subplots(figsize=(9, 3))
     ax.plot(one["ds"], one["y"], "k.-", label="actual")
-    for model in ("seasonal_naive", "auto_ets", "prophet"):
+    for model in ("seasonal_naive", "auto_ets", PROPHET):
         if model in one and one[model].notna().any():
             ax.plot(one["ds"], one[model], label=model)
-    if "auto_ets-lo-80" in one:
-        ax.fill_between(one["ds"], one["auto_ets-lo-80"], one["auto_ets-hi-80"], alpha=0.2, label="auto_ets 80%")
+    lo, hi = column("auto_ets", bound("lo", 80)), column("auto_ets", bound("hi", 80))
+    if lo in one:
+        ax.fill_between(one["ds"], one[lo], one[hi], alpha=0.2, label="auto_ets 80%")
     ax.set_title(f"Held-out forecast for {uid}")
     ax.legend()
     return fig
 
 
-def evaluate_stage(upstream: dict, data_dir: str | Path) -> dict:
+def evaluate_stage(upstream: dict) -> dict:
     """Summarise every stage: scrape errors, match F1, forecast vs baselines, elasticity vs truth."""
-    data_dir = Path(data_dir)
     offers = pd.read_parquet(str(upstream["scrape"]["offers"]))
     scrape_errors = pd.read_csv(str(upstream["scrape"]["errors"]))
     clean_errors = pd.read_csv(str(upstream["clean"]["errors"]))
@@ -420,13 +435,14 @@ def evaluate_stage(upstream: dict, data_dir: str | Path) -> dict:
         "best_model": best_model["model"],
         "best_model_mae": float(best_model["mae"]),
         "ratio_to_best_baseline": float(best_model["mae"] / best_baseline["mae"]) if best_baseline["mae"] else None,
+        **{c: plain(best_model.get(c)) for c in ("coverage_80", "coverage_95", "winkler_80", "winkler_95")},
         "split": (
             "rolling origins every `horizon` days; the first window only chooses each series' model and "
             "calibrates intervals, later windows are scored (the prophet subset: last `horizon` days)"
         ),
     }
     el_summary: dict[str, Any] = {"products": int(len(el)), "identified": int(el["identified"].sum())}
-    truth_path = data_dir / "demo" / "world" / "truth" / "elasticities.csv"
+    truth_path = Path(upstream["world"]["world"]) / "truth" / "elasticities.csv"
     if truth_path.exists():
         truth = pd.read_csv(truth_path, dtype={"sku": str})
         both = el.merge(truth, on="sku")
