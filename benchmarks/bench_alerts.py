@@ -17,7 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pandas as pd
 
 from priceintel import config
-from priceintel.alerts import rules as alerts
+from priceintel.alerts.deliver import deliver_pending
+from priceintel.alerts.detect import detect
+from priceintel.alerts.rules import load_rules
+from priceintel.alerts.store import store_alerts
 from priceintel.demo import world as demo
 from priceintel.alerts import notify
 from priceintel.pipeline import quality
@@ -68,17 +71,17 @@ def main(quick: bool) -> dict:
             load.load_matches(conn, matches)
             load.load_prices(conn, obs)
             load.load_sales(conn, world.sales)
-        rules = alerts.load_rules(config.PROJ_ROOT / "config" / "alert_rules.yaml")
-        events, t_detect = _timed(alerts.detect, eng)
+        rules = load_rules(config.PROJ_ROOT / "config" / "alert_rules.yaml")
+        events, t_detect = _timed(detect, eng)
         found, t_apply = _timed(rules.apply, events)
         as_of = events["ds"].iloc[0]
-        first, t_store = _timed(alerts.store_alerts, eng, found, as_of)
-        again, t_restore = _timed(alerts.store_alerts, eng, found, as_of)
+        first, t_store = _timed(store_alerts, eng, found, as_of)
+        again, t_restore = _timed(store_alerts, eng, found, as_of)
         checks, t_sql = _timed(quality.sql_checks, eng)
         frame, t_frame = _timed(quality.validate_frame, obs.reset_index(drop=True), "observations")
         hook = {"webhook": notify.WebhookNotifier(f"http://127.0.0.1:{httpd.server_address[1]}/hook")}
         noon = datetime.combine(as_of, datetime.min.time()).replace(hour=12, tzinfo=timezone.utc)
-        sent, t_send = _timed(alerts.deliver_pending, eng, hook, rules, noon)
+        sent, t_send = _timed(deliver_pending, eng, hook, rules, noon)
         out.update({
             "listings": int(obs[["retailer", "item_id"]].drop_duplicates().shape[0]),
             "observations": len(obs),

@@ -70,7 +70,7 @@ def serve_voila(**env):
     import requests
 
     from priceintel import config
-    from priceintel.cli import voila_command
+    from priceintel.apps.serve import voila_command
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

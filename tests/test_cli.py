@@ -5,7 +5,8 @@ import json
 import pytest
 
 from priceintel import cli, config
-from priceintel.pipeline import run
+from priceintel.apps import serve
+from priceintel.pipeline import run, shops
 
 
 def test_database_url_points_everything_at_another_server(pg_server_url, monkeypatch, capsys):
@@ -61,7 +62,7 @@ def test_build_env_makes_paths_absolute(tmp_path):
 
 
 def test_voila_command_serves_the_apps_folder_on_loopback():
-    cmd = cli.voila_command(9999)
+    cmd = serve.voila_command(9999)
     assert cmd[3].endswith("apps") and "--port=9999" in cmd and "--Voila.ip=127.0.0.1" in cmd
     assert "--Voila.identity_provider_class=priceintel.apps.login.AppIdentityProvider" in cmd  # sign-in required
 
@@ -77,9 +78,9 @@ def test_demo_up_serves_in_background_and_down_stops(monkeypatch, tmp_path, caps
     import requests
 
     monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(cli, "_env", lambda: {"data_dir": str(tmp_path), "n_products": 4, "days": 3,
-                                              "seed": 1, "world_start": "2026-07-01"})
-    monkeypatch.setattr(cli, "_start_background_storefronts",
+    monkeypatch.setattr(shops, "demo_env", lambda: {"data_dir": str(tmp_path), "n_products": 4, "days": 3,
+                                                    "seed": 1, "world_start": "2026-07-01"})
+    monkeypatch.setattr(shops, "start_background",
                         lambda world_dir, timeout=30.0: _start_in_thread(world_dir, tmp_path))
     assert cli.main(["demo", "up", "--products", "4", "--days", "3"]) == 0
     out = capsys.readouterr().out
@@ -115,7 +116,7 @@ def _start_in_thread(world_dir, tmp_path):
     import threading
     import time
 
-    from priceintel.demo import world as demo
+    from priceintel.demo import storefronts as demo
 
     stop = threading.Event()
     reg = tmp_path / "demo" / "storefronts.json"
@@ -136,7 +137,7 @@ def test_demo_up_says_at_once_when_a_shop_port_is_taken(monkeypatch, tmp_path):
     import time
 
     from priceintel import PriceIntelError
-    from priceintel.demo import world as demo
+    from priceintel.demo import storefronts as demo
 
     monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(tmp_path))
     port = demo.DEFAULT_PORTS["amazon"]
@@ -150,7 +151,7 @@ def test_demo_up_says_at_once_when_a_shop_port_is_taken(monkeypatch, tmp_path):
     try:
         t0 = time.time()
         with pytest.raises(PriceIntelError, match=rf"exited at start: .*127\.0\.0\.1:{port}.*in use"):
-            cli._start_background_storefronts(tmp_path / "demo" / "world", timeout=120)
+            shops.start_background(tmp_path / "demo" / "world", timeout=120)
         assert time.time() - t0 < 110
         assert not (tmp_path / "demo" / "storefronts.json").exists()
     finally:

@@ -1,15 +1,15 @@
 """The `priceintel` command: database, demo world, pipeline runs and apps."""
 
+# Argument parsing only (the docstring above is the --help description): each `cmd_*` hands its arguments to the
+# package that does the work and prints what it returns (pipeline.shops, pipeline.run, pipeline.summary,
+# pipeline.schedule, apps.serve, apps.auth, alerts, the evaluators).
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import yaml
 
@@ -61,165 +61,32 @@ def cmd_init_db(args: argparse.Namespace) -> int:
     return cmd_db(args)
 
 
-# --- demo -------------------------------------------------------------------------------
-
-
-def _env() -> dict:
-    return yaml.safe_load((config.PROJ_ROOT / "env.yaml").read_text())
-
-
-def _world_dir(env: dict) -> Path:
-    """The default demo world: under config.data_dir(), where the storefront registry lives too."""
-    return config.demo_dir() / "world"
-
-
-def _registry() -> Path:
-    return config.demo_dir() / "storefronts.json"
+# --- demo and scrape ----------------------------------------------------------------------
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """init | serve | up | down the demo world and its storefronts."""
-    from datetime import date
+    from priceintel.pipeline import shops
 
-    from priceintel.demo import world as demo
-
-    env = _env()
-    world_dir = _world_dir(env)
-    params = dict(
-        n_products=args.products or int(env["n_products"]),
-        n_days=args.days or int(env["days"]),
-        seed=int(env["seed"]),
-        start=date.fromisoformat(str(env["world_start"])),
-    )
-    if args.action in ("init", "up"):
-        world = demo.ensure_world(world_dir, **params)
-        _print(f"demo world: {len(world.products)} products, {world.params['n_days']} days -> {world_dir}")
-    if args.action == "serve":
-        demo.ensure_world(world_dir, **params)
-        demo.serve(world_dir, registry=_registry())
-        return 0
-    if args.action == "up":
-        urls = _start_background_storefronts(world_dir)
-        for retailer, url in urls.items():
-            _print(f"storefront {retailer:8s} {url}")
-    if args.action == "down":
-        reg = _registry()
-        if reg.exists():
-            pid = json.loads(reg.read_text()).get("pid")
-            if pid:
-                try:
-                    os.kill(int(pid), signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-            reg.unlink(missing_ok=True)
-            _print("storefronts stopped")
-        else:
-            _print("no storefronts running")
+    shops.demo(args.action, args.products, args.days, log=_print)
     return 0
-
-
-def _start_background_storefronts(world_dir: Path, timeout: float = 30.0) -> dict:
-    """Start `priceintel demo serve` detached unless live storefronts already serve this world."""
-    from priceintel.demo import world as demo
-
-    reg = _registry()
-    if reg.exists():
-        urls, handle = demo.ensure_storefronts(world_dir, registry=reg)
-        if handle is None:
-            return urls
-        handle.stop()
-    log = config.demo_dir() / "storefronts.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    start = log.stat().st_size if log.exists() else 0
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "priceintel.cli", "demo", "serve"],
-            stdout=fh,
-            stderr=fh,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:  # the server gave up (e.g. a port held by another checkout's shops)
-            with open(log, "rb") as fh:
-                fh.seek(start)
-                lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
-            last = next((ln for ln in reversed(lines) if "error" in ln.lower()), lines[-1] if lines else "")
-            raise PriceIntelError(
-                f"demo storefronts exited at start: {last.removeprefix('error: ')} "
-                f"(ports {demo.DEFAULT_PORTS}; `priceintel demo down` stops this checkout's "
-                f"shops; see {log})"
-            )
-        if reg.exists():
-            urls, handle = demo.ensure_storefronts(world_dir, registry=reg)
-            if handle is None:
-                return urls
-            handle.stop()
-        time.sleep(0.3)
-    raise PriceIntelError(f"demo storefronts did not start within {timeout:.0f}s; see {log}")
-
-
-# --- scrape -----------------------------------------------------------------------------
 
 
 def cmd_scrape(args: argparse.Namespace) -> int:
     """Scrape shops once (the demo storefronts by default) with a progress bar and a closing summary."""
-    from datetime import date
+    from priceintel.pipeline import shops
 
-    from priceintel.demo import world as demo
-    from priceintel.scrape import Fetcher, RawArchive
-    from priceintel.scrape.crawl import scrape_shops, set_demo_date, summarise
-
-    handle = None
-    if args.url:
-        urls = {}
-        for spec in args.url:
-            name, sep, base = spec.partition("=")
-            if not sep or not base.startswith(("http://", "https://")):
-                raise PriceIntelError(f"--url wants RETAILER=http(s)://base, got {spec!r}")
-            urls[name] = base
-    else:
-        env = _env()
-        world_dir = _world_dir(env)
-        demo.ensure_world(
-            world_dir,
-            n_products=int(env["n_products"]),
-            n_days=int(env["days"]),
-            seed=int(env["seed"]),
-            start=date.fromisoformat(str(env["world_start"])),
-        )
-        urls, handle = demo.ensure_storefronts(world_dir, registry=_registry())
-    retailers = args.retailer or list(urls)
-    out = Path(args.out) if args.out else config.interim_dir() / "scrape"
-    try:
-        with Fetcher(archive=RawArchive(config.raw_dir()), render=args.render) as fetcher:
-            if args.date and not args.url:
-                for r in retailers:
-                    if r in urls:
-                        set_demo_date(urls[r], date.fromisoformat(args.date), fetcher)
-            offers, errors = scrape_shops(
-                urls,
-                fetcher,
-                retailers=retailers,
-                item_ids=args.product,
-                limit=args.limit,
-                progress=not args.no_progress,
-            )
-    finally:
-        if handle is not None:
-            handle.stop()
-    out.mkdir(parents=True, exist_ok=True)
-    offers.to_parquet(out / "offers.parquet", index=False)
-    errors.to_csv(out / "errors.csv", index=False)
-    summary = summarise(offers, errors)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    kinds = ", ".join(f"{k} {v}" for k, v in summary["errors_by_kind"].items()) or "none"
-    _print(
-        f"pages {summary['pages']}  products {summary['products']}  prices {summary['prices']}  "
-        f"errors {summary['errors']} ({kinds})"
+    shops.scrape(
+        args.url,
+        retailers=args.retailer,
+        item_ids=args.product,
+        limit=args.limit,
+        day=args.date,
+        out=args.out,
+        render=args.render,
+        progress=not args.no_progress,
+        log=_print,
     )
-    _print(f"offers -> {out / 'offers.parquet'}; errors -> {out / 'errors.csv'}")
     return 0
 
 
@@ -250,96 +117,56 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt(value, spec: str = ".3f") -> str:
-    """A figure for the summary, or n/a when it is missing (NaN is stored as null)."""
-    return "n/a" if value is None else format(value, spec)
-
-
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print where the results and apps are, and the headline figures."""
-    env = run.build_env(args.env_file, {})
-    reports = Path(env["reports_dir"])
-    summary_path = reports / "summary.json"
-    if not summary_path.exists():
-        raise PriceIntelError(f"no summary at {summary_path}: run `priceintel run` first")
-    s = json.loads(summary_path.read_text())
-    _print("=" * 72)
-    _print("Price Intelligence Workbench: demo run complete")
-    _print("=" * 72)
-    _print(f"executed notebooks (HTML): {reports}/0[1-6]-*.html")
-    _print(f"summary:                   {summary_path}")
-    try:
-        from priceintel.db import engine as db_engine
-        from priceintel.db import queries
+    from priceintel.pipeline.summary import summary_lines
 
-        counts = queries.table_counts(db_engine.get_engine())
-    except PriceIntelError:
-        counts = s.get("load")
-    _print(f"database rows:             {counts}")
-    m = s.get("match", {})
-    if m:
-        _print(
-            f"matching F1 vs truth:      {_fmt(m.get('f1'))} (precision {_fmt(m.get('precision'))}, "
-            f"recall {_fmt(m.get('recall'))})"
-        )
-    f = s.get("forecast", {})
-    if f:
-        _print(
-            f"forecast:                  {f.get('best_model')} MAE {_fmt(f.get('best_model_mae'))} vs "
-            f"{f.get('best_baseline')} {_fmt(f.get('best_baseline_mae'))}"
-        )
-    e = s.get("elasticity", {})
-    if "mae_vs_truth" in e:
-        _print(
-            f"elasticity MAE vs truth:   {_fmt(e.get('mae_vs_truth'))} "
-            f"(95% CI coverage {_fmt(e.get('ci95_coverage'), '.0%')})"
-        )
-    apps = sorted(p.stem for p in (config.PROJ_ROOT / "notebooks" / "apps").glob("*.ipynb"))
-    _print(f"quality report:            {reports / 'quality.html'}")
-    _print(
-        f"apps:                      make apps  ->  http://127.0.0.1:8866/ ({', '.join(apps)}); "
-        "sign in (add a user once: priceintel users add NAME)"
-    )
-    _print("jupyterlab:                make lab")
+    for line in summary_lines(run.build_env(args.env_file, {})):
+        _print(line)
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    """Run the pipeline on a cron schedule (or once now), or export it as an Airflow DAG."""
+    from priceintel.pipeline import schedule
+
+    if args.cron:
+        schedule.next_runs(args.cron)  # a bad expression fails before anything runs
+    env = run.build_env(args.env_file, _parse_sets(args.set))
+    if args.export_airflow:
+        path = schedule.export_airflow(args.export_airflow, args.env_file, args.cron, env, args.retries, args.backoff)
+        _print(f"Airflow DAG written to {path}")
+        return 0
+    opts = dict(retries=args.retries, backoff=args.backoff, env_file=args.env_file)
+    if args.once or not args.cron:
+        res = schedule.run_once(env, trigger="cron" if args.cron else "manual", cron=args.cron, **opts)
+        _print(schedule.run_line(res))
+        return 0
+    schedule.serve(args.cron, env, max_runs=args.max_runs, log=_print, **opts)
+    return 0
+
+
+def cmd_task(args: argparse.Namespace) -> int:
+    """Build one pipeline task (what each Airflow task runs)."""
+    from priceintel.pipeline import schedule
+
+    schedule.run_task(run.build_env(args.env_file, _parse_sets(args.set)), args.name)
+    _print(f"task {args.name} done")
     return 0
 
 
 # --- apps -------------------------------------------------------------------------------
 
 
-def voila_command(port: int, notebook_dir: Path | None = None) -> list[str]:
-    """The voila command line that serves the apps folder on loopback."""
-    apps = notebook_dir or config.PROJ_ROOT / "notebooks" / "apps"
-    return [
-        sys.executable,
-        "-m",
-        "voila",
-        str(apps),
-        f"--port={port}",
-        "--no-browser",
-        "--Voila.ip=127.0.0.1",
-        "--show_tracebacks=False",
-        "--VoilaConfiguration.file_allowlist=['.*\\.(png|jpg|gif|svg|css|js)']",
-        "--Voila.identity_provider_class=priceintel.apps.login.AppIdentityProvider",
-    ]
-
-
 def cmd_apps(args: argparse.Namespace) -> int:
     """Serve the Voila apps (blocks)."""
+    from priceintel.apps import serve
     from priceintel.db import engine
 
-    os.environ.setdefault("DATABASE_URL", engine.get_url())
-    from priceintel.apps import auth
-    from priceintel.db import migrate
-
-    migrate.upgrade()
-    if not auth.count_users(engine.get_engine()):
-        raise PriceIntelError(
-            "apps: no app users yet: add one with `priceintel users add NAME`, then run `priceintel apps` again"
-        )
+    serve.prepare_apps()
     _print(f"apps: http://127.0.0.1:{args.port}/  (sign in; Ctrl-C to stop)")
     engine.dispose_engines()
-    cmd = voila_command(args.port)
+    cmd = serve.voila_command(args.port)
     # become the server: a stop signal (systemd, docker stop, kill) then stops Voila, never orphans it
     os.execv(cmd[0], cmd)
     return 0  # not reached
@@ -382,18 +209,7 @@ def cmd_users(args: argparse.Namespace) -> int:
 
     migrate.upgrade()
     eng = db_engine.get_engine()
-    if args.action in ("add", "remove") and not args.name:
-        raise PriceIntelError(f"users {args.action} needs a NAME")
-    if args.action == "add":
-        auth.check_username(args.name)
-        created = auth.add_user(eng, args.name, _read_password(args), replace=args.replace)
-        _print(f"user {args.name} {'added' if created else 'password replaced'}")
-    elif args.action == "remove":
-        auth.remove_user(eng, args.name)
-        _print(f"user {args.name} removed")
-    else:
-        df = auth.list_users(eng)
-        _print(df.to_string(index=False) if len(df) else "no users: add one with `priceintel users add NAME`")
+    _print(auth.manage_users(eng, args.action, args.name, lambda: _read_password(args), replace=args.replace))
     return 0
 
 
@@ -454,94 +270,47 @@ def cmd_eval_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- alerts and schedule ----------------------------------------------------------------
-
-
-def cmd_schedule(args: argparse.Namespace) -> int:
-    """Run the pipeline on a cron schedule (or once now), or export it as an Airflow DAG."""
-    from priceintel.pipeline import schedule
-
-    if args.cron:
-        schedule.next_runs(args.cron)  # a bad expression fails before anything runs
-    env = run.build_env(args.env_file, _parse_sets(args.set))
-    if args.export_airflow:
-        path = Path(args.export_airflow)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            schedule.airflow_dag(
-                args.env_file,
-                cron=args.cron or "0 6 * * *",
-                env=env,
-                retries=args.retries,
-                retry_delay=int(args.backoff),
-            )
-        )
-        _print(f"Airflow DAG written to {path}")
-        return 0
-    opts = dict(retries=args.retries, backoff=args.backoff, env_file=args.env_file)
-    if args.once or not args.cron:
-        res = schedule.run_once(env, trigger="cron" if args.cron else "manual", cron=args.cron, **opts)
-        _print(
-            f"run #{res['run_id']} {res['status']}: " + ", ".join(f"{k} {v['status']}" for k, v in res["tasks"].items())
-        )
-        return 0
-    schedule.serve(args.cron, env, max_runs=args.max_runs, log=_print, **opts)
-    return 0
-
-
-def cmd_task(args: argparse.Namespace) -> int:
-    """Build one pipeline task (what each Airflow task runs)."""
-    from priceintel.pipeline import schedule
-
-    schedule.run_task(run.build_env(args.env_file, _parse_sets(args.set)), args.name)
-    _print(f"task {args.name} done")
-    return 0
+# --- alerts -----------------------------------------------------------------------------
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     """list | ack | resolve | check-rules | run alerts."""
-    from priceintel.alerts import rules as alerts
+    from priceintel.alerts import rules
 
     if args.action == "check-rules":
-        rules = alerts.load_rules(args.rules)
-        _print(
-            f"{len(rules.rules)} rule(s) valid: "
-            + ", ".join(f"{r.name}{'' if r.enabled else ' (disabled)'}" for r in rules.rules)
-        )
+        _print(rules.describe_rules(rules.load_rules(args.rules)))
         return 0
+    from priceintel.alerts import deliver, store
     from priceintel.db import engine as db_engine
     from priceintel.db import migrate
 
     eng = db_engine.get_engine()
     migrate.upgrade()
     if args.action == "list":
-        df = alerts.list_alerts(eng, state=args.state, limit=args.limit)
-        _print(df.drop(columns=["dedup_key", "created_at"]).to_string(index=False) if len(df) else "no alerts")
+        _print(store.alerts_text(store.list_alerts(eng, state=args.state, limit=args.limit)))
     elif args.action in ("ack", "resolve"):
         if not args.ids:
             raise PriceIntelError(f"alerts {args.action} needs alert ids")
-        n = alerts.set_state(eng, args.ids, "acknowledged" if args.action == "ack" else "resolved")
+        n = store.set_state(eng, args.ids, "acknowledged" if args.action == "ack" else "resolved")
         _print(f"{n} alert(s) updated")
     elif args.action == "run":
-        rules = alerts.load_rules(args.rules) if args.rules else None
-        _print(json.dumps(alerts.run_alerts(eng, rules), default=str, indent=2))
+        ruleset = rules.load_rules(args.rules) if args.rules else None
+        _print(json.dumps(deliver.run_alerts(eng, ruleset), default=str, indent=2))
     return 0
 
 
-# --- main -------------------------------------------------------------------------------
+# --- parser -----------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Argument parser for every subcommand."""
-    p = argparse.ArgumentParser(prog="priceintel", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-
+def _add_db(sub) -> None:
     d = sub.add_parser("db", help="embedded PostgreSQL and migrations")
     d.add_argument("action", choices=["start", "stop", "status", "url", "migrate", "refresh"])
     d.set_defaults(func=cmd_db)
     i = sub.add_parser("init-db", help="start the database if embedded and migrate it")
     i.set_defaults(func=cmd_init_db)
 
+
+def _add_shops(sub) -> None:
     m = sub.add_parser("demo", help="demo world and loopback storefronts")
     m.add_argument("action", choices=["init", "serve", "up", "down"])
     m.add_argument("--products", type=int, default=None)
@@ -559,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--no-progress", action="store_true", help="no progress bar")
     sc.set_defaults(func=cmd_scrape)
 
+
+def _add_pipeline(sub) -> None:
     r = sub.add_parser("run", help="run the pipeline (scrape, clean, match, load, model, evaluate)")
     r.add_argument("--env-file", default=None, help="pipeline settings (default env.yaml)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting")
@@ -569,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--env-file", default=None)
     s.set_defaults(func=cmd_summary)
 
+
+def _add_apps(sub) -> None:
     a = sub.add_parser("apps", help="serve the Voila apps")
     a.add_argument("--port", type=int, default=8866)
     a.set_defaults(func=cmd_apps)
@@ -585,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--replace", action="store_true", help="add: set a new password for an existing user")
     u.set_defaults(func=cmd_users)
 
+
+def _add_eval(sub) -> None:
     e = sub.add_parser("eval", help="evaluate a component on a benchmark")
     esub = e.add_subparsers(dest="eval_kind", required=True)
     em = esub.add_parser("matching", help="Magellan-layout DIR: fit on train, threshold on valid, score test")
@@ -599,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
         "cases", help="CSV with raw_string, currency_hint, decimal_separator, expected_amount, expected_currency"
     )
     epr.set_defaults(func=cmd_eval_prices)
+    _add_eval_forecast(esub)
+
+
+def _add_eval_forecast(esub) -> None:
     ef = esub.add_parser(
         "forecast", help="forecast tournament on a long CSV of price series: chosen vs naive, coverage, per lead time"
     )
@@ -629,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     ef.add_argument("--details", action="store_true", help="also print every model's MAE/MASE/coverage")
     ef.set_defaults(func=cmd_eval_forecast)
 
+
+def _add_schedule(sub) -> None:
     sc = sub.add_parser("schedule", help="run the pipeline on a cron schedule with retries, lock and history")
     sc.add_argument("--cron", default=None, help="5-field cron expression, e.g. '0 6 * * *' (daily 06:00 UTC)")
     sc.add_argument("--once", action="store_true", help="one run now (what cron/systemd call), then exit")
@@ -646,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--set", action="append", metavar="KEY=VALUE")
     tk.set_defaults(func=cmd_task)
 
+
+def _add_alerts(sub) -> None:
     al = sub.add_parser("alerts", help="list, acknowledge or resolve alerts; check the rule file")
     al.add_argument("action", choices=["list", "ack", "resolve", "check-rules", "run"])
     al.add_argument("ids", nargs="*", type=int)
@@ -655,6 +438,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--rules", default=None, help="rule file (default PRICEINTEL_ALERT_RULES or config/alert_rules.yaml)"
     )
     al.set_defaults(func=cmd_alerts)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser for every subcommand (in the order --help lists them)."""
+    p = argparse.ArgumentParser(prog="priceintel", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_db, _add_shops, _add_pipeline, _add_apps, _add_eval, _add_schedule, _add_alerts):
+        add(sub)
     return p
 
 

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from _browser import serve_voila
 
 from priceintel import PriceIntelError, config
-from priceintel.alerts import rules as alerts
+from priceintel.alerts.rules import load_rules
 from priceintel.apps import alerts as alerts_app
 
 pytestmark = pytest.mark.slow
@@ -40,7 +40,7 @@ def test_alert_manager_filters_acknowledges_and_edits_rules(alerts_voila, browse
     page.goto(f"{alerts_voila}/voila/render/alerts.ipynb", timeout=120_000)
     page.wait_for_selector("table.alerts-table tbody tr", timeout=120_000)
     page.wait_for_selector("table.rules-table tbody tr", timeout=60_000)
-    assert page.locator("table.rules-table tbody tr").count() == len(alerts.load_rules(rules_file).rules)
+    assert page.locator("table.rules-table tbody tr").count() == len(load_rules(rules_file).rules)
 
     # filter: only undercuts
     page.locator(".alerts-manager select").nth(1).select_option(label="undercut")
@@ -72,7 +72,7 @@ def test_alert_manager_filters_acknowledges_and_edits_rules(alerts_voila, browse
     page.fill(".rules-editor textarea", before.replace("threshold: 0.15", "threshold: 0.2", 1))
     page.click(".save-button")
     page.wait_for_selector(".rules-msg .msg-ok", timeout=60_000)
-    assert alerts.load_rules(rules_file).rule("big-drop").threshold == 0.2
+    assert load_rules(rules_file).rule("big-drop").threshold == 0.2
     shots = config.reports_dir() / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "alerts_1440x1000.png"), full_page=True)
@@ -83,6 +83,6 @@ def test_panel_helpers(rules_file):
     assert alerts_app.parse_ids("3, 5 7") == [3, 5, 7]
     with pytest.raises(PriceIntelError, match="enter one or more"):
         alerts_app.parse_ids(" ")
-    df = alerts_app.rules_frame(alerts.load_rules(rules_file))
+    df = alerts_app.rules_frame(load_rules(rules_file))
     row = df[df["name"] == "electronics-drop"].iloc[0]
     assert not row["enabled"] and row["scope"] == "categories: electronics; retailers: amazon"

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from _browser import TEST_PASSWORD, TEST_USER, login_cookies, post_login
 
 from priceintel import config
-from priceintel.apps import widgets as app_widgets
+from priceintel.apps import landing as app_landing
 from priceintel.apps import auth
 from priceintel.cli import main
 
@@ -109,11 +109,11 @@ def test_apps_command_is_the_server_so_a_stop_signal_stops_it(pg_url, pg_engine)
 
 
 def test_run_panel_reads_last_run_json(tmp_path):
-    assert "No pipeline run recorded yet" in app_widgets.run_html(app_widgets.latest_run(None, tmp_path))
+    assert "No pipeline run recorded yet" in app_landing.run_html(app_landing.latest_run(None, tmp_path))
     (tmp_path / "last_run.json").write_text('{"status": "failed", "error": "scrape: <boom>", '
                                              '"finished_at": "2026-11-26T04:00:00+00:00"}')
-    run = app_widgets.latest_run(None, tmp_path)
-    panel = app_widgets.run_html(run)
+    run = app_landing.latest_run(None, tmp_path)
+    panel = app_landing.run_html(run)
     assert 'status-failed">failed' in panel and "2026-11-26 04:00 UTC" in panel and "&lt;boom&gt;" in panel
 
 

@@ -34,7 +34,8 @@ def _observations(world: demo.World) -> pd.DataFrame:
 def dash_db(pg_server_url):
     """A fresh database: a small demo world loaded, the model stage run (forecasts + stored elasticities),
     alerts detected, the app views refreshed."""
-    from priceintel.alerts import rules as alerts
+    from priceintel.alerts.deliver import run_alerts
+    from priceintel.alerts.rules import load_rules
     from priceintel.pipeline import stages as pipeline
     from priceintel.db.engine import (
         create_database,
@@ -61,7 +62,7 @@ def dash_db(pg_server_url):
             load.load_prices(conn, obs[obs["ds"] < obs["ds"].max()])  # the last day comes as a "new load"
             load.load_sales(conn, world.sales)
         pipeline.model_stage(horizon=5, prophet_series=0, engine=eng, n_windows=2)
-        alerts.run_alerts(eng, alerts.load_rules(config.PROJ_ROOT / "config" / "alert_rules.yaml"), notifiers={})
+        run_alerts(eng, load_rules(config.PROJ_ROOT / "config" / "alert_rules.yaml"), notifiers={})
         dashboard.refresh(eng)
         yield {"url": url, "engine": eng, "world": world, "obs": obs}
     finally:
@@ -269,9 +270,9 @@ def test_cache_hits_and_a_new_load_shows_new_data(dash_db):
     # an alert acknowledged in the alert manager changes the key at once (the alerts view is live)
     with eng.connect() as conn:
         alert_id = conn.execute(sa.text("SELECT min(alert_id) FROM alert")).scalar()
-    from priceintel.alerts import rules as alerts
+    from priceintel.alerts.store import set_state
 
-    alerts.set_state(eng, [alert_id], "acknowledged")
+    set_state(eng, [alert_id], "acknowledged")
     key_ack = dashboard.load_key(eng)
     assert key_ack != key
     # the next day's load, then the refresh the pipeline runs after every load
@@ -381,17 +382,18 @@ def test_app_charts_of_one_day_show_days_and_tables_show_yes_no():
     """A one-day filter: the chart's axis spans the day and its neighbours (not milliseconds around it), lines
     get markers, bars are a day wide; a later multi-day chart drawn into the same figure autoranges again.
     Table cells of typed pages (numpy scalars) read yes/no and formatted numbers."""
+    from priceintel.apps import charts as app_charts
     from priceintel.apps import widgets as app_widgets
 
     day = pd.Timestamp("2026-07-28")
     alerts = pd.DataFrame({"ds": [day, day], "series": ["critical", "info"], "n": [8, 2]})
-    fig = app_widgets.view_figure("alerts", alerts)
+    fig = app_charts.view_figure("alerts", alerts)
     assert tuple(fig.layout.xaxis.range) == ("2026-07-27", "2026-07-29") and fig.layout.xaxis.dtick == 86_400_000
     assert all(t.width == 0.8 * 86_400_000 for t in fig.data)
     prices = pd.DataFrame({"ds": [day, day], "series": ["amazon", "ours"], "mean_price": [14.0, 15.0],
                            "mean_gap_pct": [-6.7, 0.0], "n": [1, 1]})
-    assert {t.mode for t in app_widgets.view_figure("prices", prices).data} == {"lines+markers"}
-    wider = app_widgets.view_figure("alerts", alerts.assign(ds=[day - timedelta(days=9), day]))
+    assert {t.mode for t in app_charts.view_figure("prices", prices).data} == {"lines+markers"}
+    wider = app_charts.view_figure("alerts", alerts.assign(ds=[day - timedelta(days=9), day]))
     fig.update_layout(wider.layout.to_plotly_json())  # how DashboardPanel._draw updates its chart
     assert fig.layout.xaxis.autorange is True and fig.layout.xaxis.tickmode == "auto"
     page = pd.DataFrame({"in_stock": pd.array([True, False], dtype="boolean"),

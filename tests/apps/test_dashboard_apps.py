@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from priceintel import config
+from priceintel.apps import charts as app_charts
 from priceintel.apps import widgets as app_widgets
 from priceintel.apps import views as dashboard
 
@@ -235,8 +236,8 @@ def test_panel_logic_without_a_browser(pipeline_env, on_pipeline_db):
     with pytest.raises(ValueError, match="csv, xlsx or pdf"):
         p.export_bytes("doc")
     for view in dashboard.VIEWS:
-        assert app_widgets.view_figure(view, dashboard.chart_frame(eng, view, dashboard.Filters())) is not None
-    assert app_widgets.view_figure("prices", pd.DataFrame()) is None
+        assert app_charts.view_figure(view, dashboard.chart_frame(eng, view, dashboard.Filters())) is not None
+    assert app_charts.view_figure("prices", pd.DataFrame()) is None
     cards = app_widgets.summary_html({"in_stock_share": 0.5, "mean_gap_pct": -1.25, "run_id": 3, "rows": 1200,
                                       "first_day": pd.Timestamp("2026-07-01"), "nested": {"x": 1}})
     assert "50%" in cards and "-1.2%" in cards and "#3" in cards and "1,200" in cards and "2026-07-01" in cards

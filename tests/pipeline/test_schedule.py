@@ -59,11 +59,11 @@ def test_failed_run_is_retried_with_backoff_recorded_and_summarised(pg_engine, t
         summary = hook.bodies[-1]
     assert waits == [7]
     assert summary["kind"] == "run" and "FAILED" in summary["title"]
-    assert "scrape: errored (2 attempt(s))" in summary["lines"]
+    assert "world: errored (2 attempt(s))" in summary["lines"]  # the first task: it makes the demo world
     hist = schedule.history(pg_engine, 1).iloc[0]
     assert hist["status"] == "failed" and "days=0" in hist["error"]
-    assert hist["tasks"]["scrape"] == {"attempts": 2, "status": "errored"}
-    assert hist["tasks"]["clean"]["attempts"] == 0
+    assert hist["tasks"]["world"] == {"attempts": 2, "status": "errored"}
+    assert hist["tasks"]["scrape"]["attempts"] == 0
 
 
 def _snapshot(url: str) -> dict:
@@ -151,12 +151,12 @@ def test_airflow_dag_mirrors_pipeline_yaml(tmp_path):
             dag_kw = {k.arg: k.value for k in node.keywords}
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift):
             edges.add((node.left.id, node.right.id))
-    assert list(tasks) == ["scrape", "clean", "match", "load", "model", "evaluate"]
+    assert list(tasks) == ["world", "scrape", "clean", "match", "load", "model", "evaluate"]
     assert ast.literal_eval(dag_kw["schedule"]) == "0 * * * *" and ast.literal_eval(dag_kw["max_active_runs"]) == 1
     assert all(f"task {t} --env-file" in cmd and "env.test.yaml" in cmd for t, cmd in tasks.items())
     deps = schedule.pipeline_tasks()
     assert edges == {(u, t) for t, ups in deps.items() for u in ups}
-    assert {("scrape", "clean"), ("clean", "match"), ("match", "load"), ("load", "model"),
+    assert {("world", "scrape"), ("scrape", "clean"), ("clean", "match"), ("match", "load"), ("load", "model"),
             ("model", "evaluate")} <= edges
     with pytest.raises(schedule.ScheduleError, match="unknown task 'nope'"):
         schedule.run_task(run.build_env(None, {}), "nope")

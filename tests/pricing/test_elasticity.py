@@ -9,9 +9,8 @@ import pytest
 
 from priceintel import PriceIntelError
 from priceintel.config import shared_data_dir
-from priceintel.pricing.elasticity import (
-    ElasticityError,
-    ElasticityWarning,
+from priceintel.pricing.panel import ElasticityError, ElasticityWarning
+from priceintel.pricing.loglog import (
     fit_loglog,
     fit_pooled,
     optimal_price,

@@ -8,15 +8,14 @@ import pandas as pd
 import pytest
 
 from priceintel import config
+from priceintel.pricing.demand_model import add_calendar, shrink_estimates
 from priceintel.pricing.elasticity import (
-    ElasticityError,
-    add_calendar,
     compare_specifications,
     cross_price_matrix,
     fit_demand,
-    shrink_estimates,
     with_competitor_prices,
 )
+from priceintel.pricing.panel import ElasticityError
 
 OJ_DIR = config.shared_data_dir() / "oj"
 

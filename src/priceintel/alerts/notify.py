@@ -118,6 +118,7 @@ class EmailNotifier:
         """Deliver over SMTP; raises NotifyError naming the server on failure."""
         ctx = self.ssl_context or ssl.create_default_context()
         try:
+            server: smtplib.SMTP
             if self.security == "ssl":
                 server = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=ctx)
             else:
@@ -166,7 +167,11 @@ class SlackNotifier(WebhookNotifier):
 
     def body(self, note: Notification) -> dict:
         """Slack blocks (at most 45 sections; text is the notification fallback)."""
-        icon = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":information_source:"}
+        icon: dict[str | None, str] = {
+            "critical": ":red_circle:",
+            "warning": ":large_orange_circle:",
+            "info": ":information_source:",
+        }
         blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": note.title[:150]}}]
         for a in note.alerts[:45]:
             blocks.append(

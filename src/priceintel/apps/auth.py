@@ -7,6 +7,7 @@ logged-in user.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pandas as pd
 import sqlalchemy as sa
@@ -87,6 +88,24 @@ def count_users(engine: sa.Engine) -> int:
     """How many users may log in."""
     with engine.connect() as conn:
         return int(conn.execute(sa.text("SELECT count(*) FROM app_user")).scalar_one())
+
+
+def manage_users(
+    engine: sa.Engine, action: str, name: str | None, password: Callable[[], str], replace: bool = False
+) -> str:
+    """`priceintel users add | list | remove`: do it and return what to print. `password` is asked for the new
+    password (after the name is checked)."""
+    if action not in ("add", "remove"):
+        df = list_users(engine)
+        return df.to_string(index=False) if len(df) else "no users: add one with `priceintel users add NAME`"
+    if not name:
+        raise PriceIntelError(f"users {action} needs a NAME")
+    if action == "add":
+        check_username(name)
+        created = add_user(engine, name, password(), replace=replace)
+        return f"user {name} {'added' if created else 'password replaced'}"
+    remove_user(engine, name)
+    return f"user {name} removed"
 
 
 def user_exists(engine: sa.Engine, name: str) -> bool:

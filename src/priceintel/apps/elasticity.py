@@ -14,6 +14,7 @@ import pandas as pd
 from priceintel.db import queries
 from priceintel.pricing import elasticity
 from priceintel.pricing import recommend as pricing
+from priceintel.pricing.demand_model import DemandModel
 
 APP_CSS = """<style>
 table.elasticity-table { border-collapse: collapse; width: 100%; max-width: 900px; font-size: 13px; }
@@ -44,7 +45,7 @@ def load_panel(engine) -> pd.DataFrame:
     return panel
 
 
-def fit_panel(panel: pd.DataFrame) -> elasticity.DemandModel:
+def fit_panel(panel: pd.DataFrame) -> DemandModel:
     """The app's demand model: log-log with the lowest competitor price, day of week, category pooling."""
     logc = ["comp_min"] if "comp_min" in panel and panel["comp_min"].notna().all() else []
     return elasticity.fit_demand(
@@ -59,7 +60,7 @@ def fit_panel(panel: pd.DataFrame) -> elasticity.DemandModel:
     )
 
 
-def estimates_table(model: elasticity.DemandModel, selected: str | None = None) -> str:
+def estimates_table(model: DemandModel, selected: str | None = None) -> str:
     """HTML table of every product's own and pooled elasticity with 95% intervals and notes."""
     est = model.estimates
     head = ["sku", "category", "elasticity (95% CI)", "pooled (95% CI)", "n", "note"]
@@ -208,7 +209,7 @@ def whatif_html(inputs: dict, price: float) -> str:
 class ElasticityExplorer:
     """Widgets + one callback: product, objective, rule toggle and a what-if price."""
 
-    def __init__(self, panel: pd.DataFrame, model: elasticity.DemandModel):
+    def __init__(self, panel: pd.DataFrame, model: DemandModel):
         import ipywidgets as w
 
         self.panel, self.model = panel, model
@@ -258,14 +259,16 @@ class ElasticityExplorer:
         try:
             sku = self.picker.value
             rec = recommendation_for(self.model, self.panel, sku, self.objective.value, self.rule.value)
+            cur = rec.current_price
+            assert cur is not None  # recommendation_for's max-change constraint needs (and checks) a current price
             if reset_price:
                 lo, hi = float(rec.curve["price"].min()), float(rec.curve["price"].max())
-                lo, hi = min(lo, rec.current_price * 0.7), max(hi, rec.current_price * 1.3)
+                lo, hi = min(lo, cur * 0.7), max(hi, cur * 1.3)
                 for wid in (self.slider, self.price_box):
                     wid.min, wid.max = 0.01, 1e9
                     wid.max, wid.min = round(hi, 2), round(lo, 2)
-                    wid.value = round(rec.current_price, 2)
-            price = float(self.price_box.value or rec.current_price)
+                    wid.value = round(cur, 2)
+            price = float(self.price_box.value or cur)
             self.reco.value = (
                 f'<div class="recommendation"><h3>Recommended price: '
                 f'<span class="price">${rec.price:.2f}</span></h3>'

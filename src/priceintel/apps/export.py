@@ -14,15 +14,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from priceintel.apps.queries import (
-    Filters,
-    _spec,
-    chart_frame,
-    check_filters,
-    iter_rows,
-    page,
-    summary,
-)
+from priceintel.apps.filters import Filters
+from priceintel.apps.queries import chart_frame, check_filters, iter_rows, page, summary
+from priceintel.apps.specs import view_spec
+from priceintel.apps.svg import svg_chart
 
 __all__ = [
     "CHROMIUM",
@@ -31,7 +26,6 @@ __all__ = [
     "TITLES",
     "export_frames",
     "report_html",
-    "svg_chart",
     "to_csv",
     "to_excel",
     "to_pdf",
@@ -55,16 +49,6 @@ TITLES = {
     "elasticity": "Price elasticity",
     "alerts": "Price alerts",
 }
-PALETTE = ["#ff9900", "#0071ce", "#cc0000", "#2a9d2a", "#7b3fa0", "#e377c2", "#17becf", "#8c564b"]
-SERIES_COLORS = {
-    "ours": "#111111",
-    "amazon": "#ff9900",
-    "walmart": "#0071ce",
-    "target": "#cc0000",
-    "critical": "#cc0000",
-    "warning": "#e6a100",
-    "info": "#0071ce",
-}
 
 
 # --------------------------------------------------------------------------------------- frames
@@ -72,7 +56,7 @@ SERIES_COLORS = {
 
 def _summary_frame(view: str, filters: Filters, figures: dict) -> pd.DataFrame:
     """Two-column table (item, value): the filters, then the headline figures."""
-    rows = [(f"filter: {k}", v) for k, v in filters.describe()]
+    rows: list[tuple[str, Any]] = [(f"filter: {k}", v) for k, v in filters.describe()]
     rows += [(k.replace("_", " "), v) for k, v in figures.items()]
     rows.append(("exported at (UTC)", datetime.now(UTC).replace(tzinfo=None, microsecond=0)))
     return pd.DataFrame(rows, columns=["item", "value"])
@@ -82,7 +66,7 @@ def export_frames(engine: Engine, view: str, filters: Filters) -> dict[str, pd.D
     """The whole current view for export: {view: every filtered row, 'chart': the chart data,
     'summary': filters and headline figures}. Rows are streamed from the database in chunks; a view
     holding more than MAX_EXPORT_ROWS rows under the filters is refused with a ValueError."""
-    _spec(view)
+    view_spec(view)
     check_filters(engine, filters)
     figures = summary(engine, view, filters)
     n = int(figures.get("rows") or 0)
@@ -203,141 +187,7 @@ def to_excel(frames: dict[str, pd.DataFrame]) -> bytes:
     return buf.getvalue()
 
 
-# ------------------------------------------------------------------------------------------ SVG
-
-
-def _fmt(v: float) -> str:
-    """Short axis label."""
-    if v == 0:
-        return "0"
-    a = abs(v)
-    if a >= 1e6:
-        return f"{v / 1e6:.1f}M"
-    if a >= 1e4:
-        return f"{v / 1e3:.0f}k"
-    if a >= 100:
-        return f"{v:.0f}"
-    return f"{v:.2f}".rstrip("0").rstrip(".")
-
-
-def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """About n round tick values covering [lo, hi]."""
-    if not np.isfinite(lo) or not np.isfinite(hi):
-        return []
-    if hi <= lo:
-        hi = lo + 1
-    raw = (hi - lo) / n
-    mag = 10 ** math.floor(math.log10(raw))
-    step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=raw)
-    first = math.ceil(lo / step) * step
-    return [first + i * step for i in range(int((hi - first) / step) + 1)]
-
-
-def svg_chart(
-    df: pd.DataFrame,
-    x: str,
-    y: str,
-    series: str | None = None,
-    title: str = "",
-    y_label: str = "",
-    kind: str = "line",
-    width: int = 900,
-    height: int = 300,
-    band: tuple[str, str] | None = None,
-) -> str:
-    """A self-contained SVG chart (no script): lines per series over a date/number x, or bars per x label.
-
-    kind="line": one polyline per `series` value (optionally a shaded `band` of (lo, hi) columns);
-    kind="bar": one bar per row, x as category labels.
-    """
-    left, right, top, bottom = 60, 130, 30, 40
-    pw, ph = width - left - right, height - top - bottom
-    esc = html.escape
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
-        f'width="100%" role="img" aria-label="{esc(title)}" style="max-width:{width}px">',
-        f'<text x="{left}" y="18" font-size="14" font-weight="600">{esc(title)}</text>',
-    ]
-    data = df.dropna(subset=[y]) if len(df) else df
-    if data.empty:
-        parts.append(f'<text x="{left}" y="{top + ph / 2}" font-size="13" fill="#666">no data for these filters</text>')
-        return "".join(parts) + "</svg>"
-    vals = data[y].astype(float)
-    if band:
-        vals = pd.concat([vals, data[band[0]].astype(float), data[band[1]].astype(float)]).dropna()
-    lo, hi = float(vals.min()), float(vals.max())
-    if kind == "bar":
-        lo, hi = min(lo, 0.0), max(hi, 0.0)
-    pad = (hi - lo) * 0.05 or 1.0
-    lo, hi = lo - pad, hi + pad
-
-    def py(v: float) -> float:
-        return top + ph - (v - lo) / (hi - lo) * ph
-
-    for t in _ticks(lo, hi):
-        parts.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{py(t):.1f}" y2="{py(t):.1f}" stroke="#e5e5e5"/>'
-            f'<text x="{left - 6}" y="{py(t) + 4:.1f}" font-size="11" text-anchor="end">{_fmt(t)}</text>'
-        )
-    if y_label:
-        parts.append(
-            f'<text x="14" y="{top + ph / 2}" font-size="11" transform="rotate(-90 14 {top + ph / 2})" '
-            f'text-anchor="middle">{esc(y_label)}</text>'
-        )
-    if kind == "bar":
-        n = len(data)
-        bw = pw / max(n, 1)
-        for i, (label, v) in enumerate(zip(data[x].astype(str), data[y].astype(float))):
-            y0, y1 = py(max(v, 0)), py(min(v, 0))
-            parts.append(
-                f'<rect x="{left + i * bw + bw * 0.15:.1f}" y="{y0:.1f}" width="{bw * 0.7:.1f}" '
-                f'height="{max(y1 - y0, 0.5):.1f}" fill="{PALETTE[1]}"><title>{esc(label)}: {v:.3g}</title></rect>'
-                f'<text x="{left + (i + 0.5) * bw:.1f}" y="{top + ph + 14}" font-size="10" '
-                f'text-anchor="middle">{esc(label[:14])}</text>'
-            )
-        return "".join(parts) + "</svg>"
-    xs = data[x]
-    is_time = pd.api.types.is_datetime64_any_dtype(xs)
-    xnum = (xs.astype("datetime64[ns]").astype("int64") / 86_400e9) if is_time else xs.astype(float)
-    x0, x1 = float(xnum.min()), float(xnum.max())
-    if x1 <= x0:  # a single x: centre it
-        x0, x1 = x0 - 1, x1 + 1
-    distinct = sorted(set(xnum.loc[data.index].tolist()))
-
-    def px(v: float) -> float:
-        return left + (v - x0) / (x1 - x0) * pw
-
-    xticks = distinct if len(distinct) <= 5 else [x0 + (x1 - x0) * k / 4 for k in range(5)]
-    for v in xticks:
-        label = pd.Timestamp(round(v * 86_400e9)).strftime("%Y-%m-%d") if is_time else _fmt(v)
-        parts.append(f'<text x="{px(v):.1f}" y="{top + ph + 16}" font-size="11" text-anchor="middle">{label}</text>')
-    dots = len(distinct) <= 40  # few points: mark each (a single day would draw no line at all)
-    parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#999"/>')
-    groups = data.assign(_x=xnum.loc[data.index]).groupby(series, sort=True) if series else [("", data.assign(_x=xnum))]
-    for i, (name, part) in enumerate(groups):
-        color = SERIES_COLORS.get(str(name), PALETTE[i % len(PALETTE)])
-        part = part.sort_values("_x")
-        if band and part[band[0]].notna().any():
-            b = part.dropna(subset=list(band))
-            pts = [f"{px(a):.1f},{py(v):.1f}" for a, v in zip(b["_x"], b[band[1]])]
-            pts += [f"{px(a):.1f},{py(v):.1f}" for a, v in zip(b["_x"][::-1], b[band[0]][::-1])]
-            parts.append(f'<polygon points="{" ".join(pts)}" fill="{color}" fill-opacity="0.15" stroke="none"/>')
-        pts = " ".join(f"{px(a):.1f},{py(v):.1f}" for a, v in zip(part["_x"], part[y].astype(float)) if np.isfinite(v))
-        w = 2.5 if str(name) == "ours" else 1.5
-        parts.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="{w}"/>')
-        if dots:
-            parts.extend(
-                f'<circle cx="{px(a):.1f}" cy="{py(v):.1f}" r="2.5" fill="{color}"/>'
-                for a, v in zip(part["_x"], part[y].astype(float))
-                if np.isfinite(v)
-            )
-        if series and i < 14:
-            ly = top + 12 + i * 16
-            parts.append(
-                f'<rect x="{left + pw + 10}" y="{ly - 8}" width="12" height="3" fill="{color}"/>'
-                f'<text x="{left + pw + 26}" y="{ly - 3}" font-size="11">{esc(str(name)[:16])}</text>'
-            )
-    return "".join(parts) + "</svg>"
+# ---------------------------------------------------------------------------------- report charts
 
 
 def _charts(view: str, chart: pd.DataFrame, filters: Filters) -> list[str]:
@@ -473,7 +323,7 @@ REPORT_COLUMNS = {
 def report_html(engine: Engine, view: str, filters: Filters) -> str:
     """A self-contained printable HTML report of the view: title, filters, headline figures, SVG charts
     and the first REPORT_ROWS rows of its table (no script, no external resource)."""
-    _spec(view)
+    view_spec(view)
     check_filters(engine, filters)
     figures = summary(engine, view, filters)
     chart = chart_frame(engine, view, filters)

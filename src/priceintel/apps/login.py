@@ -247,7 +247,7 @@ class AppIdentityProvider(IdentityProvider):
         voila = self.parent
         conf = getattr(voila, "voila_configuration", None)
         handlers: list = [(r"/login", AppLoginHandler), (r"/logout", AppLogoutHandler), (r"/", FrontDoorHandler)]
-        if conf is not None:
+        if conf is not None and voila is not None:
             handlers.append(
                 (
                     r"/voila/files/(.*)",

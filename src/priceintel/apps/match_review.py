@@ -40,7 +40,7 @@ def _cell(v: object) -> str:
 
 def pair_html(row: pd.Series) -> str:
     """Side-by-side HTML of one queued pair (listing left, our product right), all text escaped."""
-    from priceintel.match.rules import extract_size
+    from priceintel.match.normalize import extract_size
 
     size = extract_size(row.get("title"))
     row = row.copy()

@@ -11,17 +11,13 @@ from priceintel.apps.export import (
     MAX_EXPORT_ROWS,
     export_frames,
     report_html,
-    svg_chart,
     to_csv,
     to_excel,
     to_pdf,
 )
+from priceintel.apps.filters import Filters
 from priceintel.apps.queries import (
-    MATERIALIZED,
     MAX_LIMIT,
-    SPECS,
-    VIEWS,
-    Filters,
     Page,
     chart_frame,
     check_filters,
@@ -33,6 +29,9 @@ from priceintel.apps.queries import (
     refresh,
     summary,
 )
+from priceintel.apps.specs import SPECS, VIEWS
+from priceintel.apps.svg import svg_chart
+from priceintel.db.views import MATERIALIZED
 from priceintel.pricing.store import save_elasticity, store_model_elasticity
 
 __all__ = [

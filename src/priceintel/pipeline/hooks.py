@@ -11,7 +11,8 @@ from datetime import date, datetime
 from pathlib import Path
 
 from priceintel.alerts import notify
-from priceintel.alerts import rules as alerts
+from priceintel.alerts.deliver import run_alerts
+from priceintel.alerts.rules import RuleSet
 from priceintel.pipeline import quality
 
 
@@ -28,7 +29,7 @@ def monitor_load(
     run_key: str,
     interim_dir: str | Path | None = None,
     reports_dir: str | Path | None = None,
-    rules: alerts.RuleSet | None = None,
+    rules: RuleSet | None = None,
     notifiers: dict | None = None,
     as_of: date | None = None,
     now: datetime | None = None,
@@ -59,7 +60,7 @@ def monitor_load(
         )
         notify.broadcast(engine, notifiers, note)
         raise quality.QualityError("critical data checks failed, downstream tasks stopped:\n  " + "\n  ".join(lines))
-    outcome["alerts"] = alerts.run_alerts(engine, rules, notifiers, as_of, now)
+    outcome["alerts"] = run_alerts(engine, rules, notifiers, as_of, now)
     return outcome
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -252,6 +253,148 @@ def _scalar_rows(conn, sql: str, params: dict) -> list:
     return conn.execute(sa.text(sql), params).all()
 
 
+@dataclass(frozen=True)
+class _Day:
+    """What every SQL check reads: the checked day, the bound dates (d: as_of, y: the day before, h: the start of
+    the history window), the thresholds and the expected currencies."""
+
+    as_of: date
+    params: dict
+    opts: dict
+    expected_currencies: tuple[str, ...] | None
+
+
+def _share_result(
+    name: str, table: str, column: str, part: int, whole: int, option: str, day: _Day, what: str
+) -> CheckResult:
+    """A warning check that part of whole (1.0 when whole is 0) is at least the `option` threshold."""
+    share = part / whole if whole else 1.0
+    minimum = float(day.opts[option])
+    detail = f"{what} ({share:.0%}; minimum {minimum:.0%})"
+    return CheckResult(name, table, column, int(whole - part), share >= minimum, detail, "warning", "load")
+
+
+def _freshness(conn, day: _Day) -> CheckResult:
+    """Retailers whose newest price is more than max_age_days before as_of."""
+    last = _scalar_rows(
+        conn,
+        """
+            SELECT r.retailer, max(d.date) FROM fact_price fp JOIN dim_listing l USING (listing_id)
+            JOIN dim_retailer r USING (retailer_id) JOIN dim_date d ON d.date_key = fp.date_key
+            GROUP BY r.retailer ORDER BY 1""",
+        day.params,
+    )
+    as_of = day.as_of
+    stale = [(r, dd) for r, dd in last if (as_of - dd).days > int(day.opts["max_age_days"])]
+    detail = "; ".join(f"{r} last seen {dd} ({(as_of - dd).days} days before {as_of})" for r, dd in stale)
+    return CheckResult("freshness", "fact_price", "ds", len(stale), not stale, detail, "warning", "load")
+
+
+def _coverage(conn, day: _Day) -> CheckResult:
+    """The share of yesterday's listings observed again on as_of."""
+    ((expected, seen),) = _scalar_rows(
+        conn,
+        """
+            SELECT count(*), count(t.listing_id) FROM fact_price y
+            JOIN dim_date dy ON dy.date_key = y.date_key AND dy.date = :y
+            LEFT JOIN (SELECT fp.listing_id FROM fact_price fp JOIN dim_date d ON d.date_key = fp.date_key
+                       WHERE d.date = :d) t ON t.listing_id = y.listing_id""",
+        day.params,
+    )
+    what = f"{seen} of {expected} listings seen on {day.params['y']} were observed on {day.as_of}"
+    return _share_result("coverage", "fact_price", "listing_id", seen, expected, "min_coverage", day, what)
+
+
+def _duplicate_listings(conn, day: _Day) -> CheckResult:
+    """Listings of one retailer that share a URL."""
+    dups = _scalar_rows(
+        conn,
+        """
+            SELECT r.retailer, l.url, count(*) FROM dim_listing l JOIN dim_retailer r USING (retailer_id)
+            WHERE l.url IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 3 DESC LIMIT 50""",
+        day.params,
+    )
+    detail = "; ".join(f"{r} {u} ×{n}" for r, u, n in dups[:3])
+    n_rows = sum(int(n) for *_, n in dups)
+    return CheckResult("duplicate_listings", "dim_listing", "url", n_rows, not dups, detail, "critical", "load")
+
+
+def _price_jump(conn, day: _Day) -> CheckResult:
+    """Prices on as_of more than jump_ratio times above or below the listing's median over the history window."""
+    jumps = _scalar_rows(
+        conn,
+        """
+            WITH h AS (SELECT fp.listing_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY fp.price) AS med
+                       FROM fact_price fp JOIN dim_date d ON d.date_key = fp.date_key
+                       WHERE d.date >= :h AND d.date < :d AND fp.price > 0 GROUP BY fp.listing_id)
+            SELECT r.retailer, l.item_id, fp.price::float8, h.med::float8
+            FROM fact_price fp JOIN dim_date d ON d.date_key = fp.date_key AND d.date = :d
+            JOIN h ON h.listing_id = fp.listing_id JOIN dim_listing l ON l.listing_id = fp.listing_id
+            JOIN dim_retailer r ON r.retailer_id = l.retailer_id
+            WHERE fp.price > 0 AND (fp.price / h.med > :k OR fp.price / h.med < 1.0 / :k)
+            ORDER BY 1, 2""",
+        {**day.params, "k": float(day.opts["jump_ratio"])},
+    )
+    detail = "; ".join(f"{r} {i}: {pr:,.2f} vs median {m:,.2f} (×{pr / m:.1f})" for r, i, pr, m in jumps[:3])
+    return CheckResult("price_jump", "fact_price", "price", len(jumps), not jumps, detail, "critical", "load")
+
+
+def _currency_mismatch(conn, day: _Day) -> CheckResult:
+    """Prices on as_of in another currency than expected (given, or the retailer's usual one)."""
+    if day.expected_currencies:
+        bad = _scalar_rows(
+            conn,
+            """
+                SELECT r.retailer, fp.currency, count(*) FROM fact_price fp
+                JOIN dim_date d ON d.date_key = fp.date_key AND d.date = :d
+                JOIN dim_listing l USING (listing_id) JOIN dim_retailer r USING (retailer_id)
+                WHERE fp.currency IS NOT NULL AND NOT (fp.currency = ANY(:cur)) GROUP BY 1, 2 ORDER BY 1, 2""",
+            {**day.params, "cur": list(day.expected_currencies)},
+        )
+        usual = ", ".join(day.expected_currencies)
+    else:
+        bad = _scalar_rows(
+            conn,
+            """
+                WITH m AS (SELECT l.retailer_id, mode() WITHIN GROUP (ORDER BY fp.currency) AS cur
+                           FROM fact_price fp JOIN dim_listing l USING (listing_id)
+                           JOIN dim_date d ON d.date_key = fp.date_key
+                           WHERE d.date >= :h AND fp.currency IS NOT NULL GROUP BY 1)
+                SELECT r.retailer, fp.currency, count(*) FROM fact_price fp
+                JOIN dim_date d ON d.date_key = fp.date_key AND d.date = :d
+                JOIN dim_listing l USING (listing_id) JOIN dim_retailer r USING (retailer_id)
+                JOIN m ON m.retailer_id = l.retailer_id
+                WHERE fp.currency IS NOT NULL AND fp.currency <> m.cur GROUP BY 1, 2 ORDER BY 1, 2""",
+            day.params,
+        )
+        usual = "the retailer's usual currency"
+    detail = "; ".join(f"{r}: {n} rows in {c} (expected {usual})" for r, c, n in bad)
+    n_rows = sum(int(n) for *_, n in bad)
+    return CheckResult("currency_mismatch", "fact_price", "currency", n_rows, not bad, detail, "critical", "load")
+
+
+def _match_coverage(conn, day: _Day) -> CheckResult:
+    """The share of our products with a matched competitor price on as_of."""
+    ((n_prod, covered),) = _scalar_rows(
+        conn,
+        f"""
+            SELECT (SELECT count(*) FROM dim_product),
+                   (SELECT count(DISTINCT pm.product_id) FROM product_match pm
+                    JOIN fact_price fp ON fp.listing_id = pm.listing_id
+                    JOIN dim_date d ON d.date_key = fp.date_key AND d.date = :d
+                    WHERE pm.status {MATCHED})""",
+        day.params,
+    )
+    what = f"{covered} of {n_prod} products have a matched competitor price on {day.as_of}"
+    return _share_result(
+        "match_coverage", "product_match", "product_id", covered, n_prod, "min_match_coverage", day, what
+    )
+
+
+#: the checks after each load, in report order
+SQL_CHECKS = (_freshness, _coverage, _duplicate_listings, _price_jump, _currency_mismatch, _match_coverage)
+
+
 def sql_checks(
     engine, as_of=None, expected_currencies: tuple[str, ...] | None = None, **overrides
 ) -> list[CheckResult]:
@@ -261,8 +404,6 @@ def sql_checks(
     price_jump (×jump_ratio against the listing's median), currency_mismatch (against the retailer's
     usual currency, or expected_currencies), match_coverage (our products with a matched observation).
     """
-    from datetime import timedelta
-
     import sqlalchemy as sa
 
     opts = {**SQL_DEFAULTS, **overrides}
@@ -278,166 +419,8 @@ def sql_checks(
             return [CheckResult("has_data", "fact_price", None, 0, False, "fact_price is empty", "critical", "load")]
         as_of = pd.Timestamp(as_of).date()
         p = {"d": as_of, "y": as_of - timedelta(days=1), "h": as_of - timedelta(days=int(opts["history_days"]))}
-        out: list[CheckResult] = []
-
-        last = _scalar_rows(
-            conn,
-            """
-            SELECT r.retailer, max(d.date) FROM fact_price fp JOIN dim_listing l USING (listing_id)
-            JOIN dim_retailer r USING (retailer_id) JOIN dim_date d ON d.date_key = fp.date_key
-            GROUP BY r.retailer ORDER BY 1""",
-            p,
-        )
-        stale = [(r, dd) for r, dd in last if (as_of - dd).days > int(opts["max_age_days"])]
-        out.append(
-            CheckResult(
-                "freshness",
-                "fact_price",
-                "ds",
-                len(stale),
-                not stale,
-                "; ".join(f"{r} last seen {dd} ({(as_of - dd).days} days before {as_of})" for r, dd in stale),
-                "warning",
-                "load",
-            )
-        )
-
-        ((expected, seen),) = _scalar_rows(
-            conn,
-            """
-            SELECT count(*), count(t.listing_id) FROM fact_price y
-            JOIN dim_date dy ON dy.date_key = y.date_key AND dy.date = :y
-            LEFT JOIN (SELECT fp.listing_id FROM fact_price fp JOIN dim_date d ON d.date_key = fp.date_key
-                       WHERE d.date = :d) t ON t.listing_id = y.listing_id""",
-            p,
-        )
-        share = seen / expected if expected else 1.0
-        out.append(
-            CheckResult(
-                "coverage",
-                "fact_price",
-                "listing_id",
-                int(expected - seen),
-                share >= float(opts["min_coverage"]),
-                f"{seen} of {expected} listings seen on {p['y']} were observed on {as_of} "
-                f"({share:.0%}; minimum {float(opts['min_coverage']):.0%})",
-                "warning",
-                "load",
-            )
-        )
-
-        dups = _scalar_rows(
-            conn,
-            """
-            SELECT r.retailer, l.url, count(*) FROM dim_listing l JOIN dim_retailer r USING (retailer_id)
-            WHERE l.url IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 3 DESC LIMIT 50""",
-            p,
-        )
-        out.append(
-            CheckResult(
-                "duplicate_listings",
-                "dim_listing",
-                "url",
-                sum(int(n) for *_, n in dups),
-                not dups,
-                "; ".join(f"{r} {u} ×{n}" for r, u, n in dups[:3]),
-                "critical",
-                "load",
-            )
-        )
-
-        jumps = _scalar_rows(
-            conn,
-            """
-            WITH h AS (SELECT fp.listing_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY fp.price) AS med
-                       FROM fact_price fp JOIN dim_date d ON d.date_key = fp.date_key
-                       WHERE d.date >= :h AND d.date < :d AND fp.price > 0 GROUP BY fp.listing_id)
-            SELECT r.retailer, l.item_id, fp.price::float8, h.med::float8
-            FROM fact_price fp JOIN dim_date d ON d.date_key = fp.date_key AND d.date = :d
-            JOIN h ON h.listing_id = fp.listing_id JOIN dim_listing l ON l.listing_id = fp.listing_id
-            JOIN dim_retailer r ON r.retailer_id = l.retailer_id
-            WHERE fp.price > 0 AND (fp.price / h.med > :k OR fp.price / h.med < 1.0 / :k)
-            ORDER BY 1, 2""",
-            {**p, "k": float(opts["jump_ratio"])},
-        )
-        out.append(
-            CheckResult(
-                "price_jump",
-                "fact_price",
-                "price",
-                len(jumps),
-                not jumps,
-                "; ".join(f"{r} {i}: {pr:,.2f} vs median {m:,.2f} (×{pr / m:.1f})" for r, i, pr, m in jumps[:3]),
-                "critical",
-                "load",
-            )
-        )
-
-        if expected_currencies:
-            bad = _scalar_rows(
-                conn,
-                """
-                SELECT r.retailer, fp.currency, count(*) FROM fact_price fp
-                JOIN dim_date d ON d.date_key = fp.date_key AND d.date = :d
-                JOIN dim_listing l USING (listing_id) JOIN dim_retailer r USING (retailer_id)
-                WHERE fp.currency IS NOT NULL AND NOT (fp.currency = ANY(:cur)) GROUP BY 1, 2 ORDER BY 1, 2""",
-                {**p, "cur": list(expected_currencies)},
-            )
-            usual = ", ".join(expected_currencies)
-        else:
-            bad = _scalar_rows(
-                conn,
-                """
-                WITH m AS (SELECT l.retailer_id, mode() WITHIN GROUP (ORDER BY fp.currency) AS cur
-                           FROM fact_price fp JOIN dim_listing l USING (listing_id)
-                           JOIN dim_date d ON d.date_key = fp.date_key
-                           WHERE d.date >= :h AND fp.currency IS NOT NULL GROUP BY 1)
-                SELECT r.retailer, fp.currency, count(*) FROM fact_price fp
-                JOIN dim_date d ON d.date_key = fp.date_key AND d.date = :d
-                JOIN dim_listing l USING (listing_id) JOIN dim_retailer r USING (retailer_id)
-                JOIN m ON m.retailer_id = l.retailer_id
-                WHERE fp.currency IS NOT NULL AND fp.currency <> m.cur GROUP BY 1, 2 ORDER BY 1, 2""",
-                p,
-            )
-            usual = "the retailer's usual currency"
-        out.append(
-            CheckResult(
-                "currency_mismatch",
-                "fact_price",
-                "currency",
-                sum(int(n) for *_, n in bad),
-                not bad,
-                "; ".join(f"{r}: {n} rows in {c} (expected {usual})" for r, c, n in bad),
-                "critical",
-                "load",
-            )
-        )
-
-        ((n_prod, covered),) = _scalar_rows(
-            conn,
-            f"""
-            SELECT (SELECT count(*) FROM dim_product),
-                   (SELECT count(DISTINCT pm.product_id) FROM product_match pm
-                    JOIN fact_price fp ON fp.listing_id = pm.listing_id
-                    JOIN dim_date d ON d.date_key = fp.date_key AND d.date = :d
-                    WHERE pm.status {MATCHED})""",
-            p,
-        )
-        mshare = covered / n_prod if n_prod else 1.0
-        out.append(
-            CheckResult(
-                "match_coverage",
-                "product_match",
-                "product_id",
-                int(n_prod - covered),
-                mshare >= float(opts["min_match_coverage"]),
-                f"{covered} of {n_prod} products have a matched competitor price on {as_of} "
-                f"({mshare:.0%}; minimum {float(opts['min_match_coverage']):.0%})",
-                "warning",
-                "load",
-            )
-        )
-    return out
+        day = _Day(as_of, p, opts, expected_currencies)
+        return [check(conn, day) for check in SQL_CHECKS]
 
 
 def store_results(engine, results: list[CheckResult], run_key: str) -> int:

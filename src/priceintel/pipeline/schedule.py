@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from priceintel import PriceIntelError, config
 
@@ -52,7 +52,7 @@ class RunLock:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._fh = None
+        self._fh: IO[str] | None = None
 
     def acquire(self) -> RunLock:
         """Take the lock or raise ScheduleError naming the holder."""
@@ -347,6 +347,22 @@ def airflow_dag(
         for up in ups:
             lines.append(f"    {up} >> {name}")
     return "\n".join(lines) + "\n"
+
+
+def export_airflow(
+    path: str | Path, env_file: str | None, cron: str | None, env: dict, retries: int, backoff: float
+) -> Path:
+    """Write `airflow_dag` (daily at 06:00 UTC without a cron) to path; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(airflow_dag(env_file, cron=cron or "0 6 * * *", env=env, retries=retries, retry_delay=int(backoff)))
+    return path
+
+
+def run_line(result: dict) -> str:
+    """'run #N success: scrape executed, clean skipped, …' of a run_once result."""
+    tasks = ", ".join(f"{k} {v['status']}" for k, v in result["tasks"].items())
+    return f"run #{result['run_id']} {result['status']}: " + tasks
 
 
 def run_task(env: dict, name: str, force: bool = True) -> None:

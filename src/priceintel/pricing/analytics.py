@@ -112,7 +112,8 @@ def price_leadership(
     p = p.sort_values([entity, seller, period])
     p["_chg"] = p.groupby([entity, seller])[price].pct_change()
     cuts = p[p["_chg"] < -tol][[entity, seller, period]]
-    led, followed = {}, {}
+    led: dict = {}
+    followed: dict = {}
     per = pd.to_datetime(cuts[period]) if not pd.api.types.is_numeric_dtype(cuts[period]) else cuts[period]
     cuts = cuts.assign(_t=per)
     for _ent, grp in cuts.groupby(entity):
@@ -191,7 +192,7 @@ def promotion_events(
             e = s
             while e + 1 < len(g) and pr[e + 1]:
                 e += 1
-            lo = max(0, s - pre)
+            lo = max(0, int(s) - pre)
             win = np.arange(lo, s)
             win = win[~pr[win]]
             if len(win) < min_baseline:
@@ -217,7 +218,7 @@ def promotion_events(
                 row["regular_price"] = regular
                 row["discount"] = 1 - row["promo_price"] / regular
                 row["incremental_revenue"] = float(np.nansum(q[during] * pv[during]) - base.sum() * regular)
-            after = np.arange(e + 1, min(len(g), e + 1 + post))
+            after = np.arange(e + 1, min(len(g), int(e) + 1 + post))
             after = after[~pr[after]] if len(after) else after
             if len(after):
                 row["post_units"] = float(np.nansum(q[after]))

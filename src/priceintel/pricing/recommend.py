@@ -77,7 +77,7 @@ class Constraints:
         ok = {k: float(v) for k, v in self.competitor_prices.items() if v is not None and np.isfinite(v) and v > 0}
         if not ok:
             return None
-        k = min(ok, key=ok.get)
+        k = min(ok, key=ok.__getitem__)
         return k, ok[k]
 
 
@@ -129,18 +129,19 @@ def feasible_band(c: Constraints) -> tuple[float, float, list[str]]:
     Floors that protect margin (cost + margin, MAP, `lo`) are hard; when a softer bound (max change,
     competitor band, `hi`) conflicts with them, the floor wins and the conflict is noted.
     """
-    cost = _pos("unit_cost", c.unit_cost, allow_none=False)
+    _pos("unit_cost", c.unit_cost, allow_none=False)
+    cost = float(c.unit_cost)
     cur = _pos("current_price", c.current_price)
     if c.min_margin < 0:
         raise PricingError(f"min_margin={c.min_margin!r} must be >= 0")
     floors = {f"cost + {c.min_margin:.0%}": cost * (1 + c.min_margin)}
-    if _pos("map_price", c.map_price) is not None:
-        floors["MAP"] = float(c.map_price)
-    if _pos("lo", c.lo) is not None:
-        floors["lower bound"] = float(c.lo)
+    if (map_price := _pos("map_price", c.map_price)) is not None:
+        floors["MAP"] = map_price
+    if (lower := _pos("lo", c.lo)) is not None:
+        floors["lower bound"] = lower
     ceilings: dict[str, float] = {}
-    if _pos("hi", c.hi) is not None:
-        ceilings["upper bound"] = float(c.hi)
+    if (upper := _pos("hi", c.hi)) is not None:
+        ceilings["upper bound"] = upper
     if c.max_change is not None:
         if cur is None:
             raise PricingError("max_change needs current_price")
@@ -155,7 +156,7 @@ def feasible_band(c: Constraints) -> tuple[float, float, list[str]]:
         ceilings[f"at most {c.max_above_lowest:.0%} above {low_comp[0]}"] = low_comp[1] * (1 + c.max_above_lowest)
     if low_comp and c.max_below_lowest is not None:
         floors_soft[f"at most {c.max_below_lowest:.0%} below {low_comp[0]}"] = low_comp[1] * (1 - c.max_below_lowest)
-    hard_name = max(floors, key=floors.get)
+    hard_name = max(floors, key=floors.__getitem__)
     lo = floors[hard_name]
     soft_lo = max(floors_soft.values()) if floors_soft else -np.inf
     notes = []
@@ -163,7 +164,7 @@ def feasible_band(c: Constraints) -> tuple[float, float, list[str]]:
         lo = soft_lo
     hi = min(ceilings.values()) if ceilings else np.inf
     if hi < lo:
-        binding = min(ceilings, key=ceilings.get)
+        binding = min(ceilings, key=ceilings.__getitem__)
         if floors[hard_name] > hi:
             notes.append(
                 f"'{binding}' (${hi:.2f}) conflicts with '{hard_name}' (${floors[hard_name]:.2f}): the floor wins"
@@ -305,6 +306,45 @@ def price_curve(
     )
 
 
+def _apply_rule(rule, c: Constraints, lo: float, hi: float, mode: str, notes: list[str]):
+    """(lo, hi, target, text): the band narrowed by a pricing rule (its floor always; its target is a ceiling
+    in model mode), the rule's target price and its explanation; the band as given without a rule."""
+    if rule is None:
+        return lo, hi, None, ""
+    target, r_floor, r_ceiling, r_text = rule.apply(c)
+    rule_text = f"rule '{rule.describe()}': {r_text}"
+    if r_floor > lo:
+        lo = r_floor
+        if hi < lo:
+            notes.append(f"the rule's floor ${r_floor:.2f} is above the constraints' ceiling: the floor wins")
+            hi = lo
+    if mode == "model" and r_ceiling is not None and r_ceiling < hi:
+        hi = max(lo, r_ceiling)
+    return lo, hi, target, rule_text
+
+
+def _ceiling(lo: float, hi: float, cost: float, e: float, ref_price: float) -> float:
+    """The band's ceiling; without one, 3x the interior optimum of an elastic demand (or 3x ref_price)."""
+    if np.isfinite(hi):
+        return hi
+    interior = cost * e / (1 + e) if e < -1 else None
+    if interior is None:
+        raise PricingError(
+            f"elasticity {e:.2f} is inelastic (>= -1): profit grows without bound in price, so set an "
+            "upper bound (hi, max_change or max_above_lowest)"
+        )
+    return max(lo, 3 * max(interior, float(ref_price)))
+
+
+def _price_grid(lo: float, hi: float, grid: int) -> np.ndarray:
+    """Candidate prices: grid points of [lo, hi] rounded to cents (lo alone when none is left)."""
+    prices = np.unique(np.round(np.linspace(lo, hi, grid), 2))
+    prices = prices[(prices >= lo - 1e-9) & (prices <= hi + 1e-9)]
+    if not len(prices):
+        prices = np.array([round(lo, 2)])
+    return prices
+
+
 def recommend(
     elasticity: float,
     se: float,
@@ -333,36 +373,14 @@ def recommend(
         raise PricingError("mode='rule' needs a rule")
     c = constraints
     lo, hi, notes = feasible_band(c)
-    rule_text = ""
-    target = None
-    if rule is not None:
-        target, r_floor, r_ceiling, r_text = rule.apply(c)
-        rule_text = f"rule '{rule.describe()}': {r_text}"
-        if r_floor > lo:
-            lo = r_floor
-            if hi < lo:
-                notes.append(f"the rule's floor ${r_floor:.2f} is above the constraints' ceiling: the floor wins")
-                hi = lo
-        if mode == "model" and r_ceiling is not None and r_ceiling < hi:
-            hi = max(lo, r_ceiling)
+    lo, hi, target, rule_text = _apply_rule(rule, c, lo, hi, mode, notes)
     cost = float(c.unit_cost)
     cur = c.current_price
     e = float(elasticity)
     if not np.isfinite(e):
         raise PricingError(f"elasticity={elasticity!r} is not a finite number: fit or pool an estimate first")
-    if not np.isfinite(hi):
-        # no ceiling: an elastic demand has an interior optimum; search up to 3x that (or 3x ref)
-        interior = cost * e / (1 + e) if e < -1 else None
-        if interior is None:
-            raise PricingError(
-                f"elasticity {e:.2f} is inelastic (>= -1): profit grows without bound in price, so set an "
-                "upper bound (hi, max_change or max_above_lowest)"
-            )
-        hi = max(lo, 3 * max(interior, float(ref_price)))
-    prices = np.unique(np.round(np.linspace(lo, hi, grid), 2))
-    prices = prices[(prices >= lo - 1e-9) & (prices <= hi + 1e-9)]
-    if not len(prices):
-        prices = np.array([round(lo, 2)])
+    hi = _ceiling(lo, hi, cost, e, ref_price)
+    prices = _price_grid(lo, hi, grid)
     extra = [p for p in (cur, target) if p is not None and np.isfinite(p)]
     curve = price_curve(
         np.unique(np.concatenate([prices, np.clip(extra, lo, hi)])) if extra else prices,
