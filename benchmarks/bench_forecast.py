@@ -266,7 +266,7 @@ def bench_engines(quick: bool) -> dict:
 
 
 def bench_demo_pipeline(quick: bool) -> dict:
-    """The demo pipeline's model stage (pipeline.model_stage: run_tournament defaults, h = 14 days,
+    """The demo pipeline's model stage (pipeline.forecast_stage: run_tournament defaults, h = 14 days,
     3 windows) on the competitor prices the pipeline scraped and cleaned (data/interim/observations.parquet,
     the rows it loads into fact_price; out-of-stock days are gaps)."""
     path = config.interim_dir() / "observations.parquet"

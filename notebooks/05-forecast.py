@@ -1,6 +1,6 @@
 # %% [markdown]
-# # 5 · Model
-# > Backtest price forecasts against naive baselines, and estimate our own-price elasticities.
+# # 5 · Forecast
+# > Backtest price forecasts of every competitor listing against naive baselines, and forecast the next days.
 
 # %% tags=["parameters"]
 upstream = ["load"]
@@ -13,16 +13,16 @@ prophet_series = 12
 # same values are read from pipeline.yaml + env.yaml, so every cell below runs as in the pipeline.
 from priceintel.pipeline.lab import task_inputs
 
-task_inputs("model", globals())
+task_inputs("forecast", globals())
 
 # %%
+from priceintel.pipeline import report
 from priceintel.pipeline import stages as pipeline
 
-print("modelling the database as of load run", pipeline.read_json(upstream["load"]["receipt"])["run_id"])
-result = pipeline.model_stage(horizon=int(horizon), prophet_series=int(prophet_series))
+print("forecasting the database as of load run", pipeline.read_json(upstream["load"]["receipt"])["run_id"])
+result = pipeline.forecast_stage(horizon=int(horizon), prophet_series=int(prophet_series))
 pipeline.save_frame(result["forecasts"], product["forecasts"])
 pipeline.save_frame(result["metrics"], product["forecast_metrics"])
-pipeline.save_frame(result["elasticity"], product["elasticity"])
 
 # %% [markdown]
 # ## Forecast accuracy on held-out days
@@ -31,7 +31,8 @@ pipeline.save_frame(result["elasticity"], product["elasticity"])
 # `prophet subset` rows: the same tournament, on the same windows, with Prophet on the first `prophet_series` series.
 
 # %%
-result["overall"]
+show = ["scope", "model", "n", "mae", "mase", "coverage_80", "coverage_95", "winkler_95"]
+report.frame(result["overall"][[c for c in show if c in result["overall"]]])
 
 # %% [markdown]
 # ## Next `horizon` days: the chosen model with calibrated 80/95% bands and P(price change)
@@ -39,13 +40,7 @@ result["overall"]
 
 # %%
 print("forecast run", result["forecast_run_id"])
-result["future"].head(10)
+report.frame(result["future"].head(10))
 
 # %%
 pipeline.plot_forecast_example(result)
-
-# %% [markdown]
-# ## Own-price elasticity (log-log, with competitor price and day-of-week controls)
-
-# %%
-result["elasticity"].head(15)

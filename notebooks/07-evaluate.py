@@ -1,9 +1,9 @@
 # %% [markdown]
-# # 6 · Evaluate
+# # 7 · Evaluate
 # > One page that scores every stage against held-out data or the demo world's ground truth.
 
 # %% tags=["parameters"]
-upstream = ["world", "scrape", "clean", "match", "load", "model"]
+upstream = ["world", "scrape", "clean", "match", "load", "forecast", "elasticity"]
 product = None
 
 # %%

@@ -40,10 +40,19 @@ def test_ci_runs_exactly_the_test_command():
 def test_pipeline_chains_task_notebooks_with_declared_products():
     spec = yaml.safe_load((ROOT / "pipeline.yaml").read_text())
     names = [t["name"] for t in spec["tasks"]]
-    assert names == ["world", "scrape", "clean", "match", "load", "model", "evaluate"]
+    assert names == ["world", "scrape", "clean", "match", "load", "forecast", "elasticity", "evaluate"]
     for task in spec["tasks"]:
         src = ROOT / task["source"]
         assert src.exists()
         text = src.read_text()
         assert '# %% tags=["parameters"]' in text
         assert "nb" in task["product"] and len(task["product"]) >= 2
+
+
+def test_make_test_fast_and_lint_run_what_they_say():
+    import subprocess
+
+    fast = subprocess.run(["make", "-n", "test-fast"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert 'pytest -m "not slow"' in fast
+    lint = subprocess.run(["make", "-n", "lint"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert all(tool in lint for tool in ("ruff check src", "ruff format --check src", "lint-imports", "mypy"))

@@ -79,6 +79,7 @@ def test_users_cli_and_apps_refuses_without_users(pg_engine, monkeypatch, capsys
     assert main(["users", "list"]) == 0 and "no users" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_apps_command_is_the_server_so_a_stop_signal_stops_it(pg_url, pg_engine):
     """`priceintel apps` becomes Voila: SIGTERM to it (systemd, docker stop) stops the server, no orphan."""
     auth.add_user(pg_engine, TEST_USER, TEST_PASSWORD, replace=True)
@@ -121,6 +122,7 @@ ANON_PAGES = ["/", "/voila/render/index.ipynb", "/voila/render/price_monitor.ipy
               "/voila/render/alerts.ipynb?x=1"]
 
 
+@pytest.mark.slow
 def test_anonymous_requests_get_no_data(apps_voila):
     base = apps_voila
     for path in ANON_PAGES:
@@ -152,6 +154,7 @@ def test_anonymous_requests_get_no_data(apps_voila):
     assert xsite.status_code == 403 and not [c for c in xsite.cookies if c.name.startswith("username-")]
 
 
+@pytest.mark.slow
 def test_login_cookie_opens_and_removed_user_loses_access(apps_voila, pipeline_db):
     from priceintel.db.engine import get_engine
 
@@ -168,6 +171,7 @@ def test_login_cookie_opens_and_removed_user_loses_access(apps_voila, pipeline_d
     assert after.status_code == 302 and after.headers["Location"].startswith("/login")
 
 
+@pytest.mark.slow
 def test_browser_login_landing_page_and_logout(apps_voila, pipeline_db, browser):
     base = apps_voila
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -61,7 +61,8 @@ def dash_db(pg_server_url):
             load.load_matches(conn, matches)
             load.load_prices(conn, obs[obs["ds"] < obs["ds"].max()])  # the last day comes as a "new load"
             load.load_sales(conn, world.sales)
-        pipeline.model_stage(horizon=5, prophet_series=0, engine=eng, n_windows=2)
+        pipeline.forecast_stage(horizon=5, prophet_series=0, engine=eng, n_windows=2)
+        pipeline.elasticity_stage(engine=eng)
         run_alerts(eng, load_rules(config.PROJ_ROOT / "config" / "alert_rules.yaml"), notifiers={})
         dashboard.refresh(eng)
         yield {"url": url, "engine": eng, "world": world, "obs": obs}
@@ -432,6 +433,7 @@ def test_migration_0007_downgrades_and_upgrades(pg_server_url):
         drop_database(pg_server_url, name)
 
 
+@pytest.mark.slow
 def test_the_pipeline_fills_the_app_views(pipeline_env, on_pipeline_db):
     """The load stage refreshes the views; the model stage stores elasticities and recommendations."""
     from priceintel.db.engine import get_engine

@@ -386,6 +386,7 @@ def test_forward_filled_periods_are_not_counted_as_unchanged_prices():
     assert ev.loc[gap[~gap].index].query("window > 0")["evaluated"].all()
 
 
+@pytest.mark.slow
 def test_pmdarima_reference_engine_agrees_with_the_fast_engine():
     rng = np.random.default_rng(11)
     e = rng.normal(0, 1.0, 260)

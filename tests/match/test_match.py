@@ -257,6 +257,7 @@ def test_demo_world_f1():
         w.truth_matches["sku"].isna() & (w.truth_matches["retailer"] == "target")).sum()
 
 
+@pytest.mark.slow
 def test_scale_5000_products_16500_listings_under_a_minute():
     from priceintel.demo import world as demo
     w = demo.generate_world(n_products=5000, n_days=1, seed=11)

@@ -67,6 +67,7 @@ def test_eval_matching_cli_on_other_columns(tmp_path, capsys):
     assert res["pairs"]["test"] > 50 and res["f1"] == out["f1"]
 
 
+@pytest.mark.slow
 def test_abt_buy_test_f1(capsys):
     """Fit on train, threshold on valid, test scored once: the goal is F1 ≥ 0.89."""
     assert main(["eval", "matching", str(ABT_BUY), "--details"]) == 0

@@ -225,7 +225,7 @@ def test_open_and_run_the_scrape_notebook_in_chromium(jupyterlab):
             ".some(e => (e.getAttribute('data-status') || e.textContent || '').match(/idle/i))",
             timeout=120_000)
         params = page.locator(".jp-NotebookPanel .jp-CodeCell").first
-        assert "n_products = 50" in params.inner_text()
+        assert "retailers = \"amazon,walmart,target\"" in params.inner_text()
         params.locator(".jp-InputArea-editor").click()
         page.keyboard.press("Shift+Enter")  # the parameters cell
         page.keyboard.press("Shift+Enter")  # the task-inputs cell

@@ -14,7 +14,7 @@ from priceintel.db import queries
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["00-world", "01-scrape", "02-clean", "03-match", "04-load", "05-model", "06-evaluate"]
+STAGES = ["00-world", "01-scrape", "02-clean", "03-match", "04-load", "05-forecast", "06-elasticity", "07-evaluate"]
 
 
 def _upstream(env):
@@ -27,8 +27,8 @@ def _upstream(env):
                   "errors": d / "clean_errors.csv"},
         "match": {"matches": d / "matches.parquet", "metrics": d / "match_metrics.json"},
         "load": {"receipt": d / "load_receipt.json"},
-        "model": {"forecasts": d / "forecasts.parquet", "forecast_metrics": d / "forecast_metrics.csv",
-                  "elasticity": d / "elasticity.csv"},
+        "forecast": {"forecasts": d / "forecasts.parquet", "forecast_metrics": d / "forecast_metrics.csv"},
+        "elasticity": {"elasticity": d / "elasticity.csv"},
     }
 
 
@@ -130,10 +130,11 @@ def test_json_helpers_turn_nan_into_null(tmp_path):
 
 def test_stages_in_process(pipeline_env, on_pipeline_db, tmp_path):
     """The stage functions the notebooks call, run in this process on the pipeline's data."""
-    result = pipeline.model_stage(horizon=7, prophet_series=1)
+    result = pipeline.forecast_stage(horizon=7, prophet_series=1)
     overall = result["overall"]
     assert {"naive", "seasonal_naive", "window_average", "auto_ets", "prophet"} <= set(overall["model"])
-    assert (result["elasticity"]["n"] > 0).all()
+    el = pipeline.elasticity_stage()
+    assert (el["elasticity"]["n"] > 0).all() and el["elasticity_run_id"] > 0
     fig = pipeline.plot_forecast_example(result)
     assert fig is not None and fig.axes[0].get_title().startswith("Held-out forecast")
     summary = pipeline.evaluate_stage(_upstream(pipeline_env))

@@ -132,6 +132,7 @@ def test_critical_failure_is_stored_reported_notified_and_raised(pipeline_env, c
     assert "run-bad" in page and 'class="fail critical"' in page
 
 
+@pytest.mark.slow
 def test_frame_hooks_and_schema_failures(tmp_path, pipeline_env):
     interim = Path(pipeline_env["data_dir"]) / "interim"
     names = {r.name for r in monitor.frame_results(interim)}

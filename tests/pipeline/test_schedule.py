@@ -48,6 +48,7 @@ def test_lock_prevents_overlapping_runs(tmp_path):
         pass
 
 
+@pytest.mark.slow
 def test_failed_run_is_retried_with_backoff_recorded_and_summarised(pg_engine, tmp_path):
     env = run.build_env(str(config.PROJ_ROOT / "env.test.yaml"),
                         {"data_dir": str(tmp_path / "data"), "reports_dir": str(tmp_path / "reports"), "days": 0})
@@ -121,7 +122,8 @@ def test_killed_run_resumes_to_the_same_database(pipeline_env, pipeline_db, pg_s
         res = schedule.run_once(env, retries=0, notifiers={})
         assert res["status"] == "success" and res["interrupted_before"] == 1
         assert {res["tasks"][t]["status"] for t in ("scrape", "clean", "match")} == {"skipped"}  # resumed
-        assert res["tasks"]["model"]["status"] == "executed" and (reports / "summary.json").exists()
+        assert res["tasks"]["forecast"]["status"] == "executed" and (reports / "summary.json").exists()
+        assert res["tasks"]["elasticity"]["status"] == "executed"
         eng = sa.create_engine(url)
         with eng.connect() as c:
             runs = [r[0] for r in c.execute(sa.text("SELECT status FROM schedule_run ORDER BY run_id")).all()]
@@ -151,13 +153,13 @@ def test_airflow_dag_mirrors_pipeline_yaml(tmp_path):
             dag_kw = {k.arg: k.value for k in node.keywords}
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift):
             edges.add((node.left.id, node.right.id))
-    assert list(tasks) == ["world", "scrape", "clean", "match", "load", "model", "evaluate"]
+    assert list(tasks) == ["world", "scrape", "clean", "match", "load", "forecast", "elasticity", "evaluate"]
     assert ast.literal_eval(dag_kw["schedule"]) == "0 * * * *" and ast.literal_eval(dag_kw["max_active_runs"]) == 1
     assert all(f"task {t} --env-file" in cmd and "env.test.yaml" in cmd for t, cmd in tasks.items())
     deps = schedule.pipeline_tasks()
     assert edges == {(u, t) for t, ups in deps.items() for u in ups}
-    assert {("world", "scrape"), ("scrape", "clean"), ("clean", "match"), ("match", "load"), ("load", "model"),
-            ("model", "evaluate")} <= edges
+    assert {("world", "scrape"), ("scrape", "clean"), ("clean", "match"), ("match", "load"), ("load", "forecast"),
+            ("load", "elasticity"), ("forecast", "evaluate"), ("elasticity", "evaluate")} <= edges
     with pytest.raises(schedule.ScheduleError, match="unknown task 'nope'"):
         schedule.run_task(run.build_env(None, {}), "nope")
     assert cli.main(["schedule", "--cron", "every day", "--once"]) == 2

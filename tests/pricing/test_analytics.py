@@ -109,6 +109,7 @@ def test_segments_separate_price_sensitivity():
         segment_products(feats.head(1), "sku", n_segments=3)
 
 
+@pytest.mark.slow
 def test_pricing_analytics_notebook_renders(tmp_path):
     from priceintel import config
     from priceintel.pipeline.render import RenderError, render_notebook

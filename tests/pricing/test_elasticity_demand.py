@@ -177,6 +177,7 @@ def test_oj_reproduces_published_three_way_model_and_cross_prices_are_substitute
         cross_price_matrix(oj, "brand", ["week"], "price", "sales")
 
 
+@pytest.mark.slow
 def test_oj_notebook_renders_to_html(tmp_path):
     from priceintel.pipeline.render import RenderError, main, render_notebook
 

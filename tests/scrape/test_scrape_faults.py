@@ -173,6 +173,7 @@ def test_render_true_builds_the_price_with_javascript(tmp_path):
         srv.server_close()
 
 
+@pytest.mark.slow
 def test_scrape_cli_filters_progress_and_summary(demo_world, storefronts, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(tmp_path / "data"))
     ids = demo_world.listings[demo_world.listings.retailer == "target"].item_id.iloc[:2].tolist()

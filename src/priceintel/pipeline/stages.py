@@ -309,22 +309,20 @@ def _sales_panel(engine) -> pd.DataFrame:
     return df
 
 
-def model_stage(horizon: int = 14, prophet_series: int = 12, engine=None, n_windows: int = 3) -> dict:
-    """Backtest forecasts (baselines beside models) on held-out days and fit elasticities."""
+def forecast_stage(horizon: int = 14, prophet_series: int = 12, engine=None, n_windows: int = 3) -> dict:
+    """Backtest every competitor price series in the tournament (baselines beside models, choice and interval
+    calibration on earlier windows only), store the run and its forecasts; Prophet on the first `prophet_series`
+    series again (slow), on the same windows."""
     from priceintel.db import engine as db_engine
     from priceintel.db import views as db_views
     from priceintel.forecast import store as forecast_store
     from priceintel.forecast import tournament
     from priceintel.forecast.columns import interval_columns
     from priceintel.forecast.models import PROPHET
-    from priceintel.pricing import elasticity
-    from priceintel.pricing import store as pricing_store
 
     engine = engine or db_engine.get_engine()
     series = _price_series(engine)
     h, nw = int(horizon), int(n_windows)
-    # one engine, the tournament: rolling origins, per-series choice and interval calibration on earlier
-    # windows only; on every series, and on the first `prophet_series` series again with Prophet (slow)
     runs = {"all series": tournament.run_tournament(series, h=h, n_windows=nw, progress=False)}
     res = runs["all series"]
     run_id = forecast_store.save_run(engine, res, name="pipeline")
@@ -339,11 +337,29 @@ def model_stage(horizon: int = 14, prophet_series: int = 12, engine=None, n_wind
     if ids:
         keys = ["unique_id", "ds", "cutoff"]
         cv = cv.merge(sub.cv[keys + interval_columns(PROPHET)], on=keys, how="left")
+    db_views.refresh(engine, views=("mv_app_forecasts",))  # prices are as the load left them
+    return {
+        "forecasts": cv,
+        "metrics": metrics,
+        "overall": overall_metrics(metrics),
+        "series_report": res.report,
+        "forecast_run_id": run_id,
+        "future": res.forecasts,
+    }
 
+
+def elasticity_stage(engine=None) -> dict:
+    """Own-price elasticity of our products from our sales, with the cheapest competitor's price (its coefficient
+    is the cross-price elasticity), day-of-week effects and empirical-Bayes pooling within the category; stores
+    the estimates and recommended prices for the elasticity app."""
+    from priceintel.db import engine as db_engine
+    from priceintel.db import views as db_views
+    from priceintel.pricing import elasticity
+    from priceintel.pricing import store as pricing_store
+
+    engine = engine or db_engine.get_engine()
     sales = _sales_panel(engine)
     sales["log_comp"] = np.log(sales.groupby("sku")["comp_min"].transform(lambda s: s.ffill().bfill()))
-    # own-price elasticity with the cheapest competitor's price (its coefficient is the cross-price
-    # elasticity), day-of-week effects and empirical-Bayes pooling within the category
     sales["comp_min"] = np.exp(sales["log_comp"])
     demand = elasticity.fit_demand(
         sales,
@@ -355,24 +371,10 @@ def model_stage(horizon: int = 14, prophet_series: int = 12, engine=None, n_wind
         calendar=("dow",),
         category="category",
     )
-    el = demand.estimates
-    # stored estimates + recommended prices for the elasticity app, then the apps' views follow
-    pricing_store.store_model_elasticity(
-        engine,
-        demand,
-        sales,
-        spec={"cross_prices": ["comp_min"], "calendar": ["dow"], "category": "category", "method": "ols"},
-    )
-    db_views.refresh(engine, views=("mv_app_forecasts", "mv_app_elasticity"))  # prices are as the load left them
-    return {
-        "forecasts": cv,
-        "metrics": metrics,
-        "overall": overall_metrics(metrics),
-        "elasticity": el,
-        "series_report": res.report,
-        "forecast_run_id": run_id,
-        "future": res.forecasts,
-    }
+    spec = {"cross_prices": ["comp_min"], "calendar": ["dow"], "category": "category", "method": "ols"}
+    run_id = pricing_store.store_model_elasticity(engine, demand, sales, spec=spec)
+    db_views.refresh(engine, views=("mv_app_elasticity",))
+    return {"elasticity": demand.estimates, "elasticity_run_id": run_id}
 
 
 def overall_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -416,8 +418,8 @@ def evaluate_stage(upstream: dict) -> dict:
     obs = pd.read_parquet(str(upstream["clean"]["observations"]))
     match = read_json(upstream["match"]["metrics"])
     receipt = read_json(upstream["load"]["receipt"])
-    fmetrics = pd.read_csv(str(upstream["model"]["forecast_metrics"]))
-    el = pd.read_csv(str(upstream["model"]["elasticity"]), dtype={"sku": str})
+    fmetrics = pd.read_csv(str(upstream["forecast"]["forecast_metrics"]))
+    el = pd.read_csv(str(upstream["elasticity"]["elasticity"]), dtype={"sku": str})
 
     from priceintel.forecast.models import BASELINES
 
@@ -438,7 +440,7 @@ def evaluate_stage(upstream: dict) -> dict:
         **{c: plain(best_model.get(c)) for c in ("coverage_80", "coverage_95", "winkler_80", "winkler_95")},
         "split": (
             "rolling origins every `horizon` days; the first window only chooses each series' model and "
-            "calibrates intervals, later windows are scored (the prophet subset: last `horizon` days)"
+            "calibrates intervals, later windows are scored (the prophet subset on the same windows)"
         ),
     }
     el_summary: dict[str, Any] = {"products": int(len(el)), "identified": int(el["identified"].sum())}
