@@ -330,7 +330,9 @@ def _add_shops(sub) -> None:
 
 
 def _add_pipeline(sub) -> None:
-    r = sub.add_parser("run", help="run the pipeline (scrape, clean, match, load, model, evaluate)")
+    r = sub.add_parser(
+        "run", help="run the pipeline (world, scrape, clean, match, load, forecast, elasticity, evaluate)"
+    )
     r.add_argument("--env-file", default=None, help="pipeline settings (default env.yaml)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting")
     r.add_argument("--force", action="store_true", help="re-run every task")

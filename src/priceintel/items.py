@@ -168,6 +168,19 @@ def normalize_gtin(value: Any) -> str | None:
     return s[1:] if s[0] == "0" else s
 
 
+# --- frame checks -------------------------------------------------------------------------
+def require_columns(
+    df: Any, cols: Any, where: str, error: type[Exception] = ValueError, problem: str = "missing"
+) -> None:
+    """Raise `error` naming `where` when `df` is not a DataFrame or lacks any of `cols` (empty names skipped):
+    "<where>: column(s) [...] <problem> (columns: [...])"."""
+    if not isinstance(df, pd.DataFrame):
+        raise error(f"{where}: expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in cols if c and c not in df.columns]
+    if missing:
+        raise error(f"{where}: column(s) {missing} {problem} (columns: {list(df.columns)})")
+
+
 # --- missing values: the one converter ----------------------------------------------------
 def plain(value: Any) -> Any:
     """A builtin Python value: numpy scalars unwrapped; None for every missing value (None, NaN, ±inf, pd.NA,

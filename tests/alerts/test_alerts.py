@@ -112,7 +112,8 @@ def _load_days(tmp, world, urls, days, rules, engine, run_key):
     listings = clean.listings_from_observations(obs)
     matches = match.match_listings(listings, world.products)
     interim = data_dir / "interim"
-    up = {"scrape": {"offers": interim / "offers.parquet", "errors": interim / "scrape_errors.csv"},
+    up = {"world": {"world": data_dir / "demo" / "world"},
+          "scrape": {"offers": interim / "offers.parquet", "errors": interim / "scrape_errors.csv"},
           "clean": {"observations": interim / "observations.parquet", "listings": interim / "listings.parquet",
                     "errors": interim / "clean_errors.csv"},
           "match": {"matches": interim / "matches.parquet"}}

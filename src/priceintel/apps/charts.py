@@ -28,6 +28,19 @@ def _layout(fig, title: str, y_title: str) -> None:
     )
 
 
+def detail_layout(fig, title: str) -> None:
+    """The layout of an app's detail chart (one product's prices, one listing's forecast): 380 px, legend below."""
+    fig.update_layout(
+        title=title,
+        height=380,
+        margin={"l": 40, "r": 10, "t": 40, "b": 30},
+        yaxis_title="price",
+        xaxis_type="date",
+        legend={"orientation": "h"},
+        autosize=True,
+    )
+
+
 def responsive(fig):
     """A plotly FigureWidget that fills its box and follows window resizes (phone <-> desktop)."""
     fig._config = {**(fig._config or {}), "responsive": True, "displaylogo": False}

@@ -7,6 +7,7 @@ import html
 
 import pandas as pd
 
+from priceintel.apps.charts import detail_layout
 from priceintel.apps.prices import table_html
 from priceintel.db.queries import MATCHED
 from priceintel.forecast import store as forecast_store
@@ -110,15 +111,7 @@ def forecast_figure(history: pd.DataFrame, forecast: pd.DataFrame, title: str = 
             mode="lines",
             line={"dash": "dot", "color": "#888888"},
         )
-    fig.update_layout(
-        title=title,
-        height=380,
-        margin={"l": 40, "r": 10, "t": 40, "b": 30},
-        yaxis_title="price",
-        xaxis_type="date",
-        legend={"orientation": "h"},
-        autosize=True,
-    )
+    detail_layout(fig, title)
     return fig
 
 

@@ -6,6 +6,7 @@ import html
 
 import pandas as pd
 
+from priceintel.apps.charts import SERIES_COLORS, detail_layout
 from priceintel.db.queries import MATCHED
 
 APP_CSS = """<style>
@@ -13,8 +14,6 @@ table.latest-prices { border-collapse: collapse; width: 100%; max-width: 720px; 
 table.latest-prices th, table.latest-prices td { padding: 4px 8px; border-bottom: 1px solid #ddd; text-align: left; }
 table.latest-prices td:nth-child(3), table.latest-prices td:nth-child(6) { text-align: right; }
 </style>"""
-
-RETAILER_COLORS = {"ours": "#111111", "amazon": "#ff9900", "walmart": "#0071ce", "target": "#cc0000"}
 
 
 def product_options(engine) -> list[tuple[str, str]]:
@@ -75,17 +74,9 @@ def history_figure(history: pd.DataFrame, title: str = ""):
             y=part["price"],
             name=retailer,
             mode="lines",
-            line={"shape": "hv", "color": RETAILER_COLORS.get(retailer), "width": 3 if retailer == "ours" else 1.5},
+            line={"shape": "hv", "color": SERIES_COLORS.get(retailer), "width": 3 if retailer == "ours" else 1.5},
         )
-    fig.update_layout(
-        title=title,
-        height=380,
-        margin={"l": 40, "r": 10, "t": 40, "b": 30},
-        yaxis_title="price",
-        xaxis_type="date",
-        legend={"orientation": "h"},
-        autosize=True,
-    )
+    detail_layout(fig, title)
     return fig
 
 

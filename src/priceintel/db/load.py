@@ -26,6 +26,7 @@ from priceintel.db.staging import (
     check_currency,
     check_lookup,
     check_unique,
+    cols,
     distinct,
     empty_counts,
     prepare,
@@ -75,11 +76,7 @@ def ensure_dates(conn: Connection, start: date | str | pd.Timestamp, end: date |
     return upsert_counts(conn, "dim_date", sql, (e - s).days + 1, {"s": s, "e": e})
 
 
-_RETAILER_COLS = [
-    Col("retailer", "text", "text", required=True),
-    Col("name", "text", "text"),
-    Col("base_url", "text", "text"),
-]
+_RETAILER_COLS = cols("retailer! name base_url")
 
 
 def _upsert_dim(
@@ -107,18 +104,9 @@ def upsert_retailers(conn: Connection, df: pd.DataFrame) -> dict:
     return _upsert_dim(conn, df, "dim_retailer", _RETAILER_COLS, "retailer", "one row per retailer")
 
 
-_PRODUCT_COLS = [
-    Col("sku", "text", "text", required=True),
-    Col("name", "text", "text", required=True),
-    Col("brand", "text", "text"),
-    Col("category", "text", "text"),
-    Col("gtin", "text", "text"),
-    Col("mpn", "text", "text"),
-    Col("size", "text", "text"),
-    Col("unit_cost", "num", "numeric(12,2)", nonneg=True),
-    Col("map_price", "num", "numeric(12,2)", nonneg=True),
-    Col("msrp", "num", "numeric(12,2)", nonneg=True),
-]
+_PRODUCT_COLS = cols(
+    "sku! name! brand category gtin mpn size unit_cost:numeric(12,2)+ map_price:numeric(12,2)+ msrp:numeric(12,2)+"
+)
 
 
 def upsert_products(conn: Connection, df: pd.DataFrame) -> dict:
@@ -126,15 +114,7 @@ def upsert_products(conn: Connection, df: pd.DataFrame) -> dict:
     return _upsert_dim(conn, df, "dim_product", _PRODUCT_COLS, "sku", "one row per sku", touch="updated_at")
 
 
-_LISTING_COLS = [
-    Col("retailer", "text", "text", required=True),
-    Col("item_id", "text", "text", required=True),
-    Col("url", "text", "text"),
-    Col("title", "text", "text"),
-    Col("brand", "text", "text"),
-    Col("gtin", "text", "text"),
-    Col("mpn", "text", "text"),
-]
+_LISTING_COLS = cols("retailer! item_id! url title brand gtin mpn")
 _LISTING_KEYS = ["retailer", "item_id"]
 
 
@@ -198,14 +178,7 @@ def upsert_listings(conn: Connection, df: pd.DataFrame, seen_date: date | str | 
     return upsert_counts(conn, "dim_listing", sql, n, {"seen": seen})
 
 
-_MATCH_COLS = [
-    Col("retailer", "text", "text", required=True),
-    Col("item_id", "text", "text", required=True),
-    Col("sku", "text", "text"),
-    Col("method", "text", "text"),
-    Col("score", "num", "real"),
-    Col("status", "text", "text"),
-]
+_MATCH_COLS = cols("retailer! item_id! sku method score:real status")
 
 
 def load_matches(conn: Connection, df: pd.DataFrame) -> dict:
@@ -281,18 +254,10 @@ def load_matches(conn: Connection, df: pd.DataFrame) -> dict:
 # --------------------------------------------------------------------------- facts
 
 
-_PRICE_COLS = [
-    Col("retailer", "text", "text", required=True),
-    Col("item_id", "text", "text", required=True),
-    Col("ds", "date", "date", required=True),
-    Col("observed_at", "ts", "timestamptz", required=True),
-    Col("price", "num", "numeric(12,2)", nonneg=True),
-    Col("list_price", "num", "numeric(12,2)", nonneg=True),
-    Col("currency", "text", "text"),
-    Col("in_stock", "bool", "boolean"),
-    Col("promo", "bool", "boolean"),
-    Col("page_sha256", "text", "text"),
-]
+_PRICE_COLS = cols(
+    "retailer! item_id! ds:date! observed_at:timestamptz! price:numeric(12,2)+ "
+    "list_price:numeric(12,2)+ currency in_stock:boolean promo:boolean page_sha256"
+)
 _PRICE_KEYS = ["retailer", "item_id", "ds"]
 
 
@@ -355,14 +320,7 @@ def load_prices(conn: Connection, df: pd.DataFrame, scrape_run_id: int | None = 
     return counts
 
 
-_SALES_COLS = [
-    Col("sku", "text", "text", required=True),
-    Col("ds", "date", "date", required=True),
-    Col("units", "int", "integer", required=True, nonneg=True),
-    Col("revenue", "num", "numeric(14,2)"),
-    Col("price", "num", "numeric(12,2)", nonneg=True),
-    Col("promo", "bool", "boolean"),
-]
+_SALES_COLS = cols("sku! ds:date! units:integer!+ revenue:numeric(14,2) price:numeric(12,2)+ promo:boolean")
 
 
 def load_sales(conn: Connection, df: pd.DataFrame) -> dict:
@@ -472,12 +430,7 @@ def record_scrape_run(
     )
 
 
-_ERROR_COLS = [
-    Col("url", "text", "text"),
-    Col("retailer", "text", "text"),
-    Col("kind", "text", "text", required=True),
-    Col("message", "text", "text"),
-]
+_ERROR_COLS = cols("url retailer kind! message")
 
 
 def record_errors(conn: Connection, scrape_run_id: int | None, errors_df: pd.DataFrame) -> dict:

@@ -26,6 +26,14 @@ __all__ = [
 
 #: SQL condition on product_match.status for a listing matched to a product: `pm.status {MATCHED}`
 MATCHED = "IN (" + ", ".join(f"'{s}'" for s in MATCHED_STATUSES) + ")"
+#: the prices of competitor listings matched to our products, with their product (p), listing (l), retailer (r)
+#: and day (d): the FROM clause of every matched-price query
+_MATCHED_PRICES = f"""FROM dim_product p
+        JOIN product_match pm ON pm.product_id = p.product_id AND pm.status {MATCHED}
+        JOIN fact_price fp ON fp.listing_id = pm.listing_id
+        JOIN dim_listing l ON l.listing_id = fp.listing_id
+        JOIN dim_retailer r ON r.retailer_id = l.retailer_id
+        JOIN dim_date d ON d.date_key = fp.date_key"""
 #: retailer label of our own price series in `price_history`
 OURS = "ours"
 #: tables of the star schema, dimensions first
@@ -102,12 +110,7 @@ def price_history(
         engine,
         f"""
         SELECT r.retailer, l.item_id, d.date AS ds, fp.price::float8 AS price, fp.in_stock, fp.promo
-        FROM dim_product p
-        JOIN product_match pm ON pm.product_id = p.product_id AND pm.status {MATCHED}
-        JOIN fact_price fp ON fp.listing_id = pm.listing_id
-        JOIN dim_listing l ON l.listing_id = fp.listing_id
-        JOIN dim_retailer r ON r.retailer_id = l.retailer_id
-        JOIN dim_date d ON d.date_key = fp.date_key
+        {_MATCHED_PRICES}
         WHERE p.sku = :sku AND {window}
         UNION ALL
         SELECT '{OURS}', NULL, d.date, fs.price::float8, true, fs.promo
@@ -181,12 +184,7 @@ def competitor_prices(engine: Engine, latest: bool = False) -> pd.DataFrame:
         engine,
         f"""
         SELECT {pick} p.sku, r.retailer, d.date AS ds, fp.price::float8 AS price
-        FROM fact_price fp
-        JOIN product_match pm ON pm.listing_id = fp.listing_id AND pm.status {MATCHED}
-        JOIN dim_product p ON p.product_id = pm.product_id
-        JOIN dim_listing l ON l.listing_id = fp.listing_id
-        JOIN dim_retailer r ON r.retailer_id = l.retailer_id
-        JOIN dim_date d ON d.date_key = fp.date_key
+        {_MATCHED_PRICES}
         WHERE fp.price IS NOT NULL
         ORDER BY {order}""",
     )

@@ -33,6 +33,22 @@ class Col:
     nonneg: bool = False
 
 
+#: frame kind of each Postgres type a staged column may have
+_KINDS = {"text": "text", "integer": "int", "boolean": "bool", "date": "date", "timestamptz": "ts", "real": "num"}
+
+
+def cols(spec: str) -> list[Col]:
+    """Columns from a compact spec: space-separated `name[:pgtype][!][+]` (type text by default; `!` required,
+    `+` not negative), e.g. "sku! ds:date! units:integer!+ price:numeric(12,2)+"."""
+    out = []
+    for token in spec.split():
+        name, _, pgtype = token.rstrip("!+").partition(":")
+        pgtype = pgtype or "text"
+        kind = "num" if pgtype.startswith("numeric") else _KINDS[pgtype]
+        out.append(Col(name, kind, pgtype, required="!" in token, nonneg="+" in token))
+    return out
+
+
 # --------------------------------------------------------------------------- validation
 
 

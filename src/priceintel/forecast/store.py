@@ -113,26 +113,28 @@ def read_run(engine: sa.Engine, run_id: int) -> dict:
     return dict(row)
 
 
-def read_forecasts(engine: sa.Engine, run_id: int, unique_id: str | None = None) -> pd.DataFrame:
-    """Stored future values (one row per series, model and date)."""
-    sql = f"SELECT unique_id, model, ds, {', '.join(VALUE_COLUMNS)} FROM forecast_value WHERE run_id = %(r)s"
+def _read_run(engine: sa.Engine, table: str, columns: str, run_id: int, unique_id: str | None, order: str):
+    """Rows of one stored run (and one series) of `table`, ordered."""
+    sql = f"SELECT {columns} FROM {table} WHERE run_id = %(r)s"
     params: dict = {"r": run_id}
     if unique_id is not None:
         sql += " AND unique_id = %(u)s"
         params["u"] = unique_id
-    df = pd.read_sql(sql + " ORDER BY unique_id, model, ds", engine, params=params)
+    return pd.read_sql(f"{sql} ORDER BY {order}", engine, params=params)
+
+
+def read_forecasts(engine: sa.Engine, run_id: int, unique_id: str | None = None) -> pd.DataFrame:
+    """Stored future values (one row per series, model and date)."""
+    cols = f"unique_id, model, ds, {', '.join(VALUE_COLUMNS)}"
+    df = _read_run(engine, "forecast_value", cols, run_id, unique_id, "unique_id, model, ds")
     df["ds"] = pd.to_datetime(df["ds"])
     return df
 
 
 def read_metrics(engine: sa.Engine, run_id: int, unique_id: str | None = None) -> pd.DataFrame:
     """Stored backtest metrics (unique_id = '__all__' for the overall rows)."""
-    sql = f"SELECT unique_id, model, horizon, {', '.join(METRIC_COLUMNS)} FROM forecast_metric WHERE run_id = %(r)s"
-    params: dict = {"r": run_id}
-    if unique_id is not None:
-        sql += " AND unique_id = %(u)s"
-        params["u"] = unique_id
-    return pd.read_sql(sql + " ORDER BY unique_id, horizon, mae", engine, params=params)
+    cols = f"unique_id, model, horizon, {', '.join(METRIC_COLUMNS)}"
+    return _read_run(engine, "forecast_metric", cols, run_id, unique_id, "unique_id, horizon, mae")
 
 
 def read_series(engine: sa.Engine, run_id: int) -> pd.DataFrame:

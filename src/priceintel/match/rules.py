@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from priceintel import PriceIntelError
-from priceintel.items import MATCH_COLUMNS, MATCHED_STATUSES, normalize_gtin
+from priceintel.items import MATCH_COLUMNS, MATCHED_STATUSES, normalize_gtin, require_columns
 from priceintel.match.normalize import extract_model_numbers, extract_size, normalize_title
 
 #: weights of the fuzzy features (a feature that is unknown for a pair is left out of the mean)
@@ -45,11 +45,7 @@ class MatchError(PriceIntelError):
 
 def _require(df: pd.DataFrame, cols: Sequence[str], name: str) -> None:
     """Raise MatchError naming columns missing from a frame."""
-    if not isinstance(df, pd.DataFrame):
-        raise MatchError(f"{name}: expected a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise MatchError(f"{name}: column(s) {missing} missing (columns: {list(df.columns)})")
+    require_columns(df, cols, name, MatchError)
 
 
 def _col(df: pd.DataFrame, name: str) -> pd.Series:

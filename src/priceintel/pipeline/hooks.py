@@ -2,7 +2,7 @@
 
 `after_load` is the `on_finish` hook of the pipeline's load task. A failing critical check notifies every
 configured channel and raises `QualityError`, which marks the load task failed so Ploomber runs no
-downstream task (model, evaluate); warnings only show in the report.
+downstream task (forecast, elasticity, evaluate); warnings only show in the report.
 """
 
 from __future__ import annotations

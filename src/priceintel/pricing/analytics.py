@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from priceintel import PriceIntelError
+from priceintel.items import require_columns
 
 __all__ = [
     "AnalyticsError",
@@ -31,11 +32,7 @@ class AnalyticsError(PriceIntelError):
 
 def _need(df, cols, where: str) -> None:
     """Raise AnalyticsError naming the missing columns."""
-    if not isinstance(df, pd.DataFrame):
-        raise AnalyticsError(f"{where}: expected a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in cols if c and c not in df.columns]
-    if missing:
-        raise AnalyticsError(f"{where}: column(s) {missing} not in frame (columns: {list(df.columns)})")
+    require_columns(df, cols, where, AnalyticsError, "not in frame")
 
 
 def positioning_matrix(

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from priceintel import PriceIntelError
+from priceintel.items import require_columns
 
 #: log-price standard deviation under which an elasticity is declared not identified
 MIN_LOG_PRICE_STD = 0.02
@@ -24,11 +25,7 @@ class ElasticityWarning(UserWarning):
 
 def check_columns(panel: pd.DataFrame, cols: Iterable[str], where: str) -> None:
     """Raise ElasticityError naming columns missing from `panel`."""
-    if not isinstance(panel, pd.DataFrame):
-        raise ElasticityError(f"{where}: expected a pandas DataFrame, got {type(panel).__name__}")
-    missing = [c for c in cols if c not in panel.columns]
-    if missing:
-        raise ElasticityError(f"{where}: column(s) {missing} not in panel (columns: {list(panel.columns)})")
+    require_columns(panel, cols, where, ElasticityError, "not in panel")
 
 
 def positive_rows(df: pd.DataFrame, price: str, quantity: str) -> tuple[pd.DataFrame, int, int]:

@@ -19,6 +19,16 @@ from priceintel.pricing import recommend as pricing
 
 __all__ = ["ESTIMATE_COLUMNS", "recommend_all", "save_elasticity", "store_model_elasticity"]
 
+#: one recommended price per sku (recommend_all)
+RECOMMENDATION_COLUMNS = [
+    "sku",
+    "current_price",
+    "recommended_price",
+    "change_pct",
+    "expected_units",
+    "expected_profit",
+    "reason",
+]
 #: columns of elasticity_estimate besides run_id
 ESTIMATE_COLUMNS = [
     "sku",
@@ -33,12 +43,7 @@ ESTIMATE_COLUMNS = [
     "n",
     "identified",
     "note",
-    "current_price",
-    "recommended_price",
-    "change_pct",
-    "expected_units",
-    "expected_profit",
-    "reason",
+    *RECOMMENDATION_COLUMNS[1:],
 ]
 
 
@@ -140,18 +145,7 @@ def recommend_all(
         except (KeyError, ValueError, TypeError, pricing.PricingError) as err:
             row["reason"] = f"no recommendation: {' '.join(str(err).split())}"
         rows.append(row)
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "sku",
-            "current_price",
-            "recommended_price",
-            "change_pct",
-            "expected_units",
-            "expected_profit",
-            "reason",
-        ],
-    )
+    return pd.DataFrame(rows, columns=RECOMMENDATION_COLUMNS)
 
 
 def store_model_elasticity(engine: Engine, model, sales: pd.DataFrame, spec: dict | None = None) -> int:
