@@ -18,7 +18,7 @@ from priceintel.pipeline import report
 from priceintel.pipeline import stages as pipeline
 
 summary = pipeline.evaluate_stage(upstream)
-pipeline.save_json(summary, product["summary"])
+pipeline.save_json(summary, product["summary"]);
 
 # %% [markdown]
 # ## Scrape and clean

@@ -59,7 +59,7 @@ def summary_lines(env: dict) -> list[str]:
         "=" * 72,
         "Price Intelligence Workbench: demo run complete",
         "=" * 72,
-        f"executed notebooks (HTML): {reports}/0[1-6]-*.html",
+        f"executed notebooks (HTML): {reports}/0[0-7]-*.html",
         f"summary:                   {summary_path}",
         f"database rows:             {_table_counts(s)}",
         *_figures(s),
