@@ -93,7 +93,7 @@ def build(engine: sa.Engine, n_products: int, n_days: int, seed: int) -> dict:
                    (ARRAY['naive', 'auto_ets', 'seasonal_naive'])[1 + l.listing_id % 3], random(), 365, false
             FROM dim_listing l JOIN dim_retailer r USING (retailer_id)"""),
         ("forecast_value", f"""
-            INSERT INTO forecast_value (run_id, unique_id, model, ds, yhat, lo_80, hi_80, lo_95, hi_95)
+            INSERT INTO forecast_value (run_id, unique_id, model, ds, yhat, "lo-80", "hi-80", "lo-95", "hi-95")
             SELECT s.run_id, s.unique_id, 'chosen', DATE '{end}' + h, y, y * 0.95, y * 1.05, y * 0.92, y * 1.08
             FROM forecast_series s
             JOIN dim_retailer r ON r.retailer = split_part(s.unique_id, ':', 1)

@@ -123,3 +123,14 @@ def post_login(session, base: str, user: str, password: str):
     assert xsrf, "no XSRF field in the login form"
     return session.post(f"{base}/login", data={"username": user, "password": password, "_xsrf": xsrf.group(1)},
                         allow_redirects=False, timeout=30)
+
+
+def check_on_phone(page, rows: str, chart: str, min_rows: int = 1, timeout: int = 60_000) -> None:
+    """Shrink `page` to a 390x844 phone: the table `rows` still has `min_rows` rows and the plotly chart
+    inside `chart` fits the phone's width; then close the page."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(500)
+    assert page.locator(rows).count() >= min_rows
+    page.wait_for_function(f"() => document.querySelector('{chart} .js-plotly-plot .main-svg')"
+                           ".getBoundingClientRect().width <= 390", timeout=timeout)  # the chart follows the phone
+    page.close()

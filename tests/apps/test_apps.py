@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from _browser import check_on_phone
 from priceintel import config
 from priceintel.apps import prices as apps
 
@@ -32,12 +33,7 @@ def test_price_monitor_detail_desktop_then_phone(apps_voila, browser):
         "(before) => document.querySelector('table.latest-prices').innerText !== before", arg=first,
         timeout=60_000)
     assert page.locator("table.latest-prices").inner_text() != first
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(500)
-    assert page.locator("table.latest-prices tbody tr").count() >= 2
-    page.wait_for_function("() => document.querySelector('.pm-detail .js-plotly-plot .main-svg')"
-                           ".getBoundingClientRect().width <= 390", timeout=15_000)  # the chart follows the phone
-    page.close()
+    check_on_phone(page, "table.latest-prices tbody tr", ".pm-detail", min_rows=2, timeout=15_000)
 
 
 def test_app_notebooks_run_under_nbval(pipeline_env, pipeline_db):

@@ -232,7 +232,7 @@ def test_views_hold_the_stored_forecasts_elasticities_and_alerts(dash_db):
     fc = _all_pages(eng, "forecasts", dashboard.Filters(), 200)
     assert set(fc["run_id"]) == {run_id} and len(fc) == n_chosen > 0  # the matched listings' forecasts
     assert fc["last_price"].notna().all() and fc["change_pct"].notna().all()
-    assert (fc["lo_95"] <= fc["lo_80"]).all() and (fc["lo_80"] <= fc["yhat"]).all() and (fc["yhat"] <= fc["hi_95"]).all()
+    assert (fc["lo-95"] <= fc["lo-80"]).all() and (fc["lo-80"] <= fc["yhat"]).all() and (fc["yhat"] <= fc["hi-95"]).all()
     first_day = fc["ds"].min().date()
     one_day = dashboard.page(eng, "forecasts", dashboard.Filters(start=first_day, end=first_day), limit=500).rows
     assert set(one_day["ds"]) == {pd.Timestamp(first_day)} and len(one_day) == fc["unique_id"].nunique()

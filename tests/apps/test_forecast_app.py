@@ -2,6 +2,7 @@
 
 import pytest
 
+from _browser import check_on_phone
 from priceintel.apps import forecasts as forecast_app
 from priceintel.forecast import store as forecast_store
 
@@ -45,9 +46,4 @@ def test_forecasts_app_renders_and_switches(apps_voila, browser):
     page.wait_for_function(
         "(b) => (document.querySelector('table.backtest').innerText"
         " + document.querySelector('.fc-note').innerText) !== b", arg=before, timeout=60_000)
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(500)
-    assert page.locator("table.backtest tbody tr").count() >= 1
-    page.wait_for_function("() => document.querySelector('.fc-detail .js-plotly-plot .main-svg')"
-                           ".getBoundingClientRect().width <= 390", timeout=60_000)  # the chart follows the phone
-    page.close()
+    check_on_phone(page, "table.backtest tbody tr", ".fc-detail")

@@ -7,6 +7,7 @@ import shutil
 import socket
 import uuid
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -106,7 +107,8 @@ def test_migration_up_down_up(pg_server_url):
     url = dbengine.create_database(pg_server_url, name)
     try:
         assert migrate.current(url) is None
-        assert migrate.head() == "0008"  # one linear head after the merge of the feature branches
+        newest = max(f.name[:4] for f in (Path(migrate.__file__).parent / "migrations/versions").glob("0*.py"))
+        assert migrate.head() == newest  # one linear head (the merge of the feature branches is 0006)
         assert migrate.upgrade(url) == migrate.head()
         eng = dbengine.get_engine(url)
         insp = sa.inspect(eng)

@@ -35,7 +35,7 @@ def test_save_and_read_a_run(pg_engine):
     assert set(fc["model"]) == {"chosen", "naive", "seasonal_naive"}
     assert len(fc) == 6 * 14 * 3
     one = fc[(fc["unique_id"] == "amazon:B000") & (fc["model"] == "chosen")]
-    assert (one["lo_95"] <= one["lo_80"]).all() and (one["hi_80"] <= one["hi_95"]).all()
+    assert (one["lo-95"] <= one["lo-80"]).all() and (one["hi-80"] <= one["hi-95"]).all()
     mine = res.forecasts[res.forecasts["unique_id"] == "amazon:B000"]
     assert np.allclose(one["yhat"].to_numpy(), mine["chosen"].to_numpy())
     met = store.read_metrics(pg_engine, run_id, "__all__")

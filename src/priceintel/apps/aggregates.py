@@ -13,6 +13,8 @@ from sqlalchemy.engine import Engine
 
 from priceintel.apps.filters import Filters
 from priceintel.apps.specs import SPECS, ViewSpec, connect, date_key, elasticity_run, read_frame, typed, where_sql
+from priceintel.forecast.columns import BOUNDS
+from priceintel.forecast.store import sql_names
 
 #: series drawn per chart at most when products are selected
 MAX_CHART_SERIES = 24
@@ -23,10 +25,7 @@ CHART_COLUMNS = {
         "ds": "date",
         "series": "str",
         "value": "float",
-        "lo_80": "float",
-        "hi_80": "float",
-        "lo_95": "float",
-        "hi_95": "float",
+        **dict.fromkeys(BOUNDS, "float"),
         "n": "int",
     },
     "elasticity": {
@@ -97,11 +96,15 @@ def _prices_chart_sql(spec: ViewSpec, filters: Filters, params: dict) -> str:
                 ORDER BY 1, 2"""
 
 
+#: every bound as a mean % change against the last price ("lo-80" in, "lo-80" out)
+_relative_bounds = ",\n".join(f'avg(("{b}" / NULLIF(last_price, 0) - 1) * 100) AS "{b}"' for b in BOUNDS)
+
+
 def _forecasts_chart_sql(spec: ViewSpec, filters: Filters, params: dict) -> str:
     if filters.skus:  # the selected listings' own forecasts
         where = " AND ".join(where_sql(spec, filters, params))
         return f"""
-                SELECT ds, unique_id AS series, yhat AS value, lo_80, hi_80, lo_95, hi_95, 1 AS n
+                SELECT ds, unique_id AS series, yhat AS value, {sql_names(list(BOUNDS))}, 1 AS n
                 FROM mv_app_forecasts
                 WHERE {where} AND unique_id IN (SELECT DISTINCT unique_id FROM mv_app_forecasts WHERE {where}
                                                 ORDER BY unique_id LIMIT {MAX_CHART_SERIES})
@@ -109,10 +112,7 @@ def _forecasts_chart_sql(spec: ViewSpec, filters: Filters, params: dict) -> str:
     where = _where_clause(spec, filters, params)
     return f"""
                 SELECT ds, retailer AS series, avg(change_pct) AS value,
-                       avg((lo_80 / NULLIF(last_price, 0) - 1) * 100) AS lo_80,
-                       avg((hi_80 / NULLIF(last_price, 0) - 1) * 100) AS hi_80,
-                       avg((lo_95 / NULLIF(last_price, 0) - 1) * 100) AS lo_95,
-                       avg((hi_95 / NULLIF(last_price, 0) - 1) * 100) AS hi_95, count(*) AS n
+                       {_relative_bounds}, count(*) AS n
                 FROM mv_app_forecasts {where} GROUP BY ds, retailer ORDER BY 2, 1"""
 
 

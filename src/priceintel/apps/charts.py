@@ -90,7 +90,7 @@ def view_figure(view: str, df: pd.DataFrame):
             if view == "forecasts":
                 fig.add_scatter(
                     x=x + x[::-1],
-                    y=part["hi_80"].tolist() + part["lo_80"].tolist()[::-1],
+                    y=part["hi-80"].tolist() + part["lo-80"].tolist()[::-1],
                     fill="toself",
                     mode="lines",
                     line={"width": 0},

@@ -207,7 +207,7 @@ def _charts(view: str, chart: pd.DataFrame, filters: Filters) -> list[str]:
     if view == "forecasts":
         title = "Forecast with 80% band" if filters.skus else "Mean forecast change vs last price (%), 80% band"
         return [
-            svg_chart(chart, "ds", "value", "series", title, "price" if filters.skus else "%", band=("lo_80", "hi_80"))
+            svg_chart(chart, "ds", "value", "series", title, "price" if filters.skus else "%", band=("lo-80", "hi-80"))
         ]
     if view == "elasticity":
         return [
@@ -282,10 +282,10 @@ REPORT_COLUMNS = {
         "name",
         "chosen_model",
         "yhat",
-        "lo_80",
-        "hi_80",
-        "lo_95",
-        "hi_95",
+        "lo-80",
+        "hi-80",
+        "lo-95",
+        "hi-95",
         "last_price",
         "change_pct",
         "p_change",

@@ -74,26 +74,24 @@ def series_view(engine, run_id: int, unique_id: str) -> dict:
     }
 
 
+def _line(fig, frame: pd.DataFrame, y: str, name: str, line: dict) -> None:
+    """One line trace of `frame[y]` over its days."""
+    fig.add_scatter(x=frame["ds"].dt.strftime("%Y-%m-%d").tolist(), y=frame[y], name=name, mode="lines", line=line)
+
+
 def forecast_figure(history: pd.DataFrame, forecast: pd.DataFrame, title: str = ""):
     """Plotly chart: observed prices, the chosen forecast with 95% and 80% bands, the naive baseline."""
     import plotly.graph_objects as go
 
     fig = go.FigureWidget()
     fig._config = {"responsive": True, "displaylogo": False}  # fills its box on a phone too
-    fmt = "%Y-%m-%d"
-    fig.add_scatter(
-        x=history["ds"].dt.strftime(fmt).tolist(),
-        y=history["y"],
-        name="observed",
-        mode="lines",
-        line={"shape": "hv", "color": "#111111"},
-    )
+    _line(fig, history, "y", "observed", {"shape": "hv", "color": "#111111"})
     ch = forecast[forecast["model"] == "chosen"]
-    x = ch["ds"].dt.strftime(fmt).tolist()
+    x = ch["ds"].dt.strftime("%Y-%m-%d").tolist()
     for lv, alpha in ((95, 0.15), (80, 0.3)):
         fig.add_scatter(
             x=x + x[::-1],
-            y=list(ch[f"hi_{lv}"]) + list(ch[f"lo_{lv}"])[::-1],
+            y=list(ch[f"hi-{lv}"]) + list(ch[f"lo-{lv}"])[::-1],
             fill="toself",
             mode="lines",
             line={"width": 0},
@@ -101,16 +99,10 @@ def forecast_figure(history: pd.DataFrame, forecast: pd.DataFrame, title: str = 
             name=f"{lv}% interval",
             hoverinfo="skip",
         )
-    fig.add_scatter(x=x, y=ch["yhat"], name="forecast (chosen model)", mode="lines", line={"color": "#0071ce"})
+    _line(fig, ch, "yhat", "forecast (chosen model)", {"color": "#0071ce"})
     nv = forecast[forecast["model"] == "naive"]
     if len(nv):
-        fig.add_scatter(
-            x=nv["ds"].dt.strftime(fmt).tolist(),
-            y=nv["yhat"],
-            name="naive",
-            mode="lines",
-            line={"dash": "dot", "color": "#888888"},
-        )
+        _line(fig, nv, "yhat", "naive", {"dash": "dot", "color": "#888888"})
     detail_layout(fig, title)
     return fig
 

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from priceintel.apps.filters import Filters
+from priceintel.forecast.columns import BOUNDS
+from priceintel.forecast.store import sql_names
 
 #: the app views, in menu order
 VIEWS = ("prices", "forecasts", "elasticity", "alerts")
@@ -24,106 +26,66 @@ class ViewSpec:
     source: str
     columns: dict[str, str]  # output column -> dtype kind (date|ts|str|float|int|bool)
     key: tuple[str, ...]  # cursor columns (output names), unique together
-    key_sql: tuple[str, ...]  # their SQL expressions in the keyset comparison (same order)
-    order: str  # ORDER BY clause (matches key_sql and an index)
+    key_sql: tuple[str, ...]  # their SQL expressions in the keyset comparison (same order; an index's order)
     descending: bool  # keyset comparison is < instead of >
     date_sql: str | None  # column the date filter applies to (None: handled by the view)
     category_sql: str | None = "category"
     retailer_sql: str | None = "retailer"
 
     @property
+    def order(self) -> str:
+        """ORDER BY clause: the keyset columns, descending for a descending keyset."""
+        return ", ".join(f"{k} DESC" if self.descending else k for k in self.key_sql)
+
+    @property
     def select(self) -> str:
         """The SELECT list."""
-        return ", ".join(self.columns)
+        return sql_names(list(self.columns))
+
+
+def _cols(spec: str) -> dict[str, str]:
+    """Typed columns from "name:kind name …" (kind date|ts|str|float|int|bool; no kind = str)."""
+    return dict((*item.split(":"), "str")[:2] for item in spec.split())  # type: ignore[misc]
 
 
 #: the leading columns of the listing-day views (prices, forecasts)
-_LISTING_DAY = {
-    "ds": "date",
-    "retailer": "str",
-    "sku": "str",
-    "name": "str",
-    "brand": "str",
-    "category": "str",
-    "item_id": "str",
-}
+_LISTING_DAY = "ds:date retailer sku name brand category item_id"
 
 SPECS: dict[str, ViewSpec] = {
     "prices": ViewSpec(
         "prices",
         "mv_app_prices",
-        {
-            **_LISTING_DAY,
-            "price": "float",
-            "currency": "str",
-            "in_stock": "bool",
-            "promo": "bool",
-            "our_price": "float",
-            "gap_pct": "float",
-            "listing_id": "int",
-        },
+        _cols(
+            f"{_LISTING_DAY} price:float currency in_stock:bool promo:bool our_price:float gap_pct:float listing_id:int"
+        ),
         key=("ds", "sku", "retailer", "listing_id"),
         key_sql=("neg_day", "sku", "retailer", "listing_id"),
-        order="neg_day, sku, retailer, listing_id",
         descending=False,
         date_sql="neg_day",
     ),
     "forecasts": ViewSpec(
         "forecasts",
         "mv_app_forecasts",
-        {
-            **_LISTING_DAY,
-            "unique_id": "str",
-            "chosen_model": "str",
-            "yhat": "float",
-            "lo_80": "float",
-            "hi_80": "float",
-            "lo_95": "float",
-            "hi_95": "float",
-            "last_ds": "date",
-            "last_price": "float",
-            "change_pct": "float",
-            "p_change": "float",
-            "run_id": "int",
-        },
+        _cols(
+            f"{_LISTING_DAY} unique_id chosen_model yhat:float {' '.join(b + ':float' for b in BOUNDS)} "
+            "last_ds:date last_price:float change_pct:float p_change:float run_id:int"
+        ),
         key=("sku", "retailer", "unique_id", "ds"),
         key_sql=("sku", "retailer", "unique_id", "ds"),
-        order="sku, retailer, unique_id, ds",
         descending=False,
         date_sql="ds",
     ),
     "elasticity": ViewSpec(
         "elasticity",
         "mv_app_elasticity",
-        {
-            "sku": "str",
-            "name": "str",
-            "brand": "str",
-            "category": "str",
-            "elasticity": "float",
-            "ci_lo": "float",
-            "ci_hi": "float",
-            "elasticity_pooled": "float",
-            "ci_lo_pooled": "float",
-            "ci_hi_pooled": "float",
-            "cross_elasticity": "float",
-            "n": "int",
-            "identified": "bool",
-            "unit_cost": "float",
-            "current_price": "float",
-            "recommended_price": "float",
-            "change_pct": "float",
-            "expected_units": "float",
-            "expected_profit": "float",
-            "reason": "str",
-            "note": "str",
-            "window_start": "date",
-            "window_end": "date",
-            "run_id": "int",
-        },
+        _cols(
+            "sku name brand category elasticity:float ci_lo:float ci_hi:float elasticity_pooled:float "
+            "ci_lo_pooled:float ci_hi_pooled:float cross_elasticity:float n:int identified:bool unit_cost:float "
+            "current_price:float recommended_price:float change_pct:float expected_units:float "
+            "expected_profit:float reason note window_start:date window_end:date run_id:int"
+        ),
         key=("sku",),
         key_sql=("sku",),
-        order="sku",
         descending=False,
         date_sql=None,
         retailer_sql=None,
@@ -131,28 +93,12 @@ SPECS: dict[str, ViewSpec] = {
     "alerts": ViewSpec(
         "alerts",
         "v_app_alerts",
-        {
-            "alert_id": "int",
-            "ds": "date",
-            "severity": "str",
-            "state": "str",
-            "kind": "str",
-            "rule": "str",
-            "retailer": "str",
-            "item_id": "str",
-            "sku": "str",
-            "name": "str",
-            "brand": "str",
-            "category": "str",
-            "price": "float",
-            "reference_price": "float",
-            "value": "float",
-            "reason": "str",
-            "created_at": "ts",
-        },
+        _cols(
+            "alert_id:int ds:date severity state kind rule retailer item_id sku name brand category price:float "
+            "reference_price:float value:float reason created_at:ts"
+        ),
         key=("ds", "alert_id"),
         key_sql=("ds", "alert_id"),
-        order="ds DESC, alert_id DESC",
         descending=True,
         date_sql="ds",
         category_sql="COALESCE(category, '(none)')",

@@ -145,6 +145,17 @@ def download_link(data: bytes, filename: str, mime: str) -> str:
 # --- the dashboard block -----------------------------------------------------------------------
 
 
+def _pick_many(w: Any, options: list, label: str, style: dict):
+    """A multi-select filter (`pi-filter-<label>`), 2-4 rows high."""
+    return w.SelectMultiple(
+        options=options,
+        description=label,
+        rows=min(4, max(2, len(options))),
+        style=style,
+        layout=w.Layout(width="auto"),
+    ).add_class(f"pi-filter-{label.lower()}")
+
+
 class DashboardPanel:
     """Filters + summary cards + chart + keyset-paginated table + CSV/Excel/PDF export of one dashboard view.
 
@@ -189,20 +200,8 @@ class DashboardPanel:
         self.end = w.DatePicker(description="To", value=hi, style=lab, layout=w.Layout(width="auto")).add_class(
             "pi-filter-end"
         )
-        self.retailers = w.SelectMultiple(
-            options=list(opts.get("retailers", [])),
-            description="Retailers",
-            rows=min(4, max(2, len(opts.get("retailers", [])))),
-            style=lab,
-            layout=w.Layout(width="auto"),
-        ).add_class("pi-filter-retailers")
-        self.categories = w.SelectMultiple(
-            options=list(opts.get("categories", [])),
-            description="Categories",
-            rows=min(4, max(2, len(opts.get("categories", [])))),
-            style=lab,
-            layout=w.Layout(width="auto"),
-        ).add_class("pi-filter-categories")
+        self.retailers = _pick_many(w, list(opts.get("retailers", [])), "Retailers", lab)
+        self.categories = _pick_many(w, list(opts.get("categories", [])), "Categories", lab)
         self.product = w.Combobox(
             options=list(self._products),
             placeholder="all (type a SKU or name)",

@@ -10,7 +10,7 @@ Each loader returns counts `{"staged": n, "inserted": i, "updated": u}`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -96,7 +96,7 @@ def _upsert_dim(
     sql = f"""INSERT INTO {table} AS t ({", ".join(names)})
               SELECT {", ".join(names)} FROM {stg} ORDER BY {key}
               ON CONFLICT ({key}) {conflict} RETURNING (xmax = 0) AS inserted"""
-    return upsert_counts(conn, table, sql, n)
+    return upsert_counts(conn, "fact_sales", sql, n)
 
 
 def upsert_retailers(conn: Connection, df: pd.DataFrame) -> dict:
@@ -267,34 +267,60 @@ def _date_range(conn: Connection, stg: str) -> dict:
     return ensure_dates(conn, lo, hi)
 
 
+def _staged(
+    conn: Connection,
+    df: pd.DataFrame,
+    table: str,
+    spec: list,
+    keys: list[str],
+    unique: str,
+    stg: str,
+    lookup: tuple[str, str, str],
+    check: Callable[[pd.DataFrame], None] | None = None,
+) -> tuple[list, int]:
+    """Check a fact frame, stage it as `stg` and check its keys exist; return (present columns, rows).
+
+    `unique` names the grain in the duplicate-key error, `lookup` is (column, what is wrong, SQL listing
+    the staged rows whose key is unknown), `check` runs on the converted frame before staging.
+    """
+    present, conv = prepare(df, table, spec, keys)
+    if check is not None:
+        check(conv)
+    check_unique(table, df, conv, keys, unique)
+    if conv.empty:
+        return present, 0
+    n = stage(conn, stg, present, conv)
+    check_lookup(conn, df, table, *lookup, keys)
+    _date_range(conn, stg)
+    return present, n
+
+
 def load_prices(conn: Connection, df: pd.DataFrame, scrape_run_id: int | None = None) -> dict:
     """Upsert fact_price from an observation frame (one row per listing per day).
 
     Listings must exist (upsert_listings first); their first_seen/last_seen widen to the loaded days.
     """
     table = "fact_price"
-    present, conv = prepare(df, table, _PRICE_COLS, _PRICE_KEYS)
-    check_currency(table, df, conv, _PRICE_KEYS)
-    check_unique(table, df, conv, _PRICE_KEYS, "one observation per listing per day")
-    if scrape_run_id is not None:
-        found = conn.execute(
-            sa.text("SELECT 1 FROM scrape_run WHERE scrape_run_id = :i"), {"i": int(scrape_run_id)}
-        ).first()
-        if found is None:
-            raise LoadError(f"{table}.scrape_run_id: scrape run {scrape_run_id} is not in scrape_run")
-    if conv.empty:
-        return empty_counts()
-    n = stage(conn, "stg_price", present, conv)
-    check_lookup(
-        conn,
-        df,
-        table,
+
+    def check(conv: pd.DataFrame) -> None:
+        check_currency(table, df, conv, _PRICE_KEYS)
+        if scrape_run_id is not None:
+            found = conn.execute(
+                sa.text("SELECT 1 FROM scrape_run WHERE scrape_run_id = :i"), {"i": int(scrape_run_id)}
+            ).first()
+            if found is None:
+                raise LoadError(f"{table}.scrape_run_id: scrape run {scrape_run_id} is not in scrape_run")
+
+    lookup = (
         "item_id",
         "with a listing (retailer, item_id) not in dim_listing (upsert_listings first)",
         _unknown_listing_sql("stg_price"),
-        _PRICE_KEYS,
     )
-    _date_range(conn, "stg_price")
+    present, n = _staged(
+        conn, df, table, _PRICE_COLS, _PRICE_KEYS, "one observation per listing per day", "stg_price", lookup, check
+    )
+    if not n:
+        return empty_counts()
     attrs = [c.name for c in present if c.name not in _PRICE_KEYS]
     cols = ["listing_id", "date_key", *attrs, "scrape_run_id"]
     sel = ["l.listing_id", "to_char(s.ds, 'YYYYMMDD')::int", *(f"s.{c}" for c in attrs), "CAST(:run AS integer)"]
@@ -325,23 +351,17 @@ _SALES_COLS = cols("sku! ds:date! units:integer!+ revenue:numeric(14,2) price:nu
 
 def load_sales(conn: Connection, df: pd.DataFrame) -> dict:
     """Upsert fact_sales (SALES_COLUMNS): our own daily units, revenue, shelf price and promo flag."""
-    table = "fact_sales"
-    present, conv = prepare(df, table, _SALES_COLS, ["sku", "ds"])
-    check_unique(table, df, conv, ["sku", "ds"], "one row per sku per day")
-    if conv.empty:
-        return empty_counts()
-    n = stage(conn, "stg_sales", present, conv)
-    check_lookup(
-        conn,
-        df,
-        table,
+    lookup = (
         "sku",
         "with a sku not in dim_product (upsert_products first)",
         "SELECT s._row FROM stg_sales s LEFT JOIN dim_product p ON p.sku = s.sku "
         "WHERE p.product_id IS NULL ORDER BY s._row",
-        ["sku", "ds"],
     )
-    _date_range(conn, "stg_sales")
+    present, n = _staged(
+        conn, df, "fact_sales", _SALES_COLS, ["sku", "ds"], "one row per sku per day", "stg_sales", lookup
+    )
+    if not n:
+        return empty_counts()
     attrs = [c.name for c in present if c.name not in ("sku", "ds")]
     cols = ["product_id", "date_key", *attrs]
     sel = ["p.product_id", "to_char(s.ds, 'YYYYMMDD')::int", *(f"s.{c}" for c in attrs)]
@@ -351,7 +371,7 @@ def load_sales(conn: Connection, df: pd.DataFrame) -> dict:
               ON CONFLICT (product_id, date_key) DO UPDATE SET {", ".join(f"{c} = excluded.{c}" for c in attrs)}
               WHERE {distinct(attrs)}
               RETURNING (xmax = 0) AS inserted"""
-    return upsert_counts(conn, table, sql, n)
+    return upsert_counts(conn, "fact_sales", sql, n)
 
 
 # --------------------------------------------------------------------------- run bookkeeping

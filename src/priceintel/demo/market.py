@@ -47,6 +47,12 @@ def _own_prices(rng: np.random.Generator, base: np.ndarray, n_days: int) -> tupl
     return price, promo
 
 
+def _events(rng: np.random.Generator, n: int, n_days: int, per: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Poisson(n * n_days / per) competitor events: product, retailer (0-2) and start day of each."""
+    e = int(rng.poisson(n * n_days / per))
+    return rng.integers(0, n, e), rng.integers(0, 3, e), rng.integers(0, n_days, e)
+
+
 def _war_caps(
     rng: np.random.Generator, regular: np.ndarray, plist: np.ndarray, n_days: int, cap: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -54,11 +60,8 @@ def _war_caps(
 
     Lowers `cap` in place and returns the episodes (product, leader, start, cut, lag).
     """
-    n = plist.shape[1]
-    e = int(rng.poisson(n * n_days / 200))
-    prod = rng.integers(0, n, e)
-    leader = rng.integers(0, 3, e)
-    start = rng.integers(0, n_days, e)
+    prod, leader, start = _events(rng, plist.shape[1], n_days, 200)
+    e = len(prod)
     cut = rng.uniform(0.15, 0.25, e)
     lag = rng.integers(1, 3, e)
     k = np.arange(7)
@@ -83,10 +86,8 @@ def _undercut_caps(
 ) -> dict[str, np.ndarray]:
     """Competitor undercuts of our price: 5–14 days just below our own price; lowers `cap`."""
     n, n_days = own_price.shape
-    e = int(rng.poisson(n * n_days / 150))
-    prod = rng.integers(0, n, e)
-    ret = rng.integers(0, 3, e)
-    start = rng.integers(0, n_days, e)
+    prod, ret, start = _events(rng, n, n_days, 150)
+    e = len(prod)
     dur = rng.integers(5, 15, e)
     delta = rng.uniform(0.01, 0.06, e)
     k = np.arange(14)

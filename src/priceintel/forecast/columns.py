@@ -3,8 +3,8 @@
 A model's forecast is a point and four bounds. In a returned dict the keys are `mean`, `lo-80`, `hi-80`,
 `lo-95`, `hi-95` (the suffixes statsforecast uses); in a frame the columns are `<model>`,
 `<model>-lo-80`, `<model>-hi-80`, `<model>-lo-95`, `<model>-hi-95` (and `<model>-lo-80-raw`, … for the
-native bounds before conformal calibration). `forecast.store` maps these names to the database's
-`lo_80`, … columns.
+native bounds before conformal calibration). The database (`forecast_value`, `mv_app_forecasts`) and
+the apps and exports use the same bound names.
 """
 
 from __future__ import annotations

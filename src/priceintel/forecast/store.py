@@ -1,7 +1,8 @@
 """Forecast runs in PostgreSQL (migration 0003): save a tournament, read forecasts and metrics back.
 
 This module is the one place that maps the frames' names to the database's: a frame's `<model>`,
-`<model>-lo-80`, … (`columns.BOUNDS`) are `yhat`, `lo_80`, … in `forecast_value`, and the metrics frame's
+`<model>-lo-80`, … (`columns.BOUNDS`) are `yhat`, `"lo-80"`, … in `forecast_value` (the same bound names,
+quoted in SQL: migration 0009), and the metrics frame's
 columns are stored in `forecast_metric` except the native bounds' coverage (`coverage_raw_*`).
 """
 
@@ -27,9 +28,16 @@ from priceintel.forecast.series import ForecastError
 from priceintel.forecast.tournament import TournamentResult
 from priceintel.items import to_json
 
-#: frame name -> forecast_value column: the point, then every bound ("lo-80" -> "lo_80")
-VALUE_NAMES: dict[str | None, str] = {None: "yhat", **{b: b.replace("-", "_") for b in BOUNDS}}
-VALUE_COLUMNS = list(VALUE_NAMES.values())  #: yhat, lo_80, hi_80, lo_95, hi_95
+#: frame name -> forecast_value column: the point, then every bound under its own name ("lo-80")
+VALUE_NAMES: dict[str | None, str] = {None: "yhat", **{b: b for b in BOUNDS}}
+VALUE_COLUMNS = list(VALUE_NAMES.values())  #: yhat, lo-80, hi-80, lo-95, hi-95
+
+
+def sql_names(cols: list[str]) -> str:
+    """Column list for SQL, quoting names that are not plain identifiers ("lo-80")."""
+    return ", ".join(c if c.isidentifier() else f'"{c}"' for c in cols)
+
+
 #: the metrics stored in forecast_metric: every metric but the native bounds' coverage
 METRIC_COLUMNS = [m for m in METRICS if not m.startswith(f"coverage_{RAW}_")]
 
@@ -39,7 +47,7 @@ def _copy(conn, table: str, cols: list[str], frame: pd.DataFrame) -> int:
     data = frame[cols].astype(object).where(frame[cols].notna(), None)
     raw = conn.connection.driver_connection
     with raw.cursor() as cur:
-        with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
+        with cur.copy(f"COPY {table} ({sql_names(cols)}) FROM STDIN") as copy:
             for row in data.itertuples(index=False, name=None):
                 copy.write_row(row)
     return len(frame)
@@ -125,7 +133,7 @@ def _read_run(engine: sa.Engine, table: str, columns: str, run_id: int, unique_i
 
 def read_forecasts(engine: sa.Engine, run_id: int, unique_id: str | None = None) -> pd.DataFrame:
     """Stored future values (one row per series, model and date)."""
-    cols = f"unique_id, model, ds, {', '.join(VALUE_COLUMNS)}"
+    cols = f"unique_id, model, ds, {sql_names(VALUE_COLUMNS)}"
     df = _read_run(engine, "forecast_value", cols, run_id, unique_id, "unique_id, model, ds")
     df["ds"] = pd.to_datetime(df["ds"])
     return df

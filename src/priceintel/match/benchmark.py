@@ -74,6 +74,12 @@ def load_dir(path: str | Path) -> dict:
     return out
 
 
+def headline(result: dict, details: bool = False) -> dict:
+    """What `priceintel eval matching` prints: precision, recall, F1 and seconds (everything with `details`)."""
+    keys = list(result) if details else ["precision", "recall", "f1", "seconds"]
+    return {k: result[k] for k in keys}
+
+
 def evaluate_dir(path: str | Path, seed: int = 17) -> dict:
     """Fit on train, threshold on valid, score test once → precision/recall/F1/seconds (+ details)."""
     t0 = time.perf_counter()

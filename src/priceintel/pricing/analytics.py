@@ -13,6 +13,7 @@ import pandas as pd
 
 from priceintel import PriceIntelError
 from priceintel.items import require_columns
+from priceintel.pricing.panel import KEYS, Keys
 
 __all__ = [
     "AnalyticsError",
@@ -38,11 +39,8 @@ def _need(df, cols, where: str) -> None:
 def positioning_matrix(
     ours: pd.DataFrame,
     competitors: pd.DataFrame,
-    entity: str = "sku",
-    period: str = "ds",
-    price: str = "price",
-    seller: str = "retailer",
     group: str | None = None,
+    keys: Keys = KEYS,
 ) -> pd.DataFrame:
     """Our price index vs each competitor (100 = same price, 110 = we are 10% dearer).
 
@@ -51,6 +49,7 @@ def positioning_matrix(
     (e.g. category, and "ALL") are geometric means over their entities. Rows: entity/group;
     columns: one per competitor plus `vs_lowest` (vs the cheapest competitor each period).
     """
+    entity, period, seller, price = keys.all()
     _need(ours, [entity, period, price, group], "positioning_matrix(ours)")
     _need(competitors, [entity, period, seller, price], "positioning_matrix(competitors)")
     o = ours[[entity, period, price] + ([group] if group else [])].rename(columns={price: "_ours"})
@@ -81,17 +80,15 @@ def positioning_matrix(
 
 def price_leadership(
     prices: pd.DataFrame,
-    entity: str = "sku",
-    period: str = "ds",
-    seller: str = "retailer",
-    price: str = "price",
     follow_days: int = 3,
     tol: float = 0.005,
+    keys: Keys = KEYS,
 ) -> pd.DataFrame:
     """Per seller: share of (entity, period) slots where it has the lowest price (ties count for
     each tied seller), mean premium over the lowest, and price leadership — how many of its price
     cuts were followed by another seller's cut on the same entity within `follow_days`.
     """
+    entity, period, seller, price = keys.all()
     _need(prices, [entity, period, seller, price], "price_leadership")
     p = prices[[entity, period, seller, price]].dropna(subset=[price]).copy()
     if p.empty:

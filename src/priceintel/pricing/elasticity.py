@@ -17,8 +17,10 @@ import pandas as pd
 
 from priceintel.pricing.demand_model import DemandModel, EntityFit, add_calendar, design_named, shrink_estimates
 from priceintel.pricing.panel import (
+    KEYS,
     MIN_LOG_PRICE_STD,
     ElasticityError,
+    Keys,
     check_columns,
     drop_note,
     positive_rows,
@@ -395,16 +397,14 @@ def compare_specifications(panel: pd.DataFrame, price: str, quantity: str, specs
 def with_competitor_prices(
     sales: pd.DataFrame,
     competitors: pd.DataFrame,
-    entity: str = "sku",
-    period: str = "ds",
-    seller: str = "retailer",
-    price: str = "price",
     prefix: str = "comp_",
+    keys: Keys = KEYS,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Sales joined with each competitor's price as a column (`comp_<seller>`) and the lowest
     (`comp_min`); gaps (out of stock, not scraped) are filled with that entity's median for the
     seller, so a missing day does not drop the row. Returns (frame, per-seller column names).
     """
+    entity, period, seller, price = keys.all()
     check_columns(sales, [entity, period], "with_competitor_prices(sales)")
     check_columns(competitors, [entity, period, seller, price], "with_competitor_prices(competitors)")
     c = competitors.dropna(subset=[entity, price])

@@ -4,6 +4,7 @@ columns, rows with usable prices and quantities, notes on what was dropped, and 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,23 @@ from priceintel.items import require_columns
 
 #: log-price standard deviation under which an elasticity is declared not identified
 MIN_LOG_PRICE_STD = 0.02
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Column names of a competitor price panel: product, day, seller and price."""
+
+    entity: str = "sku"
+    period: str = "ds"
+    seller: str = "retailer"
+    price: str = "price"
+
+    def all(self) -> list[str]:
+        """entity, period, seller, price."""
+        return [self.entity, self.period, self.seller, self.price]
+
+
+KEYS = Keys()  #: the workbench's own names (sku, ds, retailer, price)
 
 
 class ElasticityError(PriceIntelError):
