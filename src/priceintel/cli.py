@@ -14,7 +14,9 @@ import sys
 import yaml
 
 from priceintel import PriceIntelError, config
+from priceintel.ingest.commands import add_parsers as _add_ingest
 from priceintel.pipeline import run
+from priceintel.scrape.commands import add_parsers as _add_preview
 
 
 def _print(msg: str = "") -> None:
@@ -218,23 +220,17 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 def cmd_eval_matching(args: argparse.Namespace) -> int:
     """Print one JSON line {precision, recall, f1, seconds} for a Magellan-layout benchmark."""
-    from priceintel.match.benchmark import evaluate_dir
+    from priceintel.match.benchmark import evaluate_dir, headline
 
-    res = evaluate_dir(args.dir)
-    keys = list(res) if args.details else ["precision", "recall", "f1", "seconds"]
-    _print(json.dumps({k: res[k] for k in keys}))
+    _print(json.dumps(headline(evaluate_dir(args.dir), args.details)))
     return 0
 
 
 def cmd_eval_pages(args: argparse.Namespace) -> int:
     """Print one JSON line {n, price, sku, availability} (precision/recall/f1 each) for a pages DIR."""
-    from priceintel.scrape.evaluate import evaluate_pages
+    from priceintel.scrape.evaluate import evaluate_pages, pages_headline
 
-    res = evaluate_pages(args.dir)
-    out = {"n": res["n"]}
-    for field in ("price", "sku", "availability"):
-        out[field] = {m: res[field][m] for m in ("precision", "recall", "f1")}
-    _print(json.dumps(out))
+    _print(json.dumps(pages_headline(evaluate_pages(args.dir))))
     return 0
 
 
@@ -246,27 +242,20 @@ def cmd_eval_prices(args: argparse.Namespace) -> int:
     return 0
 
 
+#: evaluate_csv keyword -> `eval forecast` option
+_EVAL_FORECAST_OPTIONS = {
+    **{k: k for k in ("id_col", "ds_col", "y_col", "freq", "h", "step", "models", "interval_shape")},
+    **{"n_windows": "windows", "progress": "progress", "details": "details"},
+}
+
+
 def cmd_eval_forecast(args: argparse.Namespace) -> int:
     """Print one JSON line: the tournament's goals per lead time on a long CSV of price series."""
     from priceintel.forecast.evaluate import evaluate_csv
 
     regs = [r for r in (args.regressors or "").split(",") if r]
-    res = evaluate_csv(
-        args.file,
-        id_col=args.id_col,
-        ds_col=args.ds_col,
-        y_col=args.y_col,
-        regressors=regs,
-        freq=args.freq,
-        h=args.h,
-        n_windows=args.windows,
-        step=args.step,
-        models=args.models,
-        interval_shape=args.interval_shape,
-        progress=args.progress,
-        details=args.details,
-    )
-    _print(json.dumps(res))
+    options = {name: getattr(args, flag) for name, flag in _EVAL_FORECAST_OPTIONS.items()}
+    _print(json.dumps(evaluate_csv(args.file, regressors=regs, **options)))
     return 0
 
 
@@ -446,7 +435,17 @@ def build_parser() -> argparse.ArgumentParser:
     """Argument parser for every subcommand (in the order --help lists them)."""
     p = argparse.ArgumentParser(prog="priceintel", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_add_db, _add_shops, _add_pipeline, _add_apps, _add_eval, _add_schedule, _add_alerts):
+    for add in (
+        _add_db,
+        _add_shops,
+        _add_ingest,
+        _add_preview,
+        _add_pipeline,
+        _add_apps,
+        _add_eval,
+        _add_schedule,
+        _add_alerts,
+    ):
         add(sub)
     return p
 

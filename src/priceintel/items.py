@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -179,6 +180,18 @@ def require_columns(
     missing = [c for c in cols if c and c not in df.columns]
     if missing:
         raise error(f"{where}: column(s) {missing} {problem} (columns: {list(df.columns)})")
+
+
+def read_csv_rows(path: Path, required: Any, error: type[Exception], what: str) -> list[dict]:
+    """Rows of a UTF-8 CSV as dicts; `error` names the file when it is missing or lacks a required column."""
+    if not path.is_file():
+        raise error(f"{what} not found: {path}")
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise error(f"{path}: column(s) {missing} missing (columns: {reader.fieldnames})")
+        return list(reader)
 
 
 # --- missing values: the one converter ----------------------------------------------------

@@ -48,6 +48,9 @@ TABLES = [
     "fact_price",
     "fact_sales",
     "scrape_error",
+    "import_run",
+    "watch",
+    "watch_fetch",
 ]
 
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from priceintel.demo.catalogue import _CATEGORIES
+from priceintel.demo.loopback import LoopbackServer, QuietHandler
 from priceintel.demo.templates import PRODUCT_PAGES
 from priceintel.demo.templates.page import (
     CATEGORY_PREFIX,
@@ -90,46 +89,22 @@ def _index_world(world: World) -> dict[str, _Shop]:
     return shops
 
 
-class _Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer that knows its shop and tracks open connections for a clean stop."""
-
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(LoopbackServer):
+    """A loopback server that knows its shop."""
 
     def __init__(self, addr, handler, fronts: Storefronts, shop: _Shop):
         super().__init__(addr, handler)
         self.fronts = fronts
         self.shop = shop
-        self.conns: set[socket.socket] = set()
-        self.conns_lock = threading.Lock()
         self.base_url = f"http://{addr[0]}:{self.server_address[1]}"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Routes one shop's requests; all state lives on the server / Storefronts."""
 
-    protocol_version = "HTTP/1.1"
     server_version = "DemoShop/1.0"
     disable_nagle_algorithm = True
-    timeout = 60
     server: _Server
-
-    def setup(self) -> None:
-        """Register the connection so `Storefronts.stop` can close it."""
-        super().setup()
-        with self.server.conns_lock:
-            self.server.conns.add(self.connection)
-
-    def finish(self) -> None:
-        """Unregister the connection."""
-        try:
-            super().finish()
-        finally:
-            with self.server.conns_lock:
-                self.server.conns.discard(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Quiet: no per-request logging."""
 
     # --- plumbing --------------------------------------------------------------
     def _send(

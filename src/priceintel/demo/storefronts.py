@@ -36,7 +36,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import threading
 import urllib.request
 from collections.abc import Mapping
@@ -201,15 +200,7 @@ class Storefronts:
     def stop(self) -> None:
         """Stop serving, close open keep-alive connections and release the ports."""
         for srv in self._servers.values():
-            srv.shutdown()
-            with srv.conns_lock:
-                conns = list(srv.conns)
-            for conn in conns:
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            srv.server_close()
+            srv.close()
         for th in self._threads:
             th.join(timeout=5)
         self._servers.clear()

@@ -9,7 +9,6 @@ equals `expected_currency` (empty = none), and for `amount_accuracy` on the amou
 
 from __future__ import annotations
 
-import csv
 import gzip
 import sys
 from collections.abc import Iterable
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from priceintel import PriceIntelError
-from priceintel.items import DISCONTINUED, IN_STOCK, LIMITED, OUT_OF_STOCK, PREORDER, Offer
+from priceintel.items import DISCONTINUED, IN_STOCK, LIMITED, OUT_OF_STOCK, PREORDER, Offer, read_csv_rows
 
 __all__ = [
     "EvalError",
@@ -110,14 +109,7 @@ def benchmark_prediction(offer: Offer) -> dict:
 
 def _read_csv(path: Path, required: Iterable[str], what: str) -> list[dict]:
     """Rows of a CSV, with a clear error when missing or lacking columns."""
-    if not path.is_file():
-        raise EvalError(f"{what} not found: {path}")
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise EvalError(f"{path} lacks column(s) {missing} (has {reader.fieldnames})")
-        return list(reader)
+    return read_csv_rows(path, required, EvalError, what)
 
 
 def _split(value: str | None) -> list[str]:
@@ -175,6 +167,14 @@ def evaluate_pages(directory: Path | str, page_ids: Iterable[str] | None = None)
     offers = extract_pages(directory, rows)
     preds = {pid: benchmark_prediction(o) for pid, o in offers.items()}
     return score_pages(rows, preds)
+
+
+def pages_headline(result: dict) -> dict:
+    """What `priceintel eval pages` prints: n, and precision/recall/F1 of price, sku and availability."""
+    out: dict = {"n": result["n"]}
+    for field in ("price", "sku", "availability"):
+        out[field] = {m: result[field][m] for m in ("precision", "recall", "f1")}
+    return out
 
 
 def split_page_ids(directory: Path | str, seed: int = 2026) -> tuple[list[str], list[str]]:

@@ -41,6 +41,7 @@ class FetchResult:
     attempts: int = 0
     not_modified: bool = False  #: answered 304 to a conditional request: `body` is the cached copy
     rendered: bool = False  #: body is the DOM after JavaScript ran in headless Chromium
+    final_url: str | None = None  #: URL of the final response after redirects
 
     @property
     def ok(self) -> bool:
@@ -402,6 +403,7 @@ class Fetcher:
                     sha256=known[2],
                     attempts=attempts,
                     not_modified=True,
+                    final_url=resp.url,
                 )
         result = self._result(url, resp, fetched, sha, attempts)
         if self.conditional and resp.status_code == 200:
@@ -464,6 +466,7 @@ class Fetcher:
             error_kind=kind,
             error=err,
             attempts=attempts,
+            final_url=resp.url,
         )
 
     def get_many(

@@ -9,7 +9,10 @@ from functools import lru_cache
 from priceintel import PriceIntelError
 from priceintel.scrape.adapters.base import Adapter
 
-__all__ = ["Adapter", "UnknownRetailerError", "adapter_for_url", "all_adapters", "get_adapter"]
+__all__ = ["Adapter", "UnknownRetailerError", "adapter_for_url", "all_adapters", "get_adapter", "register_adapter"]
+
+#: adapters registered at run time (shops.yaml adapter files) that `adapter_for_url` never picks by itself
+_NO_DETECT: set[str] = set()
 
 
 class UnknownRetailerError(PriceIntelError):
@@ -32,6 +35,20 @@ def _registry() -> dict[str, Adapter]:
     return found
 
 
+def register_adapter(adapter: Adapter, detect: bool = False) -> Adapter | None:
+    """Register an adapter loaded at run time; return the one it replaces (None if the name was free).
+
+    With `detect=False` (shops.yaml adapter files) `adapter_for_url` never picks it for a URL on its own:
+    only a shop that names it uses it.
+    """
+    reg = _registry()
+    known = reg.get(adapter.name)
+    reg[adapter.name] = adapter
+    if not detect:
+        _NO_DETECT.add(adapter.name)
+    return known
+
+
 def all_adapters() -> dict[str, Adapter]:
     """Every registered adapter by name."""
     return dict(_registry())
@@ -52,7 +69,7 @@ def get_adapter(name: str) -> Adapter:
 def adapter_for_url(url: str) -> Adapter:
     """Adapter whose domain, else product-URL pattern, matches the URL; the generic one otherwise."""
     reg = _registry()
-    specific = [a for n, a in reg.items() if n != "generic"]
+    specific = [a for n, a in reg.items() if n != "generic" and n not in _NO_DETECT]
     for adapter in specific:
         if adapter.matches_host(url):
             return adapter

@@ -1,0 +1,59 @@
+"""Scrape subcommands for the CLI: `priceintel preview URL` fetches one product page and prints its record.
+
+`cli.py` calls `add_parsers(sub)` with its subparsers; each handler returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from urllib.parse import urlsplit
+
+from priceintel import PriceIntelError
+
+__all__ = ["add_parsers", "cmd_preview"]
+
+
+class PreviewError(PriceIntelError):
+    """`preview` was given an unusable URL or shops file."""
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """Fetch one product page politely and print its PageRecord as indented JSON; exit 1 unless the outcome is ok.
+
+    The shop comes from shops.yaml (`--shops`, else $PRICEINTEL_SHOPS / config/shops.yaml) by `--retailer`
+    or the URL's host; an unlisted shop is fetched with the matching (else generic) adapter and default
+    politeness, with a warning on stderr. A missing default shops file is not an error (every shop is then
+    unlisted); a missing `--shops` file is.
+    """
+    from priceintel.scrape.page import fetch_page
+    from priceintel.scrape.shops import default_shops_path, load_shops, shop_for
+
+    url = str(args.url).strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise PreviewError(f"preview: {url!r} is not an absolute http(s) URL")
+    shops = {} if args.shops is None and not default_shops_path().is_file() else load_shops(args.shops)
+    shop, warning = shop_for(shops, url, retailer=args.retailer)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    record = fetch_page(url, shop, render=True if args.render else None, archive_dir=args.archive)
+    print(record.to_json(indent=2), flush=True)
+    return 0 if record.ok else 1
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add `preview URL [--render] [--retailer R] [--shops PATH] [--archive DIR]` to a CLI's subparsers."""
+    p = sub.add_parser(
+        "preview",
+        help="fetch one product page (robots.txt, politeness, archive) and print what was extracted as JSON",
+        description="Fetch exactly URL (no crawling), extract the offer with the shop's adapter and print the "
+        "record: fields, extraction method per field, outcome (ok | no_price | not_found | redirected | "
+        "blocked | error). Exit 0 when ok, 1 otherwise.",
+    )
+    p.add_argument("url", help="product page URL")
+    p.add_argument("--render", action="store_true", help="load the page in headless Chromium first")
+    p.add_argument("--retailer", default=None, help="shop name in shops.yaml (default: found from the URL's host)")
+    p.add_argument("--shops", default=None, help="shops file (default PRICEINTEL_SHOPS or config/shops.yaml)")
+    p.add_argument("--archive", default=None, help="raw-page archive folder (default: the project's data/raw)")
+    p.set_defaults(func=cmd_preview)
