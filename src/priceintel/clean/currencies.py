@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from babel.numbers import list_currencies
 from price_parser._currencies import CURRENCY_CODES as _PP_CODE_LIST
 
 #: ISO-4217 codes we accept as-is (the common trading currencies)
@@ -15,6 +16,9 @@ ISO_CURRENCIES = frozenset(
     "USD EUR GBP JPY CNY CAD AUD NZD CHF SEK NOK DKK PLN CZK HUF RON BGN TRY RUB UAH INR PKR "
     "BRL MXN ARS CLP COP PEN ZAR KRW SGD HKD TWD THB MYR IDR PHP VND ILS AED SAR QAR EGP NGN KES".split()
 )
+
+#: every ISO-4217 code CLDR knows (Babel): what a stored price's currency may be
+ALL_ISO_CURRENCIES = frozenset(list_currencies())
 
 #: currency signs / local spellings -> ISO code ("$" is read as USD: the demo and US retailers)
 CURRENCY_SYMBOLS = {

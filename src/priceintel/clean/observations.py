@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from priceintel import PriceIntelError
-from priceintel.clean.currencies import ISO_CURRENCIES
+from priceintel.clean.currencies import ALL_ISO_CURRENCIES
 from priceintel.items import IN_STOCK, LIMITED, LISTING_COLUMNS, OBSERVATION_COLUMNS, PREORDER
 
 
@@ -57,7 +57,7 @@ def offers_to_observations(
             f"offers frame is missing column(s) {missing}; expected the output of "
             f"priceintel.scrape.crawl (has {list(offers.columns)})"
         )
-    accepted = set(accept_currencies) if accept_currencies is not None else set(ISO_CURRENCIES)
+    accepted = set(accept_currencies) if accept_currencies is not None else set(ALL_ISO_CURRENCIES)
     df = _dated_offers(offers)
     values = _offer_values(df, accepted)
     kinds, msgs = _error_kinds(df, values)

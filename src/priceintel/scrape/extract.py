@@ -93,11 +93,14 @@ def _needs_ids(adapter: Adapter) -> bool:
 _LANG_REGION = re.compile(r"^[a-z]{2,3}[-_]([a-z]{2})\b", re.IGNORECASE)
 
 
-def _page_country(url: str, tree: Any) -> str | None:
-    """Two-letter country of a page: its host's country-code TLD, else the region of <html lang> / og:locale."""
+def _page_country(url: str, tree: Any, default: str | None = None) -> str | None:
+    """Two-letter country of a page: its host's country-code TLD, else `default` (the shop's), else the region
+    of <html lang> / og:locale."""
     labels = (urlsplit(url).hostname or "").lower().rsplit(".", 1)
     if len(labels) == 2 and len(labels[1]) == 2 and labels[1].isalpha():
         return "gb" if labels[1] == "uk" else labels[1]
+    if default:
+        return default.lower()
     if tree is None:
         return None
     for lang in (
@@ -116,8 +119,12 @@ def extract(
     url: str,
     retailer: str | None = None,
     status: int | None = None,
+    country: str | None = None,
 ) -> Offer:
-    """Extract one product page into an Offer (fields + `methods` + `page_kind`); never invents a price."""
+    """Extract one product page into an Offer (fields + `methods` + `page_kind`); never invents a price.
+
+    The page's country settles ambiguous currency signs ("$": USD, ARS, MXN, …): the URL's country-code TLD,
+    else `country` (ISO 3166 alpha-2, e.g. the shop's `country` in shops.yaml), else the page's language tag."""
     if isinstance(html, str):
         raw = html.encode("utf-8")
     elif isinstance(html, (bytes, bytearray, memoryview)):
@@ -129,7 +136,7 @@ def extract(
     try:
         ids = _needs_ids(adapter)
         tree = _parse(raw, ids=ids)
-        f = _Fields(adapter, lambda: _page_country(url, tree))
+        f = _Fields(adapter, lambda: _page_country(url, tree, country))
         _LOCAL.ctx = _PageCtx(tree, raw, ids) if tree is not None else None
         try:
             return _extract_tree(tree, raw, url, adapter, f, status)

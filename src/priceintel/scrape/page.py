@@ -34,7 +34,7 @@ from priceintel.scrape.extract import extract
 from priceintel.scrape.fetch import Fetcher, FetchResult
 from priceintel.scrape.shops import Shop
 
-__all__ = ["OUTCOMES", "PageError", "PageRecord", "fetch_page"]
+__all__ = ["OUTCOMES", "PageError", "PageRecord", "fetch_offer", "fetch_page"]
 
 OUTCOMES = ("ok", "no_price", "not_found", "redirected", "blocked", "error")
 #: Offer fields a PageRecord carries (with their extraction methods)
@@ -173,7 +173,7 @@ def _record(
     )
 
 
-def _fetcher_for(shop: Shop, render: bool, archive_dir: str | Path | None) -> Fetcher:
+def shop_fetcher(shop: Shop, render: bool, archive_dir: str | Path | None) -> Fetcher:
     """A Fetcher with the shop's politeness, archiving to `archive_dir` (default: the project's raw archive)."""
     return Fetcher(
         user_agent=shop.user_agent,
@@ -201,22 +201,35 @@ def fetch_page(
     """
     own = fetcher is None
     if fetcher is None:
-        fetcher = _fetcher_for(shop, shop.render_js if render is None else bool(render), archive_dir)
+        fetcher = shop_fetcher(shop, shop.render_js if render is None else bool(render), archive_dir)
     elif render and not fetcher.render:
         raise PageError(f"fetch_page({url!r}, render=True) needs a Fetcher created with render=True")
     try:
-        res, final = _fetch(fetcher, url, {"kind": "product", "retailer": shop.name, "page": "single"})
+        return fetch_offer(url, shop, fetcher)[0]
     finally:
         if own:
             fetcher.close()
+
+
+def fetch_offer(
+    url: str, shop: Shop, fetcher: Fetcher, meta: dict | None = None
+) -> tuple[PageRecord, Offer | None, FetchResult]:
+    """`fetch_page` on a given Fetcher, also returning the extracted Offer (None when the page was not
+    extracted) and the fetch result: what a live run stores. `meta` is archived with the raw page."""
+    res, final = _fetch(fetcher, url, {"kind": "product", "retailer": shop.name, "page": "single", **(meta or {})})
     failure = _fetch_failure(res)
     if failure is not None:
-        return _record(url, final, res, shop, None, failure)
+        return _record(url, final, res, shop, None, failure), None, res
     moved = _redirect_outcome(url, final, shop)
     if moved is not None:
-        return _record(url, final, res, shop, None, moved)
+        return _record(url, final, res, shop, None, moved), None, res
     try:
-        offer = extract(res.body, final, shop.retailer, status=200 if res.not_modified else res.status)
+        status = 200 if res.not_modified else res.status
+        offer = extract(res.body, final, shop.retailer, status=status, country=shop.country)
     except Exception as exc:  # noqa: BLE001 - one odd page is an outcome, not a crash of the watch run
-        return _record(url, final, res, shop, None, ("error", f"extraction failed on {final}: {exc!r}"[:500]))
-    return _record(url, final, res, shop, offer, _page_outcome(offer, final))
+        return (
+            _record(url, final, res, shop, None, ("error", f"extraction failed on {final}: {exc!r}"[:500])),
+            None,
+            res,
+        )
+    return _record(url, final, res, shop, offer, _page_outcome(offer, final)), offer, res
