@@ -41,7 +41,7 @@ test: install chromium
 	$(BIN)/python -m pytest --cov=priceintel --cov-report=term --cov-report=xml:reports/coverage.xml --cov-fail-under=80
 
 ## make test-fast: the quick tests (no pipeline run, no browser), under 2 minutes; no coverage threshold
-test-fast: install
+test-fast: install chromium
 	$(BIN)/python -m pytest -m "not slow" -q
 
 ## make lint: ruff (lint + format check), the layer contract and mypy on src/

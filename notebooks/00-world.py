@@ -38,9 +38,10 @@ params = pipeline.validate_params(
 world_dir = pipeline.world_stage(params)
 catalogue = pipeline.read_catalogue(product["catalogue"])
 sales = pd.read_csv(product["sales"], parse_dates=["ds"])
-report.table({"folder": str(world_dir), "products": len(catalogue), "categories": catalogue["category"].nunique(),
-              "sales days": sales["ds"].nunique(), "first day": str(sales["ds"].min().date()),
-              "last day": str(sales["ds"].max().date())})
+report.table({"source": source, "folder": str(world_dir), "products": len(catalogue),
+              "categories": catalogue["category"].nunique(), "sales days (in this world)": sales["ds"].nunique(),
+              "first day": str(sales["ds"].min().date()) if len(sales) else "-",
+              "last day": str(sales["ds"].max().date()) if len(sales) else "-"})
 
 # %% [markdown]
 # ## Our catalogue (first rows)

@@ -34,9 +34,10 @@ params = pipeline.validate_params(
 report.table({k: str(v) for k, v in vars(params).items()}, key="setting")
 
 # %%
-offers, errors = pipeline.scrape_stage(params, upstream["world"]["world"])
+offers, errors, fetches = pipeline.scrape_stage(params, upstream["world"]["world"])
 pipeline.save_frame(offers, product["offers"])
 pipeline.save_frame(errors, product["errors"])
+pipeline.save_frame(fetches, product["fetches"])
 print(f"{len(offers):,} pages extracted, {len(errors):,} errors recorded")
 
 # %% [markdown]

@@ -5,6 +5,7 @@
 # %% tags=["parameters"]
 upstream = ["world", "clean"]
 product = None
+source = "demo"
 
 # %%
 # `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab, the
@@ -14,9 +15,13 @@ from priceintel.pipeline.lab import task_inputs
 task_inputs("match", globals())
 
 # %% [markdown]
-# The learned matcher is trained on labelled pairs: the truth of an independently seeded demo world
-# (never the world matched here) plus every confirmation/rejection stored by the review app.
-# Stored labels also stand as decisions: confirmed pairs are kept, rejected pairs never come back.
+# The learned matcher is trained on labelled pairs. Demo source: the truth of an independently seeded demo
+# world (never the world matched here) plus every confirmation/rejection stored by the review app. Live
+# source: this data's own pairs: stored labels, and identifier pairs (a listing whose GTIN, else brand + MPN,
+# names exactly one product; fitted without the identifier features, so it learns the title, brand and size
+# cues of listings that have none); until there are 100 such positives, demo-world pairs stand in. Stored
+# labels also stand as decisions: confirmed pairs are kept, rejected pairs never come back. On the live
+# source a watch imported with a sku is such a decision too.
 
 # %%
 import pandas as pd
@@ -30,13 +35,38 @@ from priceintel.match import model as listing_model
 listings = pd.read_parquet(upstream["clean"]["listings"])
 products = pipeline.read_catalogue(upstream["world"]["catalogue"])
 stored = match_labels.stored_labels_or_none()
-model = listing_model.pipeline_model(listings, products, stored)
+if source == "live":
+    from priceintel.db.engine import get_engine
+    from priceintel.pipeline import live
+
+    known = live.watch_labels(get_engine(), listings)
+    stored = known if stored is None else pd.concat([stored, known], ignore_index=True)
+if source == "live":
+    model = listing_model.own_data_model(listings, products, stored)
+else:  # the demo world: an independently seeded world's truth + stored labels (its results are the benchmark's)
+    model = listing_model.pipeline_model(listings, products, stored)
 matches = match.match_listings(listings, products, labels=stored, model=model)
 pipeline.save_frame(matches, product["matches"])
 report.table({"stored labels": 0 if stored is None else len(stored),
-              **({"learned model": "none (rules only)"} if model is None else {
-                  "training pairs": model.n_pairs, "auto threshold": round(model.threshold, 3),
+              **({"learned model": "none (GTIN + rules at 0.75, the rest to review)"} if model is None else {
+                  "training pairs": str(getattr(model, "sources", None) or model.n_pairs), "auto threshold": round(model.threshold, 3),
                   "review from": round(model.review_low, 3), "held-out check": str(model.holdout)})})
+
+# %% [markdown]
+# ## Listings that match nothing, in our categories
+# A text classifier trained on our own catalogue's titles puts each unmatched listing in one of our categories
+# (or none, below the confidence its held-out split needs for 90% precision).
+
+# %%
+from priceintel.match.categorize import UNMATCHED_COLUMNS, CategoryError, categorize_unmatched
+
+try:
+    categories = categorize_unmatched(listings, products, matches)
+except CategoryError as exc:  # e.g. a catalogue without categories
+    print(f"unmatched listings not categorised: {exc}")
+    categories = pd.DataFrame(columns=UNMATCHED_COLUMNS)
+pipeline.save_frame(categories, product["categories"])
+categories.groupby("category", dropna=False).size().rename("listings").to_frame() if len(categories) else "none"
 
 # %%
 matches.groupby(["retailer", "method", "status"]).size().rename("listings").to_frame()

@@ -23,6 +23,8 @@ print("forecasting the database as of load run", pipeline.read_json(upstream["lo
 result = pipeline.forecast_stage(horizon=int(horizon), prophet_series=int(prophet_series))
 pipeline.save_frame(result["forecasts"], product["forecasts"])
 pipeline.save_frame(result["metrics"], product["forecast_metrics"])
+if result.get("skipped"):  # e.g. the first days of the live source
+    print(result["skipped"])
 
 # %% [markdown]
 # ## Forecast accuracy on held-out days

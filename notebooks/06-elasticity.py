@@ -24,6 +24,8 @@ from priceintel.pipeline import stages as pipeline
 print("estimating on the database as of load run", pipeline.read_json(upstream["load"]["receipt"])["run_id"])
 result = pipeline.elasticity_stage()
 pipeline.save_frame(result["elasticity"], product["elasticity"])
+if result.get("skipped"):  # e.g. no sales imported yet
+    print(result["skipped"])
 el = result["elasticity"]
 report.table({"products": len(el), "identified": int(el["identified"].sum()),
               "median own-price elasticity": round(float(el["elasticity"].median()), 3),

@@ -143,7 +143,8 @@ def test_stages_in_process(pipeline_env, on_pipeline_db, tmp_path):
 
     params = pipeline.validate_params(data_dir=tmp_path, seed=3, n_products=3, days=2, world_start="2026-07-01",
                                       retailers="amazon,nosuchshop", product_limit=2)
-    offers, errors = pipeline.scrape_stage(params)
+    offers, errors, fetches = pipeline.scrape_stage(params)
+    assert fetches.empty  # the demo source watches no pages
     assert set(offers["retailer"]) == {"amazon"} and len(offers) == 2 * 2
     assert list(errors["kind"]) == ["unknown_retailer"]
     table = pipeline.scrape_summary(offers, errors)

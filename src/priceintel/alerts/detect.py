@@ -51,11 +51,12 @@ EVENT_COLUMNS = [
 
 
 def _history(engine, start: date, as_of: date) -> pd.DataFrame:
-    """Observations of every listing between start and as_of with match, product and our price."""
+    """Observations of every listing between start and as_of with match, product and our price (that day's
+    shelf price from our sales, else the catalogue's own price)."""
     sql = f"""
         SELECT fp.listing_id, r.retailer, l.item_id, l.title, d.date AS ds, fp.price::float8 AS price,
                fp.currency, fp.in_stock, p.sku, p.category, p.map_price::float8 AS map_price,
-               fs.price::float8 AS our_price
+               COALESCE(fs.price, p.own_price)::float8 AS our_price
         FROM fact_price fp
         JOIN dim_listing l ON l.listing_id = fp.listing_id
         JOIN dim_retailer r ON r.retailer_id = l.retailer_id
@@ -68,6 +69,8 @@ def _history(engine, start: date, as_of: date) -> pd.DataFrame:
     with engine.connect() as conn:
         df = pd.read_sql(sa.text(sql), conn, params={"start": start, "as_of": as_of})
     df["ds"] = pd.to_datetime(df["ds"]).dt.date
+    for col in ("price", "map_price", "our_price"):  # all-NULL columns come back as object
+        df[col] = pd.to_numeric(df[col]).astype("float64")
     return df
 
 

@@ -178,6 +178,43 @@ def table_counts(engine: Engine) -> dict[str, int]:
     return {name: int(n) for name, n in rows}
 
 
+#: `priceintel prices latest`: one row per active watch, its listing's latest observation and the watch status
+LATEST_WATCHED_COLUMNS = [
+    "retailer",
+    "url",
+    "sku",
+    "price",
+    "currency",
+    "in_stock",
+    "observed_at",
+    "watch_status",
+    "status_reason",
+]
+
+
+def latest_watched(engine: Engine) -> pd.DataFrame:
+    """The latest observation of every watched page (active watches; price NULL when none was stored yet)."""
+    sql = """
+        SELECT w.retailer, w.url, COALESCE(w.sku, p.sku) AS sku, f.price::float8 AS price, f.currency,
+               f.in_stock, f.observed_at, w.status AS watch_status, w.status_reason
+        FROM watch w
+        LEFT JOIN LATERAL (
+            SELECT l.listing_id FROM dim_listing l JOIN dim_retailer r USING (retailer_id)
+            WHERE l.url = w.url ORDER BY (r.retailer = w.retailer) DESC, l.last_seen DESC NULLS LAST LIMIT 1
+        ) l ON true
+        LEFT JOIN LATERAL (
+            SELECT fp.price, fp.currency, fp.in_stock, fp.observed_at FROM fact_price fp
+            WHERE fp.listing_id = l.listing_id ORDER BY fp.date_key DESC LIMIT 1
+        ) f ON true
+        LEFT JOIN product_match pm ON pm.listing_id = l.listing_id AND pm.status {matched}
+        LEFT JOIN dim_product p ON p.product_id = pm.product_id
+        WHERE w.active
+        ORDER BY w.retailer, w.url"""
+    df = _read(engine, sql.format(matched=MATCHED), dates=())
+    df["observed_at"] = pd.to_datetime(df["observed_at"], utc=True)
+    return df[LATEST_WATCHED_COLUMNS]
+
+
 def competitor_prices(engine: Engine, latest: bool = False) -> pd.DataFrame:
     """Prices of every competitor listing matched to one of our products: sku, retailer, ds, price (days without a
     price left out); `latest=True` keeps each (sku, retailer)'s most recent price only."""

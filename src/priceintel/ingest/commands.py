@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from priceintel.db import engine as db_engine
-from priceintel.db import migrate
+from priceintel.db import migrate, queries
 from priceintel.ingest.catalog import import_catalog
 from priceintel.ingest.result import ImportResult
 from priceintel.ingest.sales import import_sales
@@ -83,18 +83,31 @@ def _records(df: Any) -> list[dict]:
     return json.loads(df.to_json(orient="records", date_format="iso"))
 
 
+def _emit(df: Any, fmt: str, columns: list[str], empty: str) -> None:
+    """Print a frame as JSON, CSV (every column) or a table of `columns` (`empty` when there are no rows)."""
+    if fmt == "json":
+        _print(json.dumps(_records(df), indent=1))
+    elif fmt == "csv":
+        _print(df.to_csv(index=False).rstrip("\n"))
+    elif df.empty:
+        _print(empty)
+    else:
+        _print(df[columns].astype(object).where(df[columns].notna(), "").to_string(index=False))
+
+
 def cmd_watch_list(args: argparse.Namespace) -> int:
     """Print the watch list as a table, CSV or JSON."""
     df = list_watches(_engine(), include_inactive=args.all, retailer=args.retailer)
-    if args.format == "json":
-        _print(json.dumps(_records(df), indent=1))
-    elif args.format == "csv":
-        _print(df.to_csv(index=False).rstrip("\n"))
-    elif df.empty:
-        _print("no watches" + ("" if args.all else " (active ones; --all shows removed ones too)"))
-    else:
-        shown = df[["watch_id", "retailer", "url", "sku", "active", "status"]].fillna("")
-        _print(shown.to_string(index=False))
+    empty = "no watches" + ("" if args.all else " (active ones; --all shows removed ones too)")
+    _emit(df, args.format, ["watch_id", "retailer", "url", "sku", "active", "status"], empty)
+    return 0
+
+
+def cmd_prices_latest(args: argparse.Namespace) -> int:
+    """Print the latest observation of every watched page (for people and scripts)."""
+    df = queries.latest_watched(_engine())
+    cols = ["retailer", "sku", "price", "currency", "in_stock", "observed_at", "watch_status", "url"]
+    _emit(df, args.format, cols, "no watched pages: priceintel watch import FILE or watch add URL")
     return 0
 
 
@@ -140,7 +153,8 @@ def _add_watch(sub: Any) -> None:
 
 
 def add_parsers(sub: Any) -> None:
-    """Add `catalog import`, `sales import` and `watch import|add|list|remove` to a subparsers object."""
+    """Add `catalog import`, `sales import`, `watch import|add|list|remove` and `prices latest` to a subparsers
+    object."""
     c = sub.add_parser("catalog", help="our catalogue: import it from a file or a Merchant Center feed")
     imp = _add_import(c.add_subparsers(dest="catalog_action", required=True), "our catalogue", None)
     imp.add_argument("--currency", default=None, help="currency of prices written without one, e.g. USD")
@@ -148,3 +162,8 @@ def add_parsers(sub: Any) -> None:
     s = sub.add_parser("sales", help="our daily sales: import them from a file")
     _add_import(s.add_subparsers(dest="sales_action", required=True), "daily sales", cmd_sales_import)
     _add_watch(sub)
+    p = sub.add_parser("prices", help="competitor prices: the latest observation of every watched page")
+    psub = p.add_subparsers(dest="prices_action", required=True)
+    latest = psub.add_parser("latest", help="retailer, url, sku, price, currency, stock, when, watch status")
+    latest.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    latest.set_defaults(func=cmd_prices_latest)

@@ -45,14 +45,17 @@ def build_env(env_file: str | None, sets: dict) -> dict:
 
 
 def run_pipeline(env: dict, force: bool = False):
-    """Build the Ploomber DAG with this env; raise PriceIntelError with the failing task's message."""
+    """Build the Ploomber DAG with this env; raise PriceIntelError with the failing task's message.
+
+    A live run (`source: live`) always builds every task: today's pages are new even when nothing in the
+    code or the parameters changed, which is all Ploomber's up-to-date check looks at."""
     from ploomber.exceptions import DAGBuildError
     from ploomber.spec import DAGSpec
 
     spec = DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env)
     dag = spec.to_dag()
     try:
-        return dag.build(force=force)
+        return dag.build(force=force or env.get("source") == "live")
     except DAGBuildError as exc:
         raise PriceIntelError(f"pipeline failed: {root_cause(exc)}") from None
 

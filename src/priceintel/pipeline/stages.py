@@ -14,7 +14,9 @@ import pandas as pd
 from priceintel import PriceIntelError
 from priceintel.items import jsonable, plain
 
-KNOWN_SOURCES = ("demo",)
+#: demo: the deterministic demo world and its loopback shops; live: our catalogue and watch list in the
+#: database, today's pages from the real shops (`pipeline.live`)
+KNOWN_SOURCES = ("demo", "live")
 
 
 class ParameterError(PriceIntelError):
@@ -37,8 +39,8 @@ class RunParams:
 
     @property
     def world_dir(self) -> Path:
-        """Where the demo world lives for this run."""
-        return self.data_dir / "demo" / "world"
+        """Where this run's world lives: data/demo/world (demo source) or data/live/world (live source)."""
+        return self.data_dir / self.source / "world"
 
     @property
     def run_days(self) -> list[date]:
@@ -135,10 +137,20 @@ def read_json(path: Any) -> Any:
 # --- stages -------------------------------------------------------------------------------
 
 
-def world_stage(params: RunParams) -> Path:
+def world_stage(params: RunParams, engine=None) -> Path:
     """The world the run watches: our catalogue and sales and the shops' pages (source "demo": the deterministic
-    demo world, generated once per parameters); returns its folder (the `world` task's product)."""
+    demo world, generated once per parameters; "live": the catalogue the database holds); returns its folder
+    (the `world` task's product)."""
     from priceintel.demo import world as demo
+
+    if params.source == "live":
+        from priceintel.db import engine as db_engine
+        from priceintel.db import migrate
+        from priceintel.pipeline import live
+
+        engine = engine or db_engine.get_engine()
+        migrate.upgrade()
+        return live.write_world(engine, params.world_dir)
 
     demo.ensure_world(
         params.world_dir, n_products=params.n_products, n_days=params.days, seed=params.seed, start=params.world_start
@@ -148,10 +160,18 @@ def world_stage(params: RunParams) -> Path:
 
 def scrape_stage(
     params: RunParams, world_dir: str | Path | None = None, progress: bool = False
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Serve the world's storefronts (reusing running ones), then fetch and extract every page of every day."""
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(offers, errors, fetches). Demo source: serve the world's storefronts (reusing running ones), then fetch
+    and extract every page of every day (no watch fetches). Live source: today's page of every watch and
+    matched listing (`pipeline.live.live_scrape`)."""
     from priceintel.demo import storefronts as demo
+    from priceintel.pipeline import live
     from priceintel.scrape import Fetcher, RawArchive, scrape_demo
+
+    if params.source == "live":
+        from priceintel.db import engine as db_engine
+
+        return live.live_scrape(db_engine.get_engine(), params.data_dir)
 
     world_dir = Path(world_dir) if world_dir is not None else world_stage(params)
     urls, handle = demo.ensure_storefronts(world_dir)
@@ -179,7 +199,7 @@ def scrape_stage(
     ]
     if extra:
         errors = pd.concat([errors, pd.DataFrame(extra)], ignore_index=True)
-    return offers, errors
+    return offers, errors, live.fetch_frame()
 
 
 def scrape_summary(offers: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
@@ -223,16 +243,34 @@ def match_metrics(matches: pd.DataFrame, listings: pd.DataFrame, world_dir: str 
     truth = truth.merge(listings[["retailer", "item_id"]].drop_duplicates(), how="inner")
     metrics = match.score_matches(matches, truth)
     metrics["review_queue"] = int((matches["status"] == "review").sum())
-    metrics["split"] = "all demo listings vs generator truth (matcher has no training step)"
+    metrics["split"] = "all demo listings vs generator truth"
     return metrics
 
 
+def _read_world_tables(upstream: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The world task's catalogue and sales products (ids and GTINs kept as text)."""
+    products = read_catalogue(upstream["world"]["catalogue"])
+    sales = pd.read_csv(str(upstream["world"]["sales"]), dtype={"sku": str}, parse_dates=["ds"])
+    return products, sales
+
+
+def _read_fetches(upstream: dict) -> pd.DataFrame:
+    """The scrape task's watch fetches (empty for the demo source)."""
+    from priceintel.pipeline import live
+
+    path = upstream["scrape"].get("fetches") if isinstance(upstream["scrape"], dict) else None
+    if path is None or not Path(str(path)).exists():
+        return live.fetch_frame()
+    return pd.read_parquet(str(path))
+
+
 def load_stage(upstream: dict, data_dir: str | Path) -> dict:
-    """Migrate, then load dimensions and facts in one transaction; return counts."""
+    """Migrate, then load dimensions and facts (and the watch fetches of a live run) in one transaction;
+    return counts."""
     from priceintel.db import engine as db_engine
     from priceintel.db import load, migrate, queries
     from priceintel.db import views as db_views
-    from priceintel.demo import world as demo
+    from priceintel.pipeline import live
 
     data_dir = Path(data_dir)
     obs = pd.read_parquet(str(upstream["clean"]["observations"]))
@@ -240,28 +278,27 @@ def load_stage(upstream: dict, data_dir: str | Path) -> dict:
     matches = pd.read_parquet(str(upstream["match"]["matches"]))
     scrape_errors = pd.read_csv(str(upstream["scrape"]["errors"]), dtype=str)
     clean_errors = pd.read_csv(str(upstream["clean"]["errors"]), dtype=str)
-    world = demo.World.read(upstream["world"]["world"])
+    products, sales = _read_world_tables(upstream)
+    fetches = _read_fetches(upstream)
 
     engine = db_engine.get_engine()
     db_engine.check_connection(engine)
     migrate.upgrade()
-    retailers = pd.DataFrame(
-        {
-            "retailer": sorted(obs["retailer"].unique()),
-        }
-    )
+    retailers = pd.DataFrame({"retailer": sorted(set(obs["retailer"]) | set(listings["retailer"]))})
     retailers["name"] = retailers["retailer"].str.title()
     retailers["base_url"] = None
     loaded: dict[str, Any] = {}
     with engine.begin() as conn:
         run_id = load.start_run(conn, "load", {"data_dir": str(data_dir)})
-        loaded["dates"] = load.ensure_dates(conn, obs["ds"].min(), obs["ds"].max())
+        if len(obs) or len(sales):
+            days = pd.concat([obs["ds"], sales["ds"]]) if len(sales) else obs["ds"]
+            loaded["dates"] = load.ensure_dates(conn, days.min(), days.max())
         loaded["retailers"] = load.upsert_retailers(conn, retailers)
-        loaded["products"] = load.upsert_products(conn, world.products)
+        loaded["products"] = load.upsert_products(conn, products)
         loaded["listings"] = load.upsert_listings(conn, listings)
         loaded["matches"] = load.load_matches(conn, matches)
         loaded["prices"] = load.load_prices(conn, obs)
-        loaded["sales"] = load.load_sales(conn, world.sales)
+        loaded["sales"] = load.load_sales(conn, sales)
         errors = pd.concat([scrape_errors, clean_errors], ignore_index=True)
         errors = errors.reindex(columns=["url", "retailer", "kind", "message"])
         scrape_run_id = load.record_scrape_run(
@@ -273,6 +310,7 @@ def load_stage(upstream: dict, data_dir: str | Path) -> dict:
             error_summary=errors.groupby("kind").size().to_dict() if len(errors) else {},
         )
         loaded["errors"] = load.record_errors(conn, scrape_run_id, errors)
+        loaded["watch"] = live.record_fetches(conn, fetches, scrape_run_id)
         load.finish_run(conn, run_id, "success", {k: v for k, v in loaded.items()}, {})
     db_views.refresh(engine)  # the apps' materialized views (and their cache key) follow every load
     return {"loaded": loaded, "table_counts": queries.table_counts(engine), "run_id": run_id}
@@ -323,6 +361,13 @@ def forecast_stage(horizon: int = 14, prophet_series: int = 12, engine=None, n_w
     engine = engine or db_engine.get_engine()
     series = _price_series(engine)
     h, nw = int(horizon), int(n_windows)
+    days = int(series.groupby("unique_id")["ds"].nunique().max()) if len(series) else 0
+    need = tournament.default_min_train(tournament.get_freq("D"), 7, h) + h
+    if days < need:  # e.g. the first days of a live source: say so, and forecast once the history is there
+        return _skipped_forecast(
+            f"not enough price history to backtest yet: the longest series has {days} day(s), a backtest needs "
+            f"at least {need} (training + horizon {h}); forecasts start once the history is there"
+        )
     runs = {"all series": tournament.run_tournament(series, h=h, n_windows=nw, progress=False)}
     res = runs["all series"]
     run_id = forecast_store.save_run(engine, res, name="pipeline")
@@ -348,6 +393,22 @@ def forecast_stage(horizon: int = 14, prophet_series: int = 12, engine=None, n_w
     }
 
 
+def _skipped_forecast(reason: str) -> dict:
+    """The forecast stage's result when there is nothing to backtest yet: empty frames and the reason."""
+    from priceintel.forecast.columns import METRICS
+
+    metrics = pd.DataFrame(columns=["scope", "unique_id", "model", "n", *METRICS])
+    return {
+        "forecasts": pd.DataFrame(columns=["unique_id", "ds", "cutoff", "y"]),
+        "metrics": metrics,
+        "overall": metrics.drop(columns="unique_id"),
+        "series_report": None,
+        "forecast_run_id": None,
+        "future": pd.DataFrame(columns=["unique_id", "ds"]),
+        "skipped": reason,
+    }
+
+
 def elasticity_stage(engine=None) -> dict:
     """Own-price elasticity of our products from our sales, with the cheapest competitor's price (its coefficient
     is the cross-price elasticity), day-of-week effects and empirical-Bayes pooling within the category; stores
@@ -359,6 +420,13 @@ def elasticity_stage(engine=None) -> dict:
 
     engine = engine or db_engine.get_engine()
     sales = _sales_panel(engine)
+    if sales["ds"].nunique() < 28 or sales["price"].notna().sum() == 0:
+        return {
+            "elasticity": pd.DataFrame(columns=["sku", "elasticity", "ci_lo", "ci_hi", "identified", "note"]),
+            "elasticity_run_id": None,
+            "skipped": f"not enough sales to estimate elasticities: {sales['ds'].nunique()} day(s) with sales, "
+            "28 needed (priceintel sales import FILE adds them)",
+        }
     sales["log_comp"] = np.log(sales.groupby("sku")["comp_min"].transform(lambda s: s.ffill().bfill()))
     sales["comp_min"] = np.exp(sales["log_comp"])
     demand = elasticity.fit_demand(
@@ -410,19 +478,12 @@ def plot_forecast_example(result: dict):
     return fig
 
 
-def evaluate_stage(upstream: dict) -> dict:
-    """Summarise every stage: scrape errors, match F1, forecast vs baselines, elasticity vs truth."""
-    offers = pd.read_parquet(str(upstream["scrape"]["offers"]))
-    scrape_errors = pd.read_csv(str(upstream["scrape"]["errors"]))
-    clean_errors = pd.read_csv(str(upstream["clean"]["errors"]))
-    obs = pd.read_parquet(str(upstream["clean"]["observations"]))
-    match = read_json(upstream["match"]["metrics"])
-    receipt = read_json(upstream["load"]["receipt"])
-    fmetrics = pd.read_csv(str(upstream["forecast"]["forecast_metrics"]))
-    el = pd.read_csv(str(upstream["elasticity"]["elasticity"]), dtype={"sku": str})
-
+def _forecast_summary(fmetrics: pd.DataFrame) -> dict:
+    """The chosen model against the better naive baseline on the scored windows (empty metrics: a note)."""
     from priceintel.forecast.models import BASELINES
 
+    if fmetrics.empty:
+        return {"note": "no forecast yet: not enough price history to backtest (see 05-forecast)"}
     overall = overall_metrics(fmetrics)
     everything = overall[overall["scope"] == "all series"]
     best_baseline = everything[everything["model"].isin(["naive", "seasonal_naive"])].sort_values("mae").iloc[0]
@@ -443,6 +504,21 @@ def evaluate_stage(upstream: dict) -> dict:
             "calibrates intervals, later windows are scored (the prophet subset on the same windows)"
         ),
     }
+    return forecast_summary
+
+
+def evaluate_stage(upstream: dict) -> dict:
+    """Summarise every stage: scrape errors, match F1, forecast vs baselines, elasticity vs truth."""
+    offers = pd.read_parquet(str(upstream["scrape"]["offers"]))
+    scrape_errors = pd.read_csv(str(upstream["scrape"]["errors"]))
+    clean_errors = pd.read_csv(str(upstream["clean"]["errors"]))
+    obs = pd.read_parquet(str(upstream["clean"]["observations"]))
+    match = read_json(upstream["match"]["metrics"])
+    receipt = read_json(upstream["load"]["receipt"])
+    fmetrics = pd.read_csv(str(upstream["forecast"]["forecast_metrics"]))
+    el = pd.read_csv(str(upstream["elasticity"]["elasticity"]), dtype={"sku": str})
+
+    forecast_summary = _forecast_summary(fmetrics)
     el_summary: dict[str, Any] = {"products": int(len(el)), "identified": int(el["identified"].sum())}
     truth_path = Path(upstream["world"]["world"]) / "truth" / "elasticities.csv"
     if truth_path.exists():
