@@ -199,7 +199,7 @@ def test_browser_login_landing_page_and_logout(apps_voila, pipeline_db, browser)
     assert "UTC" in run_text
     cards = page.locator("a.pi-app-card")
     assert [cards.nth(i).get_attribute("data-app") for i in range(cards.count())] == [
-        "price_monitor", "forecasts", "elasticity", "alerts", "match_review"]
+        "price_monitor", "forecasts", "elasticity", "alerts", "match_review", "onboarding"]
     page.screenshot(path=str(SHOTS / "index-desktop.png"))
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(300)

@@ -43,6 +43,12 @@ APPS = [
         "for data scientists",
         "Confirm or reject the product matches the matcher was unsure about.",
     ),
+    (
+        "Onboarding",
+        "onboarding.ipynb",
+        "for the team setting up",
+        "Import our catalogue, sales or watch list from a file; preview a competitor page; watch health.",
+    ),
 ]
 
 
