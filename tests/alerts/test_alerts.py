@@ -112,7 +112,8 @@ def _load_days(tmp, world, urls, days, rules, engine, run_key):
     listings = clean.listings_from_observations(obs)
     matches = match.match_listings(listings, world.products)
     interim = data_dir / "interim"
-    up = {"world": {"world": data_dir / "demo" / "world"},
+    world_dir = data_dir / "demo" / "world"
+    up = {"world": {"world": world_dir, "catalogue": world_dir / "products.csv", "sales": world_dir / "sales.csv"},
           "scrape": {"offers": interim / "offers.parquet", "errors": interim / "scrape_errors.csv"},
           "clean": {"observations": interim / "observations.parquet", "listings": interim / "listings.parquet",
                     "errors": interim / "clean_errors.csv"},

@@ -7,6 +7,7 @@ import threading
 import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -58,6 +59,9 @@ def test_good_catalogue_then_the_same_file_again(clean_db, tmp_path):
     assert _skus(clean_db) == ["A1", "A2"]
     again = run_import(clean_db, "catalog", "catalog.csv", GOOD, archive_root=tmp_path)
     assert again["counts"]["unchanged"] == 2 and again["counts"]["inserted"] == 0
+    with clean_db.connect() as conn:  # each upload is kept where its import_run row says
+        paths = conn.exec_driver_sql("SELECT path FROM import_run ORDER BY import_run_id").scalars().all()
+    assert len(paths) == 2 and all(Path(p).read_bytes() == GOOD for p in paths) and paths[0] != paths[1]
     page = import_html(again)
     assert 'data-key="unchanged"' in page and "status-success" in page
     # a price without currency is rejected unless the page's default currency is given

@@ -42,3 +42,8 @@ def query(engine: sa.Engine, sql: str, **params) -> list[dict]:
     """Rows of a query as dicts."""
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(sa.text(sql), params)]
+
+
+def rows(engine: sa.Engine, sql: str) -> list[tuple]:
+    """Rows of a query as tuples."""
+    return [tuple(r.values()) for r in query(engine, sql)]

@@ -30,3 +30,12 @@ def write(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return _write
+
+
+@pytest.fixture()
+def catalog(db: sa.Engine, write: Callable[..., Path], tmp_path: Path) -> sa.Engine:
+    """db with products A1 and A2 in dim_product."""
+    from priceintel.ingest.catalog import import_catalog
+
+    import_catalog(db, write("catalog.csv", "id,title\nA1,Blender\nA2,Toaster\n"), archive_root=tmp_path)
+    return db

@@ -7,29 +7,18 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 import pytest
-from _ingest_helpers import query
+from _ingest_helpers import query, rows
 
-from priceintel.ingest.catalog import import_catalog
 from priceintel.ingest.result import IngestError
 from priceintel.ingest.sales import import_sales
 
 
-@pytest.fixture()
-def catalog(db, write, tmp_path):
-    """A1 and A2 in dim_product."""
-    import_catalog(db, write("catalog.csv", "id,title\nA1,Blender\nA2,Toaster\n"), archive_root=tmp_path)
-    return db
-
-
 def _sales(engine) -> list[tuple]:
-    return [
-        tuple(r.values())
-        for r in query(
-            engine,
-            "SELECT p.sku, d.date::text AS ds, s.units, s.price, s.promo FROM fact_sales s "
-            "JOIN dim_product p USING (product_id) JOIN dim_date d USING (date_key) ORDER BY 1, 2",
-        )
-    ]
+    return rows(
+        engine,
+        "SELECT p.sku, d.date::text AS ds, s.units, s.price, s.promo FROM fact_sales s "
+        "JOIN dim_product p USING (product_id) JOIN dim_date d USING (date_key) ORDER BY 1, 2",
+    )
 
 
 def test_sales_load_with_lineage(catalog, write, tmp_path):

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from _ingest_helpers import query
+from _ingest_helpers import rows
 
-from priceintel.ingest.catalog import import_catalog
 from priceintel.ingest.fields import clean_url, retailer_from_url
 from priceintel.ingest.result import IngestError
 from priceintel.ingest.watch import add_watch, import_watches, list_watches, remove_watch
@@ -13,18 +12,8 @@ from priceintel.ingest.watch import add_watch, import_watches, list_watches, rem
 SHOPS = {"walmart", "target"}
 
 
-@pytest.fixture()
-def catalog(db, write, tmp_path):
-    """A1 and A2 in dim_product."""
-    import_catalog(db, write("catalog.csv", "id,title\nA1,Blender\nA2,Toaster\n"), archive_root=tmp_path)
-    return db
-
-
 def _watches(engine) -> list[tuple]:
-    return [
-        tuple(r.values())
-        for r in query(engine, "SELECT retailer, url, sku, active, status, import_run_id FROM watch ORDER BY url")
-    ]
+    return rows(engine, "SELECT retailer, url, sku, active, status, import_run_id FROM watch ORDER BY url")
 
 
 @pytest.mark.parametrize(

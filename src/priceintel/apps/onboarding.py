@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import re
-import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from priceintel import PriceIntelError
+from priceintel import PriceIntelError, config
 from priceintel.apps.widgets import APP_CSS, download_link, frame_html, nav_html, summary_html
 from priceintel.ingest import ImportResult, IngestError, add_watch, import_catalog, import_sales, import_watches
 from priceintel.ingest.fields import clean_url
@@ -91,7 +91,7 @@ def known_retailers() -> set[str] | None:
 
 
 def _one_line(message: str, tmp: str | None = None) -> str:
-    """A message on one line, without the temporary folder the upload was written to."""
+    """A message on one line, without the folder the upload was written to."""
     if tmp:
         for folder in {tmp, str(Path(tmp).resolve())}:
             message = message.replace(folder + "/", "").replace(folder, "")
@@ -162,8 +162,9 @@ def run_import(
     currency: str | None = None,
     archive_root: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Import an uploaded file of `kind` (catalog | sales | watch): written under its own name to a temporary
-    folder (the rejects file and the archived copy are named after it), imported, the folder removed.
+    """Import an uploaded file of `kind` (catalog | sales | watch): kept under its own name in
+    `<archive_root or data dir>/uploads/<kind>/<UTC time>/` (the import_run row points there, the rejects file
+    lands beside it and the archived copy is named after it), then imported.
 
     Returns {"ok": True, status, counts, summary, warnings (lines), errors (row, column, value, reason frame),
     rejects_csv (bytes or None), rejects_name, ...} or {"ok": False, "message": one line} for a file that
@@ -178,13 +179,19 @@ def run_import(
     if not content:
         return _failure(f"{name}: the file is empty")
     options = {"encoding": encoding, "currency": currency, "archive_root": archive_root}
-    with tempfile.TemporaryDirectory(prefix="priceintel-upload-") as tmp:
-        path = Path(tmp) / name
-        path.write_bytes(bytes(content))
-        try:
-            return _result_dict(_import(engine, kind, path, strict, options))
-        except PriceIntelError as err:
-            return _failure(_one_line(str(err), tmp))
+    folder = Path(archive_root or config.data_dir()) / "uploads" / kind / _upload_stamp()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(bytes(content))
+    try:
+        return _result_dict(_import(engine, kind, path, strict, options))
+    except PriceIntelError as err:
+        return _failure(_one_line(str(err), str(folder)))
+
+
+def _upload_stamp() -> str:
+    """A folder name per upload: UTC time to the microsecond (uploads of one name never overwrite each other)."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def import_html(res: dict[str, Any]) -> str:

@@ -26,11 +26,15 @@ class ViewSpec:
     source: str
     columns: dict[str, str]  # output column -> dtype kind (date|ts|str|float|int|bool)
     key: tuple[str, ...]  # cursor columns (output names), unique together
-    key_sql: tuple[str, ...]  # their SQL expressions in the keyset comparison (same order; an index's order)
-    descending: bool  # keyset comparison is < instead of >
     date_sql: str | None  # column the date filter applies to (None: handled by the view)
+    key_sql: tuple[str, ...] = ()  # their SQL expressions in the keyset comparison (default: `key`)
+    descending: bool = False  # keyset comparison is < instead of >
     category_sql: str | None = "category"
     retailer_sql: str | None = "retailer"
+
+    def __post_init__(self) -> None:
+        if not self.key_sql:
+            object.__setattr__(self, "key_sql", self.key)
 
     @property
     def order(self) -> str:
@@ -59,9 +63,8 @@ SPECS: dict[str, ViewSpec] = {
             f"{_LISTING_DAY} price:float currency in_stock:bool promo:bool our_price:float gap_pct:float listing_id:int"
         ),
         key=("ds", "sku", "retailer", "listing_id"),
-        key_sql=("neg_day", "sku", "retailer", "listing_id"),
-        descending=False,
         date_sql="neg_day",
+        key_sql=("neg_day", "sku", "retailer", "listing_id"),
     ),
     "forecasts": ViewSpec(
         "forecasts",
@@ -71,8 +74,6 @@ SPECS: dict[str, ViewSpec] = {
             "last_ds:date last_price:float change_pct:float p_change:float run_id:int"
         ),
         key=("sku", "retailer", "unique_id", "ds"),
-        key_sql=("sku", "retailer", "unique_id", "ds"),
-        descending=False,
         date_sql="ds",
     ),
     "elasticity": ViewSpec(
@@ -85,8 +86,6 @@ SPECS: dict[str, ViewSpec] = {
             "expected_profit:float reason note window_start:date window_end:date run_id:int"
         ),
         key=("sku",),
-        key_sql=("sku",),
-        descending=False,
         date_sql=None,
         retailer_sql=None,
     ),
@@ -98,9 +97,8 @@ SPECS: dict[str, ViewSpec] = {
             "reference_price:float value:float reason created_at:ts"
         ),
         key=("ds", "alert_id"),
-        key_sql=("ds", "alert_id"),
-        descending=True,
         date_sql="ds",
+        descending=True,
         category_sql="COALESCE(category, '(none)')",
     ),  # as the other views name no category
 }

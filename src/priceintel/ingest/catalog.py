@@ -13,8 +13,8 @@ counted unchanged; only the columns the file has are written.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sqlalchemy.engine import Connection, Engine
@@ -30,7 +30,6 @@ from priceintel.ingest.fields import (
     pick,
 )
 from priceintel.ingest.lineage import Checked, run_import
-from priceintel.ingest.read import read_table
 from priceintel.ingest.result import ImportResult, IngestError
 from priceintel.ingest.validate import Rule, check_rows, duplicate_rule, required_rule, split
 from priceintel.items import valid_gtin
@@ -180,13 +179,5 @@ def import_catalog(
 ) -> ImportResult:
     """Import a catalogue file into dim_product (see the module docstring); `currency` is the default currency of
     prices written without one; `archive_root` (default: the data dir) receives `imports/catalog/<sha>-<name>`."""
-    return run_import(
-        engine,
-        "catalog",
-        path,
-        read=partial(read_table, encoding=encoding),
-        check=lambda conn, df: check_catalog(Path(path), df, currency),
-        load=_load,
-        strict=strict,
-        archive_root=Path(archive_root) if archive_root else None,
-    )
+    opts: dict[str, Any] = {"strict": strict, "encoding": encoding, "archive_root": archive_root}
+    return run_import(engine, "catalog", path, lambda conn, path, df: check_catalog(path, df, currency), _load, **opts)

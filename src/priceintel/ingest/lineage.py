@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from priceintel import PriceIntelError, config
+from priceintel.ingest.read import read_table
 from priceintel.ingest.result import ImportResult, IngestError, Issue, refusal, write_rejects
 
 __all__ = ["KINDS", "Checked", "file_sha256", "archive_file", "run_import"]
@@ -116,23 +117,23 @@ def run_import(
     engine: Engine,
     kind: str,
     path: str | Path,
-    *,
-    read: Callable[[Path], pd.DataFrame],
-    check: Callable[[Connection, pd.DataFrame], Checked],
+    check: Callable[[Connection, Path, pd.DataFrame], Checked],
     load: Callable[[Connection, pd.DataFrame, int], dict],
+    *,
     strict: bool = False,
-    archive_root: Path | None = None,
+    encoding: str | None = None,
+    archive_root: str | Path | None = None,
 ) -> ImportResult:
-    """Read `path`, archive it, check its rows and load the valid ones with an import_run row, all in one
-    transaction; `load` returns {"inserted", "updated"}. With `strict`, any rejected row refuses the file."""
+    """Read `path` (`read_table`), archive it, check its rows and load the valid ones with an import_run row, all
+    in one transaction; `load` returns {"inserted", "updated"}. With `strict`, any rejected row refuses the file."""
     path = Path(path).expanduser().resolve()
-    df = read(path)
+    df = read_table(path, encoding=encoding)
     sha = file_sha256(path)
-    archived = archive_file(path, kind, sha, archive_root)
+    archived = archive_file(path, kind, sha, Path(archive_root) if archive_root else None)
     counts = {"total": len(df), "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
     try:
         with engine.begin() as conn:
-            checked = check(conn, df)
+            checked = check(conn, path, df)
             counts["rejected"] = len({i.row for i in checked.rejects})
             rejects_path = write_rejects(path, checked.rejects)
             if strict and checked.rejects:

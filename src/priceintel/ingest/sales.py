@@ -9,8 +9,8 @@ table and upserted in one set-based statement that skips unchanged rows: a milli
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,6 @@ from sqlalchemy.engine import Connection, Engine
 from priceintel.db.load import ensure_dates
 from priceintel.ingest.fields import amounts, dates, flags, integers, pick
 from priceintel.ingest.lineage import Checked, run_import
-from priceintel.ingest.read import read_table
 from priceintel.ingest.result import ImportResult, IngestError
 from priceintel.ingest.validate import Rule, check_rows, duplicate_rule, required_rule, split
 
@@ -177,13 +176,5 @@ def import_sales(
     archive_root: str | Path | None = None,
 ) -> ImportResult:
     """Import a daily sales file into fact_sales (see the module docstring); skus must be in dim_product."""
-    return run_import(
-        engine,
-        "sales",
-        path,
-        read=partial(read_table, encoding=encoding),
-        check=lambda conn, df: check_sales(conn, Path(path), df),
-        load=_load,
-        strict=strict,
-        archive_root=Path(archive_root) if archive_root else None,
-    )
+    opts: dict[str, Any] = {"strict": strict, "encoding": encoding, "archive_root": archive_root}
+    return run_import(engine, "sales", path, lambda conn, path, df: check_sales(conn, path, df), _load, **opts)

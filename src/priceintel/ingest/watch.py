@@ -10,7 +10,6 @@ and fetched with the generic adapter. Watches are upserted on url; a removed (in
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from sqlalchemy.engine import Connection, Engine
 from priceintel.db.staging import cols, prepare, stage
 from priceintel.ingest.fields import by_unique, clean_url, pick, retailer_from_url
 from priceintel.ingest.lineage import Checked, run_import
-from priceintel.ingest.read import read_table
 from priceintel.ingest.result import ImportResult, IngestError, Issue
 from priceintel.ingest.validate import Rule, check_rows, duplicate_rule, required_rule, split
 
@@ -127,16 +125,8 @@ def import_watches(
     archive_root: str | Path | None = None,
 ) -> ImportResult:
     """Import a watch-list file (see the module docstring) into `watch`, with lineage and rejects."""
-    return run_import(
-        engine,
-        "watch",
-        path,
-        read=partial(read_table, encoding=encoding),
-        check=lambda conn, df: check_watches(conn, Path(path), df, known_retailers),
-        load=_upsert,
-        strict=strict,
-        archive_root=Path(archive_root) if archive_root else None,
-    )
+    opts: dict[str, Any] = {"strict": strict, "encoding": encoding, "archive_root": archive_root}
+    return run_import(engine, "watch", path, lambda c, p, df: check_watches(c, p, df, known_retailers), _upsert, **opts)
 
 
 def add_watch(
