@@ -15,6 +15,7 @@ import yaml
 
 from priceintel import PriceIntelError, config
 from priceintel.ingest.commands import add_parsers as _add_ingest
+from priceintel.ingest.discover import add_parsers as _add_discover
 from priceintel.pipeline import run
 from priceintel.scrape.commands import add_parsers as _add_preview
 
@@ -440,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_shops,
         _add_ingest,
         _add_preview,
+        _add_discover,
         _add_pipeline,
         _add_apps,
         _add_eval,

@@ -1,13 +1,14 @@
 """One demo shop over HTTP: the world indexed for fast pages, its server and request handler.
 
-`_Handler` routes a shop's requests (robots.txt, sitemap, home, category and product pages, cart, the
-demo clock), serves the injected faults and answers conditional requests; the markup comes from
+`_Handler` routes a shop's requests (robots.txt, sitemap, home, category and product pages, the search page
+`/search?q=…`, cart, the demo clock), serves the injected faults and answers conditional requests; the markup comes from
 `priceintel.demo.templates`. All state lives on the server and its `Storefronts`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import math
 import threading
@@ -27,6 +28,7 @@ from priceintel.demo.templates.page import (
     captcha_page,
     cart_page,
     category_page,
+    document,
     error_page,
     home_page,
     money,
@@ -171,6 +173,8 @@ class _Handler(QuietHandler):
             return self._send(200, home_page(shop.retailer, shop.categories), head=head)
         if path == "/cart":
             return self._send(200, cart_page(shop.retailer), head=head)
+        if path == "/search":
+            return self._search(query.get("q", [""])[0], head)
         prefix = CATEGORY_PREFIX[shop.retailer]
         if path.startswith(prefix) and path.count("/") == prefix.count("/"):
             return self._category(path[len(prefix) :], query, day, head)
@@ -225,6 +229,25 @@ class _Handler(QuietHandler):
             ptxt = money(p) if shop.in_stock[k, day] and p == p else "Out of stock"
             entries.append((shop.item_ids[k], shop.info[k][0], shop.info[k][1], ptxt))
         self._send(200, category_page(shop.retailer, cat, page, last, entries), head=head)
+
+    def _search(self, q: str, head: bool) -> None:
+        """Search results: products whose title, brand, GTIN or MPN hold every word of `q` (case-insensitive; a
+        GTIN also matches without its leading zeros), at most one page of links."""
+        shop = self.server.shop
+        words = q.lower().split()
+        hits = []
+        for k, (url, title, brand, gtin, mpn, _cat) in enumerate(shop.info):
+            text = " ".join(str(x) for x in (title, brand, gtin, mpn) if x).lower()
+            bare = str(gtin).lstrip("0") if gtin else None
+            if words and all(w in text or w.lstrip("0") == bare for w in words):
+                hits.append((k, url, title))
+        items = "".join(
+            f'<li class="product" data-item-id="{shop.item_ids[k]}">'
+            f'<a href="{html.escape(url)}">{html.escape(title)}</a></li>'
+            for k, url, title in hits[:PAGE_SIZE]
+        )
+        body = f'<h1>{len(hits)} results for "{html.escape(q)}"</h1><ul id="results">{items}</ul>'
+        self._send(200, document(f"Search: {q}", body), head=head)
 
     def _product(self, item_id: str, day: int, head: bool) -> None:
         """A product page in the shop's own markup (faults, the redesign and conditional requests applied)."""

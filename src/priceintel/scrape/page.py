@@ -21,6 +21,7 @@ Per-field extraction methods come from `Offer.methods` (`jsonld`, `json:<path>`,
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -171,6 +172,11 @@ def _record(
         rendered=res.rendered,
         **values,
     )
+
+
+def url_item_id(url: str) -> str:
+    """A stable listing id for a page whose adapter finds no retailer id: `url-` + 16 hex of its SHA-256."""
+    return "url-" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 def shop_fetcher(shop: Shop, render: bool, archive_dir: str | Path | None) -> Fetcher:
