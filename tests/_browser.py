@@ -128,6 +128,14 @@ def post_login(session, base: str, user: str, password: str):
 def check_on_phone(page, rows: str, chart: str, min_rows: int = 1, timeout: int = 60_000) -> None:
     """Shrink `page` to a 390x844 phone: the table `rows` still has `min_rows` rows and the plotly chart
     inside `chart` fits the phone's width; then close the page."""
+    # let the chart finish rendering first (the same width for a second): a plotly figure still being drawn
+    # measures its box before it listens for resizes, so a viewport change in that instant would go unseen
+    page.wait_for_function(
+        """(sel) => { const s = document.querySelector(sel); if (!s) return false;
+                      const w = s.getBoundingClientRect().width, now = Date.now();
+                      if (window.__piW !== w) { window.__piW = w; window.__piT = now; return false; }
+                      return now - window.__piT > 1000; }""",
+        arg=f"{chart} .js-plotly-plot .main-svg", timeout=timeout)
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(500)
     assert page.locator(rows).count() >= min_rows

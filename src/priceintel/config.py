@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,24 @@ def pg_dir() -> Path:
 def demo_dir() -> Path:
     """Generated demo world (catalogue, price paths, sales, ground truth)."""
     return data_dir() / "demo"
+
+
+def clock_now() -> datetime:
+    """Now, in UTC, on the live source's clock: $PRICEINTEL_CLOCK (a YYYY-MM-DD day: that day at the real time of
+    day; or an ISO date-time) when set, for a backfill or a simulated calendar; else the real time."""
+    real = datetime.now(UTC)
+    value = (os.environ.get("PRICEINTEL_CLOCK") or "").strip()
+    if not value:
+        return real
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), real.timetz())
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"environment variable PRICEINTEL_CLOCK={value!r} is not a date (YYYY-MM-DD) or an ISO date-time"
+        ) from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def reports_dir() -> Path:

@@ -159,16 +159,18 @@ def test_extraction_drop_edge_cases():
     assert shop_extraction_drop(_frame(*base, _shop_day("acme", 4, 5, not_found=20, redirected=5))).empty
     # no baseline (a new shop) or too little of it: no verdict
     assert shop_extraction_drop(_frame(_shop_day("new", 0, 0, error=10))).empty
-    assert shop_extraction_drop(_frame(_shop_day("new", 0, 10), _shop_day("new", 1, 0, error=10))).empty
-    assert len(shop_extraction_drop(_frame(_shop_day("new", 0, 10), _shop_day("new", 1, 0, error=10)),
+    assert shop_extraction_drop(_frame(_shop_day("new", 0, 10), _shop_day("new", 1, 0, no_price=10))).empty
+    assert len(shop_extraction_drop(_frame(_shop_day("new", 0, 10), _shop_day("new", 1, 0, no_price=10)),
                                     min_baseline_days=1)) == 1
+    # a shop that does not answer (an outage) is not a broken extractor
+    assert shop_extraction_drop(_frame(*base, _shop_day("acme", 4, 0, error=10))).empty
     # thin baseline days (< min_fetches) do not count; old days outside the window neither
     thin = [_shop_day("acme", d, 2) for d in range(4)]
     assert shop_extraction_drop(_frame(*thin, _shop_day("acme", 4, 0, error=10))).empty
     old = [_shop_day("acme", d, 10) for d in range(3)]
     assert shop_extraction_drop(_frame(*old, _shop_day("acme", 30, 0, error=10)), baseline_days=14).empty
     # as_of picks the day; a `retailer` column works as well; a shop not fetched that day is skipped
-    df = _frame(*base, _shop_day("acme", 4, 1, error=9), _shop_day("other", 5, 10)).rename(columns={"shop": "retailer"})
+    df = _frame(*base, _shop_day("acme", 4, 1, no_price=9), _shop_day("other", 5, 10)).rename(columns={"shop": "retailer"})
     assert shop_extraction_drop(df).empty  # latest day is 5: acme was not fetched then
     flagged = shop_extraction_drop(df, as_of="2026-07-05")
     assert list(flagged.shop) == ["acme"] and flagged.iloc[0].day == _day(4).floor("D")

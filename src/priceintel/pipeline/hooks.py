@@ -2,7 +2,8 @@
 
 `after_load` is the `on_finish` hook of the pipeline's load task. A failing critical check notifies every
 configured channel and raises `QualityError`, which marks the load task failed so Ploomber runs no
-downstream task (forecast, elasticity, evaluate); warnings only show in the report.
+downstream task (forecast, elasticity, evaluate); warnings show in the report, and those in
+`quality.NOTIFY_WARNINGS` (a shop's extraction rate collapsing) also notify every channel.
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ def monitor_load(
         "failed": [r.name for r in failed],
         "report": str(report) if report else None,
     }
+    loud = [r for r in failed if r.severity != "critical" and r.name in quality.NOTIFY_WARNINGS]
+    if loud:
+        note = notify.Notification(
+            title=f"priceintel: {', '.join(sorted({r.name for r in loud}))} ({run_key})",
+            kind="quality",
+            lines=[r.detail for r in loud] + ([f"report: {report}"] if report else []),
+        )
+        sent = notify.broadcast(engine, notifiers, note)
+        outcome["notified"] = {channel: d.ok for channel, d in sent.items()}
     if critical:
         lines = [
             f"{r.name} ({r.stage}): table {r.table}, column {r.column}: {r.failed_rows} rows. {r.detail}"

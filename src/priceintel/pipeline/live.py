@@ -11,7 +11,6 @@ upserts the same (listing, day): the latest fetch of the day wins, and every fet
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -22,12 +21,12 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from priceintel import PriceIntelError
+from priceintel import PriceIntelError, config
 from priceintel.db.queries import MATCHED
 from priceintel.items import PRODUCT_COLUMNS, SALES_COLUMNS, plain
 from priceintel.scrape.crawl import ERROR_COLUMNS, OFFER_FRAME_COLUMNS, _offer_row
 from priceintel.scrape.health import watch_status
-from priceintel.scrape.page import fetch_offer, shop_fetcher
+from priceintel.scrape.page import fetch_offer, shop_fetcher, url_item_id
 from priceintel.scrape.shops import Shop, default_shops_path, load_shops, shop_for
 
 #: one row per fetch of a watched page (the `fetches` product of the scrape task; table watch_fetch)
@@ -98,11 +97,6 @@ def _shops(path: str | Path | None) -> dict[str, Shop]:
     return load_shops(path)
 
 
-def url_item_id(url: str) -> str:
-    """A stable listing id for a page whose adapter finds no retailer id: `url-` + 16 hex of its SHA-256."""
-    return "url-" + hashlib.sha256(url.encode()).hexdigest()[:16]
-
-
 def _fetch_one(shop: Shop, fetcher: Any, target: dict, day: str) -> tuple[dict | None, dict | None, dict]:
     """(offer row or None, error row or None, fetch row) of one target."""
     record, offer, res = fetch_offer(target["url"], shop, fetcher, meta={"ds": day, "source": "live"})
@@ -168,11 +162,16 @@ def live_scrape(
             warned.add(shop.name)
             log(f"warning: {warning}")
         groups.setdefault(shop.name, (shop, []))[1].append(t)
-    day = datetime.now(UTC).date().isoformat()
+    now = config.clock_now()  # PRICEINTEL_CLOCK: a simulated or backfilled day; fetch times move with it
+    shift = now - datetime.now(UTC)
+    day = now.date().isoformat()
     archive = Path(data_dir) / "raw"
     with ThreadPoolExecutor(max_workers=min(8, len(groups))) as pool:
         done = list(pool.map(lambda g: _scrape_shop(g[0], g[1], archive, day), groups.values()))
     rows = [r for shop_rows in done for r in shop_rows]
+    if abs(shift.total_seconds()) > 1:
+        for row in (part for r in rows for part in r if part is not None and "fetched_at" in part):
+            row["fetched_at"] = pd.Timestamp(row["fetched_at"]) + shift
     offers = pd.DataFrame([o for o, _, _ in rows if o is not None], columns=OFFER_FRAME_COLUMNS)
     offers["fetched_at"] = pd.to_datetime(offers["fetched_at"], utc=True)
     offers["status"] = offers["status"].astype("Int64")
@@ -225,10 +224,11 @@ def record_fetches(conn: sa.Connection, fetches: pd.DataFrame, scrape_run_id: in
     history = pd.read_sql(
         sa.text(
             "SELECT watch_id, fetched_at, outcome, http_status FROM watch_fetch "
-            "WHERE watch_id = ANY(:ids) AND fetched_at >= now() - make_interval(days => :days)"
+            "WHERE watch_id = ANY(:ids) AND fetched_at >= CAST(:ref AS timestamptz) - make_interval(days => :days) "
+            "AND fetched_at <= :ref"
         ),
         conn,
-        params={"ids": ids, "days": STATUS_DAYS * 3},
+        params={"ids": ids, "days": STATUS_DAYS * 3, "ref": watched["fetched_at"].max().to_pydatetime()},
     )
     status = watch_status(history, days=STATUS_DAYS)
     for r in status.itertuples(index=False):

@@ -244,6 +244,8 @@ SQL_DEFAULTS = {
     "jump_ratio": 10.0,
     "min_match_coverage": 0.8,
     "history_days": 60,
+    "extraction_drop_ratio": 0.5,
+    "extraction_baseline_days": 14,
 }
 
 
@@ -391,8 +393,47 @@ def _match_coverage(conn, day: _Day) -> CheckResult:
     )
 
 
+def _extraction_rate(conn, day: _Day) -> CheckResult:
+    """Shops whose share of watched pages with an extracted price collapsed on as_of against their recent days
+    (scrape.health.shop_extraction_drop over watch_fetch: a layout change, not a delisted product)."""
+    from priceintel.scrape.health import EXTRACTION_DROP, shop_extraction_drop
+
+    rows = _scalar_rows(
+        conn,
+        """
+            SELECT w.retailer, f.fetched_at, f.outcome FROM watch_fetch f JOIN watch w USING (watch_id)
+            WHERE f.fetched_at >= CAST(:h AS date) AND f.fetched_at < CAST(:d AS date) + 1""",
+        {**day.params, "h": day.as_of - timedelta(days=int(day.opts["extraction_baseline_days"]) + 1)},
+    )
+    fetches = pd.DataFrame(rows, columns=["retailer", "fetched_at", "outcome"])
+    drops = (
+        shop_extraction_drop(
+            fetches,
+            ratio=float(day.opts["extraction_drop_ratio"]),
+            baseline_days=int(day.opts["extraction_baseline_days"]),
+            as_of=day.as_of,
+        )
+        if len(fetches)
+        else pd.DataFrame(columns=["message", "fetches", "ok"])
+    )
+    detail = "; ".join(drops["message"])
+    failed = int((drops["fetches"] - drops["ok"]).sum()) if len(drops) else 0
+    return CheckResult(EXTRACTION_DROP, "watch_fetch", "outcome", failed, drops.empty, detail, "warning", "load")
+
+
 #: the checks after each load, in report order
-SQL_CHECKS = (_freshness, _coverage, _duplicate_listings, _price_jump, _currency_mismatch, _match_coverage)
+SQL_CHECKS = (
+    _freshness,
+    _coverage,
+    _duplicate_listings,
+    _price_jump,
+    _currency_mismatch,
+    _match_coverage,
+    _extraction_rate,
+)
+
+#: warnings that still notify every channel (a shop's extractor broke: someone must look today)
+NOTIFY_WARNINGS = frozenset({"extraction_rate_drop"})
 
 
 def sql_checks(
@@ -402,7 +443,9 @@ def sql_checks(
 
     freshness (per retailer), coverage (listings seen yesterday seen today), duplicate_listings,
     price_jump (×jump_ratio against the listing's median), currency_mismatch (against the retailer's
-    usual currency, or expected_currencies), match_coverage (our products with a matched observation).
+    usual currency, or expected_currencies), match_coverage (our products with a matched observation),
+    extraction_rate_drop (a shop's share of watched pages with a price fell below extraction_drop_ratio × its
+    median over the previous extraction_baseline_days days).
     """
     import sqlalchemy as sa
 

@@ -247,6 +247,27 @@ def match_metrics(matches: pd.DataFrame, listings: pd.DataFrame, world_dir: str 
     return metrics
 
 
+def match_stage(listings: pd.DataFrame, products: pd.DataFrame, source: str = "demo", engine=None) -> tuple:
+    """(matches, model, stored labels) of the match task. Stored review labels stand as decisions; the live
+    source adds its watch list's skus as confirmed labels and learns from its own identifier pairs
+    (`own_data_model`); the demo source learns from an independently seeded demo world (`pipeline_model`)."""
+    from priceintel.match import labels as match_labels
+    from priceintel.match import model as listing_model
+    from priceintel.match import rules as match
+
+    stored = match_labels.stored_labels_or_none()
+    if source == "live":
+        from priceintel.db import engine as db_engine
+        from priceintel.pipeline import live
+
+        known = live.watch_labels(engine or db_engine.get_engine(), listings)
+        stored = known if stored is None else pd.concat([stored, known], ignore_index=True)
+        model = listing_model.own_data_model(listings, products, stored)
+    else:
+        model = listing_model.pipeline_model(listings, products, stored)
+    return match.match_listings(listings, products, labels=stored, model=model), model, stored
+
+
 def _read_world_tables(upstream: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The world task's catalogue and sales products (ids and GTINs kept as text)."""
     products = read_catalogue(upstream["world"]["catalogue"])

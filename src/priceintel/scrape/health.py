@@ -51,7 +51,8 @@ DROP_COLUMNS = [
 ]
 _OUTCOMES = frozenset({"ok", "no_price", "not_found", "redirected", "blocked", "error"})
 #: outcomes about the product (delisted, moved), not about extraction: left out of a shop's ok share
-_PRODUCT_OUTCOMES = frozenset({"not_found", "redirected"})
+#: outcomes that say nothing about extraction: a delisted or moved product, a shop that did not answer
+_NOT_EXTRACTION = frozenset({"not_found", "redirected", "error"})
 
 
 class HealthError(PriceIntelError):
@@ -199,14 +200,15 @@ def shop_extraction_drop(
 
     `fetches_by_shop` has a `shop` (or `retailer`) column, fetched_at and outcome. Per shop and UTC day,
     the ok share is ok fetches / fetches, leaving out not_found and redirected (a delisted or moved
-    product says nothing about extraction). A shop is flagged on `as_of` (default: the latest day in the
-    frame) when it had at least `min_fetches` fetches that day and its ok share is below `ratio` times the
-    median share of its previous `baseline_days` days (days with at least `min_fetches` fetches, at least
-    `min_baseline_days` of them). Returns one row per flagged shop (DROP_COLUMNS), empty when none.
+    product says nothing about extraction) and error (the shop did not answer: an outage, recorded per watch
+    and seen by the freshness check, not a broken extractor). A shop is flagged on `as_of` (default: the
+    latest day in the frame) when it had at least `min_fetches` fetches that day and its ok share is below
+    `ratio` times the median share of its previous `baseline_days` days (days with at least `min_fetches`
+    fetches, at least `min_baseline_days` of them). Returns one row per flagged shop (DROP_COLUMNS), empty when none.
     """
     col = "shop" if "shop" in getattr(fetches_by_shop, "columns", ()) else "retailer"
     df = _clean(fetches_by_shop, "shop_extraction_drop(fetches_by_shop)", (col,))
-    df = df[df["outcome"].notna() & ~df["outcome"].isin(_PRODUCT_OUTCOMES)]
+    df = df[df["outcome"].notna() & ~df["outcome"].isin(_NOT_EXTRACTION)]
     if df.empty:
         return pd.DataFrame(columns=DROP_COLUMNS)
     if as_of is None:
