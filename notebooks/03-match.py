@@ -8,9 +8,10 @@ product = None
 source = "demo"
 
 # %%
-# `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab, the
-# same values are read from pipeline.yaml + env.yaml, so every cell below runs as in the pipeline.
-from priceintel.pipeline.lab import task_inputs
+# `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab or run
+# alone with papermill, the same values are read from pipeline.yaml + env.yaml (papermill's -p values win),
+# so every cell below runs as in the pipeline (docs/notebooks.md).
+from priceintel.pipeline.standalone import task_inputs
 
 task_inputs("match", globals())
 
@@ -26,26 +27,12 @@ task_inputs("match", globals())
 # %%
 import pandas as pd
 
-from priceintel.match import rules as match
 from priceintel.pipeline import report
 from priceintel.pipeline import stages as pipeline
-from priceintel.match import labels as match_labels
-from priceintel.match import model as listing_model
 
 listings = pd.read_parquet(upstream["clean"]["listings"])
 products = pipeline.read_catalogue(upstream["world"]["catalogue"])
-stored = match_labels.stored_labels_or_none()
-if source == "live":
-    from priceintel.db.engine import get_engine
-    from priceintel.pipeline import live
-
-    known = live.watch_labels(get_engine(), listings)
-    stored = known if stored is None else pd.concat([stored, known], ignore_index=True)
-if source == "live":
-    model = listing_model.own_data_model(listings, products, stored)
-else:  # the demo world: an independently seeded world's truth + stored labels (its results are the benchmark's)
-    model = listing_model.pipeline_model(listings, products, stored)
-matches = match.match_listings(listings, products, labels=stored, model=model)
+matches, model, stored = pipeline.match_stage(listings, products, source)
 pipeline.save_frame(matches, product["matches"])
 report.table({"stored labels": 0 if stored is None else len(stored),
               **({"learned model": "none (GTIN + rules at 0.75, the rest to review)"} if model is None else {

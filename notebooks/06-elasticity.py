@@ -11,9 +11,10 @@ upstream = ["load"]
 product = None
 
 # %%
-# `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab, the
-# same values are read from pipeline.yaml + env.yaml, so every cell below runs as in the pipeline.
-from priceintel.pipeline.lab import task_inputs
+# `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab or run
+# alone with papermill, the same values are read from pipeline.yaml + env.yaml (papermill's -p values win),
+# so every cell below runs as in the pipeline (docs/notebooks.md).
+from priceintel.pipeline.standalone import task_inputs
 
 task_inputs("elasticity", globals())
 

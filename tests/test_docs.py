@@ -14,7 +14,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 #: the docs pages the README promises
 #: `priceintel.<suffix>` with these suffixes names a file (a systemd unit, a script), not code
 FILE_SUFFIXES = {"py", "service", "timer", "yaml", "json", "toml", "log", "db"}
-DOC_PAGES = ["getting-started", "scraping", "matching", "forecasting", "pricing", "apps", "operations", "cli",
+DOC_PAGES = ["getting-started", "your-data", "notebooks", "scraping", "matching", "forecasting", "pricing", "apps", "operations", "cli",
              "architecture", "benchmarks"]
 
 

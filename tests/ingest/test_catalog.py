@@ -216,3 +216,11 @@ def test_strict_accepts_warnings_and_the_package_exports_the_api(db, write, tmp_
         "catalog.csv row 2, column gtin: bad check digit '4006381333932' (row loaded without gtin)"
     ]
     assert res.rejects_path is None and _products(db)["A1"]["gtin"] is None
+
+
+def test_currency_column_with_an_empty_cell_names_the_row(db, write, tmp_path):
+    path = write("cat.csv", "id,title,price,currency\nA1,Blender,10,usd\nA2,Toaster,12.50,\n")
+    res = import_catalog(db, path, archive_root=tmp_path)
+    assert res.counts["inserted"] >= 1
+    issues = res.rejects + res.warnings
+    assert any(i.row == 3 and "currency" in i.reason for i in issues), issues

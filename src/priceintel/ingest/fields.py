@@ -89,6 +89,13 @@ def _amount(text: Any) -> tuple[float | None, str | None, str | None]:
     return value, cur, ("negative" if value < 0 else None)
 
 
+def _cell_currency(c: Any) -> str | None:
+    """A currency column's cell as ISO (a sign or name Babel knows), else its text upper-cased; empty -> None."""
+    if c is None or (isinstance(c, float) and c != c) or not str(c).strip():
+        return None
+    return normalise_currency(str(c)) or str(c).strip().upper()
+
+
 def amounts(s: pd.Series, currency: pd.Series | None = None, default: str | None = None) -> pd.DataFrame:
     """Prices of a column: frame [amount (float), currency (ISO or None), problem (None | 'unparsable' |
     'negative' | 'unknown currency' | 'no currency')]; the currency comes from the cell, else the `currency`
@@ -104,7 +111,7 @@ def amounts(s: pd.Series, currency: pd.Series | None = None, default: str | None
         out.loc[rest, "amount"] = parsed.map(lambda t: t[0]).astype(float)
         out.loc[rest, "currency"] = parsed.map(lambda t: t[1])
         out.loc[rest, "problem"] = parsed.map(lambda t: t[2])
-    column = currency.map(lambda c: normalise_currency(c) or c.upper()) if currency is not None else None
+    column = currency.map(_cell_currency) if currency is not None else None
     if column is not None:
         out["currency"] = out["currency"].where(out["currency"].notna(), column)
     if default:

@@ -51,7 +51,7 @@ class StandaloneError(PriceIntelError):
 def papermill_parameters(namespace: dict) -> dict[str, Any]:
     """The values papermill injected into this kernel: the names assigned in every executed cell that starts with
     papermill's `# Parameters` comment (IPython keeps each executed cell's source in `In`), with their current
-    values in `namespace`; {} in JupyterLab or under Ploomber's injection as seen by a notebook opened alone."""
+    values in `namespace`; {} when papermill injected nothing (JupyterLab, a notebook run by nbclient)."""
     given: dict[str, Any] = {}
     for source in namespace.get("In") or []:
         if not isinstance(source, str) or not source.lstrip().startswith(PAPERMILL_MARK):
@@ -137,20 +137,16 @@ _FROM_DATABASE = {
     ("forecast", "forecast_metrics"): ("forecast_metrics.csv", _latest_forecast_metrics),
     ("elasticity", "elasticity"): ("elasticity.csv", _latest_elasticity),
 }
-#: upstream products each database task reads (the others it is given are left alone)
-_READS = {
-    "forecast": {("load", "receipt")},
-    "elasticity": {("load", "receipt")},
-    "evaluate": {
-        ("scrape", "offers"),
-        ("scrape", "errors"),
-        ("clean", "errors"),
-        ("clean", "observations"),
-        ("match", "metrics"),
-        ("load", "receipt"),
-        ("forecast", "forecast_metrics"),
-        ("elasticity", "elasticity"),
-    },
+#: upstream products the database tasks read (the others they are given, e.g. the world folder, are left alone)
+_READ = {
+    ("scrape", "offers"),
+    ("scrape", "errors"),
+    ("clean", "errors"),
+    ("clean", "observations"),
+    ("match", "metrics"),
+    ("load", "receipt"),
+    ("forecast", "forecast_metrics"),
+    ("elasticity", "elasticity"),
 }
 
 
@@ -158,13 +154,12 @@ def fill_from_database(upstream: dict, engine=None, folder: str | Path | None = 
     """`upstream` with every product it names that is missing on disk and stored in the database written from the
     database into `folder` (a new temporary folder by default); a missing product the database does not hold
     (scrape, clean, match) is a StandaloneError naming the file and the task that makes it."""
-    reads = set().union(*_READS.values())
     missing = [
         (task, key)
         for task, products in upstream.items()
         if isinstance(products, dict)
         for key, path in products.items()
-        if (task, key) in reads and not Path(str(path)).exists()
+        if (task, key) in _READ and not Path(str(path)).exists()
     ]
     if not missing:
         return upstream
