@@ -103,6 +103,12 @@ def test_generic_cold_start_model_on_a_fresh_world(world):
     assert model is not None and set(model.sources) == {"generic"} and model.threshold >= 0.5
     r = rules.score_matches(rules.match_listings(world.listings, world.products, model=model), world.truth_matches)
     assert r["precision"] >= 0.99 and r["recall"] >= 0.97, r
+    # the same training pairs again (tomorrow's run over unchanged listings): the same model, a copy of its own
+    again = own_data_model(bare, world.products, generic=True)
+    assert again is not model and (again.threshold, again.review_low, again.sources) == (
+        model.threshold, model.review_low, model.sources)
+    again.threshold = 2.0
+    assert own_data_model(bare, world.products, generic=True).threshold == model.threshold
 
 
 @pytest.mark.slow

@@ -22,7 +22,9 @@ is recomputed without them, leaving title, brand and size cues that carry over t
 
 from __future__ import annotations
 
+import copy
 import functools
+import hashlib
 import re
 from dataclasses import dataclass, field
 
@@ -329,6 +331,21 @@ def generic_training_pairs(demo_seed: int = 1042, demo_products: int = 200) -> p
     return _generic_pairs_cached(int(demo_seed), int(demo_products)).copy()
 
 
+_OWN_FITS: dict[str, ListingModel] = {}
+
+
+def _fit_own(data: pd.DataFrame, min_precision: float, seed: int) -> ListingModel:
+    """`_fit_listing_model` on own + generic pairs, thresholds judged on the own pairs; remembered per training
+    frame in this process (daily runs over unchanged listings and labels train on the same pairs)."""
+    digest = hashlib.sha256(pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes())
+    key = f"{digest.hexdigest()}:{list(data.columns)}:{min_precision}:{seed}"
+    if key not in _OWN_FITS:
+        own = (data["source"] != "generic").to_numpy()
+        _OWN_FITS.clear()  # one frame at a time: a model is a few MB
+        _OWN_FITS[key] = _fit_listing_model(data, min_precision, 0.5, seed, threshold_rows=own)
+    return copy.deepcopy(_OWN_FITS[key])
+
+
 def own_data_model(
     listings: pd.DataFrame,
     products: pd.DataFrame,
@@ -368,9 +385,8 @@ def own_data_model(
     # matches, 1 not) alone scored precision 0.96 on a fresh demo world's GTIN-less listings, rules 1.0
     if data["label"].value_counts().reindex([0, 1], fill_value=0).min() < 10:
         return None
-    own = (data["source"] != "generic").to_numpy()
     try:
-        model = _fit_listing_model(data, min_precision, 0.5, seed, threshold_rows=own)
+        model = _fit_own(data, min_precision, seed)
     except ModelError:
         return None
     model.threshold = max(model.threshold, float(min_auto))
