@@ -31,3 +31,18 @@ report.table(receipt["loaded"], key="loaded", value="rows")
 
 # %%
 report.table(receipt["table_counts"], key="table", value="rows")
+
+# %% [markdown]
+# ## Category positioning over each competitor's whole assortment
+# Matched listings take our product's category; listings that match none of our products take the category the
+# text classifier trained on our own titles gave them (the match task). `median_index` is 100 × our median price
+# over their median price in the category: it also sees the products we do not sell, where the matched price
+# index (pricing analytics) compares like with like.
+
+# %%
+from priceintel.db import queries
+from priceintel.db.engine import get_engine
+from priceintel.pricing import analytics
+
+assortment = analytics.category_assortment(queries.our_category_prices(get_engine()), queries.category_listings(get_engine()))
+assortment.round(2) if len(assortment) else "no competitor listings yet"

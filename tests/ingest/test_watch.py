@@ -127,6 +127,17 @@ def test_add_list_remove_purge(catalog):
     assert list_watches(catalog, include_inactive=True)["watch_id"].tolist() == [1]
 
 
+def test_unconfigured_retailer_warning_names_the_adapter_a_run_uses(catalog):
+    from priceintel.scrape.shops import shop_for
+
+    site = add_watch(catalog, "https://www.walmart.com/ip/77", retailer="walmart-outlet", known_retailers=SHOPS)
+    shop, _ = shop_for({}, "https://www.walmart.com/ip/77", retailer="walmart-outlet")
+    assert shop.adapter == "walmart" and site["warnings"] == [
+        "retailer 'walmart-outlet' is not in shops.yaml: it will be fetched with the walmart adapter and default "
+        "politeness"
+    ]
+
+
 def test_add_watch_errors_are_clear(catalog):
     with pytest.raises(
         IngestError, match=r"^malformed URL 'walmart.com/x': need an absolute http\(s\) URL with a host$"

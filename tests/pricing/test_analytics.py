@@ -123,3 +123,25 @@ def test_pricing_analytics_notebook_renders(tmp_path):
     plain.write_text("# %%\nx = 1\n")
     with pytest.raises(RenderError, match="parameters"):
         render_notebook(plain, tmp_path / "p.html", parameters={"x": 2})
+
+
+def test_category_assortment_counts_unmatched_listings():
+    from priceintel.pricing.analytics import ASSORTMENT_COLUMNS, category_assortment
+
+    ours = pd.DataFrame({"sku": ["A", "B", "C"], "category": ["tea", "tea", "coffee"], "price": [4.0, 6.0, 10.0]})
+    listings = pd.DataFrame({
+        "retailer": ["x", "x", "x", "y", "y"],
+        "category": ["tea", "tea", None, "coffee", "coffee"],
+        "matched": [True, False, False, True, False],
+        "price": [4.0, 6.0, 3.0, 8.0, 12.0],
+    })
+    out = category_assortment(ours, listings)
+    assert list(out.columns) == ASSORTMENT_COLUMNS
+    rows = {(r.category, r.retailer): r for r in out.itertuples()}
+    tea = rows[("tea", "x")]
+    assert (tea.listings, tea.matched, tea.unmatched, tea.their_median, tea.our_median) == (2, 1, 1, 5.0, 5.0)
+    assert tea.median_index == 100.0
+    assert rows[("coffee", "y")].median_index == 100.0 and rows[("(uncategorised)", "x")].unmatched == 1
+    assert pd.isna(rows[("(uncategorised)", "x")].our_median)
+    with pytest.raises(Exception, match="matched"):
+        category_assortment(ours, listings.drop(columns=["matched"]))

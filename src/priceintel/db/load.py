@@ -114,7 +114,7 @@ def upsert_products(conn: Connection, df: pd.DataFrame) -> dict:
     return _upsert_dim(conn, df, "dim_product", _PRODUCT_COLS, "sku", "one row per sku", touch="updated_at")
 
 
-_LISTING_COLS = cols("retailer! item_id! url title brand gtin mpn")
+_LISTING_COLS = cols("retailer! item_id! url title brand gtin mpn category category_confidence:real")
 _LISTING_KEYS = ["retailer", "item_id"]
 
 

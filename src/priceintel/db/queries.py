@@ -15,10 +15,12 @@ __all__ = [
     "MATCHED",
     "OURS",
     "TABLES",
+    "category_listings",
     "competitor_prices",
     "list_products",
     "price_history",
     "latest_prices",
+    "our_category_prices",
     "price_vs_ours",
     "daily_price_stats",
     "table_counts",
@@ -213,6 +215,39 @@ def latest_watched(engine: Engine) -> pd.DataFrame:
     df = _read(engine, sql.format(matched=MATCHED), dates=())
     df["observed_at"] = pd.to_datetime(df["observed_at"], utc=True)
     return df[LATEST_WATCHED_COLUMNS]
+
+
+def category_listings(engine: Engine) -> pd.DataFrame:
+    """Every competitor listing with its latest price and category: our product's when it is matched, else the
+    one the classifier gave it (dim_listing.category, NULL when none was confident). Columns retailer, item_id,
+    sku (matched only), category, matched, price."""
+    sql = f"""
+        SELECT DISTINCT ON (l.listing_id) r.retailer, l.item_id, p.sku, COALESCE(p.category, l.category) AS category,
+               (p.product_id IS NOT NULL) AS matched, f.price::float8 AS price
+        FROM dim_listing l JOIN dim_retailer r USING (retailer_id)
+        LEFT JOIN product_match pm ON pm.listing_id = l.listing_id AND pm.status {MATCHED}
+        LEFT JOIN dim_product p ON p.product_id = pm.product_id
+        LEFT JOIN LATERAL (
+            SELECT fp.price FROM fact_price fp
+            WHERE fp.listing_id = l.listing_id AND fp.price IS NOT NULL ORDER BY fp.date_key DESC LIMIT 1
+        ) f ON true
+        ORDER BY l.listing_id"""
+    df = _read(engine, sql, dates=())
+    return df.sort_values(["retailer", "item_id"]).reset_index(drop=True)
+
+
+def our_category_prices(engine: Engine) -> pd.DataFrame:
+    """Our products' current prices by category: sku, category, price (the latest sales price, else the
+    catalogue's own price)."""
+    sql = """
+        SELECT p.sku, p.category, COALESCE(s.price, p.own_price)::float8 AS price
+        FROM dim_product p
+        LEFT JOIN LATERAL (
+            SELECT fs.price FROM fact_sales fs
+            WHERE fs.product_id = p.product_id AND fs.price IS NOT NULL ORDER BY fs.date_key DESC LIMIT 1
+        ) s ON true
+        ORDER BY p.sku"""
+    return _read(engine, sql, dates=())
 
 
 def competitor_prices(engine: Engine, latest: bool = False) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from priceintel.ingest.fields import by_unique, clean_url, pick, retailer_from_u
 from priceintel.ingest.lineage import Checked, run_import
 from priceintel.ingest.result import ImportResult, IngestError, Issue
 from priceintel.ingest.validate import Rule, check_rows, duplicate_rule, required_rule, split
+from priceintel.scrape.adapters import adapter_for_url
 
 __all__ = ["WATCH_COLUMNS", "import_watches", "add_watch", "list_watches", "remove_watch", "unknown_retailer_message"]
 
@@ -42,19 +43,24 @@ _ALIASES = {"url": ("url", "link", "product_url"), "retailer": ("retailer", "sho
 _COLS = cols("url! retailer! sku")
 
 
-def unknown_retailer_message(retailer: str) -> str:
-    """The warning for a retailer that shops.yaml does not describe."""
+def unknown_retailer_message(retailer: str, url: str | None = None) -> str:
+    """The warning for a retailer that shops.yaml does not describe: fetched with the adapter a run will pick for
+    its URL (`scrape.shops.shop_for`: the site's own adapter, else the generic one) and default politeness."""
+    adapter = adapter_for_url(url).name if url else "generic"
     return (
-        f"retailer '{retailer}' is not in shops.yaml: it will be fetched with the generic adapter "
+        f"retailer '{retailer}' is not in shops.yaml: it will be fetched with the {adapter} adapter "
         "and default politeness"
     )
 
 
-def _retailer_warnings(df: pd.DataFrame, column: str, retailers: pd.Series, known: set[str]) -> list[Issue]:
+def _retailer_warnings(column: str, retailers: pd.Series, urls: pd.Series, known: set[str]) -> list[Issue]:
     """One warning per retailer outside `known`, at the first row that names it."""
     unknown = retailers[retailers.notna() & ~retailers.isin(known)]
     first = unknown[~unknown.duplicated()]
-    return [Issue(int(row), column, name, unknown_retailer_message(name), "warning") for row, name in first.items()]
+    return [
+        Issue(int(row), column, name, unknown_retailer_message(name, urls.get(row)), "warning")
+        for row, name in first.items()
+    ]
 
 
 def check_watches(conn: Connection, path: Path, df: pd.DataFrame, known_retailers: set[str] | None = None) -> Checked:
@@ -82,7 +88,7 @@ def check_watches(conn: Connection, path: Path, df: pd.DataFrame, known_retailer
         out["sku"] = kept[found["sku"]]
     if known_retailers is not None:
         column = found.get("retailer", url_col)
-        warnings += _retailer_warnings(kept, column, out["retailer"], known_retailers)
+        warnings += _retailer_warnings(column, out["retailer"], out["url"], known_retailers)
     return Checked(out, rejects, sorted(warnings, key=lambda i: i.row or 0))
 
 
@@ -154,7 +160,8 @@ def add_watch(
         counts = _upsert(conn, frame, None)
         watch_id = conn.execute(sa.text("SELECT watch_id FROM watch WHERE url = :u"), {"u": clean}).scalar_one()
     action = "added" if counts["inserted"] else "updated" if counts["updated"] else "unchanged"
-    warnings = [] if known_retailers is None or name in known_retailers else [unknown_retailer_message(name)]
+    unknown = known_retailers is not None and name not in known_retailers
+    warnings = [unknown_retailer_message(name, clean)] if unknown else []
     out = {"watch_id": int(watch_id), "url": clean, "retailer": name, "sku": sku, "action": action}
     return {**out, "warnings": warnings}
 

@@ -285,6 +285,20 @@ def _read_fetches(upstream: dict) -> pd.DataFrame:
     return pd.read_parquet(str(path))
 
 
+def _with_categories(listings: pd.DataFrame, upstream: dict) -> pd.DataFrame:
+    """Listings with the match task's categories of unmatched listings (category, category_confidence; NULL
+    for the others, which keeps what dim_listing knows)."""
+    path = upstream["match"].get("categories") if isinstance(upstream["match"], dict) else None
+    if path is None or not Path(str(path)).exists():
+        return listings
+    cats = pd.read_parquet(str(path))
+    cats = cats[cats["category"].notna()][["retailer", "item_id", "category", "confidence"]]
+    cats = cats.rename(columns={"confidence": "category_confidence"}).drop_duplicates(["retailer", "item_id"])
+    return listings.drop(columns=["category", "category_confidence"], errors="ignore").merge(
+        cats, on=["retailer", "item_id"], how="left"
+    )
+
+
 def load_stage(upstream: dict, data_dir: str | Path) -> dict:
     """Migrate, then load dimensions and facts (and the watch fetches of a live run) in one transaction;
     return counts."""
@@ -295,7 +309,7 @@ def load_stage(upstream: dict, data_dir: str | Path) -> dict:
 
     data_dir = Path(data_dir)
     obs = pd.read_parquet(str(upstream["clean"]["observations"]))
-    listings = pd.read_parquet(str(upstream["clean"]["listings"]))
+    listings = _with_categories(pd.read_parquet(str(upstream["clean"]["listings"])), upstream)
     matches = pd.read_parquet(str(upstream["match"]["matches"]))
     scrape_errors = pd.read_csv(str(upstream["scrape"]["errors"]), dtype=str)
     clean_errors = pd.read_csv(str(upstream["clean"]["errors"]), dtype=str)

@@ -17,6 +17,8 @@ from priceintel.pricing.panel import KEYS, Keys
 
 __all__ = [
     "AnalyticsError",
+    "ASSORTMENT_COLUMNS",
+    "category_assortment",
     "positioning_matrix",
     "price_leadership",
     "market_share",
@@ -34,6 +36,52 @@ class AnalyticsError(PriceIntelError):
 def _need(df, cols, where: str) -> None:
     """Raise AnalyticsError naming the missing columns."""
     require_columns(df, cols, where, AnalyticsError, "not in frame")
+
+
+#: columns of `category_assortment`
+ASSORTMENT_COLUMNS = [
+    "category",
+    "retailer",
+    "listings",
+    "matched",
+    "unmatched",
+    "their_median",
+    "our_median",
+    "median_index",
+]
+
+
+def category_assortment(ours: pd.DataFrame, listings: pd.DataFrame) -> pd.DataFrame:
+    """Category positioning over each competitor's whole assortment, matched or not.
+
+    `ours`: sku, category, price (our current prices); `listings`: retailer, category, matched, price (every
+    competitor listing's latest price; the category of an unmatched listing comes from the classifier, and
+    listings without one count under "(uncategorised)"). One row per category and retailer: listings, how many
+    are matched to our products and how many are not, the median of their prices and of ours in that category,
+    and `median_index` = 100 × our median / their median (110: our typical price in the category is 10% above
+    theirs). A price index over matched pairs (`positioning_matrix`) compares like with like; this one also
+    sees the products we do not sell.
+    """
+    _need(ours, ["sku", "category", "price"], "category_assortment(ours)")
+    _need(listings, ["retailer", "category", "matched", "price"], "category_assortment(listings)")
+    lst = listings.assign(
+        category=listings["category"].fillna("(uncategorised)"), matched=listings["matched"].astype(bool)
+    )
+    if lst.empty:
+        return pd.DataFrame(columns=ASSORTMENT_COLUMNS)
+    g = lst.groupby(["category", "retailer"])
+    out = pd.DataFrame(
+        {
+            "listings": g.size(),
+            "matched": g["matched"].sum().astype(int),
+            "their_median": g["price"].median(),
+        }
+    ).reset_index()
+    out["unmatched"] = out["listings"] - out["matched"]
+    our_median = ours.dropna(subset=["price"]).groupby("category")["price"].median()
+    out["our_median"] = out["category"].map(our_median).astype(float)
+    out["median_index"] = 100 * out["our_median"] / out["their_median"]
+    return out[ASSORTMENT_COLUMNS].sort_values(["category", "retailer"]).reset_index(drop=True)
 
 
 def positioning_matrix(
