@@ -165,7 +165,7 @@ def _live_day(engine, tmp: Path, world, fronts: Storefronts) -> dict:
                       "prices_loaded": receipt["table_counts"].get("fact_price"),
                       "pages_per_s_politeness_off": round(len(fetches) / st["scrape_fetch_and_extract"], 1)}
     out["polite_fetch_estimate_min"] = round(max(watch["retailer"].value_counts()) / 1.4 / 60, 1)
-    out["matched_auto"] = int((matches["status"] == "auto").sum())
+    out["match_status"] = matches["status"].value_counts().to_dict()
     out["model"] = None if model is None else {"sources": model.sources, "threshold": round(model.threshold, 3)}
     return out
 
