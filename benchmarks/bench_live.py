@@ -4,7 +4,8 @@ Issue #16's measure. A fresh database on the embedded server; a demo world of 5,
 storefronts on 127.0.0.1 play the competitors); our catalogue and a watch list of every listing imported with
 `priceintel.ingest`; then one live day through the stage functions the notebooks call (world -> scrape -> clean ->
 match -> load -> data checks), each timed. Fetching runs with politeness off (100 requests/s per shop, 4 at once);
-at the polite default of 1.4 requests/s per shop, 5,000 pages per shop take 60 min, which sets an hourly cadence.
+at the polite default of 1.4 requests/s per shop, the ~5,500 pages of one shop take about 65 min: about an
+hourly cadence.
 Also: import rates of a 50,000-row catalogue and a 1,000,000-row sales file (each imported twice: the first
 import, then the same file again, which changes nothing), and the replay web of the 70 shared real pages (share of
 fetched prices equal to the truth). Writes reports/benchmarks/live.json (live-quick.json with --quick).

@@ -158,6 +158,13 @@ def test_thirty_daily_live_runs_equal_the_demo_source(clock_db, tmp_path, monkey
     assert len(outcomes_on) == 3 * N_DAYS and tuple(totals) == (N_DAYS, N_DAYS * len(world.listings))
     failed = {i: o["failed"] for i, o in enumerate(outcomes) if "extraction_rate_drop" in o["failed"]}
     assert list(failed) == [DROP[0]]
+    # the model stages read the whole history from the database: 30 live days backtest and forecast every listing
+    early = pipeline.forecast_stage(horizon=7, prophet_series=0, engine=clock_db, n_windows=2)
+    assert early["forecast_run_id"] is not None and "skipped" not in early
+    assert set(early["future"]["unique_id"]) == {f"{r}:{i}" for r, i in stored[["retailer", "item_id"]].drop_duplicates()
+                                                 .itertuples(index=False)}
+    firsts = pd.to_datetime(early["future"]["ds"]).groupby(early["future"]["unique_id"]).min()
+    assert firsts.max() == pd.Timestamp(days[-1]) + pd.Timedelta(days=1)  # from the newest live day on
     notes = [p for p in posts if "extraction_rate_drop" in p.get("title", "")]
     assert len(notes) == 1 and f"shop {DROP[1]}" in " ".join(notes[0].get("lines", []))
 

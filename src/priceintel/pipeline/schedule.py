@@ -226,7 +226,8 @@ def run_once(
         error = None
         for attempt in range(int(retries) + 1):
             try:
-                status = _build(env, force=force and attempt == 0)
+                # a live run fetches today's pages on its first attempt; a retry re-runs only what failed
+                status = _build(env, force=(force or run.builds_everything(env)) and attempt == 0)
                 error = None
             except _BuildFailed as exc:
                 status, error = exc.status, str(exc)
