@@ -142,19 +142,10 @@ def _live_day(engine, tmp: Path, world, fronts: Storefronts) -> dict:
     listings = clean.listings_from_observations(obs)
     catalogue = pipeline.read_catalogue(world_dir / "products.csv")
     matches, model, _ = _timed(st, "match", pipeline.match_stage, listings, catalogue, "live", engine)
-    interim = data / "interim"
-    up = {"world": {"world": world_dir, "catalogue": world_dir / "products.csv", "sales": world_dir / "sales.csv"},
-          "scrape": {"offers": interim / "offers.parquet", "errors": interim / "scrape_errors.csv",
-                     "fetches": interim / "fetches.parquet"},
-          "clean": {"observations": interim / "observations.parquet", "listings": interim / "listings.parquet",
-                    "errors": interim / "clean_errors.csv"},
-          "match": {"matches": interim / "matches.parquet"}}
     t0 = time.perf_counter()
-    for frame, path in ((offers, up["scrape"]["offers"]), (errors, up["scrape"]["errors"]),
-                        (fetches, up["scrape"]["fetches"]), (obs, up["clean"]["observations"]),
-                        (listings, up["clean"]["listings"]), (cerr, up["clean"]["errors"]),
-                        (matches, up["match"]["matches"])):
-        pipeline.save_frame(frame, path)
+    up = pipeline.save_products(data, world_dir, {
+        "scrape": {"offers": offers, "errors": errors, "fetches": fetches},
+        "clean": {"observations": obs, "listings": listings, "errors": cerr}, "match": {"matches": matches}})
     st["save_products"] = round(time.perf_counter() - t0, 2)
     receipt = _timed(st, "load", pipeline.load_stage, up, data)
     _timed(st, "checks_and_alerts", hooks.monitor_load, engine, "bench", None, reports, notifiers={})

@@ -5,13 +5,11 @@ classifier trained on the remaining catalogue's titles puts them in our categori
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 import sqlalchemy as sa
 
 from priceintel import clean
-from priceintel.db import migrate, queries
+from priceintel.db import queries
 from priceintel.demo import Storefronts, generate_world
 from priceintel.match.categorize import categorize_unmatched
 from priceintel.pipeline import stages as pipeline
@@ -21,20 +19,9 @@ from priceintel.scrape import Fetcher, RawArchive, scrape_demo
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture()
-def cat_db(pg_server_url, monkeypatch):
-    from priceintel.db.engine import create_database, dispose_engines, drop_database
-
-    name = f"priceintel_cat_{uuid.uuid4().hex[:10]}"
-    url = create_database(pg_server_url, name)
-    monkeypatch.setenv("DATABASE_URL", url)
-    migrate.upgrade()
-    yield sa.create_engine(url)
-    dispose_engines()
-    drop_database(pg_server_url, name)
 
 
-def test_unmatched_listings_are_categorised_stored_and_counted(cat_db, tmp_path):
+def test_unmatched_listings_are_categorised_stored_and_counted(fresh_db, tmp_path):
     world = generate_world(n_products=80, n_days=2, seed=31)
     data = tmp_path / "data"
     world_dir = data / "demo" / "world"
@@ -47,22 +34,15 @@ def test_unmatched_listings_are_categorised_stored_and_counted(cat_db, tmp_path)
     obs, cerr = clean.offers_to_observations(offers)
     listings = clean.listings_from_observations(obs)
     catalogue = pipeline.read_catalogue(world_dir / "products.csv")
-    matches, _, _ = pipeline.match_stage(listings, catalogue, "demo", cat_db)
+    matches, _, _ = pipeline.match_stage(listings, catalogue, "demo", fresh_db)
     cats = categorize_unmatched(listings, catalogue, matches)
-    interim = data / "interim"
-    up = {"world": {"world": world_dir, "catalogue": world_dir / "products.csv", "sales": world_dir / "sales.csv"},
-          "scrape": {"offers": interim / "offers.parquet", "errors": interim / "scrape_errors.csv"},
-          "clean": {"observations": interim / "observations.parquet", "listings": interim / "listings.parquet",
-                    "errors": interim / "clean_errors.csv"},
-          "match": {"matches": interim / "matches.parquet", "categories": interim / "categories.parquet"}}
-    for frame, path in ((offers, up["scrape"]["offers"]), (errors, up["scrape"]["errors"]),
-                        (obs, up["clean"]["observations"]), (listings, up["clean"]["listings"]),
-                        (cerr, up["clean"]["errors"]), (matches, up["match"]["matches"]),
-                        (cats, up["match"]["categories"])):
-        pipeline.save_frame(frame, path)
+    up = pipeline.save_products(data, world_dir, {
+        "scrape": {"offers": offers, "errors": errors},
+        "clean": {"observations": obs, "listings": listings, "errors": cerr},
+        "match": {"matches": matches, "categories": cats}})
     pipeline.load_stage(up, data)
 
-    stored = queries.category_listings(cat_db)
+    stored = queries.category_listings(fresh_db)
     unmatched = stored[~stored["matched"]]
     missing = set(world.truth_matches.loc[~world.truth_matches["sku"].isin(kept["sku"]), "item_id"])
     assert len(unmatched) >= len(missing) > 0 and missing <= set(unmatched["item_id"])
@@ -73,11 +53,11 @@ def test_unmatched_listings_are_categorised_stored_and_counted(cat_db, tmp_path)
     answered = got.dropna()
     assert len(answered) >= 0.8 * len(got)  # coverage
     assert (answered == truth.reindex(answered.index)).mean() >= 0.9  # against the generator's truth
-    table = analytics.category_assortment(queries.our_category_prices(cat_db), stored)
+    table = analytics.category_assortment(queries.our_category_prices(fresh_db), stored)
     assert table["listings"].sum() == len(stored) and table["unmatched"].sum() == len(unmatched)
     assert (table.loc[table["category"] != "(uncategorised)", "unmatched"] > 0).any()
     assert table["median_index"].notna().any()
-    with cat_db.connect() as conn:  # matched listings keep no classifier category of their own
+    with fresh_db.connect() as conn:  # matched listings keep no classifier category of their own
         n = conn.execute(sa.text(
             "SELECT count(*) FROM dim_listing l JOIN product_match pm USING (listing_id) "
             "WHERE pm.status IN ('auto', 'confirmed') AND l.category IS NOT NULL")).scalar()

@@ -6,7 +6,6 @@ same day adds no observation (the latest fetch of the day wins, every fetch is r
 from __future__ import annotations
 
 import json
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -24,17 +23,6 @@ PAGES = config.shared_data_dir() / "pages"
 needs_pages = pytest.mark.skipif(not (PAGES / "truth.csv").is_file(), reason=f"no saved pages at {PAGES}")
 
 
-@pytest.fixture()
-def live_db(pg_server_url, monkeypatch):
-    """A fresh database of its own, as DATABASE_URL."""
-    from priceintel.db.engine import create_database, dispose_engines, drop_database
-
-    name = f"priceintel_live_{uuid.uuid4().hex[:10]}"
-    url = create_database(pg_server_url, name)
-    monkeypatch.setenv("DATABASE_URL", url)
-    yield sa.create_engine(url)
-    dispose_engines()
-    drop_database(pg_server_url, name)
 
 
 TERRITORIES = {t for t in Locale("en").territories if len(t) == 2 and t.isalpha()}
@@ -85,7 +73,7 @@ def _latest(capsys) -> list[dict]:
 
 @pytest.mark.slow
 @needs_pages
-def test_live_runs_on_the_replay_web(live_db, tmp_path, monkeypatch, capsys):
+def test_live_runs_on_the_replay_web(fresh_db, tmp_path, monkeypatch, capsys):
     from priceintel.pipeline.run import build_env, run_pipeline
 
     rows = _read_csv(PAGES / "truth.csv", PAGE_TRUTH_COLUMNS, "truth.csv")
@@ -103,7 +91,7 @@ def test_live_runs_on_the_replay_web(live_db, tmp_path, monkeypatch, capsys):
         assert cli.main(["watch", "import", str(tmp_path / "watch.csv")]) == 0
         run_pipeline(env)
         first = _latest(capsys)
-        with live_db.connect() as conn:
+        with fresh_db.connect() as conn:
             n_prices = conn.execute(sa.text("SELECT count(*) FROM fact_price")).scalar()
             n_fetches = conn.execute(sa.text("SELECT count(*) FROM watch_fetch")).scalar()
         # the same day again, as the scheduler runs it (a live run builds every task, not only changed ones)
@@ -126,7 +114,7 @@ def test_live_runs_on_the_replay_web(live_db, tmp_path, monkeypatch, capsys):
     with capsys.disabled():
         print(f"\nlive run on the replay web: {truth_equal}/{len(rows)} stored prices equal the truth")
     assert truth_equal / len(rows) >= 0.85
-    with live_db.connect() as conn:
+    with fresh_db.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM fact_price")).scalar() == n_prices  # nothing new
         assert conn.execute(sa.text("SELECT count(*) FROM watch_fetch")).scalar() == 2 * n_fetches  # recorded
         runs = conn.execute(sa.text("SELECT count(*) FROM scrape_run")).scalar()

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -20,11 +19,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 import yaml
-from _receivers import HTTPSink
 
+from _receivers import HTTPSink
 from priceintel import clean, config
 from priceintel.alerts.notify import WebhookNotifier
-from priceintel.db import migrate
 from priceintel.demo import Storefronts, generate_world
 from priceintel.ingest import import_catalog, import_watches
 from priceintel.pipeline import hooks
@@ -38,18 +36,6 @@ DROP = (20, "target")  # every page in stock without a price: the extractor find
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture()
-def clock_db(pg_server_url, monkeypatch):
-    """A fresh database of its own, as DATABASE_URL."""
-    from priceintel.db.engine import create_database, dispose_engines, drop_database
-
-    name = f"priceintel_clock_{uuid.uuid4().hex[:10]}"
-    url = create_database(pg_server_url, name)
-    monkeypatch.setenv("DATABASE_URL", url)
-    migrate.upgrade()
-    yield sa.create_engine(url)
-    dispose_engines()
-    drop_database(pg_server_url, name)
 
 
 def _inputs(tmp: Path, world, urls: dict[str, str]) -> None:
@@ -74,18 +60,9 @@ def _run_day(engine, data: Path, reports: Path, run_key: str, hook: HTTPSink) ->
     listings = clean.listings_from_observations(obs)
     matches, _, _ = pipeline.match_stage(listings, pipeline.read_catalogue(world_dir / "products.csv"), "live",
                                          engine)
-    interim = data / "interim"
-    up = {"world": {"world": world_dir, "catalogue": world_dir / "products.csv", "sales": world_dir / "sales.csv"},
-          "scrape": {"offers": interim / "offers.parquet", "errors": interim / "scrape_errors.csv",
-                     "fetches": interim / "fetches.parquet"},
-          "clean": {"observations": interim / "observations.parquet", "listings": interim / "listings.parquet",
-                    "errors": interim / "clean_errors.csv"},
-          "match": {"matches": interim / "matches.parquet"}}
-    for frame, path in ((offers, up["scrape"]["offers"]), (errors, up["scrape"]["errors"]),
-                        (fetches, up["scrape"]["fetches"]), (obs, up["clean"]["observations"]),
-                        (listings, up["clean"]["listings"]), (cerr, up["clean"]["errors"]),
-                        (matches, up["match"]["matches"])):
-        pipeline.save_frame(frame, path)
+    up = pipeline.save_products(data, world_dir, {
+        "scrape": {"offers": offers, "errors": errors, "fetches": fetches},
+        "clean": {"observations": obs, "listings": listings, "errors": cerr}, "match": {"matches": matches}})
     pipeline.load_stage(up, data)
     return hooks.monitor_load(engine, run_key, None, reports, notifiers={"webhook": WebhookNotifier(hook.url)})
 
@@ -119,7 +96,7 @@ def _faults(world, day: int) -> dict:
     return {}
 
 
-def test_thirty_daily_live_runs_equal_the_demo_source(clock_db, tmp_path, monkeypatch):
+def test_thirty_daily_live_runs_equal_the_demo_source(fresh_db, tmp_path, monkeypatch):
     world = generate_world(n_products=4, n_days=N_DAYS, seed=21)
     data, reports = tmp_path / "data", tmp_path / "reports"
     monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(data))
@@ -127,16 +104,16 @@ def test_thirty_daily_live_runs_equal_the_demo_source(clock_db, tmp_path, monkey
     with Storefronts(world) as fronts, HTTPSink() as hook:
         _inputs(tmp_path, world, fronts.urls)
         monkeypatch.setenv("PRICEINTEL_SHOPS", str(tmp_path / "shops.yaml"))
-        assert import_catalog(clock_db, tmp_path / "catalogue.csv").counts["rejected"] == 0
-        assert import_watches(clock_db, tmp_path / "watch.csv").counts["rejected"] == 0
+        assert import_catalog(fresh_db, tmp_path / "catalogue.csv").counts["rejected"] == 0
+        assert import_watches(fresh_db, tmp_path / "watch.csv").counts["rejected"] == 0
         outcomes = []
         for i, day in enumerate(days):
             fronts.set_date(day)
             fronts.set_faults(_faults(world, i))
             monkeypatch.setenv("PRICEINTEL_CLOCK", day.isoformat())
-            outcomes.append(_run_day(clock_db, data, reports, f"day-{i}", hook))
+            outcomes.append(_run_day(fresh_db, data, reports, f"day-{i}", hook))
         posts = list(hook.bodies)
-    stored = _stored(clock_db)
+    stored = _stored(fresh_db)
     expect = _demo_observations(world, tmp_path, days)
     gap = {(OUTAGE[1], pd.Timestamp(days[OUTAGE[0]])), (DROP[1], pd.Timestamp(days[DROP[0]]))}
     in_gap = [(r, d) in gap for r, d in zip(expect["retailer"], expect["ds"])]
@@ -144,7 +121,7 @@ def test_thirty_daily_live_runs_equal_the_demo_source(clock_db, tmp_path, monkey
     expect = expect[[not g for g in in_gap]].reset_index(drop=True)
     pd.testing.assert_frame_equal(stored, expect, check_dtype=False)  # 30 days, exactly the demo's, minus the gaps
     assert stored["ds"].nunique() == N_DAYS
-    with clock_db.connect() as conn:
+    with fresh_db.connect() as conn:
         outcomes_on = {
             (r, d): dict(c) for r, d, c in conn.execute(sa.text(
                 "SELECT o.retailer, d.date, json_object_agg(o.outcome, o.n) FROM (SELECT w.retailer, f.date_key, "
@@ -159,7 +136,7 @@ def test_thirty_daily_live_runs_equal_the_demo_source(clock_db, tmp_path, monkey
     failed = {i: o["failed"] for i, o in enumerate(outcomes) if "extraction_rate_drop" in o["failed"]}
     assert list(failed) == [DROP[0]]
     # the model stages read the whole history from the database: 30 live days backtest and forecast every listing
-    early = pipeline.forecast_stage(horizon=7, prophet_series=0, engine=clock_db, n_windows=2)
+    early = pipeline.forecast_stage(horizon=7, prophet_series=0, engine=fresh_db, n_windows=2)
     assert early["forecast_run_id"] is not None and "skipped" not in early
     assert set(early["future"]["unique_id"]) == {f"{r}:{i}" for r, i in stored[["retailer", "item_id"]].drop_duplicates()
                                                  .itertuples(index=False)}
@@ -169,7 +146,7 @@ def test_thirty_daily_live_runs_equal_the_demo_source(clock_db, tmp_path, monkey
     assert len(notes) == 1 and f"shop {DROP[1]}" in " ".join(notes[0].get("lines", []))
 
 
-def test_a_killed_live_run_then_a_rerun_lose_and_duplicate_nothing(clock_db, tmp_path, monkeypatch):
+def test_a_killed_live_run_then_a_rerun_lose_and_duplicate_nothing(fresh_db, tmp_path, monkeypatch):
     world = generate_world(n_products=4, n_days=5, seed=22)
     data, reports = tmp_path / "data", tmp_path / "reports"
     env = {**os.environ, "PRICEINTEL_DATA_DIR": str(data), "PRICEINTEL_SHOPS": str(tmp_path / "shops.yaml"),
@@ -179,8 +156,8 @@ def test_a_killed_live_run_then_a_rerun_lose_and_duplicate_nothing(clock_db, tmp
     with Storefronts(world) as fronts:
         _inputs(tmp_path, world, fronts.urls)
         fronts.set_date(world.start)
-        import_catalog(clock_db, tmp_path / "catalogue.csv")
-        import_watches(clock_db, tmp_path / "watch.csv")
+        import_catalog(fresh_db, tmp_path / "catalogue.csv")
+        import_watches(fresh_db, tmp_path / "watch.csv")
         # slow every page down so the kill lands while the run is fetching or loading
         fronts.set_faults({"delay": {(r, i): (1, 0.4) for r, i in zip(world.listings["retailer"],
                                                                      world.listings["item_id"])}})
@@ -192,15 +169,15 @@ def test_a_killed_live_run_then_a_rerun_lose_and_duplicate_nothing(clock_db, tmp
         time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        killed = _stored(clock_db)
+        killed = _stored(fresh_db)
         fronts.set_faults({})
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
-    stored = _stored(clock_db)
+    stored = _stored(fresh_db)
     assert killed.empty  # nothing half-loaded by the killed run
     expect = _demo_observations(world, tmp_path, [world.start])
     pd.testing.assert_frame_equal(stored, expect, check_dtype=False)  # everything, once
-    with clock_db.connect() as conn:
+    with fresh_db.connect() as conn:
         fetches = conn.execute(sa.text("SELECT count(*), count(DISTINCT watch_id) FROM watch_fetch")).one()
     assert tuple(fetches) == (len(world.listings), len(world.listings))  # the completed run's, once each
 

@@ -268,6 +268,29 @@ def match_stage(listings: pd.DataFrame, products: pd.DataFrame, source: str = "d
     return match.match_listings(listings, products, labels=stored, model=model), model, stored
 
 
+#: where each frame of an in-process run is written (the paths pipeline.yaml declares under data_dir/interim)
+_PRODUCTS = {
+    "scrape": {"offers": "offers.parquet", "errors": "scrape_errors.csv", "fetches": "fetches.parquet"},
+    "clean": {"observations": "observations.parquet", "listings": "listings.parquet", "errors": "clean_errors.csv"},
+    "match": {"matches": "matches.parquet", "categories": "listing_categories.parquet"},
+}
+
+
+def save_products(data_dir: str | Path, world_dir: str | Path, frames: dict[str, dict[str, pd.DataFrame]]) -> dict:
+    """Write the frames of an in-process run ({task: {product: frame}}, e.g. {"scrape": {"offers": df}}) where
+    the pipeline keeps them and return the `upstream` of the load task (world products included)."""
+    interim, world_dir = Path(data_dir) / "interim", Path(world_dir)
+    upstream: dict = {
+        "world": {"world": world_dir, "catalogue": world_dir / "products.csv", "sales": world_dir / "sales.csv"}
+    }
+    for task, products in frames.items():
+        for name, frame in products.items():
+            path = interim / _PRODUCTS[task][name]
+            save_frame(frame, path)
+            upstream.setdefault(task, {})[name] = path
+    return upstream
+
+
 def _read_world_tables(upstream: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The world task's catalogue and sales products (ids and GTINs kept as text)."""
     products = read_catalogue(upstream["world"]["catalogue"])
