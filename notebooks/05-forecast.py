@@ -46,4 +46,4 @@ print("forecast run", result["forecast_run_id"])
 report.frame(result["future"].head(10))
 
 # %%
-pipeline.plot_forecast_example(result)
+report.plot_forecast_example(result)

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from priceintel import cli
+from priceintel.pipeline import report
 from priceintel.pipeline import stages as pipeline
 from priceintel.db import engine as db_engine
 from priceintel.db import queries
@@ -135,7 +136,7 @@ def test_stages_in_process(pipeline_env, on_pipeline_db, tmp_path):
     assert {"naive", "seasonal_naive", "window_average", "auto_ets", "prophet"} <= set(overall["model"])
     el = pipeline.elasticity_stage()
     assert (el["elasticity"]["n"] > 0).all() and el["elasticity_run_id"] > 0
-    fig = pipeline.plot_forecast_example(result)
+    fig = report.plot_forecast_example(result)
     assert fig is not None and fig.axes[0].get_title().startswith("Held-out forecast")
     summary = pipeline.evaluate_stage(_upstream(pipeline_env))
     assert summary["forecast"]["best_baseline"] in ("naive", "seasonal_naive")

@@ -151,3 +151,28 @@ def chart(summary: dict, stage: str):
     fig.tight_layout()
     plt.close(fig)  # returned, displayed once by the notebook
     return fig
+
+
+def plot_forecast_example(result: dict):
+    """Plot one held-out window: actuals, the best model and its 80% band."""
+    import matplotlib.pyplot as plt
+
+    from priceintel.forecast.columns import bound, column
+    from priceintel.forecast.models import PROPHET
+
+    cv = result["forecasts"]
+    if cv.empty:
+        return None
+    uid = cv["unique_id"].iloc[0]
+    one = cv[cv["unique_id"] == uid]
+    fig, ax = plt.subplots(figsize=(9, 3))
+    ax.plot(one["ds"], one["y"], "k.-", label="actual")
+    for model in ("seasonal_naive", "auto_ets", PROPHET):
+        if model in one and one[model].notna().any():
+            ax.plot(one["ds"], one[model], label=model)
+    lo, hi = column("auto_ets", bound("lo", 80)), column("auto_ets", bound("hi", 80))
+    if lo in one:
+        ax.fill_between(one["ds"], one[lo], one[hi], alpha=0.2, label="auto_ets 80%")
+    ax.set_title(f"Held-out forecast for {uid}")
+    ax.legend()
+    return fig

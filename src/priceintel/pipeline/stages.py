@@ -511,31 +511,6 @@ def overall_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["scope", "mae"]).reset_index(drop=True)
 
 
-def plot_forecast_example(result: dict):
-    """Plot one held-out window: actuals, the best model and its 80% band."""
-    import matplotlib.pyplot as plt
-
-    from priceintel.forecast.columns import bound, column
-    from priceintel.forecast.models import PROPHET
-
-    cv = result["forecasts"]
-    if cv.empty:
-        return None
-    uid = cv["unique_id"].iloc[0]
-    one = cv[cv["unique_id"] == uid]
-    fig, ax = plt.subplots(figsize=(9, 3))
-    ax.plot(one["ds"], one["y"], "k.-", label="actual")
-    for model in ("seasonal_naive", "auto_ets", PROPHET):
-        if model in one and one[model].notna().any():
-            ax.plot(one["ds"], one[model], label=model)
-    lo, hi = column("auto_ets", bound("lo", 80)), column("auto_ets", bound("hi", 80))
-    if lo in one:
-        ax.fill_between(one["ds"], one[lo], one[hi], alpha=0.2, label="auto_ets 80%")
-    ax.set_title(f"Held-out forecast for {uid}")
-    ax.legend()
-    return fig
-
-
 def _forecast_summary(fmetrics: pd.DataFrame) -> dict:
     """The chosen model against the better naive baseline on the scored windows (empty metrics: a note)."""
     from priceintel.forecast.models import BASELINES
