@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy as sa
-from _browser import TEST_PASSWORD, TEST_USER, login_cookies, post_login
 
+from _browser import TEST_PASSWORD, TEST_USER, login_cookies, post_login
 from priceintel import config
-from priceintel.apps import landing as app_landing
 from priceintel.apps import auth
+from priceintel.apps import landing as app_landing
 from priceintel.cli import main
 
 SHOTS = config.reports_dir() / "screenshots"
@@ -55,6 +55,36 @@ def test_user_store_hashes_and_verifies(pg_engine):
         auth.remove_user(pg_engine, "alice")
 
 
+def test_usernames_must_match_whole_and_sessions_have_versions(pg_engine):
+    _no_users(pg_engine)
+    for bad in ["alice\n", "alice\r\n", "\nalice", "al ice", "", "a" * 65, "alice\x00"]:
+        assert not auth.valid_username(bad)
+        with pytest.raises(auth.AuthError, match="username"):
+            auth.check_username(bad)
+    auth.add_user(pg_engine, "alice", "s3cret-pass")
+    checks = auth.PASSWORD_CHECKS.snapshot()["total"]
+    assert auth.sign_in(pg_engine, "alice\n", "s3cret-pass") is None  # refused without a password check
+    assert auth.session_of(pg_engine, "alice\n") is None
+    assert auth.PASSWORD_CHECKS.snapshot()["total"] == checks
+    with pg_engine.begin() as conn, pytest.raises(sa.exc.IntegrityError):  # the table refuses it too
+        conn.execute(
+            sa.text("INSERT INTO app_user (username, password_hash) VALUES (:u, '$argon2id$x')"), {"u": "bob\n"}
+        )
+    first = auth.sign_in(pg_engine, "alice", "s3cret-pass")
+    assert first == auth.session_of(pg_engine, "alice") and first.version == 1
+    assert auth.PASSWORD_CHECKS.snapshot()["total"] == checks + 1
+    auth.add_user(pg_engine, "alice", "s3cret-pass", replace=True)  # the same password: sessions kept
+    assert auth.session_of(pg_engine, "alice") == first
+    auth.add_user(pg_engine, "alice", "other-pass", replace=True)  # a new one ends them
+    assert auth.session_of(pg_engine, "alice").version == 2
+    assert auth.end_sessions(pg_engine, "alice") and auth.session_of(pg_engine, "alice").version == 3
+    assert not auth.end_sessions(pg_engine, "nobody")
+    auth.remove_user(pg_engine, "alice")
+    auth.add_user(pg_engine, "alice", "s3cret-pass")
+    assert auth.session_of(pg_engine, "alice").user_id != first.user_id  # a new user, never the old cookie's
+    auth.remove_user(pg_engine, "alice")
+
+
 def test_users_cli_and_apps_refuses_without_users(pg_engine, monkeypatch, capsys):
     _no_users(pg_engine)
     assert main(["apps", "--port", "1"]) == 2
@@ -87,8 +117,12 @@ def test_apps_command_is_the_server_so_a_stop_signal_stops_it(pg_url, pg_engine)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cli = Path(sys.executable).with_name("priceintel")
-    proc = subprocess.Popen([str(cli), "apps", "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=dict(os.environ, DATABASE_URL=pg_url))
+    proc = subprocess.Popen(
+        [str(cli), "apps", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, DATABASE_URL=pg_url),
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
@@ -111,15 +145,21 @@ def test_apps_command_is_the_server_so_a_stop_signal_stops_it(pg_url, pg_engine)
 
 def test_run_panel_reads_last_run_json(tmp_path):
     assert "No pipeline run recorded yet" in app_landing.run_html(app_landing.latest_run(None, tmp_path))
-    (tmp_path / "last_run.json").write_text('{"status": "failed", "error": "scrape: <boom>", '
-                                             '"finished_at": "2026-11-26T04:00:00+00:00"}')
+    (tmp_path / "last_run.json").write_text(
+        '{"status": "failed", "error": "scrape: <boom>", "finished_at": "2026-11-26T04:00:00+00:00"}'
+    )
     run = app_landing.latest_run(None, tmp_path)
     panel = app_landing.run_html(run)
     assert 'status-failed">failed' in panel and "2026-11-26 04:00 UTC" in panel and "&lt;boom&gt;" in panel
 
 
-ANON_PAGES = ["/", "/voila/render/index.ipynb", "/voila/render/price_monitor.ipynb", "/voila/tree",
-              "/voila/render/alerts.ipynb?x=1"]
+ANON_PAGES = [
+    "/",
+    "/voila/render/index.ipynb",
+    "/voila/render/price_monitor.ipynb",
+    "/voila/tree",
+    "/voila/render/alerts.ipynb?x=1",
+]
 
 
 @pytest.mark.slow
@@ -131,26 +171,44 @@ def test_anonymous_requests_get_no_data(apps_voila):
         assert r.headers["Location"].startswith("/login?next="), (path, r.headers["Location"])
         assert not r.content, path
     kernel = uuid.uuid4()
-    for method, path in [("GET", f"/api/kernels/{kernel}"), ("DELETE", f"/api/kernels/{kernel}"),
-                         ("GET", "/voila/api/contents/"), ("POST", "/voila/api/shutdown/" + str(kernel)),
-                         ("GET", "/voila/files/price_monitor.ipynb"), ("GET", "/voila/files/logo.png")]:
+    for method, path in [
+        ("GET", f"/api/kernels/{kernel}"),
+        ("DELETE", f"/api/kernels/{kernel}"),
+        ("GET", "/voila/api/contents/"),
+        ("POST", "/voila/api/shutdown/" + str(kernel)),
+        ("GET", "/voila/files/price_monitor.ipynb"),
+        ("GET", "/voila/files/logo.png"),
+    ]:
         r = requests.request(method, base + path, allow_redirects=False, timeout=30)
         assert r.status_code in (401, 403), (method, path, r.status_code)
-    ws = requests.get(f"{base}/api/kernels/{kernel}/channels", allow_redirects=False, timeout=30, headers={
-        "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
-        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    ws = requests.get(
+        f"{base}/api/kernels/{kernel}/channels",
+        allow_redirects=False,
+        timeout=30,
+        headers={
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        },
+    )
     assert ws.status_code == 403
     # a forged cookie (not signed by this server) is no login
-    forged = requests.get(base + "/voila/render/index.ipynb", allow_redirects=False, timeout=30,
-                          cookies={f"username-127-0-0-1-{base.rsplit(':', 1)[1]}": '{"username": "tester"}'})
+    forged = requests.get(
+        base + "/voila/render/index.ipynb",
+        allow_redirects=False,
+        timeout=30,
+        cookies={f"username-127-0-0-1-{base.rsplit(':', 1)[1]}": '{"username": "tester"}'},
+    )
     assert forged.status_code == 302
     with requests.Session() as s:
         bad = post_login(s, base, TEST_USER, "wrong")
         assert bad.status_code == 401 and "Invalid credentials" in bad.text
         assert not [c for c in s.cookies if c.name.startswith("username-")]
     # a login form posted without its XSRF token (another site's form) is refused
-    xsite = requests.post(base + "/login", data={"username": TEST_USER, "password": TEST_PASSWORD},
-                          allow_redirects=False, timeout=30)
+    xsite = requests.post(
+        base + "/login", data={"username": TEST_USER, "password": TEST_PASSWORD}, allow_redirects=False, timeout=30
+    )
     assert xsite.status_code == 403 and not [c for c in xsite.cookies if c.name.startswith("username-")]
 
 
@@ -173,41 +231,59 @@ def test_login_cookie_opens_and_removed_user_loses_access(apps_voila, pipeline_d
 
 @pytest.mark.slow
 def test_browser_login_landing_page_and_logout(apps_voila, pipeline_db, browser):
+    """Sign in, the landing page, sign out with its button (a POST with the XSRF token). As its own user:
+    signing out ends every session of the user, and the other browser tests share the test user's."""
+    from priceintel.db.engine import get_engine
+
     base = apps_voila
+    user, password = "browser-user", "browser-password"
+    auth.add_user(get_engine(pipeline_db), user, password, replace=True)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(anonymous=True, viewport={"width": 1440, "height": 900})
     page.goto(f"{base}/voila/render/price_monitor.ipynb", timeout=60_000)
     assert "/login" in page.url and page.locator("form.login-form").is_visible()
     assert page.locator(".js-plotly-plot, table").count() == 0
-    page.fill("#username", TEST_USER)
+    page.fill("#username", user)
     page.fill("#password", "not the password")
     page.click("#login_submit")
     page.wait_for_selector(".msg.error")
     assert "Invalid credentials" in page.inner_text(".msg.error")
     page.goto(f"{base}/", timeout=60_000)
-    page.fill("#username", TEST_USER)
-    page.fill("#password", TEST_PASSWORD)
+    page.fill("#username", user)
+    page.fill("#password", password)
     page.click("#login_submit")
     page.wait_for_selector("#pi-latest-run", timeout=120_000)
     assert page.url.endswith("/voila/render/index.ipynb")
     run_text = page.inner_text("#pi-latest-run")
     with sa.create_engine(pipeline_db).connect() as conn:
-        task, status = conn.execute(sa.text(
-            "SELECT task, status FROM pipeline_run ORDER BY (task = 'pipeline') DESC, started_at DESC "
-            "LIMIT 1")).one()
+        task, status = conn.execute(
+            sa.text("SELECT task, status FROM pipeline_run ORDER BY (task = 'pipeline') DESC, started_at DESC LIMIT 1")
+        ).one()
     assert "Latest pipeline run" in run_text and status in run_text and task in run_text
     assert "UTC" in run_text
     cards = page.locator("a.pi-app-card")
     assert [cards.nth(i).get_attribute("data-app") for i in range(cards.count())] == [
-        "price_monitor", "forecasts", "elasticity", "alerts", "match_review", "onboarding"]
+        "price_monitor",
+        "forecasts",
+        "elasticity",
+        "alerts",
+        "match_review",
+        "onboarding",
+    ]
     page.screenshot(path=str(SHOTS / "index-desktop.png"))
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(300)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(SHOTS / "index-phone.png"))
-    page.click("a.pi-logout")
+    cookie = [c for c in page.context.cookies() if c["name"].startswith("username-")]
+    page.click("button.pi-logout")
     page.wait_for_selector("form.login-form")
     assert "signed out" in page.inner_text(".msg.info")
     page.goto(f"{base}/voila/render/index.ipynb", timeout=60_000)
     assert "/login" in page.url
     page.close()
+    # the session is over on the server too: its cookie, replayed, no longer signs in
+    replay = requests.get(
+        base + "/", cookies={c["name"]: c["value"] for c in cookie}, allow_redirects=False, timeout=30
+    )
+    assert len(cookie) == 1 and replay.headers["Location"].startswith("/login")

@@ -1,27 +1,66 @@
 """App users: argon2id password hashes in the `app_user` table (never plain text).
 
 `priceintel users add NAME` stores a user; the Voila apps (see priceintel.apps.login) only answer to a
-logged-in user.
+logged-in user. Each user has a session version (migration 0012): a login cookie carries the user's id and the
+version it was issued under, and `end_sessions` (sign-out), a new password and removal end every open session
+of that user at once.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
+from typing import NamedTuple
 
 import pandas as pd
 import sqlalchemy as sa
 
 from priceintel import PriceIntelError
 
-#: what a username may contain (also enforced by the table's CHECK constraint)
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+#: what a username may contain, matched against the WHOLE name (also enforced by the table's CHECK constraint)
+USERNAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 #: shortest password accepted when adding a user
 MIN_PASSWORD = 8
 
 
 class AuthError(PriceIntelError):
     """A bad username or password, or a missing user."""
+
+
+class Session(NamedTuple):
+    """What a login cookie must match: the user's row id (never reused) and session version."""
+
+    user_id: int
+    version: int
+
+
+class CheckCounter:
+    """How many argon2 password verifications this process ran, how many run now and the most at once."""
+
+    def __init__(self) -> None:
+        self.total = self.running = self.peak = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> CheckCounter:
+        with self._lock:
+            self.total += 1
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self.running -= 1
+
+    def snapshot(self) -> dict[str, int]:
+        """{"total", "running", "peak"} at this moment."""
+        with self._lock:
+            return {"total": self.total, "running": self.running, "peak": self.peak}
+
+
+#: every argon2 verification of this process (sign-ins and the timing-equal refusals of unknown users)
+PASSWORD_CHECKS = CheckCounter()
 
 
 def _hasher():
@@ -37,9 +76,14 @@ def hash_password(password: str) -> str:
 
 def check_username(name: str) -> str:
     """`name` if it is a valid username, else AuthError naming the rule."""
-    if not USERNAME_RE.match(name or ""):
+    if not valid_username(name):
         raise AuthError(f"username {name!r}: use 1-64 letters, digits or . _ @ -")
     return name
+
+
+def valid_username(name: str | None) -> bool:
+    """Whether `name` is a whole valid username (no trailing newline or other extra character)."""
+    return isinstance(name, str) and USERNAME_RE.fullmatch(name) is not None
 
 
 def check_password(password: str) -> str:
@@ -52,27 +96,43 @@ def check_password(password: str) -> str:
 def add_user(engine: sa.Engine, name: str, password: str, replace: bool = False) -> bool:
     """Store user `name` with a hashed password; returns True when created, False when replaced.
 
-    An existing user is an AuthError unless replace=True (which sets a new password).
+    An existing user is an AuthError unless replace=True, which sets a new password and, when it differs from
+    the old one, ends every open session of the user (the same password again keeps them).
     """
     check_username(name)
     check_password(password)
     digest = hash_password(password)
     with engine.begin() as conn:
-        exists = conn.execute(sa.text("SELECT 1 FROM app_user WHERE username = :u"), {"u": name}).first()
-        if exists and not replace:
+        old = conn.execute(
+            sa.text("SELECT password_hash FROM app_user WHERE username = :u FOR UPDATE"), {"u": name}
+        ).first()
+        if old is not None and not replace:
             raise AuthError(f"user {name!r} already exists (remove it first, or use --replace)")
+        bump = int(old is not None and not _matches(old.password_hash, password))
         conn.execute(
             sa.text(
                 "INSERT INTO app_user (username, password_hash) VALUES (:u, :h) "
-                "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash"
+                "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, "
+                "session_version = app_user.session_version + :bump"
             ),
-            {"u": name, "h": digest},
+            {"u": name, "h": digest, "bump": bump},
         )
-    return not exists
+    return old is None
+
+
+def _matches(digest: str, password: str) -> bool:
+    """Whether `password` is the one `digest` was made from (argon2; False for a malformed hash)."""
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    try:
+        with PASSWORD_CHECKS:
+            return _hasher().verify(digest, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def remove_user(engine: sa.Engine, name: str) -> None:
-    """Delete user `name` (AuthError when there is none)."""
+    """Delete user `name` (AuthError when there is none); the user's open sessions end with the row."""
     with engine.begin() as conn:
         n = conn.execute(sa.text("DELETE FROM app_user WHERE username = :u"), {"u": name}).rowcount
     if not n:
@@ -110,30 +170,51 @@ def manage_users(
 
 def user_exists(engine: sa.Engine, name: str) -> bool:
     """Whether `name` is (still) a user."""
+    return session_of(engine, name) is not None
+
+
+def session_of(engine: sa.Engine, name: str) -> Session | None:
+    """The current Session of user `name` (None when there is no such user)."""
+    if not valid_username(name):
+        return None
     with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT 1 FROM app_user WHERE username = :u"), {"u": name}).first() is not None
+        row = conn.execute(
+            sa.text("SELECT user_id, session_version FROM app_user WHERE username = :u"), {"u": name}
+        ).first()
+    return None if row is None else Session(int(row.user_id), int(row.session_version))
+
+
+def end_sessions(engine: sa.Engine, name: str) -> bool:
+    """Sign user `name` out everywhere: bump the session version so every cookie issued so far stops working.
+    False when there is no such user."""
+    with engine.begin() as conn:
+        n = conn.execute(
+            sa.text("UPDATE app_user SET session_version = session_version + 1 WHERE username = :u"), {"u": name}
+        ).rowcount
+    return bool(n)
 
 
 def verify(engine: sa.Engine, name: str, password: str) -> bool:
     """True when `password` is `name`'s password (records the login, upgrades an outdated hash)."""
-    from argon2.exceptions import InvalidHashError, VerificationError
+    return sign_in(engine, name, password) is not None
 
-    if not USERNAME_RE.match(name or "") or not password:
-        return False
+
+def sign_in(engine: sa.Engine, name: str, password: str) -> Session | None:
+    """The user's Session when `password` is `name`'s password (records the login, upgrades an outdated hash),
+    else None. Runs one argon2 verification (also for an unknown user, so the time does not tell which names
+    exist); none for an invalid name or an empty password."""
+    if not valid_username(name) or not password:
+        return None
     with engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT password_hash FROM app_user WHERE username = :u"), {"u": name}).first()
-    hasher = _hasher()
+        row = conn.execute(
+            sa.text("SELECT user_id, password_hash, session_version FROM app_user WHERE username = :u"), {"u": name}
+        ).first()
     if row is None:
-        # spend the same time as a real check so the answer does not tell which usernames exist
-        try:
-            hasher.verify(_dummy_hash(), password)
-        except (VerificationError, InvalidHashError):
-            pass
-        return False
-    try:
-        hasher.verify(row.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+        _matches(_dummy_hash(), password)  # spend the same time as a real check
+        return None
+    if not _matches(row.password_hash, password):
+        return None
+    hasher = _hasher()
     with engine.begin() as conn:
         params = {"u": name}
         sql = "UPDATE app_user SET last_login_at = now()"
@@ -141,7 +222,7 @@ def verify(engine: sa.Engine, name: str, password: str) -> bool:
             sql += ", password_hash = :h"
             params["h"] = hasher.hash(password)
         conn.execute(sa.text(sql + " WHERE username = :u"), params)
-    return True
+    return Session(int(row.user_id), int(row.session_version))
 
 
 _DUMMY: list[str] = []

@@ -51,6 +51,18 @@ APPS = [
     ),
 ]
 
+#: the sign-out button: a POST to /logout with the XSRF token, which the form copies from the `_xsrf` cookie
+#: when sent (the kernel that renders this widget never sees the token; an inline handler is the one script an
+#: HTML widget runs). Without that cookie it opens /logout, which asks to confirm with a server-made form.
+SIGNOUT_FORM = (
+    '<form class="pi-signout" method="post" action="../../logout" style="margin: 0" '
+    'onsubmit="var m = document.cookie.match(/(?:^|;\\s*)_xsrf=([^;]+)/); '
+    'if (!m) { window.location.href = this.action; return false; } this._xsrf.value = m[1];">'
+    '<input type="hidden" name="_xsrf" value="">'
+    '<button type="submit" class="pi-logout" style="background: none; border: 0; padding: 0; font: inherit; '
+    'color: #1f6feb; cursor: pointer">Sign out</button></form>'
+)
+
 
 def latest_run(engine=None, reports_dir: Path | None = None) -> dict | None:
     """The most recent pipeline run: task, status, started/finished (UTC), duration; None when there is none.
@@ -135,7 +147,7 @@ def run_html(run: dict | None) -> str:
 
 
 def landing_html(run: dict | None, apps: list = APPS) -> str:
-    """The landing page: title, sign-out link, latest run and one card per app (relative links)."""
+    """The landing page: title, sign-out button, latest run and one card per app (relative links)."""
     cards = "".join(
         f'<a class="pi-app-card" href="{html.escape(nb)}" data-app="{html.escape(Path(nb).stem)}">'
         f"<h3>{html.escape(title)}</h3>"
@@ -145,7 +157,7 @@ def landing_html(run: dict | None, apps: list = APPS) -> str:
     )
     return (
         f'<div class="pi-app pi-landing"><div class="pi-topbar"><h2>Price Intelligence</h2>'
-        f'<a class="pi-logout" href="../../logout">Sign out</a></div>'
+        f"{SIGNOUT_FORM}</div>"
         f'{run_html(run)}<div class="pi-apps">{cards}</div></div>'
     )
 

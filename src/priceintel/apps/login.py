@@ -4,80 +4,48 @@
 Every Voila page, API call and kernel websocket then needs the signed login cookie this provider sets
 after a correct username + password (argon2id hashes, see priceintel.apps.auth). Without it, pages
 redirect to /login and the API, websockets and notebook files answer 403. `/` goes to the landing page.
+
+The cookie carries the user's id and session version: sign-out (a POST with the XSRF token), a new password
+and removal of the user end every session of that user on the next request. Sign-in attempts go through
+priceintel.apps.signin: counted before the password is checked, slowed per (user, address), limited per
+address, at most PRICEINTEL_SIGNIN_CONCURRENCY argon2 checks at once. Behind a reverse proxy listed in
+PRICEINTEL_TRUSTED_PROXIES the client address and scheme come from X-Forwarded-For / X-Forwarded-Proto (and
+the cookies get `Secure` when that scheme is https).
 """
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import html
 import json
+import resource
 import threading
-import time
+from collections import Counter
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.auth.identity import IdentityProvider, User
 from jupyter_server.auth.login import LoginFormHandler
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
+from tornado.httputil import HTTPServerRequest
 from traitlets import Bool, default
 from voila.static_file_handler import AllowListFileHandler
 
-from priceintel.apps import auth
+from priceintel.apps import auth, signin
 
 #: where `/` leads after login
 LANDING = "voila/render/index.ipynb"
-#: failed sign-ins allowed per username, and per client address (a proxy may front many users),
-#: within THROTTLE_WINDOW seconds
-MAX_FAILURES = 5
-MAX_FAILURES_PER_ADDRESS = 20
-THROTTLE_WINDOW = 300.0
+#: every sign-in attempt of this process goes through these (see priceintel.apps.signin)
+THROTTLE = signin.SignInThrottle()
+GATE = signin.CheckGate()
+#: what happened to the sign-in attempts of this process (served at /signin-stats)
+OUTCOMES: Counter[str] = Counter()
+_OUTCOMES_LOCK = threading.Lock()
 
-
-class LoginThrottle:
-    """Counts failed sign-ins per key (client address, username) in a sliding window; refuses over the limit."""
-
-    def __init__(self, limit: int = MAX_FAILURES, window: float = THROTTLE_WINDOW):
-        self.limit, self.window = limit, window
-        self._fails: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> list[float]:
-        kept = [t for t in self._fails.get(key, []) if now - t < self.window]
-        if kept:
-            self._fails[key] = kept
-        else:
-            self._fails.pop(key, None)
-        return kept
-
-    def blocked(self, *keys: str) -> float:
-        """Seconds until any of `keys` may try again (0 when none is over the limit)."""
-        now = time.monotonic()
-        with self._lock:
-            waits = [self.window - (now - fails[0]) for k in keys if len(fails := self._recent(k, now)) >= self.limit]
-        return max(waits, default=0.0)
-
-    def failed(self, *keys: str) -> None:
-        """Record one failed sign-in for each key."""
-        now = time.monotonic()
-        with self._lock:
-            for k in keys:
-                self._recent(k, now)
-                self._fails.setdefault(k, []).append(now)
-
-    def succeeded(self, *keys: str) -> None:
-        """A correct sign-in clears the keys' failures."""
-        with self._lock:
-            for k in keys:
-                self._fails.pop(k, None)
-
-
-USER_THROTTLE = LoginThrottle(MAX_FAILURES)
-ADDRESS_THROTTLE = LoginThrottle(MAX_FAILURES_PER_ADDRESS)
-
-LOGIN_PAGE = """<!doctype html>
+PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · Price Intelligence</title>
+<title>{title} · Price Intelligence</title>
 <style>
 * {{ box-sizing: border-box; }}
 body {{ margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background: #f4f6f8;
@@ -89,10 +57,14 @@ label {{ display: block; font-size: 13px; margin: 12px 0 4px; color: #3e4c59; }}
 input {{ width: 100%; padding: 10px; font-size: 16px; border: 1px solid #cbd2d9; border-radius: 6px; }}
 button {{ margin-top: 18px; width: 100%; padding: 11px; font-size: 16px; border: 0; border-radius: 6px;
          background: #1f6feb; color: #fff; cursor: pointer; }}
+a.cancel {{ display: block; text-align: center; margin-top: 12px; font-size: 14px; color: #3e4c59; }}
 .msg {{ padding: 8px 10px; border-radius: 6px; font-size: 14px; margin-bottom: 8px; }}
 .error {{ background: #fde8e8; color: #9b1c1c; }} .info {{ background: #e6f4ea; color: #1e6b34; }}
 </style></head>
-<body><form class="login-form" method="post" action="{action}">
+<body>{body}</body></html>
+"""
+
+LOGIN_FORM = """<form class="login-form" method="post" action="{action}">
 <h1>Price Intelligence</h1><p class="sub">Sign in to open the apps.</p>
 {message}{xsrf}
 <label for="username">Username</label>
@@ -100,11 +72,56 @@ button {{ margin-top: 18px; width: 100%; padding: 11px; font-size: 16px; border:
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit" id="login_submit">Sign in</button>
-</form></body></html>
-"""
+</form>"""
+
+SIGNOUT_FORM = """<form class="signout-form" method="post" action="{action}">
+<h1>Sign out?</h1><p class="sub">Signed in as {user}. Signing out ends your sessions on every device.</p>
+{xsrf}<button type="submit" id="signout_submit">Sign out</button>
+<a class="cancel" href="{back}">Back to the apps</a>
+</form>"""
 
 
-class AppLoginHandler(LoginFormHandler):
+def _engine():
+    from priceintel.db.engine import get_engine
+
+    return get_engine()
+
+
+def _count(outcome: str) -> None:
+    with _OUTCOMES_LOCK:
+        OUTCOMES[outcome] += 1
+
+
+def apply_forwarded(request: HTTPServerRequest) -> None:
+    """Behind a trusted proxy (PRICEINTEL_TRUSTED_PROXIES), set request.remote_ip and request.protocol to the
+    client's address and scheme from X-Forwarded-For / X-Forwarded-Proto; from any other peer leave them.
+    Once per request (the TCP peer is kept as request.peer_ip)."""
+    if getattr(request, "peer_ip", None) is not None:
+        return
+    peer = str(request.remote_ip)
+    request.peer_ip = peer  # type: ignore[attr-defined]
+    request.remote_ip, request.protocol = signin.client_address_and_scheme(
+        peer,
+        request.protocol,
+        request.headers.get("X-Forwarded-For"),
+        request.headers.get("X-Forwarded-Proto"),
+        signin.trusted_proxies(),
+    )
+
+
+class SecureCookiesMixin:
+    """Cookies set by these handlers (login, XSRF) get `Secure` when the client's scheme is https."""
+
+    def set_cookie(self, name, value, *args, **kwargs) -> None:
+        """tornado's set_cookie, with secure=True over https (directly or behind a trusted proxy)."""
+        request = self.request  # type: ignore[attr-defined]
+        apply_forwarded(request)
+        if request.protocol == "https":
+            kwargs.setdefault("secure", True)
+        super().set_cookie(name, value, *args, **kwargs)  # type: ignore[misc]
+
+
+class AppLoginHandler(SecureCookiesMixin, LoginFormHandler):
     """The username + password form (GET) and its check (POST, via the provider)."""
 
     def _render(self, message=None) -> None:
@@ -117,40 +134,78 @@ class AppLoginHandler(LoginFormHandler):
             + "login?next="
             + web.escape.url_escape(self.get_argument("next", default=self.base_url), plus=False)
         )
-        self.write(LOGIN_PAGE.format(action=html.escape(action), message=note, xsrf=self.xsrf_form_html()))
+        form = LOGIN_FORM.format(action=html.escape(action), message=note, xsrf=self.xsrf_form_html())
+        self.write(PAGE.format(title="Sign in", body=form))
+
+    def _refuse(self, status: int, wait: float, outcome: str, text: str) -> None:
+        """Answer `status` with Retry-After and the form saying `text`, without checking a password."""
+        _count(outcome)
+        seconds = max(1, int(wait + 0.999))
+        self.set_status(status)
+        self.set_header("Retry-After", str(seconds))
+        self._render(message={"error": text.format(seconds=seconds)})
 
     @allow_unauthenticated
     async def post(self) -> None:
-        """Check a sign-in off the event loop (argon2 takes ~0.1 s), throttling repeated failures."""
+        """Reserve the attempt in the throttle, then check the password on the bounded check pool."""
+        apply_forwarded(self.request)
         name = self.get_argument("username", default="").strip()
-        user_key, ip_key = name.lower(), str(self.request.remote_ip)
-        wait = max(USER_THROTTLE.blocked(user_key), ADDRESS_THROTTLE.blocked(ip_key))
-        if wait > 0:
-            self.set_status(429)
-            self.set_header("Retry-After", str(int(wait) + 1))
-            self._render(message={"error": f"Too many failed sign-ins: try again in {int(wait) + 1} s."})
+        address = str(self.request.remote_ip)
+        user_key = name.lower() if auth.valid_username(name) else "(not a username)"  # bounded keys
+        wait, ticket = THROTTLE.reserve(user_key, signin.address_key(address))
+        if ticket is None:
+            self.log.warning("sign-in refused: too many failures from %s", address)
+            self._refuse(429, wait, "throttled", "Too many failed sign-ins: try again in {seconds} s.")
             return
-        loop = asyncio.get_running_loop()
-        user = await loop.run_in_executor(None, self.identity_provider.process_login_form, self)
+        try:
+            user = await GATE.run(lambda: self.identity_provider.process_login_form(self))
+        except signin.Busy:  # the reserved attempt stays counted
+            self.log.warning("sign-in refused: %d password checks already under way", GATE.admitted)
+            msg = "The server is busy checking other sign-ins: try again in {seconds} s."
+            self._refuse(503, signin.BUSY_RETRY_AFTER, "busy", msg)
+            return
         if user is None:
-            USER_THROTTLE.failed(user_key)
-            ADDRESS_THROTTLE.failed(ip_key)
+            _count("failed")
+            self.log.warning("failed sign-in from %s (username of %d characters)", address, len(name))
             self.set_status(401)
             self._render(message={"error": "Invalid credentials"})
             return
-        USER_THROTTLE.succeeded(user_key)
+        THROTTLE.succeeded(ticket)
+        _count("signed_in")
         self.current_user = user
-        self.log.info("user %s signed in", user.username)
+        self.log.info("user %s signed in from %s", user.username, address)
         self.identity_provider.set_login_cookie(self, user)
         self._redirect_safe(self.get_argument("next", default=self.base_url))
 
 
-class AppLogoutHandler(JupyterHandler):
-    """Forget the login cookie and go back to the login page."""
+class AppLogoutHandler(SecureCookiesMixin, JupyterHandler):
+    """GET: a page asking to confirm (a link cannot sign anyone out); POST with the XSRF token: sign out of
+    every session of the user, forget the cookie and go back to the login page."""
 
     @allow_unauthenticated
     def get(self) -> None:
-        """Sign out."""
+        """The confirmation form (signed in), else the login page."""
+        if self.current_user is None:
+            self.redirect(self.base_url + "login")
+            return
+        form = SIGNOUT_FORM.format(
+            action=html.escape(self.base_url + "logout"),
+            user=html.escape(self.current_user.username),
+            xsrf=self.xsrf_form_html(),
+            back=html.escape(self.base_url),
+        )
+        self.write(PAGE.format(title="Sign out", body=form))
+
+    @allow_unauthenticated
+    def post(self) -> None:
+        """Sign out (the XSRF token was checked before this runs)."""
+        user = self.current_user
+        if user is not None:
+            try:
+                auth.end_sessions(_engine(), user.username)
+            except Exception as exc:  # the database is down: then no cookie signs in anyway
+                self.log.error("sign-out of %s could not end its sessions: %s", user.username, exc)
+            self.log.info("user %s signed out", user.username)
         self.identity_provider.clear_login_cookie(self)
         self.redirect(self.base_url + "login?logged_out=1")
 
@@ -164,6 +219,30 @@ class FrontDoorHandler(JupyterHandler):
         self.redirect(self.base_url + LANDING)
 
 
+class SignInStatsHandler(JupyterHandler):
+    """`/signin-stats` (signed-in users only): this server's sign-in counters and peak memory, as JSON."""
+
+    @web.authenticated
+    def get(self) -> None:
+        """Outcomes of the attempts, argon2 checks run (total, now, most at once), the check limits, peak RSS."""
+        with _OUTCOMES_LOCK:
+            outcomes = dict(OUTCOMES)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.write(
+            json.dumps(
+                {
+                    "attempts": outcomes,
+                    "password_checks": auth.PASSWORD_CHECKS.snapshot(),
+                    "checks_admitted": GATE.admitted,
+                    "max_concurrent_checks": GATE.running,
+                    "max_waiting_checks": GATE.waiting,
+                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                }
+            )
+        )
+
+
 class AuthedFileHandler(AllowListFileHandler):
     """Voila's notebook-folder files, for logged-in users only."""
 
@@ -174,8 +253,15 @@ class AuthedFileHandler(AllowListFileHandler):
             raise web.HTTPError(403)
 
 
+@dataclasses.dataclass
+class AppUser(User):
+    """A signed-in user with the session (user id, session version) the login cookie is bound to."""
+
+    session: auth.Session | None = None
+
+
 class AppIdentityProvider(IdentityProvider):
-    """Users from the app_user table; a signed, session-only cookie after login; no tokens."""
+    """Users from the app_user table; a signed, session-only cookie bound to the user's session version."""
 
     need_token = Bool(False)
 
@@ -201,41 +287,46 @@ class AppIdentityProvider(IdentityProvider):
         """The login form is always served."""
         return True
 
-    def _engine(self):
-        from priceintel.db.engine import get_engine
-
-        return get_engine()
+    def get_user(self, handler):
+        """The signed-in user of a request, after taking its client address and scheme from a trusted proxy."""
+        apply_forwarded(handler.request)
+        return super().get_user(handler)
 
     def get_user_token(self, handler):
         """No token logins: only the username + password form."""
         return None
 
     def user_to_cookie(self, user: User) -> str:
-        """Only the username goes into the (signed) cookie."""
-        return json.dumps({"username": user.username})
+        """The username, user id and session version go into the (signed) cookie."""
+        session = getattr(user, "session", None)
+        if session is None:
+            raise ValueError(f"user {user.username!r} has no session to put in a login cookie")
+        return json.dumps({"username": user.username, "uid": session.user_id, "v": session.version})
 
     def user_from_cookie(self, cookie_value: str) -> User | None:
-        """The cookie's user, while that user still exists (removed users lose access)."""
-        name = json.loads(cookie_value)["username"]
+        """The cookie's user while that user still exists with the same id and session version (sign-out, a new
+        password and removal end every older cookie at once); None otherwise or when the database is down."""
+        data = json.loads(cookie_value)
+        name = data["username"]
         try:
-            ok = auth.user_exists(self._engine(), name)
+            current = auth.session_of(_engine(), name)
         except Exception as exc:  # the database is down: nobody gets in
             self.log.error("login check failed: %s", exc)
             return None
-        return User(name) if ok else None
+        if current is None or [current.user_id, current.version] != [data.get("uid"), data.get("v")]:
+            return None
+        return AppUser(name, session=current)
 
     def process_login_form(self, handler) -> User | None:
-        """A User when username and password match a stored user, else None."""
+        """An AppUser when username and password match a stored user, else None (one argon2 check)."""
         name = handler.get_argument("username", default="").strip()
         password = handler.get_argument("password", default="")
         try:
-            ok = auth.verify(self._engine(), name, password)
+            session = auth.sign_in(_engine(), name, password)
         except Exception as exc:
             self.log.error("login check failed: %s", exc)
             return None
-        if not ok:  # the typed name may be a mistyped password: log only its length
-            self.log.warning("failed sign-in (username of %d characters)", len(name))
-        return User(name) if ok else None
+        return None if session is None else AppUser(name, session=session)
 
     def validate_security(self, app, ssl_options=None) -> None:
         """Warn when serving beyond loopback without TLS (passwords would travel in clear)."""
@@ -243,10 +334,19 @@ class AppIdentityProvider(IdentityProvider):
             app.log.warning("serving on %s without TLS: put the apps behind an HTTPS proxy", app.ip or "all addresses")
 
     def get_handlers(self) -> list:
-        """Login, logout, the front door and authenticated notebook files (matched before Voila's own)."""
+        """Login, logout, the front door, sign-in stats and authenticated notebook files (matched before
+        Voila's own). Checks PRICEINTEL_TRUSTED_PROXIES first (ConfigError when malformed)."""
+        proxies = signin.trusted_proxies()
+        if proxies:
+            self.log.info("trusting X-Forwarded-For/-Proto from %s", ", ".join(map(str, proxies)))
         voila = self.parent
         conf = getattr(voila, "voila_configuration", None)
-        handlers: list = [(r"/login", AppLoginHandler), (r"/logout", AppLogoutHandler), (r"/", FrontDoorHandler)]
+        handlers: list = [
+            (r"/login", AppLoginHandler),
+            (r"/logout", AppLogoutHandler),
+            (r"/", FrontDoorHandler),
+            (r"/signin-stats", SignInStatsHandler),
+        ]
         if conf is not None and voila is not None:
             handlers.append(
                 (
