@@ -453,15 +453,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: a clear one-line error and exit code 2 for any PriceIntelError."""
+    """Entry point: a clear one-line error (secrets redacted) and exit code 2 for any PriceIntelError."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
     except PriceIntelError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        print(f"error: {config.redact(str(exc))}", file=sys.stderr, flush=True)
         return 2
     except (OSError, ValueError, yaml.YAMLError) as exc:  # files, dates, YAML: say what, not a traceback
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        print(f"error: {type(exc).__name__}: {config.redact(str(exc))}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -2,19 +2,209 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from priceintel import PriceIntelError, __version__
 
 
 class ConfigError(PriceIntelError):
     """A setting is missing or malformed; the message names the setting and where it came from."""
+
+
+# --- secrets in messages ---------------------------------------------------------------------
+#: what a masked secret shows
+MASK = "***"
+#: hosts whose URL path is itself the credential (incoming webhooks): only the host and first segment are shown
+WEBHOOK_HOSTS = (
+    "hooks.slack.com",
+    "discord.com",
+    "discordapp.com",
+    "webhook.office.com",
+    "outlook.office.com",
+    "outlook.office365.com",
+    "hooks.zapier.com",
+    "maker.ifttt.com",
+    "api.telegram.org",
+    "chat.googleapis.com",
+)
+#: environment variables holding secrets (their values are masked wherever they appear in a message)
+SECRET_ENV = (
+    "DATABASE_URL",
+    "PRICEINTEL_SMTP_PASSWORD",
+    "PRICEINTEL_SLACK_WEBHOOK_URL",
+    "PRICEINTEL_ALERT_WEBHOOK_URL",
+)
+_SECRET_ENV_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_KEY|CREDENTIALS?)$", re.IGNORECASE)
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s'\"<>`]+")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^:@/?#\s]*):(.*)@(?=[^@]*$)")
+_SECRET_NAME = re.compile(
+    r"pass(word|wd)?$|pwd|secret|token|signature|^sig$|credential|auth|session|(^|[_.-])key$|apikey|^key$|^code$",
+    re.IGNORECASE,
+)
+#: values shown as they are: placeholders of usage messages ("--set key=value", "postgresql://user:pass@host")
+_PLACEHOLDERS = frozenset({"value", "pass", "password", "secret", "token", "key", "xxx", MASK, "…", "..."})
+_KEY_VALUE = re.compile(r"(?<![\w.-])([\w.-]{1,64})=([^&\s#'\"<>,;)]+)")
+_JSON_SECRET = re.compile(r"(\"([\w.-]{1,64})\"\s*:\s*\")([^\"]*)(\")")
+_BEARER = re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
+
+
+def _token_like(segment: str) -> bool:
+    """A URL path segment that looks like a credential: 20+ letters/digits/_- mixing upper, lower and digits
+    (few hyphens, unlike a product slug), or 32+ hex digits."""
+    if re.fullmatch(r"[0-9a-fA-F]{32,}", segment):
+        return True
+    return (
+        re.fullmatch(r"[A-Za-z0-9_-]{20,}", segment) is not None
+        and segment.count("-") <= 2
+        and any(c.isupper() for c in segment)
+        and any(c.islower() for c in segment)
+        and any(c.isdigit() for c in segment)
+    )
+
+
+def mask_url(url: str) -> str:
+    """How a secret-bearing URL (a webhook) is shown: scheme, host[:port] and the first path segment, then `…`
+    (no user, password, rest of the path, query or fragment)."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return f"{url.split('://', 1)[0]}://…" if "://" in url else "…"
+    if ":" in host:
+        host = f"[{host}]"
+    segments = [s for s in parts.path.split("/") if s]
+    first = f"/{segments[0]}" if segments else ""
+    more = "/…" if len(segments) > 1 or parts.query or parts.fragment else ""
+    return f"{parts.scheme}://{host}{port}{first}{more}"
+
+
+def _redact_url(url: str) -> str:
+    """One URL found in a message: password, secret query values, webhook paths and token-like segments masked."""
+    tail = ""
+    while url and url[-1] in ".,;:!?)]}":
+        url, tail = url[:-1], url[-1] + tail
+    m = _USERINFO.match(url)
+    if m and not re.match(r"\d{1,5}(/|$)", m.group(3)) and m.group(3).lower() not in _PLACEHOLDERS:  # port/…@
+        url = f"{m.group(1)}{m.group(2)}:{MASK}@{url[m.end() :]}"
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        host = ""
+    if any(host == h or host.endswith("." + h) for h in WEBHOOK_HOSTS):
+        return mask_url(url) + tail
+    head, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    if slash:
+        path_part, q, query = path.partition("?")
+        path_part = "/".join("…" if _token_like(seg) else seg for seg in path_part.split("/"))
+        path = path_part + q + query
+    return f"{head}{sep}{netloc}{slash}{path}{tail}"
+
+
+def _url_password(url: str) -> str | None:
+    """The password in a URL's user info, if any."""
+    try:
+        return urlsplit(url.strip()).password
+    except ValueError:
+        m = _USERINFO.match(url.strip())
+        return m.group(3) if m else None
+
+
+def _known_secrets(extra: tuple[str | None, ...]) -> list[str]:
+    """Secret values to mask verbatim: the given ones, the webhook URLs and SMTP password configured, the
+    password of DATABASE_URL (not its host or database) and every variable named like *_PASSWORD, *_SECRET,
+    *_TOKEN, *_API_KEY of 8+ characters."""
+    values = [v for v in extra if v]
+    for name, value in os.environ.items():
+        if not value:
+            continue
+        if name == "DATABASE_URL":
+            values.append(_url_password(value) or "")
+        elif name in SECRET_ENV or (_SECRET_ENV_NAME.search(name) and len(value) >= 8):
+            values.append(value)
+    return [v for v in values if v]
+
+
+def _mask_known(text: str, secret: str) -> str:
+    """Mask one known secret: a URL (whole, its path and query, its password) or a plain value."""
+    secret = secret.strip()
+    if "://" not in secret:
+        return text.replace(secret, MASK) if len(secret) >= 4 else text
+    try:
+        parts = urlsplit(secret)
+        password = parts.password
+    except ValueError:
+        return text.replace(secret, mask_url(secret))
+    if password and len(password) >= 4:
+        text = text.replace(password, MASK)
+    text = text.replace(secret, mask_url(secret))
+    tail = parts.path + (f"?{parts.query}" if parts.query else "")
+    segments = [s for s in parts.path.split("/") if s]
+    if len(segments) > 1 or parts.query:  # the path alone (an HTTP library's "… with url: /hooks/T0/B0/x")
+        shown = mask_url(secret).split("://", 1)[1]
+        shown = shown[shown.find("/") :] if "/" in shown else "/…"
+        text = text.replace(tail, shown)
+    return text
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """`text` safe for an error message, a log line or a report: URL passwords (`scheme://user:***@host`),
+    secret query / key=value parameters (token, key, secret, password, signature, …), Bearer tokens,
+    webhook URLs (Slack, Teams, Discord, …: host and first segment, then `…`) and token-like URL path segments
+    are masked, as is every known secret: `secrets` (e.g. a notifier's webhook URL or SMTP password) and the
+    secrets configured in the environment (DATABASE_URL, PRICEINTEL_SMTP_PASSWORD, the webhook URLs, …)."""
+    if not text:
+        return text
+    text = str(text)
+    for secret in sorted(_known_secrets(secrets), key=len, reverse=True):
+        text = _mask_known(text, secret)
+    text = _URL.sub(lambda m: _redact_url(m.group(0)), text)
+    text = _KEY_VALUE.sub(
+        lambda m: (
+            f"{m.group(1)}={MASK}"
+            if _SECRET_NAME.search(m.group(1)) and m.group(2).lower() not in _PLACEHOLDERS
+            else m.group(0)
+        ),
+        text,
+    )
+    text = _JSON_SECRET.sub(
+        lambda m: f"{m.group(1)}{MASK}{m.group(4)}" if _SECRET_NAME.search(m.group(2)) else m.group(0), text
+    )
+    return _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+
+
+def shown_setting(value: str) -> str:
+    """A setting's value as an error message may show it: `redact`ed; a URL-like value without a scheme loses
+    what comes before an `@` (user, password) and after its first `/` (a webhook's secret path)."""
+    if "://" in value:
+        return redact(value)
+    if "@" in value:
+        value = "…@" + value.rsplit("@", 1)[1]
+    if "/" in value:
+        value = value.split("/", 1)[0] + "/…"
+    return redact(value)
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a host name is this machine: `localhost` or a loopback address (127.0.0.0/8, ::1); names are
+    not resolved."""
+    h = (host or "").strip().strip("[]").rstrip(".").lower()
+    if h == "localhost" or h.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
 
 
 def _find_root() -> Path:
@@ -135,7 +325,7 @@ def get_settings() -> Settings:
     url = os.environ.get("DATABASE_URL") or None
     if url is not None and not url.startswith(("postgresql", "postgres://")):
         raise ConfigError(
-            f"DATABASE_URL={url!r} is not a PostgreSQL URL (expected postgresql://user:pass@host:port/db)"
+            f"DATABASE_URL={shown_setting(url)!r} is not a PostgreSQL URL (expected postgresql://user:pass@host:port/db)"
         )
     return Settings(
         database_url=url,
@@ -151,8 +341,8 @@ class NotifySettings:
     """Where alerts go (all optional; an unset channel is skipped), read from PRICEINTEL_* variables."""
 
     smtp_host: str | None = None
-    smtp_port: int = 25
-    smtp_security: str = "none"  #: none | starttls | ssl
+    smtp_port: int = 587
+    smtp_security: str = "starttls"  #: none | starttls | ssl (default: starttls, none for a loopback host)
     smtp_user: str | None = None
     smtp_password: str | None = None
     email_from: str = "priceintel@localhost"
@@ -177,22 +367,42 @@ class NotifySettings:
         return out
 
 
+def smtp_security_default(host: str | None) -> str:
+    """PRICEINTEL_SMTP_SECURITY when unset: `starttls`, or `none` for a relay on this machine (loopback)."""
+    return "none" if is_loopback(host) else "starttls"
+
+
+def check_smtp_security(host: str | None, security: str, user: str | None) -> None:
+    """Refuse (ConfigError) a login in clear text: credentials with PRICEINTEL_SMTP_SECURITY=none are only
+    sent to a loopback host."""
+    if user and security == "none" and not is_loopback(host):
+        raise ConfigError(
+            f"PRICEINTEL_SMTP_SECURITY=none would send the login of PRICEINTEL_SMTP_USER in clear text to "
+            f"{host}: set PRICEINTEL_SMTP_SECURITY=starttls (port 587) or ssl (port 465); plain SMTP with a "
+            "login is only allowed to a loopback host"
+        )
+
+
 def notify_settings() -> NotifySettings:
-    """Alert delivery settings from the environment / `.env`; raises ConfigError naming a bad variable."""
-    security = (os.environ.get("PRICEINTEL_SMTP_SECURITY") or "none").strip().lower()
+    """Alert delivery settings from the environment / `.env`; raises ConfigError naming a bad variable, or a
+    login that would go out in clear text (see `check_smtp_security`)."""
+    host = os.environ.get("PRICEINTEL_SMTP_HOST") or None
+    user = os.environ.get("PRICEINTEL_SMTP_USER") or None
+    security = (os.environ.get("PRICEINTEL_SMTP_SECURITY") or smtp_security_default(host)).strip().lower()
     if security not in ("none", "starttls", "ssl"):
         raise ConfigError(f"environment variable PRICEINTEL_SMTP_SECURITY={security!r} must be none, starttls or ssl")
+    check_smtp_security(host, security, user)
     for name in ("PRICEINTEL_SLACK_WEBHOOK_URL", "PRICEINTEL_ALERT_WEBHOOK_URL"):
         value = os.environ.get(name) or ""
         if value and not value.startswith(("http://", "https://")):
-            raise ConfigError(f"environment variable {name}={value!r} is not an http(s) URL")
+            raise ConfigError(f"environment variable {name}={shown_setting(value)!r} is not an http(s) URL")
     to = tuple(a.strip() for a in (os.environ.get("PRICEINTEL_ALERT_EMAIL_TO") or "").split(",") if a.strip())
     rules = os.environ.get("PRICEINTEL_ALERT_RULES")
     return NotifySettings(
-        smtp_host=os.environ.get("PRICEINTEL_SMTP_HOST") or None,
-        smtp_port=_int_env("PRICEINTEL_SMTP_PORT", 465 if security == "ssl" else 25),
+        smtp_host=host,
+        smtp_port=_int_env("PRICEINTEL_SMTP_PORT", {"ssl": 465, "starttls": 587}.get(security, 25)),
         smtp_security=security,
-        smtp_user=os.environ.get("PRICEINTEL_SMTP_USER") or None,
+        smtp_user=user,
         smtp_password=os.environ.get("PRICEINTEL_SMTP_PASSWORD") or None,
         email_from=os.environ.get("PRICEINTEL_ALERT_EMAIL_FROM") or NotifySettings.email_from,
         email_to=to,

@@ -240,3 +240,64 @@ def jsonable(value: Any) -> Any:
 def to_json(value: Any, **kwargs: Any) -> str:
     """JSON text of `jsonable(value)`; anything still unknown (enums, custom objects) as its str()."""
     return json.dumps(jsonable(value), default=str, **kwargs)
+
+
+# --- hostile text: retailer ids, spreadsheet cells ------------------------------------------
+#: a retailer item id as stored: letters, digits and . _ : / - (1 to 128 characters, after trimming)
+ITEM_ID_RE = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
+
+
+def valid_item_id(value: Any) -> str | None:
+    """The item id trimmed when it is one (see ITEM_ID_RE), else None: an id read from a page never carries
+    spaces, quotes, markup, control characters or spreadsheet formulas into keys, exports and messages."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, np.integer)):
+        value = str(int(value))
+    if not isinstance(value, str):
+        return None
+    s = value.strip()
+    return s if ITEM_ID_RE.fullmatch(s) else None
+
+
+#: characters removed from exported text: C0 controls but tab, LF and CR (what openpyxl's ILLEGAL_CHARACTERS_RE
+#: rejects), DEL, C1 controls, lone surrogates and the non-characters U+FFFE / U+FFFF (none are valid in XML 1.0)
+CONTROL_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+#: a cell starting with one of these is read as a formula by Excel, LibreOffice or Google Sheets (OWASP
+#: "CSV injection"); the full-width forms are read as formulas by some East Asian Excel locales
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+#: text a spreadsheet would run: a trigger first, also after leading spaces or line feeds
+FORMULA_RE = re.compile("[ \n]*[" + re.escape("".join(FORMULA_TRIGGERS)) + "]")
+
+
+def clean_text(text: str) -> str:
+    """`text` without the control characters of CONTROL_CHARS_RE (tab, LF and CR kept)."""
+    return CONTROL_CHARS_RE.sub("", text)
+
+
+def formula_like(text: str) -> bool:
+    """Whether a spreadsheet would read the text as a formula: it starts with = + - @ tab or CR (or
+    their full-width forms), also after leading spaces."""
+    return FORMULA_RE.match(text) is not None
+
+
+def safe_cell(value: Any) -> Any:
+    """One exported cell: text is cleaned of control characters and, when a spreadsheet would read it as a
+    formula, prefixed with a single quote (`=1+1` → `'=1+1`, OWASP); numbers, dates, booleans and missing
+    values are returned unchanged (a negative number stays a number)."""
+    if not isinstance(value, str):
+        return value
+    text = clean_text(value)
+    return "'" + text if formula_like(text) else text
+
+
+def safe_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of the frame for a CSV export: `safe_cell` on every text value and every column name; numeric,
+    date and boolean columns are left as they are (typed)."""
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
+            out[col] = s.map(safe_cell, na_action="ignore")
+    out.columns = [safe_cell(c) for c in out.columns]
+    return out

@@ -1,15 +1,16 @@
 """Alerts: detection on real loads, YAML rules, dedup, cooldown, quiet hours, digests, real SMTP + webhook delivery."""
 
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from _receivers import HTTPSink, SMTPSink
 
+from _receivers import HTTPSink, SMTPSink
 from priceintel import clean, config
+from priceintel.alerts import notify
 from priceintel.alerts.deliver import deliver_pending, run_alerts
 from priceintel.alerts.detect import KINDS
 from priceintel.alerts.rules import (
@@ -22,14 +23,13 @@ from priceintel.alerts.rules import (
     set_rule_enabled,
 )
 from priceintel.alerts.store import AlertError, list_alerts, set_state, store_alerts
+from priceintel.demo import Storefronts, generate_world
 from priceintel.match import rules as match
 from priceintel.pipeline import hooks as monitor
-from priceintel.alerts import notify
 from priceintel.pipeline import stages as pipeline
-from priceintel.demo import Storefronts, generate_world
 from priceintel.scrape import Fetcher, RawArchive, scrape_demo
 
-NOON = datetime(2026, 7, 20, 12, 0, tzinfo=timezone.utc)
+NOON = datetime(2026, 7, 20, 12, 0, tzinfo=UTC)
 
 E2E_RULES = """
 timezone: UTC
@@ -290,10 +290,10 @@ def test_quiet_hours_hold_and_digest_batches(alert_db):
                                "r.yaml")
     with HTTPSink() as hook:
         notifiers = {"webhook": notify.WebhookNotifier(hook.url)}
-        night = datetime(2026, 7, 7, 6, 30, tzinfo=timezone.utc)  # quiet hours, before the digest time
+        night = datetime(2026, 7, 7, 6, 30, tzinfo=UTC)  # quiet hours, before the digest time
         held = deliver_pending(alert_db, notifiers, rules, night)
         assert held["held_quiet"] == 1 and held["held_digest"] == 2 and hook.bodies == []
-        morning = datetime(2026, 7, 7, 9, 0, tzinfo=timezone.utc)
+        morning = datetime(2026, 7, 7, 9, 0, tzinfo=UTC)
         sent = deliver_pending(alert_db, notifiers, rules, morning)
         assert sent["alerts"] == 1 and sent["digests"] == 1
         digest = next(b for b in hook.bodies if b["kind"] == "digest")
@@ -302,9 +302,9 @@ def test_quiet_hours_hold_and_digest_batches(alert_db):
         assert len(hook.bodies) == 2
         # one digest a day: a later digest alert waits for the next day's digest time
         store_alerts(alert_db, _alert_rows(("dig", "new_low", 4, day, "digest")))
-        later = deliver_pending(alert_db, notifiers, rules, datetime(2026, 7, 7, 15, 0, tzinfo=timezone.utc))
+        later = deliver_pending(alert_db, notifiers, rules, datetime(2026, 7, 7, 15, 0, tzinfo=UTC))
         assert later["held_digest"] == 1 and len(hook.bodies) == 2
-        nxt = deliver_pending(alert_db, notifiers, rules, datetime(2026, 7, 8, 8, 5, tzinfo=timezone.utc))
+        nxt = deliver_pending(alert_db, notifiers, rules, datetime(2026, 7, 8, 8, 5, tzinfo=UTC))
         assert nxt["digests"] == 1 and len(hook.bodies[-1]["alerts"]) == 1
 
 

@@ -130,7 +130,7 @@ def test_bad_rows_are_rejected_and_only_valid_rows_load(db, write, tmp_path):
         "row,column,value,reason",
         "3,price,abc,unparsable price 'abc'",
         "4,title,,missing title",
-        "5,price,-3.00 USD,negative price '-3.00 USD'",
+        "5,price,'-3.00 USD,negative price '-3.00 USD'",  # a leading - is quoted: a spreadsheet shows it as text
         "6,id,A5,\"duplicate id 'A5' (rows 6, 8): every copy rejected\"",
         "8,id,A5,\"duplicate id 'A5' (rows 6, 8): every copy rejected\"",
         "9,price,4,\"price '4' has no currency: write '15.00 USD', add a currency column or give a default currency "
@@ -180,6 +180,13 @@ def test_reimport_changes_nothing_and_one_changed_row_is_one_update(db, write, t
     assert [r["rows_unchanged"] for r in runs] == [0, 3, 2]
     assert runs[0]["sha256"] == runs[1]["sha256"] != runs[2]["sha256"]
     assert len(list((tmp_path / "imports" / "catalog").iterdir())) == 2  # one copy per distinct file
+
+
+def test_a_rejected_formula_stays_text_in_the_rejects_file(db, write, tmp_path):
+    path = write("catalog.csv", 'id,title,price\nA1,Kettle,"=HYPERLINK(""http://evil.example"",""x"")"\n')
+    res = import_catalog(db, path, archive_root=tmp_path)
+    (line,) = res.rejects_path.read_text().splitlines()[1:]
+    assert line.startswith('2,price,"\'=HYPERLINK(')  # quoted: opened in a spreadsheet it is text, not a link
 
 
 def test_a_fixed_file_removes_the_stale_rejects_file(db, write, tmp_path):

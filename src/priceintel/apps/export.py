@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import math
+import os
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -18,12 +20,14 @@ from priceintel.apps.filters import Filters
 from priceintel.apps.queries import chart_frame, check_filters, iter_rows, page, summary
 from priceintel.apps.specs import view_spec
 from priceintel.apps.svg import svg_chart
+from priceintel.items import clean_text, formula_like, safe_frame
 
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "MAX_EXPORT_ROWS",
     "TITLES",
+    "chromium_args",
     "export_frames",
     "report_html",
     "to_csv",
@@ -36,8 +40,8 @@ MAX_EXPORT_ROWS = 250_000
 #: rows of the view's table printed in the HTML/PDF report (the exports hold all of them)
 REPORT_ROWS = 100
 CHROMIUM = "/usr/bin/chromium"
+#: Chromium's flags when printing (`chromium_args` adds --no-sandbox for root only)
 CHROMIUM_ARGS = [
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-background-networking",
     "--disable-component-update",
@@ -85,8 +89,12 @@ def export_frames(engine: Engine, view: str, filters: Filters) -> dict[str, pd.D
 
 
 def to_csv(df: pd.DataFrame) -> bytes:
-    """UTF-8 CSV (header, no index; dates as YYYY-MM-DD, timestamps ISO, empty for missing)."""
-    out = df.copy()
+    """UTF-8 CSV (header, no index, CRLF line ends; dates as YYYY-MM-DD, timestamps ISO, empty for missing).
+
+    Text is made safe for spreadsheets (`items.safe_frame`): control characters are removed and a text cell
+    that a spreadsheet would run as a formula (starting with = + - @ tab or CR) gets a leading single quote;
+    numeric columns keep their numbers (a negative price stays -1.5)."""
+    out = safe_frame(df)
     for col in out.columns:
         s = out[col]
         if pd.api.types.is_datetime64_any_dtype(s):
@@ -94,7 +102,9 @@ def to_csv(df: pd.DataFrame) -> bytes:
                 out[col] = s.dt.strftime("%Y-%m-%dT%H:%M:%S%z")
             elif (s.dropna().dt.normalize() == s.dropna()).all():
                 out[col] = s.dt.strftime("%Y-%m-%d")
-    return out.to_csv(index=False).encode("utf-8")
+    # RFC 4180 line ends: a field holding a CR or LF is then quoted (with "\n" ends a bare CR is not, and a
+    # spreadsheet would start a new row there, which could begin with a formula)
+    return out.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
 
 
 def _excel_ready(df: pd.DataFrame) -> pd.DataFrame:
@@ -135,6 +145,29 @@ def _column_values(s: pd.Series) -> list:
     return [None if _missing(v) else (v.item() if isinstance(v, np.generic) else v) for v in s.astype(object)]
 
 
+#: text openpyxl would store as an error cell instead of a string
+_EXCEL_ERROR_CODES = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"})
+
+
+def _text_cell(ws: Any, value: Any) -> Any:
+    """An Excel cell value for one exported value: text without control characters (openpyxl refuses them);
+    text a spreadsheet would run as a formula (or read as an error code) becomes a string cell marked
+    quote-prefixed, never a formula, showing exactly the text. Other values are returned unchanged."""
+    if isinstance(value, (dict, list, tuple)):
+        value = json.dumps(value, default=str, ensure_ascii=False)
+    if not isinstance(value, str):
+        return value
+    text = clean_text(value)
+    if not (formula_like(text) or text in _EXCEL_ERROR_CODES):
+        return text
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(ws, value=text)
+    cell.data_type = "s"  # openpyxl makes a str starting with "=" a formula
+    cell.quotePrefix = True  # Excel keeps it text even when the cell is edited
+    return cell
+
+
 def _missing(v: Any) -> bool:
     try:
         return bool(pd.isna(v))
@@ -160,6 +193,9 @@ def to_excel(frames: dict[str, pd.DataFrame]) -> bytes:
         data = _excel_ready(df)
         ws = wb.create_sheet(_sheet_name(name, used))
         cols = [_column_values(data[c]) for c in data.columns]
+        for j, c in enumerate(data.columns):
+            if not (pd.api.types.is_numeric_dtype(data[c]) or pd.api.types.is_datetime64_any_dtype(data[c])):
+                cols[j] = [_text_cell(ws, v) for v in cols[j]]
         for i, col in enumerate(data.columns, start=1):
             s = data[col]
             if pd.api.types.is_datetime64_any_dtype(s):
@@ -176,7 +212,8 @@ def to_excel(frames: dict[str, pd.DataFrame]) -> bytes:
             ws.auto_filter.ref = f"A1:{get_column_letter(len(data.columns))}{len(data) + 1}"
         header = []
         for col in data.columns:
-            cell = WriteOnlyCell(ws, value=str(col))
+            cell = WriteOnlyCell(ws, value=clean_text(str(col)))
+            cell.data_type = "s"
             cell.font, cell.fill = font, fill
             header.append(cell)
         ws.append(header)
@@ -356,20 +393,36 @@ def report_html(engine: Engine, view: str, filters: Filters) -> str:
 # -------------------------------------------------------------------------------------------- PDF
 
 
+def chromium_args(euid: int | None = None) -> list[str]:
+    """Chromium's flags for printing: its sandbox stays on, except for root (`euid` 0), where Chromium cannot
+    start sandboxed and --no-sandbox is added."""
+    euid = os.geteuid() if euid is None else euid
+    return (["--no-sandbox"] if euid == 0 else []) + CHROMIUM_ARGS
+
+
+def _only_data_urls(route: Any) -> None:
+    """Route handler of the printing page: data: URIs load, every other request (http(s), file:, …) is refused."""
+    if route.request.url.startswith("data:"):
+        route.continue_()
+    else:
+        route.abort()
+
+
 def _print_pdf(source: str, timeout_ms: int) -> bytes:
-    """Print HTML to PDF with sync Playwright and Debian Chromium (in the calling thread)."""
+    """Print HTML to PDF with sync Playwright and Debian Chromium (in the calling thread): JavaScript off,
+    Chromium sandboxed (unless root), no request leaves the page but data: URIs, no service worker, no
+    download."""
     from playwright.sync_api import sync_playwright
 
+    args = chromium_args()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=args, headless=True, chromium_sandbox="--no-sandbox" not in args
+        )
         try:
-            pg = browser.new_page()
-            pg.route(
-                "**/*",
-                lambda route: (
-                    route.abort() if not route.request.url.startswith(("data:", "about:")) else route.continue_()
-                ),
-            )
+            context = browser.new_context(java_script_enabled=False, service_workers="block", accept_downloads=False)
+            context.route("**/*", _only_data_urls)
+            pg = context.new_page()
             pg.set_content(source, wait_until="load", timeout=timeout_ms)
             return pg.pdf(
                 format="A4",
@@ -382,9 +435,10 @@ def _print_pdf(source: str, timeout_ms: int) -> bytes:
 
 
 def to_pdf(source: str, timeout: float = 60.0) -> bytes:
-    """The PDF of an HTML document printed by headless /usr/bin/chromium (no network: external requests
-    are refused). Runs Playwright in a worker thread, so it also works inside a running asyncio loop
-    (a Voila/Jupyter kernel)."""
+    """The PDF of an HTML document printed by headless /usr/bin/chromium (JavaScript off, sandboxed unless
+    root, no network: every request but a data: URI is refused; the charts are inline SVG and need no
+    script). Runs Playwright in a worker thread, so it also works inside a running asyncio loop (a Voila/Jupyter
+    kernel)."""
     if not isinstance(source, str) or not source.strip():
         raise ValueError("to_pdf: the HTML to print is empty")
     result: dict[str, Any] = {}

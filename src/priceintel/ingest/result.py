@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from priceintel import PriceIntelError
-from priceintel.items import plain
+from priceintel.items import plain, safe_cell
 
 #: columns of a `<name>.rejects.csv` file
 REJECT_COLUMNS = ("row", "column", "value", "reason")
@@ -94,7 +94,8 @@ def write_rejects(path: Path, rejects: list[Issue]) -> Path | None:
         writer = csv.writer(fh)
         writer.writerow(REJECT_COLUMNS)
         for issue in rejects:
-            writer.writerow(["" if issue.row is None else issue.row, issue.column, _cell(issue.value), issue.reason])
+            cells = ["" if issue.row is None else issue.row, issue.column, _cell(issue.value), issue.reason]
+            writer.writerow([safe_cell(c) for c in cells])  # a rejected value never runs as a spreadsheet formula
     return target
 
 

@@ -63,7 +63,7 @@ def run_pipeline(env: dict, force: bool = False):
     try:
         return dag.build(force=force or builds_everything(env))
     except DAGBuildError as exc:
-        raise PriceIntelError(f"pipeline failed: {root_cause(exc)}") from None
+        raise PriceIntelError(f"pipeline failed: {config.redact(root_cause(exc))}") from None
 
 
 def root_cause(exc: BaseException) -> str:
@@ -80,9 +80,12 @@ def root_cause(exc: BaseException) -> str:
 
 
 def record_outcome(env: dict, status: str, error: str | None) -> Path:
-    """Write reports/last_run.json and, when the database answers, a pipeline_run row."""
+    """Write reports/last_run.json and, when the database answers, a pipeline_run row; the error and the env
+    are `config.redact`ed first (the landing page shows both)."""
     from datetime import datetime
 
+    error = config.redact(error) if error else error
+    env = {k: config.redact(v) if isinstance(v, str) else v for k, v in env.items()}
     outcome = {"status": status, "error": error, "finished_at": datetime.now(UTC).isoformat(), "env": env}
     path = Path(env["reports_dir"]) / "last_run.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,5 +101,5 @@ def record_outcome(env: dict, status: str, error: str | None) -> Path:
             run_id = load.start_run(conn, "pipeline", env)
             load.finish_run(conn, run_id, status, {}, {"error": error} if error else {})
     except PriceIntelError as exc:  # the database itself may be what failed
-        print(f"warning: run outcome not recorded in the database: {exc}", file=sys.stderr)
+        print(f"warning: run outcome not recorded in the database: {config.redact(str(exc))}", file=sys.stderr)
     return path

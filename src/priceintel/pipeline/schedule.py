@@ -230,7 +230,7 @@ def run_once(
                 status = _build(env, force=(force or run.builds_everything(env)) and attempt == 0)
                 error = None
             except _BuildFailed as exc:
-                status, error = exc.status, str(exc)
+                status, error = exc.status, config.redact(str(exc))
             for name, st in status.items():
                 entry = tasks.setdefault(name, {"attempts": 0, "status": "skipped"})
                 if st["status"] in ("executed", "errored"):

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from priceintel import PriceIntelError, config
+from priceintel.items import safe_frame
 
 
 def demo_env() -> dict:
@@ -153,7 +154,7 @@ def _write(out: Path, offers, errors) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     offers.to_parquet(out / "offers.parquet", index=False)
-    errors.to_csv(out / "errors.csv", index=False)
+    safe_frame(errors).to_csv(out / "errors.csv", index=False)  # scraped text never runs as a formula
     summary = summarise(offers, errors)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

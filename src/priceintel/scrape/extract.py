@@ -6,6 +6,9 @@ Every field of the returned `Offer` records in `Offer.methods` which layer produ
 currency; `currency_raw` keeps the currency as written. GTINs are kept exactly as found
 (digits only, e.g. a 12-digit UPC stays 12 digits) when their check digit is valid, else
 dropped; comparisons use the canonical form `items.normalize_gtin` (one GTIN implementation, in `items`).
+The item id must be an id (`items.valid_item_id`: 1-128 of letters, digits and `._:/-`): a page's id that
+is not (markup, spaces, a spreadsheet formula) is rejected, `Offer.methods["item_id_rejected"]` says where it
+came from, and the id comes from the URL or the page's SKU instead (or stays None).
 
 This module is the entry point (`extract`), the page classification (`Offer.page_kind`) and the
 garbage-collector pause around a call; the layers and the per-page machinery they share live in
@@ -22,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from priceintel import PriceIntelError
-from priceintel.items import DISCONTINUED, OUT_OF_STOCK, Offer
+from priceintel.items import DISCONTINUED, OUT_OF_STOCK, Offer, valid_item_id
 from priceintel.scrape.adapters import Adapter, adapter_for_url, get_adapter
 from priceintel.scrape.layers.fields import _Fields
 from priceintel.scrape.layers.heuristics import _layer_heuristics
@@ -192,6 +195,30 @@ def _gc_resume() -> None:
             gc.collect()
 
 
+def _settle_item_id(f: _Fields, adapter: Adapter, url: str) -> None:
+    """The offer's item id: the page's when it is a valid id, else the URL's, else the page's SKU (each checked
+    by `items.valid_item_id`); the first candidate rejected is noted in `f.methods["item_id_rejected"]` (its
+    method), and a SKU that only copied a rejected page id is dropped too."""
+    found = f.values.get("item_id")
+    if found is not None and valid_item_id(found) is None:
+        method = f.methods.pop("item_id")
+        del f.values["item_id"]
+        f.methods["item_id_rejected"] = method
+        if f.values.get("sku") == found:
+            del f.values["sku"]
+            f.methods.pop("sku", None)
+    elif found is not None:
+        f.values["item_id"] = valid_item_id(found)
+        return
+    for value, method in ((adapter.item_id_from_url(url), "url"), (f.values.get("sku"), "jsonld:sku")):
+        item = valid_item_id(value)
+        if item is not None:
+            f.set("item_id", item, method)
+            return
+        if value is not None and "item_id_rejected" not in f.methods:
+            f.methods["item_id_rejected"] = f.methods.get("sku", method) if method == "jsonld:sku" else method
+
+
 def _extract_tree(tree: Any, raw: bytes, url: str, adapter: Adapter, f: _Fields, status: int | None) -> Offer:
     """The layers over a parsed page (tree None for an empty / unparseable one) -> Offer."""
     if tree is not None:
@@ -202,12 +229,7 @@ def _extract_tree(tree: Any, raw: bytes, url: str, adapter: Adapter, f: _Fields,
             _layer_structured(tree, f, url)
         _layer_heuristics(tree, f)
         _layer_sku(tree, f, url, raw)
-    if not f.has("item_id"):
-        item = adapter.item_id_from_url(url)
-        if item is not None:
-            f.set("item_id", item, "url")
-        else:
-            f.set("item_id", f.values.get("sku"), "jsonld:sku")
+    _settle_item_id(f, adapter, url)
     kind = _page_kind(tree, raw, f, status)
     vals = f.values
     methods = {k: v for k, v in f.methods.items() if not k.startswith("_")}

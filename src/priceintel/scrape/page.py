@@ -158,6 +158,15 @@ def _record(
         if outcome[0] != "ok":  # e.g. a truncated page: a price read from it is not trusted
             values["price"] = values["list_price"] = None
         methods = {f: offer.methods[f] for f in RECORD_FIELDS if f in offer.methods and values[f] is not None}
+        rejected = offer.methods.get("item_id_rejected")
+        if rejected is not None:  # see extract(): a page's "id" with markup, spaces or a formula is no id
+            methods["item_id_rejected"] = rejected
+            instead = f"the id comes from {methods.get('item_id', '?')}" if values["item_id"] else "no item id"
+            outcome = (
+                outcome[0],
+                f"{outcome[1]}; the item id from {rejected} on {final} was rejected (an id is 1-128 letters, "
+                f"digits and ._:/-): {instead}",
+            )
     return PageRecord(
         url=url,
         outcome=outcome[0],
