@@ -70,7 +70,7 @@ def serve_voila(**env):
     import requests
 
     from priceintel import config
-    from priceintel.apps.serve import voila_command
+    from priceintel.apps.serve import app_database_url, voila_command
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -82,6 +82,7 @@ def serve_voila(**env):
     db_url = env.get("DATABASE_URL") or os.environ["DATABASE_URL"]
     upgrade(db_url)
     auth.add_user(get_engine(db_url), TEST_USER, TEST_PASSWORD, replace=True)
+    env["DATABASE_URL"] = app_database_url(db_url)  # as `priceintel apps` does: the apps' role, not the owner
     proc = subprocess.Popen(voila_command(port), env=dict(os.environ, **env), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, cwd=config.PROJ_ROOT)
     base = f"http://127.0.0.1:{port}"

@@ -28,10 +28,14 @@ def voila_command(port: int, notebook_dir: Path | None = None) -> list[str]:
 
 
 def prepare_apps() -> None:
-    """Before serving: DATABASE_URL for the app kernels (the workbench database unless set), the schema
-    migrated, and at least one app user (PriceIntelError saying how to add one otherwise)."""
+    """Before serving: the sign-in settings readable (ConfigError naming PRICEINTEL_TRUSTED_PROXIES or
+    PRICEINTEL_SIGNIN_CONCURRENCY otherwise), DATABASE_URL for the app kernels (the workbench database unless
+    set), the schema migrated, and at least one app user (PriceIntelError saying how to add one otherwise)."""
+    from priceintel.apps import signin
     from priceintel.db import engine
 
+    signin.trusted_proxies()
+    signin.concurrency()
     os.environ.setdefault("DATABASE_URL", engine.get_url())
     from priceintel.apps import auth
     from priceintel.db import migrate
@@ -41,3 +45,20 @@ def prepare_apps() -> None:
         raise PriceIntelError(
             "apps: no app users yet: add one with `priceintel users add NAME`, then run `priceintel apps` again"
         )
+    os.environ["DATABASE_URL"] = app_database_url(os.environ["DATABASE_URL"])
+
+
+def app_database_url(owner_url: str) -> str:
+    """The URL the apps connect with: the database's app role (reads everything, writes only the apps' tables,
+    no DDL; `db.roles`), or the owner's URL with a warning when the server offers no app role."""
+    from priceintel.db import roles
+
+    app_url = roles.ensure_app_role(owner_url)
+    if app_url is None:
+        print(
+            f"apps: warning: connecting as the database owner; set {roles.APP_URL_ENV} to a role without "
+            "ownership (docs/apps.md, 'Database role')",
+            file=sys.stderr,
+        )
+        return owner_url
+    return app_url

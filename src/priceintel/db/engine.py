@@ -24,6 +24,7 @@ __all__ = [
     "create_database",
     "drop_database",
     "database_exists",
+    "app_role_name",
 ]
 
 _ENGINES: dict[str, Engine] = {}
@@ -124,6 +125,11 @@ def _check_name(name: str) -> None:
         raise DatabaseError(f"invalid database name {name!r}: use letters, digits and _ (max 63)")
 
 
+def app_role_name(database: str) -> str:
+    """`<database>_app`: the apps' login role of a database (see `db.roles`), cut to 63 characters."""
+    return f"{database[:59]}_app"
+
+
 def _admin(url: str) -> Engine:
     """Autocommit engine on the server's `postgres` maintenance database."""
     engine = _create_engine(database_url(url, "postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
@@ -158,4 +164,5 @@ def drop_database(url: str, name: str) -> bool:
         return False
     with _admin(url).connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{app_role_name(name)}"')  # its grants went with the database
     return True

@@ -1,0 +1,137 @@
+"""The apps' database role: a login role that is not a superuser and owns nothing.
+
+Migrations, loads and `priceintel users` run as the database owner (the URL in DATABASE_URL). The Voila apps
+(and the API to come) connect as `<database>_app`, which may read every table and view but write only the
+tables the apps write (sign-in, match review, alert states, own-data imports): no DDL, no ownership, no
+superuser, so a bug in an app cannot drop, alter or read outside the workbench's tables.
+
+`ensure_app_role(url)` creates the role when the owner may (superuser or CREATEROLE), (re-)grants its
+privileges and returns a URL to connect as it: `$PRICEINTEL_APP_DATABASE_URL` when set (that role is granted
+the same privileges), else the owner's URL with the app role as user and no password, which works on servers
+that trust local connections (the embedded server's unix socket). It returns None when neither works; the
+caller then says so and connects as the owner.
+"""
+
+from __future__ import annotations
+
+import os
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from priceintel.db.engine import _create_engine, app_role_name, get_engine, normalize_url, redact_url
+from priceintel.db.errors import DatabaseError
+
+__all__ = ["APP_WRITES", "app_role_name", "ensure_app_role", "role_privileges"]
+
+#: the tables the apps write; every other table and view is read-only to them
+APP_WRITES = (
+    "app_user",  # sign-in stamps, session versions (users themselves are added by the owner's CLI)
+    "match_label",  # the review app's decisions
+    "product_match",
+    "watch",  # a confirmed match becomes a watched URL; onboarding imports a watch list
+    "alert",  # the alerts app acknowledges and resolves
+    "alert_delivery",
+    "dim_product",  # onboarding: catalogue imports
+    "dim_date",
+    "fact_sales",  # onboarding: sales imports
+    "import_run",
+)
+#: environment variable naming a ready-made app role URL (servers without trust auth)
+APP_URL_ENV = "PRICEINTEL_APP_DATABASE_URL"
+
+
+def _quote(conn: Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)
+
+
+def _create_role(conn: Connection, role: str) -> bool:
+    """Create the login role unless it exists; False when the connected user may not create roles."""
+    exists = conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first()
+    if exists:
+        return True
+    may = conn.execute(sa.text("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user")).scalar()
+    if not may:
+        return False
+    with conn.begin_nested():
+        try:
+            conn.exec_driver_sql(
+                f"CREATE ROLE {_quote(conn, role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+            )
+        except SQLAlchemyError as err:  # another process created it at the same moment
+            if "already exists" not in str(getattr(err, "orig", err)):
+                raise
+    return True
+
+
+def _grant(conn: Connection, role: str, database: str) -> None:
+    """Read everything, write APP_WRITES, use the sequences; nothing else (repeatable)."""
+    q = _quote(conn, role)
+    tables = {r[0] for r in conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))}
+    conn.exec_driver_sql(f"GRANT CONNECT, TEMPORARY ON DATABASE {_quote(conn, database)} TO {q}")
+    conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA public TO {q}")
+    conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {q}")
+    conn.exec_driver_sql(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {q}")
+    writes = [t for t in APP_WRITES if t in tables]
+    if writes:
+        conn.exec_driver_sql(f"GRANT INSERT, UPDATE, DELETE ON {', '.join(writes)} TO {q}")
+    others = sorted(tables - set(writes))
+    if others:  # a table that left APP_WRITES loses its write grant on the next run
+        conn.exec_driver_sql(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {', '.join(others)} FROM {q}")
+
+
+def _connects(url: str) -> bool:
+    engine = _create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return True
+    except (SQLAlchemyError, OSError):
+        return False
+    finally:
+        engine.dispose()
+
+
+def ensure_app_role(url: str | None = None) -> str | None:
+    """Create and grant the app role of the database at url (default DATABASE_URL / embedded); return the URL
+    to connect as it, or None when no app role can be used (the owner's URL is then the only one)."""
+    owner = get_engine(url)
+    database = owner.url.database or "postgres"
+    given = os.environ.get(APP_URL_ENV)
+    if given:
+        target = make_url(normalize_url(given))
+        role = target.username or ""
+    else:
+        role = app_role_name(database)
+    with owner.begin() as conn:
+        if role == conn.execute(sa.text("SELECT current_user")).scalar():
+            raise DatabaseError(f"{APP_URL_ENV} ({redact_url(given or '')}) must name a role other than the owner")
+        if not _create_role(conn, role):
+            return given and normalize_url(given) or None
+        _grant(conn, role, database)
+    if given:
+        return normalize_url(given)
+    app_url = owner.url.set(username=role, password=None).render_as_string(hide_password=False)
+    return app_url if _connects(app_url) else None
+
+
+def role_privileges(url: str, role: str) -> dict:
+    """What role may do: superuser/createrole/createdb flags and the tables it may write (for tests and
+    `priceintel db status`)."""
+    with get_engine(url).connect() as conn:
+        flags = conn.execute(
+            sa.text("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = :r"), {"r": role}
+        ).first()
+        writes = [
+            r[0]
+            for r in conn.execute(
+                sa.text("""SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+                           AND has_table_privilege(:r, c.oid, 'INSERT') ORDER BY 1"""),
+                {"r": role},
+            )
+        ]
+    if flags is None:
+        return {}
+    return {"superuser": flags[0], "createrole": flags[1], "createdb": flags[2], "writes": writes}
