@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from priceintel.apps.widgets import APP_CSS
+from priceintel.apps.widgets import APP_CSS, SIGNOUT_FORM
 
 #: (title, notebook, audience note, description) of every app on the landing page
 APPS = [
@@ -50,18 +50,6 @@ APPS = [
         "Import our catalogue, sales or watch list from a file; preview a competitor page; watch health.",
     ),
 ]
-
-#: the sign-out button: a POST to /logout with the XSRF token, which the form copies from the `_xsrf` cookie
-#: when sent (the kernel that renders this widget never sees the token; an inline handler is the one script an
-#: HTML widget runs). Without that cookie it opens /logout, which asks to confirm with a server-made form.
-SIGNOUT_FORM = (
-    '<form class="pi-signout" method="post" action="../../logout" style="margin: 0" '
-    'onsubmit="var m = document.cookie.match(/(?:^|;\\s*)_xsrf=([^;]+)/); '
-    'if (!m) { window.location.href = this.action; return false; } this._xsrf.value = m[1];">'
-    '<input type="hidden" name="_xsrf" value="">'
-    '<button type="submit" class="pi-logout" style="background: none; border: 0; padding: 0; font: inherit; '
-    'color: #1f6feb; cursor: pointer">Sign out</button></form>'
-)
 
 
 def latest_run(engine=None, reports_dir: Path | None = None) -> dict | None:

@@ -446,11 +446,24 @@ REFIT_CHARTS = (
 )
 
 
+#: the sign-out button: a POST to /logout with the XSRF token, which the form copies from the `_xsrf` cookie
+#: when sent (the kernel that renders this widget never sees the token; an inline handler is the one script an
+#: HTML widget runs). Without that cookie it opens /logout, which asks to confirm with a server-made form.
+SIGNOUT_FORM = (
+    '<form class="pi-signout" method="post" action="../../logout" style="margin: 0" '
+    'onsubmit="var m = document.cookie.match(/(?:^|;\\s*)_xsrf=([^;]+)/); '
+    'if (!m) { window.location.href = this.action; return false; } this._xsrf.value = m[1];">'
+    '<input type="hidden" name="_xsrf" value="">'
+    '<button type="submit" class="pi-logout" style="background: none; border: 0; padding: 0; font: inherit; '
+    'color: #1f6feb; cursor: pointer">Sign out</button></form>'
+)
+
+
 def nav_html(title: str = "") -> str:
     """Top bar of every app: back to the landing page, sign out (relative links: any base URL works)."""
     return (
         f'<div class="pi-topbar pi-nav"><a href="index.ipynb" class="pi-home">← All apps</a>'
-        f'<span>{html.escape(title)}</span><a class="pi-logout" href="../../logout">Sign out</a></div>' + REFIT_CHARTS
+        f"<span>{html.escape(title)}</span>{SIGNOUT_FORM}</div>" + REFIT_CHARTS
     )
 
 
