@@ -3,6 +3,7 @@
 import re
 import tomllib
 
+import pytest
 import yaml
 
 from priceintel import config
@@ -56,3 +57,31 @@ def test_make_test_fast_and_lint_run_what_they_say():
     assert 'pytest -m "not slow"' in fast
     lint = subprocess.run(["make", "-n", "lint"], cwd=ROOT, capture_output=True, text=True).stdout
     assert all(tool in lint for tool in ("ruff check src", "ruff format --check src", "lint-imports", "mypy"))
+
+
+def test_base_install_is_plain_requests_with_urllib3_2():
+    """requests-html (and its pyppeteer, which pins urllib3<2) is not installed; the base install streams with
+    plain requests on urllib3 >= 2 (bounded decompression), and no module of priceintel imports requests_html."""
+    import ast
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    base = {_name(d): d.replace(" ", "") for d in project["dependencies"]}
+    assert "requests-html" not in base and "pyppeteer" not in base
+    assert re.fullmatch(r"urllib3>=2(\.\d+)*(,.*)?", base["urllib3"]), base["urllib3"]
+    assert not any(_name(d) in ("requests-html", "pyppeteer") for ds in project["optional-dependencies"].values()
+                   for d in ds)  # not an extra either: pyppeteer's urllib3<2 cannot install beside urllib3>=2
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    flat = [d for item in env["dependencies"] for d in (item["pip"] if isinstance(item, dict) else [item])]
+    assert "urllib3>=2" in flat and not any(_name(d) in ("requests-html", "pyppeteer") for d in flat)
+    for path in (ROOT / "src" / "priceintel").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not any(n.split(".")[0] == "requests_html" for n in names), path
+    from importlib import metadata  # and the environment this runs in (a fresh venv under .ci/run) agrees
+
+    assert int(metadata.version("urllib3").split(".")[0]) >= 2
+    for name in ("pyppeteer", "requests-html"):
+        with pytest.raises(metadata.PackageNotFoundError):
+            metadata.version(name)

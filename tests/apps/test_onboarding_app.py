@@ -160,7 +160,11 @@ def hostile():
 def test_preview_of_replayed_pages_and_a_hostile_shop(tmp_path, hostile):
     with serve_pages(PAGES) as (base, index):
         page = index[AMAZON_PAGE]
-        res = preview_url(page.local_url, archive_dir=tmp_path)  # shops.yaml, the shop's own fetcher
+        # typed into the app: a loopback URL of no configured shop is refused (the server's own network)
+        refused = preview_url(page.local_url, archive_dir=tmp_path)
+        assert refused["record"]["outcome"] == "error" and "blocked_address" in refused["record"]["message"]
+        with Fetcher(archive=RawArchive(tmp_path), retries=0, rate_limit_per_host=0) as f:  # a caller's own fetcher
+            res = preview_url(page.local_url, fetcher=f)  # shops.yaml's fallback adapter for the page
         assert res["ok"] and res["record"]["outcome"] == "ok" and res["record"]["price"] == "87.11"
         assert "is not in shops.yaml" in res["warning"]  # 127.0.0.1 is not a listed shop
         fields = res["fields"].set_index("field")
@@ -228,7 +232,8 @@ def test_watch_health_filters_counts_and_latest_fetch(clean_db):
 
 @needs_pages
 def test_the_page_widgets_import_preview_add_and_refresh(clean_db, tmp_path):
-    app = OnboardingApp(clean_db, shops={}, archive_dir=tmp_path, archive_root=tmp_path)
+    fetcher = Fetcher(archive=RawArchive(tmp_path), retries=0, rate_limit_per_host=0)  # may fetch loopback pages
+    app = OnboardingApp(clean_db, shops={}, fetcher=fetcher, archive_dir=tmp_path, archive_root=tmp_path)
     assert app.import_btn.disabled and "no rows" in app.h_table.value
     now = datetime.now(UTC)
     app.upload.value = ({"name": "catalog.csv", "type": "text/csv", "size": len(BAD), "content": memoryview(BAD),
@@ -291,8 +296,11 @@ def test_onboarding_app_in_chromium(onboarding_db, browser, tmp_path):
     upload.write_bytes(BAD)
     shots = config.reports_dir() / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
-    with serve_pages(PAGES) as (_base, index), \
-            serve_voila(DATABASE_URL=onboarding_db, PRICEINTEL_DATA_DIR=str(tmp_path / "data")) as base:
+    shops = tmp_path / "shops.yaml"  # the replayed shop is configured on loopback: the app may fetch it
+    with serve_pages(PAGES) as (replay, index), \
+            serve_voila(DATABASE_URL=onboarding_db, PRICEINTEL_DATA_DIR=str(tmp_path / "data"),
+                        PRICEINTEL_SHOPS=str(shops)) as base:
+        shops.write_text(f"shops:\n  replay:\n    base_url: {replay}/\n    adapter: amazon\n")
         url = index[AMAZON_PAGE].local_url
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(f"{base}/voila/render/onboarding.ipynb", timeout=180_000)

@@ -29,6 +29,7 @@ from priceintel.apps.widgets import APP_CSS, download_link, frame_html, nav_html
 from priceintel.ingest import ImportResult, IngestError, add_watch, import_catalog, import_sales, import_watches
 from priceintel.ingest.fields import clean_url
 from priceintel.ingest.watch import list_watches
+from priceintel.scrape.outbound import OutboundPolicy
 from priceintel.scrape.page import fetch_page
 from priceintel.scrape.shops import Shop, default_shops_path, load_shops, shop_for
 
@@ -250,7 +251,12 @@ def preview_url(
         return _failure(f"malformed URL {text!r}: need an absolute http(s) URL with a host")
     try:
         shop, warning = shop_for(_shops() if shops is None else shops, clean)
-        record = fetch_page(clean, shop, fetcher=fetcher, render=True if render else None, archive_dir=archive_dir)
+        # a URL typed into a served app never reaches the server's own loopback or private network: only a shop
+        # configured in shops.yaml may live there
+        allow = None if shop.listed else OutboundPolicy(scoped=False)
+        record = fetch_page(
+            clean, shop, fetcher=fetcher, render=True if render else None, archive_dir=archive_dir, allow=allow
+        )
     except PriceIntelError as err:
         return _failure(_one_line(str(err)))
     rec = record.to_dict()

@@ -12,6 +12,7 @@ from priceintel.scrape.crawl import (
 )
 from priceintel.scrape.extract import ExtractError, extract
 from priceintel.scrape.fetch import Fetcher, FetchResult
+from priceintel.scrape.outbound import OutboundPolicy
 
 __all__ = [
     "Adapter",
@@ -20,6 +21,7 @@ __all__ = [
     "ExtractError",
     "FetchResult",
     "Fetcher",
+    "OutboundPolicy",
     "RawArchive",
     "UnknownRetailerError",
     "adapter_for_url",

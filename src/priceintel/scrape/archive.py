@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from priceintel import PriceIntelError, config
+from priceintel.scrape.limits import ARCHIVE_READ_LIMIT, BodyTooLarge, gunzip_bounded
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _PARTITION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -119,12 +120,15 @@ class RawArchive:
                 os.unlink(tmp)
             raise
 
-    def get(self, sha: str) -> bytes:
-        """The stored body for a SHA-256 (verified against its address)."""
+    def get(self, sha: str, limit: int = ARCHIVE_READ_LIMIT) -> bytes:
+        """The stored body for a SHA-256 (verified against its address), never unpacking more than `limit` bytes."""
         path = self.object_path(sha)
         if not path.exists():
             raise ArchiveError(f"no archived object {sha} under {self.root / 'objects'}")
-        body = gzip.decompress(path.read_bytes())
+        try:
+            body = gunzip_bounded(path.read_bytes(), limit, f"archived object {path}")
+        except (BodyTooLarge, ValueError) as exc:
+            raise ArchiveError(f"{exc} (corrupt or not written by this archive)") from None
         if sha256_hex(body) != sha:
             raise ArchiveError(f"archived object {path} is corrupt (content hash does not match)")
         return body

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
@@ -19,6 +18,7 @@ from priceintel.items import Offer
 from priceintel.scrape.adapters import Adapter, get_adapter
 from priceintel.scrape.extract import extract
 from priceintel.scrape.fetch import Fetcher, FetchResult
+from priceintel.scrape.limits import DEFAULT_MAX_PAGE_BYTES, BodyTooLarge, gunzip_bounded
 
 __all__ = [
     "CrawlError",
@@ -36,6 +36,10 @@ __all__ = [
 #: offers frame: every Offer field (methods as JSON text) + fetch provenance
 OFFER_FRAME_COLUMNS = Offer.field_names() + ["fetched_at", "status", "page_sha256"]
 ERROR_COLUMNS = ["url", "retailer", "kind", "message"]
+
+#: fetch errors of discovery pages (robots Sitemap lines, sitemaps, listing pages) recorded in the errors frame:
+#: the hostile ones; an ordinary failure there only means fewer products are found
+DISCOVERY_ERROR_KINDS = frozenset({"blocked_address", "too_large", "too_slow"})
 
 _PAGE_MESSAGES = {
     "no_price": "in-stock product page shows no price",
@@ -70,10 +74,14 @@ def _dedupe(urls: Iterable[str]) -> list[str]:
     return out
 
 
-def _sitemap_locs(body: bytes, url: str) -> tuple[list[str], list[str]]:
-    """(page URLs, child sitemap URLs) of a sitemap or sitemap index (gzip accepted)."""
+def _sitemap_locs(body: bytes, url: str, limit: int = DEFAULT_MAX_PAGE_BYTES) -> tuple[list[str], list[str]]:
+    """(page URLs, child sitemap URLs) of a sitemap or sitemap index (gzip accepted, unpacked to at most `limit`
+    bytes: BodyTooLarge beyond; a broken gzip file lists nothing)."""
     if body[:2] == b"\x1f\x8b":
-        body = gzip.decompress(body)
+        try:
+            body = gunzip_bounded(body, limit, f"gzipped sitemap {url}")
+        except ValueError:
+            return [], []
     try:
         root = etree.fromstring(body, parser=etree.XMLParser(recover=True, resolve_entities=False))
     except etree.XMLSyntaxError:
@@ -87,11 +95,18 @@ def _sitemap_locs(body: bytes, url: str) -> tuple[list[str], list[str]]:
     return locs, []
 
 
+def _problem(problems: list[dict] | None, url: str, kind: str, message: str | None) -> None:
+    """Note a discovery page that failed in a hostile way (DISCOVERY_ERROR_KINDS) in `problems`."""
+    if problems is not None and kind in DISCOVERY_ERROR_KINDS:
+        problems.append({"url": url, "kind": kind, "message": message or kind})
+
+
 def _walk(
-    fetcher: Fetcher, queue: list[str], seen: set[str], limit: int, kind: str
+    fetcher: Fetcher, queue: list[str], seen: set[str], limit: int, kind: str, problems: list[dict] | None = None
 ) -> Iterator[tuple[str, FetchResult]]:
     """Breadth-first: fetch each URL of `queue` once (until `limit` URLs are seen) and yield (url, result)
-    of those that load; the caller may extend `queue` (and reads `seen`) between steps."""
+    of those that load; the caller may extend `queue` (and reads `seen`) between steps. Hostile failures
+    go to `problems`."""
     while queue and len(seen) < limit:
         url = queue.pop(0)
         if url in seen:
@@ -100,17 +115,25 @@ def _walk(
         res = fetcher.get(url, meta={"kind": kind})
         if res.ok:
             yield url, res
+        elif res.error_kind is not None:
+            _problem(problems, url, res.error_kind, res.error)
 
 
-def _sitemap_urls(base: str, fetcher: Fetcher, adapter: Adapter, max_sitemaps: int = 200) -> list[str]:
+def _sitemap_urls(
+    base: str, fetcher: Fetcher, adapter: Adapter, max_sitemaps: int = 200, problems: list[dict] | None = None
+) -> list[str]:
     """Product URLs listed by the sitemaps named in robots.txt (or /sitemap.xml)."""
     rp = fetcher.robots(base)
     queue = list(rp.site_maps() or []) if rp is not None else []
     if not queue:
         queue = [urljoin(base, "sitemap.xml")]
     found: list[str] = []
-    for sm, res in _walk(fetcher, queue, set(), max_sitemaps, "sitemap"):
-        pages, children = _sitemap_locs(res.body, sm)
+    for sm, res in _walk(fetcher, queue, set(), max_sitemaps, "sitemap", problems):
+        try:
+            pages, children = _sitemap_locs(res.body, sm, fetcher.max_page_bytes)
+        except BodyTooLarge as exc:
+            _problem(problems, sm, "too_large", str(exc))
+            continue
         found.extend(pages)
         queue.extend(children)
     if adapter.url_pattern or adapter.product_link_pattern:
@@ -135,16 +158,20 @@ def _links(res: FetchResult) -> tuple[list[str], list[str]]:
     return hrefs, nxt
 
 
-def _category_urls(base: str, fetcher: Fetcher, adapter: Adapter, max_pages: int) -> list[str]:
+def _category_urls(
+    base: str, fetcher: Fetcher, adapter: Adapter, max_pages: int, problems: list[dict] | None = None
+) -> list[str]:
     """Product URLs found by walking category pages from the home page, following rel=next."""
     home = fetcher.get(base, meta={"kind": "category"})
     if not home.ok:
+        if home.error_kind is not None:
+            _problem(problems, base, home.error_kind, home.error)
         return []
     hrefs, nxt = _links(home)
     products = [h for h in hrefs if adapter.is_product_url(h)]
     queue = _dedupe([h for h in hrefs if adapter.is_category_url(h) and h.startswith(base)] + nxt)
     seen = {base}
-    for _page, res in _walk(fetcher, queue, seen, max_pages, "category"):
+    for _page, res in _walk(fetcher, queue, seen, max_pages, "category", problems):
         hrefs, nxt = _links(res)
         products.extend(h for h in hrefs if adapter.is_product_url(h))
         queue.extend(
@@ -153,15 +180,34 @@ def _category_urls(base: str, fetcher: Fetcher, adapter: Adapter, max_pages: int
     return _dedupe(products)
 
 
-def discover_products(base_url: str, fetcher: Fetcher, adapter: Adapter, max_pages: int = 2000) -> list[str]:
-    """Product page URLs of a shop: robots.txt Sitemap lines / sitemap.xml, else category pages."""
+def discover_products(
+    base_url: str,
+    fetcher: Fetcher,
+    adapter: Adapter,
+    max_pages: int = 2000,
+    problems: list[dict] | None = None,
+    hosts: Iterable[str] = (),
+) -> list[str]:
+    """Product page URLs of a shop: robots.txt Sitemap lines / sitemap.xml, else category pages.
+
+    Every request stays within the shop (`Fetcher.scoped` to its base URL and declared `hosts`): Sitemap lines,
+    sitemap entries and links elsewhere are refused (blocked_address). Discovery pages that failed in a hostile
+    way (DISCOVERY_ERROR_KINDS) are appended to `problems` as {url, kind, message}.
+    """
     base = _base(base_url)
+    with fetcher.scoped([base], hosts):
+        return _discover(base, fetcher, adapter, max_pages, problems)
+
+
+def _discover(base: str, fetcher: Fetcher, adapter: Adapter, max_pages: int, problems: list[dict] | None) -> list[str]:
+    """`discover_products` within the shop's scope."""
     if fetcher.robots(base) is None:
         res = fetcher.get(base)
-        raise CrawlError(f"cannot discover products of {adapter.name} at {base}: {res.error}", "unreachable")
-    urls = _sitemap_urls(base, fetcher, adapter)
+        kind = res.error_kind if res.error_kind in DISCOVERY_ERROR_KINDS else "unreachable"
+        raise CrawlError(f"cannot discover products of {adapter.name} at {base}: {res.error}", kind or "unreachable")
+    urls = _sitemap_urls(base, fetcher, adapter, problems=problems)
     if not urls:
-        urls = _category_urls(base, fetcher, adapter, max_pages)
+        urls = _category_urls(base, fetcher, adapter, max_pages, problems)
     if not urls:
         raise CrawlError(
             f"no {adapter.name} product URLs found at {base} (neither sitemap nor category pages "
@@ -283,19 +329,25 @@ def scrape_site(
     item_ids: Iterable[str] | None = None,
     urls: list[str] | None = None,
     progress: bool = False,
+    hosts: Iterable[str] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fetch + extract every product page of one shop -> (offers_df, errors_df)."""
+    """Fetch + extract every product page of one shop -> (offers_df, errors_df).
+
+    Every request stays on the shop (its base URL's origin and host, plus declared `hosts`; see
+    `discover_products`): a product URL elsewhere is the error blocked_address, as are hostile discovery pages.
+    """
     adapter = get_adapter(retailer)
-    if urls is None:
-        try:
-            urls = discover_products(base_url, fetcher, adapter)
-        except CrawlError as exc:
-            return _offers_frame([]), _errors_frame(
-                [{"url": base_url, "retailer": retailer, "kind": exc.kind, "message": str(exc)}]
-            )
-    urls = _select_urls(list(urls), adapter, limit, item_ids)
-    offers, errors = _scrape_jobs([(retailer, u) for u in urls], fetcher, progress, desc=retailer)
-    return _offers_frame(offers), _errors_frame(errors)
+    problems: list[dict] = []
+    with fetcher.scoped([_base(base_url)], hosts):
+        if urls is None:
+            try:
+                urls = discover_products(base_url, fetcher, adapter, problems=problems, hosts=hosts)
+            except CrawlError as exc:
+                rows = [{"url": base_url, "retailer": retailer, "kind": exc.kind, "message": str(exc)}]
+                return _offers_frame([]), _errors_frame(rows + [dict(p, retailer=retailer) for p in problems])
+        urls = _select_urls(list(urls), adapter, limit, item_ids)
+        offers, errors = _scrape_jobs([(retailer, u) for u in urls], fetcher, progress, desc=retailer)
+    return _offers_frame(offers), _errors_frame([dict(p, retailer=retailer) for p in problems] + errors)
 
 
 #: name used in docs/architecture.md
@@ -322,14 +374,30 @@ def scrape_demo(
     """Scrape demo shops once per simulated day -> (offers_df with `ds`, errors_df with `ds`)."""
     names = _retailer_names(urls, retailers, "storefront")
     days = [pd.Timestamp(d).date() for d in days]
+    with fetcher.scoped([_base(urls[r]) for r in names]):  # each shop's discovery is scoped to that shop alone
+        return _scrape_demo_days(urls, names, days, fetcher, product_limit, progress)
+
+
+def _scrape_demo_days(
+    urls: Mapping[str, str],
+    names: list[str],
+    days: list[date],
+    fetcher: Fetcher,
+    product_limit: int | None,
+    progress: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`scrape_demo` within the shops' scope."""
     errors: list[dict] = []
     product_urls: dict[str, list[str]] = {}
     for r in names:
         adapter = get_adapter(r)
+        problems: list[dict] = []
         try:
-            product_urls[r] = _select_urls(discover_products(urls[r], fetcher, adapter), adapter, product_limit, None)
+            found = discover_products(urls[r], fetcher, adapter, problems=problems)
+            product_urls[r] = _select_urls(found, adapter, product_limit, None)
         except CrawlError as exc:
             errors.extend({"url": urls[r], "retailer": r, "kind": exc.kind, "message": str(exc), "ds": d} for d in days)
+        errors.extend(dict(p, retailer=r, ds=days[0]) for p in problems if days)
     frames = []
     for d in days:
         live = []
@@ -359,13 +427,16 @@ def scrape_shops(
     item_ids: Iterable[str] | None = None,
     limit: int | None = None,
     progress: bool = False,
+    hosts: Mapping[str, Iterable[str]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scrape several shops ({retailer: base_url}) once, optionally only some item ids / the first `limit`."""
+    """Scrape several shops ({retailer: base_url}) once, optionally only some item ids / the first `limit`;
+    each shop's requests stay on that shop (plus its declared `hosts[retailer]`, see `scrape_site`)."""
     names = _retailer_names(urls, retailers, "shop")
     wanted = None if item_ids is None else [str(i) for i in item_ids]
     offers, errors = [], []
     for r in names:
-        o, e = scrape_site(urls[r], r, fetcher, limit=limit, item_ids=wanted, progress=progress)
+        extra = (hosts or {}).get(r, ())
+        o, e = scrape_site(urls[r], r, fetcher, limit=limit, item_ids=wanted, progress=progress, hosts=extra)
         offers.append(o)
         errors.append(e)
     offers_df = pd.concat(offers, ignore_index=True) if offers else _offers_frame([])

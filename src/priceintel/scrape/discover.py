@@ -19,6 +19,7 @@ Matching and storing are `priceintel.ingest.discover`'s; `report_lines` prints t
 
 from __future__ import annotations
 
+import contextvars
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +33,9 @@ import pandas as pd
 from priceintel import PriceIntelError
 from priceintel.scrape.crawl import _base, _dedupe, _links, _sitemap_locs
 from priceintel.scrape.fetch import Fetcher, FetchResult
+from priceintel.scrape.limits import BodyTooLarge
 from priceintel.scrape.page import PageRecord, fetch_offer, shop_fetcher, url_item_id
-from priceintel.scrape.shops import Shop, _bare_host
+from priceintel.scrape.shops import Shop, _bare_host, shop_policy
 
 __all__ = [
     "CANDIDATE_COLUMNS",
@@ -224,7 +226,11 @@ def _sitemap_pages(shop: Shop, fetcher: Fetcher, budget: _Budget, notes: list[st
         res = _get(fetcher, url, "sitemap", budget, [] if guessed and len(seen) == 1 else notes)
         if res is None:
             continue
-        pages, children = _sitemap_locs(res.body, url)
+        try:
+            pages, children = _sitemap_locs(res.body, url, fetcher.max_page_bytes)
+        except BodyTooLarge as exc:
+            notes.append(f"sitemap page {url}: too_large: {exc}")
+            continue
         found.extend(pages)
         queue.extend(children)
     adapter = shop.get_adapter()
@@ -310,8 +316,14 @@ def _fetch_candidates(
         else:
             out.over_budget += 1
     meta = {"page": "discover"}
+
+    def fetch(job: tuple[str, str]) -> PageRecord:
+        """One candidate page, in the caller's scope (the shop's outbound policy)."""
+        return fetch_offer(job[0], shop, fetcher, meta=meta)[0]
+
     with ThreadPoolExecutor(max_workers=max(1, shop.concurrency)) as pool:
-        records = list(pool.map(lambda job: fetch_offer(job[0], shop, fetcher, meta=meta)[0], jobs))
+        futures = [pool.submit(contextvars.copy_context().run, fetch, job) for job in jobs]
+        records = [f.result() for f in futures]
     rows = []
     for (url, via), rec in zip(jobs, records):
         if rec.outcome in _USABLE and (rec.title or rec.gtin or rec.mpn):
@@ -341,23 +353,36 @@ def discover_shop(
     fetcher = fetcher if fetcher is not None else shop_fetcher(shop, shop.render_js, archive_dir)
     out = ShopDiscovery(shop.name, pd.DataFrame(columns=CANDIDATE_COLUMNS))
     try:
-        base = _base(shop.base_url)
-        if fetcher.robots(base) is None:
-            res = fetcher.get(base)
-            out.error = f"{shop.name}: cannot reach {base}: {res.error}"
-            return out
-        budget = _Budget(max_pages)
-        urls = candidate_urls(shop, fetcher, products, budget, out.notes)
-        fresh = [(u, v) for u, v in urls if normalise_url(u) not in known]
-        out.found, out.known = len(urls), len(urls) - len(fresh)
-        _fetch_candidates(shop, fetcher, fresh, budget, out)
-        out.requests = budget.used
-        if out.over_budget:
-            out.notes.append(f"{out.over_budget} candidate page(s) not fetched: --max-pages {max_pages} reached")
-        return out
+        with fetcher.scoped(shop_policy(shop)):
+            return _discover_shop(shop, products, known, max_pages, fetcher, out)
     finally:
         if own:
             fetcher.close()
+
+
+def _discover_shop(
+    shop: Shop,
+    products: Iterable[Mapping[str, Any]],
+    known: set[str] | frozenset[str],
+    max_pages: int,
+    fetcher: Fetcher,
+    out: ShopDiscovery,
+) -> ShopDiscovery:
+    """`discover_shop` within the shop's outbound scope."""
+    base = _base(shop.base_url)
+    if fetcher.robots(base) is None:
+        res = fetcher.get(base)
+        out.error = f"{shop.name}: cannot reach {base}: {res.error}"
+        return out
+    budget = _Budget(max_pages)
+    urls = candidate_urls(shop, fetcher, products, budget, out.notes)
+    fresh = [(u, v) for u, v in urls if normalise_url(u) not in known]
+    out.found, out.known = len(urls), len(urls) - len(fresh)
+    _fetch_candidates(shop, fetcher, fresh, budget, out)
+    out.requests = budget.used
+    if out.over_budget:
+        out.notes.append(f"{out.over_budget} candidate page(s) not fetched: --max-pages {max_pages} reached")
+    return out
 
 
 def _cell(value: Any) -> str:

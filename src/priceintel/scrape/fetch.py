@@ -1,110 +1,56 @@
-"""Polite HTTP fetching: robots.txt, per-host rate limits, retries with backoff, archive everything."""
+"""Polite, hardened HTTP fetching: robots.txt, per-host rate limits, retries with backoff, archive everything.
+
+Hardened against hostile pages (see docs/scraping.md): bodies are streamed and capped by their *decoded* size
+(`max_page_bytes`, error `too_large`), each response has a total deadline (`deadline`, error `too_slow`),
+redirects are followed here, each hop checked against the outbound policy (`priceintel.scrape.outbound`, error
+`blocked_address`), at most `limits.MAX_REDIRECTS` of them.
+"""
 
 from __future__ import annotations
 
-import errno
+import contextvars
 import random
-import socket
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
 import requests
-from requests.adapters import HTTPAdapter
-from requests_html import HTMLSession
 from tqdm.auto import tqdm
 
 from priceintel.config import get_settings
+from priceintel.scrape import limits, transport
 from priceintel.scrape.archive import RawArchive
+from priceintel.scrape.outbound import OutboundPolicy, Verdict, combine
+from priceintel.scrape.results import ERROR_KINDS, FetchResult, _now, _reason, describe, parse_retry_after
+from priceintel.scrape.robots import RobotsMixin
+
+__all__ = ["ERROR_KINDS", "Fetcher", "FetchResult", "describe", "parse_retry_after"]
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: the scope set by `Fetcher.scoped`: (id of the fetcher, policy)
+_SCOPE: contextvars.ContextVar[tuple[int, OutboundPolicy] | None] = contextvars.ContextVar(
+    "priceintel_fetch_scope", default=None
+)
 
 
-@dataclass(frozen=True)
-class FetchResult:
-    """Outcome of one GET: the final response (or why there is none) and its archive address."""
-
-    url: str
-    status: int | None = None
-    headers: dict = field(default_factory=dict)
-    body: bytes = b""
-    fetched_at: datetime | None = None
-    sha256: str | None = None
-    error_kind: str | None = None  #: None | unreachable | timeout | robots_disallowed | invalid_url | http_error
-    error: str | None = None
-    attempts: int = 0
-    not_modified: bool = False  #: answered 304 to a conditional request: `body` is the cached copy
-    rendered: bool = False  #: body is the DOM after JavaScript ran in headless Chromium
-    final_url: str | None = None  #: URL of the final response after redirects
-
-    @property
-    def ok(self) -> bool:
-        """True for a response with a 2xx status."""
-        return self.error_kind is None and self.status is not None and 200 <= self.status < 300
-
-    @property
-    def text(self) -> str:
-        """Body decoded as UTF-8 (replacing undecodable bytes)."""
-        return self.body.decode("utf-8", errors="replace")
-
-
-def _reason(exc: BaseException) -> str:
-    """Short human reason for a connection failure ("connection refused", "host not found", …)."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, ConnectionRefusedError) or getattr(cur, "errno", None) == errno.ECONNREFUSED:
-            return "connection refused"
-        if isinstance(cur, socket.gaierror):
-            return "host not found"
-        if isinstance(cur, ConnectionResetError):
-            return "connection reset"
-        nxt = cur.__cause__ or cur.__context__
-        if nxt is None and cur.args and isinstance(cur.args[0], BaseException):
-            nxt = cur.args[0]
-        if nxt is None and len(cur.args) > 1 and isinstance(cur.args[1], BaseException):
-            nxt = cur.args[1]
-        if nxt is None and hasattr(cur, "reason") and isinstance(cur.reason, BaseException):
-            nxt = cur.reason
-        cur = nxt
-    text = str(exc)
-    if "refused" in text.lower():
-        return "connection refused"
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent/bad."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
-class Fetcher:
-    """Thread-safe polite HTTP client (requests_html HTMLSession per thread).
+class Fetcher(RobotsMixin):
+    """Thread-safe polite HTTP client (a requests.Session per thread).
 
     Sends If-None-Match / If-Modified-Since for pages fetched before (`conditional`) and serves a 304
     from the cached copy; with `render=True` re-loads HTML pages in headless Chromium (Playwright on
     `chromium`) so prices built by JavaScript are in the body.
+
+    Limits: `max_page_bytes` (default $PRICEINTEL_MAX_PAGE_BYTES, else 8 MB) caps each decoded body, `deadline`
+    (default $PRICEINTEL_FETCH_DEADLINE, else 30 s) each whole response, `timeout` each wait for bytes. `allow`
+    is the outbound policy: an `OutboundPolicy`, or the base URLs of the shops this fetcher may reach (their
+    origins trusted, their hosts allowed); None is `OutboundPolicy.default()`. `scoped` narrows it for a block.
     """
 
     def __init__(
@@ -126,10 +72,15 @@ class Fetcher:
         render: bool = False,
         trace: bool = False,
         chromium: str = "/usr/bin/chromium",
+        max_page_bytes: int | str | None = None,
+        deadline: float | None = None,
+        allow: OutboundPolicy | Iterable[str] | None = None,
     ) -> None:
         settings = get_settings()
         self.user_agent = user_agent or settings.user_agent
         self.timeout = float(timeout if timeout is not None else settings.request_timeout)
+        self.max_page_bytes = limits.max_page_bytes(max_page_bytes)
+        self.deadline = limits.response_deadline(deadline)
         self.retries = max(0, int(retries))
         self.backoff = float(backoff)
         rate = settings.rate_limit_per_host if rate_limit_per_host is None else rate_limit_per_host
@@ -142,6 +93,11 @@ class Fetcher:
         self.obey_robots = obey_robots
         self.max_retry_after = float(max_retry_after)
         self.max_crawl_delay = float(max_crawl_delay)
+        self._explicit_policy = allow is not None
+        if allow is None:
+            self.policy = OutboundPolicy.default()
+        else:
+            self.policy = allow if isinstance(allow, OutboundPolicy) else OutboundPolicy.for_sites(allow)
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         self._local = threading.local()
@@ -169,14 +125,15 @@ class Fetcher:
     # --- sessions ---------------------------------------------------------------------
     @property
     def session(self) -> requests.Session:
-        """This thread's HTMLSession (a requests.Session subclass) with UA, proxies, pool size."""
+        """This thread's requests.Session with UA, proxies, pool size and guarded connections."""
         sess = getattr(self._local, "session", None)
         if sess is None:
-            sess = HTMLSession()
+            sess = requests.Session()
             sess.trust_env = False  # proxies come from priceintel settings only
             sess.headers["User-Agent"] = self.user_agent
+            sess.headers["Accept-Encoding"] = transport.ACCEPT_ENCODING
             sess.proxies.update(self.proxies)
-            adapter = HTTPAdapter(pool_connections=16, pool_maxsize=self.max_workers, max_retries=0)
+            adapter = transport.GuardedAdapter(pool_connections=16, pool_maxsize=self.max_workers, max_retries=0)
             sess.mount("http://", adapter)
             sess.mount("https://", adapter)
             self._local.session = sess
@@ -193,7 +150,7 @@ class Fetcher:
         with self._sessions_lock:
             sessions, self._sessions = self._sessions, []
         for sess in sessions:
-            requests.Session.close(sess)  # HTMLSession.close would also try to close a browser
+            sess.close()
         self._local = threading.local()
 
     def __enter__(self) -> Fetcher:
@@ -201,6 +158,36 @@ class Fetcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # --- outbound policy --------------------------------------------------------------
+    @contextmanager
+    def scoped(self, allow: OutboundPolicy | Iterable[str], hosts: Iterable[str] = ()) -> Iterator[OutboundPolicy]:
+        """Within the block (this thread and `get_many`'s workers), requests of this fetcher must also pass
+        `allow`: a policy, or shop base URLs (plus declared `hosts`) made into `OutboundPolicy.for_sites`."""
+        policy = allow if isinstance(allow, OutboundPolicy) else OutboundPolicy.for_sites(allow, hosts)
+        token = _SCOPE.set((id(self), policy))
+        try:
+            yield policy
+        finally:
+            _SCOPE.reset(token)
+
+    def policies(self) -> list[OutboundPolicy]:
+        """The policies a request must pass here and now: the scope's (if any) and the fetcher's own
+        (the default policy gives way to a scope)."""
+        scope = _SCOPE.get()
+        if scope is None or scope[0] != id(self):
+            return [self.policy]
+        return [scope[1], self.policy] if self._explicit_policy else [scope[1]]
+
+    def check_url(self, url: str, requested: str | None = None) -> Verdict:
+        """Whether the outbound policy lets this fetcher request `url` now (`requested`: the URL asked for when
+        `url` is a redirect hop); spends no request."""
+        return combine(self.policies(), url, requested if requested is not None else url)
+
+    def _blocked(self, url: str, reason: str, hop_from: str | None = None) -> FetchResult:
+        """The blocked_address result for `url` (a redirect from `hop_from` when given)."""
+        error = f"{url}: redirect from {hop_from} refused: {reason}" if hop_from else reason
+        return FetchResult(url=url, error_kind="blocked_address", error=error, fetched_at=_now())
 
     # --- politeness -------------------------------------------------------------------
     def _wait_turn(self, host: str, interval: float) -> float:
@@ -233,62 +220,6 @@ class Fetcher:
         if delay > 0:
             time.sleep(delay)
 
-    def robots(self, url: str) -> RobotFileParser | None:
-        """Parsed robots.txt for the URL's host (cached); None when the host cannot be reached."""
-        return self._robots_for(url)[0]
-
-    def _robots_known(self, origin: str) -> tuple[RobotFileParser | None, FetchResult | None] | None:
-        """The cached answer of `_robots_for` for origin (parser, or a failure within dead_host_ttl), else
-        None; call with _robots_lock held."""
-        if origin in self._robots:
-            return self._robots[origin], None
-        dead = self._dead.get(origin)
-        if dead is not None and time.monotonic() - dead[0] < self.dead_host_ttl:
-            return None, dead[1]
-        return None
-
-    def _robots_for(self, url: str) -> tuple[RobotFileParser | None, FetchResult | None]:
-        """(robots parser, None) or (None, failed robots.txt fetch); failures cached for dead_host_ttl."""
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        with self._robots_lock:
-            known = self._robots_known(origin)
-            if known is not None:
-                return known
-            lock = self._robots_locks.setdefault(origin, threading.Lock())
-        with lock:
-            with self._robots_lock:  # another thread may have fetched it while we waited for the host lock
-                known = self._robots_known(origin)
-            if known is not None:
-                return known
-            res = self._request(origin + "/robots.txt", meta={"kind": "robots"})
-            if res.error_kind is not None and res.status is None:
-                with self._robots_lock:
-                    self._dead[origin] = (time.monotonic(), res)
-                return None, res
-            rp = RobotFileParser(origin + "/robots.txt")
-            if res.status is not None and 200 <= res.status < 300:
-                rp.parse(res.text.splitlines())
-            elif res.status is not None and res.status >= 500:
-                # typeshed lacks RobotFileParser.allow_all / disallow_all, which can_fetch() reads
-                rp.disallow_all = True  # type: ignore[attr-defined]  # RFC 9309: server error -> complete disallow
-            else:
-                rp.allow_all = True  # type: ignore[attr-defined]  # RFC 9309: 4xx (no robots.txt) -> no restrictions
-            rp.modified()
-            with self._robots_lock:
-                self._robots[origin] = rp
-            return rp, None
-
-    def _crawl_delay(self, rp: RobotFileParser | None) -> float:
-        """Crawl-delay asked by robots.txt for our agent (capped), else 0."""
-        if rp is None:
-            return 0.0
-        try:
-            delay = rp.crawl_delay(self.user_agent)
-        except (TypeError, ValueError):  # pragma: no cover - malformed directive
-            delay = None
-        return min(float(delay), self.max_crawl_delay) if delay else 0.0
-
     # --- fetching ---------------------------------------------------------------------
     def get(self, url: str, meta: dict | None = None) -> FetchResult:
         """GET a URL politely; never raises for network errors (see FetchResult.error_kind)."""
@@ -301,6 +232,9 @@ class Fetcher:
             return FetchResult(
                 url=url, error_kind="invalid_url", error=f"not an http(s) URL: {url!r}", fetched_at=_now()
             )
+        verdict = self.check_url(url)
+        if not verdict.allowed:  # before robots.txt: nothing at all is sent to a refused host
+            return self._blocked(url, verdict.reason)
         delay = 0.0
         if self.obey_robots:
             rp, failed = self._robots_for(url)
@@ -318,26 +252,25 @@ class Fetcher:
             delay = self._crawl_delay(rp)
         return self._request(url, meta=meta, interval=max(self.min_interval, delay))
 
-    def _request(self, url: str, meta: dict | None = None, interval: float | None = None) -> FetchResult:
+    def _request(
+        self, url: str, meta: dict | None = None, interval: float | None = None, requested: str | None = None
+    ) -> FetchResult:
         """GET with retries/backoff; archive every response; map failures to error kinds."""
         host = urlsplit(url).netloc
         interval = self.min_interval if interval is None else interval
         meta = dict(meta or {})
         last_exc: BaseException | None = None
-        resp = None
         attempt = 0
         for attempt in range(self.retries + 1):
             sent = self._wait_turn(host, interval)
             if self.trace is not None:
                 self.trace.append((host, sent))
             try:
-                resp = self.session.get(
-                    url, timeout=self.timeout, allow_redirects=True, headers=self._conditional_headers(url)
-                )
+                got = self._exchange(url, requested or url)
                 last_exc = None
             except (requests.ConnectionError, requests.Timeout) as exc:
-                last_exc, resp = exc, None
-            except requests.RequestException as exc:  # invalid URL, too many redirects, …
+                last_exc, got = exc, None
+            except requests.RequestException as exc:  # invalid URL, an undecodable body, …
                 return FetchResult(
                     url=url,
                     error_kind="invalid_url",
@@ -345,24 +278,110 @@ class Fetcher:
                     error=f"cannot request {url}: {exc}",
                     attempts=attempt + 1,
                 )
+            if isinstance(got, FetchResult):  # refused, too large, too slow: final, never retried
+                return replace(got, attempts=attempt + 1)
             retry_after = None
-            if resp is not None:
+            if got is not None:
+                resp, body = got
                 fetched = _now()
-                sha = self._archive(resp, url, fetched, meta, attempt)
+                sha = self._archive(resp, body, url, fetched, meta, attempt)
                 if resp.status_code not in RETRY_STATUSES or attempt == self.retries:
-                    return self._finish(url, resp, fetched, sha, attempt + 1, meta)
+                    return self._finish(url, resp, body, fetched, sha, attempt + 1, meta)
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             elif attempt == self.retries:
                 break
             self._sleep_backoff(attempt, retry_after)
         assert last_exc is not None
-        tries = f"after {attempt + 1} attempt(s)"
-        if isinstance(last_exc, requests.Timeout) and not isinstance(last_exc, requests.ConnectTimeout):
+        return self._failed(url, last_exc, attempt + 1)
+
+    def _failed(self, url: str, exc: BaseException, attempts: int) -> FetchResult:
+        """The timeout / unreachable result after the last attempt failed with `exc`."""
+        tries = f"after {attempts} attempt(s)"
+        if isinstance(exc, requests.Timeout) and not isinstance(exc, requests.ConnectTimeout):
             kind, error = "timeout", f"no response from {url} within {self.timeout:g}s {tries}"
         else:
-            origin = f"{urlsplit(url).scheme}://{host}/"
-            kind, error = "unreachable", f"cannot connect to {origin} ({_reason(last_exc)}) {tries} fetching {url}"
-        return FetchResult(url=url, error_kind=kind, fetched_at=_now(), attempts=attempt + 1, error=error)
+            parts = urlsplit(url)
+            origin = f"{parts.scheme}://{parts.netloc}/"
+            kind, error = "unreachable", f"cannot connect to {origin} ({_reason(exc)}) {tries} fetching {url}"
+        return FetchResult(url=url, error_kind=kind, fetched_at=_now(), attempts=attempts, error=error)
+
+    def _exchange(self, url: str, requested: str) -> tuple[requests.Response, bytes] | FetchResult:
+        """One attempt: follow redirects (each hop checked), read the body within the cap and the deadline.
+
+        (final response, decoded body), or a FetchResult for blocked_address / too_large / too_slow / too many
+        redirects; connection failures raise requests.ConnectionError / Timeout (retried by the caller).
+        """
+        resp: requests.Response | None = None
+        progress = [0]
+        with transport.exchange(time.monotonic() + self.deadline) as ex:
+            try:
+                got = self._follow(url, requested, ex)
+                if isinstance(got, FetchResult):
+                    return got
+                resp = got
+                body = transport.read_body(resp, self.max_page_bytes, progress)
+            except limits.BodyTooLarge as exc:
+                return self._over(url, resp, "too_large", str(exc))
+            except (requests.ConnectionError, requests.Timeout):
+                if ex.blocked is not None:
+                    return self._blocked(url, f"refused {url}: {ex.blocked} (not a configured shop origin)")
+                if not ex.check_expired():
+                    raise
+                body = b""
+            finally:
+                if resp is not None:
+                    resp.close()
+            if ex.check_expired():
+                where = resp.url if resp is not None else url
+                msg = (
+                    f"response from {where} took longer than the {self.deadline:g}s deadline "
+                    f"(PRICEINTEL_FETCH_DEADLINE): stopped after {progress[0]} decoded bytes; not kept"
+                )
+                return self._over(url, resp, "too_slow", msg)
+        assert resp is not None  # every other way out returned or raised
+        return resp, body
+
+    def _follow(self, url: str, requested: str, ex: transport.Exchange) -> requests.Response | FetchResult:
+        """Send the GET and follow redirects (each hop checked against the policy): the final streamed response,
+        or the blocked_address / too-many-redirects result."""
+        current, previous = url, None
+        for _hop in range(limits.MAX_REDIRECTS + 1):
+            verdict = self.check_url(current, requested)
+            if verdict.allowed:  # the URL exactly as it will be sent (IDNA host, quoted path) must pass too
+                verdict = self.check_url(requests.Request("GET", current).prepare().url or current, requested)
+            if not verdict.allowed:
+                return self._blocked(url, verdict.reason, previous)
+            ex.require_public_peer = not verdict.trusted and not self.proxies
+            resp = self.session.get(
+                current,
+                timeout=(self.timeout, self.timeout),
+                allow_redirects=False,
+                stream=True,
+                headers=self._conditional_headers(url),
+            )
+            target = self.session.get_redirect_target(resp)
+            if target is None:
+                return resp
+            resp.close()
+            previous, current = current, urljoin(resp.url, target)
+        return FetchResult(
+            url=url,
+            error_kind="invalid_url",
+            fetched_at=_now(),
+            error=f"cannot request {url}: more than {limits.MAX_REDIRECTS} redirects (last to {current})",
+        )
+
+    def _over(self, url: str, resp: requests.Response | None, kind: str, error: str) -> FetchResult:
+        """A too_large / too_slow result: the status and headers when they came, never the body."""
+        return FetchResult(
+            url=url,
+            status=resp.status_code if resp is not None else None,
+            headers=dict(resp.headers) if resp is not None else {},
+            error_kind=kind,
+            error=error,
+            fetched_at=_now(),
+            final_url=resp.url if resp is not None else None,
+        )
 
     # --- conditional requests and rendering ------------------------------------------
     def _conditional_headers(self, url: str) -> dict:
@@ -382,14 +401,21 @@ class Fetcher:
         return headers
 
     def _finish(
-        self, url: str, resp: requests.Response, fetched: datetime, sha: str | None, attempts: int, meta: dict
+        self,
+        url: str,
+        resp: requests.Response,
+        body: bytes,
+        fetched: datetime,
+        sha: str | None,
+        attempts: int,
+        meta: dict,
     ) -> FetchResult:
         """Final result: a 304 served from the cached copy, a 200 remembered, rendered when asked."""
         if resp.status_code == 304 and self.conditional:
             with self._validators_lock:
                 known = self._validators.get(url)
             if known is not None:
-                body = (
+                cached = (
                     known[3]
                     if known[3] is not None
                     else (self.archive.get(known[2]) if self.archive is not None and known[2] else b"")
@@ -398,39 +424,59 @@ class Fetcher:
                     url=url,
                     status=304,
                     headers=dict(resp.headers),
-                    body=body,
+                    body=cached,
                     fetched_at=fetched,
                     sha256=known[2],
                     attempts=attempts,
                     not_modified=True,
                     final_url=resp.url,
                 )
-        result = self._result(url, resp, fetched, sha, attempts)
+        result = self._result(url, resp, body, fetched, sha, attempts)
         if self.conditional and resp.status_code == 200:
             etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
             if etag or modified:
-                keep = None if self.archive is not None and sha else resp.content
+                keep = None if self.archive is not None and sha else body
                 with self._validators_lock:
                     self._validators[url] = (etag, modified, sha, keep)
         if self.render and result.ok and "html" in resp.headers.get("Content-Type", "html"):
-            from priceintel.scrape.render import RenderError
+            from priceintel.scrape.render import RenderBlocked, RenderError
 
             try:
                 result = self._rendered(result, meta)
+            except RenderBlocked as exc:
+                return replace(result, body=b"", error_kind="blocked_address", error=str(exc))
+            except limits.BodyTooLarge as exc:
+                return replace(result, body=b"", error_kind="too_large", error=str(exc))
             except RenderError as exc:
                 return replace(result, error_kind="render_failed", error=str(exc))
         return result
 
     def _rendered(self, result: FetchResult, meta: dict) -> FetchResult:
-        """Re-load a page in headless Chromium (Playwright) and return the DOM after its scripts ran."""
+        """Re-load a page in headless Chromium (Playwright) and return the DOM after its scripts ran.
+
+        Every request of the browser is held to this fetcher's outbound policy (as it stands in the caller)."""
         from priceintel.scrape.render import render_page
+
+        policies = self.policies()
+        target = result.final_url or result.url
+
+        def allowed(u: str) -> str | None:
+            """None when the browser may request `u`, else why not."""
+            verdict = combine(policies, u, target)
+            return None if verdict.allowed else verdict.reason
 
         with self._render_lock:
             if self._renderer is None:
                 from priceintel.scrape.render import Renderer
 
                 self._renderer = Renderer(self.chromium, user_agent=self.user_agent, proxy=self.proxies.get("http"))
-            body = render_page(self._renderer, result.url, timeout=self.timeout)
+            body = render_page(
+                self._renderer,
+                target,
+                timeout=min(self.timeout, self.deadline),
+                allow=allowed,
+                limit=self.max_page_bytes,
+            )
         fetched = _now()
         sha = None
         if self.archive is not None:
@@ -438,7 +484,9 @@ class Fetcher:
             sha = self.archive.put(result.url, result.status or 200, result.headers, body, fetched, **extra)
         return replace(result, body=body, sha256=sha or result.sha256, fetched_at=fetched, rendered=True)
 
-    def _archive(self, resp: requests.Response, url: str, fetched: datetime, meta: dict, attempt: int) -> str | None:
+    def _archive(
+        self, resp: requests.Response, body: bytes, url: str, fetched: datetime, meta: dict, attempt: int
+    ) -> str | None:
         """Archive one response body; return its SHA-256 (None without an archive)."""
         if self.archive is None:
             return None
@@ -446,10 +494,10 @@ class Fetcher:
         extra["attempt"] = attempt + 1
         if resp.url != url:
             extra["final_url"] = resp.url
-        return self.archive.put(url, resp.status_code, dict(resp.headers), resp.content, fetched, **extra)
+        return self.archive.put(url, resp.status_code, dict(resp.headers), body, fetched, **extra)
 
     def _result(
-        self, url: str, resp: requests.Response, fetched: datetime, sha: str | None, attempts: int
+        self, url: str, resp: requests.Response, body: bytes, fetched: datetime, sha: str | None, attempts: int
     ) -> FetchResult:
         """FetchResult for a final response (HTTP >= 400 flagged as http_error)."""
         status = resp.status_code
@@ -460,7 +508,7 @@ class Fetcher:
             url=url,
             status=status,
             headers=dict(resp.headers),
-            body=resp.content,
+            body=body,
             fetched_at=fetched,
             sha256=sha,
             error_kind=kind,
@@ -474,7 +522,8 @@ class Fetcher:
     ) -> list[FetchResult]:
         """GET many URLs on a thread pool (results in input order) with a tqdm progress bar.
 
-        `meta` (one dict, or one dict per URL) is stored with each archived response.
+        `meta` (one dict, or one dict per URL) is stored with each archived response. The caller's scope
+        (`scoped`) holds in the workers too.
         """
         urls = list(urls)
         if not urls:
@@ -491,23 +540,7 @@ class Fetcher:
                 bar.update(1)
 
             with ThreadPoolExecutor(max_workers=min(self.max_workers, len(urls))) as pool:
-                for fut in [pool.submit(run, i) for i in range(len(urls))]:
+                futures = [pool.submit(contextvars.copy_context().run, run, i) for i in range(len(urls))]
+                for fut in futures:
                     fut.result()
         return [r for r in results if r is not None]
-
-
-def _now() -> datetime:
-    """Current time, tz-aware UTC."""
-    return datetime.now(UTC)
-
-
-def describe(result: FetchResult) -> dict[str, Any]:
-    """Small dict view of a result (no body) for logs and error frames."""
-    return {
-        "url": result.url,
-        "status": result.status,
-        "error_kind": result.error_kind,
-        "error": result.error,
-        "sha256": result.sha256,
-        "attempts": result.attempts,
-    }

@@ -16,6 +16,10 @@ failing    not ok (no_price, error, or a mix of failures) on each of the last N 
 ok         otherwise: the latest fetch is ok, or a failure streak shorter than N after an ok
 =========  ===========================================================================================
 
+A fetch the hardened fetcher refused or cut short (fetch errors `too_large`, `too_slow`, `blocked_address`, see
+docs/scraping.md) has the outcome `error`, like a shop that did not answer: it counts towards `failing`, never as
+an extraction failure of the shop.
+
 `since` is when the current state began (the first day of the streak; for ok, the first day of the
 latest run of ok days). `shop_extraction_drop(fetches)` flags shops whose share of ok pages today fell
 below `ratio` times the median of their own previous days: the quality signal `extraction_rate_drop`.

@@ -33,7 +33,8 @@ from priceintel.items import DISCONTINUED, OUT_OF_STOCK, Offer, to_json
 from priceintel.scrape.archive import RawArchive
 from priceintel.scrape.extract import extract
 from priceintel.scrape.fetch import Fetcher, FetchResult
-from priceintel.scrape.shops import Shop
+from priceintel.scrape.outbound import OutboundPolicy
+from priceintel.scrape.shops import Shop, shop_policy
 
 __all__ = ["OUTCOMES", "PageError", "PageRecord", "fetch_offer", "fetch_page"]
 
@@ -188,14 +189,18 @@ def url_item_id(url: str) -> str:
     return "url-" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-def shop_fetcher(shop: Shop, render: bool, archive_dir: str | Path | None) -> Fetcher:
-    """A Fetcher with the shop's politeness, archiving to `archive_dir` (default: the project's raw archive)."""
+def shop_fetcher(
+    shop: Shop, render: bool, archive_dir: str | Path | None, allow: OutboundPolicy | None = None
+) -> Fetcher:
+    """A Fetcher with the shop's politeness, archiving to `archive_dir` (default: the project's raw archive),
+    held to `allow` (default: the shop's outbound policy, `shops.shop_policy`)."""
     return Fetcher(
         user_agent=shop.user_agent,
         rate_limit_per_host=shop.requests_per_second,
         max_workers=shop.concurrency,
         archive=RawArchive(archive_dir) if archive_dir is not None else RawArchive(),
         render=render,
+        allow=shop_policy(shop) if allow is None else allow,
     )
 
 
@@ -205,18 +210,20 @@ def fetch_page(
     fetcher: Fetcher | None = None,
     render: bool | None = None,
     archive_dir: str | Path | None = None,
+    allow: OutboundPolicy | None = None,
 ) -> PageRecord:
     """Fetch exactly `url` (no crawling) politely, extract it with the shop's adapter, classify the outcome.
 
     Without `fetcher`, one is made from the shop's politeness (`requests_per_second`, `concurrency`,
-    `user_agent`), rendering JavaScript when `render` (default: the shop's `render_js`) and archiving raw
-    pages under `archive_dir` (default: the project's raw archive); it is closed afterwards. A given
+    `user_agent`), rendering JavaScript when `render` (default: the shop's `render_js`), archiving raw
+    pages under `archive_dir` (default: the project's raw archive) and held to `allow` (default: the shop's
+    outbound policy); it is closed afterwards. A given
     `fetcher` is used as it is (its own politeness, archive and rendering): `render=True` with a Fetcher
     that does not render is a PageError. Network and HTTP failures are outcomes, never exceptions.
     """
     own = fetcher is None
     if fetcher is None:
-        fetcher = shop_fetcher(shop, shop.render_js if render is None else bool(render), archive_dir)
+        fetcher = shop_fetcher(shop, shop.render_js if render is None else bool(render), archive_dir, allow)
     elif render and not fetcher.render:
         raise PageError(f"fetch_page({url!r}, render=True) needs a Fetcher created with render=True")
     try:

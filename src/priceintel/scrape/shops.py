@@ -15,6 +15,12 @@ A shop entry (the key is the shop's name)::
         sitemap: https://www.acme.example/sitemap.xml
         search_url: https://www.acme.example/search?q={query}   # {gtin} / {mpn} / {query}
         category_urls: [https://www.acme.example/c/kettles]
+        hosts: [static.acme-cdn.example, "*.acme.co.uk"]   # other hosts its pages, sitemaps, assets live on
+
+Requests for a shop stay on the shop (`shop_policy`, see `priceintel.scrape.outbound`): its base URL's origin
+(trusted even on a loopback or private address, like the demo shops), its host with or without `www.` and its
+subdomains, the origins of its sitemap / search / category URLs, and `hosts`: host names, `*.name` for every
+subdomain of name, or an origin URL (`http://10.0.0.5:8080`) for a shop server on a private address.
 
 The file is `$PRICEINTEL_SHOPS`, else `config/shops.yaml` under the project root. Every problem is one
 line naming the file, the shop and the field; unknown keys are errors (they are usually typos). An
@@ -39,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from priceintel import PriceIntelError, config
 from priceintel.scrape.adapters import Adapter, adapter_for_url, all_adapters, get_adapter
+from priceintel.scrape.outbound import OutboundPolicy, origin_of
 
 __all__ = [
     "DEFAULT_REQUESTS_PER_SECOND",
@@ -48,12 +55,16 @@ __all__ = [
     "load_shops",
     "retailer_from_url",
     "shop_for",
+    "shop_policy",
 ]
 
 #: politeness of a shop that is not configured: one request per second, one at a time
 DEFAULT_REQUESTS_PER_SECOND = 1.0
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _SEARCH_FIELDS = frozenset({"gtin", "mpn", "query"})
+_HOST_RE = re.compile(
+    r"^(\*\.)?(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 #: two-letter regions CLDR (Babel) knows that are not countries
 _NOT_COUNTRIES = frozenset({"ZZ", "EU", "EZ", "UN", "QO"})
 #: adapter name -> the Python file it was loaded from (that file may be loaded again)
@@ -89,7 +100,14 @@ class Shop(BaseModel):
     sitemap: str | None = None
     search_url: str | None = None
     category_urls: list[str] = Field(default_factory=list)
+    hosts: list[str] = Field(default_factory=list)
     _adapter: Adapter | None = PrivateAttr(default=None)
+    _listed: bool = PrivateAttr(default=True)  #: False for the fallback of a URL not in shops.yaml
+
+    @property
+    def listed(self) -> bool:
+        """True for a shop of shops.yaml, False for the fallback `shop_for` makes for a URL not in it."""
+        return self._listed
 
     @field_validator("name")
     @classmethod
@@ -109,6 +127,24 @@ class Shop(BaseModel):
         for url in v:
             _http_url(url)
         return v
+
+    @field_validator("hosts")
+    @classmethod
+    def _check_hosts(cls, v: list[str]) -> list[str]:
+        out = []
+        for entry in v:
+            text = str(entry).strip().lower().rstrip(".")
+            if "://" in text:
+                parts = urlsplit(text)
+                if origin_of(text) is None or parts.path not in ("", "/") or parts.query or parts.username:
+                    raise ValueError(f"{entry!r} is not an origin such as http://10.0.0.5:8080 (no path)")
+            elif not _HOST_RE.match(text) or text.startswith("*.") and "." not in text[2:]:
+                raise ValueError(
+                    f"{entry!r} is not a host name: use names such as cdn.shop.example, *.shop.example "
+                    "(every subdomain) or an origin such as http://10.0.0.5:8080"
+                )
+            out.append(text)
+        return out
 
     @field_validator("user_agent")
     @classmethod
@@ -197,7 +233,7 @@ _MESSAGES = {
     "int_type": "must be a whole number",
     "float_type": "must be a number",
     "string_type": "must be a string",
-    "list_type": "must be a list of URLs",
+    "list_type": "must be a list",
 }
 
 
@@ -368,6 +404,7 @@ def _fallback(url: str, retailer: str | None) -> tuple[Shop, str]:
         shop = Shop(name=name, base_url=base, adapter=adapter.name)
     except ValidationError:
         raise ShopsError(f"cannot fetch {url!r}: not an absolute http(s) URL") from None
+    shop._listed = False
     warning = (
         f"retailer {name} is not in shops.yaml: fetched with the {adapter.name} adapter and default politeness "
         f"({DEFAULT_REQUESTS_PER_SECOND:g} request/s)"
@@ -396,3 +433,20 @@ def shop_for(shops: dict[str, Shop], url: str, retailer: str | None = None) -> t
         if label and label in (shop.name, retailer_from_url(shop.base_url)):
             return shop, None
     return _fallback(url, None)
+
+
+def shop_policy(shop: Shop) -> OutboundPolicy:
+    """The outbound policy of a shop's requests (see the module docstring).
+
+    A shop of shops.yaml: its base, sitemap, search and category URLs' origins are trusted (any address), their
+    hosts and the declared `hosts` allowed on public addresses. The fallback of a URL not in shops.yaml trusts no
+    origin: its host (public addresses only), or a loopback URL the caller names itself (a local test shop), as
+    `OutboundPolicy.default()` does.
+    """
+    configured = [shop.base_url, shop.sitemap, *shop.category_urls]
+    if shop.search_url:
+        configured.append(shop.search_url.replace("{", "").replace("}", ""))
+    policy = OutboundPolicy.for_sites([u for u in configured if u], shop.hosts)
+    if shop.listed:
+        return policy
+    return OutboundPolicy(hosts=policy.hosts, scoped=True, trust_requested=True)
