@@ -92,7 +92,10 @@ class Renderer:
             from playwright.sync_api import sync_playwright
 
             pw = sync_playwright().start()
-            kwargs: dict[str, Any] = {"executable_path": self.executable, "args": chromium_flags(), "headless": True}
+            flags = chromium_flags()
+            kwargs: dict[str, Any] = {"executable_path": self.executable, "args": flags, "headless": True}
+            # Playwright itself adds --no-sandbox unless told the sandbox is wanted
+            kwargs["chromium_sandbox"] = "--no-sandbox" not in flags
             if self.proxy:
                 kwargs["proxy"] = {"server": self.proxy}
             browser = pw.chromium.launch(**kwargs)
