@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -13,6 +15,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def serve_handler(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A ThreadingHTTPServer with `handler` on a free 127.0.0.1 port; yields its base URL, shut down after."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 class SMTPSink:
@@ -41,7 +56,7 @@ class SMTPSink:
         kwargs = {"authenticator": auth, "auth_require_tls": False} if user else {}
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **kwargs)
 
-    def __enter__(self) -> "SMTPSink":
+    def __enter__(self) -> SMTPSink:
         self.controller.start()
         return self
 
@@ -86,7 +101,7 @@ class HTTPSink:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/secret-token"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "HTTPSink":
+    def __enter__(self) -> HTTPSink:
         self.thread.start()
         return self
 

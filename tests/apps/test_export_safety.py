@@ -6,14 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import re
-import threading
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import openpyxl
 import pandas as pd
 import pytest
 
+from _receivers import serve_handler
 from priceintel.apps import export
 from priceintel.apps.svg import svg_chart
 from priceintel.items import clean_text, formula_like, safe_cell, safe_frame
@@ -119,12 +119,8 @@ def beacon():
         def log_message(self, *args):
             pass
 
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}", hits
-    srv.shutdown()
-    srv.server_close()
+    with serve_handler(Handler) as base:
+        yield base, hits
 
 
 def _pages(pdf: bytes) -> int:

@@ -3,16 +3,16 @@ saved pages and a hostile shop), watch health, and the page in Voila + headless 
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from _browser import serve_voila
+from _receivers import serve_handler
 from priceintel import config
 from priceintel.apps import landing
 from priceintel.apps.onboarding import (
@@ -148,12 +148,8 @@ def hostile():
             self.end_headers()
             self.wfile.write(body)
 
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with serve_handler(Handler) as base:
+        yield base
 
 
 @needs_pages

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import gzip
 import socket
-import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
 
+from _receivers import serve_handler
 from priceintel.demo.hostile import HostileShop, gzip_stream
 from priceintel.scrape import Fetcher, RawArchive, scrape_site, transport
 from priceintel.scrape.archive import ArchiveError
@@ -248,12 +248,8 @@ class _Tiny(BaseHTTPRequestHandler):
 @pytest.fixture()
 def tiny():
     _Tiny.routes, _Tiny.hits = {}, []
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Tiny)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with serve_handler(_Tiny) as base:
+        yield base
 
 
 def test_encodings_declared_sizes_and_redirect_loops(tiny):

@@ -5,11 +5,11 @@ the page's SKU; fetch_page on a real loopback shop says so in its message."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from _receivers import serve_handler
 from priceintel.items import valid_item_id
 from priceintel.scrape import Fetcher, RawArchive
 from priceintel.scrape.extract import extract
@@ -96,13 +96,8 @@ def hostile_shop():
         def log_message(self, *args):
             pass
 
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
-    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    th.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with serve_handler(Handler) as base:
+        yield base
 
 
 def test_fetch_page_names_the_rejected_id_and_the_url(hostile_shop, tmp_path):

@@ -7,12 +7,12 @@ from __future__ import annotations
 import argparse
 import json
 import socket
-import threading
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from _receivers import serve_handler
 from priceintel import PriceIntelError, config
 from priceintel.demo.replay import serve_pages
 from priceintel.scrape import Fetcher, RawArchive
@@ -137,13 +137,8 @@ class _Hostile(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def hostile():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
-    srv.daemon_threads = True
-    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    th.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with serve_handler(_Hostile) as base:
+        yield base
 
 
 @pytest.fixture()
