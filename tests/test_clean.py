@@ -8,30 +8,38 @@ import pytest
 
 from priceintel import PriceIntelError
 from priceintel.clean import (
-    CleanError, ParsedPrice, format_amount, listings_from_observations, normalise_currency,
-    offers_to_observations, parse_price,
+    CleanError,
+    ParsedPrice,
+    format_amount,
+    listings_from_observations,
+    normalise_currency,
+    offers_to_observations,
+    parse_price,
 )
 from priceintel.items import IN_STOCK, LISTING_COLUMNS, OBSERVATION_COLUMNS, OUT_OF_STOCK
 
 
-@pytest.mark.parametrize("text, hint, amount, cur, raw", [
-    ("$12.99", None, "12.99", "USD", "$"),
-    ("$1,234.50", None, "1234.50", "USD", "$"),
-    ("12,99 €", None, "12.99", "EUR", "€"),
-    ("£7", None, "7.00", "GBP", "£"),
-    ("USD 10500.99", None, "10500.99", "USD", "USD"),
-    ("CA$ 5.25", None, "5.25", "CAD", "CA$"),
-    ("reg $15.99", None, "15.99", "USD", "$"),
-    ("XYZ 12.00", None, "12.00", None, "XYZ"),
-    ("12.99", "USD", "12.99", "USD", "USD"),
-    ("12.99", "eur", "12.99", "EUR", "eur"),
-    ("12.99", None, "12.99", None, None),
-    (12.5, "USD", "12.50", "USD", "USD"),
-    (7, None, "7.00", None, None),
-    ("Price unavailable", None, None, None, None),
-    (None, "GBP", None, "GBP", "GBP"),
-    (float("nan"), None, None, None, None),
-])
+@pytest.mark.parametrize(
+    "text, hint, amount, cur, raw",
+    [
+        ("$12.99", None, "12.99", "USD", "$"),
+        ("$1,234.50", None, "1234.50", "USD", "$"),
+        ("12,99 €", None, "12.99", "EUR", "€"),
+        ("£7", None, "7.00", "GBP", "£"),
+        ("USD 10500.99", None, "10500.99", "USD", "USD"),
+        ("CA$ 5.25", None, "5.25", "CAD", "CA$"),
+        ("reg $15.99", None, "15.99", "USD", "$"),
+        ("XYZ 12.00", None, "12.00", None, "XYZ"),
+        ("12.99", "USD", "12.99", "USD", "USD"),
+        ("12.99", "eur", "12.99", "EUR", "eur"),
+        ("12.99", None, "12.99", None, None),
+        (12.5, "USD", "12.50", "USD", "USD"),
+        (7, None, "7.00", None, None),
+        ("Price unavailable", None, None, None, None),
+        (None, "GBP", None, "GBP", "GBP"),
+        (float("nan"), None, None, None, None),
+    ],
+)
 def test_parse_price(text, hint, amount, cur, raw):
     p = parse_price(text, currency_hint=hint)
     assert isinstance(p, ParsedPrice)
@@ -57,18 +65,60 @@ def _offers(**over):
     """Two days of two listings, plus a duplicate fetch; overridable columns."""
     ts = pd.Timestamp("2026-07-01 10:00", tz="UTC")
     rows = [
-        dict(url="http://s/a", retailer="amazon", item_id="A1", title="Widget", brand="Acme",
-             gtin=None, mpn="W-1", price="12.99", list_price="15.99", currency="USD",
-             currency_raw="$", availability=IN_STOCK, page_kind="product",
-             fetched_at=ts, ds=pd.Timestamp("2026-07-01"), page_sha256="a" * 64),
-        dict(url="http://s/a", retailer="amazon", item_id="A1", title="Widget v2", brand="Acme",
-             gtin=None, mpn="W-1", price="11.99", list_price=None, currency="USD",
-             currency_raw="$", availability=IN_STOCK, page_kind="product",
-             fetched_at=ts + pd.Timedelta(hours=1), ds=pd.Timestamp("2026-07-01"), page_sha256="b" * 64),
-        dict(url="http://s/b", retailer="target", item_id="T9", title="Gadget", brand="Bolt",
-             gtin="0012345678905", mpn=None, price=None, list_price=None, currency=None,
-             currency_raw=None, availability=OUT_OF_STOCK, page_kind="product",
-             fetched_at=ts + pd.Timedelta(days=1), ds=pd.Timestamp("2026-07-02"), page_sha256="c" * 64),
+        dict(
+            url="http://s/a",
+            retailer="amazon",
+            item_id="A1",
+            title="Widget",
+            brand="Acme",
+            gtin=None,
+            mpn="W-1",
+            price="12.99",
+            list_price="15.99",
+            currency="USD",
+            currency_raw="$",
+            availability=IN_STOCK,
+            page_kind="product",
+            fetched_at=ts,
+            ds=pd.Timestamp("2026-07-01"),
+            page_sha256="a" * 64,
+        ),
+        dict(
+            url="http://s/a",
+            retailer="amazon",
+            item_id="A1",
+            title="Widget v2",
+            brand="Acme",
+            gtin=None,
+            mpn="W-1",
+            price="11.99",
+            list_price=None,
+            currency="USD",
+            currency_raw="$",
+            availability=IN_STOCK,
+            page_kind="product",
+            fetched_at=ts + pd.Timedelta(hours=1),
+            ds=pd.Timestamp("2026-07-01"),
+            page_sha256="b" * 64,
+        ),
+        dict(
+            url="http://s/b",
+            retailer="target",
+            item_id="T9",
+            title="Gadget",
+            brand="Bolt",
+            gtin="0012345678905",
+            mpn=None,
+            price=None,
+            list_price=None,
+            currency=None,
+            currency_raw=None,
+            availability=OUT_OF_STOCK,
+            page_kind="product",
+            fetched_at=ts + pd.Timedelta(days=1),
+            ds=pd.Timestamp("2026-07-02"),
+            page_sha256="c" * 64,
+        ),
     ]
     df = pd.DataFrame(rows)
     for k, v in over.items():
@@ -101,19 +151,26 @@ def test_promo_from_list_price_and_float_rounding():
 
 def test_error_rows():
     df = _offers()
-    extra = pd.DataFrame([
-        dict(df.iloc[0], item_id="A2", currency=None, currency_raw="XYZ", url="http://s/x"),
-        dict(df.iloc[0], item_id=None, url="http://s/noid"),
-        dict(df.iloc[0], item_id="A3", price=None, url="http://s/noprice"),
-        dict(df.iloc[0], item_id="A4", page_kind="blocked", price=None, url="http://s/blocked"),
-        dict(df.iloc[0], item_id="A5", price="twelve", url="http://s/bad"),
-        dict(df.iloc[0], item_id="A6", fetched_at="not a time", url="http://s/time"),
-    ])
+    extra = pd.DataFrame(
+        [
+            dict(df.iloc[0], item_id="A2", currency=None, currency_raw="XYZ", url="http://s/x"),
+            dict(df.iloc[0], item_id=None, url="http://s/noid"),
+            dict(df.iloc[0], item_id="A3", price=None, url="http://s/noprice"),
+            dict(df.iloc[0], item_id="A4", page_kind="blocked", price=None, url="http://s/blocked"),
+            dict(df.iloc[0], item_id="A5", price="twelve", url="http://s/bad"),
+            dict(df.iloc[0], item_id="A6", fetched_at="not a time", url="http://s/time"),
+        ]
+    )
     obs, errors = offers_to_observations(pd.concat([df, extra], ignore_index=True))
     kinds = dict(zip(errors.url, errors.kind))
-    assert kinds == {"http://s/x": "unknown_currency", "http://s/noid": "missing_item_id",
-                     "http://s/noprice": "no_price", "http://s/blocked": "page_kind",
-                     "http://s/bad": "bad_price", "http://s/time": "bad_timestamp"}
+    assert kinds == {
+        "http://s/x": "unknown_currency",
+        "http://s/noid": "missing_item_id",
+        "http://s/noprice": "no_price",
+        "http://s/blocked": "page_kind",
+        "http://s/bad": "bad_price",
+        "http://s/time": "bad_timestamp",
+    }
     msg = errors.set_index("url").message
     assert msg["http://s/x"] == "unknown currency 'XYZ' on http://s/x"
     assert "in-stock page shows no price" in msg["http://s/noprice"]
@@ -173,20 +230,23 @@ def test_listings_latest_non_null():
     assert t.gtin == "0012345678905" and t.mpn is None
 
 
-@pytest.mark.parametrize("text, hint, sep, amount, raw, iso", [
-    ("2963yen", None, None, "2963", "yen", "JPY"),
-    ("1 бат", None, None, "1", None, None),
-    ("1.198,- Kr", None, None, "1198", "Kr", "SEK"),
-    ("US $1.23", None, None, "1.23", "US $", "USD"),
-    ("45 E£", None, None, "45", "E£", "EGP"),
-    ("1 nzd", None, None, "1", "nzd", "NZD"),
-    ("1 ر.س", None, None, "1", "ر.س", "SAR"),
-    ("2 400", "2 069 рублей", None, "2400", "руб", "RUB"),
-    ("99.99", "SKU:", None, "99.99", None, None),  # a hint that holds no currency adds none
-    ("30.00", "out of stock", None, "30", None, None),
-    ("1.000", None, ",", "1000", None, None),
-    ("34.12 (40.94 inc VAT)", None, None, "34.12", None, None),
-])
+@pytest.mark.parametrize(
+    "text, hint, sep, amount, raw, iso",
+    [
+        ("2963yen", None, None, "2963", "yen", "JPY"),
+        ("1 бат", None, None, "1", "бат", "THB"),  # a CLDR name (was unknown before CLDR names were read)
+        ("1.198,- Kr", None, None, "1198", "Kr", "NOK"),  # "kr" alone: the CLDR default rule (was SEK by hand)
+        ("US $1.23", None, None, "1.23", "US $", "USD"),
+        ("45 E£", None, None, "45", "E£", "EGP"),  # a country-letter prefix of "£" derived from CLDR's "EG£"
+        ("1 nzd", None, None, "1", "nzd", "NZD"),
+        ("1 ر.س", None, None, "1", "ر.س", "SAR"),
+        ("2 400", "2 069 рублей", None, "2400", "руб", "RUB"),
+        ("99.99", "SKU:", None, "99.99", None, None),  # a hint that holds no currency adds none
+        ("30.00", "out of stock", None, "30", None, None),
+        ("1.000", None, ",", "1000", None, None),
+        ("34.12 (40.94 inc VAT)", None, None, "34.12", None, None),
+    ],
+)
 def test_parse_price_local_currencies(text, hint, sep, amount, raw, iso):
     p = parse_price(text, currency_hint=hint, decimal_separator=sep)
     assert p.amount == Decimal(amount)

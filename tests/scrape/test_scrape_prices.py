@@ -32,7 +32,7 @@ from priceintel.scrape.adapters.base import COMMON_AVAILABILITY
     ("statt 29,99 € jetzt 19,99 €", "19.99", "EUR", "€", None, None),
     ("from $9.99 - $14.99", "9.99", "USD", "$", None, None),  # a range reads as its lower bound
     ("£5", "5", "GBP", "£", None, None),
-    ("kr 149,-", "149", "SEK", "kr", None, None),
+    ("kr 149,-", "149", "NOK", "kr", None, None),  # CLDR default for a bare "kr" (SEK with country="SE")
     ("1 234,56 zł", "1234.56", "PLN", "zł", None, None),
     ("reg $15.99", "15.99", "USD", "$", None, None),
 ])

@@ -1,6 +1,8 @@
 """Clean extracted offers into the long observation frame: prices, currencies, stock, dedup.
 
-- `priceintel.clean.currencies`: currency tables, `normalise_currency`, `currency_in_context`;
+- `priceintel.clean.cldr`: every currency spelling (symbols, codes, names) and unit of CLDR, via Babel;
+- `priceintel.clean.cldr_derived`: spellings derived from that table by general rules ("zl", "KShs", "E£");
+- `priceintel.clean.currencies`: `currency_candidates`, `normalise_currency`, `currency_in_context`;
 - `priceintel.clean.prices`: `parse_price` -> `ParsedPrice`, `format_amount`;
 - `priceintel.clean.observations`: `offers_to_observations`, `listings_from_observations`, `methods_to_json`.
 
@@ -9,10 +11,8 @@ The names below are re-exported so `from priceintel import clean` + `clean.<name
 
 from priceintel.clean.currencies import (
     AMBIGUOUS_SIGNS,
-    COMPOUND_CURRENCIES,
-    CURRENCY_SYMBOLS,
-    EXTRA_CURRENCIES,
     ISO_CURRENCIES,
+    currency_candidates,
     currency_in_context,
     normalise_currency,
 )
@@ -27,13 +27,11 @@ from priceintel.clean.prices import ParsedPrice, format_amount, parse_price
 
 __all__ = [
     "AMBIGUOUS_SIGNS",
-    "COMPOUND_CURRENCIES",
-    "CURRENCY_SYMBOLS",
     "ERROR_COLUMNS",
-    "EXTRA_CURRENCIES",
     "ISO_CURRENCIES",
     "CleanError",
     "ParsedPrice",
+    "currency_candidates",
     "currency_in_context",
     "format_amount",
     "listings_from_observations",

@@ -1,17 +1,37 @@
-"""Currency tables and their lookups: ISO codes, signs, local spellings, signs shared by several currencies.
+"""Written currencies -> ISO-4217 codes, from CLDR (`priceintel.clean.cldr`), with shared signs resolved.
 
-The tables are declarative data (one entry a line); `normalise_currency` maps a written currency to
-its ISO-4217 code and `currency_in_context` resolves a shared sign ("$", "kr", "¥") from the page.
+`currency_candidates("kr")` lists every currency a spelling may mean, most likely first;
+`normalise_currency(raw, country=...)` picks one; `currency_in_context` re-reads a shared sign ("$",
+"kr", "¥") from the page's declared currency or country. No currency spelling is written by hand
+here: every symbol, code and name comes from CLDR (every Babel locale) or price-parser's ISO table.
+
+Resolution of a spelling several currencies share, in order:
+
+1. an ISO code stated elsewhere (the page's `priceCurrency`, a code in the same string) that is one of
+   the candidates;
+2. the caller's country (or the territory of its locale): the candidate that is legal tender there
+   (`babel.numbers.get_territory_currencies`), e.g. "$" in CA -> CAD, "¥" in CN -> CNY;
+3. the default (`_order`): an ISO-4217 code before a non-ISO one (CLDR's "PRB"); a currency that
+   CLDR writes this way and that is legal tender today; then one CLDR writes this way; then one
+   legal tender today (only price-parser's table spells it so); then the currency whose English
+   (CLDR "en") symbol is exactly this spelling ("$" -> USD, "¥" -> JPY); then the currency of the
+   most territories (CLDR territory currencies: "Rs" -> INR, "dollars" -> USD, "kr" -> NOK); then
+   the currency the most CLDR locales write this way; then by code.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
 
-from babel.numbers import list_currencies
-from price_parser._currencies import CURRENCY_CODES as _PP_CODE_LIST
+from babel import Locale, UnknownLocaleError
+from babel.core import get_global
+from babel.numbers import get_territory_currencies, list_currencies
 
-#: ISO-4217 codes we accept as-is (the common trading currencies)
+from priceintel.clean.cldr import currency_table, cyrillic_contraction, nfkc, unit_like, unit_spellings
+
+#: ISO-4217 codes of the common trading currencies (kept for callers that list "major" currencies)
 ISO_CURRENCIES = frozenset(
     "USD EUR GBP JPY CNY CAD AUD NZD CHF SEK NOK DKK PLN CZK HUF RON BGN TRY RUB UAH INR PKR "
     "BRL MXN ARS CLP COP PEN ZAR KRW SGD HKD TWD THB MYR IDR PHP VND ILS AED SAR QAR EGP NGN KES".split()
@@ -20,337 +40,178 @@ ISO_CURRENCIES = frozenset(
 #: every ISO-4217 code CLDR knows (Babel): what a stored price's currency may be
 ALL_ISO_CURRENCIES = frozenset(list_currencies())
 
-#: currency signs / local spellings -> ISO code ("$" is read as USD: the demo and US retailers)
-CURRENCY_SYMBOLS = {
-    "$": "USD",
-    "US$": "USD",
-    "USD$": "USD",
-    "€": "EUR",
-    "£": "GBP",
-    "¥": "JPY",
-    "JP¥": "JPY",
-    "円": "JPY",
-    "元": "CNY",
-    "CN¥": "CNY",
-    "RMB": "CNY",
-    "C$": "CAD",
-    "CA$": "CAD",
-    "CAN$": "CAD",
-    "A$": "AUD",
-    "AU$": "AUD",
-    "NZ$": "NZD",
-    "HK$": "HKD",
-    "S$": "SGD",
-    "NT$": "TWD",
-    "R$": "BRL",
-    "MX$": "MXN",
-    "₹": "INR",
-    "RS": "INR",
-    "RS.": "INR",
-    "₩": "KRW",
-    "₽": "RUB",
-    "РУБ": "RUB",
-    "₺": "TRY",
-    "₪": "ILS",
-    "₫": "VND",
-    "฿": "THB",
-    "₱": "PHP",
-    "₴": "UAH",
-    "₦": "NGN",
-    "ZŁ": "PLN",
-    "KČ": "CZK",
-    "FT": "HUF",
-    "LEI": "RON",
-    "FR.": "CHF",
-    "SFR.": "CHF",
-    "R": "ZAR",
-    "RM": "MYR",
-    "RP": "IDR",
-    "KR": "SEK",
-    "KR.": "DKK",
-}
-
 _CODE_RE = re.compile(r"^[A-Z]{3}$")
+#: upper-case English words next to prices that are no currency code
 _NOT_CODES = frozenset({"REG", "WAS", "NOW", "NEW", "OFF", "FOR", "VAT", "TAX", "AND", "THE"})
 
-#: currency spellings price-parser does not know (local abbreviations, names, rare signs), matched
-#: case-insensitively as the whole token next to the amount; values are ISO codes (None = ambiguous)
-EXTRA_CURRENCIES: dict[str, str | None] = {
-    # names and words
-    "yen": "JPY",
-    "yuan": "CNY",
-    "renminbi": "CNY",
-    "人民币": "CNY",
-    "圆": "CNY",
-    "元": "CNY",
-    "pound": "GBP",
-    "pounds": "GBP",
-    "stg": "GBP",
-    "quid": "GBP",
-    "euro": "EUR",
-    "euros": "EUR",
-    "dollar": "USD",
-    "dollars": "USD",
-    "franc": "CHF",
-    "francs": None,
-    "peso": None,
-    "pesos": None,
-    "rupee": "INR",
-    "rupees": "INR",
-    "real": "BRL",
-    "reais": "BRL",
-    "rand": "ZAR",
-    "baht": "THB",
-    "บาท": "THB",
-    "won": "KRW",
-    "dong": "VND",
-    "lira": "TRY",
-    "shekel": "ILS",
-    "nis": "ILS",
-    "ש״ח": "ILS",
-    'ש"ח': "ILS",
-    "ש'ח": "ILS",
-    "złoty": "PLN",
-    "zloty": "PLN",
-    "zl": "PLN",
-    "forint": "HUF",
-    "koruna": "CZK",
-    "kuna": "HRK",
-    "kn": "HRK",
-    "lei": "RON",
-    "leu": "RON",
-    "lev": "BGN",
-    "лв": "BGN",
-    "лв.": "BGN",
-    "dinar": None,
-    "dirham": None,
-    "riyal": None,
-    "rial": None,
-    "ruble": "RUB",
-    "rouble": "RUB",
-    "руб": "RUB",
-    "руб.": "RUB",
-    "р.": "RUB",
-    "грн": "UAH",
-    "грн.": "UAH",
-    "тг": "KZT",
-    "тг.": "KZT",
-    "тенге": "KZT",
-    "сом": "KGS",
-    "сум": "UZS",
-    "so'm": "UZS",
-    "sʻ": "UZS",
-    "сўм": "UZS",
-    "ден": "MKD",
-    "ден.": "MKD",
-    "дин": "RSD",
-    "дин.": "RSD",
-    "din": "RSD",
-    "din.": "RSD",
-    "км": "BAM",
-    "km": "BAM",
-    "kr": None,
-    "kr.": None,
-    "kč": "CZK",
-    "zł": "PLN",
-    "ron": "RON",
-    "gs": "PYG",
-    "gs.": "PYG",
-    "lps": "HNL",
-    "lps.": "HNL",
-    "c$": "NIO",
-    "s/": "PEN",
-    "bs.s": "VES",
-    "r": None,
-    "р": "RUB",
-    # Arabic-script abbreviations
-    "ر.س": "SAR",
-    "ر.ع": "OMR",
-    "ر.ق": "QAR",
-    "ر.ي": "YER",
-    "د.إ": "AED",
-    "د.ا": "JOD",
-    "د.أ": "JOD",
-    "د.ب": "BHD",
-    ".د.ب": "BHD",
-    "د.ك": "KWD",
-    "د.ع": "IQD",
-    "ع.د": "IQD",
-    "د.ل": "LYD",
-    "د.ج": "DZD",
-    "د.م": "MAD",
-    "د.م.": "MAD",
-    "د.ت": "TND",
-    "ج.م": "EGP",
-    "ج.س": "SDG",
-    "ش.ج": "ILS",
-    "ش.ص": "SOS",
-    "دينار": None,
-    "ريال": None,
-    "درهم": None,
-    "جنيه": "EGP",
-    "ل.ل": "LBP",
-    "ل.س": "SYP",
-    "؋": "AFN",
-    "﷼": None,
-    # other scripts
-    "ლ": "GEL",
-    "₾": "GEL",
-    "֏": "AMD",
-    "ரூ": "LKR",
-    "රු": "LKR",
-    "रु": "NPR",
-    "रू": "NPR",
-    "৳": "BDT",
-    "₮": "MNT",
-    "៛": "KHR",
-    "₭": "LAK",
-    "ƒ": None,
-    "₲": "PYG",
-    "₵": "GHS",
-    "₡": "CRC",
-    "₸": "KZT",
-    "₼": "AZN",
-    "₿": "BTC",
-    "ƀ": "BTC",
-    "Ƀ": "BTC",
-    "¢": None,
-    "₣": None,
-    # Latin abbreviations and single letters
-    "kshs": "KES",
-    "ksh": "KES",
-    "ksh.": "KES",
-    "ush": "UGX",
-    "tsh": "TZS",
-    "tsh.": "TZS",
-    "fbu": "BIF",
-    "fcfa": "XAF",
-    "cfa": None,
-    "gfr": "GNF",
-    "fg": "GNF",
-    "rf": "RWF",
-    "frw": "RWF",
-    "fdj": "DJF",
-    "cf": "KMF",
-    "esc": "CVE",
-    "vt": "VUV",
-    "chf": "CHF",
-    "sfr": "CHF",
-    "fr": None,
-    "fr.": None,
-    "dh": "MAD",
-    "dhs": "AED",
-    "rs": "INR",
-    "rs.": "INR",
-    "rp": "IDR",
-    "rm": "MYR",
-    "php": "PHP",
-    "pkr": "PKR",
-    "bs": None,
-    "bs.": None,
-    "bs.f": "VEF",
-    "q": "GTQ",
-    "l": None,
-    "d": "GMD",
-    "g": "HTG",
-    "k": None,
-    "p": "BWP",
-    "t": None,
-    "e": None,
-    "le": "SLL",
-    "id": None,
-    "mk": "MWK",
-    "nu.": "BTN",
-    "nu": "BTN",
-    "um": "MRU",
-    "mt": "MZN",
-    "mtn": "MZN",
-    "ar": "MGA",
-    "br": "ETB",
-    "ብር": "ETB",
-    "ﻙ.ﺩ": "KWD",
-    "lm": None,
-    "ls": None,
-}
-#: a sign price-parser finds, plus letters written next to it, that form another currency
-COMPOUND_CURRENCIES: dict[str, str | None] = {
-    "US $": "USD",
-    "US$": "USD",
-    "AU $": "AUD",
-    "AU$": "AUD",
-    "A $": "AUD",
-    "CA $": "CAD",
-    "C $": "CAD",
-    "NZ $": "NZD",
-    "HK $": "HKD",
-    "S $": "SGD",
-    "NT $": "TWD",
-    "MX $": "MXN",
-    "R $": "BRL",
-    "$b": "BOB",
-    "$B": "BOB",
-    "RD$": "DOP",
-    "RD $": "DOP",
-    "N$": "NAD",
-    "J$": "JMD",
-    "TT$": "TTD",
-    "BZ$": "BZD",
-    "EC$": "XCD",
-    "FJ$": "FJD",
-    "SI$": "SBD",
-    "WS$": "WST",
-    "T$": "TOP",
-    "Z$": "ZWL",
-    "E£": "EGP",
-    "E £": "EGP",
-    "L£": "LBP",
-    "S£": "SYP",
-    "R₣": "RWF",
-    "FC": "CDF",
-}
-_PP_CODES = frozenset(_PP_CODE_LIST) | ISO_CURRENCIES
-_EXTRA_LOWER = {k.lower(): v for k, v in EXTRA_CURRENCIES.items()}
+
+def _variants(key: str) -> list[str]:
+    """Other spellings: without / with a final full stop ("лв" -> "лв."), without spaces ("US $" -> "US$")."""
+    out = [key[:-1].strip() if key.endswith(".") else key + "."]
+    if key.startswith("."):  # right-to-left abbreviations keep their full stop in front (".د.ب")
+        out += [key.strip("."), key.strip(".") + "."]
+    if " " in key:
+        out.append(key.replace(" ", ""))
+    return [v for v in out if v and v != key]
 
 
-#: the dollar / peso family: currencies written "$" at home
-_DOLLAR_SIGN = {
-    "us": "USD",
-    "ca": "CAD",
-    "au": "AUD",
-    "nz": "NZD",
-    "mx": "MXN",
-    "ar": "ARS",
-    "cl": "CLP",
-    "co": "COP",
-    "uy": "UYU",
-    "sg": "SGD",
-    "hk": "HKD",
-    "tw": "TWD",
-    "do": "DOP",
-    "jm": "JMD",
-    "tt": "TTD",
-    "bs": "BSD",
-    "bb": "BBD",
-    "bz": "BZD",
-    "gy": "GYD",
-    "na": "NAD",
-    "fj": "FJD",
-    "bn": "BND",
-    "lr": "LRD",
-    "sr": "SRD",
-    "cu": "CUP",
-    "ec": "USD",
-    "sv": "USD",
-    "pa": "USD",
-    "pr": "USD",
-}
-#: signs shared by several currencies -> {country code (ccTLD or language region): ISO code}
-AMBIGUOUS_SIGNS: dict[str, dict[str, str]] = {
-    "$": _DOLLAR_SIGN,
-    "kr": {"se": "SEK", "no": "NOK", "dk": "DKK", "is": "ISK", "fo": "DKK", "gl": "DKK"},
-    "¥": {"jp": "JPY", "cn": "CNY"},
-    "元": {"cn": "CNY", "tw": "TWD", "hk": "HKD"},
-}
+def _lookup(key: str) -> dict[str, int]:
+    """{ISO code: locales} of one spelling: a symbol as written, a name or code, a symbol in any case."""
+    table = currency_table()
+    if key in table.symbols:
+        return table.symbols[key]
+    folded = key.casefold()
+    if folded in table.names:
+        return table.names[folded]
+    if len(key) > 1:
+        return table.folded.get(folded, {})
+    return {}
+
+
+def _order(key: str, counts: dict[str, int]) -> tuple[str, ...]:
+    """Candidates most likely first (the default rule of the module docstring)."""
+    table = currency_table()
+
+    def rank(code: str) -> tuple[bool, bool, bool, bool, bool, int, int, str]:
+        current, attested = code in table.current, counts[code] > 0
+        return (
+            code not in ALL_ISO_CURRENCIES,
+            not (current and attested),
+            not attested,
+            not current,
+            table.english.get(code) != key,
+            -table.current.get(code, 0),
+            -counts[code],
+            code,
+        )
+
+    return tuple(sorted(counts, key=rank))
+
+
+@lru_cache(maxsize=8192)
+def currency_candidates(raw: str | None, variants: bool = True) -> tuple[str, ...]:
+    """Every ISO code a written currency may mean, most likely first; () when it is no currency.
+
+    An ISO code in any case ("usd") is itself; a symbol is looked up as written (NFKC), then
+    case-folded when longer than one letter; names and their plurals case-folded. When that finds
+    no currency in use today, the spelling without / with a final full stop and without spaces is
+    read too ("лв" = "лв.", "US $" = "US$"), unless `variants` is False.
+    """
+    if raw is None:
+        return ()
+    key = nfkc(str(raw)).strip()
+    if not key:
+        return ()
+    if len(key) == 3 and key.isalpha() and key.upper() in ALL_ISO_CURRENCIES:
+        also = currency_table().symbols.get(key, {})  # a code some locale writes for another ("ANG")
+        return (key.upper(), *sorted(c for c in also if c != key.upper()))
+    counts = dict(_lookup(key))
+    table = currency_table()
+    if variants and not any(code in table.current and n for code, n in counts.items()):
+        for variant in _variants(key):
+            for code, n in _lookup(variant).items():
+                counts[code] = counts.get(code, 0) + n
+    if variants and not counts:
+        counts = cyrillic_contraction(key)
+    return _order(key, counts) if counts else ()
+
+
+def is_symbol(raw: str) -> bool:
+    """Whether a spelling is a currency symbol (not only a name) in some CLDR locale or price-parser."""
+    key = nfkc(raw).strip()
+    table = currency_table()
+    return key in table.symbols or (len(key) > 1 and key.casefold() in table.folded)
+
+
+def is_currency(raw: str | None) -> bool:
+    """Whether a token is a currency spelling CLDR (or price-parser's ISO table) knows."""
+    return bool(currency_candidates(raw))
+
+
+@lru_cache(maxsize=8192)
+def is_currency_token(token: str | None, before_amount: bool = False, country: str | None = None) -> bool:
+    """Whether a token next to an amount is its currency rather than a unit or a word.
+
+    A spelling whose currency is legal tender in `country` always is. A single Latin letter ("Q",
+    "R", "L", "G": CLDR symbols) is one before the amount ("Q 12.50") or after it when that letter
+    is no unit in any case ("12 D"; "500 G" / "1.5 L" are grams and litres). A name counts only
+    after the amount ("5 euros"; not "Cost 5"). An exact CLDR symbol, a currency name or an ISO code
+    is one; a unit spelling that is a symbol only in another case ("ft" feet vs "Ft" forint) is not;
+    nor is a symbol written in another case that is a unit.
+    """
+    if token is None:
+        return False
+    key = nfkc(str(token)).strip()
+    cands = currency_candidates(key)
+    if not cands:
+        return False
+    if set(cands) & set(country_currencies(country)):
+        return True
+    if len(key) == 1 and key.isascii() and key.isalpha():
+        return before_amount or not unit_like(key)
+    table = currency_table()
+    symbol = any(v in table.symbols or v.casefold() in table.folded for v in (key, *_variants(key)))
+    code = len(key) == 3 and key.isupper() and key in ALL_ISO_CURRENCIES
+    if before_amount and not (symbol or code):
+        return False  # names follow the amount ("5 euros"); a word before it is no currency ("Cost 5")
+    if key in table.symbols or key.casefold() in table.names or key.rstrip(".") in table.symbols:
+        return True
+    return not (key in unit_spellings() or unit_like(key))
+
+
+def is_quantity_unit(token: str) -> bool:
+    """Whether a token after an amount is a unit of measure or a count ("g", "ml", "fl oz", "pcs", "%")."""
+    return unit_like(token)
+
+
+def territory_of(locale: str | None) -> str | None:
+    """Territory of a locale ("fr_CA" -> "CA", "ja" -> "JP" by CLDR likely subtags); None if unknown."""
+    if not locale:
+        return None
+    try:
+        loc = Locale.parse(str(locale).replace("-", "_"))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return None
+    if loc.territory:
+        return loc.territory
+    likely = str(get_global("likely_subtags").get(loc.language, ""))
+    parts = [p for p in likely.split("_") if len(p) == 2 and p.isupper()]
+    return parts[-1] if parts else None
+
+
+@lru_cache(maxsize=1024)
+def country_currencies(country: str | None) -> tuple[str, ...]:
+    """Currencies legal tender today in a territory ("CA" -> ("CAD",)); () when unknown."""
+    if not country or len(str(country)) != 2:
+        return ()
+    try:
+        return tuple(get_territory_currencies(str(country).upper(), tender=True))
+    except Exception:  # noqa: BLE001 - babel raises various errors for unknown territories
+        return ()
+
+
+def resolve_currency(
+    candidates: tuple[str, ...], country: str | None = None, declared: str | None = None
+) -> str | None:
+    """One ISO code out of `candidates`: the declared code, else the country's, else the first."""
+    if not candidates:
+        return None
+    declared_iso = str(declared).strip().upper() if declared else None
+    if declared_iso in candidates:
+        return declared_iso
+    local = country_currencies(country)
+    for code in candidates:
+        if code in local:
+            return code
+    return candidates[0]
+
+
+def normalise_currency(raw: str | None, country: str | None = None) -> str | None:
+    """ISO-4217 code for a written currency ("$", "usd", "€", "EUR", "руб", "euros"), None when unknown.
+
+    `country` (ISO 3166 alpha-2, e.g. "CA") resolves a shared sign ("$" in CA -> CAD).
+    """
+    return resolve_currency(currency_candidates(raw), country)
 
 
 def currency_in_context(
@@ -364,33 +225,54 @@ def currency_in_context(
     """
     if raw is None:
         return iso
-    key = str(raw).strip().rstrip(".").lower()
-    family = AMBIGUOUS_SIGNS.get(key) or AMBIGUOUS_SIGNS.get(str(raw).strip())
-    if not family:
+    family = _family(str(raw))
+    if len(family) < 2:
         return iso
     declared_iso = normalise_currency(declared) if declared else None
-    if declared_iso is not None and (declared_iso in family.values() or declared_iso == iso):
+    if declared_iso is not None and (declared_iso in family or declared_iso == iso):
         return declared_iso
-    if country and country.lower() in family:
-        return family[country.lower()]
+    for code in country_currencies(country):
+        if code in family:
+            return code
     return iso
 
 
-def normalise_currency(raw: str | None) -> str | None:
-    """ISO-4217 code for a written currency ("$", "usd", "€", "EUR", "руб"), None when unknown."""
-    if raw is None:
-        return None
-    token = str(raw).strip()
-    upper = token.upper()
-    if not token:
-        return None
-    if upper in ISO_CURRENCIES:
-        return upper
-    if upper in CURRENCY_SYMBOLS:
-        return CURRENCY_SYMBOLS[upper]
-    if token in COMPOUND_CURRENCIES:
-        return COMPOUND_CURRENCIES[token]
-    iso = _EXTRA_LOWER.get(token.lower())
-    if iso is None and _CODE_RE.match(upper) and upper not in _NOT_CODES and token == upper:
-        return None
-    return iso
+def _family(raw: str) -> tuple[str, ...]:
+    """Candidates of a spelling and of its variant with / without a final full stop ("Kr." and "kr")."""
+    key = nfkc(raw).strip()
+    out = list(currency_candidates(key)) if key else []
+    for variant in _variants(key) if key else ():
+        out.extend(c for c in currency_candidates(variant) if c not in out)
+    return tuple(out)
+
+
+class _AmbiguousSigns(Mapping[str, dict[str, str]]):
+    """Shared signs ("$", "kr", "¥", "£") -> {country code (lower case): ISO code}, built from CLDR.
+
+    Membership (`"kr" in AMBIGUOUS_SIGNS`) is answered without building the whole mapping.
+    """
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and len(_family(key)) > 1
+
+    def __getitem__(self, key: str) -> dict[str, str]:
+        family = _family(key)
+        if len(family) < 2:
+            raise KeyError(key)
+        out: dict[str, str] = {}
+        for territory in get_global("territory_currencies"):
+            for code in country_currencies(territory):
+                if code in family:
+                    out.setdefault(territory.lower(), code)
+        return out
+
+    def __iter__(self) -> Iterator[str]:
+        table = currency_table()
+        return iter(sorted(k for k, v in table.symbols.items() if len(v) > 1))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+#: signs shared by several currencies -> {country code: ISO code} (lazy, from CLDR)
+AMBIGUOUS_SIGNS: Mapping[str, dict[str, str]] = _AmbiguousSigns()
