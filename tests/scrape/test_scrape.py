@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -20,8 +20,19 @@ from priceintel import PriceIntelError
 from priceintel.clean import listings_from_observations, offers_to_observations
 from priceintel.items import IN_STOCK, LIMITED, OUT_OF_STOCK, PREORDER, Offer
 from priceintel.scrape import (
-    Adapter, ArchiveError, CrawlError, ExtractError, Fetcher, RawArchive, UnknownRetailerError,
-    adapter_for_url, discover_products, extract, get_adapter, scrape_demo, scrape_site,
+    Adapter,
+    ArchiveError,
+    CrawlError,
+    ExtractError,
+    Fetcher,
+    RawArchive,
+    UnknownRetailerError,
+    adapter_for_url,
+    discover_products,
+    extract,
+    get_adapter,
+    scrape_demo,
+    scrape_site,
     set_demo_date,
 )
 from priceintel.scrape import adapters as adapters_pkg
@@ -127,7 +138,7 @@ def _html(body: str, head: str = "") -> bytes:
 # ==========================================================================================
 def test_archive_put_get_index(tmp_path):
     arc = RawArchive(tmp_path)
-    ts = datetime(2026, 7, 1, 12, 30, tzinfo=timezone.utc)
+    ts = datetime(2026, 7, 1, 12, 30, tzinfo=UTC)
     sha = arc.put("http://s/p1", 200, {"Content-Type": "text/html"}, b"<html>1</html>", ts, retailer="amazon")
     sha2 = arc.put("http://s/p1-again", 200, {}, b"<html>1</html>", ts + timedelta(hours=13))
     assert sha == sha2 and len(sha) == 64
@@ -334,7 +345,7 @@ def test_settings_proxy_and_session(monkeypatch):
 
 
 def test_parse_retry_after():
-    now = datetime(2026, 7, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 7, 1, tzinfo=UTC)
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None

@@ -11,8 +11,16 @@ import pytest
 from priceintel import cli
 from priceintel.config import shared_data_dir
 from priceintel.scrape.evaluate import (
-    Counts, EvalError, evaluate_pages, evaluate_prices, prf, score_pages, site_key, split_page_ids,
+    Counts,
+    EvalError,
+    evaluate_pages,
+    evaluate_prices,
+    prf,
+    score_pages,
+    site_key,
+    split_page_ids,
     split_pages_by_site,
+    split_pages_by_site_hash,
 )
 
 PAGES = shared_data_dir() / "pages"
@@ -49,7 +57,8 @@ def test_eval_pages_meets_goals_on_shared_pages(capsys):
 def test_eval_prices_meets_goal_on_shared_cases(capsys):
     res = _run(capsys, "eval", "prices", str(PRICES))
     assert res["n"] == 595
-    assert res["accuracy"] >= 0.97
+    # CLDR-only currencies (issue #18): 0.929; the hand-grown table fitted to these strings gave 0.977
+    assert res["accuracy"] >= 0.92
     assert res["amount_accuracy"] >= res["accuracy"]
 
 
@@ -80,6 +89,20 @@ def test_site_split_keeps_every_shop_on_one_side():
     assert not {shop[p] for p in dev} & {shop[p] for p in test}
     assert len({shop[p] for p in dev}) == 15 and len({shop[p] for p in test}) == 23
     assert split_pages_by_site(PAGES, seed=5) != (dev, test)
+
+
+@needs_pages
+def test_hash_site_split_is_fixed_half_and_disjoint():
+    """The development / held-out split of issue #18: shops ordered by SHA-256 of their key, no seed."""
+    import csv
+
+    dev, held = split_pages_by_site_hash(PAGES)
+    assert len(dev) == len(held) == 35 and not set(dev) & set(held)
+    assert split_pages_by_site_hash(PAGES) == (dev, held) and dev == sorted(dev)
+    with (PAGES / "truth.csv").open(newline="", encoding="utf-8") as fh:
+        shop = {r["page_id"]: site_key(r["url"]) for r in csv.DictReader(fh)}
+    assert not {shop[p] for p in dev} & {shop[p] for p in held}
+    assert len({shop[p] for p in dev}) == 20 and len({shop[p] for p in held}) == 18
 
 
 def test_scoring_rule_matches_benchmark():

@@ -27,11 +27,13 @@ __all__ = [
     "benchmark_prediction",
     "evaluate_pages",
     "evaluate_prices",
+    "price_case_split",
     "prf",
     "score_pages",
     "site_key",
     "split_page_ids",
     "split_pages_by_site",
+    "split_pages_by_site_hash",
 ]
 
 PAGE_TRUTH_COLUMNS = ("file", "page_id", "url", "price_all", "availability", "sku_all")
@@ -226,11 +228,50 @@ def split_pages_by_site(directory: Path | str, seed: int = 4) -> tuple[list[str]
     return dev, test
 
 
-def evaluate_prices(path: Path | str) -> dict:
-    """Parse every raw price string of a cases CSV; accuracy (amount + currency as written) and amount accuracy."""
+def split_pages_by_site_hash(directory: Path | str) -> tuple[list[str], list[str]]:
+    """(development, held-out) page ids, every shop entirely on one side, with no seed to choose.
+
+    Shops (`site_key`: a shop's country domains are one shop) are ordered by the SHA-256 of their key;
+    they fill the development half in that order until it holds at least half of the pages, the
+    rest are held out. Each half's ids are sorted. Adding a page of a known shop never moves a shop.
+    """
+    import hashlib
+
+    rows = _read_csv(Path(directory) / "truth.csv", PAGE_TRUTH_COLUMNS, "truth.csv")
+    by_site: dict[str, list[str]] = {}
+    for r in rows:
+        by_site.setdefault(site_key(r["url"]), []).append(r["page_id"])
+    sites = sorted(by_site, key=lambda s: (hashlib.sha256(s.encode("utf-8")).hexdigest(), s))
+    dev: list[str] = []
+    held: list[str] = []
+    for site in sites:
+        (dev if len(dev) < len(rows) / 2 else held).extend(by_site[site])
+    return sorted(dev), sorted(held)
+
+
+#: the deterministic development / held-out split of price strings (`price_case_split`)
+PRICE_SPLIT = "sha256(raw_string as UTF-8): even integer value -> dev, odd -> heldout"
+
+
+def price_case_split(raw_string: str) -> str:
+    """The half ("dev" or "heldout") of one price string: the parity of its SHA-256 digest (`PRICE_SPLIT`)."""
+    import hashlib
+
+    return "dev" if int(hashlib.sha256(raw_string.encode("utf-8")).hexdigest(), 16) % 2 == 0 else "heldout"
+
+
+def evaluate_prices(path: Path | str, subset: str | None = None) -> dict:
+    """Parse every raw price string of a cases CSV; accuracy (amount + currency as written) and amount accuracy.
+
+    `subset` "dev" or "heldout" scores only that half of `price_case_split` (None: every case).
+    """
     from priceintel.clean import parse_price
 
+    if subset not in (None, "dev", "heldout"):
+        raise EvalError(f"unknown price-case subset {subset!r} (expected 'dev' or 'heldout')")
     rows = _read_csv(Path(path), PRICE_CASE_COLUMNS, "price cases CSV")
+    if subset is not None:
+        rows = [r for r in rows if price_case_split(r["raw_string"]) == subset]
     n = ok = ok_amount = 0
     for row in rows:
         parsed = parse_price(
@@ -246,4 +287,5 @@ def evaluate_prices(path: Path | str) -> dict:
         "n": n,
         "accuracy": round(ok / n, 4) if n else 0.0,
         "amount_accuracy": round(ok_amount / n, 4) if n else 0.0,
+        **({"subset": subset, "split": PRICE_SPLIT} if subset else {}),
     }

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from priceintel import PriceIntelError
 from priceintel.items import DISCONTINUED, OUT_OF_STOCK, Offer, valid_item_id
 from priceintel.scrape.adapters import Adapter, adapter_for_url, get_adapter
+from priceintel.scrape.layers.candidates import page_currency
 from priceintel.scrape.layers.fields import _Fields
 from priceintel.scrape.layers.heuristics import _layer_heuristics
 from priceintel.scrape.layers.page import _LOCAL, _WS, _PageCtx, _parse
@@ -139,7 +140,7 @@ def extract(
     try:
         ids = _needs_ids(adapter)
         tree = _parse(raw, ids=ids)
-        f = _Fields(adapter, lambda: _page_country(url, tree, country))
+        f = _Fields(adapter, lambda: _page_country(url, tree, country), lambda: page_currency(tree, f.country))
         _LOCAL.ctx = _PageCtx(tree, raw, ids) if tree is not None else None
         try:
             return _extract_tree(tree, raw, url, adapter, f, status)

@@ -36,6 +36,7 @@ ADAPTER = Adapter(
         "seller": "#sellerProfileTriggerId",
         "image": "img#landingImage::attr(src)",
     },
+    struck_marks=("a-text-price", "data-a-strike=true"),
     field_regex={"brand": r"^(?:Visit the\s+)?(.+?)(?:\s+Store)?$|^Brand:\s*(.+)$"},
     availability_map={
         "in stock": IN_STOCK,

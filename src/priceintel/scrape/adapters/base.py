@@ -176,6 +176,9 @@ class Adapter:
     json_fields: dict = field(default_factory=dict)
     #: extra availability words (lower-case) -> schema.org URL, checked before the common ones
     availability_map: dict = field(default_factory=dict)
+    #: the shop's own markers of a crossed-out (was / list) price, beside the generic ones: a class word
+    #: (matched in class / id / data-test, lower-case) or `attribute=value`
+    struck_marks: tuple[str, ...] = ()
     #: lower-case phrases meaning the request was blocked (captcha / robot check)
     blocked_markers: tuple[str, ...] = (
         "robot check",

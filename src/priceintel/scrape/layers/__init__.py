@@ -4,7 +4,8 @@ Layers, in the order `extract` runs them (the first writer of a field wins):
 
 - `structured`: (a) schema.org JSON-LD, (b) embedded JSON state, (c) adapter selectors, (c2) microdata and
   OpenGraph;
-- `heuristics`: (d) itemprop/meta prices, price-named elements, price text near the title, title, stock;
+- `heuristics`: (d) itemprop/meta prices, the likeliest printed price (`candidates`: which of the page's
+  prices is the product's current one; the page's currency), title, stock;
 - `sku`: the retailer's reference as printed.
 
 Machinery: `page` (parsing, the thread-local page context and memo), `select` (CSS / XPath selection),

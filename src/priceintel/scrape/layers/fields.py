@@ -55,9 +55,15 @@ def _avail(value: Any, adapter: Adapter) -> str | None:
 class _Fields:
     """Accumulates field values (first writer wins) and the method that produced each."""
 
-    def __init__(self, adapter: Adapter, country: Callable[[], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        adapter: Adapter,
+        country: Callable[[], str | None] | None = None,
+        page_currency: Callable[[], tuple[str, str] | None] | None = None,
+    ) -> None:
         self.adapter = adapter
         self._country = country
+        self._page_currency = page_currency
         self.values: dict[str, Any] = {}
         self.methods: dict[str, str] = {}
 
@@ -65,6 +71,11 @@ class _Fields:
     def country(self) -> str | None:
         """The page's country (ccTLD, <html lang> or og:locale region), read only when a sign is ambiguous."""
         return self._country() if self._country is not None else None
+
+    @cached_property
+    def page_currency(self) -> tuple[str, str] | None:
+        """(currency as written, method) of the page's context, read only for a price without a currency."""
+        return self._page_currency() if self._page_currency is not None else None
 
     def has(self, name: str) -> bool:
         """Whether a field already has a value."""
@@ -110,8 +121,8 @@ class _Fields:
     ) -> bool:
         """Parse and store a price/list price (and the currency, from its text or the hint)."""
         parsed = parse_price(value)
-        if parsed.amount is None:
-            return False
+        if parsed.amount is None or (name == "price" and parsed.amount <= 0):
+            return False  # a zero price is a placeholder (no price shown, "call for price"), not a price
         self.values[name] = format_amount(parsed.amount)
         self.methods[name] = method
         if name != "price":
@@ -124,6 +135,8 @@ class _Fields:
             if raw is None:
                 raw = hint or self.values.get("_currency_hint")
                 cur_method = (hint_method or method) if hint else self.methods.get("_currency_hint", method)
+            if raw is None and self.page_currency is not None:
+                raw, cur_method = self.page_currency
             if raw is not None:
                 self.values["currency_raw"] = raw
                 iso = parsed.currency if parsed.currency_raw else parse_price(None, raw).currency

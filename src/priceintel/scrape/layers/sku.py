@@ -10,7 +10,14 @@ from urllib.parse import urlsplit
 from priceintel.scrape.layers.fields import _Fields
 from priceintel.scrape.layers.page import _norm_text
 from priceintel.scrape.layers.select import _itemprop_elems, _itemprop_nodes, _script_elems
-from priceintel.scrape.layers.text import _in_tag, _raw_text_nodes, _sku_attr_elements, _sku_hinted, _title_index
+from priceintel.scrape.layers.text import (
+    _digit_texts,
+    _in_tag,
+    _raw_text_nodes,
+    _sku_attr_elements,
+    _sku_hinted,
+    _title_index,
+)
 
 #: labels that introduce a retailer's own product reference, in the languages shops use
 _SKU_LABELS = (
@@ -20,7 +27,7 @@ _SKU_LABELS = (
     r"cod(?:\s+produs)?|[šs]ifra(?:\s+izdelka|\s+artikla|\s+proizvoda)?|k[óo]d(?:\s+produktu|\s+tovaru)?|"
     r"numer\s+katalogowy|varenummer|varenr\.?|tuotenumero|artikelnr\.?|cikksz[áa]m|"
     r"код(?:\s+товара)?|артикул|арт\.|商品編號|商品编号|商品番号|品番|型番|ad\s*#|ad\s+id|post\s+id|"
-    r"(?:ebay\s+)?item\s+number|listing\s+(?:id|#)|bestell\s*-?\s*(?:nr\.?|nummer)|"
+    r"item\s+number|listing\s+(?:id|#)|bestell\s*-?\s*(?:nr\.?|nummer)|"
     r"id\s+produ(?:to|cto|ct|it)|produkt\s*-?\s*(?:nr\.?|nummer|id)|num[ée]ro\s+d'article"
 )
 #: short labels that also introduce other codes (promo, accessory): used only when nothing better shows
@@ -45,9 +52,6 @@ def _is_sku_value(value: str) -> bool:
     )
 
 
-_HAS_DIGIT = re.compile(r"\d")
-
-
 def _visible_sku(tree: Any, raw: bytes = b"") -> tuple[str, str] | None:
     """(reference, method) from a labelled text ("Product code: 64981901") or a reference-named element."""
     for el in _sku_attr_elements(tree) if _sku_hinted(tree, raw) else ():
@@ -65,9 +69,8 @@ def _visible_sku(tree: Any, raw: bytes = b"") -> tuple[str, str] | None:
     parts: list[str] = []
     starts: list[int] = []
     pos, prev = 0, -2
-    has_digit = _HAS_DIGIT.search
     # nodes with a digit; most text nodes are blank (indentation), rejected before the regex call
-    for i in [i for i, raw in enumerate(raws) if not raw.isspace() and has_digit(raw)]:
+    for i in _digit_texts(tree):
         text = " ".join(raws[i].split())
         if len(text) > 200:
             continue

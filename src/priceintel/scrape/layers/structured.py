@@ -14,6 +14,7 @@ from priceintel.scrape.adapters import Adapter
 from priceintel.scrape.layers.fields import _avail, _Fields, _first
 from priceintel.scrape.layers.page import _ctx, _norm_text, _raw_lacks
 from priceintel.scrape.layers.select import _compile, _script_elems, _select
+from priceintel.scrape.layers.text import _first_h1
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -42,18 +43,25 @@ def _types(node: dict) -> set[str]:
     return {str(v).rsplit("/", 1)[-1].lower() for v in values if v}
 
 
-def _walk_jsonld(obj: Any, out: list[dict], depth: int = 0) -> None:
-    """Collect the top-level nodes of a JSON-LD document (through lists, @graph, mainEntity, variants)."""
+def _walk_jsonld(
+    obj: Any, out: list[dict], depth: int = 0, listed: set[int] | None = None, in_list: bool = False
+) -> None:
+    """Collect the top-level nodes of a JSON-LD document (through lists, @graph, mainEntity, variants).
+
+    `listed` receives the `id()` of every node reached through an ItemList (`itemListElement` / `item`):
+    other products (related, recommended, a listing), not the page's own."""
     if depth > 12:
         return
     if isinstance(obj, list):
         for item in obj:
-            _walk_jsonld(item, out, depth + 1)
+            _walk_jsonld(item, out, depth + 1, listed, in_list)
     elif isinstance(obj, dict):
         out.append(obj)
+        if in_list and listed is not None:
+            listed.add(id(obj))
         for key in ("@graph", "mainEntity", "itemListElement", "item", "hasVariant"):
             if key in obj:
-                _walk_jsonld(obj[key], out, depth + 1)
+                _walk_jsonld(obj[key], out, depth + 1, listed, in_list or key in ("itemListElement", "item"))
 
 
 def _loads_lenient(text: str) -> Any:
@@ -78,13 +86,16 @@ def _layer_jsonld(tree: Any, f: _Fields) -> None:
         el for el in _script_elems(tree) if (el.get("type") or "").translate(_ASCII_LOWER) == "application/ld+json"
     ]
     nodes: list[dict] = []
+    listed: set[int] = set()
     for script in scripts:
         data = _loads_lenient(script.text or "")
         if data is not None:
-            _walk_jsonld(data, nodes)
+            _walk_jsonld(data, nodes, listed=listed)
     if not nodes:
         return
-    products = [n for n in nodes if _types(n) & {"product", "productgroup", "individualproduct"}]
+    products = _main_products(
+        tree, [n for n in nodes if _types(n) & {"product", "productgroup", "individualproduct"}], listed
+    )
     offers: list[dict] = []
     for p in products:
         m = "jsonld"
@@ -107,6 +118,17 @@ def _layer_jsonld(tree: Any, f: _Fields) -> None:
         f.set("availability", buyable or next((a for a in states if a), None), "jsonld:offers")
     for o in offers:
         _apply_offer(o, f)
+
+
+def _main_products(tree: Any, products: list[dict], listed: set[int]) -> list[dict]:
+    """The page's own products first: those not listed in an ItemList (other products') unless every one
+    is, and among them the one named like the page's <h1> first (document order otherwise)."""
+    own = [p for p in products if id(p) not in listed] or products
+    if len(own) > 1:
+        h1 = _first_h1(tree)
+        title = (_norm_text(h1[0].text_content()) or "").lower() if h1 else ""
+        own.sort(key=lambda p: (_norm_text(p.get("name")) or "").lower() != title if title else False)
+    return own
 
 
 def _offer_nodes(value: Any) -> list[dict]:
@@ -218,6 +240,11 @@ def _layer_structured(tree: Any, f: _Fields, url: str) -> None:
         items = [] if _raw_lacks(tree, b"itemscope") else _microdata_items(tree, url)
     except Exception:  # extruct raises assorted errors on odd markup  # noqa: BLE001
         items = []
+    if len(items) > 1:  # the product named like the page's <h1> first (other products' items after it)
+        h1 = _first_h1(tree)
+        title = (_norm_text(h1[0].text_content()) or "").lower() if h1 else ""
+        if title:
+            items = sorted(items, key=lambda it: _md_title(it) != title)
     for item in items:
         if not isinstance(item, dict):
             continue
@@ -351,6 +378,12 @@ def _opengraph_items(tree: Any) -> list[dict]:
         if ns in namespaces:
             props.append((prop, val))
     return [{"namespace": namespaces, "properties": props}] if props else []
+
+
+def _md_title(item: Any) -> str:
+    """Lower-case name of a microdata item ("" when it has none)."""
+    props = item.get("properties", {}) if isinstance(item, dict) else {}
+    return (_norm_text(_first(props.get("name"))) or "").lower() if isinstance(props, dict) else ""
 
 
 def _md_name(value: Any) -> Any:

@@ -19,11 +19,11 @@ _PRICE_ELEMS_SLOW = etree.XPath(
     " or contains(translate(@data-test,'PRICE','price'),'price')]"
 )
 
-#: class / id / data-* attribute words marking an element that holds the product reference
-_SKU_ATTR_WORDS = ("product-reference", "product-code", "productcode", "catnumber", "article-number")
+#: class / id words marking an element that holds the product reference: plain English names of a
+#: reference (no shop's own markup: test-hook attributes such as data-qa-*, shop-specific class names)
+_SKU_ATTR_WORDS = ("product-code", "productcode", "product-number", "article-number", "item-number")
 _SKU_ATTR_SLOW = etree.XPath(
-    "//body//*[@*[contains(translate(name(),'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'qa')"
-    " or name()='class' or name()='id']["
+    "//body//*[@*[name()='class' or name()='id']["
     + " or ".join(
         f"contains(translate(.,'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz'),'{w}')"
         for w in _SKU_ATTR_WORDS
@@ -31,7 +31,7 @@ _SKU_ATTR_SLOW = etree.XPath(
     + "]]"
 )
 #: the same words as bytes, looked for in the page's lower-cased bytes (`_sku_hinted`)
-_SKU_ATTR_HINTS = (b"product-reference", b"product-code", b"productcode", b"catnumber", b"article-number")
+_SKU_ATTR_HINTS = tuple(w.encode("ascii") for w in _SKU_ATTR_WORDS)
 
 
 def _PRICE_ELEMS(tree: Any) -> list:
@@ -44,21 +44,8 @@ def _PRICE_ELEMS(tree: Any) -> list:
     return elems
 
 
-#: visible text nodes (struck-through ones are filtered where it matters, see `_struck_text`)
+#: visible text nodes (struck-through ones are filtered where it matters, see `candidates.is_struck`)
 _TEXT_NODES = etree.XPath("//body//text()[not(parent::script or parent::style or parent::noscript)]")
-_STRUCK = frozenset({"del", "s", "strike"})
-
-
-def _struck_text(parent: Any, depth: int = 6) -> bool:
-    """Whether a text node (given by its parent element) sits inside <del>/<s>/<strike> (a crossed-out price)."""
-    el = parent
-    for _ in range(depth):
-        if el is None:
-            return False
-        if el.tag in _STRUCK:
-            return True
-        el = el.getparent()
-    return False
 
 
 _H1 = etree.XPath("(//body//h1)[1]")
@@ -94,7 +81,7 @@ class _BodyScan(NamedTuple):
     raws: list[str]
     #: elements whose class / id / data-test holds "price" (None when not collected)
     price_elems: list | None
-    #: elements whose class / id / *qa* attribute names a product reference (None when not collected)
+    #: elements whose class / id names a product reference (None when not collected)
     sku_elems: list | None
     #: the first <h1> in <body> (= `_H1`), None without one
     h1: Any = None
@@ -163,9 +150,10 @@ def _scan_body(tree: Any, price: bool, sku: bool) -> _BodyScan:
                     price_elems.append(el)
                     break
         if sku_elems is not None:
-            for name in el.keys():
-                if name == "class" or name == "id" or "qa" in name:
-                    value = el.get(name).lower()
+            for name in ("class", "id"):
+                value = el.get(name)
+                if value:
+                    value = value.lower()
                     # every reference word holds "product" or "number": one test before five
                     if ("product" in value or "number" in value) and any(w in value for w in sku_words):
                         sku_elems.append(el)
@@ -191,8 +179,8 @@ def _sku_hinted(tree: Any, raw: bytes = b"") -> bool:
 
 
 #: the `_SKU_ATTR_HINTS` words, as two patterns that start with a literal (fast to scan for)
-_SKU_HINT_PRODUCT = re.compile(rb"product(?:-reference|-code|code)")
-_SKU_HINT_NUMBER = re.compile(rb"number(?:(?<=catnumber)|(?<=article-number))")
+_SKU_HINT_PRODUCT = re.compile(rb"product(?:-code|code|-number)")
+_SKU_HINT_NUMBER = re.compile(rb"number(?:(?<=article-number)|(?<=item-number))")
 
 
 def _body_scan(tree: Any, price: bool = False) -> _BodyScan:
@@ -264,6 +252,20 @@ def _in_tag(parent: Any, tag: str, depth: int = 4) -> bool:
 
 
 def _sku_attr_elements(tree: Any) -> list:
-    """Elements in <body> with a class / id / *qa* attribute naming a product reference, in document order."""
+    """Elements in <body> with a class / id naming a product reference, in document order."""
     scan = _body_scan(tree)
     return scan.sku_elems if scan.sku_elems is not None else _SKU_ATTR_SLOW(tree)
+
+
+_DIGIT = re.compile(r"\d").search
+
+
+def _digit_texts(tree: Any) -> list[int]:
+    """Indexes of the visible text nodes holding a digit (most are blank indentation), listed once per page."""
+
+    def build() -> list[int]:
+        raws = _raw_text_nodes(tree)[1]
+        has_digit = _DIGIT
+        return [i for i, raw in enumerate(raws) if not raw.isspace() and has_digit(raw)]
+
+    return _memo(tree, "digit_texts", build)
