@@ -16,8 +16,9 @@ from priceintel.forecast.series import ForecastError, clean_series
 WEEK = np.array([0.0, -2.0, -1.0, 0.0, 1.0, 4.0, 3.0])
 
 
-def _seasonal(uid: str, n: int = 120, level: float = 20.0, noise: float = 0.5, seed: int = 0,
-              start: str = "2026-01-05") -> pd.DataFrame:
+def _seasonal(
+    uid: str, n: int = 120, level: float = 20.0, noise: float = 0.5, seed: int = 0, start: str = "2026-01-05"
+) -> pd.DataFrame:
     """Daily series with a weekly pattern plus noise."""
     rng = np.random.default_rng(seed)
     ds = pd.date_range(start, periods=n, freq="D")
@@ -47,8 +48,9 @@ def test_clean_series_fills_gaps_averages_duplicates_and_flags():
     a = pd.concat([a, pd.DataFrame({"unique_id": ["a"], "ds": [a.loc[5, "ds"]], "y": [a.loc[5, "y"] + 2]})])
     short = pd.DataFrame({"unique_id": "s", "ds": pd.date_range("2026-01-01", periods=5), "y": 1.0 * np.arange(5)})
     const = pd.DataFrame({"unique_id": "k", "ds": pd.date_range("2026-01-01", periods=40), "y": 3.0})
-    lead = pd.DataFrame({"unique_id": "l", "ds": pd.date_range("2026-01-01", periods=20),
-                         "y": [np.nan, np.nan] + list(np.arange(18.0))})
+    lead = pd.DataFrame(
+        {"unique_id": "l", "ds": pd.date_range("2026-01-01", periods=20), "y": [np.nan, np.nan] + list(np.arange(18.0))}
+    )
     raw = pd.concat([a, short, const, lead], ignore_index=True)
     raw["ds"] = raw["ds"] + pd.Timedelta(hours=9)  # times of day are normalised away
     clean, rep = clean_series(raw)
@@ -101,7 +103,8 @@ def test_baselines_and_ets_values_and_intervals():
             width = f["naive"]["hi-95"] - f["naive"]["lo-95"]
             assert width[-1] > width[0]
             assert (f["seasonal_naive"]["hi-80"] - f["seasonal_naive"]["lo-80"]).mean() < (
-                f["naive"]["hi-80"] - f["naive"]["lo-80"]).mean()
+                f["naive"]["hi-80"] - f["naive"]["lo-80"]
+            ).mean()
 
 
 def test_short_and_constant_series_do_not_crash():
@@ -155,18 +158,19 @@ def test_prophet_forecast_guards_and_time_box():
 
 
 def test_prophet_runs_inside_the_tournament_with_its_guard():
-    df = pd.concat([
-        _seasonal("a", n=70, seed=4),
-        pd.DataFrame({"unique_id": "k", "ds": pd.date_range("2026-01-05", periods=70), "y": 2.0}),
-    ])
+    df = pd.concat(
+        [
+            _seasonal("a", n=70, seed=4),
+            pd.DataFrame({"unique_id": "k", "ds": pd.date_range("2026-01-05", periods=70), "y": 2.0}),
+        ]
+    )
     res = T.run_tournament(df, h=7, n_windows=3, n_jobs=1, progress=False, models=(PROPHET,))
     assert res.params["models"] == [*BASELINES, PROPHET]
     ev = res.cv[res.cv["chosen_model"].notna()]
     a, k = ev[ev["unique_id"] == "a"], ev[ev["unique_id"] == "k"]
     assert a[PROPHET].notna().all() and k[PROPHET].isna().all() and (k["naive"] == 2).all()
     skipped = [f for f in res.failures if f["model"] == PROPHET]
-    assert skipped and all(f["unique_id"] == "k" and "prophet skipped: constant series" in f["reason"]
-                           for f in skipped)
+    assert skipped and all(f["unique_id"] == "k" and "prophet skipped: constant series" in f["reason"] for f in skipped)
     ov = res.overall(7).set_index("model")
     assert ov.loc[PROPHET, "n"] == ov.loc["naive", "n"] // 2 and np.isfinite(ov.loc[PROPHET, "mae"])
 
@@ -185,7 +189,7 @@ def test_exact_metrics_on_a_linear_trend():
     naive = met.loc[("t", "naive")]
     k = np.arange(1, h + 1)
     assert naive["mae"] == pytest.approx(k.mean())
-    assert naive["rmse"] == pytest.approx(np.sqrt((k ** 2).mean()))
+    assert naive["rmse"] == pytest.approx(np.sqrt((k**2).mean()))
     assert naive["mase"] == pytest.approx(k.mean() / 7)  # seasonal-naive in-sample MAE is 7
     y, f = np.arange(n - h, n), np.full(h, n - h - 1.0)
     assert naive["smape"] == pytest.approx(np.mean(200 * np.abs(y - f) / (y + f)))
@@ -216,8 +220,12 @@ def test_windows_coverage_and_model_ranking():
 
 
 def test_series_without_any_value_is_reported_not_forecast():
-    df = pd.concat([_seasonal("a", n=40),
-                    pd.DataFrame({"unique_id": "void", "ds": pd.date_range("2026-01-01", periods=5), "y": np.nan})])
+    df = pd.concat(
+        [
+            _seasonal("a", n=40),
+            pd.DataFrame({"unique_id": "void", "ds": pd.date_range("2026-01-01", periods=5), "y": np.nan}),
+        ]
+    )
     res = T.run_tournament(df, h=2, n_windows=2, n_jobs=1, progress=False, models=())
     assert set(res.forecasts["unique_id"]) == {"a"}
     assert {"unique_id": "void", "model": "*", "window": -1, "reason": "no observed values"} in res.failures

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from priceintel import cli
-from priceintel.forecast import evaluate as FE
 from priceintel.config import shared_data_dir
+from priceintel.forecast import evaluate as FE
 
 OJ = shared_data_dir() / "oj" / "oj_store_week.csv"  # must be there: a missing file fails, never skips
 
@@ -24,8 +24,10 @@ def _run(capsys, *argv) -> dict:
 
 def _oj(n_series: int) -> pd.DataFrame:
     d = pd.read_csv(OJ)
-    d = d.assign(unique_id=d["store"].astype(str) + ":" + d["brand"],
-                 ds=pd.Timestamp("1989-09-14") + pd.to_timedelta((d["week"] - 1) * 7, unit="D"))
+    d = d.assign(
+        unique_id=d["store"].astype(str) + ":" + d["brand"],
+        ds=pd.Timestamp("1989-09-14") + pd.to_timedelta((d["week"] - 1) * 7, unit="D"),
+    )
     keep = sorted(d["unique_id"].unique())[:n_series]
     return d[d["unique_id"].isin(keep)][["unique_id", "ds", "price", "feat", "deal"]].rename(columns={"price": "y"})
 
@@ -42,14 +44,33 @@ def test_eval_forecast_on_real_weekly_and_monthly_prices(tmp_path: Path, capsys)
         assert v["better_naive"] == "naive" and v["ratio_mae_to_better_naive"] < 0.95 and v["goal_ratio_met"]
         assert 0.70 < v["coverage_80"] < 0.95 and 0.85 < v["coverage_95"] <= 1.0
     assert res["failures"] == 0 and res["interval_shape"] == "symmetric"
+    # a goal row per bucket: MAE ratio, coverage and the Winkler score ratio to the better naive, met or not
+    for v in res["by_horizon"].values():
+        assert v["ratio_winkler_80_to_better_naive"] > 0 and v["ratio_winkler_95_to_better_naive"] > 0
+        assert v["goals_met"] == (v["goal_ratio_met"] and v["goal_coverage_met"] and v["goal_winkler_met"])
+    assert res["goals_met"] == all(v["goals_met"] for v in res["by_horizon"].values())
+    assert "Winkler" in res["goal"] and res["refit"] is True
 
     # the same prices as monthly means, with other column names
     m = _oj(20).assign(ds=lambda d: d["ds"].dt.to_period("M").dt.to_timestamp())
     m = m.groupby(["unique_id", "ds"], as_index=False)["y"].mean()
     monthly = tmp_path / "m.csv"
     m.rename(columns={"unique_id": "series", "ds": "month", "y": "price"}).to_csv(monthly, index=False)
-    res = _run(capsys, "eval", "forecast", str(monthly), "--id-col", "series", "--ds-col", "month",
-               "--y-col", "price", "--models", "fast", "--details")
+    res = _run(
+        capsys,
+        "eval",
+        "forecast",
+        str(monthly),
+        "--id-col",
+        "series",
+        "--ds-col",
+        "month",
+        "--y-col",
+        "price",
+        "--models",
+        "fast",
+        "--details",
+    )
     assert (res["freq"], res["h"], res["step"], res["n_windows"]) == ("M", 3, 1, 8)
     h3 = res["by_horizon"]["h3"]
     assert h3["ratio_mae_to_better_naive"] < 1.0 and h3["chosen_mae"] < h3["better_naive_mae"]

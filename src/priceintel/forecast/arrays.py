@@ -47,6 +47,7 @@ class Backtest:
     cutoffs: list  #: (K,) cut-off dates
     step_dates: np.ndarray  #: (K, h) the date of every step of every window
     step: int  #: steps between cut-offs
+    nonneg: np.ndarray | None = None  #: (S, K) the training history up to the cut-off is non-negative (prices)
 
     @property
     def n_series(self) -> int:
@@ -106,4 +107,5 @@ def stack(jobs: list, models: list, cutoffs: list, h: int, step: int, fq: Freq) 
         cutoffs=list(cutoffs),
         step_dates=np.stack([fq.future(pd.Timestamp(c), h) for c in cutoffs]),
         step=int(step),
+        nonneg=np.stack([r["nonneg"] for r in jobs]) if all("nonneg" in r for r in jobs) else None,
     )

@@ -88,10 +88,12 @@ def series_job(
     actual = np.full((len(ends), h), np.nan)
     ok = np.zeros(len(ends), bool)
     scale = np.full(len(ends), np.nan)
+    nonneg = np.zeros(len(ends), bool)
     for k, end in enumerate(ends):
         if end < min_train:
             continue
         ok[k] = True
+        nonneg[k] = bool(np.nanmin(y[:end]) >= 0)
         actual[k, : max(0, min(h, len(y) - end))] = y[end : end + h]
         scale[k] = window_scale(y[:end], season)
         for j, name in enumerate(models):
@@ -104,7 +106,16 @@ def series_job(
                 fails.append(_failure(uid, name, k, exc))
         if COMBO in models:
             out[k, list(models).index(COMBO)] = combine(out[k], models)
-    return {"uid": uid, "out": out, "actual": actual, "ok": ok, "scale": scale, "seasonal": seasonal, "failures": fails}
+    return {
+        "uid": uid,
+        "out": out,
+        "actual": actual,
+        "ok": ok,
+        "scale": scale,
+        "nonneg": nonneg,
+        "seasonal": seasonal,
+        "failures": fails,
+    }
 
 
 def final_job(

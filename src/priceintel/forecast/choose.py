@@ -5,6 +5,15 @@ Each series' mean backtest MASE per model is shrunk toward the model's pooled MA
 in these scores (the errors observed by a cut-off hold more short-lead steps). The combination `combo`
 is the default, and a single model replaces it only when its shrunk score is at least `margin` (5%)
 lower, so few, noisy windows fall back to the combination instead of chasing noise.
+
+The baselines guard the choice, per panel and per series:
+- the panel's fallback is the fallback baseline (`FALLBACKS`: last value or seasonal naive) with the best
+  pooled backtest score;
+- a model whose pooled backtest score is worse than the fallback's cannot be chosen for any series
+  (a model that cannot beat the baselines on the panel is not chosen), and the combination is the
+  default only for series where its score is not worse than the fallback's;
+- a series with less than one window (h steps) of backtest errors before the cut-off (history too short
+  for the models' backtest) gets the fallback, so many short series end no worse than the baselines.
 """
 
 from __future__ import annotations
@@ -18,6 +27,9 @@ from priceintel.forecast.models import COMBO
 SHRINK_STEPS = 50  #: default pooling: a series' own score counts like the pooled one after 50 * h points
 COMBO_MARGIN = 0.05  #: a single model replaces the combination only when its backtest MASE is >= 5% lower
 NO_CHOICE = -1  #: the choice of a series without evidence (or of a window that is not scored)
+#: the baselines a short or unsure series falls back to: the two the goals compare with (the rolling regular
+#: price `window_average` competes like any model; as a fallback it was noisier on small panels)
+FALLBACKS = ("naive", "seasonal_naive")
 
 
 def choose(bt: Backtest, shrink: float, margin: float = 0.0) -> np.ndarray:
@@ -32,30 +44,60 @@ def choose(bt: Backtest, shrink: float, margin: float = 0.0) -> np.ndarray:
     for k in range(bt.n_windows + 1):
         if k < bt.n_windows and not bt.finished_by(k).any():
             continue
-        choice[:, k] = _choose_at(bt, err, err_s, bt.seen_by(k), shrink, margin)
+        ok = np.asarray(bt.ok[:, k] if k < bt.n_windows else bt.ok.any(axis=1), dtype=bool)
+        choice[:, k] = _choose_at(bt, err, err_s, bt.seen_by(k), shrink, margin, ok)
     return choice
 
 
+def fallback_index(models: list, pooled: np.ndarray, raw_pooled: np.ndarray) -> int | None:
+    """Index of the fallback baseline: the one of `FALLBACKS` with the best pooled backtest score (MASE, or
+    MAE where no MASE exists); None when no fallback baseline is in `models` or none has a score."""
+    cand = [j for j, m in enumerate(models) if m in FALLBACKS]
+    for sc in (pooled, raw_pooled):
+        ok = [j for j in cand if np.isfinite(sc[j])]
+        if ok:
+            return int(min(ok, key=lambda j: sc[j]))
+    return None
+
+
+def eligible_models(models: list, pooled: np.ndarray, fb: int | None) -> np.ndarray:
+    """(M,) the models that may be chosen: the fallback baselines, and each model whose pooled backtest score
+    is not worse than the fallback's (every model while the fallback has no pooled score)."""
+    if fb is None or not np.isfinite(pooled[fb]):
+        return np.ones(len(models), bool)
+    with np.errstate(invalid="ignore"):
+        beats = np.isfinite(pooled) & (pooled <= pooled[fb])
+    return beats | np.isin(np.array(models, dtype=object), FALLBACKS)
+
+
 def _choose_at(
-    bt: Backtest, err: np.ndarray, err_s: np.ndarray, seen: np.ndarray, shrink: float, margin: float
+    bt: Backtest, err: np.ndarray, err_s: np.ndarray, seen: np.ndarray, shrink: float, margin: float, ok: np.ndarray
 ) -> np.ndarray:
-    """(S,) choices from the errors at the `seen` steps (see `choose`)."""
+    """(S,) choices from the errors at the `seen` steps (see `choose`); `ok`: (S,) the series is forecast."""
     # every lead time weighs the same (the goal is the MAE over the whole horizon), although the
     # errors observed by the cut-off hold more short-lead than long-lead steps
-    raw, _p, _c = lead_balanced_scores(err, seen)  # (S, M)
+    raw, raw_pooled, _c = lead_balanced_scores(err, seen)  # (S, M)
     own, pooled, _c = lead_balanced_scores(err_s, seen)  # (S, M) own MASE, (M,) pooled MASE
     n_i = (np.isfinite(bt.actual) & seen[None]).sum(axis=(1, 2))[:, None].astype(float)
     blend = (n_i * own + shrink * pooled[None, :]) / (n_i + shrink) if shrink > 0 else own
     # series without a MASE scale (constant history) fall back to their own MAE ranking
     score = np.where(np.isfinite(own).any(axis=1)[:, None], np.where(np.isfinite(own), blend, np.nan), raw)
-    score = np.where(np.isfinite(score), score, np.inf)
+    fb = fallback_index(bt.models, pooled, raw_pooled)
+    score = np.where(np.isfinite(score) & eligible_models(bt.models, pooled, fb)[None, :], score, np.inf)
     best = np.argmin(score, axis=1)
     has = np.isfinite(score).any(axis=1)
     if COMBO in bt.models and margin > 0:
-        # the combination is the default: a single model replaces it only when its
-        # (pooled, shrunken) backtest error is at least `margin` lower
+        # the combination is the default: a single model replaces it only when its (pooled, shrunken)
+        # backtest error is at least `margin` lower, and only where the combination beats the fallback
+        rows = np.arange(bt.n_series)
         combo_j = bt.models.index(COMBO)
-        sb = score[np.arange(bt.n_series), best]
         sc_combo = score[:, combo_j]
-        best = np.where(np.isfinite(sc_combo) & (sb > (1 - margin) * sc_combo), combo_j, best)
-    return np.where(has, best, NO_CHOICE)
+        keep = np.isfinite(sc_combo) & (score[rows, best] > (1 - margin) * sc_combo)
+        if fb is not None:
+            keep &= sc_combo <= score[:, fb]
+        best = np.where(keep, combo_j, best)
+    choice = np.where(has, best, NO_CHOICE)
+    if fb is not None:  # too little history for the models' backtest: the fallback baseline
+        short = n_i[:, 0] < bt.h
+        choice = np.where(ok & (short | ~has), fb, choice)
+    return choice

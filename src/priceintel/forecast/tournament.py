@@ -39,6 +39,7 @@ from priceintel.forecast.series import ForecastError, Freq, clean_series, get_fr
 from priceintel.items import plain_float
 
 CHOICE_COLUMNS = [ID, "window", "cutoff", "model"]
+WINKLERS = tuple(f"winkler_{lv}" for lv in LEVELS)  #: the interval scores of the summary (lower is better)
 
 
 @dataclass
@@ -93,7 +94,7 @@ def _horizon_summary(m: pd.DataFrame) -> dict:
         "better_naive": best,
         "better_naive_mae": plain_float(m.loc[best, "mae"]) if best else None,
         "models": {
-            k: {c: plain_float(v[c]) for c in ("mae", "mase", "coverage_80", "coverage_95", "winkler_95")}
+            k: {c: plain_float(v[c]) for c in ("mae", "mase", "coverage_80", "coverage_95", *WINKLERS)}
             for k, v in m.iterrows()
         },
     }
@@ -104,6 +105,10 @@ def _horizon_summary(m: pd.DataFrame) -> dict:
         row["ratio_mase_to_better_naive"] = plain_float(m.loc[CHOSEN, "mase"] / m.loc[best, "mase"])
         row["chosen_coverage_80"] = plain_float(m.loc[CHOSEN, "coverage_80"])
         row["chosen_coverage_95"] = plain_float(m.loc[CHOSEN, "coverage_95"])
+        for w in WINKLERS:  # interval score of the chosen bands against the better naive baseline's bands
+            row[f"chosen_{w}"] = plain_float(m.loc[CHOSEN, w])
+            row[f"better_naive_{w}"] = plain_float(m.loc[best, w])
+            row[f"ratio_{w}_to_better_naive"] = plain_float(m.loc[CHOSEN, w] / m.loc[best, w])
     return row
 
 
