@@ -23,7 +23,7 @@ from priceintel.scrape.layers import structured as STRUCT
 from priceintel.scrape.layers import text as TEXT
 from priceintel.scrape.layers.page import _PageCtx, _parse
 from priceintel.scrape.layers.select import _compile, _select
-from priceintel.scrape.layers.text import _PRICE_ELEMS_SLOW, _SKU_ATTR_SLOW, _TEXT_NODES, _scan_body
+from priceintel.scrape.layers.text import _PRICE_ELEMS_SLOW, _SKU_ATTR_SLOW, _TEXT_NODES, _price_named, _scan_body
 
 X = importlib.import_module("priceintel.scrape.extract")  # the module (the package re-exports the function)
 
@@ -63,7 +63,7 @@ def test_scan_body_matches_the_xpaths_it_replaces():
         assert len(scan.parents) == len(nodes) and all(a is b for a, b in zip(scan.parents, expected_parents))
         assert [scan.h1] == (TEXT._H1(tree) or [None])
         if slow:
-            assert scan.price_elems == _PRICE_ELEMS_SLOW(tree)
+            assert scan.price_elems == _PRICE_ELEMS_SLOW(tree) == _price_named(tree)
             assert scan.sku_elems == _SKU_ATTR_SLOW(tree)
         PAGE._LOCAL.ctx = _PageCtx(tree, raw)
         try:
@@ -83,7 +83,7 @@ def test_scan_body_matches_the_xpaths_it_replaces():
     scan = _scan_body(tree, price=True, sku=True)
     assert scan.raws == [str(n) for n in _TEXT_NODES(tree)] and "pi tail" in scan.raws
     assert "echo 1" not in "".join(scan.raws)
-    assert scan.price_elems == _PRICE_ELEMS_SLOW(tree) and scan.sku_elems == _SKU_ATTR_SLOW(tree)
+    assert scan.price_elems == _PRICE_ELEMS_SLOW(tree) == _price_named(tree) and scan.sku_elems == _SKU_ATTR_SLOW(tree)
     assert [e.get("id") or e.get("data-test") for e in scan.price_elems] == ["PRICE-main", "unitPrice"]
     # class / id only: the span's test-hook attribute (qa-id="catNumber") names no reference
     assert [e.tag for e in scan.sku_elems] == ["div"]
@@ -352,3 +352,23 @@ def test_microdata_matches_extruct_without_the_id_table():
     assert item["gtin13"] == "4006381333931" and item["mpn"] == "M-9"
     # what the lookup stands in for: extruct alone finds no reference in a tree without the id table
     assert "sku" not in MicrodataExtractor().extract_items(_parse(ITEMREF, ids=False), url)[0]["properties"]
+
+
+def test_reference_words_hint_only_in_class_or_id_values():
+    from priceintel.scrape.layers.text import _in_class_or_id
+
+    def at(page: bytes) -> bool:
+        return _in_class_or_id(page, page.index(b"product-code"))
+
+    assert at(b'<div class="a product-code b">') and at(b"<span id='product-code'>")
+    assert at(b"<div class=product-code>") and at(b'<div\nclass = "x product-code">')
+    assert not at(b'<div data-x="product-code">') and not at(b'<div data-id="product-code">')
+    assert not at(b'<script>var a="product-code"</script>') and not at(b"<p>product-code</p>")
+    # on the real pages the hint is set wherever the slow XPath finds a reference-named element
+    for raw in _pages():
+        tree = _parse(raw)
+        PAGE._LOCAL.ctx = _PageCtx(tree, raw)
+        try:
+            assert TEXT._sku_hinted(tree) or not _SKU_ATTR_SLOW(tree)
+        finally:
+            PAGE._LOCAL.ctx = None

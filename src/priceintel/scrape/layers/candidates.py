@@ -219,6 +219,7 @@ class _Layout:
         self.tree = tree
         self.parents = parents
         self._marks: dict = {}
+        self._regions: dict = {}
 
     @cached_property
     def buy_up(self) -> dict:
@@ -266,26 +267,32 @@ class _Layout:
     def region(self, el: Any) -> tuple[int, int, int, bool]:
         """(tree distance to the <h1>, to the buy button, 2 inside page furniture (header / footer / nav /
         aside) or 1 inside a block named like other products' (related, carousel …) else 0, inside a
-        link), the last two counted only below the block shared with the <h1>."""
-        off = 0
-        link = False
-        steps = 0
+        link), the last two counted only below the block shared with the <h1>.
+
+        Built from the parent's region and remembered for the page: candidates share most ancestors.
+        """
+        known = self._regions
+        path = []
         node = el
-        to_h1 = to_buy = 99
-        h1_up, buy_up = self.h1_up, self.buy_up
-        while node is not None:
-            if to_h1 == 99 and node in h1_up:
-                to_h1 = steps + h1_up[node]
-            if to_buy == 99 and node in buy_up:
-                to_buy = steps + buy_up[node]
-            if to_h1 == 99:  # below the block shared with the title
-                node_off, node_link = self._mark(node)
-                off, link = max(off, node_off), link or node_link
-            if to_h1 != 99 and (to_buy != 99 or not buy_up):
-                break
+        while node is not None and node not in known:
+            path.append(node)
             node = node.getparent()
-            steps += 1
-        return to_h1, to_buy, off, link
+        above = known[node] if node is not None else (99, 99, 0, False)
+        h1_up, buy_up = self.h1_up, self.buy_up
+        for node in reversed(path):
+            up_h1, up_buy, up_off, up_link = above
+            if node in h1_up:
+                to_h1, off, link = h1_up[node], 0, False  # the block shared with the title: not counted
+            else:
+                node_off, node_link = self._mark(node)
+                to_h1 = 99 if up_h1 == 99 else up_h1 + 1
+                off, link = max(up_off, node_off), up_link or node_link
+            if node in buy_up:
+                to_buy = buy_up[node]
+            else:
+                to_buy = 99 if up_buy == 99 else up_buy + 1
+            above = known[node] = (to_h1, to_buy, off, link)
+        return above
 
 
 def _chain(el: Any | None) -> dict:
@@ -445,25 +452,28 @@ def _best_element(
     """The best price-named element holding one amount with its currency (not struck, not a was / unit /
     financing amount by its words)."""
     best: _Cand | None = None
+    values: dict[str, str | None] = {}  # price_value of a text (nested price elements repeat it)
     for el in _PRICE_ELEMS(tree):
+        span = layout.span(el)
+        pos = span[0] if span is not None else 0
+        score = _score(layout, el, named=True, after_title=pos >= layout.title_at)
+        # the text, parse and word checks are spent only on a candidate that could win
+        if score is None or (best is not None and (score, -pos) <= (best.score, -best.order)):
+            continue
         if _struck_up(el, struck, depth=8):
             continue
         text = _element_text(el)
         if not text or len(text) > 60 or len(NUMBER.findall(text)) != 1:
             continue  # one amount only: a was/now pair or a quantity is not a clean price
-        value = price_value(text)
+        value = values[text] if text in values else values.setdefault(text, price_value(text))
         if value is None:
             continue
         before, _, after = text.partition(value)
-        span = layout.span(el)
         if span is not None:
             before, after = _with_neighbours(span[0], span[1], parents, texts, before, after)
         if _context_rejects(before, after):
             continue
-        pos = span[0] if span is not None else 0
-        score = _score(layout, el, named=True, after_title=pos >= layout.title_at)
-        if score is not None:
-            best = _better(_Cand(score, pos, value, "heuristic:price-element"), best)
+        best = _better(_Cand(score, pos, value, "heuristic:price-element"), best)
     return best
 
 
@@ -500,7 +510,12 @@ def _best_text(layout: _Layout, struck: Callable[[Any], bool], parents: list, te
             text = signed
         elif not (PRICE_TEXT.search(text) or (len(text) <= 24 and _HAS_SIGN(text))):
             continue  # parse only what can hold a currency: a sign or code, or a word beside the amount
-        if _struck_up(parent, struck):
+        pos = i
+        after_title = pos >= layout.title_at
+        score = _score(layout, parent, named=False, after_title=after_title)
+        # texts come in document order, so a later one wins only with a higher score: the parse and the
+        # word checks are spent only on a candidate that could win
+        if score is None or (best is not None and score <= best.score) or _struck_up(parent, struck):
             continue
         value = seen[text] if text in seen else seen.setdefault(text, price_value(text))
         if value is None:
@@ -508,12 +523,8 @@ def _best_text(layout: _Layout, struck: Callable[[Any], bool], parents: list, te
         before, _, after = text.partition(value)
         if _context_rejects(*_with_neighbours(i, i, parents, texts, before, after)):
             continue
-        pos = i
-        after_title = pos >= layout.title_at
-        score = _score(layout, parent, named=False, after_title=after_title)
-        if score is not None:
-            method = "heuristic:text-after-title" if after_title and layout.h1 is not None else "heuristic:text"
-            best = _better(_Cand(score, pos, value, method), best)
+        method = "heuristic:text-after-title" if after_title and layout.h1 is not None else "heuristic:text"
+        best = _better(_Cand(score, pos, value, method), best)
     return best
 
 
