@@ -9,6 +9,7 @@ import pytest
 from priceintel.clean import AMBIGUOUS_SIGNS, currency_candidates, normalise_currency, parse_price
 from priceintel.clean.cldr import currency_table, unit_spellings
 from priceintel.clean.cldr_check import check_cldr
+from priceintel.clean.cldr_derived import visual_order
 from priceintel.clean.currencies import territory_of
 
 
@@ -179,7 +180,9 @@ def test_currency_table_is_built_once_from_cldr():
         ("45 E£", "45", "EGP", "E£"),  # 3. country-letter prefix: "EG£" (CLDR) -> EGP holds "£" -> "E£"
         ("J¥1000", "1000", "JPY", "J¥"),
         ("Nkr 200", "200", "NOK", "Nkr"),
-        ("99¢", "0.99", "USD", "¢"),  # 4. the cent sign: hundredths of a dollar
+        ("99¢", "0.99", "USD", "¢"),  # the cent sign: hundredths of a dollar
+        ("1 ع.د", "1", "IQD", "ع.د"),  # 4. visual order: CLDR's "د.ع." with its parts as shown on screen
+        ("12 س.ر", "12", "SAR", "س.ر"),
     ],
 )
 def test_spellings_derived_from_cldr(text, amount, iso, raw):
@@ -189,7 +192,7 @@ def test_spellings_derived_from_cldr(text, amount, iso, raw):
 
 def test_derived_spellings_keep_every_candidate_and_stay_derived():
     table = currency_table()
-    assert set(table.derived) == {"ascii_folding", "abbreviation_plurals", "country_prefixes"}
+    assert set(table.derived) == {"ascii_folding", "abbreviation_plurals", "country_prefixes", "visual_order"}
     assert all(n > 0 for n in table.derived.values())
     assert table.symbols["zl"] == {"PLN": 0}  # weight 0: derived, written by no locale
     assert {"SYP", "SSP", "SHP"} <= set(currency_candidates("S£"))  # a shared derived form stays ambiguous
@@ -197,5 +200,7 @@ def test_derived_spellings_keep_every_candidate_and_stay_derived():
     assert parse_price("99¢", country="CA").currency == "CAD"
     assert parse_price("¢99").currency_raw is None  # "¢" before the amount is Costa Rica's typed "₡", no cent
     assert currency_candidates("Les") == () and currency_candidates("krs") == ()  # no plural of two letters
+    assert visual_order("د.ع.\u200f") == "ع.د" and visual_order("₪") is None and visual_order("Fr.") is None
+    assert visual_order("ش.ج") == "ج.ش" and visual_order("S.R") is None  # right-to-left scripts only
     for text in ("5 d", "3 DK"):  # no one-letter folds ("đ"), no prefix of a one-letter sign ("kr" / "K")
         assert parse_price(text).currency_raw is None, text

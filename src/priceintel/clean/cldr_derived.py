@@ -23,6 +23,9 @@ records how many entries it added in `CurrencyTable.derived`. Derived symbols ar
    sign when a locale writes it so, or writes it after that currency's code or territory prefix
    ("EG£" -> EGP holds "£"). A derived spelling several currencies share keeps all of them; the
    usual resolution picks one (code in the text, country, default).
+4. `add_visual_order`: a right-to-left abbreviation of several dotted parts ("د.ع." of IQD, "ر.س." of
+   SAR) with its parts in the opposite order ("ع.د"), as text copied from a page that stores
+   Arabic or Hebrew in display (visual) order reads: the parts in left-to-right order on screen.
 """
 
 from __future__ import annotations
@@ -148,8 +151,36 @@ def add_country_prefixes(table: CurrencyTable, unit_like: Callable[[str], bool])
     return len(new)
 
 
+_RTL_LETTER = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")
+_BIDI_MARKS = dict.fromkeys(map(ord, "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e"))
+
+
+def visual_order(symbol: str) -> str | None:
+    """The dotted parts of a right-to-left abbreviation in the opposite order ("د.ع.‏" -> "ع.د"), None for a
+    symbol of one part or not written in a right-to-left script (Hebrew, Arabic blocks)."""
+    bare = symbol.translate(_BIDI_MARKS).strip().strip(".")
+    parts = [p.strip() for p in bare.split(".")]
+    if len(parts) < 2 or not all(parts) or not all(_RTL_LETTER.search(p) for p in parts):
+        return None
+    return ".".join(reversed(parts))
+
+
+def add_visual_order(table: CurrencyTable, unit_like: Callable[[str], bool]) -> int:
+    """Rule 4: right-to-left dotted abbreviations with their parts reversed (weight 0); entries added."""
+    added = 0
+    for key, codes in list(table.symbols.items()):
+        reversed_form = visual_order(key)
+        if reversed_form is None or _known(table, reversed_form) or unit_like(reversed_form):
+            continue
+        for code in codes:
+            table.add_symbol(reversed_form, code, weight=0)
+        added += 1
+    return added
+
+
 def add_derived(table: CurrencyTable, unit_like: Callable[[str], bool]) -> None:
-    """Apply rules 1-3 in order (a folded symbol may take a plural / prefix) and record the counts."""
+    """Apply rules 1-4 in order (a folded symbol may take a plural / prefix) and record the counts."""
     table.derived["ascii_folding"] = add_folded(table, unit_like)
     table.derived["abbreviation_plurals"] = add_plurals(table, unit_like)
     table.derived["country_prefixes"] = add_country_prefixes(table, unit_like)
+    table.derived["visual_order"] = add_visual_order(table, unit_like)
