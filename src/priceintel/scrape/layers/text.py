@@ -200,10 +200,13 @@ def _sku_hinted(tree: Any, raw: bytes = b"") -> bool:
         return any(k in low for k in _SKU_ATTR_HINTS)
     if "sku_hinted" not in ctx.memo:
         # two regex scans with a literal prefix ("product", "number") instead of one `in` per word
-        ctx.memo["sku_hinted"] = any(
-            _in_class_or_id(ctx.low, m.start())
+        low = ctx.low
+        # three plain substring tests cover the five words ("-number": product-, article-, item-number) and
+        # cost less than the patterns; only a page that passes them is searched for the words themselves
+        ctx.memo["sku_hinted"] = (b"-number" in low or b"productcode" in low or b"product-code" in low) and any(
+            _in_class_or_id(low, m.start())
             for pattern in (_SKU_HINT_PRODUCT, _SKU_HINT_NUMBER)
-            for m in pattern.finditer(ctx.low)
+            for m in pattern.finditer(low)
         )
     return ctx.memo["sku_hinted"]
 
