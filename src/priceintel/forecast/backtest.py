@@ -1,6 +1,9 @@
-"""The tournament's per-series work, on all cores: every model on every rolling-origin window of a series
-(`series_job`), and the final forecasts from the whole history (`final_job`). A failing model leaves NaN
-and a failure record; one series never sinks the batch."""
+"""The tournament's per-series work, on all cores: every model on every rolling-origin window of a series and
+its final forecast from the whole history, in one job per series (`series_job`), so each statsforecast
+model is fitted once per series and origin (refit-free runs fit it once per series and forward-filter it on
+the later windows and the final forecast). A failing model leaves NaN and a failure record; one series
+never sinks the batch. A model the history is too short for (`models.long_enough`) is skipped: NaN, no
+failure."""
 
 from __future__ import annotations
 
@@ -15,9 +18,18 @@ from threadpoolctl import threadpool_limits
 
 from priceintel.forecast.arrays import FINAL, Out
 from priceintel.forecast.columns import ID, OUTPUTS
-from priceintel.forecast.combine import combine, combo_candidates
+from priceintel.forecast.combine import combine
 from priceintel.forecast.metrics import window_scale
-from priceintel.forecast.models import COMBO, PROPHET, REGRESSION, SF_MODELS, run_model, seasonal_test, sf_refit_free
+from priceintel.forecast.models import (
+    COMBO,
+    PROPHET,
+    REGRESSION,
+    SF_MODELS,
+    long_enough,
+    run_model,
+    seasonal_test,
+    sf_refit_free,
+)
 from priceintel.forecast.series import Freq
 
 
@@ -39,7 +51,10 @@ def forecast_array(
     name: str, y: np.ndarray, h: int, season: int, seasonal: bool, kw: dict, fitted: dict | None = None
 ) -> np.ndarray:
     """(Out, h) array of one model's forecast: point and native bounds (NaN where a model gives none).
-    `fitted` (refit-free runs): statsforecast models fitted on an earlier window, forward-filtered."""
+    `fitted` (refit-free runs): statsforecast models fitted on an earlier window, forward-filtered. A model
+    the history is too short for gives NaN."""
+    if not long_enough(name, len(y)):
+        return np.full((len(OUTPUTS), h), np.nan)
     if fitted is not None and name in SF_MODELS:
         res = sf_refit_free(name, fitted, y, h, season, seasonal)
     else:
@@ -80,7 +95,9 @@ def series_job(
     refit: bool = True,
 ) -> dict:
     """Backtest windows (train lengths `ends`) of one series: forecasts (K, M, Out, h), actuals (K, h),
-    which windows had `min_train` points, the MASE scale per window, the seasonality test, failures."""
+    which windows had `min_train` points, the MASE scale per window, the seasonality test, failures; and
+    `final` (M, Out, h): every model's forecast from the whole history (the combination's row is left NaN:
+    its weights come from every series' backtest), for series with at least one backtest window."""
     fitted: dict | None = None if refit else {}
     fails = []
     seasonal = seasonal_test(y[: ends[0]] if len(ends) and ends[0] > 0 else y, season)
@@ -106,9 +123,21 @@ def series_job(
                 fails.append(_failure(uid, name, k, exc))
         if COMBO in models:
             out[k, list(models).index(COMBO)] = combine(out[k], models)
+    final = np.full((len(models), len(Out), h), np.nan)
+    if ok.any():
+        future_x = {k: np.concatenate([v, np.repeat(v[-1], h)]) for k, v in x.items()} if x else None
+        for j, name in enumerate(models):
+            if name == COMBO:
+                continue
+            kw = model_kwargs(name, future_x, start, len(y), h, freq, prophet_opts)
+            try:
+                final[j] = forecast_array(name, y, h, season, seasonal, kw, fitted)
+            except Exception as exc:  # noqa: BLE001
+                fails.append(_failure(uid, name, FINAL, exc))
     return {
         "uid": uid,
         "out": out,
+        "final": final,
         "actual": actual,
         "ok": ok,
         "scale": scale,
@@ -118,58 +147,11 @@ def series_job(
     }
 
 
-def final_job(
-    uid: str,
-    y: np.ndarray,
-    x: dict | None,
-    start: np.datetime64,
-    h: int,
-    names: Sequence[str],
-    season: int,
-    seasonal: bool,
-    freq: Freq,
-    prophet_opts: dict,
-    all_models: Sequence[str] = (),
-    weights: dict | None = None,
-) -> dict:
-    """Final forecasts ((Out, h) arrays by name) of `names` from the whole history (`weights`: the
-    combination's weights over `all_models`)."""
-    res, fails = {}, []
-    weights = {m: 1.0 for m in combo_candidates(all_models)} if weights is None else weights
-    if COMBO in names:
-        names = list(dict.fromkeys([*weights, *names]))
-    future_x = {k: np.concatenate([v, np.repeat(v[-1], h)]) for k, v in x.items()} if x else None
-    for name in names:
-        if name == COMBO:
-            continue
-        kw = model_kwargs(name, future_x, start, len(y), h, freq, prophet_opts)
-        try:
-            res[name] = forecast_array(name, y, h, season, seasonal, kw)
-        except Exception as exc:  # noqa: BLE001
-            fails.append(_failure(uid, name, FINAL, exc))
-            res[name] = np.full((len(Out), h), np.nan)
-    if COMBO in names:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res[COMBO] = combine(np.stack([res[m] for m in weights]), list(weights), weights)
-    return {"uid": uid, "final": res, "failures": fails}
-
-
 def chunk_backtest(items: list, **kw) -> list:
     """Worker: backtest a chunk of series (SeriesData) single-threaded."""
     warnings.filterwarnings("ignore")
     with threadpool_limits(limits=1):
         return [series_job(*it, **kw) for it in items]
-
-
-def chunk_final(items: list, freq, prophet_opts, all_models, weights=None) -> list:
-    """Worker: final forecasts of a chunk of series (each with its own model list)."""
-    warnings.filterwarnings("ignore")
-    with threadpool_limits(limits=1):
-        return [
-            final_job(u, y, x, s0, h, names, season, seasonal, freq, prophet_opts, all_models, weights)
-            for (u, y, x, s0, h, names, season, seasonal) in items
-        ]
 
 
 def run_parallel(func, items: list, n_jobs: int, progress: bool, desc: str, **kw) -> list:

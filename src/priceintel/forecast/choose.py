@@ -6,6 +6,13 @@ in these scores (the errors observed by a cut-off hold more short-lead steps). T
 is the default, and a single model replaces it only when its shrunk score is at least `margin` (5%)
 lower, so few, noisy windows fall back to the combination instead of chasing noise.
 
+Few windows are weak evidence even on a large panel: the series of a panel share their cut-offs, and an
+error of one cut-off (a chain-wide price move, a season) hits most of them at once, so a panel's backtest
+holds about as many independent samples as it has origins. A single model therefore replaces the
+combination only when it also beats the combination, pooled over the series, at `CONSISTENCY` (2/3) of the
+origins with evidence by the cut-off (`consistent_models`: one origin of one, two of two, two of three, three
+of four, ...); the fallback baselines are exempt (they are the safe choice).
+
 The baselines guard the choice, per panel and per series:
 - the panel's fallback is the fallback baseline (`FALLBACKS`: last value or seasonal naive) with the best
   pooled backtest score;
@@ -18,6 +25,8 @@ The baselines guard the choice, per panel and per series:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from priceintel.forecast.arrays import Backtest
@@ -27,6 +36,7 @@ from priceintel.forecast.models import COMBO
 SHRINK_STEPS = 50  #: default pooling: a series' own score counts like the pooled one after 50 * h points
 COMBO_MARGIN = 0.05  #: a single model replaces the combination only when its backtest MASE is >= 5% lower
 NO_CHOICE = -1  #: the choice of a series without evidence (or of a window that is not scored)
+CONSISTENCY = 2 / 3  #: a single model must beat the combination at this share of the origins seen
 #: the baselines a short or unsure series falls back to: the two the goals compare with (the rolling regular
 #: price `window_average` competes like any model; as a fallback it was noisier on small panels)
 FALLBACKS = ("naive", "seasonal_naive")
@@ -70,6 +80,35 @@ def eligible_models(models: list, pooled: np.ndarray, fb: int | None) -> np.ndar
     return beats | np.isin(np.array(models, dtype=object), FALLBACKS)
 
 
+def consistent_models(
+    models: list, err_s: np.ndarray, seen: np.ndarray, margin: float = COMBO_MARGIN, share: float = CONSISTENCY
+) -> np.ndarray:
+    """(M,) the models whose pooled, lead-balanced MASE is at least `margin` below the combination's at
+    `share` or more of the origins (windows) with evidence in `seen` (K, h), on the points where both have a
+    forecast; the combination itself and the fallback baselines are always True (everything without a
+    combination)."""
+    out = np.isin(np.array(models, dtype=object), (*FALLBACKS, COMBO))
+    if COMBO not in models:
+        return np.ones(len(models), bool)
+    c = models.index(COMBO)
+    origins = np.flatnonzero(seen.any(axis=1))
+    if not len(origins):
+        return out
+    base = err_s[:, :, c : c + 1, :]
+    both = np.isfinite(err_s) & np.isfinite(base)  # (S, K, M, h) points where the model and the combination exist
+    wins = np.zeros(len(models))
+    for k in origins:
+        m = both[:, k] & seen[k][None, None, :]  # (S, M, h)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # lead-balanced pooled MASE of each model and of the combination on the same points
+            own = np.nanmean(np.nanmean(np.where(m, err_s[:, k], np.nan), axis=0), axis=1)
+            ref = np.nanmean(np.nanmean(np.where(m, base[:, k], np.nan), axis=0), axis=1)
+        wins += np.where(np.isfinite(own) & np.isfinite(ref), own <= (1 - margin) * ref, False)
+    need = max(1, int(np.ceil(share * len(origins) - 1e-9)))
+    return out | (wins >= need)
+
+
 def _choose_at(
     bt: Backtest, err: np.ndarray, err_s: np.ndarray, seen: np.ndarray, shrink: float, margin: float, ok: np.ndarray
 ) -> np.ndarray:
@@ -92,7 +131,9 @@ def _choose_at(
         rows = np.arange(bt.n_series)
         combo_j = bt.models.index(COMBO)
         sc_combo = score[:, combo_j]
-        keep = np.isfinite(sc_combo) & (score[rows, best] > (1 - margin) * sc_combo)
+        # and beats the combination at most origins, not only on the pool (`consistent_models`)
+        clear = consistent_models(bt.models, err_s, seen, margin)[best]
+        keep = np.isfinite(sc_combo) & ((score[rows, best] > (1 - margin) * sc_combo) | ~clear)
         if fb is not None:
             keep &= sc_combo <= score[:, fb]
         best = np.where(keep, combo_j, best)

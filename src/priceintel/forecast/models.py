@@ -29,6 +29,10 @@ PROPHET_SAMPLES = 400  #: predictive samples per Prophet forecast
 PROPHET_TIMEOUT = 20.0  #: seconds before a Prophet fit is abandoned (the series gets NaN + a failure)
 SEED = 0
 MAX_ETS_SEASON = 24  #: statsforecast ETS fits no seasonal component beyond this season length
+#: AutoARIMA (both engines) is not fitted on a shorter history: its order search (up to 3 AR + 3 MA terms,
+#: differencing, drift) has too few points to choose from, most of its fit time goes to them, and the model
+#: is left out for that series and window (no failure; the combination renormalises over the others)
+MIN_ARIMA_LENGTH = 30
 
 # --- model names ------------------------------------------------------------------------------
 
@@ -236,6 +240,11 @@ def seasonal_test(y: np.ndarray, season: int) -> bool:
     acf = np.array([float(d[k:] @ d[:-k]) / den for k in range(1, season + 1)])
     limit = 1.645 * np.sqrt((1 + 2 * np.sum(acf[:-1] ** 2)) / n)
     return bool(abs(acf[-1]) > limit)
+
+
+def long_enough(name: str, n: int) -> bool:
+    """False when model `name` is skipped on a history of `n` points (see `MIN_ARIMA_LENGTH`)."""
+    return n >= MIN_ARIMA_LENGTH if name in ("auto_arima", PM_ARIMA) else True
 
 
 def _as_floats(res: dict) -> dict:

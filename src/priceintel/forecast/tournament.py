@@ -20,6 +20,7 @@ Honesty rules built in:
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -27,12 +28,12 @@ import numpy as np
 import pandas as pd
 
 from priceintel.forecast.arrays import BOUND_OUTS, FINAL, Backtest, Out, stack
-from priceintel.forecast.backtest import SeriesData, chunk_backtest, chunk_final, run_parallel
+from priceintel.forecast.backtest import SeriesData, chunk_backtest, run_parallel
 from priceintel.forecast.calibrate import INTERVAL_SHAPE, INTERVAL_SHAPES, conformal_calibration, final_bounds
 from priceintel.forecast.change import change_backtest, final_change
 from priceintel.forecast.choose import COMBO_MARGIN, NO_CHOICE, SHRINK_STEPS, choose
 from priceintel.forecast.columns import BOUNDS, CHOSEN, DS, ID, LEVELS, OVERALL, SCALE, Y, bound, column
-from priceintel.forecast.combine import COMBO_POWER, fill_combination
+from priceintel.forecast.combine import COMBO_POWER, combine, fill_combination
 from priceintel.forecast.metrics import metric_table, window_scale
 from priceintel.forecast.models import ALL_MODELS, BASELINES, COMBO, FAST_MODELS, NAIVE_BASELINES, regular_windows
 from priceintel.forecast.series import ForecastError, Freq, clean_series, get_freq, season_length
@@ -187,9 +188,8 @@ def run_tournament(
         if s.uid not in final_choice
     )
     weights = choices.attrs.get("combo_weights", {})
-    fres = _final_forecasts(panel, jobs, final_choice, models, weights.get(FINAL), popts, n_jobs, progress, h)
+    fres = _final_forecasts(jobs, final_choice, models, weights.get(FINAL))
     t3 = time.perf_counter()
-    failures.extend(f for r in fres for f in r["failures"])
     forecasts = _final_frame(fres, panel, final_choice, calib, h)
     params = _design_params(panel, h, n_windows, step, models, regressors, holidays)
     params.update(calibrate=bool(calibrate), shrink=shrink, margin=float(margin), refit=bool(refit))
@@ -385,26 +385,23 @@ def _choices_frame(bt: Backtest, choice: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CHOICE_COLUMNS)
 
 
-def _final_forecasts(
-    panel: Panel,
-    jobs: list,
-    final_choice: dict,
-    models: list,
-    weights,
-    popts: dict,
-    n_jobs: int,
-    progress: bool,
-    h: int,
-) -> list:
-    """The chosen model and the naive baselines of every chosen series, from its whole history."""
-    seasonal = {r["uid"]: r["seasonal"] for r in jobs}
-    fitems = []
-    for s in panel.items:
-        if s.uid in final_choice:
-            names = list(dict.fromkeys([*NAIVE_BASELINES, final_choice[s.uid]]))
-            fitems.append((s.uid, s.y, s.x, s.start, h, names, panel.season, seasonal[s.uid]))
-    kw = dict(freq=panel.fq, prophet_opts=popts, all_models=models, weights=weights)
-    return run_parallel(chunk_final, fitems, n_jobs, progress, "forecast", **kw)
+def _final_forecasts(jobs: list, final_choice: dict, models: list, weights) -> list:
+    """The chosen model and the naive baselines of every chosen series, from its whole history: taken from
+    the backtest jobs (which fitted every model on the whole history too), the combination from its final
+    weights (`weights`, None: equal)."""
+    out = []
+    for r in jobs:
+        u = r["uid"]
+        if u not in final_choice:
+            continue
+        names = list(dict.fromkeys([*NAIVE_BASELINES, final_choice[u]]))
+        res = {m: r["final"][models.index(m)] for m in names if m != COMBO}
+        if COMBO in names:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res[COMBO] = combine(r["final"], models, weights)
+        out.append({"uid": u, "final": res})
+    return out
 
 
 def _final_frame(fres: list, panel: Panel, final_choice: dict, calib: pd.DataFrame, h: int) -> pd.DataFrame:
