@@ -9,7 +9,7 @@ export OMP_NUM_THREADS ?= 1
 # the demo storefronts, database and apps are on loopback: never send those requests to a proxy
 export NO_PROXY := 127.0.0.1,localhost,::1,$(NO_PROXY)
 
-.PHONY: demo test test-fast lint install chromium apps lab bench db-start db-stop demo-down clean-data oj-report pricing-report
+.PHONY: demo test test-fast lint install chromium apps api lab bench db-start db-stop demo-down clean-data oj-report pricing-report
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ lint: install
 
 apps: install
 	$(BIN)/priceintel apps
+
+## make api: the REST API on http://127.0.0.1:8000 (OpenAPI docs at /docs; keys: priceintel keys create NAME)
+api: install
+	$(BIN)/priceintel api $(ARGS)
 
 ## make lab: JupyterLab on notebooks/ (loopback, token; DATABASE_URL = the workbench database; as root too)
 lab: install

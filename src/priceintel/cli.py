@@ -175,6 +175,39 @@ def cmd_apps(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    """Serve the REST API (blocks)."""
+    from priceintel.api import serve
+
+    _print(f"api: http://{args.host}:{args.port}/docs  (API keys: `priceintel keys create NAME`; Ctrl-C to stop)")
+    serve.run(args.host, args.port)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """create | list | revoke API keys."""
+    from priceintel.api import keys
+    from priceintel.db import engine as db_engine
+    from priceintel.db import migrate
+
+    migrate.upgrade()
+    eng = db_engine.get_engine()
+    if args.action == "list":
+        df = keys.list_keys(eng)
+        _print(df.to_string(index=False) if len(df) else "no API keys: create one with `priceintel keys create NAME`")
+        return 0
+    if not args.name:
+        raise PriceIntelError(f"keys {args.action} needs a {'NAME' if args.action == 'create' else 'KEY_ID'}")
+    if args.action == "create":
+        key_id, key = keys.create_key(eng, args.name, args.scope, created_by="cli")
+        _print(f"API key {key_id} ({args.scope}) for {args.name}; shown only now, keep it:")
+        _print(key)
+        return 0
+    changed = keys.revoke_key(eng, args.name, revoked_by="cli")
+    _print(f"API key {args.name} {'revoked' if changed else 'was already revoked'}")
+    return 0
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     """JupyterLab on notebooks/ (blocks): loopback, token, DATABASE_URL set to the workbench database."""
     import secrets
@@ -212,7 +245,11 @@ def cmd_users(args: argparse.Namespace) -> int:
 
     migrate.upgrade()
     eng = db_engine.get_engine()
-    _print(auth.manage_users(eng, args.action, args.name, lambda: _read_password(args), replace=args.replace))
+    _print(
+        auth.manage_users(
+            eng, args.action, args.name, lambda: _read_password(args), replace=args.replace, role=args.role
+        )
+    )
     return 0
 
 
@@ -343,9 +380,34 @@ def _add_apps(sub) -> None:
     lb.add_argument("--browser", action="store_true", help="also open a web browser")
     lb.set_defaults(func=cmd_lab)
 
-    u = sub.add_parser("users", help="who may open the apps: add NAME | list | remove NAME")
-    u.add_argument("action", choices=["add", "list", "remove"])
+    ap = sub.add_parser("api", help="serve the REST API (loopback; OpenAPI docs at /docs)")
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    ap.set_defaults(func=cmd_api)
+
+    ky = sub.add_parser("keys", help="REST API keys: create NAME [--scope] | list | revoke KEY_ID")
+    ky.add_argument("action", choices=["create", "list", "revoke"])
+    ky.add_argument("name", nargs="?", default=None, help="create: a name for the key; revoke: its key id")
+    ky.add_argument(
+        "--scope",
+        choices=["read", "write", "admin"],
+        default="read",
+        help="read (GET only; default), write (also data actions) or admin (also API keys)",
+    )
+    ky.set_defaults(func=cmd_keys)
+
+    u = sub.add_parser(
+        "users", help="who may open the apps and sign in to the API: add NAME | list | remove NAME | role NAME"
+    )
+    u.add_argument("action", choices=["add", "list", "remove", "role"])
     u.add_argument("name", nargs="?", default=None)
+    u.add_argument(
+        "--role",
+        choices=["admin", "analyst", "viewer"],
+        default=None,
+        help="add / role: admin (also users and API keys), analyst (reads and data actions; default for a new "
+        "user) or viewer (reads only)",
+    )
     u.add_argument("--password-stdin", action="store_true", help="read the password from stdin (one line)")
     u.add_argument("--replace", action="store_true", help="add: set a new password for an existing user")
     u.set_defaults(func=cmd_users)

@@ -415,6 +415,64 @@ def notify_settings() -> NotifySettings:
     )
 
 
+@dataclass(frozen=True)
+class ApiSettings:
+    """The REST API's settings (`priceintel api`), read from PRICEINTEL_API_* variables."""
+
+    #: HMAC key of the bearer tokens: PRICEINTEL_API_SECRET (at least 32 characters), else a random key kept
+    #: in `data/api-secret` (mode 0600), made on first use so tokens survive restarts of one installation
+    secret: str = field(default="", repr=False)
+    #: minutes an access token is good for / hours a refresh token is
+    access_minutes: float = 15.0
+    refresh_hours: float = 24.0
+    #: requests per minute per API key or user (a token bucket holding at most this many); 0 = unlimited
+    rate_per_minute: float = 600.0
+
+
+def _api_secret() -> str:
+    """PRICEINTEL_API_SECRET, else the installation's key file (created 0600 on first use)."""
+    given = os.environ.get("PRICEINTEL_API_SECRET") or ""
+    if given:
+        if len(given) < 32:
+            raise ConfigError("environment variable PRICEINTEL_API_SECRET must be at least 32 characters long")
+        return given
+    import secrets
+
+    path = data_dir() / "api-secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        text = path.read_text(encoding="ascii").strip()
+        if len(text) < 32:
+            raise ConfigError(
+                f"{path}: the API key file is shorter than 32 characters; delete it to make a new one"
+            ) from None
+        return text
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(secrets.token_urlsafe(48))
+    return path.read_text(encoding="ascii").strip()
+
+
+def api_settings() -> ApiSettings:
+    """REST API settings from the environment; ConfigError naming a bad variable."""
+    out = ApiSettings(
+        secret=_api_secret(),
+        access_minutes=_float_env("PRICEINTEL_API_ACCESS_MINUTES", 15.0),
+        refresh_hours=_float_env("PRICEINTEL_API_REFRESH_HOURS", 24.0),
+        rate_per_minute=_float_env("PRICEINTEL_API_RATE_PER_MINUTE", 600.0),
+    )
+    for name, value in (
+        ("PRICEINTEL_API_ACCESS_MINUTES", out.access_minutes),
+        ("PRICEINTEL_API_REFRESH_HOURS", out.refresh_hours),
+    ):
+        if not value > 0:
+            raise ConfigError(f"environment variable {name}={value!r} must be a positive number")
+    if out.rate_per_minute < 0:
+        raise ConfigError("environment variable PRICEINTEL_API_RATE_PER_MINUTE must be 0 (unlimited) or more")
+    return out
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """Package version plus the git commit of the working tree when there is one."""

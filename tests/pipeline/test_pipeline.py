@@ -122,6 +122,7 @@ def test_summary_command_prints_where_results_are(pipeline_env, on_pipeline_db, 
     out = capsys.readouterr().out
     assert "summary.json" in out and "matching F1" in out
     assert "'fact_price': " in out and "'fact_sales': 280" in out
+    assert "make api  ->  http://127.0.0.1:8000/docs" in out  # one line for the REST API
 
 
 def test_json_helpers_turn_nan_into_null(tmp_path):

@@ -167,7 +167,7 @@ def set_state(engine, alert_ids: list[int], state: str, by: str = "user") -> int
             raise AlertError(f"no alert with id(s) {missing}")
         res = conn.execute(
             sa.text("""
-            UPDATE alert SET state = :s, updated_at = now(),
+            UPDATE alert SET state = :s, updated_at = now(), state_by = :by,
                    resolved_by = CASE WHEN :s = 'resolved' THEN :by ELSE resolved_by END
             WHERE alert_id = ANY(:ids) AND state IS DISTINCT FROM :s"""),
             {"s": state, "ids": ids, "by": by},

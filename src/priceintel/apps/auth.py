@@ -22,6 +22,11 @@ from priceintel import PriceIntelError
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 #: shortest password accepted when adding a user
 MIN_PASSWORD = 8
+#: what a user may do (migration 0013): admin everything incl. users and API keys, analyst reads and data
+#: actions (review matches, alerts, watches, imports), viewer reads only
+ROLES = ("admin", "analyst", "viewer")
+#: the role of a user added without one
+DEFAULT_ROLE = "analyst"
 
 
 class AuthError(PriceIntelError):
@@ -33,6 +38,22 @@ class Session(NamedTuple):
 
     user_id: int
     version: int
+
+
+class Account(NamedTuple):
+    """A user as the API sees one: row id, name, role and the session version tokens must carry."""
+
+    user_id: int
+    username: str
+    role: str
+    version: int
+
+
+def check_role(role: str) -> str:
+    """`role` if it is one of ROLES, else AuthError naming them."""
+    if role not in ROLES:
+        raise AuthError(f"role {role!r}: use one of {', '.join(ROLES)}")
+    return role
 
 
 class CheckCounter:
@@ -93,14 +114,18 @@ def check_password(password: str) -> str:
     return password
 
 
-def add_user(engine: sa.Engine, name: str, password: str, replace: bool = False) -> bool:
-    """Store user `name` with a hashed password; returns True when created, False when replaced.
+def add_user(engine: sa.Engine, name: str, password: str, replace: bool = False, role: str | None = None) -> bool:
+    """Store user `name` with a hashed password and a role (`DEFAULT_ROLE` for a new user without one);
+    returns True when created, False when replaced.
 
-    An existing user is an AuthError unless replace=True, which sets a new password and, when it differs from
-    the old one, ends every open session of the user (the same password again keeps them).
+    An existing user is an AuthError unless replace=True, which sets a new password (and the role when given)
+    and, when the password differs from the old one, ends every open session of the user (the same password
+    again keeps them).
     """
     check_username(name)
     check_password(password)
+    if role is not None:
+        check_role(role)
     digest = hash_password(password)
     with engine.begin() as conn:
         old = conn.execute(
@@ -111,13 +136,44 @@ def add_user(engine: sa.Engine, name: str, password: str, replace: bool = False)
         bump = int(old is not None and not _matches(old.password_hash, password))
         conn.execute(
             sa.text(
-                "INSERT INTO app_user (username, password_hash) VALUES (:u, :h) "
+                "INSERT INTO app_user (username, password_hash, role) VALUES (:u, :h, COALESCE(:r, :default)) "
                 "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, "
-                "session_version = app_user.session_version + :bump"
+                "role = COALESCE(:r, app_user.role), session_version = app_user.session_version + :bump"
             ),
-            {"u": name, "h": digest, "bump": bump},
+            {"u": name, "h": digest, "bump": bump, "r": role, "default": DEFAULT_ROLE},
         )
     return old is None
+
+
+def set_role(engine: sa.Engine, name: str, role: str) -> None:
+    """Give user `name` another role (AuthError for an unknown user or role); a lower role applies to the
+    user's API tokens at once (they are checked against the stored role on every request)."""
+    check_role(role)
+    with engine.begin() as conn:
+        n = conn.execute(sa.text("UPDATE app_user SET role = :r WHERE username = :u"), {"r": role, "u": name}).rowcount
+    if not n:
+        raise AuthError(f"no user {name!r}")
+
+
+def account_by_id(engine: sa.Engine, user_id: int) -> Account | None:
+    """The Account of the user with row id `user_id`, None when there is none (removed)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT user_id, username, role, session_version FROM app_user WHERE user_id = :i"),
+            {"i": int(user_id)},
+        ).first()
+    return None if row is None else Account(int(row.user_id), row.username, row.role, int(row.session_version))
+
+
+def account_of(engine: sa.Engine, name: str) -> Account | None:
+    """The Account of user `name`, None when there is no such user (or the name is invalid)."""
+    if not valid_username(name):
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT user_id, username, role, session_version FROM app_user WHERE username = :u"), {"u": name}
+        ).first()
+    return None if row is None else Account(int(row.user_id), row.username, row.role, int(row.session_version))
 
 
 def _matches(digest: str, password: str) -> bool:
@@ -140,8 +196,8 @@ def remove_user(engine: sa.Engine, name: str) -> None:
 
 
 def list_users(engine: sa.Engine) -> pd.DataFrame:
-    """username, created_at, last_login_at of every user (no hashes)."""
-    return pd.read_sql("SELECT username, created_at, last_login_at FROM app_user ORDER BY username", engine)
+    """username, role, created_at, last_login_at of every user (no hashes)."""
+    return pd.read_sql("SELECT username, role, created_at, last_login_at FROM app_user ORDER BY username", engine)
 
 
 def count_users(engine: sa.Engine) -> int:
@@ -151,19 +207,32 @@ def count_users(engine: sa.Engine) -> int:
 
 
 def manage_users(
-    engine: sa.Engine, action: str, name: str | None, password: Callable[[], str], replace: bool = False
+    engine: sa.Engine,
+    action: str,
+    name: str | None,
+    password: Callable[[], str],
+    replace: bool = False,
+    role: str | None = None,
 ) -> str:
-    """`priceintel users add | list | remove`: do it and return what to print. `password` is asked for the new
-    password (after the name is checked)."""
-    if action not in ("add", "remove"):
+    """`priceintel users add | list | remove | role`: do it and return what to print. `password` is asked for
+    the new password (after the name and role are checked)."""
+    if action not in ("add", "remove", "role"):
         df = list_users(engine)
         return df.to_string(index=False) if len(df) else "no users: add one with `priceintel users add NAME`"
     if not name:
         raise PriceIntelError(f"users {action} needs a NAME")
+    if action == "role":
+        if role is None:
+            raise PriceIntelError("users role needs --role " + " | ".join(ROLES))
+        set_role(engine, name, role)
+        return f"user {name} is now {role}"
     if action == "add":
         check_username(name)
-        created = add_user(engine, name, password(), replace=replace)
-        return f"user {name} {'added' if created else 'password replaced'}"
+        if role is not None:
+            check_role(role)
+        created = add_user(engine, name, password(), replace=replace, role=role)
+        shown = role or ("" if not created else DEFAULT_ROLE)
+        return f"user {name} {'added' if created else 'password replaced'}" + (f" ({shown})" if shown else "")
     remove_user(engine, name)
     return f"user {name} removed"
 

@@ -88,12 +88,13 @@ def export_frames(engine: Engine, view: str, filters: Filters) -> dict[str, pd.D
     }
 
 
-def to_csv(df: pd.DataFrame) -> bytes:
+def to_csv(df: pd.DataFrame, header: bool = True) -> bytes:
     """UTF-8 CSV (header, no index, CRLF line ends; dates as YYYY-MM-DD, timestamps ISO, empty for missing).
 
     Text is made safe for spreadsheets (`items.safe_frame`): control characters are removed and a text cell
     that a spreadsheet would run as a formula (starting with = + - @ tab or CR) gets a leading single quote;
-    numeric columns keep their numbers (a negative price stays -1.5)."""
+    numeric columns keep their numbers (a negative price stays -1.5). `header=False`: rows only (the next chunk
+    of a streamed export)."""
     out = safe_frame(df)
     for col in out.columns:
         s = out[col]
@@ -104,7 +105,7 @@ def to_csv(df: pd.DataFrame) -> bytes:
                 out[col] = s.dt.strftime("%Y-%m-%d")
     # RFC 4180 line ends: a field holding a CR or LF is then quoted (with "\n" ends a bare CR is not, and a
     # spreadsheet would start a new row there, which could begin with a formula)
-    return out.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
+    return out.to_csv(index=False, header=header, lineterminator="\r\n").encode("utf-8")
 
 
 def _excel_ready(df: pd.DataFrame) -> pd.DataFrame:

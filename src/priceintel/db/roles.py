@@ -37,6 +37,7 @@ APP_WRITES = (
     "dim_date",
     "fact_sales",  # onboarding: sales imports
     "import_run",
+    "api_key",  # last-used stamps; keys made and revoked through the API by admins
 )
 #: environment variable naming a ready-made app role URL (servers without trust auth)
 APP_URL_ENV = "PRICEINTEL_APP_DATABASE_URL"

@@ -142,8 +142,10 @@ def add_watch(
     sku: str | None = None,
     *,
     known_retailers: set[str] | None = None,
+    by: str | None = None,
 ) -> dict[str, Any]:
-    """Watch one page: {watch_id, url, retailer, sku, action (added|updated|unchanged), warnings}."""
+    """Watch one page: {watch_id, url, retailer, sku, action (added|updated|unchanged), warnings}; `by` names who
+    (watch.changed_by, when the watch was added or changed)."""
     clean = clean_url(url)
     if clean is None:
         raise IngestError(f"malformed URL {url!r}: need an absolute http(s) URL with a host")
@@ -159,6 +161,8 @@ def add_watch(
             frame["sku"] = [sku]
         counts = _upsert(conn, frame, None)
         watch_id = conn.execute(sa.text("SELECT watch_id FROM watch WHERE url = :u"), {"u": clean}).scalar_one()
+        if by is not None and (counts["inserted"] or counts["updated"]):
+            conn.execute(sa.text("UPDATE watch SET changed_by = :by WHERE watch_id = :w"), {"by": by, "w": watch_id})
     action = "added" if counts["inserted"] else "updated" if counts["updated"] else "unchanged"
     unknown = known_retailers is not None and name not in known_retailers
     warnings = [unknown_retailer_message(name, clean)] if unknown else []
@@ -183,14 +187,16 @@ def _target(url_or_id: str | int) -> tuple[str, dict]:
     return "url = :v", {"v": clean_url(text) or text}
 
 
-def remove_watch(engine: Engine, url_or_id: str | int, *, purge: bool = False) -> int:
+def remove_watch(engine: Engine, url_or_id: str | int, *, purge: bool = False, by: str | None = None) -> int:
     """Stop watching a page (active = false; its history stays), or delete it and its fetches with `purge`;
-    returns the number of watches changed. IngestError when no watch has that id or url."""
+    returns the number of watches changed. IngestError when no watch has that id or url. `by` names who
+    (watch.changed_by)."""
     cond, params = _target(url_or_id)
+    params["by"] = by
     with engine.begin() as conn:
         if conn.execute(sa.text(f"SELECT 1 FROM watch WHERE {cond}"), params).first() is None:
             raise IngestError(f"no watch with id or url {str(url_or_id)!r} (see `priceintel watch list --all`)")
         if purge:
             return conn.execute(sa.text(f"DELETE FROM watch WHERE {cond}"), params).rowcount
-        sql = f"UPDATE watch SET active = false, updated_at = now() WHERE {cond} AND active"
+        sql = f"UPDATE watch SET active = false, updated_at = now(), changed_by = :by WHERE {cond} AND active"
         return conn.execute(sa.text(sql), params).rowcount

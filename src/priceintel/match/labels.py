@@ -51,8 +51,17 @@ def review_queue(engine: Engine, limit: int = 100, retailer: str | None = None) 
     return _read(engine, sql, {"limit": int(limit), "retailer": retailer})
 
 
-def record_label(engine: Engine, retailer: str, item_id: str, sku: str, label: bool, source: str = "review") -> dict:
-    """Store one verdict (True = same product) and make it the listing's current decision."""
+def record_label(
+    engine: Engine,
+    retailer: str,
+    item_id: str,
+    sku: str,
+    label: bool,
+    source: str = "review",
+    by: str | None = None,
+) -> dict:
+    """Store one verdict (True = same product) and make it the listing's current decision; `by` names who gave
+    it (stored as match_label.labelled_by)."""
     with engine.begin() as conn:
         ids = conn.execute(
             sa.text(
@@ -72,12 +81,13 @@ def record_label(engine: Engine, retailer: str, item_id: str, sku: str, label: b
         ).scalar()
         conn.execute(
             sa.text(
-                """INSERT INTO match_label (listing_id, product_id, label, source, score)
-               VALUES (:l, :p, :y, :s, :sc)
+                """INSERT INTO match_label (listing_id, product_id, label, source, score, labelled_by)
+               VALUES (:l, :p, :y, :s, :sc, :by)
                ON CONFLICT (listing_id, product_id) DO UPDATE
-               SET label = excluded.label, source = excluded.source, labelled_at = now()"""
+               SET label = excluded.label, source = excluded.source, labelled_by = excluded.labelled_by,
+                   labelled_at = now()"""
             ),
-            {"l": ids.listing_id, "p": ids.product_id, "y": bool(label), "s": source, "sc": score},
+            {"l": ids.listing_id, "p": ids.product_id, "y": bool(label), "s": source, "sc": score, "by": by},
         )
         if label:
             conn.execute(

@@ -70,5 +70,6 @@ def summary_lines(env: dict) -> list[str]:
         f"quality report:            {reports / 'quality.html'}",
         f"apps:                      make apps  ->  http://127.0.0.1:8866/ ({', '.join(apps)}); "
         "sign in (add a user once: priceintel users add NAME)",
+        "api:                       make api  ->  http://127.0.0.1:8000/docs (a key: priceintel keys create NAME)",
         "jupyterlab:                make lab",
     ]

@@ -1,0 +1,167 @@
+"""The API's actions: alert states, watches, match decisions (write access) and API keys (admin access).
+
+Each write records who made it (`user:NAME` or `key:NAME`): alert.state_by / resolved_by, watch.changed_by,
+match_label.labelled_by, api_key.created_by / revoked_by.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from priceintel.api import keys
+from priceintel.api.app import ApiError
+from priceintel.api.routes import Admin, Format, Reader, Writer, _frame_response, records
+
+router = APIRouter()
+
+
+class WatchIn(BaseModel):
+    url: str = Field(min_length=1, max_length=2048, description="absolute http(s) URL of a product page")
+    retailer: str | None = Field(default=None, max_length=64, description="default: from the URL's host")
+    sku: str | None = Field(default=None, max_length=128, description="our product it shows, if known")
+
+
+class Decision(BaseModel):
+    retailer: str = Field(min_length=1, max_length=64)
+    item_id: str = Field(min_length=1, max_length=256)
+    sku: str = Field(min_length=1, max_length=128)
+    same_product: bool = Field(description="true: confirm the match; false: reject it")
+
+
+class KeyIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    scope: Literal["read", "write", "admin"] = "read"
+
+
+@router.post("/v1/alerts/{alert_id}/{action}", tags=["actions"], summary="acknowledge or resolve an alert")
+def alert_state(
+    request: Request,
+    who: Writer,
+    alert_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    action: Literal["acknowledge", "resolve"],
+) -> dict:
+    from priceintel.alerts.store import AlertError, set_state
+
+    state = "acknowledged" if action == "acknowledge" else "resolved"
+    try:
+        changed = set_state(request.app.state.engine, [alert_id], state, by=who.label)
+    except AlertError as err:
+        raise ApiError(404, str(err)) from None
+    return {"alert_id": alert_id, "state": state, "changed": bool(changed), "by": who.label}
+
+
+@router.get("/v1/watches", tags=["actions"], summary="the watch list (competitor pages to check)")
+def watches(
+    request: Request,
+    who: Reader,
+    include_inactive: bool = False,
+    retailer: Annotated[str | None, Query(max_length=64)] = None,
+    format: Format = "json",
+) -> Response:
+    from priceintel.ingest.watch import list_watches
+
+    df = list_watches(request.app.state.engine, include_inactive=include_inactive, retailer=retailer)
+    return _frame_response(df, format, "watches")
+
+
+@router.post("/v1/watches", tags=["actions"], summary="watch pages (one or a list of up to 1,000)")
+def add_watches(
+    request: Request, who: Writer, body: Annotated[list[WatchIn], Body(min_length=1, max_length=1000)]
+) -> dict:
+    from priceintel.ingest.watch import IngestError, add_watch
+    from priceintel.scrape.shops import default_shops_path, load_shops
+
+    known = set(load_shops()) if default_shops_path().is_file() else None
+    results, errors = [], []
+    for i, item in enumerate(body):
+        try:
+            results.append(
+                add_watch(
+                    request.app.state.engine, item.url, item.retailer, item.sku, known_retailers=known, by=who.label
+                )
+            )
+        except IngestError as err:
+            errors.append({"index": i, "url": item.url, "message": str(err)})
+    return {"watches": results, "errors": errors}
+
+
+@router.delete("/v1/watches/{watch_id}", tags=["actions"], summary="stop watching a page (its history stays)")
+def stop_watch(request: Request, who: Writer, watch_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> dict:
+    from priceintel.ingest.watch import IngestError, remove_watch
+
+    try:
+        changed = remove_watch(request.app.state.engine, watch_id, by=who.label)
+    except IngestError as err:
+        raise ApiError(404, str(err)) from None
+    return {"watch_id": watch_id, "stopped": bool(changed)}
+
+
+@router.get("/v1/matches/review", tags=["actions"], summary="listing/product pairs waiting for a decision")
+def review(
+    request: Request,
+    who: Reader,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    retailer: Annotated[str | None, Query(max_length=64)] = None,
+    format: Format = "json",
+) -> Response:
+    from priceintel.match.labels import review_queue
+
+    return _frame_response(review_queue(request.app.state.engine, limit, retailer), format, "review")
+
+
+@router.post("/v1/matches/decisions", tags=["actions"], summary="confirm or reject matches (up to 1,000)")
+def decide(request: Request, who: Writer, body: Annotated[list[Decision], Body(min_length=1, max_length=1000)]) -> dict:
+    from priceintel.match.labels import LabelError, record_label
+
+    results, errors = [], []
+    for i, d in enumerate(body):
+        try:
+            results.append(
+                record_label(
+                    request.app.state.engine,
+                    d.retailer,
+                    d.item_id,
+                    d.sku,
+                    d.same_product,
+                    source="api",
+                    by=who.label,
+                )
+            )
+        except LabelError as err:
+            errors.append({"index": i, "message": str(err)})
+    return {"decisions": results, "errors": errors}
+
+
+# ---- API keys
+
+
+@router.get("/v1/keys", tags=["admin"], summary="every API key (never a secret)")
+def list_api_keys(request: Request, who: Admin) -> dict:
+    return {"items": records(keys.list_keys(request.app.state.engine))}
+
+
+@router.post(
+    "/v1/keys",
+    tags=["admin"],
+    status_code=201,
+    summary="create an API key: the key is in this answer only, keep it",
+)
+def create_api_key(request: Request, who: Admin, body: KeyIn) -> dict:
+    try:
+        key_id, key = keys.create_key(request.app.state.engine, body.name, body.scope, created_by=who.label)
+    except keys.ApiKeyError as err:
+        raise ApiError(400, str(err)) from None
+    return {"key_id": key_id, "name": body.name, "scope": body.scope, "key": key}
+
+
+@router.delete("/v1/keys/{key_id}", tags=["admin"], summary="revoke an API key at once")
+def revoke_api_key(request: Request, who: Admin, key_id: Annotated[str, Path(pattern="^[0-9a-f]{12}$")]) -> dict:
+    try:
+        changed = keys.revoke_key(request.app.state.engine, key_id, revoked_by=who.label)
+    except keys.ApiKeyError as err:
+        raise ApiError(404, str(err)) from None
+    return {"key_id": key_id, "revoked": True, "changed": changed}

@@ -1,0 +1,183 @@
+"""The FastAPI application: authentication, rate limit, JSON errors and the routes of `api.routes`.
+
+Every error is JSON `{"error": {"status": 404, "message": "…"}}` (validation errors add `details`, one per bad
+field, naming where: `query.limit`). Callers authenticate with `Authorization: Bearer <API key or access token>`
+or `X-API-Key: <API key>`; /health and /ready need nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from priceintel import PriceIntelError, config
+from priceintel.api import keys, tokens
+from priceintel.api.principal import ROLE_LEVEL, Principal, RateLimiter, retry_after
+from priceintel.apps import auth, signin
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1"
+_bearer = HTTPBearer(auto_error=False, description="an API key (pik_…) or an access token from /v1/auth/token")
+_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (pik_…)")
+
+
+class ApiError(Exception):
+    """An error answered as JSON with `status` and a message a person understands."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def error_body(status: int, message: str, details: list | None = None) -> dict:
+    """The JSON body of every error answer."""
+    body: dict[str, Any] = {"status": status, "message": message}
+    if details:
+        body["details"] = details
+    return {"error": body}
+
+
+def _where(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _problem(err: dict) -> str:
+    msg = str(err.get("msg", "invalid value"))
+    return msg[0].lower() + msg[1:] if msg else msg
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """JSON errors for API errors, HTTP errors, validation errors, domain errors and anything unexpected."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.status, exc.message), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = {
+            404: f"no such endpoint: {request.method} {request.url.path} (see /docs)",
+            405: f"{request.method} is not allowed on {request.url.path} (see /docs)",
+        }.get(exc.status_code, str(exc.detail))
+        return JSONResponse(
+            error_body(exc.status_code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"where": _where(e.get("loc", ())), "problem": _problem(e)} for e in exc.errors()]
+        first = details[0] if details else {"where": "request", "problem": "invalid"}
+        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+        message = f"{first['where']}: {first['problem']}{more}"
+        return JSONResponse(error_body(422, message, details), status_code=422)
+
+    @app.exception_handler(PriceIntelError)
+    async def _domain_error(request: Request, exc: PriceIntelError) -> JSONResponse:
+        return JSONResponse(error_body(400, str(exc)), status_code=400)
+
+    @app.exception_handler(ValueError)
+    async def _value_error(request: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse(error_body(400, str(exc)), status_code=400)
+
+    @app.exception_handler(sa.exc.OperationalError)
+    async def _db_down(request: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", str(getattr(exc, "orig", exc)).strip().splitlines()[0])
+        return JSONResponse(
+            error_body(503, "the database is not reachable; try again shortly"),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body(500, "internal error: the server logged it; please report it"), status_code=500)
+
+
+def _engine(request: Request) -> sa.Engine:
+    return request.app.state.engine
+
+
+def _authenticate(request: Request, token: str | None) -> Principal:
+    engine = _engine(request)
+    if not token:
+        raise ApiError(
+            401,
+            "authentication required: send 'Authorization: Bearer <API key or access token>'",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    if keys.looks_like_key(token):
+        key = keys.authenticate(engine, token)
+        if key is None:
+            raise ApiError(401, "the API key is not valid or has been revoked", {"WWW-Authenticate": "Bearer"})
+        return Principal("key", key.key_id, f"{key.name}", key.scope)
+    try:
+        claims = tokens.verify(token, "access", request.app.state.settings)
+    except tokens.TokenError as err:
+        raise ApiError(401, str(err), {"WWW-Authenticate": "Bearer"}) from None
+    account = auth.account_by_id(engine, claims.user_id)
+    if account is None or account.version != claims.version:
+        raise ApiError(
+            401,
+            "the session has ended (signed out, new password or user removed): sign in again",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    return Principal("user", str(account.user_id), account.username, ROLE_LEVEL[account.role])
+
+
+def requires(level: str):
+    """A dependency: the authenticated caller, at least at `level`, within the rate limit."""
+
+    def dependency(
+        request: Request,
+        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        api_key: str | None = Depends(_key_header),
+    ) -> Principal:
+        token = bearer.credentials if bearer is not None else api_key
+        who = _authenticate(request, token)
+        wait = request.app.state.limiter.take(f"{who.kind}:{who.ident}")
+        if wait > 0:
+            raise ApiError(
+                429,
+                f"rate limit: at most {request.app.state.settings.rate_per_minute:g} requests a "
+                f"minute; retry in {retry_after(wait)} s",
+                {"Retry-After": retry_after(wait)},
+            )
+        if not who.may(level):
+            what = f"scope {who.level}" if who.kind == "key" else f"role {who.level}"
+            raise ApiError(403, f"{who.label} ({what}) may not do this: it needs {level} access")
+        return who
+
+    return dependency
+
+
+def create_app(database_url: str | None = None, settings: config.ApiSettings | None = None) -> FastAPI:
+    """The API application on the database at `database_url` (default DATABASE_URL / embedded)."""
+    from priceintel.api import routes
+    from priceintel.db.engine import get_engine
+
+    app = FastAPI(
+        title="Price Intelligence Workbench API",
+        version=API_VERSION,
+        description=(
+            "Competitor prices, matches, forecasts, elasticities and alerts of the workbench database. "
+            "Authenticate with an API key (`priceintel keys create`) or an access token from `POST /v1/auth/token`."
+        ),
+        openapi_tags=routes.TAGS,
+    )
+    app.state.engine = get_engine(database_url, check=False)
+    app.state.database_url = database_url
+    app.state.settings = settings or config.api_settings()
+    app.state.limiter = RateLimiter(app.state.settings.rate_per_minute)
+    app.state.throttle = signin.SignInThrottle()
+    install_error_handlers(app)
+    routes.install(app)
+    return app

@@ -1,0 +1,370 @@
+"""The API's read routes: health, sign-in, catalogue and prices, the app views (keyset pages, JSON or CSV)
+and runs; the writes (alerts, watches, matches, API keys) are in `api.actions`.
+
+Reads need `read` access, data actions `write`, API keys `admin` (`api.principal`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from priceintel.api import tokens
+from priceintel.api.app import ApiError, requires
+from priceintel.api.principal import Principal, retry_after
+from priceintel.apps import auth
+from priceintel.apps import views as app_views
+from priceintel.apps.export import to_csv
+
+TAGS = [
+    {"name": "service", "description": "health and readiness (no authentication)"},
+    {"name": "auth", "description": "bearer tokens from a user's password"},
+    {"name": "catalogue", "description": "our products and competitor prices"},
+    {"name": "views", "description": "the apps' views: keyset pages of prices, forecasts, elasticities, alerts"},
+    {"name": "actions", "description": "alerts, watches and match decisions (write access)"},
+    {"name": "admin", "description": "API keys (admin access)"},
+]
+
+Reader = Annotated[Principal, Depends(requires("read"))]
+Writer = Annotated[Principal, Depends(requires("write"))]
+Admin = Annotated[Principal, Depends(requires("admin"))]
+Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv (spreadsheet-safe)")]
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _value(v: Any) -> Any:
+    """A JSON-ready cell: None for missing, ISO dates, plain Python numbers."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.date().isoformat() if v == v.normalize() and v.tz is None else v.isoformat()
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    if isinstance(v, np.generic):
+        return _value(v.item())
+    return v
+
+
+def records(df: pd.DataFrame) -> list[dict]:
+    """The rows of a frame as JSON-ready dicts."""
+    cols = list(df.columns)
+    return [{c: _value(v) for c, v in zip(cols, row)} for row in df.itertuples(index=False, name=None)]
+
+
+def _frame_response(df: pd.DataFrame, fmt: str, name: str, extra: dict | None = None) -> Response:
+    if fmt == "csv":
+        return Response(
+            to_csv(df),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    return JSONResponse({"items": records(df), **(extra or {})})
+
+
+def encode_cursor(cursor: tuple | None) -> str | None:
+    """An opaque page cursor (URL-safe base64 of the keyset values) or None."""
+    if cursor is None:
+        return None
+    raw = json.dumps([_value(v) for v in cursor], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str | None) -> tuple | None:
+    """The keyset values of a cursor from `encode_cursor`; ApiError 400 for anything else."""
+    if not text:
+        return None
+    bad = "after: not a cursor given by this API (use the 'next' value of the previous page)"
+    try:
+        values = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, bad) from None
+    if not isinstance(values, list):
+        raise ApiError(400, bad)
+    return tuple(values)
+
+
+def _filters(
+    start: date | None, end: date | None, retailer: list[str] | None, category: list[str] | None, sku: list[str] | None
+) -> app_views.Filters:
+    return app_views.Filters(
+        start=start, end=end, retailers=tuple(retailer or ()), categories=tuple(category or ()), skus=tuple(sku or ())
+    )
+
+
+def _view(
+    request: Request,
+    view: str,
+    fmt: str,
+    after: str | None,
+    limit: int,
+    filters: app_views.Filters,
+) -> Response:
+    engine = request.app.state.engine
+    if fmt == "csv":
+        app_views.check_filters(engine, filters)
+
+        def chunks() -> Iterator[bytes]:
+            first = True
+            for chunk in app_views.iter_rows(engine, view, filters):
+                yield to_csv(chunk, header=first)
+                first = False
+            if first:  # no rows: the header alone
+                spec = app_views.SPECS[view]
+                yield to_csv(pd.DataFrame(columns=list(spec.columns)))
+
+        return StreamingResponse(
+            chunks(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{view}.csv"'},
+        )
+    page = app_views.page(engine, view, filters, after=decode_cursor(after), limit=limit)
+    return JSONResponse(
+        {"items": records(page.rows), "next": encode_cursor(page.next_cursor), "has_more": page.has_more}
+    )
+
+
+# ------------------------------------------------------------------------------------------ models
+
+
+class Login(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class Refresh(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+# ------------------------------------------------------------------------------------------ routes
+
+router = APIRouter()
+
+
+def install(app: FastAPI) -> None:
+    """Add every route (these and `api.actions`) to `app`."""
+    from priceintel.api import actions
+
+    app.include_router(router)
+    app.include_router(actions.router)
+
+
+@router.get("/health", tags=["service"], summary="the service is up")
+def health() -> dict:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/ready",
+    tags=["service"],
+    summary="the database is reachable and its schema current",
+    responses={503: {"description": "not ready"}},
+)
+def ready(request: Request) -> JSONResponse:
+    from priceintel.db import migrate
+
+    try:
+        with request.app.state.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+            current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    except sa.exc.SQLAlchemyError as err:
+        reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
+        return JSONResponse({"status": "not ready", "database": f"unreachable: {reason}"}, status_code=503)
+    head = migrate.head()
+    if head not in current:
+        return JSONResponse(
+            {
+                "status": "not ready",
+                "database": "reachable",
+                "migrations": f"at {', '.join(current) or 'none'}, code expects {head}: run `priceintel init-db`",
+            },
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready", "database": "reachable", "migrations": head})
+
+
+# ---- auth
+
+
+def _tokens(request: Request, account: auth.Account) -> dict:
+    settings = request.app.state.settings
+    access, ttl = tokens.issue(account.user_id, account.username, account.version, "access", settings)
+    refresh, _ = tokens.issue(account.user_id, account.username, account.version, "refresh", settings)
+    return {
+        "access_token": access,
+        "token_type": "bearer",
+        "expires_in": ttl,
+        "refresh_token": refresh,
+        "role": account.role,
+    }
+
+
+@router.post(
+    "/v1/auth/token",
+    tags=["auth"],
+    summary="sign in with a username and password",
+    responses={401: {"description": "wrong username or password"}, 429: {"description": "slow down"}},
+)
+def sign_in(request: Request, body: Login) -> dict:
+    engine = request.app.state.engine
+    address = request.client.host if request.client else "unknown"
+    throttle = request.app.state.throttle
+    wait, ticket = throttle.reserve(body.username, address)
+    if ticket is None:
+        raise ApiError(
+            429, f"too many failed sign-ins: retry in {retry_after(wait)} s", {"Retry-After": retry_after(wait)}
+        )
+    session = auth.sign_in(engine, body.username, body.password)
+    account = auth.account_by_id(engine, session.user_id) if session is not None else None
+    if account is None:
+        raise ApiError(401, "wrong username or password", {"WWW-Authenticate": "Bearer"})
+    throttle.succeeded(ticket)
+    return _tokens(request, account)
+
+
+@router.post(
+    "/v1/auth/refresh",
+    tags=["auth"],
+    summary="a new access token from a refresh token",
+    responses={401: {"description": "the refresh token is not valid or the session ended"}},
+)
+def refresh(request: Request, body: Refresh) -> dict:
+    try:
+        claims = tokens.verify(body.refresh_token, "refresh", request.app.state.settings)
+    except tokens.TokenError as err:
+        raise ApiError(401, str(err), {"WWW-Authenticate": "Bearer"}) from None
+    account = auth.account_by_id(request.app.state.engine, claims.user_id)
+    if account is None or account.version != claims.version:
+        raise ApiError(
+            401,
+            "the session has ended (signed out, new password or user removed): sign in again",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    return _tokens(request, account)
+
+
+@router.get("/v1/me", tags=["auth"], summary="who the credentials belong to")
+def me(who: Reader) -> dict:
+    return {"kind": who.kind, "name": who.name, "access": who.level}
+
+
+# ---- catalogue and prices
+
+
+@router.get("/v1/products", tags=["catalogue"], summary="our catalogue with matched listings per product")
+def products(request: Request, who: Reader, format: Format = "json") -> Response:
+    from priceintel.db import queries
+
+    return _frame_response(queries.list_products(request.app.state.engine), format, "products")
+
+
+@router.get(
+    "/v1/products/{sku}/history",
+    tags=["catalogue"],
+    summary="daily prices of a product: every matched listing and our own price",
+)
+def history(
+    request: Request,
+    who: Reader,
+    sku: Annotated[str, Path(max_length=128)],
+    start: date | None = None,
+    end: date | None = None,
+    format: Format = "json",
+) -> Response:
+    from priceintel.db import queries
+
+    if start and end and start > end:
+        raise ApiError(400, f"start {start} is after end {end}")
+    try:
+        df = queries.price_history(request.app.state.engine, sku, start, end)
+    except queries.QueryError as err:
+        raise ApiError(404, str(err)) from None
+    return _frame_response(df, format, f"history-{sku}")
+
+
+@router.get("/v1/prices/latest", tags=["catalogue"], summary="the latest observation of every listing")
+def latest(
+    request: Request, who: Reader, sku: Annotated[str | None, Query(max_length=128)] = None, format: Format = "json"
+) -> Response:
+    from priceintel.db import queries
+
+    return _frame_response(queries.latest_prices(request.app.state.engine, sku), format, "latest-prices")
+
+
+@router.get(
+    "/v1/price-index",
+    tags=["catalogue"],
+    summary="competitor prices against ours (gap and index per listing, latest day)",
+)
+def price_index(
+    request: Request, who: Reader, sku: Annotated[str | None, Query(max_length=128)] = None, format: Format = "json"
+) -> Response:
+    from priceintel.db import queries
+
+    return _frame_response(queries.price_vs_ours(request.app.state.engine, sku), format, "price-index")
+
+
+# ---- the apps' views
+
+
+def _add_view(path: str, view: str, summary: str) -> None:
+    @router.get(path, tags=["views"], summary=summary, name=f"view_{view}")
+    def read_view(
+        request: Request,
+        who: Reader,
+        start: date | None = None,
+        end: date | None = None,
+        retailer: Annotated[list[str] | None, Query(max_length=64)] = None,
+        category: Annotated[list[str] | None, Query(max_length=64)] = None,
+        sku: Annotated[list[str] | None, Query(max_length=128)] = None,
+        after: Annotated[str | None, Query(max_length=512, description="'next' of the previous page")] = None,
+        limit: Annotated[int, Query(ge=1, le=app_views.MAX_LIMIT)] = 100,
+        format: Format = "json",
+    ) -> Response:
+        try:
+            filters = _filters(start, end, retailer, category, sku)
+        except ValueError as err:
+            raise ApiError(400, str(err)) from None
+        return _view(request, view, format, after, limit, filters)
+
+
+_add_view("/v1/prices", "prices", "daily competitor prices beside ours (newest first)")
+_add_view("/v1/forecasts", "forecasts", "price forecasts with 80% and 95% intervals")
+_add_view("/v1/elasticities", "elasticity", "own-price elasticities and recommended prices")
+_add_view("/v1/alerts", "alerts", "alerts (newest first)")
+
+
+@router.get("/v1/runs", tags=["catalogue"], summary="recent pipeline and import runs")
+def runs(request: Request, who: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict:
+    engine = request.app.state.engine
+    with engine.connect() as conn:
+        pipeline = pd.read_sql(
+            sa.text(
+                "SELECT run_id, task, status, started_at, finished_at, code_version FROM pipeline_run "
+                "ORDER BY run_id DESC LIMIT :n"
+            ),
+            conn,
+            params={"n": limit},
+        )
+        imports = pd.read_sql(
+            sa.text(
+                "SELECT import_run_id, kind, status, started_at, finished_at, rows_total, rows_inserted, "
+                "rows_updated, rows_rejected, message FROM import_run ORDER BY import_run_id DESC LIMIT :n"
+            ),
+            conn,
+            params={"n": limit},
+        )
+    return {"pipeline": records(pipeline), "imports": records(imports)}

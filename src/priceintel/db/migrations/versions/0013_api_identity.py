@@ -1,0 +1,64 @@
+"""One identity for the apps and the REST API: a role per user (admin / analyst / viewer), API keys, and who
+made each change (alert states, match verdicts, watches).
+
+Users who could open the apps before this migration could do everything there, so they become admins. An API
+key is shown once when created; only the SHA-256 of its random secret is stored (the secret is 256 random bits,
+so a fast hash is enough), with its scope (read / write / admin), who created it and when it was last used.
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-12-06
+"""
+
+from alembic import op
+
+revision = "0013"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+_UP = """
+ALTER TABLE app_user ADD COLUMN role text NOT NULL DEFAULT 'admin' CHECK (role IN ('admin', 'analyst', 'viewer'));
+ALTER TABLE app_user ALTER COLUMN role SET DEFAULT 'analyst';
+COMMENT ON COLUMN app_user.role IS
+    'admin: everything incl. users and API keys; analyst: reads and data actions; viewer: reads only';
+
+CREATE TABLE api_key (
+    key_id       text PRIMARY KEY CHECK (key_id ~ '^[0-9a-f]{12}$'),
+    name         text NOT NULL CHECK (name ~ '^[A-Za-z0-9_.@ -]{1,64}$'),
+    scope        text NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+    secret_hash  text NOT NULL CHECK (secret_hash ~ '^[0-9a-f]{64}$'),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    created_by   text NOT NULL,
+    last_used_at timestamptz,
+    revoked_at   timestamptz,
+    revoked_by   text
+);
+COMMENT ON TABLE api_key IS
+    'REST API keys (priceintel keys create): pik_<key_id>_<secret> shown once, only sha256(secret) stored';
+
+ALTER TABLE alert ADD COLUMN state_by text;
+COMMENT ON COLUMN alert.state_by IS 'who last acknowledged or resolved it (user:NAME, key:NAME, cli, pipeline)';
+ALTER TABLE match_label ADD COLUMN labelled_by text;
+COMMENT ON COLUMN match_label.labelled_by IS 'who gave the verdict (user:NAME, key:NAME, cli)';
+ALTER TABLE watch ADD COLUMN changed_by text;
+COMMENT ON COLUMN watch.changed_by IS 'who last added, changed or stopped the watch (user:NAME, key:NAME, cli, import)';
+"""
+
+_DOWN = """
+ALTER TABLE watch DROP COLUMN IF EXISTS changed_by;
+ALTER TABLE match_label DROP COLUMN IF EXISTS labelled_by;
+ALTER TABLE alert DROP COLUMN IF EXISTS state_by;
+DROP TABLE IF EXISTS api_key;
+ALTER TABLE app_user DROP COLUMN IF EXISTS role;
+"""
+
+
+def upgrade() -> None:
+    """Add app_user.role and api_key."""
+    op.execute(_UP)
+
+
+def downgrade() -> None:
+    """Drop api_key and app_user.role."""
+    op.execute(_DOWN)
