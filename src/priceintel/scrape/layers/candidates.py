@@ -348,34 +348,15 @@ def _score(layout: _Layout, el: Any, named: bool, after_title: bool) -> float | 
     return score
 
 
-_BUY_WORDS = (
-    "add-to-basket",
-    "add-to-cart",
-    "addtocart",
-    "add-to-bag",
-    "addtobag",
-    "add_to_cart",
-    "addtobasket",
-    "add_to_basket",
-    "add to basket",
-    "add to cart",
-    "add to bag",
+_BUY_WORDS = tuple(
+    "add-to-basket|add-to-cart|addtocart|add-to-bag|addtobag|add_to_cart|addtobasket|add_to_basket|"
+    "add to basket|add to cart|add to bag".split("|")
 )
 _BUY_BUTTONS = etree.XPath("//body//button[not(@disabled)] | //body//input[@type='submit'][not(@disabled)]")
 #: class words of a block that is not the product's own buy box
-_NOT_MAIN = (
-    "recommend",
-    "carousel",
-    "product-card",
-    "related",
-    "upsell",
-    "crosssell",
-    "cross-sell",
-    "unavailable",
-    "disabled",
-    "hidden",
-    "sold-out",
-    "soldout",
+_NOT_MAIN = tuple(
+    "recommend|carousel|product-card|related|upsell|crosssell|cross-sell|unavailable|disabled|hidden|"
+    "sold-out|soldout".split("|")
 )
 
 
