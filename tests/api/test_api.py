@@ -4,10 +4,8 @@ that record who made them, and a property-based walk over every GET route that m
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import quote
 
 import httpx
@@ -16,6 +14,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _api_server import serve
 from priceintel import config
 from priceintel.api import keys, tokens
 from priceintel.api.app import create_app
@@ -27,27 +26,6 @@ pytestmark = pytest.mark.slow
 
 SECRET = "test-secret-" + "x" * 40
 PASSWORD = "correct horse battery"
-
-
-@contextmanager
-def serve(app) -> Iterator[str]:
-    """Run `app` under uvicorn on 127.0.0.1 (a free port) in a thread; yields its base URL."""
-    import uvicorn
-
-    cfg = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none")
-    server = uvicorn.Server(cfg)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not (server.started and server.servers):
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture(scope="module")

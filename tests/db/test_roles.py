@@ -30,7 +30,7 @@ def test_the_app_role_reads_all_writes_only_the_apps_tables(pg_engine, pg_url):
 
     rights = roles.role_privileges(pg_url, role)
     assert rights["superuser"] is False and rights["createrole"] is False and rights["createdb"] is False
-    assert rights["writes"] == sorted(roles.APP_WRITES)
+    assert rights["writes"] == sorted(roles.APP_WRITES + roles.APP_UPSERTS)
 
     app = sa.create_engine(app_url, poolclass=sa.pool.NullPool)
     try:

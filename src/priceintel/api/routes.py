@@ -32,6 +32,7 @@ TAGS = [
     {"name": "catalogue", "description": "our products and competitor prices"},
     {"name": "views", "description": "the apps' views: keyset pages of prices, forecasts, elasticities, alerts"},
     {"name": "actions", "description": "alerts, watches and match decisions (write access)"},
+    {"name": "imports", "description": "prices observed elsewhere, our catalogue and sales; alert rules (write)"},
     {"name": "admin", "description": "API keys (admin access)"},
 ]
 
@@ -155,11 +156,12 @@ router = APIRouter()
 
 
 def install(app: FastAPI) -> None:
-    """Add every route (these and `api.actions`) to `app`."""
-    from priceintel.api import actions
+    """Add every route (these, `api.actions` and `api.imports`) to `app`."""
+    from priceintel.api import actions, imports
 
     app.include_router(router)
     app.include_router(actions.router)
+    app.include_router(imports.router)
 
 
 @router.get("/health", tags=["service"], summary="the service is up")

@@ -1,9 +1,10 @@
 """The apps' database role: a login role that is not a superuser and owns nothing.
 
 Migrations, loads and `priceintel users` run as the database owner (the URL in DATABASE_URL). The Voila apps
-(and the API to come) connect as `<database>_app`, which may read every table and view but write only the
-tables the apps write (sign-in, match review, alert states, own-data imports): no DDL, no ownership, no
-superuser, so a bug in an app cannot drop, alter or read outside the workbench's tables.
+and the REST API connect as `<database>_app`, which may read every table and view but write only the tables the
+apps write (sign-in, match review, alert states, own-data imports, API keys) and add to, never delete from, the
+price facts the API imports: no DDL, no ownership, no superuser, so a bug in an app cannot drop, alter or read
+outside the workbench's tables.
 
 `ensure_app_role(url)` creates the role when the owner may (superuser or CREATEROLE), (re-)grants its
 privileges and returns a URL to connect as it: `$PRICEINTEL_APP_DATABASE_URL` when set (that role is granted
@@ -23,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from priceintel.db.engine import _create_engine, app_role_name, get_engine, normalize_url, redact_url
 from priceintel.db.errors import DatabaseError
 
-__all__ = ["APP_WRITES", "app_role_name", "ensure_app_role", "role_privileges"]
+__all__ = ["APP_UPSERTS", "APP_WRITES", "app_role_name", "ensure_app_role", "role_privileges"]
 
 #: the tables the apps write; every other table and view is read-only to them
 APP_WRITES = (
@@ -39,6 +40,9 @@ APP_WRITES = (
     "import_run",
     "api_key",  # last-used stamps; keys made and revoked through the API by admins
 )
+#: tables the apps may add to and update but never delete from: the API's import of competitor prices observed
+#: elsewhere (new retailers, listings and prices; `ingest.observations`)
+APP_UPSERTS = ("dim_retailer", "dim_listing", "fact_price")
 #: environment variable naming a ready-made app role URL (servers without trust auth)
 APP_URL_ENV = "PRICEINTEL_APP_DATABASE_URL"
 
@@ -75,11 +79,14 @@ def _grant(conn: Connection, role: str, database: str) -> None:
     conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {q}")
     conn.exec_driver_sql(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {q}")
     writes = [t for t in APP_WRITES if t in tables]
-    if writes:
-        conn.exec_driver_sql(f"GRANT INSERT, UPDATE, DELETE ON {', '.join(writes)} TO {q}")
+    upserts = [t for t in APP_UPSERTS if t in tables]
     others = sorted(tables - set(writes))
     if others:  # a table that left APP_WRITES loses its write grant on the next run
         conn.exec_driver_sql(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {', '.join(others)} FROM {q}")
+    if writes:
+        conn.exec_driver_sql(f"GRANT INSERT, UPDATE, DELETE ON {', '.join(writes)} TO {q}")
+    if upserts:
+        conn.exec_driver_sql(f"GRANT INSERT, UPDATE ON {', '.join(upserts)} TO {q}")
 
 
 def _connects(url: str) -> bool:

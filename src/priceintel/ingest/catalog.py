@@ -176,8 +176,9 @@ def import_catalog(
     encoding: str | None = None,
     currency: str | None = None,
     archive_root: str | Path | None = None,
+    by: str | None = None,
 ) -> ImportResult:
     """Import a catalogue file into dim_product (see the module docstring); `currency` is the default currency of
     prices written without one; `archive_root` (default: the data dir) receives `imports/catalog/<sha>-<name>`."""
-    opts: dict[str, Any] = {"strict": strict, "encoding": encoding, "archive_root": archive_root}
+    opts: dict[str, Any] = {"strict": strict, "encoding": encoding, "archive_root": archive_root, "by": by}
     return run_import(engine, "catalog", path, lambda conn, path, df: check_catalog(path, df, currency), _load, **opts)

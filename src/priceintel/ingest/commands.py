@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from priceintel.db import engine as db_engine
 from priceintel.db import migrate, queries
 from priceintel.ingest.catalog import import_catalog
+from priceintel.ingest.observations import import_observations
 from priceintel.ingest.result import ImportResult
 from priceintel.ingest.sales import import_sales
 from priceintel.ingest.watch import add_watch, import_watches, list_watches, remove_watch
@@ -58,6 +59,11 @@ def cmd_catalog_import(args: argparse.Namespace) -> int:
 def cmd_sales_import(args: argparse.Namespace) -> int:
     """Import a daily sales file into fact_sales."""
     return _report(import_sales(_engine(), args.path, strict=args.strict, encoding=args.encoding))
+
+
+def cmd_prices_import(args: argparse.Namespace) -> int:
+    """Import competitor prices observed elsewhere (retailer, item_id, date, price, …)."""
+    return _report(import_observations(_engine(), args.path, strict=args.strict, encoding=args.encoding))
 
 
 def cmd_watch_import(args: argparse.Namespace) -> int:
@@ -162,8 +168,9 @@ def add_parsers(sub: Any) -> None:
     s = sub.add_parser("sales", help="our daily sales: import them from a file")
     _add_import(s.add_subparsers(dest="sales_action", required=True), "daily sales", cmd_sales_import)
     _add_watch(sub)
-    p = sub.add_parser("prices", help="competitor prices: the latest observation of every watched page")
+    p = sub.add_parser("prices", help="competitor prices: import ones observed elsewhere; the latest of every watch")
     psub = p.add_subparsers(dest="prices_action", required=True)
+    _add_import(psub, "competitor prices observed elsewhere (retailer, item_id, date, price)", cmd_prices_import)
     latest = psub.add_parser("latest", help="retailer, url, sku, price, currency, stock, when, watch status")
     latest.add_argument("--format", choices=["table", "csv", "json"], default="table")
     latest.set_defaults(func=cmd_prices_latest)

@@ -52,15 +52,15 @@ def archive_file(path: Path, kind: str, sha: str, root: Path | None = None) -> P
     return target
 
 
-def _insert_run(conn: Connection, kind: str, path: Path, sha: str, strict: bool) -> int:
-    """A new import_run row (status running); its id."""
+def _insert_run(conn: Connection, kind: str, path: Path, sha: str, strict: bool, by: str | None = None) -> int:
+    """A new import_run row (status running); its id. `by`: who imports (None: the command line)."""
     return int(
         conn.execute(
             sa.text(
-                "INSERT INTO import_run (kind, path, sha256, strict, code_version) "
-                "VALUES (:k, :p, :s, :st, :v) RETURNING import_run_id"
+                "INSERT INTO import_run (kind, path, sha256, strict, code_version, imported_by) "
+                "VALUES (:k, :p, :s, :st, :v, :by) RETURNING import_run_id"
             ),
-            {"k": kind, "p": str(path), "s": sha, "st": strict, "v": config.code_version()},
+            {"k": kind, "p": str(path), "s": sha, "st": strict, "v": config.code_version(), "by": by},
         ).scalar_one()
     )
 
@@ -90,11 +90,13 @@ def _finish_run(
     )
 
 
-def _record_failure(engine: Engine, kind: str, path: Path, sha: str, strict: bool, counts: dict, msg: str) -> None:
+def _record_failure(
+    engine: Engine, kind: str, path: Path, sha: str, strict: bool, counts: dict, msg: str, by: str | None = None
+) -> None:
     """A failed import_run row in its own transaction (the data transaction rolled back)."""
     try:
         with engine.begin() as conn:
-            run_id = _insert_run(conn, kind, path, sha, strict)
+            run_id = _insert_run(conn, kind, path, sha, strict, by)
             _finish_run(conn, run_id, "failed", counts, None, msg)
     except SQLAlchemyError:  # the database itself is the problem: the original error says more
         pass
@@ -123,9 +125,11 @@ def run_import(
     strict: bool = False,
     encoding: str | None = None,
     archive_root: str | Path | None = None,
+    by: str | None = None,
 ) -> ImportResult:
     """Read `path` (`read_table`), archive it, check its rows and load the valid ones with an import_run row, all
-    in one transaction; `load` returns {"inserted", "updated"}. With `strict`, any rejected row refuses the file."""
+    in one transaction; `load` returns {"inserted", "updated"}. With `strict`, any rejected row refuses the file.
+    `by` names who imports (import_run.imported_by; None: the command line)."""
     path = Path(path).expanduser().resolve()
     df = read_table(path, encoding=encoding)
     sha = file_sha256(path)
@@ -138,7 +142,7 @@ def run_import(
             rejects_path = write_rejects(path, checked.rejects)
             if strict and checked.rejects:
                 raise refusal(path, checked.rejects, rejects_path)
-            run_id = _insert_run(conn, kind, path, sha, strict)
+            run_id = _insert_run(conn, kind, path, sha, strict, by)
             if not checked.valid.empty:
                 loaded = load(conn, checked.valid, run_id)
                 counts["inserted"], counts["updated"] = int(loaded["inserted"]), int(loaded["updated"])
@@ -146,10 +150,10 @@ def run_import(
             status = _status(len(checked.valid), counts["rejected"])
             _finish_run(conn, run_id, status, counts, rejects_path, None)
     except PriceIntelError as err:
-        _record_failure(engine, kind, path, sha, strict, counts, str(err))
+        _record_failure(engine, kind, path, sha, strict, counts, str(err), by)
         raise
     except SQLAlchemyError as err:
         error = _db_error(path, err)
-        _record_failure(engine, kind, path, sha, strict, counts, str(error))
+        _record_failure(engine, kind, path, sha, strict, counts, str(error), by)
         raise error from None
     return ImportResult(kind, path, run_id, status, counts, checked.warnings, checked.rejects, rejects_path, archived)

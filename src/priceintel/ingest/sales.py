@@ -174,7 +174,8 @@ def import_sales(
     strict: bool = False,
     encoding: str | None = None,
     archive_root: str | Path | None = None,
+    by: str | None = None,
 ) -> ImportResult:
     """Import a daily sales file into fact_sales (see the module docstring); skus must be in dim_product."""
-    opts: dict[str, Any] = {"strict": strict, "encoding": encoding, "archive_root": archive_root}
+    opts: dict[str, Any] = {"strict": strict, "encoding": encoding, "archive_root": archive_root, "by": by}
     return run_import(engine, "sales", path, lambda conn, path, df: check_sales(conn, path, df), _load, **opts)

@@ -1,5 +1,6 @@
 """One identity for the apps and the REST API: a role per user (admin / analyst / viewer), API keys, and who
-made each change (alert states, match verdicts, watches).
+made each change (alert states, match verdicts, watches, imports); imports of competitor prices observed
+elsewhere (import_run kind `prices`).
 
 Users who could open the apps before this migration could do everything there, so they become admins. An API
 key is shown once when created; only the SHA-256 of its random secret is stored (the secret is 256 random bits,
@@ -43,9 +44,18 @@ ALTER TABLE match_label ADD COLUMN labelled_by text;
 COMMENT ON COLUMN match_label.labelled_by IS 'who gave the verdict (user:NAME, key:NAME, cli)';
 ALTER TABLE watch ADD COLUMN changed_by text;
 COMMENT ON COLUMN watch.changed_by IS 'who last added, changed or stopped the watch (user:NAME, key:NAME, cli, import)';
+
+ALTER TABLE import_run DROP CONSTRAINT import_run_kind_check;
+ALTER TABLE import_run ADD CONSTRAINT import_run_kind_check CHECK (kind IN ('catalog', 'sales', 'watch', 'prices'));
+ALTER TABLE import_run ADD COLUMN imported_by text;
+COMMENT ON COLUMN import_run.imported_by IS 'who imported it (user:NAME, key:NAME; empty: the command line)';
 """
 
 _DOWN = """
+ALTER TABLE import_run DROP COLUMN IF EXISTS imported_by;
+DELETE FROM import_run WHERE kind = 'prices';
+ALTER TABLE import_run DROP CONSTRAINT import_run_kind_check;
+ALTER TABLE import_run ADD CONSTRAINT import_run_kind_check CHECK (kind IN ('catalog', 'sales', 'watch'));
 ALTER TABLE watch DROP COLUMN IF EXISTS changed_by;
 ALTER TABLE match_label DROP COLUMN IF EXISTS labelled_by;
 ALTER TABLE alert DROP COLUMN IF EXISTS state_by;
