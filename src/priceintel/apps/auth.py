@@ -155,25 +155,23 @@ def set_role(engine: sa.Engine, name: str, role: str) -> None:
         raise AuthError(f"no user {name!r}")
 
 
-def account_by_id(engine: sa.Engine, user_id: int) -> Account | None:
-    """The Account of the user with row id `user_id`, None when there is none (removed)."""
+def _account(engine: sa.Engine, column: str, value: object) -> Account | None:
     with engine.connect() as conn:
         row = conn.execute(
-            sa.text("SELECT user_id, username, role, session_version FROM app_user WHERE user_id = :i"),
-            {"i": int(user_id)},
+            sa.text(f"SELECT user_id, username, role, session_version FROM app_user WHERE {column} = :v"),
+            {"v": value},
         ).first()
     return None if row is None else Account(int(row.user_id), row.username, row.role, int(row.session_version))
+
+
+def account_by_id(engine: sa.Engine, user_id: int) -> Account | None:
+    """The Account of the user with row id `user_id`, None when there is none (removed)."""
+    return _account(engine, "user_id", int(user_id))
 
 
 def account_of(engine: sa.Engine, name: str) -> Account | None:
     """The Account of user `name`, None when there is no such user (or the name is invalid)."""
-    if not valid_username(name):
-        return None
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.text("SELECT user_id, username, role, session_version FROM app_user WHERE username = :u"), {"u": name}
-        ).first()
-    return None if row is None else Account(int(row.user_id), row.username, row.role, int(row.session_version))
+    return _account(engine, "username", name) if valid_username(name) else None
 
 
 def _matches(digest: str, password: str) -> bool:
