@@ -66,6 +66,32 @@ def records(df: pd.DataFrame) -> list[dict]:
     return [{c: _value(v) for c, v in zip(cols, row)} for row in df.itertuples(index=False, name=None)]
 
 
+def items_json(df: pd.DataFrame) -> str:
+    """The rows of a frame as a JSON array, encoded by pandas in C (a year of one product's prices is ~1,500
+    rows; cell by cell in Python that took 20 ms): days as YYYY-MM-DD, timestamps ISO 8601, missing as null."""
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            if getattr(s.dt, "tz", None) is not None:
+                text = s.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+            elif bool((s.dropna().dt.normalize() == s.dropna()).all()):
+                text = s.dt.strftime("%Y-%m-%d")
+            else:
+                text = s.dt.strftime("%Y-%m-%dT%H:%M:%S")
+            out[col] = text.astype(object).where(s.notna(), None)
+        elif s.dtype == object:
+            first = s.dropna().head(1)
+            if len(first) and isinstance(first.iloc[0], date):  # datetime.date / datetime cells
+                out[col] = s.map(lambda v: v.isoformat() if isinstance(v, date) else v)
+    return out.to_json(orient="records", date_format="iso", force_ascii=False, default_handler=str)
+
+
+def _json(df: pd.DataFrame, extra: dict | None = None) -> Response:
+    tail = "".join(f",{json.dumps(k)}:{json.dumps(_value(v))}" for k, v in (extra or {}).items())
+    return Response('{"items":' + items_json(df) + tail + "}", media_type="application/json")
+
+
 def _frame_response(df: pd.DataFrame, fmt: str, name: str, extra: dict | None = None) -> Response:
     if fmt == "csv":
         return Response(
@@ -73,7 +99,7 @@ def _frame_response(df: pd.DataFrame, fmt: str, name: str, extra: dict | None = 
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
-    return JSONResponse({"items": records(df), **(extra or {})})
+    return _json(df, extra)
 
 
 def encode_cursor(cursor: tuple | None) -> str | None:
@@ -133,9 +159,7 @@ def _view(
             headers={"Content-Disposition": f'attachment; filename="{view}.csv"'},
         )
     page = app_views.page(engine, view, filters, after=decode_cursor(after), limit=limit)
-    return JSONResponse(
-        {"items": records(page.rows), "next": encode_cursor(page.next_cursor), "has_more": page.has_more}
-    )
+    return _json(page.rows, {"next": encode_cursor(page.next_cursor), "has_more": page.has_more})
 
 
 # ------------------------------------------------------------------------------------------ models

@@ -47,11 +47,41 @@ COMMENT ON COLUMN watch.changed_by IS 'who last added, changed or stopped the wa
 
 ALTER TABLE import_run DROP CONSTRAINT import_run_kind_check;
 ALTER TABLE import_run ADD CONSTRAINT import_run_kind_check CHECK (kind IN ('catalog', 'sales', 'watch', 'prices'));
+
+-- the latest observation per listing by one index probe a listing (was DISTINCT ON over every price: a filter
+-- on sku could not reach below it, so one product's latest prices read all 5.5M rows at 5,000 products)
+CREATE OR REPLACE VIEW v_latest_price AS
+SELECT fp.listing_id, r.retailer, l.item_id, l.url, l.title,
+       p.sku, pm.status AS match_status,
+       fp.date_key, d.date AS ds, fp.observed_at, fp.price, fp.list_price, fp.currency,
+       fp.in_stock, fp.promo, fp.scrape_run_id
+FROM dim_listing l
+JOIN dim_retailer r ON r.retailer_id = l.retailer_id
+LEFT JOIN product_match pm ON pm.listing_id = l.listing_id AND pm.status IN ('auto', 'confirmed')
+LEFT JOIN dim_product p ON p.product_id = pm.product_id
+CROSS JOIN LATERAL (
+    SELECT f.* FROM fact_price f WHERE f.listing_id = l.listing_id
+    ORDER BY f.date_key DESC, f.observed_at DESC LIMIT 1
+) fp
+JOIN dim_date d ON d.date_key = fp.date_key;
 ALTER TABLE import_run ADD COLUMN imported_by text;
 COMMENT ON COLUMN import_run.imported_by IS 'who imported it (user:NAME, key:NAME; empty: the command line)';
 """
 
 _DOWN = """
+CREATE OR REPLACE VIEW v_latest_price AS
+SELECT DISTINCT ON (fp.listing_id)
+       fp.listing_id, r.retailer, l.item_id, l.url, l.title,
+       p.sku, pm.status AS match_status,
+       fp.date_key, d.date AS ds, fp.observed_at, fp.price, fp.list_price, fp.currency,
+       fp.in_stock, fp.promo, fp.scrape_run_id
+FROM fact_price fp
+JOIN dim_listing l ON l.listing_id = fp.listing_id
+JOIN dim_retailer r ON r.retailer_id = l.retailer_id
+JOIN dim_date d ON d.date_key = fp.date_key
+LEFT JOIN product_match pm ON pm.listing_id = fp.listing_id AND pm.status IN ('auto', 'confirmed')
+LEFT JOIN dim_product p ON p.product_id = pm.product_id
+ORDER BY fp.listing_id, fp.date_key DESC, fp.observed_at DESC;
 ALTER TABLE import_run DROP COLUMN IF EXISTS imported_by;
 DELETE FROM import_run WHERE kind = 'prices';
 ALTER TABLE import_run DROP CONSTRAINT import_run_kind_check;
