@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 import sqlalchemy as sa
-from _browser import serve_voila
 
+from _browser import TEST_USER, serve_voila
 from priceintel import PriceIntelError, config
 from priceintel.alerts.rules import load_rules
 from priceintel.apps import alerts as alerts_app
@@ -26,11 +26,11 @@ def alerts_voila(pipeline_env, pipeline_db, rules_file):
         yield base
 
 
-def _state(url, alert_id):
+def _state(url, alert_id, column="state"):
     eng = sa.create_engine(url)
     try:
         with eng.connect() as c:
-            return c.execute(sa.text("SELECT state FROM alert WHERE alert_id = :i"), {"i": alert_id}).scalar()
+            return c.execute(sa.text(f"SELECT {column} FROM alert WHERE alert_id = :i"), {"i": alert_id}).scalar()
     finally:
         eng.dispose()
 
@@ -55,6 +55,7 @@ def test_alert_manager_filters_acknowledges_and_edits_rules(alerts_voila, browse
     page.wait_for_selector(".alert-msg .msg-ok", timeout=60_000)
     assert "1 alert(s) acknowledged" in page.locator(".alert-msg").inner_text()
     assert _state(pipeline_db, alert_id) == "acknowledged"
+    assert _state(pipeline_db, alert_id, "state_by") == f"user:{TEST_USER}"  # the signed-in user, by name
     page.fill(".alert-ids input", "12x")
     page.click(".resolve-button")
     page.wait_for_selector(".alert-msg .msg-err", timeout=60_000)

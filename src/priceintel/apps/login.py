@@ -21,6 +21,7 @@ import json
 import resource
 import threading
 from collections import Counter
+from typing import Any
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.auth.identity import IdentityProvider, User
@@ -356,3 +357,18 @@ class AppIdentityProvider(IdentityProvider):
                 )
             )
         return handlers
+
+
+def prelaunch_hook(req: Any, notebook: Any, cwd: str) -> Any:
+    """Voila's prelaunch hook: the app notebook gets a first cell naming the signed-in user for its kernel
+    (`apps.session`); a request without a signed-in user gets no kernel (403)."""
+    import nbformat
+
+    name = getattr(getattr(req, "current_user", None), "username", None)
+    if not auth.valid_username(name):
+        raise web.HTTPError(403, "sign in first")
+    code = f"from priceintel.apps import session as _session\n_session.sign_in_kernel({name!r})"
+    cell = nbformat.v4.new_code_cell(code)
+    cell.metadata["tags"] = ["priceintel-session"]
+    notebook.cells.insert(0, cell)
+    return notebook

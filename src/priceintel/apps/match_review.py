@@ -10,6 +10,8 @@ import html
 
 import pandas as pd
 
+from priceintel import PriceIntelError
+from priceintel.apps import session as app_session
 from priceintel.match import labels
 
 REVIEW_CSS = """<style>
@@ -89,7 +91,12 @@ class ReviewSession:
             return None
         res = None
         if label is not None:
-            res = labels.record_label(self.engine, row["retailer"], row["item_id"], row["sku"], bool(label))
+            refused = app_session.may_change(self.engine)
+            if refused:
+                raise PriceIntelError(refused)
+            res = labels.record_label(
+                self.engine, row["retailer"], row["item_id"], row["sku"], bool(label), by=app_session.label()
+            )
             self.done += 1
         self.pos += 1
         return res
@@ -129,7 +136,11 @@ def match_review(engine=None, limit: int = 200):
 
     def on_click(label: bool | None):
         def handler(_):
-            res = session.decide(label)
+            try:
+                res = session.decide(label)
+            except PriceIntelError as err:  # a viewer: the verdict is refused, the pair stays
+                last.value = f"<span class='review-last pi-msg-err'>{html.escape(str(err))}</span>"
+                return
             if res is not None:
                 last.value = (
                     f"<span class='review-last'>{'confirmed' if res['label'] else 'rejected'}: "

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from priceintel import PriceIntelError, config
+from priceintel.apps import session
 from priceintel.apps.widgets import APP_CSS, download_link, frame_html, nav_html, summary_html
 from priceintel.ingest import ImportResult, IngestError, add_watch, import_catalog, import_sales, import_watches
 from priceintel.ingest.fields import clean_url
@@ -105,15 +106,15 @@ def _failure(message: str) -> dict[str, Any]:
 
 
 def _import(engine: Engine, kind: str, path: Path, strict: bool, options: dict) -> ImportResult:
-    """The ingest function of `kind` on `path`."""
-    enc, root = options.get("encoding") or None, options.get("archive_root")
+    """The ingest function of `kind` on `path` (recorded as made by this kernel's user)."""
+    enc, root, by = options.get("encoding") or None, options.get("archive_root"), session.label()
     if kind == "catalog":
         currency = (options.get("currency") or "").strip().upper() or None
-        return import_catalog(engine, path, strict=strict, encoding=enc, currency=currency, archive_root=root)
+        return import_catalog(engine, path, strict=strict, encoding=enc, currency=currency, archive_root=root, by=by)
     if kind == "sales":
-        return import_sales(engine, path, strict=strict, encoding=enc, archive_root=root)
+        return import_sales(engine, path, strict=strict, encoding=enc, archive_root=root, by=by)
     return import_watches(
-        engine, path, strict=strict, encoding=enc, known_retailers=known_retailers(), archive_root=root
+        engine, path, strict=strict, encoding=enc, known_retailers=known_retailers(), archive_root=root, by=by
     )
 
 
@@ -179,6 +180,9 @@ def run_import(
         return _failure(_one_line(str(err)))
     if not content:
         return _failure(f"{name}: the file is empty")
+    refused = session.may_change(engine)
+    if refused:
+        return _failure(refused)
     options = {"encoding": encoding, "currency": currency, "archive_root": archive_root}
     folder = Path(archive_root or config.data_dir()) / "uploads" / kind / _upload_stamp()
     folder.mkdir(parents=True, exist_ok=True)
@@ -549,8 +553,13 @@ class OnboardingApp:
             return None
         sku = self.sku.value.strip() or None
         try:
+            refused = session.may_change(self.engine)
+            if refused:
+                raise PriceIntelError(refused)
             known = known_retailers()
-            added = add_watch(self.engine, res["url"], retailer=res["shop"], sku=sku, known_retailers=known)
+            added = add_watch(
+                self.engine, res["url"], retailer=res["shop"], sku=sku, known_retailers=known, by=session.label()
+            )
         except PriceIntelError as err:
             self.add_msg.value = f'<div class="pi-msg-err">{html.escape(_one_line(str(err)))}</div>'
             return None

@@ -3,15 +3,34 @@ the voila command line (loopback, apps folder, `login.AppIdentityProvider`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
 from priceintel import PriceIntelError, config
 
+#: Voila's config file: the prelaunch hook that names the signed-in user to each app kernel (`apps.session`);
+#: a Callable setting cannot be given on the command line
+VOILA_CONFIG = """# written by priceintel.apps.serve (priceintel apps): every app kernel knows its signed-in user
+from priceintel.apps.login import prelaunch_hook
+
+c.VoilaConfiguration.prelaunch_hook = prelaunch_hook  # noqa: F821
+"""
+
+
+def voila_config_dir() -> Path:
+    """A folder holding the apps' voila.py (rewritten when it differs), under data/."""
+    folder = config.data_dir() / "voila-config"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "voila.py"
+    if not path.is_file() or path.read_text() != VOILA_CONFIG:
+        path.write_text(VOILA_CONFIG)
+    return folder
+
 
 def voila_command(port: int, notebook_dir: Path | None = None) -> list[str]:
-    """The voila command line that serves the apps folder on loopback."""
+    """The voila command line that serves the apps folder on loopback (config: `voila_config_dir`)."""
     apps = notebook_dir or config.PROJ_ROOT / "notebooks" / "apps"
     return [
         sys.executable,
@@ -24,6 +43,7 @@ def voila_command(port: int, notebook_dir: Path | None = None) -> list[str]:
         "--show_tracebacks=False",
         "--VoilaConfiguration.file_allowlist=['.*\\.(png|jpg|gif|svg|css|js)']",
         "--Voila.identity_provider_class=priceintel.apps.login.AppIdentityProvider",
+        f"--Voila.config_file_paths={json.dumps([str(voila_config_dir())])}",
     ]
 
 

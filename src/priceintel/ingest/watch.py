@@ -129,9 +129,10 @@ def import_watches(
     encoding: str | None = None,
     known_retailers: set[str] | None = None,
     archive_root: str | Path | None = None,
+    by: str | None = None,
 ) -> ImportResult:
     """Import a watch-list file (see the module docstring) into `watch`, with lineage and rejects."""
-    opts: dict[str, Any] = {"strict": strict, "encoding": encoding, "archive_root": archive_root}
+    opts: dict[str, Any] = {"strict": strict, "encoding": encoding, "archive_root": archive_root, "by": by}
     return run_import(engine, "watch", path, lambda c, p, df: check_watches(c, p, df, known_retailers), _upsert, **opts)
 
 

@@ -1,0 +1,82 @@
+"""Which user an app kernel serves (Voila's prelaunch hook), how changes are recorded, and viewers refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from tornado.web import HTTPError
+
+from priceintel import PriceIntelError
+from priceintel.apps import auth, session
+from priceintel.apps.login import prelaunch_hook
+from priceintel.apps.serve import VOILA_CONFIG, voila_command
+
+
+@pytest.fixture()
+def kernel_user():
+    """Sign a kernel user in for one test; the kernel has none again afterwards."""
+    yield session.sign_in_kernel
+    session._USER.clear()
+
+
+def test_prelaunch_hook_names_the_signed_in_user_to_the_kernel(kernel_user):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    req = SimpleNamespace(current_user=SimpleNamespace(username="ann.lee"))
+    out = prelaunch_hook(req, nb, "/tmp")
+    assert [c.source for c in out.cells][1:] == ["x = 1"]
+    first = out.cells[0]
+    assert first.metadata["tags"] == ["priceintel-session"]
+    exec(first.source, {})  # what the kernel runs first
+    assert session.user() == "ann.lee" and session.label() == "user:ann.lee"
+    for nobody in (None, SimpleNamespace(username="bad name'); import os; ('")):
+        with pytest.raises(HTTPError):
+            prelaunch_hook(SimpleNamespace(current_user=nobody), nbformat.v4.new_notebook(), "/tmp")
+    with pytest.raises(auth.AuthError):
+        session.sign_in_kernel("x'y")
+
+
+def test_voila_reads_the_hook_from_its_config_file():
+    cmd = voila_command(9999)
+    flag = next(a for a in cmd if a.startswith("--Voila.config_file_paths="))
+    folder = json.loads(flag.split("=", 1)[1])[0]
+    text = (Path(folder) / "voila.py").read_text()
+    assert text == VOILA_CONFIG and "prelaunch_hook" in text
+
+
+def test_viewers_are_refused_and_others_named(pg_engine, kernel_user):
+    assert session.may_change(pg_engine) is None and session.label() == "notebook"  # no app user: JupyterLab
+    auth.add_user(pg_engine, "sess-viewer", "long enough pw", replace=True, role="viewer")
+    auth.add_user(pg_engine, "sess-analyst", "long enough pw", replace=True, role="analyst")
+    kernel_user("sess-analyst")
+    assert session.may_change(pg_engine) is None
+    kernel_user("sess-viewer")
+    assert "viewer" in session.may_change(pg_engine)
+    kernel_user("sess-gone")
+    assert "no longer exists" in session.may_change(pg_engine)
+
+
+def test_a_viewer_cannot_change_alerts_matches_or_imports(pg_engine, kernel_user, tmp_path):
+    from priceintel.apps import alerts as alerts_app
+    from priceintel.apps import match_review, onboarding
+
+    auth.add_user(pg_engine, "sess-viewer", "long enough pw", replace=True, role="viewer")
+    kernel_user("sess-viewer")
+    with pytest.raises(PriceIntelError, match="viewer"):
+        alerts_app._allowed(pg_engine)
+    res = onboarding.run_import(pg_engine, "catalog", "c.csv", b"id,title\nA1,Blender\n", archive_root=tmp_path)
+    assert res["ok"] is False and "viewer" in res["message"]
+    with pg_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM dim_product WHERE sku = 'A1'")).scalar() == 0
+    review = match_review.ReviewSession.__new__(match_review.ReviewSession)
+    review.engine = pg_engine
+    review.queue = pd.DataFrame([{"retailer": "r", "item_id": "1", "sku": "A1"}])
+    review.pos, review.done = 0, 0
+    with pytest.raises(PriceIntelError, match="viewer"):
+        review.decide(True)
+    assert review.pos == 0  # the pair stays on screen
