@@ -8,6 +8,7 @@ import resource
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,3 +55,14 @@ def run_cli(area: str, main: Callable[[bool], dict]) -> dict:
     write_results(area, results, quick)
     print(json.dumps(results, indent=2, default=str))
     return results
+
+
+def stop_server(proc: Any, base: str, name: str) -> None:
+    """After a benchmark: stop its server process (if started), close the engines, drop its database."""
+    from priceintel.db import engine as db_engine
+
+    if proc is not None:
+        proc.terminate()
+        proc.wait(30)
+    db_engine.dispose_engines()
+    db_engine.drop_database(base, name)

@@ -35,7 +35,7 @@ from priceintel.api import keys
 from priceintel.apps import views as dashboard
 from priceintel.db import engine as db_engine
 from priceintel.db import migrate, server
-from _common import write_results  # noqa: E402, I001  (benchmarks/ is on sys.path when run as a script)
+from _common import stop_server, write_results  # noqa: E402, I001  (benchmarks/ is on sys.path when run as a script)
 from bench_apps import build  # noqa: E402
 
 GOAL_P99_MS = 200.0
@@ -147,11 +147,7 @@ def main(quick: bool, clients: int, seconds: float, seed: int) -> dict:
             r["goal_met"] = bool(r["errors"] == 0 and r["p99_ms"] < GOAL_P99_MS)
         out["goal_met"] = all(r["goal_met"] for r in out["routes"].values())
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(30)
-        db_engine.dispose_engines()
-        db_engine.drop_database(base, name)
+        stop_server(proc, base, name)
     out["loadavg_after"] = os.getloadavg()
     return out
 

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
-from _common import write_results  # noqa: E402, I001  (benchmarks/ is on sys.path when run as a script)
+from _common import stop_server, write_results  # noqa: E402, I001  (benchmarks/ is on sys.path when run as a script)
 
 from priceintel import config
 from priceintel.apps import auth, signin
@@ -166,11 +166,7 @@ def main(quick: bool, n: int | None) -> dict:
             out["server_stats"] = _stats(admin, base)
             out["server_peak_rss_mb"] = _vm_hwm_mb(proc.pid)
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(30)
-        db_engine.dispose_engines()
-        db_engine.drop_database(base_url, name)
+        stop_server(proc, base_url, name)
     out["total_s"] = round(time.perf_counter() - t_all, 1)
     out["loadavg_after"] = os.getloadavg()
     out["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()

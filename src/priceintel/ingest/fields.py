@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,6 +15,7 @@ import pandas as pd
 
 from priceintel.clean.currencies import normalise_currency
 from priceintel.clean.prices import parse_price
+from priceintel.ingest.result import IngestError
 from priceintel.items import valid_gtin
 
 __all__ = [
@@ -58,6 +60,18 @@ AVAILABILITY_VALUES = ("in_stock", "out_of_stock", "preorder", "backorder")
 def pick(df: pd.DataFrame, aliases: Iterable[str]) -> str | None:
     """The first of `aliases` that is a column of df, else None."""
     return next((a for a in aliases if a in df.columns), None)
+
+
+def find_columns(
+    path: Path, df: pd.DataFrame, aliases: dict[str, tuple[str, ...]], required: Iterable[str], needs: str
+) -> dict[str, str]:
+    """Target column -> the file's column (the first alias present); IngestError naming the file, the missing
+    required columns (by their first alias), what the kind of file needs and the columns it has."""
+    found = {target: col for target, names in aliases.items() if (col := pick(df, names))}
+    missing = [aliases[t][0] for t in required if t not in found]
+    if missing:
+        raise IngestError(f"{path.name}: no {', '.join(missing)} column(s) ({needs}); its columns: {list(df.columns)}")
+    return found
 
 
 def by_unique(s: pd.Series, fn: Callable[[Any], Any]) -> pd.Series:

@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from priceintel.db import load
-from priceintel.ingest.fields import amounts, availability, clean_url, dates, flags, pick
+from priceintel.ingest.fields import amounts, availability, clean_url, dates, find_columns, flags
 from priceintel.ingest.lineage import Checked, run_import
-from priceintel.ingest.result import ImportResult, IngestError, Issue
+from priceintel.ingest.result import ImportResult, Issue
 from priceintel.ingest.validate import Rule, check_rows, duplicate_rule, required_rule, split
 from priceintel.items import IN_STOCK, LIMITED, PREORDER
 
@@ -56,14 +56,7 @@ _STOCKED = {IN_STOCK, LIMITED, PREORDER}
 
 
 def _columns(path: Path, df: pd.DataFrame) -> dict[str, str]:
-    found = {target: col for target, aliases in OBSERVATION_ALIASES.items() if (col := pick(df, aliases))}
-    missing = [OBSERVATION_ALIASES[t][0] for t in _REQUIRED if t not in found]
-    if missing:
-        raise IngestError(
-            f"{path.name}: no {', '.join(missing)} column(s) (observations need retailer, item_id, date, price); "
-            f"its columns: {list(df.columns)}"
-        )
-    return found
+    return find_columns(path, df, OBSERVATION_ALIASES, _REQUIRED, "observations need retailer, item_id, date, price")
 
 
 def _parsed(df: pd.DataFrame, found: dict[str, str]) -> dict[str, Any]:
@@ -207,15 +200,7 @@ def _load(conn: Connection, frame: pd.DataFrame, run_id: int) -> dict:
     return {"inserted": counts.get("inserted", 0), "updated": counts.get("updated", 0)}
 
 
-def import_observations(
-    engine: Engine,
-    path: str | Path,
-    *,
-    strict: bool = False,
-    encoding: str | None = None,
-    archive_root: str | Path | None = None,
-    by: str | None = None,
-) -> ImportResult:
-    """Import a file of competitor price observations into fact_price (see the module docstring)."""
-    opts: dict[str, Any] = {"strict": strict, "encoding": encoding, "archive_root": archive_root, "by": by}
-    return run_import(engine, "prices", path, check_observations, _load, **opts)
+def import_observations(engine: Engine, path: str | Path, **options: Any) -> ImportResult:
+    """Import a file of competitor price observations into fact_price (see the module docstring); `options` are
+    `run_import`'s: strict, encoding, archive_root, by."""
+    return run_import(engine, "prices", path, check_observations, _load, **options)

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from priceintel.db.load import ensure_dates
-from priceintel.ingest.fields import amounts, dates, flags, integers, pick
+from priceintel.ingest.fields import amounts, dates, find_columns, flags, integers
 from priceintel.ingest.lineage import Checked, run_import
-from priceintel.ingest.result import ImportResult, IngestError
+from priceintel.ingest.result import ImportResult
 from priceintel.ingest.validate import Rule, check_rows, duplicate_rule, required_rule, split
 
 __all__ = ["SALES_ALIASES", "import_sales", "check_sales"]
@@ -47,14 +47,7 @@ _FIRST_DAY, _LAST_DAY = pd.Timestamp("1970-01-01"), pd.Timestamp("2100-01-01")
 
 def _columns(path: Path, df: pd.DataFrame) -> dict[str, str]:
     """fact_sales column -> the file's column; IngestError naming the file when a required one is missing."""
-    found = {target: col for target, aliases in SALES_ALIASES.items() if (col := pick(df, aliases))}
-    missing = [SALES_ALIASES[t][0] for t in _REQUIRED if t not in found]
-    if missing:
-        raise IngestError(
-            f"{path.name}: no {', '.join(missing)} column(s) (sales need sku, date, units); "
-            f"its columns: {list(df.columns)}"
-        )
-    return found
+    return find_columns(path, df, SALES_ALIASES, _REQUIRED, "sales need sku, date, units")
 
 
 def _product_ids(conn: Connection) -> dict[str, int]:
