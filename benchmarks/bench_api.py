@@ -2,7 +2,7 @@
 
 Builds the apps benchmark's database (`bench_apps.build`: ≈5.5M competitor prices, our daily prices), fills the
 app views, creates a read API key and starts `priceintel api` as its own process on loopback (as it runs for
-users: the app role, one uvicorn worker). A second process plays `--clients` concurrent clients (asyncio +
+users: the app role, `--workers` uvicorn processes, default one a core). A second process plays `--clients` concurrent clients (asyncio +
 httpx, one connection each) for `--seconds` per route: each request asks for a random product's
 `/v1/products/{sku}/history` (≈1,460 rows: three listings and ours over a year) or `/v1/prices/latest?sku=`.
 Reported per route: requests/s, latency p50 / p95 / p99 / max, errors (any status but 200, or a transport
@@ -98,14 +98,14 @@ def client_main(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
-def main(quick: bool, clients: int, seconds: float, seed: int) -> dict:
+def main(quick: bool, clients: int, seconds: float, seed: int, workers: int = 2) -> dict:
     n_products, n_days = (200, 60) if quick else (5000, 365)
     out: dict = {"generated_at": datetime.now(UTC).isoformat(), "quick": quick, "cpus": os.cpu_count(),
                  "loadavg_before": os.getloadavg(), "goal": f"p99 < {GOAL_P99_MS:.0f} ms at {clients} clients, "
                                                             "error rate 0",
                  "world": {"products": n_products, "retailers": 3, "days": n_days, "seed": seed},
-                 "clients": clients, "seconds_per_route": seconds,
-                 "method": ("`priceintel api` in its own process (one uvicorn worker, the app role); a client "
+                 "clients": clients, "seconds_per_route": seconds, "api_workers": workers,
+                 "method": ("`priceintel api --workers N` in its own processes (uvicorn, the app role); a client "
                             "process with asyncio + httpx, one keep-alive connection per client, each client "
                             "requesting a random product's route in a loop; 3 s of warm-up per route (untimed)."),
                  "not_measured": "two tenants and the cost of row-level security (tenants are still to come)"}
@@ -124,7 +124,8 @@ def main(quick: bool, clients: int, seconds: float, seed: int) -> dict:
         port = _free_port()
         env = {**os.environ, "DATABASE_URL": url, "PRICEINTEL_API_RATE_PER_MINUTE": "0",
                "NO_PROXY": "127.0.0.1,localhost"}
-        proc = subprocess.Popen([sys.executable, "-m", "priceintel.cli", "api", "--port", str(port)], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "priceintel.cli", "api", "--port", str(port),
+                                 "--workers", str(workers)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -158,6 +159,7 @@ if __name__ == "__main__":
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=20.0, help="timed seconds per route")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--workers", type=int, default=2, help="API worker processes (one a core)")
     ap.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--base", help=argparse.SUPPRESS)
     ap.add_argument("--key", help=argparse.SUPPRESS)
@@ -166,6 +168,6 @@ if __name__ == "__main__":
     if a.client:
         client_main(a)
         sys.exit(0)
-    result = main(a.quick, a.clients, a.seconds, a.seed)
+    result = main(a.quick, a.clients, a.seconds, a.seed, a.workers)
     write_results("api", result, a.quick)
     print(json.dumps({k: result.get(k) for k in ("routes", "goal_met")}, indent=1))

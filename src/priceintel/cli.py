@@ -180,7 +180,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     from priceintel.api import serve
 
     _print(f"api: http://{args.host}:{args.port}/docs  (API keys: `priceintel keys create NAME`; Ctrl-C to stop)")
-    serve.run(args.host, args.port)
+    serve.run(args.host, args.port, args.workers)
     return 0
 
 
@@ -383,6 +383,7 @@ def _add_apps(sub) -> None:
     ap = sub.add_parser("api", help="serve the REST API (loopback; OpenAPI docs at /docs)")
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    ap.add_argument("--workers", type=int, default=1, help="processes sharing the port (one a core)")
     ap.set_defaults(func=cmd_api)
 
     ky = sub.add_parser("keys", help="REST API keys: create NAME [--scope] | list | revoke KEY_ID")

@@ -68,14 +68,15 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_priceintel_api_serves_the_database_as_the_app_role(pg_url, pg_engine, tmp_path):
-    """`priceintel api --port P` (README): migrates, connects as <db>_app, answers /ready and a key's request,
-    and stops cleanly on SIGTERM."""
+    """`priceintel api --port P --workers 2` (README): migrates, connects as <db>_app, answers /ready and a key's
+    request from either worker, and stops cleanly on SIGTERM."""
     key_id, key = keys.create_key(pg_engine, "process test", "read", created_by="test")
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": pg_url, "PRICEINTEL_DATA_DIR": str(tmp_path / "data"),
            "NO_PROXY": "127.0.0.1,localhost"}
     env.pop("PRICEINTEL_API_SECRET", None)
-    proc = subprocess.Popen([sys.executable, "-m", "priceintel.cli", "api", "--port", str(port)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "priceintel.cli", "api", "--port", str(port), "--workers", "2"],
+                            env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120

@@ -89,7 +89,12 @@ def items_json(df: pd.DataFrame) -> str:
 
 def _json(df: pd.DataFrame, extra: dict | None = None) -> Response:
     tail = "".join(f",{json.dumps(k)}:{json.dumps(_value(v))}" for k, v in (extra or {}).items())
-    return Response('{"items":' + items_json(df) + tail + "}", media_type="application/json")
+    return _raw_items(items_json(df) + tail)
+
+
+def _raw_items(array_json: str) -> Response:
+    """`{"items": <a JSON array encoded elsewhere>}`."""
+    return Response('{"items":' + array_json + "}", media_type="application/json")
 
 
 def _frame_response(df: pd.DataFrame, fmt: str, name: str, extra: dict | None = None) -> Response:
@@ -314,8 +319,11 @@ def history(
 
     if start and end and start > end:
         raise ApiError(400, f"start {start} is after end {end}")
+    engine = request.app.state.engine
     try:
-        df = queries.price_history(request.app.state.engine, sku, start, end)
+        if format == "json":  # encoded by PostgreSQL: no frame for the most asked-for route
+            return _raw_items(queries.price_history_json(engine, sku, start, end))
+        df = queries.price_history(engine, sku, start, end)
     except queries.QueryError as err:
         raise ApiError(404, str(err)) from None
     return _frame_response(df, format, f"history-{sku}")
@@ -327,7 +335,10 @@ def latest(
 ) -> Response:
     from priceintel.db import queries
 
-    return _frame_response(queries.latest_prices(request.app.state.engine, sku), format, "latest-prices")
+    engine = request.app.state.engine
+    if format == "json":
+        return _raw_items(queries.latest_prices_json(engine, sku))
+    return _frame_response(queries.latest_prices(engine, sku), format, "latest-prices")
 
 
 @router.get(

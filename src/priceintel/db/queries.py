@@ -19,7 +19,10 @@ __all__ = [
     "competitor_prices",
     "list_products",
     "price_history",
+    "price_history_json",
     "latest_prices",
+    "latest_prices_json",
+    "read_json",
     "our_category_prices",
     "price_vs_ours",
     "daily_price_stats",
@@ -94,14 +97,8 @@ def list_products(engine: Engine) -> pd.DataFrame:
     )
 
 
-def price_history(
-    engine: Engine, sku: str, start: date | str | None = None, end: date | str | None = None
-) -> pd.DataFrame:
-    """Daily prices of sku: each matched competitor listing plus our own price (retailer 'ours').
-
-    Columns: retailer, item_id, ds, price, in_stock, promo; sorted by retailer, item_id, ds.
-    """
-    _require_sku(engine, sku)
+def _history_query(sku: str, start: date | str | None, end: date | str | None) -> tuple[str, dict]:
+    """(SQL, params) of `price_history`."""
     params = {
         "sku": sku,
         "start": pd.Timestamp(start).date() if start is not None else None,
@@ -111,9 +108,7 @@ def price_history(
         "(CAST(:start AS date) IS NULL OR d.date >= CAST(:start AS date)) "
         "AND (CAST(:end AS date) IS NULL OR d.date <= CAST(:end AS date))"
     )
-    df = _read(
-        engine,
-        f"""
+    sql = f"""
         SELECT r.retailer, l.item_id, d.date AS ds, fp.price::float8 AS price, fp.in_stock, fp.promo
         {_MATCHED_PRICES}
         WHERE p.sku = :sku AND {window}
@@ -123,23 +118,52 @@ def price_history(
         JOIN fact_sales fs ON fs.product_id = p.product_id
         JOIN dim_date d ON d.date_key = fs.date_key
         WHERE p.sku = :sku AND {window}
-        ORDER BY 1, 2, 3""",
-        params,
-    )
-    return df.reset_index(drop=True)
+        ORDER BY 1, 2, 3"""
+    return sql, params
+
+
+def price_history(
+    engine: Engine, sku: str, start: date | str | None = None, end: date | str | None = None
+) -> pd.DataFrame:
+    """Daily prices of sku: each matched competitor listing plus our own price (retailer 'ours').
+
+    Columns: retailer, item_id, ds, price, in_stock, promo; sorted by retailer, item_id, ds.
+    """
+    _require_sku(engine, sku)
+    sql, params = _history_query(sku, start, end)
+    return _read(engine, sql, params).reset_index(drop=True)
+
+
+def price_history_json(engine: Engine, sku: str, start: date | str | None = None, end: date | str | None = None) -> str:
+    """`price_history` as a JSON array of objects, built by PostgreSQL (days as YYYY-MM-DD)."""
+    _require_sku(engine, sku)
+    return read_json(engine, *_history_query(sku, start, end))
+
+
+_LATEST = """
+        SELECT listing_id, retailer, item_id, url, title, sku, match_status, ds, observed_at,
+               price::float8 AS price, list_price::float8 AS list_price, currency, in_stock, promo
+        FROM v_latest_price {where}
+        ORDER BY retailer, item_id"""
 
 
 def latest_prices(engine: Engine, sku: str | None = None) -> pd.DataFrame:
     """Latest observation per listing (v_latest_price), optionally only the listings matched to sku."""
-    return _read(
-        engine,
-        f"""
-        SELECT listing_id, retailer, item_id, url, title, sku, match_status, ds, observed_at,
-               price::float8 AS price, list_price::float8 AS list_price, currency, in_stock, promo
-        FROM v_latest_price {_sku_filter(sku)}
-        ORDER BY retailer, item_id""",
-        {"sku": sku},
-    )
+    return _read(engine, _LATEST.format(where=_sku_filter(sku)), {"sku": sku})
+
+
+def latest_prices_json(engine: Engine, sku: str | None = None) -> str:
+    """`latest_prices` as a JSON array of objects, built by PostgreSQL."""
+    return read_json(engine, _LATEST.format(where=_sku_filter(sku)), {"sku": sku})
+
+
+def read_json(engine: Engine, sql: str, params: dict | None = None) -> str:
+    """The rows of a SELECT as a JSON array of objects (in its order), encoded by PostgreSQL: dates as
+    YYYY-MM-DD, timestamps ISO 8601 with their offset, NULL as null (what an API answers without building a
+    frame)."""
+    wrapped = f"SELECT coalesce(json_agg(t), '[]'::json)::text FROM ({sql}) t"
+    with engine.connect() as conn:
+        return conn.execute(sa.text(wrapped), params or {}).scalar_one()
 
 
 def price_vs_ours(engine: Engine, sku: str | None = None) -> pd.DataFrame:
