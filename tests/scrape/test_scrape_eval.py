@@ -148,6 +148,14 @@ def test_eval_prices_on_tiny_cases(tmp_path: Path):
         "no price here,,,,\n")
     res = evaluate_prices(cases)
     assert res == {"n": 5, "accuracy": 1.0, "amount_accuracy": 1.0}
+    # without price-parser's expected-failure column every case is an ordinary one
+    assert evaluate_prices(cases, xfail=False)["n"] == 5 and evaluate_prices(cases, xfail=True)["n"] == 0
+    marked = tmp_path / "m.csv"
+    marked.write_text("raw_string,currency_hint,decimal_separator,expected_amount,expected_currency,"
+                      "price_parser_xfail\n$1.99,,,1.99,$,0\nKShs,,,1.0,KShs,1\n")
+    assert evaluate_prices(marked, xfail=True) == {"n": 1, "accuracy": 0.0, "amount_accuracy": 0.0,
+                                                   "price_parser_xfail": True}
+    assert evaluate_prices(marked, xfail=False)["accuracy"] == 1.0
 
 
 def test_eval_bad_inputs_are_clear_errors(tmp_path: Path, capsys):

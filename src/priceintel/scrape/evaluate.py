@@ -260,10 +260,12 @@ def price_case_split(raw_string: str) -> str:
     return "dev" if int(hashlib.sha256(raw_string.encode("utf-8")).hexdigest(), 16) % 2 == 0 else "heldout"
 
 
-def evaluate_prices(path: Path | str, subset: str | None = None) -> dict:
+def evaluate_prices(path: Path | str, subset: str | None = None, xfail: bool | None = None) -> dict:
     """Parse every raw price string of a cases CSV; accuracy (amount + currency as written) and amount accuracy.
 
-    `subset` "dev" or "heldout" scores only that half of `price_case_split` (None: every case).
+    `subset` "dev" or "heldout" scores only that half of `price_case_split` (None: every case). `xfail` True /
+    False scores only the cases price-parser's own tests mark as expected to fail / not (column
+    `price_parser_xfail`; a file without it has none of the first kind).
     """
     from priceintel.clean import parse_price
 
@@ -272,6 +274,8 @@ def evaluate_prices(path: Path | str, subset: str | None = None) -> dict:
     rows = _read_csv(Path(path), PRICE_CASE_COLUMNS, "price cases CSV")
     if subset is not None:
         rows = [r for r in rows if price_case_split(r["raw_string"]) == subset]
+    if xfail is not None:
+        rows = [r for r in rows if (str(r.get("price_parser_xfail") or "0").strip() == "1") == xfail]
     n = ok = ok_amount = 0
     for row in rows:
         parsed = parse_price(
@@ -288,4 +292,5 @@ def evaluate_prices(path: Path | str, subset: str | None = None) -> dict:
         "accuracy": round(ok / n, 4) if n else 0.0,
         "amount_accuracy": round(ok_amount / n, 4) if n else 0.0,
         **({"subset": subset, "split": PRICE_SPLIT} if subset else {}),
+        **({"price_parser_xfail": xfail} if xfail is not None else {}),
     }
