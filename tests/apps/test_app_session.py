@@ -62,13 +62,12 @@ def test_viewers_are_refused_and_others_named(pg_engine, kernel_user):
 
 
 def test_a_viewer_cannot_change_alerts_matches_or_imports(pg_engine, kernel_user, tmp_path):
-    from priceintel.apps import alerts as alerts_app
     from priceintel.apps import match_review, onboarding
 
     auth.add_user(pg_engine, "sess-viewer", "long enough pw", replace=True, role="viewer")
     kernel_user("sess-viewer")
     with pytest.raises(PriceIntelError, match="viewer"):
-        alerts_app._allowed(pg_engine)
+        session.require_change(pg_engine)
     res = onboarding.run_import(pg_engine, "catalog", "c.csv", b"id,title\nA1,Blender\n", archive_root=tmp_path)
     assert res["ok"] is False and "viewer" in res["message"]
     with pg_engine.connect() as conn:

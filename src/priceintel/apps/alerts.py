@@ -162,7 +162,7 @@ class AlertsManager:
     def change(self, to: str, label: str) -> None:
         """Set the typed alerts' state (acknowledged | resolved)."""
         try:
-            _allowed(self.engine)
+            session.require_change(self.engine)
             n = set_state(self.engine, parse_ids(self.ids.value), to, by=session.label())
             _say(self.message, f"{n} alert(s) {label}", True)
             self.ids.value = ""
@@ -180,7 +180,7 @@ class AlertsManager:
         """Enable or disable the picked rule in the file."""
         name, on = self.rule_pick.value, self.enabled.value
         try:
-            _allowed(self.engine)
+            session.require_change(self.engine)
             set_rule_enabled(self.path, name, on)
             _say(self.rules_msg, f"rule {name} {'enabled' if on else 'disabled'}", True)
         except PriceIntelError as err:
@@ -190,19 +190,12 @@ class AlertsManager:
     def save_file(self, _) -> None:
         """Validate the editor's YAML and only then write it to the rule file."""
         try:
-            _allowed(self.engine)
+            session.require_change(self.engine)
             rules = save_rules(self.editor.value, self.path)
             _say(self.rules_msg, f"saved {len(rules.rules)} rule(s) to {self.path.name}", True)
             self.show_rules()
         except PriceIntelError as err:
             _say(self.rules_msg, str(err), False)
-
-
-def _allowed(engine) -> None:
-    """PriceIntelError saying why, when this kernel's user may not change alerts or rules (a viewer)."""
-    refused = session.may_change(engine)
-    if refused:
-        raise PriceIntelError(refused)
 
 
 def alerts_manager(engine=None, rules_path: str | Path | None = None):

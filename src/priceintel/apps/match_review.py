@@ -91,9 +91,7 @@ class ReviewSession:
             return None
         res = None
         if label is not None:
-            refused = app_session.may_change(self.engine)
-            if refused:
-                raise PriceIntelError(refused)
+            app_session.require_change(self.engine)
             res = labels.record_label(
                 self.engine, row["retailer"], row["item_id"], row["sku"], bool(label), by=app_session.label()
             )

@@ -553,9 +553,7 @@ class OnboardingApp:
             return None
         sku = self.sku.value.strip() or None
         try:
-            refused = session.may_change(self.engine)
-            if refused:
-                raise PriceIntelError(refused)
+            session.require_change(self.engine)
             known = known_retailers()
             added = add_watch(
                 self.engine, res["url"], retailer=res["shop"], sku=sku, known_retailers=known, by=session.label()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from priceintel import PriceIntelError
 from priceintel.apps import auth
 
 _USER: list[str] = []
@@ -45,3 +46,10 @@ def may_change(engine: sa.Engine) -> str | None:
     if account.role == "viewer":
         return f"{name} is a viewer: viewers may look but not change anything (ask an admin for the analyst role)"
     return None
+
+
+def require_change(engine: sa.Engine) -> None:
+    """PriceIntelError saying why, when this kernel's user may not change data (`may_change`)."""
+    refused = may_change(engine)
+    if refused:
+        raise PriceIntelError(refused)
