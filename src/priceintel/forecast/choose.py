@@ -9,9 +9,11 @@ lower, so few, noisy windows fall back to the combination instead of chasing noi
 Few windows are weak evidence even on a large panel: the series of a panel share their cut-offs, and an
 error of one cut-off (a chain-wide price move, a season) hits most of them at once, so a panel's backtest
 holds about as many independent samples as it has origins. A single model therefore replaces the
-combination only when it also beats the combination, pooled over the series, at `CONSISTENCY` (2/3) of the
-origins with evidence by the cut-off (`consistent_models`: one origin of one, two of two, two of three, three
-of four, ...); the fallback baselines are exempt (they are the safe choice).
+combination only when it is also ahead origin by origin (`consistent_models`): each origin weighing the same,
+its pooled error is at least `margin` below the combination's (geometric mean of the per-origin ratios), and
+it is ahead at more than half of the origins, so a model far ahead at one origin and behind at the others,
+or ahead only at the origin with the most steps seen, does not replace it. Where the combination is not the
+default (it scores worse than the fallback for that series), the best eligible model is chosen as before.
 
 The baselines guard the choice, per panel and per series:
 - the panel's fallback is the fallback baseline (`FALLBACKS`: last value or seasonal naive) with the best
@@ -36,7 +38,7 @@ from priceintel.forecast.models import COMBO
 SHRINK_STEPS = 50  #: default pooling: a series' own score counts like the pooled one after 50 * h points
 COMBO_MARGIN = 0.05  #: a single model replaces the combination only when its backtest MASE is >= 5% lower
 NO_CHOICE = -1  #: the choice of a series without evidence (or of a window that is not scored)
-CONSISTENCY = 2 / 3  #: a single model must beat the combination at this share of the origins seen
+RATIO_CLIP = 1e-3  #: per-origin error ratios are clipped to [1e-3, 1e3] before their geometric mean
 #: the baselines a short or unsure series falls back to: the two the goals compare with (the rolling regular
 #: price `window_average` competes like any model; as a fallback it was noisier on small panels)
 FALLBACKS = ("naive", "seasonal_naive")
@@ -80,33 +82,37 @@ def eligible_models(models: list, pooled: np.ndarray, fb: int | None) -> np.ndar
     return beats | np.isin(np.array(models, dtype=object), FALLBACKS)
 
 
-def consistent_models(
-    models: list, err_s: np.ndarray, seen: np.ndarray, margin: float = COMBO_MARGIN, share: float = CONSISTENCY
-) -> np.ndarray:
-    """(M,) the models whose pooled, lead-balanced MASE is at least `margin` below the combination's at
-    `share` or more of the origins (windows) with evidence in `seen` (K, h), on the points where both have a
-    forecast; the combination itself and the fallback baselines are always True (everything without a
-    combination)."""
-    out = np.isin(np.array(models, dtype=object), (*FALLBACKS, COMBO))
+def consistent_models(models: list, err_s: np.ndarray, seen: np.ndarray, margin: float = COMBO_MARGIN) -> np.ndarray:
+    """(M,) the models that beat the combination origin by origin: with each origin (window with evidence in
+    `seen` (K, h)) weighing the same, the geometric mean of the model's to the combination's pooled,
+    lead-balanced MASE (on the points where both have a forecast) is at most 1 - `margin`, and the model is
+    ahead at more than half of the origins. The combination itself and the fallback baselines are always True
+    (every model is, without a combination)."""
     if COMBO not in models:
         return np.ones(len(models), bool)
+    out = np.isin(np.array(models, dtype=object), (*FALLBACKS, COMBO))
     c = models.index(COMBO)
-    origins = np.flatnonzero(seen.any(axis=1))
-    if not len(origins):
-        return out
     base = err_s[:, :, c : c + 1, :]
     both = np.isfinite(err_s) & np.isfinite(base)  # (S, K, M, h) points where the model and the combination exist
-    wins = np.zeros(len(models))
-    for k in origins:
+    logs = []
+    for k in np.flatnonzero(seen.any(axis=1)):
         m = both[:, k] & seen[k][None, None, :]  # (S, M, h)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # lead-balanced pooled MASE of each model and of the combination on the same points
+            # lead-balanced pooled MASE of each model and of the combination on the same points at origin k
             own = np.nanmean(np.nanmean(np.where(m, err_s[:, k], np.nan), axis=0), axis=1)
             ref = np.nanmean(np.nanmean(np.where(m, base[:, k], np.nan), axis=0), axis=1)
-        wins += np.where(np.isfinite(own) & np.isfinite(ref), own <= (1 - margin) * ref, False)
-    need = max(1, int(np.ceil(share * len(origins) - 1e-9)))
-    return out | (wins >= need)
+        tiny = 1e-12  # both perfect: a tie
+        logs.append(np.log(np.clip((own + tiny) / (ref + tiny), RATIO_CLIP, 1 / RATIO_CLIP)))
+    if not logs:
+        return out
+    r = np.array(logs)  # (origins, M), NaN where the model has no forecast at an origin
+    n = np.isfinite(r).sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ahead = np.nanmean(r, axis=0) <= np.log(1 - margin)
+    wins = np.where(np.isfinite(r), r < 0, False).sum(axis=0)
+    return out | ((n > 0) & ahead & (2 * wins > n))
 
 
 def _choose_at(

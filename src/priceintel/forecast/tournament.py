@@ -3,8 +3,9 @@ choice on earlier windows, conformal interval calibration, price-change probabil
 
 The one forecasting engine: the pipeline's model stage, `priceintel eval forecast` and the benchmarks all
 run `run_tournament`. Its steps live in their own modules: `series` (frequency, cleaning), `models` (the
-per-series models), `backtest` (every model on every window, in parallel), `combine` (the combination),
-`choose` (the per-series choice), `calibrate` (conformal bounds), `metrics` and `change` (P(price change)).
+per-series models), `backtest` (every model on every window and on the whole history, in parallel),
+`combine` (the combination), `choose` (the per-series choice), `calibrate` (conformal bounds), `metrics` and
+`change` (P(price change)).
 
 Honesty rules built in:
 - cut-offs are calendar dates shared by every series; window `k` is scored on the `h` steps after
