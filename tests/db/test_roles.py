@@ -30,7 +30,7 @@ def test_the_app_role_reads_all_writes_only_the_apps_tables(pg_engine, pg_url):
 
     rights = roles.role_privileges(pg_url, role)
     assert rights["superuser"] is False and rights["createrole"] is False and rights["createdb"] is False
-    assert rights["writes"] == sorted(roles.APP_WRITES + roles.APP_UPSERTS)
+    assert rights["writes"] == sorted((*roles.APP_WRITES, *roles.APP_UPSERTS, "api_key"))  # INSERT privilege
 
     app = sa.create_engine(app_url, poolclass=sa.pool.NullPool)
     try:
@@ -49,6 +49,10 @@ def test_the_app_role_reads_all_writes_only_the_apps_tables(pg_engine, pg_url):
         app.dispose()
 
     assert "permission denied" in _denied(app_url, "DELETE FROM fact_price")
+    # users and keys: only the columns sign-in and the API stamp; no role changes, no deleting a key's record
+    assert "permission denied" in _denied(app_url, "UPDATE app_user SET role = 'admin'")
+    assert "permission denied" in _denied(app_url, "INSERT INTO app_user (username, password_hash) VALUES ('x', '$argon2x')")
+    assert "permission denied" in _denied(app_url, "DELETE FROM api_key")
     assert "permission denied" in _denied(app_url, "INSERT INTO alembic_version VALUES ('x')")
     assert "permission denied" in _denied(app_url, "CREATE TABLE evil (a int)")
     assert "must be owner" in _denied(app_url, "DROP TABLE fact_price")

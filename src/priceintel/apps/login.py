@@ -364,10 +364,13 @@ def prelaunch_hook(req: Any, notebook: Any, cwd: str) -> Any:
     (`apps.session`); a request without a signed-in user gets no kernel (403)."""
     import nbformat
 
-    name = getattr(getattr(req, "current_user", None), "username", None)
+    user = getattr(req, "current_user", None)
+    name = getattr(user, "username", None)
     if not auth.valid_username(name):
         raise web.HTTPError(403, "sign in first")
-    code = f"from priceintel.apps import session as _session\n_session.sign_in_kernel({name!r})"
+    bound = getattr(user, "session", None)
+    args = f"{name!r}, {int(bound.user_id)}, {int(bound.version)}" if bound is not None else repr(name)
+    code = f"from priceintel.apps import session as _session\n_session.sign_in_kernel({args})"
     cell = nbformat.v4.new_code_cell(code)
     cell.metadata["tags"] = ["priceintel-session"]
     notebook.cells.insert(0, cell)

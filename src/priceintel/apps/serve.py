@@ -13,9 +13,18 @@ from priceintel import PriceIntelError, config
 #: Voila's config file: the prelaunch hook that names the signed-in user to each app kernel (`apps.session`);
 #: a Callable setting cannot be given on the command line
 VOILA_CONFIG = """# written by priceintel.apps.serve (priceintel apps): every app kernel knows its signed-in user
-from priceintel.apps.login import prelaunch_hook
+import os
 
+from priceintel.apps.login import prelaunch_hook
+from priceintel.apps.session import APP_KERNEL_ENV
+
+os.environ[APP_KERNEL_ENV] = "1"  # inherited by the kernels: one without a signed-in user may change nothing
 c.VoilaConfiguration.prelaunch_hook = prelaunch_hook  # noqa: F821
+# what a browser may send to its app kernel: the widgets' messages, never code to run (Voila runs the
+# notebook itself, server-side), so a signed-in user cannot lift the app's checks from the browser
+c.MappingKernelManager.allowed_message_types = [  # noqa: F821
+    "comm_msg", "comm_info_request", "comm_open", "comm_close", "kernel_info_request", "input_reply",
+]
 """
 
 

@@ -5,10 +5,16 @@ launches: `session.sign_in_kernel(NAME)` with the name of the user whose request
 then record that name beside every change (`label`: `user:NAME`) and refuse changes to a viewer (`may_change`,
 the role read from the database at the moment of the change, so a lowered role applies at once). A kernel
 started another way (a notebook in JupyterLab, a test) has no user: its changes are recorded as `notebook`
-and allowed (it runs with the database access it was given).
+and allowed (it runs with the database access it was given). An app kernel whose user signed out, changed
+password or was removed since it started may change nothing.
+
+The role is enforced in the kernel's code; a browser may send its app kernel only the widgets' messages, never
+code to run (`MappingKernelManager.allowed_message_types` in the apps' voila.py), so it cannot lift the check.
 """
 
 from __future__ import annotations
+
+import os
 
 import sqlalchemy as sa
 
@@ -16,12 +22,19 @@ from priceintel import PriceIntelError
 from priceintel.apps import auth
 
 _USER: list[str] = []
+#: the user's row id and session version when the kernel was started (a sign-out or a new password ends them)
+_SESSION: list[auth.Session] = []
+#: set in the Voila server's environment (its voila.py), so inherited by every app kernel: a kernel that has it
+#: but no signed-in user may change nothing
+APP_KERNEL_ENV = "PRICEINTEL_APP_KERNEL"
 
 
-def sign_in_kernel(name: str) -> None:
-    """This kernel serves user `name` (called once, by the cell the prelaunch hook adds)."""
+def sign_in_kernel(name: str, user_id: int | None = None, version: int | None = None) -> None:
+    """This kernel serves user `name` under session (`user_id`, `version`) (called once, by the cell the
+    prelaunch hook adds)."""
     auth.check_username(name)
     _USER[:] = [name]
+    _SESSION[:] = [auth.Session(int(user_id), int(version))] if user_id is not None and version is not None else []
 
 
 def user() -> str | None:
@@ -39,10 +52,12 @@ def may_change(engine: sa.Engine) -> str | None:
     """None when this kernel's user may change data (admin, analyst; or no app user), else the reason."""
     name = user()
     if name is None:
-        return None
+        return "this app has no signed-in user: reload it after signing in" if os.environ.get(APP_KERNEL_ENV) else None
     account = auth.account_of(engine, name)
     if account is None:
         return f"user {name} no longer exists: sign in again"
+    if _SESSION and (account.user_id, account.version) != tuple(_SESSION[0]):
+        return f"the session of {name} has ended (signed out or a new password): sign in again and reload the app"
     if account.role == "viewer":
         return f"{name} is a viewer: viewers may look but not change anything (ask an admin for the analyst role)"
     return None

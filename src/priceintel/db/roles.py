@@ -24,11 +24,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from priceintel.db.engine import _create_engine, app_role_name, get_engine, normalize_url, redact_url
 from priceintel.db.errors import DatabaseError
 
-__all__ = ["APP_UPSERTS", "APP_WRITES", "app_role_name", "ensure_app_role", "role_privileges"]
+__all__ = ["APP_COLUMN_WRITES", "APP_UPSERTS", "APP_WRITES", "app_role_name", "ensure_app_role", "role_privileges"]
 
 #: the tables the apps write; every other table and view is read-only to them
 APP_WRITES = (
-    "app_user",  # sign-in stamps, session versions (users themselves are added by the owner's CLI)
     "match_label",  # the review app's decisions
     "product_match",
     "watch",  # a confirmed match becomes a watched URL; onboarding imports a watch list
@@ -38,8 +37,14 @@ APP_WRITES = (
     "dim_date",
     "fact_sales",  # onboarding: sales imports
     "import_run",
-    "api_key",  # last-used stamps; keys made and revoked through the API by admins
 )
+#: tables the apps write only some columns of (and never delete from): sign-in stamps, rehashed passwords and
+#: session versions of users (who are added, given roles and removed by the owner's CLI); API keys made and
+#: revoked through the API by admins and their last-used stamps (a revoked key stays on record)
+APP_COLUMN_WRITES = {
+    "app_user": "UPDATE (last_login_at, password_hash, session_version)",
+    "api_key": "INSERT, UPDATE (last_used_at, revoked_at, revoked_by)",
+}
 #: tables the apps may add to and update but never delete from: the API's import of competitor prices observed
 #: elsewhere (new retailers, listings and prices; `ingest.observations`)
 APP_UPSERTS = ("dim_retailer", "dim_listing", "fact_price")
@@ -87,6 +92,9 @@ def _grant(conn: Connection, role: str, database: str) -> None:
         conn.exec_driver_sql(f"GRANT INSERT, UPDATE, DELETE ON {', '.join(writes)} TO {q}")
     if upserts:
         conn.exec_driver_sql(f"GRANT INSERT, UPDATE ON {', '.join(upserts)} TO {q}")
+    for table, privileges in APP_COLUMN_WRITES.items():
+        if table in tables:
+            conn.exec_driver_sql(f"GRANT {privileges} ON {table} TO {q}")
 
 
 def _connects(url: str) -> bool:
