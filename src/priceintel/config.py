@@ -468,8 +468,8 @@ def api_settings() -> ApiSettings:
     ):
         if not value > 0:
             raise ConfigError(f"environment variable {name}={value!r} must be a positive number")
-    if out.rate_per_minute < 0:
-        raise ConfigError("environment variable PRICEINTEL_API_RATE_PER_MINUTE must be 0 (unlimited) or more")
+    if out.rate_per_minute < 0 or 0 < out.rate_per_minute < 1:
+        raise ConfigError("environment variable PRICEINTEL_API_RATE_PER_MINUTE must be 0 (unlimited) or at least 1")
     return out
 
 

@@ -314,6 +314,11 @@ def test_every_read_route_answers_json_or_csv(client, api_keys):
         assert r.status_code == 200 and isinstance(r.json()["items"], list), path
         c = client.get(path, headers=h, params={"format": "csv"})
         assert c.status_code == 200 and c.headers["content-type"].startswith("text/csv"), path
+    # a download's file name is safe whatever the name asked for (quotes, non-Latin letters)
+    from priceintel.api.routes import attachment
+
+    header = attachment('Ölfilter "x"/ü')["Content-Disposition"]
+    assert header == "attachment; filename=\"lfilter_x.csv\"; filename*=UTF-8''%C3%96lfilter%20%22x%22%2F%C3%BC.csv"
     hist = client.get(f"/v1/products/{quote(sku)}/history", headers=h, params={"start": "2000-01-01"}).json()
     assert hist["items"] and {"retailer", "ds", "price"} <= set(hist["items"][0])
     runs = client.get("/v1/runs", headers=h).json()

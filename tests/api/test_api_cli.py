@@ -116,6 +116,11 @@ def test_api_settings_are_checked(monkeypatch, tmp_path):
     monkeypatch.setenv("PRICEINTEL_API_ACCESS_MINUTES", "0")
     with pytest.raises(config.ConfigError, match="PRICEINTEL_API_ACCESS_MINUTES"):
         config.api_settings()
+    monkeypatch.setenv("PRICEINTEL_API_ACCESS_MINUTES", "5")
+    monkeypatch.setenv("PRICEINTEL_API_RATE_PER_MINUTE", "0.5")  # a bucket that never holds one request
+    with pytest.raises(config.ConfigError, match="at least 1"):
+        config.api_settings()
+    monkeypatch.setenv("PRICEINTEL_API_RATE_PER_MINUTE", "0")
     monkeypatch.setenv("PRICEINTEL_API_ACCESS_MINUTES", "soon")
     with pytest.raises(config.ConfigError, match="not a number"):
         config.api_settings()

@@ -78,7 +78,7 @@ def test_observations_as_json_with_errors_per_object(api, tmp_path):
     assert all(Path(p).parent == uploads and Path(p).is_file() for *_, p in runs)  # the body is kept as a file
 
 
-def test_observations_as_csv_strict_and_refusals(api):
+def test_observations_as_csv_strict_and_refusals(api, monkeypatch):
     client, made, _ = api
     csv = "retailer,item_id,date,price\namazon,B1,2026-07-01,5.00 USD\namazon,B2,2026-07-01,n/a\n"
     r = client.post("/v1/observations", headers=_auth(made["write"], **{"content-type": "text/csv"}),
@@ -99,6 +99,20 @@ def test_observations_as_csv_strict_and_refusals(api):
         assert r.status_code == status and words in r.json()["error"]["message"], (content, r.text)
     r = client.post("/v1/observations", headers=_auth(made["read"]), json=[{"retailer": "x"}])
     assert r.status_code == 403
+    # an object without any value is named, not silently dropped
+    r = client.post("/v1/observations", headers=_auth(made["write"]),
+                    json=[{"retailer": "amazon", "item_id": "B9", "date": "2026-07-01", "price": "1 USD"},
+                          {"retailer": None, "price": ""}])
+    assert r.status_code == 400 and "index 1 hold no value" in r.json()["error"]["message"]
+    # a body over the limit is refused while it is read (the server runs in this process: a small limit)
+    from priceintel.api import imports
+
+    monkeypatch.setattr(imports, "MAX_UPLOAD_BYTES", 64)
+    r = client.post("/v1/catalogue", headers=_auth(made["write"], **{"content-type": "text/csv"}),
+                    content=b"id,title\n" + b"A1,Blender\n" * 20)
+    assert r.status_code == 413 and "over" in r.json()["error"]["message"]
+    r = client.post("/v1/observations", headers=_auth(made["write"]), json=[{"retailer": "x" * 100}])
+    assert r.status_code == 413
 
 
 def test_catalogue_and_sales_imports(api):
@@ -130,5 +144,5 @@ def test_alert_rules_read_replace_and_switch(api):
     off = client.patch("/v1/alert-rules/big-drops", headers=_auth(made["write"]), json={"enabled": False})
     assert off.json()["rules"][0]["enabled"] is False
     missing = client.patch("/v1/alert-rules/nope", headers=_auth(made["write"]), json={"enabled": True})
-    assert missing.status_code == 400 and "no rule named 'nope'" in missing.json()["error"]["message"]
+    assert missing.status_code == 404 and "no alert rule named 'nope'" in missing.json()["error"]["message"]
     assert client.put("/v1/alert-rules", headers=_auth(made["read"]), json={"text": new}).status_code == 403

@@ -94,3 +94,15 @@ def test_prices_import_command(db, write, capsys):
     assert main(["prices", "import", str(write("obs.csv", GOOD))]) == 0
     out = capsys.readouterr().out
     assert "obs.csv: 3 row(s): 3 inserted" in out and "new retailer 'walmart'" in out
+
+
+def test_a_newer_stored_observation_is_kept(db, write, tmp_path):
+    head = "retailer,item_id,date,price,observed_at\n"
+    import_observations(db, write("a.csv", head + "amazon,B1,2026-07-01,5.00 USD,2026-07-01T18:00:00Z\n"),
+                        archive_root=tmp_path)
+    older = import_observations(db, write("b.csv", head + "amazon,B1,2026-07-01,4.00 USD,2026-07-01T09:00:00Z\n"),
+                                archive_root=tmp_path)
+    assert older.counts["unchanged"] == 1 and _prices(db)[0][3] == Decimal("5.00")  # the later look stays
+    newer = import_observations(db, write("c.csv", head + "amazon,B1,2026-07-01,3.00 USD,2026-07-01T20:00:00Z\n"),
+                                archive_root=tmp_path)
+    assert newer.counts["updated"] == 1 and _prices(db)[0][3] == Decimal("3.00")

@@ -87,6 +87,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _value_error(request: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse(error_body(400, str(exc)), status_code=400)
 
+    @app.exception_handler(sa.exc.TimeoutError)
+    async def _pool_busy(request: Request, exc: sa.exc.TimeoutError) -> JSONResponse:
+        log.warning("database connections all busy on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body(503, "the server is busy: retry shortly"), status_code=503, headers={"Retry-After": "5"}
+        )
+
     @app.exception_handler(sa.exc.OperationalError)
     async def _db_down(request: Request, exc: sa.exc.OperationalError) -> JSONResponse:
         log.warning("database unavailable: %s", str(getattr(exc, "orig", exc)).strip().splitlines()[0])
@@ -178,6 +185,7 @@ def create_app(database_url: str | None = None, settings: config.ApiSettings | N
     app.state.settings = settings or config.api_settings()
     app.state.limiter = RateLimiter(app.state.settings.rate_per_minute)
     app.state.throttle = signin.SignInThrottle()
+    app.state.check_gate = signin.CheckGate()  # argon2 checks: a few at once, a short queue, then 503
     install_error_handlers(app)
     routes.install(app)
     return app

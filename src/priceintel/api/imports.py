@@ -11,6 +11,7 @@ catalogue and sales take CSV (or TSV) as `text/csv`.
 from __future__ import annotations
 
 import csv
+import json
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,13 +41,27 @@ def _upload_path(kind: str, suffix: str) -> Path:
     return folder / f"{stamp}-{kind}-{secrets.token_hex(4)}{suffix}"
 
 
+async def _bounded_body(request: Request) -> bytes:
+    """The request body, read in chunks and refused (413) as soon as it passes MAX_UPLOAD_BYTES (a declared
+    Content-Length over it is refused before reading)."""
+    too_big = ApiError(413, f"the body is over {MAX_UPLOAD_BYTES // 2**20} MB: import the file on the server")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+        raise too_big
+    parts, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_UPLOAD_BYTES:
+            raise too_big
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 async def _csv_body(request: Request, kind: str) -> Path:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in ("text/csv", "text/tab-separated-values", "text/plain"):
         raise ApiError(415, f"send the {kind} as CSV with 'Content-Type: text/csv' (got {ctype or 'none'})")
-    body = await request.body()
-    if len(body) > MAX_UPLOAD_BYTES:
-        raise ApiError(413, f"the body is over {MAX_UPLOAD_BYTES // 2**20} MB: import the file on the server")
+    body = await _bounded_body(request)
     if not body.strip():
         raise ApiError(400, f"the {kind} body is empty")
     path = _upload_path(kind, ".tsv" if ctype == "text/tab-separated-values" else ".csv")
@@ -72,11 +87,18 @@ def _result(res: ImportResult, json_rows: bool = False) -> dict:
     }
 
 
-def _run(fn: Any, request: Request, path: Path, who: Any, **kw: Any) -> ImportResult:
+async def _run(fn: Any, request: Request, path: Path, who: Any, **kw: Any) -> ImportResult:
+    """The import on a worker thread (pandas, files, one transaction: never on the event loop); its refusal as
+    400 with the upload's name and folder left out."""
+    from starlette.concurrency import run_in_threadpool
+
     try:
-        return fn(request.app.state.engine, path, by=who.label, archive_root=config.data_dir(), **kw)
+        return await run_in_threadpool(
+            fn, request.app.state.engine, path, by=who.label, archive_root=config.data_dir(), **kw
+        )
     except IngestError as err:
-        raise ApiError(400, str(err).replace(path.name, "the body")) from None
+        message = str(err).replace(str(path.parent) + "/", "").replace(path.name, "the body")
+        raise ApiError(400, message) from None
 
 
 #: the JSON shape of one observation (any other column of `ingest.observations` is accepted too)
@@ -120,15 +142,18 @@ async def observations(
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
         path = await _csv_body(request, "observations")
-        return _result(_run(import_observations, request, path, who, strict=strict))
+        return _result(await _run(import_observations, request, path, who, strict=strict))
     try:
-        rows = await request.json()
+        rows = json.loads(await _bounded_body(request))
     except ValueError:
         raise ApiError(400, "the body is not valid JSON: send a list of objects") from None
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         raise ApiError(400, "send a non-empty JSON list of objects (retailer, item_id, date, price, …)")
     if len(rows) > MAX_JSON_ROWS:
         raise ApiError(413, f"at most {MAX_JSON_ROWS} observations a request; send more in several")
+    empty = [i for i, r in enumerate(rows) if not any(v not in (None, "") for v in r.values())]
+    if empty:  # a blank row would vanish from the file: name it instead
+        raise ApiError(400, f"object(s) at index {', '.join(map(str, empty[:10]))} hold no value")
     columns = list(dict.fromkeys(k for r in rows for k in r))
     path = _upload_path("observations", ".csv")
     with path.open("w", newline="", encoding="utf-8") as fh:
@@ -136,7 +161,7 @@ async def observations(
         writer.writeheader()
         for r in rows:
             writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    return _result(_run(import_observations, request, path, who, strict=strict), json_rows=True)
+    return _result(await _run(import_observations, request, path, who, strict=strict), json_rows=True)
 
 
 @router.post(
@@ -154,7 +179,7 @@ async def catalogue(
     from priceintel.ingest.catalog import import_catalog
 
     path = await _csv_body(request, "catalogue")
-    return _result(_run(import_catalog, request, path, who, strict=strict, currency=currency))
+    return _result(await _run(import_catalog, request, path, who, strict=strict, currency=currency))
 
 
 @router.post(
@@ -167,7 +192,7 @@ async def sales(request: Request, who: Writer, strict: bool = False) -> dict:
     from priceintel.ingest.sales import import_sales
 
     path = await _csv_body(request, "sales")
-    return _result(_run(import_sales, request, path, who, strict=strict))
+    return _result(await _run(import_sales, request, path, who, strict=strict))
 
 
 # ------------------------------------------------------------------------------------------ alert rules
@@ -204,8 +229,10 @@ def put_rules(request: Request, who: Writer, body: RuleText) -> dict:
 
 @router.patch("/v1/alert-rules/{name}", tags=["imports"], summary="enable or disable one alert rule")
 def switch_rule(request: Request, who: Writer, name: str, body: Annotated[RuleSwitch, Body()]) -> dict:
-    from priceintel.alerts.rules import default_rules_file, set_rule_enabled
+    from priceintel.alerts.rules import default_rules_file, load_rules, set_rule_enabled
 
     path = default_rules_file()
+    if name not in {r.name for r in load_rules(path).rules}:
+        raise ApiError(404, f"no alert rule named {name!r} (GET /v1/alert-rules lists them)")
     rules = set_rule_enabled(path, name, body.enabled)
     return _rules_out(rules, path.read_text())

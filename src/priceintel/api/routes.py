@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import re
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -25,6 +28,8 @@ from priceintel.api.principal import Principal, retry_after
 from priceintel.apps import auth
 from priceintel.apps import views as app_views
 from priceintel.apps.export import to_csv
+
+log = logging.getLogger(__name__)
 
 TAGS = [
     {"name": "service", "description": "health and readiness (no authentication)"},
@@ -97,13 +102,16 @@ def _raw_items(array_json: str) -> Response:
     return Response('{"items":' + array_json + "}", media_type="application/json")
 
 
+def attachment(name: str) -> dict[str, str]:
+    """A Content-Disposition header for a CSV download named after `name` (any text: an ASCII-safe
+    `filename` and the exact name as RFC 5987 `filename*`)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "export"
+    return {"Content-Disposition": f"attachment; filename=\"{safe}.csv\"; filename*=UTF-8''{quote(name, safe='')}.csv"}
+
+
 def _frame_response(df: pd.DataFrame, fmt: str, name: str, extra: dict | None = None) -> Response:
     if fmt == "csv":
-        return Response(
-            to_csv(df),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-        )
+        return Response(to_csv(df), media_type="text/csv; charset=utf-8", headers=attachment(name))
     return _json(df, extra)
 
 
@@ -158,11 +166,7 @@ def _view(
                 spec = app_views.SPECS[view]
                 yield to_csv(pd.DataFrame(columns=list(spec.columns)))
 
-        return StreamingResponse(
-            chunks(),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{view}.csv"'},
-        )
+        return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8", headers=attachment(view))
     page = app_views.page(engine, view, filters, after=decode_cursor(after), limit=limit)
     return _json(page.rows, {"next": encode_cursor(page.next_cursor), "has_more": page.has_more})
 
@@ -211,9 +215,9 @@ def ready(request: Request) -> JSONResponse:
         with request.app.state.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
             current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
-    except sa.exc.SQLAlchemyError as err:
-        reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
-        return JSONResponse({"status": "not ready", "database": f"unreachable: {reason}"}, status_code=503)
+    except sa.exc.SQLAlchemyError as err:  # the reason (host, role …) goes to the log, not to anonymous callers
+        log.warning("not ready: %s", str(getattr(err, "orig", err)).strip().splitlines()[0])
+        return JSONResponse({"status": "not ready", "database": "unreachable"}, status_code=503)
     head = migrate.head()
     if head not in current:
         return JSONResponse(
@@ -249,7 +253,11 @@ def _tokens(request: Request, account: auth.Account) -> dict:
     summary="sign in with a username and password",
     responses={401: {"description": "wrong username or password"}, 429: {"description": "slow down"}},
 )
-def sign_in(request: Request, body: Login) -> dict:
+async def sign_in(request: Request, body: Login) -> dict:
+    from starlette.concurrency import run_in_threadpool
+
+    from priceintel.apps.signin import Busy
+
     engine = request.app.state.engine
     address = request.client.host if request.client else "unknown"
     throttle = request.app.state.throttle
@@ -258,8 +266,11 @@ def sign_in(request: Request, body: Login) -> dict:
         raise ApiError(
             429, f"too many failed sign-ins: retry in {retry_after(wait)} s", {"Retry-After": retry_after(wait)}
         )
-    session = auth.sign_in(engine, body.username, body.password)
-    account = auth.account_by_id(engine, session.user_id) if session is not None else None
+    try:  # argon2 checks on the sign-in pool (a few at once, a short queue), never on the shared threads
+        session = await request.app.state.check_gate.run(lambda: auth.sign_in(engine, body.username, body.password))
+    except Busy:
+        raise ApiError(503, "too many sign-ins at once: retry in a second", {"Retry-After": "1"}) from None
+    account = await run_in_threadpool(auth.account_by_id, engine, session.user_id) if session is not None else None
     if account is None:
         raise ApiError(401, "wrong username or password", {"WWW-Authenticate": "Bearer"})
     throttle.succeeded(ticket)

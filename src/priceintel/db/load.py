@@ -295,10 +295,12 @@ def _staged(
     return present, n
 
 
-def load_prices(conn: Connection, df: pd.DataFrame, scrape_run_id: int | None = None) -> dict:
+def load_prices(conn: Connection, df: pd.DataFrame, scrape_run_id: int | None = None, keep_newer: bool = False) -> dict:
     """Upsert fact_price from an observation frame (one row per listing per day).
 
     Listings must exist (upsert_listings first); their first_seen/last_seen widen to the loaded days.
+    `keep_newer` (imports of prices observed elsewhere): a stored observation of the same listing and day
+    that is newer than the row's stays, and a replaced one no longer names a scrape run.
     """
     table = "fact_price"
 
@@ -325,12 +327,14 @@ def load_prices(conn: Connection, df: pd.DataFrame, scrape_run_id: int | None = 
     cols = ["listing_id", "date_key", *attrs, "scrape_run_id"]
     sel = ["l.listing_id", "to_char(s.ds, 'YYYYMMDD')::int", *(f"s.{c}" for c in attrs), "CAST(:run AS integer)"]
     upd = [*attrs, "scrape_run_id"]
-    new = [*(f"excluded.{c}" for c in attrs), "COALESCE(excluded.scrape_run_id, t.scrape_run_id)"]
+    run = "excluded.scrape_run_id" if keep_newer else "COALESCE(excluded.scrape_run_id, t.scrape_run_id)"
+    new = [*(f"excluded.{c}" for c in attrs), run]
     sets = ", ".join(f"{c} = {v}" for c, v in zip(upd, new))
+    newer = " AND t.observed_at <= excluded.observed_at" if keep_newer else ""
     sql = f"""INSERT INTO fact_price AS t ({", ".join(cols)})
               SELECT {", ".join(sel)} {_listing_join("stg_price")}
               ORDER BY 1, 2
-              ON CONFLICT (listing_id, date_key) DO UPDATE SET {sets} WHERE {distinct(upd, new)}
+              ON CONFLICT (listing_id, date_key) DO UPDATE SET {sets} WHERE {distinct(upd, new)}{newer}
               RETURNING (xmax = 0) AS inserted"""
     counts = upsert_counts(conn, table, sql, n, {"run": scrape_run_id})
     conn.execute(

@@ -9,7 +9,8 @@ Rejected rows: a missing retailer, item id or date, an unreadable or future-date
 missing, unparsable, zero or negative or has no currency, an unknown currency, an unreadable flag, and every
 copy of a repeated (retailer, item id, date). A retailer not yet in dim_retailer is added (with a warning);
 a listing not yet in dim_listing is created. The import is idempotent: loading the same rows again changes
-nothing (fact_price is upserted and unchanged rows are skipped), and it is recorded in import_run with the
+nothing (fact_price is upserted and unchanged rows are skipped), and an observation already stored for the
+same listing and day that is newer (a later scrape) is kept; and it is recorded in import_run with the
 file's SHA-256 and archived like every import (`ingest.lineage`).
 """
 
@@ -196,7 +197,7 @@ def _load(conn: Connection, frame: pd.DataFrame, run_id: int) -> dict:
         for c in ("retailer", "item_id", "ds", "observed_at", "price", "list_price", "currency", "in_stock", "promo")
         if c in frame.columns
     ]
-    counts = load.load_prices(conn, frame[price_cols])
+    counts = load.load_prices(conn, frame[price_cols], keep_newer=True)
     return {"inserted": counts.get("inserted", 0), "updated": counts.get("updated", 0)}
 
 
