@@ -351,3 +351,29 @@ def test_no_input_makes_a_5xx(client, api_keys, route, params, word):
     assert r.status_code < 500, (path, params, r.status_code, r.text[:300])
     if r.status_code >= 400:
         error_of(r)  # every error is the JSON shape with a message
+
+
+def test_streamed_downloads_at_once_are_bounded(owner, pipeline_db, api_settings, api_keys):
+    import threading
+
+    from priceintel.api.routes import _Once
+
+    app = create_app(app_database_url(pipeline_db), api_settings)
+    app.state.exports = threading.BoundedSemaphore(1)
+    with serve(app) as url, httpx.Client(base_url=url, timeout=60) as c:
+        h = bearer(api_keys["read"])
+        for _ in range(3):  # each finished download gives its slot back
+            assert c.get("/v1/alerts", headers=h, params={"format": "csv"}).status_code == 200
+        app.state.exports.acquire()  # a download in progress elsewhere
+        r = c.get("/v1/alerts", headers=h, params={"format": "csv"})
+        assert r.status_code == 503 and r.headers["retry-after"] == "5" and "too many downloads" in error_of(r)
+        app.state.exports.release()
+        assert c.get("/v1/alerts", headers=h, params={"format": "csv"}).status_code == 200
+    calls: list[int] = []
+    once = _Once(lambda: calls.append(1))
+    once()
+    once()
+    del once
+    dropped = _Once(lambda: calls.append(2))
+    del dropped  # a stream dropped before its first chunk still gives its slot back
+    assert calls == [1, 2]

@@ -8,6 +8,7 @@ or `X-API-Key: <API key>`; /health and /ready need nothing.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,8 @@ from priceintel.apps import auth, signin
 log = logging.getLogger(__name__)
 
 API_VERSION = "1"
+#: streamed CSV downloads at once per worker: each holds a database connection (the pool has 5 + 10)
+MAX_STREAMS = 4
 _bearer = HTTPBearer(auto_error=False, description="an API key (pik_…) or an access token from /v1/auth/token")
 _key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (pik_…)")
 
@@ -186,6 +189,7 @@ def create_app(database_url: str | None = None, settings: config.ApiSettings | N
     app.state.limiter = RateLimiter(app.state.settings.rate_per_minute)
     app.state.throttle = signin.SignInThrottle()
     app.state.check_gate = signin.CheckGate()  # argon2 checks: a few at once, a short queue, then 503
+    app.state.exports = threading.BoundedSemaphore(MAX_STREAMS)  # streamed CSV downloads at once (503 beyond)
     install_error_handlers(app)
     routes.install(app)
     return app

@@ -78,8 +78,8 @@ def items_json(df: pd.DataFrame) -> str:
     for col in out.columns:
         s = out[col]
         if pd.api.types.is_datetime64_any_dtype(s):
-            if getattr(s.dt, "tz", None) is not None:
-                text = s.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+            if getattr(s.dt, "tz", None) is not None:  # as PostgreSQL's JSON writes them (`read_json`)
+                text = s.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
             elif bool((s.dropna().dt.normalize() == s.dropna()).all()):
                 text = s.dt.strftime("%Y-%m-%d")
             else:
@@ -145,6 +145,21 @@ def _filters(
     )
 
 
+class _Once:
+    """Calls `fn` once: when called, or when dropped without having been called."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn: Any = fn
+
+    def __call__(self) -> None:
+        fn, self.fn = self.fn, None
+        if fn is not None:
+            fn()
+
+    def __del__(self) -> None:
+        self()
+
+
 def _view(
     request: Request,
     view: str,
@@ -156,15 +171,22 @@ def _view(
     engine = request.app.state.engine
     if fmt == "csv":
         app_views.check_filters(engine, filters)
+        exports = request.app.state.exports
+        if not exports.acquire(blocking=False):  # each stream holds a database connection until it ends
+            raise ApiError(503, "too many downloads at once: retry shortly", {"Retry-After": "5"})
+        done = _Once(exports.release)  # also when the client leaves before the first chunk (the stream is dropped)
 
         def chunks() -> Iterator[bytes]:
-            first = True
-            for chunk in app_views.iter_rows(engine, view, filters):
-                yield to_csv(chunk, header=first)
-                first = False
-            if first:  # no rows: the header alone
-                spec = app_views.SPECS[view]
-                yield to_csv(pd.DataFrame(columns=list(spec.columns)))
+            try:
+                first = True
+                for chunk in app_views.iter_rows(engine, view, filters):
+                    yield to_csv(chunk, header=first)
+                    first = False
+                if first:  # no rows: the header alone
+                    spec = app_views.SPECS[view]
+                    yield to_csv(pd.DataFrame(columns=list(spec.columns)))
+            finally:
+                done()
 
         return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8", headers=attachment(view))
     page = app_views.page(engine, view, filters, after=decode_cursor(after), limit=limit)

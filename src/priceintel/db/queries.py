@@ -137,7 +137,7 @@ def price_history(
 def price_history_json(engine: Engine, sku: str, start: date | str | None = None, end: date | str | None = None) -> str:
     """`price_history` as a JSON array of objects, built by PostgreSQL (days as YYYY-MM-DD)."""
     _require_sku(engine, sku)
-    return read_json(engine, *_history_query(sku, start, end))
+    return read_json(engine, *_history_query(sku, start, end), order_by="retailer, item_id, ds")
 
 
 _LATEST = """
@@ -154,15 +154,17 @@ def latest_prices(engine: Engine, sku: str | None = None) -> pd.DataFrame:
 
 def latest_prices_json(engine: Engine, sku: str | None = None) -> str:
     """`latest_prices` as a JSON array of objects, built by PostgreSQL."""
-    return read_json(engine, _LATEST.format(where=_sku_filter(sku)), {"sku": sku})
+    return read_json(engine, _LATEST.format(where=_sku_filter(sku)), {"sku": sku}, order_by="retailer, item_id")
 
 
-def read_json(engine: Engine, sql: str, params: dict | None = None) -> str:
-    """The rows of a SELECT as a JSON array of objects (in its order), encoded by PostgreSQL: dates as
-    YYYY-MM-DD, timestamps ISO 8601 with their offset, NULL as null (what an API answers without building a
-    frame)."""
-    wrapped = f"SELECT coalesce(json_agg(t), '[]'::json)::text FROM ({sql}) t"
-    with engine.connect() as conn:
+def read_json(engine: Engine, sql: str, params: dict | None = None, order_by: str = "") -> str:
+    """The rows of a SELECT as a JSON array of objects, encoded by PostgreSQL: dates as YYYY-MM-DD, timestamps
+    ISO 8601 in UTC (`+00:00`), NULL as null (what an API answers without building a frame). `order_by` (output
+    column names) orders the array; an aggregate keeps a subquery's order only in practice, not by promise."""
+    order = f" ORDER BY {', '.join(f't.{c.strip()}' for c in order_by.split(','))}" if order_by.strip() else ""
+    wrapped = f"SELECT coalesce(json_agg(t{order}), '[]'::json)::text FROM ({sql}) t"
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
         return conn.execute(sa.text(wrapped), params or {}).scalar_one()
 
 
