@@ -241,6 +241,24 @@ def test_scope_threshold_and_enable_toggle(tmp_path):
     with pytest.raises(RuleError):
         save_rules("rules: [{name: x, kind: bogus}]", path)
     assert "toy-drop" in path.read_text()  # an invalid edit is not written
+    # writes are whole (renamed into place) and one at a time (a lock beside the file, across processes)
+    import threading
+
+    errors: list = []
+
+    def toggle(i: int) -> None:
+        try:
+            set_rule_enabled(path, "uc", bool(i % 2))
+        except Exception as err:  # noqa: BLE001 - collected for the assertion
+            errors.append(err)
+
+    workers = [threading.Thread(target=toggle, args=(i,)) for i in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not errors and {r.name for r in load_rules(path).rules} == {"toy-drop", "uc"}
+    assert not list(tmp_path.glob(".rules.yaml.*.tmp")) and (tmp_path / "rules.yaml.lock").exists()
     assert parse_duration("90m") == 1.5 and parse_duration(2) == 2.0
     assert rules.apply(events.iloc[0:0]).empty
 

@@ -87,9 +87,11 @@ def test_who_gets_in(client, owner, api_keys):
     for bad in ("pik_000000000000_" + "A" * 43, "pik_nonsense", "not.a.jwt", api_keys["read"][:-1] + "?"):
         r = client.get("/v1/products", headers=bearer(bad))
         assert r.status_code == 401, bad
-    # the key in the X-API-Key header works too
+    # the key in the X-API-Key header works too; a bearer token there does not
     assert client.get("/v1/me", headers={"X-API-Key": api_keys["read"]}).json() == {
         "kind": "key", "name": "test read", "access": "read"}
+    r = client.get("/v1/me", headers={"X-API-Key": "eyJhbGciOiJIUzI1NiJ9.e30.x"})
+    assert r.status_code == 401 and "X-API-Key takes an API key" in error_of(r)
     # a revoked key stops at once
     key_id, key = keys.create_key(owner, "short-lived", "read", created_by="test")
     assert client.get("/v1/me", headers=bearer(key)).status_code == 200

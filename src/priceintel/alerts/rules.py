@@ -7,7 +7,11 @@ raises `RuleError` naming the file, the rule and the field.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, time
 from pathlib import Path
 from typing import Any, Literal
@@ -216,24 +220,50 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
     return parse_rules(path.read_text(), str(path))
 
 
+@contextmanager
+def _rule_file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on the rule file (a `.lock` beside it) across processes: the apps and API workers
+    change it one at a time."""
+    lock = path.with_name(path.name + ".lock")
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _write_rules(text: str, path: Path) -> None:
+    """Write the file whole or not at all (a temporary file beside it, then renamed over it)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text if text.endswith("\n") else text + "\n")
+    os.replace(tmp, path)
+
+
 def save_rules(text: str, path: str | Path) -> RuleSet:
-    """Validate rule YAML and only then write it to path (the app's save button)."""
+    """Validate rule YAML and only then write it to path (the app's save button, the API's PUT)."""
     rules = parse_rules(text, str(path))
-    Path(path).write_text(text if text.endswith("\n") else text + "\n")
+    with _rule_file_lock(Path(path)):
+        _write_rules(text, Path(path))
     return rules
 
 
 def set_rule_enabled(path: str | Path, name: str, enabled: bool) -> RuleSet:
-    """Enable or disable one rule in the file (other content is re-dumped as YAML)."""
-    rules = load_rules(path)
-    raw = yaml.safe_load(Path(path).read_text())
-    for item in raw.get("rules", []):
-        if item.get("name") == name:
-            item["enabled"] = bool(enabled)
-            break
-    else:
-        raise RuleError(f"{path}: no rule named {name!r} (rules: {', '.join(r.name for r in rules.rules)})")
-    return save_rules(yaml.safe_dump(raw, sort_keys=False), path)
+    """Enable or disable one rule in the file (other content is re-dumped as YAML), under the file's lock."""
+    path = Path(path)
+    with _rule_file_lock(path):
+        rules = load_rules(path)
+        raw = yaml.safe_load(path.read_text())
+        for item in raw.get("rules", []):
+            if item.get("name") == name:
+                item["enabled"] = bool(enabled)
+                break
+        else:
+            raise RuleError(f"{path}: no rule named {name!r} (rules: {', '.join(r.name for r in rules.rules)})")
+        text = yaml.safe_dump(raw, sort_keys=False)
+        updated = parse_rules(text, str(path))
+        _write_rules(text, path)
+    return updated
 
 
 def describe_rules(rules: RuleSet) -> str:

@@ -151,6 +151,12 @@ def requires(level: str):
         bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
         api_key: str | None = Depends(_key_header),
     ) -> Principal:
+        if bearer is None and api_key and not keys.looks_like_key(api_key):
+            raise ApiError(
+                401,
+                "X-API-Key takes an API key (pik_…); send a token as 'Authorization: Bearer'",
+                {"WWW-Authenticate": "Bearer"},
+            )
         token = bearer.credentials if bearer is not None else api_key
         who = _authenticate(request, token)
         wait = request.app.state.limiter.take(f"{who.kind}:{who.ident}")
