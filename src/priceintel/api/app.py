@@ -129,18 +129,25 @@ def _authenticate(request: Request, token: str | None) -> Principal:
         if key is None:
             raise ApiError(401, "the API key is not valid or has been revoked", {"WWW-Authenticate": "Bearer"})
         return Principal("key", key.key_id, f"{key.name}", key.scope)
+    account = token_account(request, token, "access")
+    return Principal("user", str(account.user_id), account.username, ROLE_LEVEL[account.role])
+
+
+def token_account(request: Request, token: str, kind: str) -> auth.Account:
+    """The user a valid token of `kind` (access | refresh) names, in the session it was issued under;
+    ApiError 401 saying what is wrong otherwise (bad or expired token, session ended, user removed)."""
     try:
-        claims = tokens.verify(token, "access", request.app.state.settings)
+        claims = tokens.verify(token, kind, request.app.state.settings)
     except tokens.TokenError as err:
         raise ApiError(401, str(err), {"WWW-Authenticate": "Bearer"}) from None
-    account = auth.account_by_id(engine, claims.user_id)
+    account = auth.account_by_id(request.app.state.engine, claims.user_id)
     if account is None or account.version != claims.version:
         raise ApiError(
             401,
             "the session has ended (signed out, new password or user removed): sign in again",
             {"WWW-Authenticate": "Bearer"},
         )
-    return Principal("user", str(account.user_id), account.username, ROLE_LEVEL[account.role])
+    return account
 
 
 def requires(level: str):

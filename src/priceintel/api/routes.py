@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from priceintel.api import tokens
-from priceintel.api.app import ApiError, requires
+from priceintel.api.app import ApiError, requires, token_account
 from priceintel.api.principal import Principal, retry_after
 from priceintel.apps import auth
 from priceintel.apps import views as app_views
@@ -306,18 +306,7 @@ async def sign_in(request: Request, body: Login) -> dict:
     responses={401: {"description": "the refresh token is not valid or the session ended"}},
 )
 def refresh(request: Request, body: Refresh) -> dict:
-    try:
-        claims = tokens.verify(body.refresh_token, "refresh", request.app.state.settings)
-    except tokens.TokenError as err:
-        raise ApiError(401, str(err), {"WWW-Authenticate": "Bearer"}) from None
-    account = auth.account_by_id(request.app.state.engine, claims.user_id)
-    if account is None or account.version != claims.version:
-        raise ApiError(
-            401,
-            "the session has ended (signed out, new password or user removed): sign in again",
-            {"WWW-Authenticate": "Bearer"},
-        )
-    return _tokens(request, account)
+    return _tokens(request, token_account(request, body.refresh_token, "refresh"))
 
 
 @router.get("/v1/me", tags=["auth"], summary="who the credentials belong to")
