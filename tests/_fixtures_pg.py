@@ -65,8 +65,9 @@ def pg_engine(pg_url: str) -> sa.Engine:
 @pytest.fixture()
 def clean_db(pg_engine: sa.Engine) -> Iterator[sa.Engine]:
     """The migrated engine with every star-schema table emptied (identities restarted)."""
+    from priceintel.db import tenancy
     from priceintel.db.queries import TABLES
 
-    with pg_engine.begin() as conn:
+    with tenancy.as_owner(), pg_engine.begin() as conn:
         conn.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
     yield pg_engine

@@ -8,6 +8,9 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
 for _name in ("PRICEINTEL_SMTP_HOST", "PRICEINTEL_SLACK_WEBHOOK_URL", "PRICEINTEL_ALERT_WEBHOOK_URL",
               "PRICEINTEL_ALERT_EMAIL_TO", "PRICEINTEL_HTTP_PROXY"):
     os.environ[_name] = ""  # set before priceintel reads .env, which never overrides a set variable
+# one tenant key for every test process and the servers they start (tenant tokens, db.tenancy); no tenant named
+os.environ["PRICEINTEL_TENANT_SECRET"] = "test-tenant-key-" + "t" * 32
+os.environ.pop("PRICEINTEL_TENANT", None)
 
 from _fixtures_pg import *  # noqa: F401,F403,E402
 from _fixtures_demo import *  # noqa: F401,F403,E402

@@ -14,6 +14,7 @@ import sys
 import yaml
 
 from priceintel import PriceIntelError, config
+from priceintel.api.commands import add_parsers as _add_identity
 from priceintel.ingest.commands import add_parsers as _add_ingest
 from priceintel.ingest.discover import add_parsers as _add_discover
 from priceintel.pipeline import run
@@ -184,30 +185,6 @@ def cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_keys(args: argparse.Namespace) -> int:
-    """create | list | revoke API keys."""
-    from priceintel.api import keys
-    from priceintel.db import engine as db_engine
-    from priceintel.db import migrate
-
-    migrate.upgrade()
-    eng = db_engine.get_engine()
-    if args.action == "list":
-        df = keys.list_keys(eng)
-        _print(df.to_string(index=False) if len(df) else "no API keys: create one with `priceintel keys create NAME`")
-        return 0
-    if not args.name:
-        raise PriceIntelError(f"keys {args.action} needs a {'NAME' if args.action == 'create' else 'KEY_ID'}")
-    if args.action == "create":
-        key_id, key = keys.create_key(eng, args.name, args.scope, created_by="cli")
-        _print(f"API key {key_id} ({args.scope}) for {args.name}; shown only now, keep it:")
-        _print(key)
-        return 0
-    changed = keys.revoke_key(eng, args.name, revoked_by="cli")
-    _print(f"API key {args.name} {'revoked' if changed else 'was already revoked'}")
-    return 0
-
-
 def cmd_lab(args: argparse.Namespace) -> int:
     """JupyterLab on notebooks/ (blocks): loopback, token, DATABASE_URL set to the workbench database."""
     import secrets
@@ -223,34 +200,6 @@ def cmd_lab(args: argparse.Namespace) -> int:
     cmd = lab.lab_command(args.port, open_browser=args.browser)
     os.execv(cmd[0], cmd)
     return 0  # not reached
-
-
-def _read_password(args: argparse.Namespace) -> str:
-    """The new password: one line on stdin with --password-stdin, else typed twice at a prompt."""
-    import getpass
-
-    if args.password_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass(f"password for {args.name}: ")
-    if getpass.getpass("again: ") != first:
-        raise PriceIntelError("users add: the two passwords differ")
-    return first
-
-
-def cmd_users(args: argparse.Namespace) -> int:
-    """add | list | remove users of the apps (argon2 hashes in app_user)."""
-    from priceintel.apps import auth
-    from priceintel.db import engine as db_engine
-    from priceintel.db import migrate
-
-    migrate.upgrade()
-    eng = db_engine.get_engine()
-    _print(
-        auth.manage_users(
-            eng, args.action, args.name, lambda: _read_password(args), replace=args.replace, role=args.role
-        )
-    )
-    return 0
 
 
 # --- eval -------------------------------------------------------------------------------
@@ -386,33 +335,6 @@ def _add_apps(sub) -> None:
     ap.add_argument("--workers", type=int, default=1, help="processes sharing the port (one a core)")
     ap.set_defaults(func=cmd_api)
 
-    ky = sub.add_parser("keys", help="REST API keys: create NAME [--scope] | list | revoke KEY_ID")
-    ky.add_argument("action", choices=["create", "list", "revoke"])
-    ky.add_argument("name", nargs="?", default=None, help="create: a name for the key; revoke: its key id")
-    ky.add_argument(
-        "--scope",
-        choices=["read", "write", "admin"],
-        default="read",
-        help="read (GET only; default), write (also data actions) or admin (also API keys)",
-    )
-    ky.set_defaults(func=cmd_keys)
-
-    u = sub.add_parser(
-        "users", help="who may open the apps and sign in to the API: add NAME | list | remove NAME | role NAME"
-    )
-    u.add_argument("action", choices=["add", "list", "remove", "role"])
-    u.add_argument("name", nargs="?", default=None)
-    u.add_argument(
-        "--role",
-        choices=["admin", "analyst", "viewer"],
-        default=None,
-        help="add / role: admin (also users and API keys), analyst (reads and data actions; default for a new "
-        "user) or viewer (reads only)",
-    )
-    u.add_argument("--password-stdin", action="store_true", help="read the password from stdin (one line)")
-    u.add_argument("--replace", action="store_true", help="add: set a new password for an existing user")
-    u.set_defaults(func=cmd_users)
-
 
 def _add_eval(sub) -> None:
     e = sub.add_parser("eval", help="evaluate a component on a benchmark")
@@ -505,11 +427,19 @@ def _add_alerts(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser for every subcommand (in the order --help lists them)."""
     p = argparse.ArgumentParser(prog="priceintel", description=__doc__)
+    p.add_argument(
+        "--tenant",
+        dest="global_tenant",
+        default=None,
+        help="work in this tenant (as $PRICEINTEL_TENANT does; default: the database's default tenant, or `demo` "
+        "for a run on the demo world)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     for add in (
         _add_db,
         _add_shops,
         _add_ingest,
+        _add_identity,
         _add_preview,
         _add_discover,
         _add_pipeline,
@@ -524,17 +454,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: a clear one-line error (secrets redacted) and exit code 2 for any PriceIntelError."""
+    import sqlalchemy.exc
+
     args = build_parser().parse_args(argv)
+    before = os.environ.get("PRICEINTEL_TENANT")
     try:
+        if args.global_tenant:
+            from priceintel.db import tenancy
+
+            os.environ[tenancy.TENANT_ENV] = tenancy.check_name(args.global_tenant)  # and the notebooks it runs
         return args.func(args) or 0
     except PriceIntelError as exc:
         print(f"error: {config.redact(str(exc))}", file=sys.stderr, flush=True)
+        return 2
+    except sqlalchemy.exc.DBAPIError as exc:  # e.g. an unknown tenant, refused by the database
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"error: database: {config.redact(reason)}", file=sys.stderr, flush=True)
         return 2
     except (OSError, ValueError, yaml.YAMLError) as exc:  # files, dates, YAML: say what, not a traceback
         print(f"error: {type(exc).__name__}: {config.redact(str(exc))}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:  # main() called in-process (tests, the scheduler) leaves the environment as it found it
+        if before is None:
+            os.environ.pop("PRICEINTEL_TENANT", None)
+        else:
+            os.environ["PRICEINTEL_TENANT"] = before
 
 
 if __name__ == "__main__":

@@ -431,14 +431,26 @@ class ApiSettings:
 
 def _api_secret() -> str:
     """PRICEINTEL_API_SECRET, else the installation's key file (created 0600 on first use)."""
-    given = os.environ.get("PRICEINTEL_API_SECRET") or ""
+    return _secret("PRICEINTEL_API_SECRET", "api-secret", "API key")
+
+
+def tenant_secret() -> str:
+    """The key tenant tokens are made with (`db.tenancy`): PRICEINTEL_TENANT_SECRET, else the installation's
+    file data/tenant-secret (created 0600 on first use). The apps, their kernels and the API read the same one;
+    the database stores only a hash of each tenant's token."""
+    return _secret("PRICEINTEL_TENANT_SECRET", "tenant-secret", "tenant key")
+
+
+def _secret(variable: str, filename: str, what: str) -> str:
+    """$variable (at least 32 characters), else the key file `data_dir()/filename`, made on first use."""
+    given = os.environ.get(variable) or ""
     if given:
         if len(given) < 32:
-            raise ConfigError("environment variable PRICEINTEL_API_SECRET must be at least 32 characters long")
+            raise ConfigError(f"environment variable {variable} must be at least 32 characters long")
         return given
     import secrets
 
-    path = data_dir() / "api-secret"
+    path = data_dir() / filename
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -446,7 +458,7 @@ def _api_secret() -> str:
         text = path.read_text(encoding="ascii").strip()
         if len(text) < 32:
             raise ConfigError(
-                f"{path}: the API key file is shorter than 32 characters; delete it to make a new one"
+                f"{path}: the {what} file is shorter than 32 characters; delete it to make a new one"
             ) from None
         return text
     with os.fdopen(fd, "w", encoding="ascii") as fh:

@@ -23,6 +23,7 @@ from priceintel.alerts.rules import (
     set_rule_enabled,
 )
 from priceintel.alerts.store import AlertError, list_alerts, set_state, store_alerts
+from priceintel.db import tenancy
 from priceintel.demo import Storefronts, generate_world
 from priceintel.match import rules as match
 from priceintel.pipeline import hooks as monitor
@@ -47,7 +48,7 @@ rules:
 @pytest.fixture()
 def alert_db(clean_db):
     """Empty star schema and alert tables on the session database."""
-    with clean_db.begin() as conn:
+    with tenancy.as_owner(), clean_db.begin() as conn:
         conn.exec_driver_sql("TRUNCATE alert, alert_delivery, quality_result, schedule_run RESTART IDENTITY CASCADE")
     return clean_db
 

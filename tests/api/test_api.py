@@ -144,12 +144,10 @@ def test_tokens_sign_in_refresh_and_end(client, owner, api_settings):
     assert again.status_code == 200 and client.get("/v1/me", headers=bearer(again.json()["access_token"])).is_success
     # an expired token, and one signed with another key
     account = auth.account_of(owner, "api-analyst")
-    old, _ = tokens.issue(account.user_id, account.username, account.version, "access", api_settings,
-                          now=time.time() - 3600)
+    old, _ = tokens.issue(account, "access", api_settings, now=time.time() - 3600)
     r = client.get("/v1/me", headers=bearer(old))
     assert r.status_code == 401 and "expired" in error_of(r)
-    forged, _ = tokens.issue(account.user_id, account.username, account.version, "access",
-                             config.ApiSettings(secret="another-" + "y" * 40))
+    forged, _ = tokens.issue(account, "access", config.ApiSettings(secret="another-" + "y" * 40))
     assert client.get("/v1/me", headers=bearer(forged)).status_code == 401
     # signing out of the apps (a new session version) ends every token of the user
     assert auth.end_sessions(owner, "api-analyst")

@@ -27,7 +27,7 @@ def test_keys_cli(pg_engine, capsys):
     key = out.strip().splitlines()[-1]
     assert key.startswith("pik_") and "shown only now" in out
     key_id = key.split("_")[1]
-    assert keys.authenticate(pg_engine, key) == keys.ApiKey(key_id, "nightly export", "write")
+    assert keys.authenticate(pg_engine, key) == keys.ApiKey(key_id, "nightly export", "write", "default")
     assert main(["keys", "list"]) == 0
     listed = capsys.readouterr().out
     assert key_id in listed and key not in listed  # the key itself is never shown again
@@ -44,7 +44,7 @@ def test_roles_in_the_users_cli(pg_engine, monkeypatch, capsys):
         conn.exec_driver_sql("DELETE FROM app_user WHERE username LIKE 'role-%%'")
     monkeypatch.setattr(sys, "stdin", io.StringIO("long enough pw\n"))
     assert main(["users", "add", "role-ann", "--password-stdin"]) == 0
-    assert "role-ann added (analyst)" in capsys.readouterr().out  # the default role of a new user
+    assert "role-ann added (analyst, tenant default)" in capsys.readouterr().out  # default role and tenant
     monkeypatch.setattr(sys, "stdin", io.StringIO("long enough pw\n"))
     assert main(["users", "add", "role-bob", "--role", "viewer", "--password-stdin"]) == 0
     assert main(["users", "role", "role-ann", "--role", "admin"]) == 0 and "now admin" in capsys.readouterr().out
@@ -58,6 +58,31 @@ def test_roles_in_the_users_cli(pg_engine, monkeypatch, capsys):
     assert main(["users", "list"]) == 0 and "viewer" in capsys.readouterr().out
     with pytest.raises(auth.AuthError, match="role 'root'"):
         auth.add_user(pg_engine, "role-cat", "long enough pw", role="root")
+
+
+def test_tenants_cli(pg_engine, monkeypatch, capsys):
+    """`priceintel tenants add|list|plan`, `users add --tenant`, `keys create --tenant` and `--tenant` errors."""
+    assert main(["tenants", "add", "cli-acme", "--plan", "pro"]) == 0
+    assert "tenant cli-acme added (pro)" in capsys.readouterr().out
+    assert main(["tenants", "add", "cli-acme"]) == 2 and "exists already" in capsys.readouterr().err
+    assert main(["tenants", "add", "Bad Name"]) == 2 and "lower-case" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.StringIO("long enough pw\n"))
+    assert main(["users", "add", "cli-amy", "--tenant", "cli-acme", "--password-stdin"]) == 0
+    assert "cli-amy added (analyst, tenant cli-acme)" in capsys.readouterr().out
+    assert auth.account_of(pg_engine, "cli-amy").tenant == "cli-acme"
+    assert main(["keys", "create", "cli reader", "--tenant", "cli-acme"]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert keys.authenticate(pg_engine, key).tenant == "cli-acme"
+    assert main(["keys", "list"]) == 0 and "cli reader" not in capsys.readouterr().out  # the default tenant's
+    assert main(["keys", "list", "--tenant", "cli-acme"]) == 0 and "cli reader" in capsys.readouterr().out
+    assert main(["--tenant", "cli-acme", "keys", "list"]) == 0 and "cli reader" in capsys.readouterr().out
+    assert main(["keys", "list", "--tenant", "cli-nosuch"]) == 2
+    assert "no tenant 'cli-nosuch'" in capsys.readouterr().err
+    assert main(["tenants", "plan", "cli-acme", "--plan", "enterprise"]) == 0
+    assert main(["tenants", "list"]) == 0
+    listed = [line.split() for line in capsys.readouterr().out.splitlines()]
+    row = next(r for r in listed if r and r[0] == "cli-acme")
+    assert row[1] == "enterprise" and row[-2:] == ["1", "1"]  # one user, one API key
 
 
 def _free_port() -> int:

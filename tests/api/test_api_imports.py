@@ -15,6 +15,7 @@ from priceintel import config
 from priceintel.api import keys
 from priceintel.api.app import create_app
 from priceintel.apps.serve import app_database_url
+from priceintel.db import tenancy
 
 RULES = """rules:
   - name: big-drops
@@ -26,7 +27,7 @@ RULES = """rules:
 @pytest.fixture(scope="module")
 def server(pg_url, pg_engine, tmp_path_factory) -> Iterator[tuple[str, dict, sa.Engine]]:
     """(base URL, {scope: key}, owner engine) of an API on the session database."""
-    with pg_engine.begin() as conn:
+    with tenancy.as_owner(), pg_engine.begin() as conn:
         conn.exec_driver_sql("TRUNCATE api_key")
     made = {s: keys.create_key(pg_engine, f"imports {s}", s, created_by="test")[1] for s in ("read", "write")}
     settings = config.ApiSettings(secret="imports-" + "z" * 40, rate_per_minute=0)
@@ -38,7 +39,7 @@ def server(pg_url, pg_engine, tmp_path_factory) -> Iterator[tuple[str, dict, sa.
 @pytest.fixture()
 def api(server, clean_db, monkeypatch, tmp_path) -> Iterator[tuple[httpx.Client, dict, sa.Engine]]:
     url, made, engine = server
-    with engine.begin() as conn:
+    with tenancy.as_owner(), engine.begin() as conn:
         conn.exec_driver_sql("TRUNCATE import_run RESTART IDENTITY CASCADE")
     monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(tmp_path / "data"))
     rules = tmp_path / "rules.yaml"

@@ -16,6 +16,7 @@ from priceintel import PriceIntelError
 from priceintel.apps import auth, session
 from priceintel.apps.login import prelaunch_hook
 from priceintel.apps.serve import VOILA_CONFIG, voila_command
+from priceintel.db import tenancy
 
 
 @pytest.fixture()
@@ -24,9 +25,12 @@ def kernel_user():
     yield session.sign_in_kernel
     session._USER.clear()
     session._SESSION.clear()
+    tenancy.bind(None)
 
 
-def test_prelaunch_hook_names_the_signed_in_user_to_the_kernel(kernel_user):
+def test_prelaunch_hook_names_the_signed_in_user_to_the_kernel(kernel_user, pg_engine):
+    tenancy.ensure_tenant(pg_engine, "hook-tenant")
+    auth.add_user(pg_engine, "ann.lee", "long enough pw", replace=True, tenant="hook-tenant")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
     req = SimpleNamespace(current_user=SimpleNamespace(username="ann.lee", session=auth.Session(7, 3)))
     out = prelaunch_hook(req, nb, "/tmp")
@@ -36,6 +40,10 @@ def test_prelaunch_hook_names_the_signed_in_user_to_the_kernel(kernel_user):
     exec(first.source, {})  # what the kernel runs first
     assert session.user() == "ann.lee" and session.label() == "user:ann.lee"
     assert session._SESSION == [auth.Session(7, 3)]  # the session the kernel was started under
+    assert tenancy.current() == "hook-tenant"  # and it works in the user's tenant only
+    removed = SimpleNamespace(current_user=SimpleNamespace(username="gone.user", session=auth.Session(8, 1)))
+    with pytest.raises(HTTPError):  # a user no longer in the database gets no kernel
+        prelaunch_hook(removed, nbformat.v4.new_notebook(), "/tmp")
     for nobody in (None, SimpleNamespace(username="bad name'); import os; ('")):
         with pytest.raises(HTTPError):
             prelaunch_hook(SimpleNamespace(current_user=nobody), nbformat.v4.new_notebook(), "/tmp")

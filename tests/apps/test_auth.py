@@ -24,7 +24,10 @@ SHOTS = config.reports_dir() / "screenshots"
 
 
 def _no_users(engine) -> None:
-    with engine.begin() as conn:
+    """No user in any tenant."""
+    from priceintel.db import tenancy
+
+    with tenancy.as_owner(), engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM app_user")
 
 

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from priceintel import PriceIntelError, config
 from priceintel.config import ConfigError
 from priceintel.db import engine as dbengine
+from priceintel.db import tenancy
 from priceintel.db import load, migrate, queries, server
 from priceintel.db.errors import DatabaseError, LoadError, QueryError
 from priceintel.items import LISTING_COLUMNS, MATCH_COLUMNS, OBSERVATION_COLUMNS, PRODUCT_COLUMNS, SALES_COLUMNS
@@ -437,7 +438,7 @@ def test_database_rejection_becomes_load_error(clean_db):
             load.upsert_products(conn, bad)
     lst = listings().iloc[:1].assign(retailer="amazon", item_id="A1")
     with pytest.raises(LoadError, match="dim_listing: PostgreSQL rejected the load"):
-        with clean_db.begin() as conn:  # a constraint only the database knows about
+        with tenancy.as_owner(), clean_db.begin() as conn:  # a constraint only the database knows about (DDL)
             conn.exec_driver_sql("ALTER TABLE dim_listing ADD CONSTRAINT no_a1 CHECK (title <> 'boom')")
             load.upsert_listings(conn, lst.assign(title="boom"))
     assert "no_a1" not in str(sa.inspect(clean_db).get_check_constraints("dim_listing"))

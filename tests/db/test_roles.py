@@ -6,7 +6,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import ProgrammingError
 
-from priceintel.db import roles
+from priceintel import config
+from priceintel.db import roles, tenancy
 from priceintel.db.engine import app_role_name, create_database, drop_database, get_engine
 from priceintel.db.migrate import upgrade
 
@@ -39,7 +40,15 @@ def test_the_app_role_reads_all_writes_only_the_apps_tables(pg_engine, pg_url):
             conn.execute(sa.text("SELECT count(*) FROM fact_price")).scalar()  # reads the facts
             conn.execute(sa.text("SELECT count(*) FROM mv_app_prices")).scalar()  # and the app views
             conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar()
+        with app.begin() as conn:  # without a tenant: sees nothing, may add nothing
+            assert conn.execute(sa.text("SELECT priceintel_tenant()")).scalar() is None
+            with pytest.raises(ProgrammingError, match="row-level security"):
+                conn.execute(sa.text("INSERT INTO import_run (kind, path, sha256) VALUES ('catalog', 'x.csv', 'x')"))
         with app.begin() as conn:  # writes what the apps write (a temp staging table too), then rolls back
+            conn.exec_driver_sql(
+                "SELECT set_config('priceintel.tenant', 'default', true), set_config('priceintel.tenant_token', %s, true)",
+                (tenancy.token_for("default", config.tenant_secret()),),
+            )
             conn.exec_driver_sql("CREATE TEMP TABLE stg_x (a int) ON COMMIT DROP")
             conn.execute(
                 sa.text("INSERT INTO import_run (kind, path, sha256) VALUES ('catalog', 'test.csv', 'x')")
@@ -49,6 +58,8 @@ def test_the_app_role_reads_all_writes_only_the_apps_tables(pg_engine, pg_url):
         app.dispose()
 
     assert "permission denied" in _denied(app_url, "DELETE FROM fact_price")
+    assert "permission denied" in _denied(app_url, "SELECT * FROM mv_app_prices_all")  # every tenant's rows
+    assert "permission denied" in _denied(app_url, "UPDATE tenant SET plan = 'enterprise'")
     # users and keys: only the columns sign-in and the API stamp; no role changes, no deleting a key's record
     assert "permission denied" in _denied(app_url, "UPDATE app_user SET role = 'admin'")
     assert "permission denied" in _denied(app_url, "INSERT INTO app_user (username, password_hash) VALUES ('x', '$argon2x')")

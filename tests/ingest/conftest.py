@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from priceintel.db import tenancy
+
 
 @pytest.fixture()
 def db(clean_db: sa.Engine) -> Iterator[sa.Engine]:
     """clean_db plus empty import_run / watch / watch_fetch (identities restarted)."""
-    with clean_db.begin() as conn:
+    with tenancy.as_owner(), clean_db.begin() as conn:
         conn.exec_driver_sql("TRUNCATE import_run, watch, watch_fetch RESTART IDENTITY CASCADE")
     yield clean_db
 

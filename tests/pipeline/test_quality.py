@@ -3,8 +3,9 @@
 import pandas as pd
 import pytest
 
-from priceintel.pipeline import quality
+from priceintel.db import tenancy
 from priceintel.items import OBSERVATION_COLUMNS
+from priceintel.pipeline import quality
 
 
 def _obs(**over):
@@ -48,9 +49,9 @@ from pathlib import Path  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from priceintel import clean  # noqa: E402
-from priceintel.pipeline import hooks as monitor
 from priceintel.alerts import notify
 from priceintel.db import load  # noqa: E402
+from priceintel.pipeline import hooks as monitor
 
 CRITICAL_SQL = {"duplicate_listings", "price_jump", "currency_mismatch"}
 
@@ -61,7 +62,7 @@ def _scraped(pipeline_env) -> pd.DataFrame:
 
 
 def _load(engine, obs: pd.DataFrame) -> None:
-    with engine.begin() as conn:
+    with tenancy.as_owner(), engine.begin() as conn:
         conn.exec_driver_sql("TRUNCATE dim_date, dim_retailer, dim_listing, fact_price RESTART IDENTITY CASCADE")
         load.ensure_dates(conn, obs["ds"].min(), obs["ds"].max())
         load.upsert_retailers(conn, pd.DataFrame({"retailer": sorted(obs["retailer"].unique())}))

@@ -17,6 +17,7 @@ from priceintel import cli, config
 from priceintel.pipeline import run
 from priceintel.alerts import notify
 from priceintel.pipeline import schedule
+from priceintel.db import tenancy
 
 
 def test_cron_expressions():
@@ -61,7 +62,8 @@ def test_failed_run_is_retried_with_backoff_recorded_and_summarised(pg_engine, t
     assert waits == [7]
     assert summary["kind"] == "run" and "FAILED" in summary["title"]
     assert "world: errored (2 attempt(s))" in summary["lines"]  # the first task: it makes the demo world
-    hist = schedule.history(pg_engine, 1).iloc[0]
+    with tenancy.scope(run.pipeline_tenant(env)):  # the demo world's tenant
+        hist = schedule.history(pg_engine, 1).iloc[0]
     assert hist["status"] == "failed" and "days=0" in hist["error"]
     assert hist["tasks"]["world"] == {"attempts": 2, "status": "errored"}
     assert hist["tasks"]["scrape"]["attempts"] == 0

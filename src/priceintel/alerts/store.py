@@ -92,7 +92,7 @@ def store_alerts(engine, alerts: pd.DataFrame, as_of: date | None = None) -> Sto
             res = conn.execute(
                 sa.text(f"""
                 INSERT INTO alert ({", ".join(_COLS)}) VALUES ({", ".join(":" + c for c in _COLS)})
-                ON CONFLICT (dedup_key) DO NOTHING RETURNING alert_id"""),
+                ON CONFLICT (tenant_id, dedup_key) DO NOTHING RETURNING alert_id"""),
                 row,
             ).first()
             inserted += res is not None

@@ -14,21 +14,33 @@ from pydantic import BaseModel, Field
 
 from priceintel.api import keys
 from priceintel.api.app import ApiError
-from priceintel.api.routes import Admin, Format, Reader, Writer, _frame_response, records
+from priceintel.api.routes import (
+    CALLER_ERRORS,
+    CSV_TOO,
+    WRITER_ERRORS,
+    Admin,
+    Format,
+    Reader,
+    Text,
+    Writer,
+    _frame_response,
+    errors,
+    records,
+)
 
 router = APIRouter()
 
 
 class WatchIn(BaseModel):
-    url: str = Field(min_length=1, max_length=2048, description="absolute http(s) URL of a product page")
-    retailer: str | None = Field(default=None, max_length=64, description="default: from the URL's host")
-    sku: str | None = Field(default=None, max_length=128, description="our product it shows, if known")
+    url: Text = Field(min_length=1, max_length=2048, description="absolute http(s) URL of a product page")
+    retailer: Text | None = Field(default=None, max_length=64, description="default: from the URL's host")
+    sku: Text | None = Field(default=None, max_length=128, description="our product it shows, if known")
 
 
 class Decision(BaseModel):
-    retailer: str = Field(min_length=1, max_length=64)
-    item_id: str = Field(min_length=1, max_length=256)
-    sku: str = Field(min_length=1, max_length=128)
+    retailer: Text = Field(min_length=1, max_length=64)
+    item_id: Text = Field(min_length=1, max_length=256)
+    sku: Text = Field(min_length=1, max_length=128)
     same_product: bool = Field(description="true: confirm the match; false: reject it")
 
 
@@ -37,7 +49,12 @@ class KeyIn(BaseModel):
     scope: Literal["read", "write", "admin"] = "read"
 
 
-@router.post("/v1/alerts/{alert_id}/{action}", tags=["actions"], summary="acknowledge or resolve an alert")
+@router.post(
+    "/v1/alerts/{alert_id}/{action}",
+    tags=["actions"],
+    summary="acknowledge or resolve an alert",
+    responses=errors(*WRITER_ERRORS, 404),
+)
 def alert_state(
     request: Request,
     who: Writer,
@@ -54,12 +71,17 @@ def alert_state(
     return {"alert_id": alert_id, "state": state, "changed": bool(changed), "by": who.label}
 
 
-@router.get("/v1/watches", tags=["actions"], summary="the watch list (competitor pages to check)")
+@router.get(
+    "/v1/watches",
+    tags=["actions"],
+    summary="the watch list (competitor pages to check)",
+    responses={**CSV_TOO, **errors(*CALLER_ERRORS)},
+)
 def watches(
     request: Request,
     who: Reader,
     include_inactive: bool = False,
-    retailer: Annotated[str | None, Query(max_length=64)] = None,
+    retailer: Annotated[Text | None, Query(max_length=64)] = None,
     format: Format = "json",
 ) -> Response:
     from priceintel.ingest.watch import list_watches
@@ -68,7 +90,12 @@ def watches(
     return _frame_response(df, format, "watches")
 
 
-@router.post("/v1/watches", tags=["actions"], summary="watch pages (one or a list of up to 1,000)")
+@router.post(
+    "/v1/watches",
+    tags=["actions"],
+    summary="watch pages (one or a list of up to 1,000)",
+    responses=errors(*WRITER_ERRORS, 400),
+)
 def add_watches(
     request: Request, who: Writer, body: Annotated[list[WatchIn], Body(min_length=1, max_length=1000)]
 ) -> dict:
@@ -89,7 +116,12 @@ def add_watches(
     return {"watches": results, "errors": errors}
 
 
-@router.delete("/v1/watches/{watch_id}", tags=["actions"], summary="stop watching a page (its history stays)")
+@router.delete(
+    "/v1/watches/{watch_id}",
+    tags=["actions"],
+    summary="stop watching a page (its history stays)",
+    responses=errors(*WRITER_ERRORS, 404),
+)
 def stop_watch(request: Request, who: Writer, watch_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> dict:
     from priceintel.ingest.watch import IngestError, remove_watch
 
@@ -100,12 +132,17 @@ def stop_watch(request: Request, who: Writer, watch_id: Annotated[int, Path(ge=1
     return {"watch_id": watch_id, "stopped": bool(changed)}
 
 
-@router.get("/v1/matches/review", tags=["actions"], summary="listing/product pairs waiting for a decision")
+@router.get(
+    "/v1/matches/review",
+    tags=["actions"],
+    summary="listing/product pairs waiting for a decision",
+    responses={**CSV_TOO, **errors(*CALLER_ERRORS)},
+)
 def review(
     request: Request,
     who: Reader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    retailer: Annotated[str | None, Query(max_length=64)] = None,
+    retailer: Annotated[Text | None, Query(max_length=64)] = None,
     format: Format = "json",
 ) -> Response:
     from priceintel.match.labels import review_queue
@@ -113,7 +150,12 @@ def review(
     return _frame_response(review_queue(request.app.state.engine, limit, retailer), format, "review")
 
 
-@router.post("/v1/matches/decisions", tags=["actions"], summary="confirm or reject matches (up to 1,000)")
+@router.post(
+    "/v1/matches/decisions",
+    tags=["actions"],
+    summary="confirm or reject matches (up to 1,000)",
+    responses=errors(*WRITER_ERRORS, 400),
+)
 def decide(request: Request, who: Writer, body: Annotated[list[Decision], Body(min_length=1, max_length=1000)]) -> dict:
     from priceintel.match.labels import LabelError, record_label
 
@@ -139,7 +181,7 @@ def decide(request: Request, who: Writer, body: Annotated[list[Decision], Body(m
 # ---- API keys
 
 
-@router.get("/v1/keys", tags=["admin"], summary="every API key (never a secret)")
+@router.get("/v1/keys", tags=["admin"], summary="every API key (never a secret)", responses=errors(*WRITER_ERRORS))
 def list_api_keys(request: Request, who: Admin) -> dict:
     return {"items": records(keys.list_keys(request.app.state.engine))}
 
@@ -149,6 +191,7 @@ def list_api_keys(request: Request, who: Admin) -> dict:
     tags=["admin"],
     status_code=201,
     summary="create an API key: the key is in this answer only, keep it",
+    responses=errors(*WRITER_ERRORS, 400),
 )
 def create_api_key(request: Request, who: Admin, body: KeyIn) -> dict:
     try:
@@ -158,7 +201,9 @@ def create_api_key(request: Request, who: Admin, body: KeyIn) -> dict:
     return {"key_id": key_id, "name": body.name, "scope": body.scope, "key": key}
 
 
-@router.delete("/v1/keys/{key_id}", tags=["admin"], summary="revoke an API key at once")
+@router.delete(
+    "/v1/keys/{key_id}", tags=["admin"], summary="revoke an API key at once", responses=errors(*WRITER_ERRORS, 404)
+)
 def revoke_api_key(request: Request, who: Admin, key_id: Annotated[str, Path(pattern="^[0-9a-f]{12}$")]) -> dict:
     try:
         changed = keys.revoke_key(request.app.state.engine, key_id, revoked_by=who.label)

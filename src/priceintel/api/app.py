@@ -3,6 +3,9 @@
 Every error is JSON `{"error": {"status": 404, "message": "…"}}` (validation errors add `details`, one per bad
 field, naming where: `query.limit`). Callers authenticate with `Authorization: Bearer <API key or access token>`
 or `X-API-Key: <API key>`; /health and /ready need nothing.
+
+A caller belongs to one tenant (its key's or its user's): the rest of the request works in that tenant
+(`db.tenancy.enter`), so every query runs under the database's row-level security for it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -22,6 +26,7 @@ from priceintel import PriceIntelError, config
 from priceintel.api import keys, tokens
 from priceintel.api.principal import ROLE_LEVEL, Principal, RateLimiter, retry_after
 from priceintel.apps import auth, signin
+from priceintel.db import tenancy
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +133,9 @@ def _authenticate(request: Request, token: str | None) -> Principal:
         key = keys.authenticate(engine, token)
         if key is None:
             raise ApiError(401, "the API key is not valid or has been revoked", {"WWW-Authenticate": "Bearer"})
-        return Principal("key", key.key_id, f"{key.name}", key.scope)
+        return Principal("key", key.key_id, f"{key.name}", key.scope, key.tenant)
     account = token_account(request, token, "access")
-    return Principal("user", str(account.user_id), account.username, ROLE_LEVEL[account.role])
+    return Principal("user", str(account.user_id), account.username, ROLE_LEVEL[account.role], account.tenant)
 
 
 def token_account(request: Request, token: str, kind: str) -> auth.Account:
@@ -140,7 +145,7 @@ def token_account(request: Request, token: str, kind: str) -> auth.Account:
         claims = tokens.verify(token, kind, request.app.state.settings)
     except tokens.TokenError as err:
         raise ApiError(401, str(err), {"WWW-Authenticate": "Bearer"}) from None
-    account = auth.account_by_id(request.app.state.engine, claims.user_id)
+    account = auth.account_by_id(request.app.state.engine, claims.user_id, claims.tenant)
     if account is None or account.version != claims.version:
         raise ApiError(
             401,
@@ -151,9 +156,11 @@ def token_account(request: Request, token: str, kind: str) -> auth.Account:
 
 
 def requires(level: str):
-    """A dependency: the authenticated caller, at least at `level`, within the rate limit."""
+    """A dependency: the authenticated caller, at least at `level`, within the rate limit; the request then
+    works in the caller's tenant. Async, so that the tenant it enters holds for the route (a sync dependency
+    runs in a worker thread whose context the route never sees)."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
         api_key: str | None = Depends(_key_header),
@@ -165,7 +172,7 @@ def requires(level: str):
                 {"WWW-Authenticate": "Bearer"},
             )
         token = bearer.credentials if bearer is not None else api_key
-        who = _authenticate(request, token)
+        who = await run_in_threadpool(_authenticate, request, token)
         wait = request.app.state.limiter.take(f"{who.kind}:{who.ident}")
         if wait > 0:
             raise ApiError(
@@ -177,6 +184,7 @@ def requires(level: str):
         if not who.may(level):
             what = f"scope {who.level}" if who.kind == "key" else f"role {who.level}"
             raise ApiError(403, f"{who.label} ({what}) may not do this: it needs {level} access")
+        tenancy.enter(who.tenant)
         return who
 
     return dependency

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, Field
 
 from priceintel import config
 from priceintel.api.app import ApiError
-from priceintel.api.routes import Reader, Writer
+from priceintel.api.routes import CALLER_ERRORS, WRITER_ERRORS, Reader, Writer, errors
 from priceintel.ingest.result import ImportResult, IngestError
 
 router = APIRouter()
@@ -99,6 +103,16 @@ async def _run(fn: Any, request: Request, path: Path, who: Any, **kw: Any) -> Im
     except IngestError as err:
         message = str(err).replace(str(path.parent) + "/", "").replace(path.name, "the body")
         raise ApiError(400, message) from None
+    except psycopg.DataError as err:  # a value the row checks let through that the database refuses (COPY)
+        raise ApiError(400, _refused(err)) from None
+
+
+def _refused(err: psycopg.DataError) -> str:
+    """The database's refusal of a value, naming its column when the database does."""
+    column = re.search(r"\bcolumn (\w+)", err.diag.context or "")
+    where = f" (column {column.group(1)})" if column else ""
+    reason = " ".join((err.diag.message_primary or str(err)).split())
+    return f"the database refused the import{where}: {reason}; nothing was imported"
 
 
 #: the JSON shape of one observation (any other column of `ingest.observations` is accepted too)
@@ -122,6 +136,7 @@ _OBSERVATION = {
     "/v1/observations",
     tags=["imports"],
     summary="import competitor prices observed elsewhere (JSON list or CSV); errors per row",
+    responses=errors(*WRITER_ERRORS, 400, 413, 415),
     openapi_extra={
         "requestBody": {
             "content": {
@@ -168,6 +183,7 @@ async def observations(
     "/v1/catalogue",
     tags=["imports"],
     summary="import our catalogue (CSV: id, title, price, gtin, …)",
+    responses=errors(*WRITER_ERRORS, 400, 413, 415),
     openapi_extra={"requestBody": _CSV_BODY},
 )
 async def catalogue(
@@ -186,6 +202,7 @@ async def catalogue(
     "/v1/sales",
     tags=["imports"],
     summary="import our daily sales (CSV: sku, date, units, price, …)",
+    responses=errors(*WRITER_ERRORS, 400, 413, 415),
     openapi_extra={"requestBody": _CSV_BODY},
 )
 async def sales(request: Request, who: Writer, strict: bool = False) -> dict:
@@ -210,29 +227,61 @@ def _rules_out(rules: Any, text: str) -> dict:
     return {"text": text, "rules": [r.model_dump(mode="json") for r in rules.rules]}
 
 
-@router.get("/v1/alert-rules", tags=["imports"], summary="the alert rule file, as text and parsed")
+@contextmanager
+def _rule_errors(path: Path) -> Iterator[None]:
+    """Refused rules as 400 naming "the rules" (never the server's path to the file), YAML nested too deeply too."""
+    from priceintel.alerts.rules import RuleError
+
+    try:
+        yield
+    except RuleError as err:
+        raise ApiError(400, str(err).replace(str(path), "the rules")) from None
+    except RecursionError:  # the YAML parser recurses once per level of nesting
+        raise ApiError(400, "the rules are nested too deeply to read: send a `rules:` list of plain mappings") from None
+
+
+@router.get(
+    "/v1/alert-rules",
+    tags=["imports"],
+    summary="the alert rule file, as text and parsed",
+    responses=errors(*CALLER_ERRORS, 400),
+)
 def get_rules(request: Request, who: Reader) -> dict:
     from priceintel.alerts.rules import default_rules_file, parse_rules
 
     path = default_rules_file()
     text = path.read_text() if path.is_file() else "rules: []\n"
-    return _rules_out(parse_rules(text, str(path)), text)
+    with _rule_errors(path):
+        return _rules_out(parse_rules(text, str(path)), text)
 
 
-@router.put("/v1/alert-rules", tags=["imports"], summary="replace the alert rule file (validated first)")
+@router.put(
+    "/v1/alert-rules",
+    tags=["imports"],
+    summary="replace the alert rule file (validated first)",
+    responses=errors(*WRITER_ERRORS, 400),
+)
 def put_rules(request: Request, who: Writer, body: RuleText) -> dict:
     from priceintel.alerts.rules import default_rules_file, save_rules
 
-    rules = save_rules(body.text, default_rules_file())
+    path = default_rules_file()
+    with _rule_errors(path):
+        rules = save_rules(body.text, path)
     return _rules_out(rules, body.text)
 
 
-@router.patch("/v1/alert-rules/{name}", tags=["imports"], summary="enable or disable one alert rule")
+@router.patch(
+    "/v1/alert-rules/{name}",
+    tags=["imports"],
+    summary="enable or disable one alert rule",
+    responses=errors(*WRITER_ERRORS, 400, 404),
+)
 def switch_rule(request: Request, who: Writer, name: str, body: Annotated[RuleSwitch, Body()]) -> dict:
     from priceintel.alerts.rules import default_rules_file, load_rules, set_rule_enabled
 
     path = default_rules_file()
-    if name not in {r.name for r in load_rules(path).rules}:
-        raise ApiError(404, f"no alert rule named {name!r} (GET /v1/alert-rules lists them)")
-    rules = set_rule_enabled(path, name, body.enabled)
+    with _rule_errors(path):
+        if name not in {r.name for r in load_rules(path).rules}:
+            raise ApiError(404, f"no alert rule named {name!r} (GET /v1/alert-rules lists them)")
+        rules = set_rule_enabled(path, name, body.enabled)
     return _rules_out(rules, path.read_text())

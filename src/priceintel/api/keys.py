@@ -18,6 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from priceintel import PriceIntelError
+from priceintel.db import tenancy
 
 #: what a key may do, weakest first
 SCOPES = ("read", "write", "admin")
@@ -31,11 +32,12 @@ class ApiKeyError(PriceIntelError):
 
 
 class ApiKey(NamedTuple):
-    """An authenticated key: its id, name and scope."""
+    """An authenticated key: its id, name, scope and tenant."""
 
     key_id: str
     name: str
     scope: str
+    tenant: str
 
 
 def _digest(secret: str) -> str:
@@ -50,7 +52,7 @@ def check_scope(scope: str) -> str:
 
 
 def create_key(engine: sa.Engine, name: str, scope: str, created_by: str) -> tuple[str, str]:
-    """A new key: (key_id, the whole key to hand over once). Only its hash is stored."""
+    """A new key of the current tenant: (key_id, the whole key to hand over once). Only its hash is stored."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ApiKeyError(f"key name {name!r}: use 1-64 letters, digits, spaces or . _ @ -")
     check_scope(scope)
@@ -65,8 +67,8 @@ def create_key(engine: sa.Engine, name: str, scope: str, created_by: str) -> tup
 
 
 def list_keys(engine: sa.Engine, include_revoked: bool = True) -> pd.DataFrame:
-    """Every key (never a secret or hash): key_id, name, scope, created_at, created_by, last_used_at,
-    revoked_at, revoked_by."""
+    """Every key of the current tenant (never a secret or hash): key_id, name, scope, created_at, created_by,
+    last_used_at, revoked_at, revoked_by."""
     where = "" if include_revoked else "WHERE revoked_at IS NULL"
     return pd.read_sql(
         f"SELECT key_id, name, scope, created_at, created_by, last_used_at, revoked_at, revoked_by FROM api_key "
@@ -102,7 +104,11 @@ def authenticate(engine: sa.Engine, token: str) -> ApiKey | None:
     m = _TOKEN.fullmatch(token or "")
     if m is None:
         return None
-    with engine.begin() as conn:
+    with engine.connect() as conn:
+        tenant = conn.execute(sa.text("SELECT priceintel_key_tenant(:k)"), {"k": m.group("key_id")}).scalar()
+    if tenant is None:
+        return None
+    with tenancy.scope(tenant), engine.begin() as conn:
         row = conn.execute(
             sa.text("SELECT name, scope, secret_hash, revoked_at FROM api_key WHERE key_id = :k"),
             {"k": m.group("key_id")},
@@ -118,4 +124,4 @@ def authenticate(engine: sa.Engine, token: str) -> ApiKey | None:
             ),
             {"k": m.group("key_id")},
         )
-    return ApiKey(m.group("key_id"), row.name, row.scope)
+    return ApiKey(m.group("key_id"), row.name, row.scope, tenant)

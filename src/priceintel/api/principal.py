@@ -25,6 +25,7 @@ class Principal:
     ident: str  # key_id or user id: what the rate limit counts by
     name: str
     level: str
+    tenant: str  # whose data it reaches (`db.tenancy`)
 
     @property
     def label(self) -> str:

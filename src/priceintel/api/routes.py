@@ -20,7 +20,8 @@ import pandas as pd
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+from pydantic_core import PydanticCustomError
 
 from priceintel.api import tokens
 from priceintel.api.app import ApiError, requires, token_account
@@ -45,6 +46,70 @@ Reader = Annotated[Principal, Depends(requires("read"))]
 Writer = Annotated[Principal, Depends(requires("write"))]
 Admin = Annotated[Principal, Depends(requires("admin"))]
 Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv (spreadsheet-safe)")]
+
+
+# ------------------------------------------------------------------------------------------- errors and text
+
+
+class ErrorDetail(BaseModel):
+    where: str = Field(description="the bad field: query.limit, path.sku, body.0.url …")
+    problem: str = Field(description="what is wrong with it")
+
+
+class ErrorInfo(BaseModel):
+    status: int = Field(description="the HTTP status again")
+    message: str = Field(description="what is wrong, in words a person understands")
+    details: list[ErrorDetail] | None = Field(default=None, description="validation errors: one per bad field")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: its status and a message; a validation error adds one detail per bad field."""
+
+    error: ErrorInfo
+
+
+_ERROR_WHY = {
+    400: "the request cannot be done as asked (or its body cannot be read): the message says why",
+    401: "no credentials, or they are not valid (unknown, revoked, expired, session ended)",
+    403: "the API key's scope or the user's role is too low",
+    404: "no such item",
+    413: "the body is too big",
+    415: "the body is not of a type this route takes",
+    422: "a parameter or the body is not valid: `details` names each bad field",
+    429: "too many requests: retry after `Retry-After` seconds",
+    503: "the server or its database is busy or unreachable: retry after `Retry-After` seconds",
+}
+#: the errors of every route behind `requires` (the database is asked who calls; 422 for parameters or a body)
+CALLER_ERRORS = (401, 422, 429, 503)
+#: … and of the routes that need more than read access
+WRITER_ERRORS = (*CALLER_ERRORS, 403)
+
+
+def errors(*codes: int, why: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of the error answers `codes` (each the JSON of `ErrorBody`), described by `why`
+    or in general words."""
+    why = why or {}
+    return {code: {"model": ErrorBody, "description": why.get(code, _ERROR_WHY[code])} for code in sorted(set(codes))}
+
+
+#: the 200 answer of a route with `format`: JSON, or CSV with format=csv
+CSV_TOO: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "JSON, or CSV (a header row, then one row per item) with format=csv",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def no_nul(value: str) -> str:
+    """`value`, unless it holds the NUL character (PostgreSQL stores no text with it): a validation error then."""
+    if "\x00" in value:
+        raise PydanticCustomError("no_nul", "must not contain the NUL character (\\x00)")
+    return value
+
+
+#: text that can go to the database
+Text = Annotated[str, AfterValidator(no_nul)]
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -197,7 +262,7 @@ def _view(
 
 
 class Login(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
+    username: Text = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
 
 
@@ -258,8 +323,8 @@ def ready(request: Request) -> JSONResponse:
 
 def _tokens(request: Request, account: auth.Account) -> dict:
     settings = request.app.state.settings
-    access, ttl = tokens.issue(account.user_id, account.username, account.version, "access", settings)
-    refresh, _ = tokens.issue(account.user_id, account.username, account.version, "refresh", settings)
+    access, ttl = tokens.issue(account, "access", settings)
+    refresh, _ = tokens.issue(account, "refresh", settings)
     return {
         "access_token": access,
         "token_type": "bearer",
@@ -273,7 +338,9 @@ def _tokens(request: Request, account: auth.Account) -> dict:
     "/v1/auth/token",
     tags=["auth"],
     summary="sign in with a username and password",
-    responses={401: {"description": "wrong username or password"}, 429: {"description": "slow down"}},
+    responses=errors(
+        400, 401, 422, 429, 503, why={401: "wrong username or password", 429: "too many failed sign-ins: slow down"}
+    ),
 )
 async def sign_in(request: Request, body: Login) -> dict:
     from starlette.concurrency import run_in_threadpool
@@ -292,7 +359,7 @@ async def sign_in(request: Request, body: Login) -> dict:
         session = await request.app.state.check_gate.run(lambda: auth.sign_in(engine, body.username, body.password))
     except Busy:
         raise ApiError(503, "too many sign-ins at once: retry in a second", {"Retry-After": "1"}) from None
-    account = await run_in_threadpool(auth.account_by_id, engine, session.user_id) if session is not None else None
+    account = await run_in_threadpool(auth.account_of, engine, body.username) if session is not None else None
     if account is None:
         raise ApiError(401, "wrong username or password", {"WWW-Authenticate": "Bearer"})
     throttle.succeeded(ticket)
@@ -303,13 +370,13 @@ async def sign_in(request: Request, body: Login) -> dict:
     "/v1/auth/refresh",
     tags=["auth"],
     summary="a new access token from a refresh token",
-    responses={401: {"description": "the refresh token is not valid or the session ended"}},
+    responses=errors(400, 401, 422, 503, why={401: "the refresh token is not valid or the session ended"}),
 )
 def refresh(request: Request, body: Refresh) -> dict:
     return _tokens(request, token_account(request, body.refresh_token, "refresh"))
 
 
-@router.get("/v1/me", tags=["auth"], summary="who the credentials belong to")
+@router.get("/v1/me", tags=["auth"], summary="who the credentials belong to", responses=errors(*CALLER_ERRORS))
 def me(who: Reader) -> dict:
     return {"kind": who.kind, "name": who.name, "access": who.level}
 
@@ -317,7 +384,12 @@ def me(who: Reader) -> dict:
 # ---- catalogue and prices
 
 
-@router.get("/v1/products", tags=["catalogue"], summary="our catalogue with matched listings per product")
+@router.get(
+    "/v1/products",
+    tags=["catalogue"],
+    summary="our catalogue with matched listings per product",
+    responses={**CSV_TOO, **errors(*CALLER_ERRORS)},
+)
 def products(request: Request, who: Reader, format: Format = "json") -> Response:
     from priceintel.db import queries
 
@@ -328,11 +400,12 @@ def products(request: Request, who: Reader, format: Format = "json") -> Response
     "/v1/products/{sku}/history",
     tags=["catalogue"],
     summary="daily prices of a product: every matched listing and our own price",
+    responses={**CSV_TOO, **errors(*CALLER_ERRORS, 400, 404)},
 )
 def history(
     request: Request,
     who: Reader,
-    sku: Annotated[str, Path(max_length=128)],
+    sku: Annotated[Text, Path(max_length=128)],
     start: date | None = None,
     end: date | None = None,
     format: Format = "json",
@@ -351,9 +424,14 @@ def history(
     return _frame_response(df, format, f"history-{sku}")
 
 
-@router.get("/v1/prices/latest", tags=["catalogue"], summary="the latest observation of every listing")
+@router.get(
+    "/v1/prices/latest",
+    tags=["catalogue"],
+    summary="the latest observation of every listing",
+    responses={**CSV_TOO, **errors(*CALLER_ERRORS)},
+)
 def latest(
-    request: Request, who: Reader, sku: Annotated[str | None, Query(max_length=128)] = None, format: Format = "json"
+    request: Request, who: Reader, sku: Annotated[Text | None, Query(max_length=128)] = None, format: Format = "json"
 ) -> Response:
     from priceintel.db import queries
 
@@ -367,9 +445,10 @@ def latest(
     "/v1/price-index",
     tags=["catalogue"],
     summary="competitor prices against ours (gap and index per listing, latest day)",
+    responses={**CSV_TOO, **errors(*CALLER_ERRORS)},
 )
 def price_index(
-    request: Request, who: Reader, sku: Annotated[str | None, Query(max_length=128)] = None, format: Format = "json"
+    request: Request, who: Reader, sku: Annotated[Text | None, Query(max_length=128)] = None, format: Format = "json"
 ) -> Response:
     from priceintel.db import queries
 
@@ -380,15 +459,17 @@ def price_index(
 
 
 def _add_view(path: str, view: str, summary: str) -> None:
-    @router.get(path, tags=["views"], summary=summary, name=f"view_{view}")
+    @router.get(
+        path, tags=["views"], summary=summary, name=f"view_{view}", responses={**CSV_TOO, **errors(*CALLER_ERRORS, 400)}
+    )
     def read_view(
         request: Request,
         who: Reader,
         start: date | None = None,
         end: date | None = None,
-        retailer: Annotated[list[str] | None, Query(max_length=64)] = None,
-        category: Annotated[list[str] | None, Query(max_length=64)] = None,
-        sku: Annotated[list[str] | None, Query(max_length=128)] = None,
+        retailer: Annotated[list[Text] | None, Query(max_length=64)] = None,
+        category: Annotated[list[Text] | None, Query(max_length=64)] = None,
+        sku: Annotated[list[Text] | None, Query(max_length=128)] = None,
         after: Annotated[str | None, Query(max_length=512, description="'next' of the previous page")] = None,
         limit: Annotated[int, Query(ge=1, le=app_views.MAX_LIMIT)] = 100,
         format: Format = "json",
@@ -406,7 +487,7 @@ _add_view("/v1/elasticities", "elasticity", "own-price elasticities and recommen
 _add_view("/v1/alerts", "alerts", "alerts (newest first)")
 
 
-@router.get("/v1/runs", tags=["catalogue"], summary="recent pipeline and import runs")
+@router.get("/v1/runs", tags=["catalogue"], summary="recent pipeline and import runs", responses=errors(*CALLER_ERRORS))
 def runs(request: Request, who: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict:
     engine = request.app.state.engine
     with engine.connect() as conn:

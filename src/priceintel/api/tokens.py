@@ -1,8 +1,9 @@
 """Bearer tokens from a password sign-in: HMAC-SHA256 JWTs, a short-lived access token and a refresh token.
 
-A token names the user's row id and the session version it was issued under (`apps.auth`): signing out of the
-apps, a new password or removal of the user ends every token at once, as it ends the apps' cookies. The role is
-read from the database on every request, never trusted from the token, so a lowered role applies at once.
+A token names the user's row id, tenant and the session version it was issued under (`apps.auth`): signing out
+of the apps, a new password or removal of the user ends every token at once, as it ends the apps' cookies. The
+role is read from the database (in the token's tenant) on every request, never trusted from the token, so a
+lowered role applies at once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import NamedTuple
 import jwt
 
 from priceintel import PriceIntelError, config
+from priceintel.apps.auth import Account
 
 ISSUER = "priceintel"
 _ALGORITHM = "HS256"
@@ -23,25 +25,25 @@ class TokenError(PriceIntelError):
 
 
 class Claims(NamedTuple):
-    """What a verified token says: the user's id and name, the session version and the kind."""
+    """What a verified token says: the user's id and name, the session version, the kind and the tenant."""
 
     user_id: int
     username: str
     version: int
     kind: str
+    tenant: str
 
 
-def issue(
-    user_id: int, username: str, version: int, kind: str, settings: config.ApiSettings, now: float | None = None
-) -> tuple[str, int]:
-    """(token, seconds it is valid) of kind "access" or "refresh"."""
+def issue(account: Account, kind: str, settings: config.ApiSettings, now: float | None = None) -> tuple[str, int]:
+    """(token, seconds it is valid) of kind "access" or "refresh" for a signed-in user."""
     lifetime = int(settings.access_minutes * 60 if kind == "access" else settings.refresh_hours * 3600)
     issued = int(now if now is not None else time.time())
     payload = {
         "iss": ISSUER,
-        "sub": str(user_id),
-        "name": username,
-        "sv": version,
+        "sub": str(account.user_id),
+        "name": account.username,
+        "sv": account.version,
+        "tid": account.tenant,
         "kind": kind,
         "iat": issued,
         "exp": issued + lifetime,
@@ -57,7 +59,7 @@ def verify(token: str, kind: str, settings: config.ApiSettings) -> Claims:
             settings.secret,
             algorithms=[_ALGORITHM],
             issuer=ISSUER,
-            options={"require": ["exp", "iat", "sub", "sv", "kind", "iss"]},
+            options={"require": ["exp", "iat", "sub", "sv", "tid", "kind", "iss"]},
         )
     except jwt.ExpiredSignatureError:
         raise TokenError("the token has expired: sign in again (POST /v1/auth/token) or refresh it") from None
@@ -66,6 +68,6 @@ def verify(token: str, kind: str, settings: config.ApiSettings) -> Claims:
     if payload.get("kind") != kind:
         raise TokenError(f"a {payload.get('kind')} token was given where a {kind} token is needed")
     try:
-        return Claims(int(payload["sub"]), str(payload.get("name", "")), int(payload["sv"]), kind)
+        return Claims(int(payload["sub"]), str(payload.get("name", "")), int(payload["sv"]), kind, str(payload["tid"]))
     except (TypeError, ValueError):
         raise TokenError("the token is not valid: sign in again (POST /v1/auth/token)") from None

@@ -1,9 +1,11 @@
 """App users: argon2id password hashes in the `app_user` table (never plain text).
 
-`priceintel users add NAME` stores a user; the Voila apps (see priceintel.apps.login) only answer to a
-logged-in user. Each user has a session version (migration 0012): a login cookie carries the user's id and the
-version it was issued under, and `end_sessions` (sign-out), a new password and removal end every open session
-of that user at once.
+`priceintel users add NAME [--tenant T]` stores a user of a tenant (`db.tenancy`; user names are unique across
+tenants, so a sign-in names no tenant: every lookup by name first asks the database which tenant the user is
+in, then works in that tenant, under its row-level security). The Voila apps (see priceintel.apps.login) only
+answer to a logged-in user. Each user has a session version (migration 0012): a login cookie carries the user's
+id and the version it was issued under, and `end_sessions` (sign-out), a new password and removal end every
+open session of that user at once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from priceintel import PriceIntelError
+from priceintel.db import tenancy
 
 #: what a username may contain, matched against the WHOLE name (also enforced by the table's CHECK constraint)
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
@@ -41,12 +44,13 @@ class Session(NamedTuple):
 
 
 class Account(NamedTuple):
-    """A user as the API sees one: row id, name, role and the session version tokens must carry."""
+    """A user as the API sees one: row id, name, role, the session version tokens must carry, the tenant."""
 
     user_id: int
     username: str
     role: str
     version: int
+    tenant: str = tenancy.DEFAULT
 
 
 def check_role(role: str) -> str:
@@ -114,20 +118,49 @@ def check_password(password: str) -> str:
     return password
 
 
-def add_user(engine: sa.Engine, name: str, password: str, replace: bool = False, role: str | None = None) -> bool:
-    """Store user `name` with a hashed password and a role (`DEFAULT_ROLE` for a new user without one);
-    returns True when created, False when replaced.
+def tenant_of(engine: sa.Engine, name: str) -> str | None:
+    """The tenant user `name` belongs to (None: no such user, or not a valid name)."""
+    if not valid_username(name):
+        return None
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT priceintel_user_tenant(:u)"), {"u": name}).scalar()
+
+
+def _in_tenant_of(engine: sa.Engine, name: str):
+    """A scope in the tenant of user `name`; AuthError when there is no such user."""
+    tenant = tenant_of(engine, name)
+    if tenant is None:
+        raise AuthError(f"no user {name!r}")
+    return tenancy.scope(tenant)
+
+
+def add_user(
+    engine: sa.Engine,
+    name: str,
+    password: str,
+    replace: bool = False,
+    role: str | None = None,
+    tenant: str | None = None,
+) -> bool:
+    """Store user `name` of `tenant` (default: the current tenant) with a hashed password and a role
+    (`DEFAULT_ROLE` for a new user without one); returns True when created, False when replaced.
 
     An existing user is an AuthError unless replace=True, which sets a new password (and the role when given)
     and, when the password differs from the old one, ends every open session of the user (the same password
-    again keeps them).
+    again keeps them). A user of another tenant is an AuthError: names are unique across tenants.
     """
     check_username(name)
     check_password(password)
     if role is not None:
         check_role(role)
+    if tenant is not None:
+        tenancy.check_name(tenant)
+    owner = tenant_of(engine, name)
+    wanted = tenant or tenancy.current()
+    if owner is not None and wanted is not None and owner != wanted:
+        raise AuthError(f"user {name!r} belongs to tenant {owner!r} (user names are unique across tenants)")
     digest = hash_password(password)
-    with engine.begin() as conn:
+    with tenancy.scope(owner or tenant), engine.begin() as conn:
         old = conn.execute(
             sa.text("SELECT password_hash FROM app_user WHERE username = :u FOR UPDATE"), {"u": name}
         ).first()
@@ -149,7 +182,7 @@ def set_role(engine: sa.Engine, name: str, role: str) -> None:
     """Give user `name` another role (AuthError for an unknown user or role); a lower role applies to the
     user's API tokens at once (they are checked against the stored role on every request)."""
     check_role(role)
-    with engine.begin() as conn:
+    with _in_tenant_of(engine, name), engine.begin() as conn:
         n = conn.execute(sa.text("UPDATE app_user SET role = :r WHERE username = :u"), {"r": role, "u": name}).rowcount
     if not n:
         raise AuthError(f"no user {name!r}")
@@ -158,20 +191,28 @@ def set_role(engine: sa.Engine, name: str, role: str) -> None:
 def _account(engine: sa.Engine, column: str, value: object) -> Account | None:
     with engine.connect() as conn:
         row = conn.execute(
-            sa.text(f"SELECT user_id, username, role, session_version FROM app_user WHERE {column} = :v"),
+            sa.text(f"""SELECT u.user_id, u.username, u.role, u.session_version, t.name AS tenant
+                        FROM app_user u JOIN tenant t ON t.tenant_id = u.tenant_id WHERE u.{column} = :v"""),
             {"v": value},
         ).first()
-    return None if row is None else Account(int(row.user_id), row.username, row.role, int(row.session_version))
+    if row is None:
+        return None
+    return Account(int(row.user_id), row.username, row.role, int(row.session_version), row.tenant)
 
 
-def account_by_id(engine: sa.Engine, user_id: int) -> Account | None:
-    """The Account of the user with row id `user_id`, None when there is none (removed)."""
-    return _account(engine, "user_id", int(user_id))
+def account_by_id(engine: sa.Engine, user_id: int, tenant: str) -> Account | None:
+    """The Account of the user of `tenant` with row id `user_id`, None when there is none (removed)."""
+    with tenancy.scope(tenant):
+        return _account(engine, "user_id", int(user_id))
 
 
 def account_of(engine: sa.Engine, name: str) -> Account | None:
     """The Account of user `name`, None when there is no such user (or the name is invalid)."""
-    return _account(engine, "username", name) if valid_username(name) else None
+    tenant = tenant_of(engine, name)
+    if tenant is None:
+        return None
+    with tenancy.scope(tenant):
+        return _account(engine, "username", name)
 
 
 def _matches(digest: str, password: str) -> bool:
@@ -187,20 +228,25 @@ def _matches(digest: str, password: str) -> bool:
 
 def remove_user(engine: sa.Engine, name: str) -> None:
     """Delete user `name` (AuthError when there is none); the user's open sessions end with the row."""
-    with engine.begin() as conn:
+    with _in_tenant_of(engine, name), engine.begin() as conn:
         n = conn.execute(sa.text("DELETE FROM app_user WHERE username = :u"), {"u": name}).rowcount
     if not n:
         raise AuthError(f"no user {name!r}")
 
 
 def list_users(engine: sa.Engine) -> pd.DataFrame:
-    """username, role, created_at, last_login_at of every user (no hashes)."""
-    return pd.read_sql("SELECT username, role, created_at, last_login_at FROM app_user ORDER BY username", engine)
+    """username, tenant, role, created_at, last_login_at of every user of every tenant (no hashes; the owner's)."""
+    with tenancy.as_owner(), engine.connect() as conn:
+        return pd.read_sql(
+            sa.text("""SELECT u.username, t.name AS tenant, u.role, u.created_at, u.last_login_at
+                       FROM app_user u JOIN tenant t ON t.tenant_id = u.tenant_id ORDER BY u.username"""),
+            conn,
+        )
 
 
 def count_users(engine: sa.Engine) -> int:
-    """How many users may log in."""
-    with engine.connect() as conn:
+    """How many users may log in (in every tenant; the owner's count)."""
+    with tenancy.as_owner(), engine.connect() as conn:
         return int(conn.execute(sa.text("SELECT count(*) FROM app_user")).scalar_one())
 
 
@@ -211,9 +257,10 @@ def manage_users(
     password: Callable[[], str],
     replace: bool = False,
     role: str | None = None,
+    tenant: str | None = None,
 ) -> str:
     """`priceintel users add | list | remove | role`: do it and return what to print. `password` is asked for
-    the new password (after the name and role are checked)."""
+    the new password (after the name and role are checked); a new user joins `tenant` (default: the current)."""
     if action not in ("add", "remove", "role"):
         df = list_users(engine)
         return df.to_string(index=False) if len(df) else "no users: add one with `priceintel users add NAME`"
@@ -228,9 +275,13 @@ def manage_users(
         check_username(name)
         if role is not None:
             check_role(role)
-        created = add_user(engine, name, password(), replace=replace, role=role)
-        shown = role or ("" if not created else DEFAULT_ROLE)
-        return f"user {name} {'added' if created else 'password replaced'}" + (f" ({shown})" if shown else "")
+        if tenant is not None:
+            tenancy.check_name(tenant)
+        created = add_user(engine, name, password(), replace=replace, role=role, tenant=tenant)
+        account = account_of(engine, name)
+        shown = [role or ("" if not created else DEFAULT_ROLE), f"tenant {account.tenant}" if account else ""]
+        said = ", ".join(x for x in shown if x)
+        return f"user {name} {'added' if created else 'password replaced'}" + (f" ({said})" if said else "")
     remove_user(engine, name)
     return f"user {name} removed"
 
@@ -242,9 +293,10 @@ def user_exists(engine: sa.Engine, name: str) -> bool:
 
 def session_of(engine: sa.Engine, name: str) -> Session | None:
     """The current Session of user `name` (None when there is no such user)."""
-    if not valid_username(name):
+    tenant = tenant_of(engine, name)
+    if tenant is None:
         return None
-    with engine.connect() as conn:
+    with tenancy.scope(tenant), engine.connect() as conn:
         row = conn.execute(
             sa.text("SELECT user_id, session_version FROM app_user WHERE username = :u"), {"u": name}
         ).first()
@@ -254,7 +306,10 @@ def session_of(engine: sa.Engine, name: str) -> Session | None:
 def end_sessions(engine: sa.Engine, name: str) -> bool:
     """Sign user `name` out everywhere: bump the session version so every cookie issued so far stops working.
     False when there is no such user."""
-    with engine.begin() as conn:
+    tenant = tenant_of(engine, name)
+    if tenant is None:
+        return False
+    with tenancy.scope(tenant), engine.begin() as conn:
         n = conn.execute(
             sa.text("UPDATE app_user SET session_version = session_version + 1 WHERE username = :u"), {"u": name}
         ).rowcount
@@ -272,17 +327,21 @@ def sign_in(engine: sa.Engine, name: str, password: str) -> Session | None:
     exist); none for an invalid name or an empty password."""
     if not valid_username(name) or not password:
         return None
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.text("SELECT user_id, password_hash, session_version FROM app_user WHERE username = :u"), {"u": name}
-        ).first()
+    tenant = tenant_of(engine, name)
+    row = None
+    if tenant is not None:
+        with tenancy.scope(tenant), engine.connect() as conn:
+            row = conn.execute(
+                sa.text("SELECT user_id, password_hash, session_version FROM app_user WHERE username = :u"),
+                {"u": name},
+            ).first()
     if row is None:
         _matches(_dummy_hash(), password)  # spend the same time as a real check
         return None
     if not _matches(row.password_hash, password):
         return None
     hasher = _hasher()
-    with engine.begin() as conn:
+    with tenancy.scope(tenant), engine.begin() as conn:
         params = {"u": name}
         sql = "UPDATE app_user SET last_login_at = now()"
         if hasher.check_needs_rehash(row.password_hash):

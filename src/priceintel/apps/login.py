@@ -360,8 +360,8 @@ class AppIdentityProvider(IdentityProvider):
 
 
 def prelaunch_hook(req: Any, notebook: Any, cwd: str) -> Any:
-    """Voila's prelaunch hook: the app notebook gets a first cell naming the signed-in user for its kernel
-    (`apps.session`); a request without a signed-in user gets no kernel (403)."""
+    """Voila's prelaunch hook: the app notebook gets a first cell naming the signed-in user and their tenant for
+    its kernel (`apps.session`); a request without a signed-in user gets no kernel (403)."""
     import nbformat
 
     user = getattr(req, "current_user", None)
@@ -369,7 +369,11 @@ def prelaunch_hook(req: Any, notebook: Any, cwd: str) -> Any:
     if not auth.valid_username(name):
         raise web.HTTPError(403, "sign in first")
     bound = getattr(user, "session", None)
+    tenant = auth.tenant_of(_engine(), str(name))
+    if tenant is None:
+        raise web.HTTPError(403, "sign in first")
     args = f"{name!r}, {int(bound.user_id)}, {int(bound.version)}" if bound is not None else repr(name)
+    args += f", tenant={tenant!r}"
     code = f"from priceintel.apps import session as _session\n_session.sign_in_kernel({args})"
     cell = nbformat.v4.new_code_cell(code)
     cell.metadata["tags"] = ["priceintel-session"]

@@ -32,6 +32,7 @@ from priceintel.apps.specs import (
     view_spec,
     where_sql,
 )
+from priceintel.db import tenancy
 from priceintel.db import views as db_views
 from priceintel.db.queries import MATCHED
 
@@ -88,8 +89,9 @@ def load_key(engine: Engine) -> str:
 
 
 def _cached(engine: Engine, kind: str, parts: tuple, compute: Callable[[], Any]) -> Any:
-    """CACHE entry (url, load key, kind, *parts), computed on a miss."""
-    key = (str(engine.url), load_key(engine), kind, *parts)
+    """CACHE entry (url, tenant, load key, kind, *parts), computed on a miss: one tenant's answer is never
+    another's (the API serves every tenant from one process)."""
+    key = (str(engine.url), tenancy.current(), load_key(engine), kind, *parts)
     return CACHE.get_or_compute(key, compute)
 
 

@@ -1,12 +1,13 @@
 """Who uses this app kernel: the signed-in user Voila launched it for, and what that user may do.
 
 `priceintel apps` starts Voila with `login.prelaunch_hook`, which puts one first cell into every app notebook it
-launches: `session.sign_in_kernel(NAME)` with the name of the user whose request starts the kernel. The apps
-then record that name beside every change (`label`: `user:NAME`) and refuse changes to a viewer (`may_change`,
-the role read from the database at the moment of the change, so a lowered role applies at once). A kernel
-started another way (a notebook in JupyterLab, a test) has no user: its changes are recorded as `notebook`
-and allowed (it runs with the database access it was given). An app kernel whose user signed out, changed
-password or was removed since it started may change nothing.
+launches: `session.sign_in_kernel(NAME, …, tenant=T)` with the name and tenant of the user whose request starts the
+kernel. The kernel then works in that tenant only (`db.tenancy.bind`: every query of the app role proves it and
+row-level security keeps the rest out). The apps then record that name beside every change (`label`: `user:NAME`)
+and refuse changes to a viewer (`may_change`, the role read from the database at the moment of the change, so a
+lowered role applies at once). A kernel started another way (a notebook in JupyterLab, a test) has no user: its
+changes are recorded as `notebook` and allowed (it runs with the database access it was given). An app kernel whose
+user signed out, changed password or was removed since it started may change nothing.
 
 The role is enforced in the kernel's code; a browser may send its app kernel only the widgets' messages, never
 code to run (`MappingKernelManager.allowed_message_types` in the apps' voila.py), so it cannot lift the check.
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 
 from priceintel import PriceIntelError
 from priceintel.apps import auth
+from priceintel.db import tenancy
 
 _USER: list[str] = []
 #: the user's row id and session version when the kernel was started (a sign-out or a new password ends them)
@@ -29,12 +31,15 @@ _SESSION: list[auth.Session] = []
 APP_KERNEL_ENV = "PRICEINTEL_APP_KERNEL"
 
 
-def sign_in_kernel(name: str, user_id: int | None = None, version: int | None = None) -> None:
-    """This kernel serves user `name` under session (`user_id`, `version`) (called once, by the cell the
-    prelaunch hook adds)."""
+def sign_in_kernel(
+    name: str, user_id: int | None = None, version: int | None = None, tenant: str | None = None
+) -> None:
+    """This kernel serves user `name` of `tenant` under session (`user_id`, `version`) (called once, by the
+    cell the prelaunch hook adds)."""
     auth.check_username(name)
     _USER[:] = [name]
     _SESSION[:] = [auth.Session(int(user_id), int(version))] if user_id is not None and version is not None else []
+    tenancy.bind(tenant)
 
 
 def user() -> str | None:

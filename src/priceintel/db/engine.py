@@ -10,6 +10,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from priceintel import config
+from priceintel.db import tenancy
 from priceintel.db.errors import DatabaseError
 
 __all__ = [
@@ -97,6 +98,7 @@ def get_engine(url: str | None = None, *, check: bool = True) -> Engine:
     engine = _ENGINES.get(url)
     if engine is None:
         engine = _create_engine(url, pool_pre_ping=True)
+        tenancy.install(engine)  # every transaction in its tenant (row-level security, migration 0014)
         if check:
             try:
                 check_connection(engine)
@@ -165,4 +167,5 @@ def drop_database(url: str, name: str) -> bool:
     with _admin(url).connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{app_role_name(name)}"')  # its grants went with the database
+        conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{name[:56]}_worker"')  # db.tenancy.worker_role_name
     return True

@@ -95,7 +95,7 @@ def _upsert_dim(
     conflict = f"DO UPDATE SET {', '.join(sets)} WHERE {distinct(upd)}" if upd else "DO NOTHING"
     sql = f"""INSERT INTO {table} AS t ({", ".join(names)})
               SELECT {", ".join(names)} FROM {stg} ORDER BY {key}
-              ON CONFLICT ({key}) {conflict} RETURNING (xmax = 0) AS inserted"""
+              ON CONFLICT (tenant_id, {key}) {conflict} RETURNING (xmax = 0) AS inserted"""
     return upsert_counts(conn, "fact_sales", sql, n)
 
 

@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
+from priceintel.db import tenancy
 from priceintel.db.engine import get_engine, redact_url
 from priceintel.db.errors import DatabaseError
 
@@ -37,7 +38,7 @@ def head() -> str:
 def current(url: str | None = None) -> str | None:
     """Revision(s) the database is at (None when never migrated or fully downgraded)."""
     engine = get_engine(url)
-    with engine.connect() as conn:
+    with tenancy.as_owner(), engine.connect() as conn:
         heads = MigrationContext.configure(conn).get_current_heads()
     return ",".join(sorted(heads)) or None
 
@@ -48,7 +49,7 @@ def _run(action: str, url: str | None, revision: str) -> str | None:
     full_url = engine.url.render_as_string(hide_password=False)
     cfg = alembic_config(full_url)
     try:
-        with engine.begin() as conn:
+        with tenancy.as_owner(), engine.begin() as conn:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
             cfg.attributes["connection"] = conn
             getattr(command, action)(cfg, revision)
@@ -57,6 +58,11 @@ def _run(action: str, url: str | None, revision: str) -> str | None:
         raise DatabaseError(
             f"migration {action} to {revision!r} failed on {redact_url(engine.url)}: {reason}"
         ) from None
+    finally:
+        tenancy.forget(engine)
+    from priceintel.db.roles import ensure_worker_role
+
+    ensure_worker_role(engine)
     return current(full_url)
 
 

@@ -21,10 +21,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from priceintel.db import tenancy
 from priceintel.db.engine import _create_engine, app_role_name, get_engine, normalize_url, redact_url
 from priceintel.db.errors import DatabaseError
 
-__all__ = ["APP_COLUMN_WRITES", "APP_UPSERTS", "APP_WRITES", "app_role_name", "ensure_app_role", "role_privileges"]
+__all__ = [
+    "APP_COLUMN_WRITES",
+    "APP_UPSERTS",
+    "APP_WRITES",
+    "app_role_name",
+    "ensure_app_role",
+    "ensure_worker_role",
+    "role_privileges",
+]
 
 #: the tables the apps write; every other table and view is read-only to them
 APP_WRITES = (
@@ -56,8 +65,8 @@ def _quote(conn: Connection, name: str) -> str:
     return conn.dialect.identifier_preparer.quote(name)
 
 
-def _create_role(conn: Connection, role: str) -> bool:
-    """Create the login role unless it exists; False when the connected user may not create roles."""
+def _create_role(conn: Connection, role: str, login: bool = True) -> bool:
+    """Create the role unless it exists; False when the connected user may not create roles."""
     exists = conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first()
     if exists:
         return True
@@ -67,7 +76,8 @@ def _create_role(conn: Connection, role: str) -> bool:
     with conn.begin_nested():
         try:
             conn.exec_driver_sql(
-                f"CREATE ROLE {_quote(conn, role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+                f"CREATE ROLE {_quote(conn, role)} {'LOGIN' if login else 'NOLOGIN'} "
+                "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
             )
         except SQLAlchemyError as err:  # another process created it at the same moment
             if "already exists" not in str(getattr(err, "orig", err)):
@@ -95,6 +105,42 @@ def _grant(conn: Connection, role: str, database: str) -> None:
     for table, privileges in APP_COLUMN_WRITES.items():
         if table in tables:
             conn.exec_driver_sql(f"GRANT {privileges} ON {table} TO {q}")
+    if "tenant" in tables:  # its own tenant row, never the token hashes
+        conn.exec_driver_sql(f"REVOKE SELECT ON tenant FROM {q}")
+        conn.exec_driver_sql(f"GRANT SELECT (tenant_id, name, plan, is_default, created_at) ON tenant TO {q}")
+    _hide_all_tenants(conn, q)
+
+
+def _hide_all_tenants(conn: Connection, quoted_role: str) -> None:
+    """Revoke what reads every tenant's rows: the app materialized views (read through their per-tenant views)."""
+    every = [r[0] for r in conn.execute(sa.text("SELECT matviewname FROM pg_matviews WHERE schemaname = 'public'"))]
+    if every:
+        conn.exec_driver_sql(f"REVOKE ALL ON {', '.join(every)} FROM {quoted_role}")
+
+
+def ensure_worker_role(engine: sa.Engine) -> str | None:
+    """Create and grant the owner's worker role `<db>_worker` (`db.tenancy`): a role without login that may read
+    and write every tenant-owned table but, not being the owner, is held to row-level security, so the owner's
+    pipeline and CLI work in one tenant. Returns its name, or None when the owner may not create roles (its
+    transactions then bypass row-level security and see every tenant: one tenant per database only)."""
+    database = engine.url.database or "postgres"
+    role = tenancy.worker_role_name(database)
+    with tenancy.as_owner(), engine.begin() as conn:
+        if conn.execute(sa.text("SELECT to_regclass('public.tenant') IS NULL")).scalar():
+            return None  # not migrated to tenants (yet)
+        if not _create_role(conn, role, login=False):
+            return None
+        q = _quote(conn, role)
+        owner = str(conn.execute(sa.text("SELECT current_user")).scalar())
+        conn.exec_driver_sql(f"GRANT {q} TO {_quote(conn, owner)}")
+        conn.exec_driver_sql(f"GRANT CONNECT, TEMPORARY ON DATABASE {_quote(conn, database)} TO {q}")
+        conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA public TO {q}")
+        conn.exec_driver_sql(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {q}")
+        conn.exec_driver_sql(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {q}")
+        conn.exec_driver_sql(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version, tenant FROM {q}")
+        _hide_all_tenants(conn, q)
+    tenancy.forget(engine)
+    return role
 
 
 def _connects(url: str) -> bool:
@@ -111,8 +157,11 @@ def _connects(url: str) -> bool:
 
 def ensure_app_role(url: str | None = None) -> str | None:
     """Create and grant the app role of the database at url (default DATABASE_URL / embedded); return the URL
-    to connect as it, or None when no app role can be used (the owner's URL is then the only one)."""
+    to connect as it, or None when no app role can be used (the owner's URL is then the only one). The tenants'
+    token hashes are first brought in line with this installation's tenant key (`db.tenancy.sync_tokens`)."""
     owner = get_engine(url)
+    if tenancy.ready(owner):
+        tenancy.sync_tokens(owner)
     database = owner.url.database or "postgres"
     given = os.environ.get(APP_URL_ENV)
     if given:
@@ -120,7 +169,7 @@ def ensure_app_role(url: str | None = None) -> str | None:
         role = target.username or ""
     else:
         role = app_role_name(database)
-    with owner.begin() as conn:
+    with tenancy.as_owner(), owner.begin() as conn:
         if role == conn.execute(sa.text("SELECT current_user")).scalar():
             raise DatabaseError(f"{APP_URL_ENV} ({redact_url(given or '')}) must name a role other than the owner")
         if not _create_role(conn, role):
@@ -135,7 +184,7 @@ def ensure_app_role(url: str | None = None) -> str | None:
 def role_privileges(url: str, role: str) -> dict:
     """What role may do: superuser/createrole/createdb flags and the tables it may write (for tests and
     `priceintel db status`)."""
-    with get_engine(url).connect() as conn:
+    with tenancy.as_owner(), get_engine(url).connect() as conn:
         flags = conn.execute(
             sa.text("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = :r"), {"r": role}
         ).first()

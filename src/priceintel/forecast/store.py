@@ -43,13 +43,20 @@ METRIC_COLUMNS = [m for m in METRICS if not m.startswith(f"coverage_{RAW}_")]
 
 
 def _copy(conn, table: str, cols: list[str], frame: pd.DataFrame) -> int:
-    """COPY rows of `frame[cols]` into `table` (NaN -> NULL)."""
+    """Add the rows of `frame[cols]` to `table` (NaN -> NULL): COPY into a temporary table of the same columns,
+    then INSERT (PostgreSQL refuses COPY into a table under row-level security; the INSERT takes the tenant)."""
     data = frame[cols].astype(object).where(frame[cols].notna(), None)
+    names = sql_names(cols)
+    stg = f"stg_{table}"
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{stg}")
+    conn.exec_driver_sql(f"CREATE TEMP TABLE {stg} ON COMMIT DROP AS SELECT {names} FROM {table} WITH NO DATA")
     raw = conn.connection.driver_connection
     with raw.cursor() as cur:
-        with cur.copy(f"COPY {table} ({sql_names(cols)}) FROM STDIN") as copy:
+        with cur.copy(f"COPY {stg} ({names}) FROM STDIN") as copy:
             for row in data.itertuples(index=False, name=None):
                 copy.write_row(row)
+    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stg}")
+    conn.exec_driver_sql(f"DROP TABLE {stg}")
     return len(frame)
 
 

@@ -163,7 +163,7 @@ def _load(conn: Connection, frame: pd.DataFrame, run_id: int) -> dict:
     sets = [*(f"{c} = excluded.{c}" for c in upd), "updated_at = now()", "import_run_id = excluded.import_run_id"]
     sql = f"""INSERT INTO dim_product AS t ({", ".join(names)}, import_run_id)
               SELECT {", ".join(names)}, CAST(:run AS integer) FROM stg_product_import ORDER BY sku
-              ON CONFLICT (sku) DO UPDATE SET {", ".join(sets)} WHERE {distinct(upd)}
+              ON CONFLICT (tenant_id, sku) DO UPDATE SET {", ".join(sets)} WHERE {distinct(upd)}
               RETURNING (xmax = 0) AS inserted"""
     return upsert_counts(conn, "dim_product", sql, n, {"run": run_id})
 

@@ -114,7 +114,7 @@ def _upsert(conn: Connection, frame: pd.DataFrame, run_id: int | None) -> dict:
             f"""INSERT INTO watch ({names}, import_run_id)
                 SELECT {", ".join(f"s.{c}" for c in ["url", *attrs])}, CAST(:run AS integer) FROM stg_watch s
                 WHERE NOT EXISTS (SELECT 1 FROM watch t WHERE t.url = s.url) ORDER BY s.url
-                ON CONFLICT (url) DO NOTHING"""
+                ON CONFLICT (tenant_id, url) DO NOTHING"""
         ),
         {"run": run_id},
     ).rowcount

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
 
 import yaml
 
 from priceintel import PriceIntelError, config
+from priceintel.db import tenancy
 
 
 def build_env(env_file: str | None, sets: dict) -> dict:
@@ -50,8 +53,44 @@ def builds_everything(env: dict) -> bool:
     return env.get("source") == "live"
 
 
+def pipeline_tenant(env: dict) -> str | None:
+    """The tenant a run loads into: $PRICEINTEL_TENANT (`priceintel --tenant T run`), else `demo` for the demo
+    world, else None (the database's default tenant)."""
+    chosen = tenancy.current()
+    if chosen is not None:
+        return chosen
+    return tenancy.DEMO if env.get("source", "demo") == "demo" else None
+
+
+@contextmanager
+def in_tenant(env: dict) -> Iterator[str | None]:
+    """Run the block, and the notebooks it starts, in the run's tenant (`pipeline_tenant`); the demo's tenant
+    is added when missing, and becomes the database's default on a database whose default tenant is unused."""
+    name = pipeline_tenant(env)
+    if name is None:
+        yield None
+        return
+    if name == tenancy.DEMO:
+        from priceintel.db import engine as db_engine
+        from priceintel.db import migrate
+
+        migrate.upgrade()
+        tenancy.ensure_tenant(db_engine.get_engine(), name, default_if_unused=True)
+    old = os.environ.get(tenancy.TENANT_ENV)
+    os.environ[tenancy.TENANT_ENV] = name  # the task kernels inherit it
+    try:
+        with tenancy.scope(name):
+            yield name
+    finally:
+        if old is None:
+            os.environ.pop(tenancy.TENANT_ENV, None)
+        else:
+            os.environ[tenancy.TENANT_ENV] = old
+
+
 def run_pipeline(env: dict, force: bool = False):
-    """Build the Ploomber DAG with this env; raise PriceIntelError with the failing task's message.
+    """Build the Ploomber DAG with this env, in its tenant (`in_tenant`); raise PriceIntelError with the
+    failing task's message.
 
     A live run (`source: live`) always builds every task: today's pages are new even when nothing in the
     code or the parameters changed, which is all Ploomber's up-to-date check looks at."""
@@ -61,7 +100,8 @@ def run_pipeline(env: dict, force: bool = False):
     spec = DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env)
     dag = spec.to_dag()
     try:
-        return dag.build(force=force or builds_everything(env))
+        with in_tenant(env):
+            return dag.build(force=force or builds_everything(env))
     except DAGBuildError as exc:
         raise PriceIntelError(f"pipeline failed: {config.redact(root_cause(exc))}") from None
 
@@ -97,7 +137,7 @@ def record_outcome(env: dict, status: str, error: str | None) -> Path:
         eng = db_engine.get_engine()
         db_engine.check_connection(eng)
         migrate.upgrade()
-        with eng.begin() as conn:
+        with in_tenant(env), eng.begin() as conn:
             run_id = load.start_run(conn, "pipeline", env)
             load.finish_run(conn, run_id, status, {}, {"error": error} if error else {})
     except PriceIntelError as exc:  # the database itself may be what failed

@@ -175,12 +175,13 @@ def _build(env: dict, force: bool) -> dict[str, dict]:
     from ploomber.exceptions import DAGBuildError
     from ploomber.spec import DAGSpec
 
-    from priceintel.pipeline.run import root_cause
+    from priceintel.pipeline.run import in_tenant, root_cause
 
     dag = DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag()
     error = None
     try:
-        dag.build(force=force)
+        with in_tenant(env):
+            dag.build(force=force)
     except DAGBuildError as exc:
         error = root_cause(exc)
     status = {}
@@ -213,7 +214,29 @@ def run_once(
     notifiers: dict | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict:
-    """One locked, recorded run with retries; returns {run_id, status, tasks, error}; raises on failure."""
+    """One locked, recorded run with retries, in the run's tenant (`run.in_tenant`); returns {run_id, status,
+    tasks, error}; raises on failure."""
+    from priceintel.pipeline.run import in_tenant
+
+    with in_tenant(env):
+        return _run_once(
+            env, retries=retries, backoff=backoff, force=force, trigger=trigger, cron=cron, env_file=env_file,
+            notifiers=notifiers, sleep=sleep,
+        )  # fmt: skip
+
+
+def _run_once(
+    env: dict,
+    *,
+    retries: int,
+    backoff: float,
+    force: bool,
+    trigger: str,
+    cron: str | None,
+    env_file: str | None,
+    notifiers: dict | None,
+    sleep: Callable[[float], None],
+) -> dict:
     from priceintel.alerts import notify
     from priceintel.pipeline import run
 
@@ -370,13 +393,14 @@ def run_task(env: dict, name: str, force: bool = True) -> None:
     """Build one pipeline task (its upstream products must exist), hooks included: what Airflow calls."""
     from ploomber.spec import DAGSpec
 
-    from priceintel.pipeline.run import root_cause
+    from priceintel.pipeline.run import in_tenant, root_cause
 
     dag = DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag()
     if name not in dag:
         raise ScheduleError(f"unknown task {name!r}; pipeline.yaml has {', '.join(dag)}")
     dag.render(force=force)
     try:
-        dag[name].build(force=force)
+        with in_tenant(env):
+            dag[name].build(force=force)
     except Exception as exc:  # noqa: BLE001 - report the notebook's own error on one line
         raise ScheduleError(f"task {name} failed: {root_cause(exc)}") from None

@@ -13,13 +13,15 @@ def _fmt(value, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def _table_counts(s: dict):
-    """Row counts per table from the database, or the load step's counts in summary.json when it is down."""
+def _table_counts(s: dict, tenant: str | None):
+    """Row counts per table of the run's tenant from the database, or the load step's counts in summary.json
+    when it is down."""
     try:
         from priceintel.db import engine as db_engine
-        from priceintel.db import queries
+        from priceintel.db import queries, tenancy
 
-        return queries.table_counts(db_engine.get_engine())
+        with tenancy.scope(tenant):
+            return queries.table_counts(db_engine.get_engine())
     except PriceIntelError:
         return s.get("load")
 
@@ -55,13 +57,19 @@ def summary_lines(env: dict) -> list[str]:
     if not summary_path.exists():
         raise PriceIntelError(f"no summary at {summary_path}: run `priceintel run` first")
     s = json.loads(summary_path.read_text())
+    from priceintel.pipeline.run import pipeline_tenant
+
+    tenant = pipeline_tenant(env)
+    users = "priceintel users add NAME" + (f" --tenant {tenant}" if tenant else "")
+    keys = "priceintel keys create NAME" + (f" --tenant {tenant}" if tenant else "")
     lines = [
         "=" * 72,
         "Price Intelligence Workbench: demo run complete",
         "=" * 72,
         f"executed notebooks (HTML): {reports}/0[0-7]-*.html",
         f"summary:                   {summary_path}",
-        f"database rows:             {_table_counts(s)}",
+        f"tenant:                    {tenant or 'the database default'}",
+        f"database rows:             {_table_counts(s, tenant)}",
         *_figures(s),
     ]
     apps = sorted(p.stem for p in (config.PROJ_ROOT / "notebooks" / "apps").glob("*.ipynb"))
@@ -69,7 +77,7 @@ def summary_lines(env: dict) -> list[str]:
         *lines,
         f"quality report:            {reports / 'quality.html'}",
         f"apps:                      make apps  ->  http://127.0.0.1:8866/ ({', '.join(apps)}); "
-        "sign in (add a user once: priceintel users add NAME)",
-        "api:                       make api  ->  http://127.0.0.1:8000/docs (a key: priceintel keys create NAME)",
+        f"sign in (add a user once: {users})",
+        f"api:                       make api  ->  http://127.0.0.1:8000/docs (a key: {keys})",
         "jupyterlab:                make lab",
     ]

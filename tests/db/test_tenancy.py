@@ -1,0 +1,185 @@
+"""Tenants isolated by PostgreSQL itself (migration 0014): raw SQL as the app role reaches one tenant's rows only,
+and only with that tenant's token; the owner's pipeline works in one tenant through the worker role; natural
+keys are per tenant; the app views keep the current tenant's rows."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, ProgrammingError
+
+from priceintel import config
+from priceintel.api import keys
+from priceintel.apps import auth
+from priceintel.db import load, roles, tenancy, views
+from priceintel.db.engine import create_database, drop_database, get_engine
+from priceintel.db.migrate import upgrade
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def two(pg_server_url):
+    """A fresh database with tenants `acme` and `globex`, each with one product, listing and price."""
+    import pandas as pd
+
+    name = f"priceintel_tenants_{uuid.uuid4().hex[:8]}"
+    url = create_database(pg_server_url, name)
+    upgrade(url)
+    owner = get_engine(url)
+    for tenant, price in (("acme", 10.0), ("globex", 20.0)):
+        tenancy.add_tenant(owner, tenant)
+        with tenancy.scope(tenant), owner.begin() as conn:
+            load.ensure_dates(conn, "2026-07-01", "2026-07-01")
+            load.upsert_retailers(conn, pd.DataFrame({"retailer": ["amazon"], "name": ["Amazon"]}))
+            load.upsert_products(conn, pd.DataFrame({"sku": ["SKU-1"], "name": [f"{tenant} kettle"]}))
+            load.upsert_listings(
+                conn,
+                pd.DataFrame(
+                    {"retailer": ["amazon"], "item_id": ["B001"], "url": ["https://a.example/B001"], "title": ["k"]}
+                ),
+            )
+            load.load_matches(
+                conn,
+                pd.DataFrame(
+                    {"retailer": ["amazon"], "item_id": ["B001"], "sku": ["SKU-1"], "score": [1.0], "status": ["auto"],
+                     "method": ["gtin"]}
+                ),
+            )  # fmt: skip
+            load.load_prices(
+                conn,
+                pd.DataFrame(
+                    {"retailer": ["amazon"], "item_id": ["B001"], "ds": pd.to_datetime(["2026-07-01"]),
+                     "observed_at": pd.to_datetime(["2026-07-01T08:00Z"]), "price": [price], "currency": ["USD"], "in_stock": [True], "promo": [False]}
+                ),
+            )  # fmt: skip
+    views.refresh(owner)
+    app_url = roles.ensure_app_role(url)
+    assert app_url is not None
+    yield owner, app_url
+    drop_database(pg_server_url, name)
+
+
+def _raw(app_url: str) -> sa.Engine:
+    """The app role without the workbench's hooks: what an attacker with its connection could run."""
+    return sa.create_engine(app_url, poolclass=sa.pool.NullPool)
+
+
+def _prove(conn: sa.Connection, tenant: str, token: str | None = None) -> None:
+    conn.exec_driver_sql(
+        "SELECT set_config('priceintel.tenant', %s, true), set_config('priceintel.tenant_token', %s, true)",
+        (tenant, token if token is not None else tenancy.token_for(tenant, config.tenant_secret())),
+    )
+
+
+def test_raw_sql_as_the_app_role_reaches_one_tenant_only(two):
+    owner, app_url = two
+    engine = _raw(app_url)
+    try:
+        with engine.begin() as conn:  # no tenant: nothing at all
+            assert conn.execute(sa.text("SELECT count(*) FROM dim_product")).scalar() == 0
+            assert conn.execute(sa.text("SELECT count(*) FROM fact_price")).scalar() == 0
+            assert conn.execute(sa.text("SELECT count(*) FROM mv_app_prices")).scalar() == 0
+            assert conn.execute(sa.text("SELECT count(*) FROM tenant")).scalar() == 0
+        with engine.begin() as conn:
+            _prove(conn, "acme")
+            assert conn.execute(sa.text("SELECT name FROM dim_product")).scalars().all() == ["acme kettle"]
+            assert conn.execute(sa.text("SELECT price FROM v_latest_price")).scalars().all() == [10]
+            assert conn.execute(sa.text("SELECT price FROM mv_app_prices")).scalars().all() == [10.0]
+            assert conn.execute(sa.text("SELECT name FROM tenant")).scalars().all() == ["acme"]
+            # writes: another tenant's rows are out of reach, and a row cannot be put into another tenant
+            globex = owner_id(owner, "globex")
+            assert conn.execute(sa.text("UPDATE dim_product SET name = 'x' WHERE tenant_id = :t"), {"t": globex}).rowcount == 0
+            assert conn.execute(sa.text("DELETE FROM watch WHERE tenant_id = :t"), {"t": globex}).rowcount == 0
+            with pytest.raises(ProgrammingError, match="row-level security"), conn.begin_nested():
+                conn.execute(
+                    sa.text("INSERT INTO dim_product (sku, name, tenant_id) VALUES ('X', 'planted', :t)"), {"t": globex}
+                )
+            with pytest.raises(ProgrammingError, match="row-level security"), conn.begin_nested():
+                conn.execute(sa.text("UPDATE alert SET tenant_id = :t"), {"t": globex})
+                conn.execute(sa.text("UPDATE fact_price SET tenant_id = :t"), {"t": globex})
+            with pytest.raises(ProgrammingError, match="permission denied"), conn.begin_nested():
+                conn.execute(sa.text("SELECT count(*) FROM mv_app_prices_all"))
+        # naming another tenant without its token, with a wrong one or with another tenant's: refused
+        for token in ("", "0" * 64, tenancy.token_for("acme", config.tenant_secret())):
+            with engine.begin() as conn, pytest.raises(DBAPIError, match="no valid tenant token"):
+                _prove(conn, "globex", token)
+                conn.execute(sa.text("SELECT count(*) FROM dim_product")).scalar()
+        with engine.begin() as conn, pytest.raises(DBAPIError, match="no valid tenant token"):
+            _prove(conn, "globex", tenancy.token_for("globex", "a guessed key of 32 characters or more!!"))
+            conn.execute(sa.text("SELECT count(*) FROM dim_product")).scalar()
+        with engine.begin() as conn:  # and no function hands out tokens or other tenants' users
+            rows = conn.execute(sa.text("SELECT count(*) FROM app_user")).scalar()
+            assert rows == 0
+            with pytest.raises(ProgrammingError, match="permission denied"), conn.begin_nested():
+                conn.execute(sa.text("SELECT token_hash FROM tenant"))
+    finally:
+        engine.dispose()
+
+
+def owner_id(owner: sa.Engine, name: str) -> int:
+    with tenancy.as_owner(), owner.connect() as conn:
+        return conn.execute(sa.text("SELECT tenant_id FROM tenant WHERE name = :n"), {"n": name}).scalar_one()
+
+
+def test_the_owner_works_in_one_tenant_through_its_worker_role(two):
+    owner, _ = two
+    with tenancy.scope("globex"), owner.connect() as conn:
+        who = conn.execute(sa.text("SELECT current_user")).scalar()
+        assert who == tenancy.worker_role_name(owner.url.database)
+        assert conn.execute(sa.text("SELECT name FROM dim_product")).scalars().all() == ["globex kettle"]
+        assert conn.execute(sa.text("SELECT price FROM mv_app_prices")).scalars().all() == [20.0]
+    with tenancy.scope("acme"), owner.begin() as conn:  # the same SKU in both tenants: keys are per tenant
+        assert conn.execute(sa.text("SELECT name FROM dim_product WHERE sku = 'SKU-1'")).scalar() == "acme kettle"
+        with pytest.raises(ProgrammingError, match="permission denied"), conn.begin_nested():
+            conn.exec_driver_sql("TRUNCATE dim_product CASCADE")  # TRUNCATE would ignore the policies
+    with tenancy.as_owner(), owner.connect() as conn:  # the owner itself sees every tenant
+        assert conn.execute(sa.text("SELECT count(*) FROM dim_product WHERE sku = 'SKU-1'")).scalar() == 2
+    with tenancy.scope("nobody"), pytest.raises(DBAPIError, match="no tenant 'nobody'"), owner.connect() as conn:
+        conn.execute(sa.text("SELECT count(*) FROM dim_product")).scalar()
+    with pytest.raises(tenancy.TenantError, match="no tenant 'nobody'"):
+        tenancy.require(owner, "nobody")
+    with pytest.raises(tenancy.TenantError, match="lower-case"):
+        tenancy.check_name("Bad Name")
+
+
+def test_users_and_keys_belong_to_a_tenant(two):
+    owner, app_url = two
+    auth.add_user(owner, "ann", "correct horse battery", tenant="acme", role="admin")
+    with pytest.raises(auth.AuthError, match="belongs to tenant 'acme'"):
+        auth.add_user(owner, "ann", "another password!", tenant="globex")
+    assert auth.account_of(owner, "ann").tenant == "acme"
+    app = get_engine(app_url)
+    assert auth.sign_in(app, "ann", "correct horse battery") is not None  # the app role finds her tenant first
+    assert auth.account_of(app, "ann").role == "admin"
+    with tenancy.scope("globex"):
+        key_id, key = keys.create_key(owner, "globex reader", "read", created_by="test")
+    assert keys.authenticate(app, key).tenant == "globex"
+    with tenancy.scope("acme"):
+        assert key_id not in set(keys.list_keys(owner).key_id)
+        with pytest.raises(keys.ApiKeyError, match="no API key"):
+            keys.revoke_key(owner, key_id, revoked_by="test")  # another tenant's key cannot be revoked here
+    listed = auth.list_users(owner)
+    assert dict(zip(listed.username, listed.tenant))["ann"] == "acme"
+    tenants = tenancy.list_tenants(owner).set_index("name")
+    assert tenants.loc["acme", "users"] == 1 and tenants.loc["globex", "api_keys"] == 1
+    assert tenants.loc["acme", "products"] == 1 and tenants.loc["default", "is_default"]
+
+
+def test_a_changed_tenant_key_is_synced_and_old_tokens_stop(two, monkeypatch):
+    owner, app_url = two
+    engine = _raw(app_url)
+    old = tenancy.token_for("acme", config.tenant_secret())
+    try:
+        tenancy.sync_tokens(owner, "a new tenant key of at least 32 characters")
+        with engine.begin() as conn, pytest.raises(DBAPIError, match="no valid tenant token"):
+            _prove(conn, "acme", old)
+            conn.execute(sa.text("SELECT 1 FROM dim_product")).all()
+    finally:
+        tenancy.sync_tokens(owner)
+        engine.dispose()
+    with engine.begin() as conn:
+        _prove(conn, "acme", old)
+        assert conn.execute(sa.text("SELECT count(*) FROM dim_product")).scalar() == 1
