@@ -21,8 +21,15 @@ def rules_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def tenant_rules(rules_file):
+    """The demo tenant's own rule file, which the app makes from the shared one (data/tenants/demo/)."""
+    return rules_file.parent / "data" / "tenants" / "demo" / "alert_rules.yaml"
+
+
+@pytest.fixture(scope="module")
 def alerts_voila(pipeline_env, pipeline_db, rules_file):
-    with serve_voila(DATABASE_URL=pipeline_db, PRICEINTEL_ALERT_RULES=str(rules_file)) as base:
+    with serve_voila(DATABASE_URL=pipeline_db, PRICEINTEL_ALERT_RULES=str(rules_file),
+                     PRICEINTEL_DATA_DIR=str(rules_file.parent / "data")) as base:
         yield base
 
 
@@ -35,7 +42,8 @@ def _state(url, alert_id, column="state"):
         eng.dispose()
 
 
-def test_alert_manager_filters_acknowledges_and_edits_rules(alerts_voila, browser, pipeline_db, rules_file):
+def test_alert_manager_filters_acknowledges_and_edits_rules(alerts_voila, browser, pipeline_db, rules_file,
+                                                            tenant_rules):
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     page.goto(f"{alerts_voila}/voila/render/alerts.ipynb", timeout=120_000)
     page.wait_for_selector("table.alerts-table tbody tr", timeout=120_000)
@@ -61,19 +69,23 @@ def test_alert_manager_filters_acknowledges_and_edits_rules(alerts_voila, browse
     page.wait_for_selector(".alert-msg .msg-err", timeout=60_000)
     assert "'12x' is not a number" in page.locator(".alert-msg").inner_text()
 
+    # the user's tenant (demo) edits its own copy of the shared rules, which no other tenant sees
+    shared = rules_file.read_text()
+    before = tenant_rules.read_text()
+    assert before == shared
     # an invalid rule edit is refused with the file, rule and field named; the file is untouched
-    before = rules_file.read_text()
     page.fill(".rules-editor textarea", before.replace("threshold: 0.15", "threshold: -3", 1))
     page.click(".save-button")
     page.wait_for_selector(".rules-msg .msg-err", timeout=60_000)
     msg = page.locator(".rules-msg").inner_text()
-    assert "rule 'big-drop'" in msg and "field threshold" in msg and str(rules_file) in msg
-    assert rules_file.read_text() == before
-    # a valid edit is saved
+    assert "rule 'big-drop'" in msg and "field threshold" in msg and str(tenant_rules) in msg
+    assert tenant_rules.read_text() == before
+    # a valid edit is saved, to the tenant's file only
     page.fill(".rules-editor textarea", before.replace("threshold: 0.15", "threshold: 0.2", 1))
     page.click(".save-button")
     page.wait_for_selector(".rules-msg .msg-ok", timeout=60_000)
-    assert load_rules(rules_file).rule("big-drop").threshold == 0.2
+    assert load_rules(tenant_rules).rule("big-drop").threshold == 0.2
+    assert rules_file.read_text() == shared
     shots = config.reports_dir() / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "alerts_1440x1000.png"), full_page=True)

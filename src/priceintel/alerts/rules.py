@@ -205,11 +205,35 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
         raise RuleError("invalid alert rules:\n  " + "\n  ".join(lines)) from None
 
 
-def default_rules_file() -> Path:
-    """The rule file: PRICEINTEL_ALERT_RULES, else config/alert_rules.yaml."""
+def shared_rules_file() -> Path:
+    """PRICEINTEL_ALERT_RULES, else config/alert_rules.yaml: the `default` tenant's rules, and where every other
+    tenant's start."""
     from priceintel import config
 
     return config.notify_settings().rules_file or config.PROJ_ROOT / "config" / "alert_rules.yaml"
+
+
+def default_rules_file(for_write: bool = False) -> Path:
+    """The current tenant's rule file (`db.tenancy`): the shared file (`shared_rules_file`) for the `default`
+    tenant and for work in no named tenant; for any other tenant `data/tenants/<name>/alert_rules.yaml` once it
+    has changed its rules, the shared file until then. for_write=True makes the tenant's own file (a copy of the
+    shared one) first, so one tenant's changes never reach another's rules."""
+    from priceintel import config
+    from priceintel.db import tenancy
+
+    shared = shared_rules_file()
+    tenant = tenancy.current()
+    if tenant in (None, tenancy.DEFAULT):
+        return shared
+    path = config.data_dir() / "tenants" / tenant / "alert_rules.yaml"
+    if not path.exists():
+        if not for_write:
+            return shared
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _rule_file_lock(path):
+            if not path.exists():
+                _write_rules(shared.read_text() if shared.is_file() else "rules: []\n", path)
+    return path
 
 
 def load_rules(path: str | Path | None = None) -> RuleSet:
