@@ -89,7 +89,7 @@ def test_who_gets_in(client, owner, api_keys):
         assert r.status_code == 401, bad
     # the key in the X-API-Key header works too; a bearer token there does not
     assert client.get("/v1/me", headers={"X-API-Key": api_keys["read"]}).json() == {
-        "kind": "key", "name": "test read", "access": "read"}
+        "kind": "key", "name": "test read", "access": "read", "tenant": "demo"}
     r = client.get("/v1/me", headers={"X-API-Key": "eyJhbGciOiJIUzI1NiJ9.e30.x"})
     assert r.status_code == 401 and "X-API-Key takes an API key" in error_of(r)
     # a revoked key stops at once
@@ -135,7 +135,7 @@ def test_tokens_sign_in_refresh_and_end(client, owner, api_settings):
     got = client.post("/v1/auth/token", json={"username": "api-analyst", "password": PASSWORD}).json()
     assert got["token_type"] == "bearer" and got["expires_in"] == 300 and got["role"] == "analyst"
     assert client.get("/v1/me", headers=bearer(got["access_token"])).json() == {
-        "kind": "user", "name": "api-analyst", "access": "write"}
+        "kind": "user", "name": "api-analyst", "access": "write", "tenant": "demo"}
     # a refresh token is no access token, and the other way round
     r = client.get("/v1/me", headers=bearer(got["refresh_token"]))
     assert r.status_code == 401 and "refresh token was given" in error_of(r)

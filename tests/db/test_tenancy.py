@@ -13,7 +13,8 @@ from sqlalchemy.exc import DBAPIError, ProgrammingError
 from priceintel import config
 from priceintel.api import keys
 from priceintel.apps import auth
-from priceintel.db import load, roles, tenancy, views
+from _tenants import load_two_tenants
+from priceintel.db import roles, tenancy
 from priceintel.db.engine import create_database, drop_database, get_engine
 from priceintel.db.migrate import upgrade
 
@@ -22,40 +23,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def two(pg_server_url):
-    """A fresh database with tenants `acme` and `globex`, each with one product, listing and price."""
-    import pandas as pd
-
+    """A fresh database with tenants `acme` and `globex` (`_tenants.load_two_tenants`)."""
     name = f"priceintel_tenants_{uuid.uuid4().hex[:8]}"
     url = create_database(pg_server_url, name)
     upgrade(url)
     owner = get_engine(url)
-    for tenant, price in (("acme", 10.0), ("globex", 20.0)):
-        tenancy.add_tenant(owner, tenant)
-        with tenancy.scope(tenant), owner.begin() as conn:
-            load.ensure_dates(conn, "2026-07-01", "2026-07-01")
-            load.upsert_retailers(conn, pd.DataFrame({"retailer": ["amazon"], "name": ["Amazon"]}))
-            load.upsert_products(conn, pd.DataFrame({"sku": ["SKU-1"], "name": [f"{tenant} kettle"]}))
-            load.upsert_listings(
-                conn,
-                pd.DataFrame(
-                    {"retailer": ["amazon"], "item_id": ["B001"], "url": ["https://a.example/B001"], "title": ["k"]}
-                ),
-            )
-            load.load_matches(
-                conn,
-                pd.DataFrame(
-                    {"retailer": ["amazon"], "item_id": ["B001"], "sku": ["SKU-1"], "score": [1.0], "status": ["auto"],
-                     "method": ["gtin"]}
-                ),
-            )  # fmt: skip
-            load.load_prices(
-                conn,
-                pd.DataFrame(
-                    {"retailer": ["amazon"], "item_id": ["B001"], "ds": pd.to_datetime(["2026-07-01"]),
-                     "observed_at": pd.to_datetime(["2026-07-01T08:00Z"]), "price": [price], "currency": ["USD"], "in_stock": [True], "promo": [False]}
-                ),
-            )  # fmt: skip
-    views.refresh(owner)
+    load_two_tenants(owner)
     app_url = roles.ensure_app_role(url)
     assert app_url is not None
     yield owner, app_url
@@ -85,7 +58,8 @@ def test_raw_sql_as_the_app_role_reaches_one_tenant_only(two):
             assert conn.execute(sa.text("SELECT count(*) FROM tenant")).scalar() == 0
         with engine.begin() as conn:
             _prove(conn, "acme")
-            assert conn.execute(sa.text("SELECT name FROM dim_product")).scalars().all() == ["acme kettle"]
+            assert conn.execute(sa.text("SELECT name FROM dim_product WHERE sku = 'SKU-1'")).scalar() == "acme kettle"
+            assert "GLOBEX-ONLY" not in conn.execute(sa.text("SELECT sku FROM dim_product")).scalars().all()
             assert conn.execute(sa.text("SELECT price FROM v_latest_price")).scalars().all() == [10]
             assert conn.execute(sa.text("SELECT price FROM mv_app_prices")).scalars().all() == [10.0]
             assert conn.execute(sa.text("SELECT name FROM tenant")).scalars().all() == ["acme"]
@@ -129,7 +103,7 @@ def test_the_owner_works_in_one_tenant_through_its_worker_role(two):
     with tenancy.scope("globex"), owner.connect() as conn:
         who = conn.execute(sa.text("SELECT current_user")).scalar()
         assert who == tenancy.worker_role_name(owner.url.database)
-        assert conn.execute(sa.text("SELECT name FROM dim_product")).scalars().all() == ["globex kettle"]
+        assert sorted(conn.execute(sa.text("SELECT sku FROM dim_product")).scalars()) == ["GLOBEX-ONLY", "SKU-1"]
         assert conn.execute(sa.text("SELECT price FROM mv_app_prices")).scalars().all() == [20.0]
     with tenancy.scope("acme"), owner.begin() as conn:  # the same SKU in both tenants: keys are per tenant
         assert conn.execute(sa.text("SELECT name FROM dim_product WHERE sku = 'SKU-1'")).scalar() == "acme kettle"
@@ -165,7 +139,7 @@ def test_users_and_keys_belong_to_a_tenant(two):
     assert dict(zip(listed.username, listed.tenant))["ann"] == "acme"
     tenants = tenancy.list_tenants(owner).set_index("name")
     assert tenants.loc["acme", "users"] == 1 and tenants.loc["globex", "api_keys"] == 1
-    assert tenants.loc["acme", "products"] == 1 and tenants.loc["default", "is_default"]
+    assert tenants.loc["acme", "products"] == 2 and tenants.loc["default", "is_default"]
 
 
 def test_a_changed_tenant_key_is_synced_and_old_tokens_stop(two, monkeypatch):
@@ -182,4 +156,4 @@ def test_a_changed_tenant_key_is_synced_and_old_tokens_stop(two, monkeypatch):
         engine.dispose()
     with engine.begin() as conn:
         _prove(conn, "acme", old)
-        assert conn.execute(sa.text("SELECT count(*) FROM dim_product")).scalar() == 1
+        assert conn.execute(sa.text("SELECT count(*) FROM dim_product")).scalar() == 2

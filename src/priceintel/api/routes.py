@@ -378,7 +378,7 @@ def refresh(request: Request, body: Refresh) -> dict:
 
 @router.get("/v1/me", tags=["auth"], summary="who the credentials belong to", responses=errors(*CALLER_ERRORS))
 def me(who: Reader) -> dict:
-    return {"kind": who.kind, "name": who.name, "access": who.level}
+    return {"kind": who.kind, "name": who.name, "access": who.level, "tenant": who.tenant}
 
 
 # ---- catalogue and prices
