@@ -254,6 +254,10 @@ def load_matches(conn: Connection, df: pd.DataFrame) -> dict:
 # --------------------------------------------------------------------------- facts
 
 
+#: the tenant of the transaction, computed once per statement (an InitPlan): bulk inserts name it instead of
+#: leaving it to the column default, which PostgreSQL evaluates row by row (migration 0014)
+TENANT_ONCE = "(SELECT priceintel_tenant())"
+
 _PRICE_COLS = cols(
     "retailer! item_id! ds:date! observed_at:timestamptz! price:numeric(12,2)+ "
     "list_price:numeric(12,2)+ currency in_stock:boolean promo:boolean page_sha256"
@@ -324,8 +328,14 @@ def load_prices(conn: Connection, df: pd.DataFrame, scrape_run_id: int | None = 
     if not n:
         return empty_counts()
     attrs = [c.name for c in present if c.name not in _PRICE_KEYS]
-    cols = ["listing_id", "date_key", *attrs, "scrape_run_id"]
-    sel = ["l.listing_id", "to_char(s.ds, 'YYYYMMDD')::int", *(f"s.{c}" for c in attrs), "CAST(:run AS integer)"]
+    cols = ["listing_id", "date_key", *attrs, "scrape_run_id", "tenant_id"]
+    sel = [
+        "l.listing_id",
+        "to_char(s.ds, 'YYYYMMDD')::int",
+        *(f"s.{c}" for c in attrs),
+        "CAST(:run AS integer)",
+        TENANT_ONCE,
+    ]
     upd = [*attrs, "scrape_run_id"]
     run = "excluded.scrape_run_id" if keep_newer else "COALESCE(excluded.scrape_run_id, t.scrape_run_id)"
     new = [*(f"excluded.{c}" for c in attrs), run]
@@ -367,8 +377,8 @@ def load_sales(conn: Connection, df: pd.DataFrame) -> dict:
     if not n:
         return empty_counts()
     attrs = [c.name for c in present if c.name not in ("sku", "ds")]
-    cols = ["product_id", "date_key", *attrs]
-    sel = ["p.product_id", "to_char(s.ds, 'YYYYMMDD')::int", *(f"s.{c}" for c in attrs)]
+    cols = ["product_id", "date_key", *attrs, "tenant_id"]
+    sel = ["p.product_id", "to_char(s.ds, 'YYYYMMDD')::int", *(f"s.{c}" for c in attrs), TENANT_ONCE]
     sql = f"""INSERT INTO fact_sales AS t ({", ".join(cols)})
               SELECT {", ".join(sel)} FROM stg_sales s JOIN dim_product p ON p.sku = s.sku
               ORDER BY 1, 2

@@ -12,6 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from priceintel import config
+from priceintel.db.load import TENANT_ONCE
 from priceintel.forecast.arrays import FINAL
 from priceintel.forecast.columns import (
     BOUNDS,
@@ -55,7 +56,7 @@ def _copy(conn, table: str, cols: list[str], frame: pd.DataFrame) -> int:
         with cur.copy(f"COPY {stg} ({names}) FROM STDIN") as copy:
             for row in data.itertuples(index=False, name=None):
                 copy.write_row(row)
-    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stg}")
+    conn.exec_driver_sql(f"INSERT INTO {table} ({names}, tenant_id) SELECT {names}, {TENANT_ONCE} FROM {stg}")
     conn.exec_driver_sql(f"DROP TABLE {stg}")
     return len(frame)
 

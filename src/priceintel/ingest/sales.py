@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from priceintel.db.load import ensure_dates
+from priceintel.db.load import TENANT_ONCE, ensure_dates
 from priceintel.ingest.fields import amounts, dates, find_columns, flags, integers
 from priceintel.ingest.lineage import Checked, run_import
 from priceintel.ingest.result import ImportResult
@@ -150,8 +150,8 @@ def _load(conn: Connection, frame: pd.DataFrame, run_id: int) -> dict:
     ).rowcount
     inserted = conn.execute(
         sa.text(
-            f"""INSERT INTO fact_sales ({", ".join(names)})
-                SELECT {", ".join(f"s.{c}" for c in names)} FROM stg_sales_import s
+            f"""INSERT INTO fact_sales ({", ".join(names)}, tenant_id)
+                SELECT {", ".join(f"s.{c}" for c in names)}, {TENANT_ONCE} FROM stg_sales_import s
                 WHERE NOT EXISTS (SELECT 1 FROM fact_sales t
                                   WHERE t.product_id = s.product_id AND t.date_key = s.date_key)
                 ORDER BY 1, 2"""
