@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from priceintel.apps import views as dashboard
 from priceintel.db import engine as db_engine
-from priceintel.db import migrate, server
+from priceintel.db import migrate, server, tenancy
 from _common import write_results  # noqa: E402, I001  (benchmarks/ is on sys.path when run as a script)
 
 START = date(2025, 7, 1)
@@ -37,9 +37,21 @@ HORIZON = 14
 GOAL_MS = 200.0
 
 
-def build(engine: sa.Engine, n_products: int, n_days: int, seed: int) -> dict:
-    """Fill the star schema, a forecast run, an elasticity run and alerts with SQL; seconds per step."""
+def build(
+    engine: sa.Engine, n_products: int, n_days: int, seed: int, tenant: str | None = None, first_product: int = 1
+) -> dict:
+    """Fill the star schema, a forecast run, an elasticity run and alerts with SQL; seconds per step.
+
+    tenant=None: the database's default tenant (the owner's own transaction, rows take the default tenant).
+    tenant="name": the world of that tenant (which
+    must exist), products numbered from `first_product` (SKU-<number>; give each tenant its own numbers so no SKU
+    is shared), the shared calendar kept when another tenant's build made it; the owner sets the bulk-load options
+    its worker role may not (`session_replication_role`), then the transaction works as the worker in `tenant`
+    (row-level security on, new rows take the tenant by the column default); VACUUM ANALYZE runs as the owner."""
     end = START + timedelta(days=n_days - 1)
+    first = first_product - 1
+    on_conflict = "" if tenant is None else " ON CONFLICT (date_key) DO NOTHING"
+    first_listing = "1" if tenant is None else "(SELECT min(listing_id) FROM dim_listing)"
     steps: dict[str, float] = {}
     cats = "ARRAY[" + ", ".join(f"'{c}'" for c in CATEGORIES) + "]"
     stmts = [
@@ -47,7 +59,7 @@ def build(engine: sa.Engine, n_products: int, n_days: int, seed: int) -> dict:
             INSERT INTO dim_date SELECT to_char(d, 'YYYYMMDD')::int, d, extract(year FROM d),
                 extract(quarter FROM d), extract(month FROM d), extract(day FROM d), extract(isodow FROM d),
                 extract(week FROM d), extract(isodow FROM d) >= 6
-            FROM generate_series(DATE '{START}', DATE '{end}', interval '1 day') AS g(d)"""),
+            FROM generate_series(DATE '{START}', DATE '{end}', interval '1 day') AS g(d){on_conflict}"""),
         ("dim_retailer", "INSERT INTO dim_retailer (retailer, name) VALUES "
                          + ", ".join(f"('{r}', '{r.title()}')" for r in RETAILERS)),
         ("dim_product", f"""
@@ -55,7 +67,7 @@ def build(engine: sa.Engine, n_products: int, n_days: int, seed: int) -> dict:
             SELECT 'SKU-' || lpad(i::text, 5, '0'), 'Product ' || i, 'Brand ' || (i % 60),
                    ({cats})[1 + i % {len(CATEGORIES)}], round((b * 0.55)::numeric, 2),
                    CASE WHEN i % 3 = 0 THEN round((b * 0.9)::numeric, 2) END, round(b::numeric, 2)
-            FROM (SELECT i, 3 + 97 * random() AS b FROM generate_series(1, {n_products}) i) x"""),
+            FROM (SELECT i, 3 + 97 * random() AS b FROM generate_series({1 + first}, {n_products + first}) i) x"""),
         ("dim_listing", """
             INSERT INTO dim_listing (retailer_id, item_id, title, first_seen, last_seen)
             SELECT r.retailer_id, r.retailer || '-' || p.product_id, p.name, NULL, NULL
@@ -121,24 +133,29 @@ def build(engine: sa.Engine, n_products: int, n_days: int, seed: int) -> dict:
                    p.msrp * 0.8, p.msrp, -20, 'benchmark alert',
                    (ARRAY['new', 'acknowledged', 'resolved'])[1 + (g / 3) % 3]
             FROM generate_series(1, {max(200, n_products * 8)}) g
-            JOIN dim_listing l ON l.listing_id = 1 + (g * 7919) % (SELECT count(*) FROM dim_listing)
+            JOIN dim_listing l ON l.listing_id = {first_listing} + (g * 7919) % (SELECT count(*) FROM dim_listing)
             JOIN dim_retailer r USING (retailer_id)
             JOIN product_match pm ON pm.listing_id = l.listing_id JOIN dim_product p ON p.product_id = pm.product_id"""),
     ]
-    with engine.begin() as conn:
+    with tenancy.as_owner(), engine.begin() as conn:  # the bulk-load options are the owner's to set
         conn.exec_driver_sql(f"SELECT setseed({(seed % 1000) / 1000})")
         conn.exec_driver_sql("SET LOCAL session_replication_role = replica")  # bulk build: skip FK triggers
         conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
         conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        if tenant is not None:  # from here on as the worker role, in `tenant`, under row-level security
+            conn.exec_driver_sql(
+                "SELECT set_config('role', %s, true), set_config('priceintel.tenant', %s, true)",
+                (tenancy.worker_role_name(engine.url.database or "postgres"), tenancy.check_name(tenant)),
+            )
         for name, sql in stmts:
             t0 = time.perf_counter()
             conn.exec_driver_sql(sql.replace("%", "%%"))
             steps[name] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with tenancy.as_owner(), engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE")
     steps["vacuum_analyze"] = round(time.perf_counter() - t0, 2)
-    with engine.connect() as conn:
+    with tenancy.scope(tenant), engine.connect() as conn:
         counts = {t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar()
                   for t in ("dim_product", "dim_listing", "fact_price", "fact_sales", "forecast_value",
                             "elasticity_estimate", "alert")}
