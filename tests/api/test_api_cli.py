@@ -115,7 +115,7 @@ def test_priceintel_api_serves_the_database_as_the_app_role(pg_url, pg_engine, t
             assert time.monotonic() < deadline, "priceintel api did not become ready"
             time.sleep(0.3)
         me = httpx.get(f"http://127.0.0.1:{port}/v1/me", headers={"Authorization": f"Bearer {key}"})
-        assert me.json() == {"kind": "key", "name": "process test", "access": "read"}
+        assert me.json() == {"kind": "key", "name": "process test", "access": "read", "tenant": "default"}
         secret = tmp_path / "data" / "api-secret"  # the token key, made once, readable by its owner only
         assert secret.is_file() and (secret.stat().st_mode & 0o777) == 0o600
         with pg_engine.connect() as conn:

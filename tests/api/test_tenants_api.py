@@ -153,3 +153,34 @@ def test_the_apps_views_and_exports_show_one_tenant(world):
         assert dashboard.page(app, "prices", f, limit=100).rows.empty
     finally:
         tenancy.bind(None)
+
+
+def test_plans_limit_and_usage_is_metered(world, client):
+    """acme is on the free plan: 60 requests a minute per key (429 + Retry-After beyond), 100 products (403 beyond,
+    nothing stored); /v1/usage shows the plan, its limits and today's requests and exports."""
+    with tenancy.scope("acme"):
+        _, fresh = keys.create_key(world["owner"], "acme burst", "read", created_by="test")
+    h = {"Authorization": f"Bearer {fresh}"}
+    codes = [client.get("/v1/me", headers=h).status_code for _ in range(60)]
+    assert codes == [200] * 60
+    over = client.get("/v1/me", headers=h)
+    _no_data(over, 429)
+    assert "plan free allows 60 requests a minute" in over.json()["error"]["message"]
+    assert int(over.headers["Retry-After"]) >= 1
+    csv = client.get("/v1/prices", headers=_key(world, "acme"), params={"format": "csv"})
+    assert csv.status_code == 200
+    rows = "sku,name\n" + "".join(f"BULK-{i:03d},thing {i}\n" for i in range(120))
+    refused = client.post("/v1/catalogue", headers={**_key(world, "acme", "write"), "Content-Type": "text/csv"},
+                          content=rows)
+    _no_data(refused, 403)
+    assert "plan free: at most 100 tracked products" in refused.json()["error"]["message"]
+    assert [p["sku"] for p in client.get("/v1/products", headers=_key(world, "acme")).json()["items"]] == [
+        "ACME-ONLY", "SKU-1"]  # nothing of the refused file
+    used = client.get("/v1/usage", headers=_key(world, "acme", "admin")).json()
+    assert used["tenant"] == "acme" and used["plan"] == "free"
+    assert used["limits"] == {"products": 100, "watches": 250, "checks_per_day": 500, "requests_per_minute": 60}
+    today = used["items"][0]
+    assert today["requests"] >= 61 and today["exports"] >= 1 and today["products"] == 2
+    assert used["checks_left_today"] == 500
+    other = client.get("/v1/usage", headers=_key(world, "globex", "admin")).json()
+    assert other["tenant"] == "globex" and (not other["items"] or other["items"][0]["requests"] < 61)

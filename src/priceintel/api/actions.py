@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from priceintel.api import keys
-from priceintel.api.app import ApiError
+from priceintel.api.app import ApiError, flush_usage
 from priceintel.api.routes import (
     CALLER_ERRORS,
     CSV_TOO,
@@ -27,6 +27,7 @@ from priceintel.api.routes import (
     errors,
     records,
 )
+from priceintel.db import usage
 
 router = APIRouter()
 
@@ -210,3 +211,25 @@ def revoke_api_key(request: Request, who: Admin, key_id: Annotated[str, Path(pat
     except keys.ApiKeyError as err:
         raise ApiError(404, str(err)) from None
     return {"key_id": key_id, "revoked": True, "changed": changed}
+
+
+# ---- plan and usage
+
+
+@router.get(
+    "/v1/usage",
+    tags=["admin"],
+    summary="the caller's tenant: its plan, the plan's limits and the usage of the last days",
+    responses=errors(*CALLER_ERRORS),
+)
+def tenant_usage(request: Request, who: Reader, days: Annotated[int, Query(ge=1, le=366)] = 30) -> dict:
+    flush_usage(request.app)  # today's figures include this worker's requests so far
+    engine = request.app.state.engine
+    plan = usage.plan_of(engine)
+    return {
+        "tenant": who.tenant,
+        "plan": plan.name,
+        "limits": plan.limits(),
+        "checks_left_today": usage.checks_left(engine),
+        "items": records(usage.usage_frame(engine, days)),
+    }

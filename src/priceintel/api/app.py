@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,7 +27,7 @@ from priceintel import PriceIntelError, config
 from priceintel.api import keys, tokens
 from priceintel.api.principal import ROLE_LEVEL, Principal, RateLimiter, retry_after
 from priceintel.apps import auth, signin
-from priceintel.db import tenancy
+from priceintel.db import tenancy, usage
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,13 @@ def install_error_handlers(app: FastAPI) -> None:
         more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
         message = f"{first['where']}: {first['problem']}{more}"
         return JSONResponse(error_body(422, message, details), status_code=422)
+
+    @app.exception_handler(usage.PlanLimitError)
+    async def _plan_limit(request: Request, exc: usage.PlanLimitError) -> JSONResponse:
+        if exc.retry_after is None:  # a size limit: waiting does not help
+            return JSONResponse(error_body(403, str(exc)), status_code=403)
+        wait = retry_after(exc.retry_after)
+        return JSONResponse(error_body(429, str(exc)), status_code=429, headers={"Retry-After": wait})
 
     @app.exception_handler(PriceIntelError)
     async def _domain_error(request: Request, exc: PriceIntelError) -> JSONResponse:
@@ -155,10 +163,35 @@ def token_account(request: Request, token: str, kind: str) -> auth.Account:
     return account
 
 
+#: seconds a tenant's plan is remembered by a worker (a changed plan applies within this time)
+PLAN_SECONDS = 30.0
+
+
+def _caller(request: Request, token: str | None) -> tuple[Principal, usage.Plan]:
+    """The authenticated caller and their tenant's plan (remembered PLAN_SECONDS per tenant)."""
+    who = _authenticate(request, token)
+    plans = request.app.state.plans
+    known = plans.get(who.tenant)
+    now = time.monotonic()
+    if known is None or known[1] < now:
+        with tenancy.scope(who.tenant):
+            known = plans[who.tenant] = (usage.plan_of(request.app.state.engine), now + PLAN_SECONDS)
+    return who, known[0]
+
+
+def flush_usage(app: FastAPI) -> None:
+    """Write the metered counts; a failure is logged, never the caller's problem."""
+    try:
+        app.state.meter.flush(app.state.engine)
+    except (sa.exc.SQLAlchemyError, PriceIntelError) as err:
+        log.warning("usage not written: %s", str(getattr(err, "orig", err)).strip().splitlines()[0])
+
+
 def requires(level: str):
-    """A dependency: the authenticated caller, at least at `level`, within the rate limit; the request then
-    works in the caller's tenant. Async, so that the tenant it enters holds for the route (a sync dependency
-    runs in a worker thread whose context the route never sees)."""
+    """A dependency: the authenticated caller, at least at `level`, within their rate limit (the smaller of
+    PRICEINTEL_API_RATE_PER_MINUTE and their tenant's plan); the request is metered and then works in the
+    caller's tenant. Async, so that the tenant it enters holds for the route (a sync dependency runs in a
+    worker thread whose context the route never sees)."""
 
     async def dependency(
         request: Request,
@@ -172,15 +205,22 @@ def requires(level: str):
                 {"WWW-Authenticate": "Bearer"},
             )
         token = bearer.credentials if bearer is not None else api_key
-        who = await run_in_threadpool(_authenticate, request, token)
-        wait = request.app.state.limiter.take(f"{who.kind}:{who.ident}")
+        who, plan = await run_in_threadpool(_caller, request, token)
+        rates = [r for r in (request.app.state.settings.rate_per_minute, plan.requests_per_minute) if r]
+        rate = min(rates) if rates else 0.0
+        wait = request.app.state.limiter.take(f"{who.kind}:{who.ident}", rate)
         if wait > 0:
+            whose = f"plan {plan.name}" if rate == plan.requests_per_minute else "this server"
             raise ApiError(
                 429,
-                f"rate limit: at most {request.app.state.settings.rate_per_minute:g} requests a "
-                f"minute; retry in {retry_after(wait)} s",
+                f"rate limit: {whose} allows {rate:g} requests a minute; retry in {retry_after(wait)} s",
                 {"Retry-After": retry_after(wait)},
             )
+        request.state.tenant = who.tenant  # for the export meter (ExportMeter)
+        meter = request.app.state.meter
+        meter.add(who.tenant, requests=1)
+        if meter.due():
+            await run_in_threadpool(flush_usage, request.app)
         if not who.may(level):
             what = f"scope {who.level}" if who.kind == "key" else f"role {who.level}"
             raise ApiError(403, f"{who.label} ({what}) may not do this: it needs {level} access")
@@ -208,9 +248,34 @@ def create_app(database_url: str | None = None, settings: config.ApiSettings | N
     app.state.database_url = database_url
     app.state.settings = settings or config.api_settings()
     app.state.limiter = RateLimiter(app.state.settings.rate_per_minute)
+    app.state.meter = usage.Meter()  # requests and exports per tenant, written every few seconds
+    app.state.plans = {}  # tenant -> (plan, remembered until)
     app.state.throttle = signin.SignInThrottle()
     app.state.check_gate = signin.CheckGate()  # argon2 checks: a few at once, a short queue, then 503
     app.state.exports = threading.BoundedSemaphore(MAX_STREAMS)  # streamed CSV downloads at once (503 beyond)
     install_error_handlers(app)
     routes.install(app)
+    app.add_middleware(ExportMeter)
     return app
+
+
+class ExportMeter:
+    """ASGI middleware counting every CSV answer as an export of the caller's tenant (`request.state.tenant`)."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def counted(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                kind = dict(message.get("headers") or []).get(b"content-type", b"")
+                tenant = (scope.get("state") or {}).get("tenant")
+                if tenant and kind.startswith(b"text/csv") and message.get("status") == 200:
+                    scope["app"].state.meter.add(tenant, exports=1)
+            await send(message)
+
+        await self.app(scope, receive, counted)

@@ -17,7 +17,7 @@ from priceintel import PriceIntelError
 from priceintel.api import keys
 from priceintel.apps import auth
 from priceintel.db import engine as db_engine
-from priceintel.db import migrate, tenancy
+from priceintel.db import migrate, tenancy, usage
 
 __all__ = ["add_parsers", "owner_engine"]
 
@@ -36,13 +36,23 @@ def owner_engine(tenant: str | None = None) -> sa.Engine:
 
 
 def cmd_tenants(args: argparse.Namespace) -> int:
-    """add NAME [--plan P] [--default] | list | plan NAME --plan P."""
+    """add NAME [--plan P] [--default] | list | plan NAME --plan P | usage NAME [--days N]."""
     engine = owner_engine()
     if args.action == "list":
         _print(tenancy.list_tenants(engine).to_string(index=False))
         return 0
     if not args.name:
         raise PriceIntelError(f"tenants {args.action} needs a NAME")
+    if args.action == "usage":
+        with tenancy.scope(tenancy.require(engine, args.name)):
+            plan = usage.plan_of(engine)
+            limits = ", ".join(
+                f"{k.replace('_', ' ')} {'no limit' if v is None else f'{v:,g}'}" for k, v in plan.limits().items()
+            )
+            _print(f"tenant {args.name}: plan {plan.name} ({limits})")
+            df = usage.usage_frame(engine, args.days)
+        _print(df.to_string(index=False) if len(df) else f"no usage in the last {args.days} days")
+        return 0
     if args.action == "add":
         tenancy.add_tenant(engine, args.name, plan=args.plan or "free", default=args.default)
         _print(f"tenant {args.name} added ({args.plan or 'free'}{', the default' if args.default else ''})")
@@ -115,11 +125,14 @@ def _tenant_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 def add_parsers(sub) -> None:
     """Add `tenants`, `keys` and `users` to the `priceintel` subcommands."""
-    t = sub.add_parser("tenants", help="tenants (isolated by row-level security): add NAME | list | plan NAME")
-    t.add_argument("action", choices=["add", "list", "plan"])
+    t = sub.add_parser(
+        "tenants", help="tenants (isolated by row-level security): add NAME | list | plan NAME | usage NAME"
+    )
+    t.add_argument("action", choices=["add", "list", "plan", "usage"])
     t.add_argument("name", nargs="?", default=None)
     t.add_argument("--plan", choices=list(tenancy.PLANS), default=None, help="free (default), pro or enterprise")
     t.add_argument("--default", action="store_true", help="add: make it the database's default tenant")
+    t.add_argument("--days", type=int, default=30, help="usage: how many days back (default 30)")
     t.set_defaults(func=cmd_tenants)
 
     ky = sub.add_parser("keys", help="REST API keys: create NAME [--scope] | list | revoke KEY_ID")

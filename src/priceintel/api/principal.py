@@ -47,19 +47,21 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}  # caller -> (tokens, time)
         self._lock = threading.Lock()
 
-    def take(self, caller: str) -> float:
-        """Take one request: 0.0 when allowed, else the seconds until the next one is (nothing is taken)."""
-        if self.per_minute <= 0:
+    def take(self, caller: str, per_minute: float | None = None) -> float:
+        """Take one request: 0.0 when allowed, else the seconds until the next one is (nothing is taken).
+        `per_minute` overrides the limiter's rate for this caller (their plan's)."""
+        per_minute = self.per_minute if per_minute is None else per_minute
+        if per_minute <= 0:
             return 0.0
-        rate = self.per_minute / 60.0
+        rate = per_minute / 60.0
         now = self.clock()
         with self._lock:
-            tokens, then = self._buckets.get(caller, (self.per_minute, now))
-            tokens = min(self.per_minute, tokens + (now - then) * rate)
+            tokens, then = self._buckets.get(caller, (per_minute, now))
+            tokens = min(per_minute, tokens + (now - then) * rate)
             if tokens >= 1.0:
                 self._buckets[caller] = (tokens - 1.0, now)
                 if len(self._buckets) > self.max_callers:  # forget the full buckets (idle callers)
-                    full = [k for k, (t, w) in self._buckets.items() if t + (now - w) * rate >= self.per_minute]
+                    full = [k for k, (t, w) in self._buckets.items() if t + (now - w) * rate >= per_minute]
                     for k in full:
                         self._buckets.pop(k, None)
                 return 0.0

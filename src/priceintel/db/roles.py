@@ -55,8 +55,8 @@ APP_COLUMN_WRITES = {
     "api_key": "INSERT, UPDATE (last_used_at, revoked_at, revoked_by)",
 }
 #: tables the apps may add to and update but never delete from: the API's import of competitor prices observed
-#: elsewhere (new retailers, listings and prices; `ingest.observations`)
-APP_UPSERTS = ("dim_retailer", "dim_listing", "fact_price")
+#: elsewhere (new retailers, listings and prices; `ingest.observations`) and the tenants' metered usage
+APP_UPSERTS = ("dim_retailer", "dim_listing", "fact_price", "tenant_usage")
 #: environment variable naming a ready-made app role URL (servers without trust auth)
 APP_URL_ENV = "PRICEINTEL_APP_DATABASE_URL"
 

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Connection, Engine
 
+from priceintel.db import usage
 from priceintel.db.staging import cols, distinct, prepare, stage, upsert_counts
 from priceintel.ingest.fields import (
     AVAILABILITY_VALUES,
@@ -165,7 +166,9 @@ def _load(conn: Connection, frame: pd.DataFrame, run_id: int) -> dict:
               SELECT {", ".join(names)}, CAST(:run AS integer) FROM stg_product_import ORDER BY sku
               ON CONFLICT (tenant_id, sku) DO UPDATE SET {", ".join(sets)} WHERE {distinct(upd)}
               RETURNING (xmax = 0) AS inserted"""
-    return upsert_counts(conn, "dim_product", sql, n, {"run": run_id})
+    counts = upsert_counts(conn, "dim_product", sql, n, {"run": run_id})
+    usage.check_products(conn)  # over the plan's tracked products: the whole import rolls back
+    return counts
 
 
 def import_catalog(

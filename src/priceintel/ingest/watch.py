@@ -17,6 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from priceintel.db import usage
 from priceintel.db.staging import cols, prepare, stage
 from priceintel.ingest.fields import by_unique, clean_url, pick, retailer_from_url
 from priceintel.ingest.lineage import Checked, run_import
@@ -118,6 +119,7 @@ def _upsert(conn: Connection, frame: pd.DataFrame, run_id: int | None) -> dict:
         ),
         {"run": run_id},
     ).rowcount
+    usage.check_watches(conn)  # over the plan's watched URLs: the whole import (or addition) rolls back
     return {"staged": n, "inserted": int(inserted), "updated": int(updated)}
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from priceintel import PriceIntelError, config
+from priceintel.db import usage
 from priceintel.db.queries import MATCHED
 from priceintel.items import PRODUCT_COLUMNS, SALES_COLUMNS, plain
 from priceintel.scrape.crawl import ERROR_COLUMNS, OFFER_FRAME_COLUMNS, _offer_row
@@ -144,7 +145,9 @@ def live_scrape(
     """Fetch today's page of every target, shops in parallel, each at its own pace: (offers, errors, fetches).
 
     Pages with no extractable price, 404s, redirects to another product and robot checks are errors and
-    fetch rows, never offers: nothing is stored as a price that was not extracted as one.
+    fetch rows, never offers: nothing is stored as a price that was not extracted as one. The tenant's plan
+    allows so many page checks a day (`db.usage`): pages beyond what is left of it are not fetched but recorded
+    as `plan_limit` errors; the pages fetched are metered.
     """
     targets = watch_targets(engine)
     if targets.empty:
@@ -152,6 +155,7 @@ def live_scrape(
             "source=live: nothing to watch; add competitor pages first: priceintel watch import FILE "
             "(columns retailer,url[,sku]) or priceintel watch add URL"
         )
+    targets, over = _within_plan(engine, targets, log)
     shops = _shops(shops_path)
     groups: dict[str, tuple[Shop, list[dict]]] = {}
     warned: set[str] = set()
@@ -175,9 +179,28 @@ def live_scrape(
     offers = pd.DataFrame([o for o, _, _ in rows if o is not None], columns=OFFER_FRAME_COLUMNS)
     offers["fetched_at"] = pd.to_datetime(offers["fetched_at"], utc=True)
     offers["status"] = offers["status"].astype("Int64")
-    errors = pd.DataFrame([e for _, e, _ in rows if e is not None], columns=ERROR_COLUMNS)
+    errors = pd.DataFrame([*(e for _, e, _ in rows if e is not None), *over], columns=ERROR_COLUMNS)
     fetches = fetch_frame([f for _, _, f in rows])
+    usage.record(engine, pages_fetched=len(rows))
     return offers, errors, fetches
+
+
+def _within_plan(
+    engine: sa.Engine, targets: pd.DataFrame, log: Callable[[str], None]
+) -> tuple[pd.DataFrame, list[dict]]:
+    """(the targets the plan's page checks left today allow, error rows of the others)."""
+    left = usage.checks_left(engine)
+    if left is None or len(targets) <= left:
+        return targets, []
+    plan = usage.plan_of(engine)
+    log(f"warning: plan {plan.name} allows {plan.checks_per_day:,} page checks a day; {left:,} left today, "
+        f"{len(targets):,} pages to check: the other {len(targets) - left:,} wait for tomorrow")  # fmt: skip
+    message = f"plan {plan.name}: {plan.checks_per_day:,} page checks a day used up; checked again tomorrow (UTC)"
+    over = [
+        {"url": t["url"], "retailer": t["retailer"], "kind": "plan_limit", "message": message}
+        for t in targets.iloc[left:].to_dict("records")
+    ]
+    return targets.iloc[:left], over
 
 
 def fetch_frame(rows: list[dict] | None = None) -> pd.DataFrame:

@@ -75,7 +75,8 @@ def in_tenant(env: dict) -> Iterator[str | None]:
         from priceintel.db import migrate
 
         migrate.upgrade()
-        tenancy.ensure_tenant(db_engine.get_engine(), name, default_if_unused=True)
+        # the demo world is a showcase: no plan limits (`db.usage`)
+        tenancy.ensure_tenant(db_engine.get_engine(), name, plan="enterprise", default_if_unused=True)
     old = os.environ.get(tenancy.TENANT_ENV)
     os.environ[tenancy.TENANT_ENV] = name  # the task kernels inherit it
     try:
