@@ -45,13 +45,14 @@ BAD = (
     "A2,2024-01-05,1,-1.00\n"  # 8 negative price
     "A1,2024/01/06,1,1.00\n"  # 9 duplicate (same day as row 10)
     "A1,2024-01-06,2,1.00\n"  # 10 duplicate
+    "A2,2024-01-07,99999999999999999999,1.00\n"  # 11 more units than a row may hold
 )
 
 
 def test_bad_sales_rows_are_rejected_by_row_and_column(catalog, write, tmp_path):
     res = import_sales(catalog, write("sales.csv", BAD), archive_root=tmp_path)
     assert res.status == "partial"
-    assert res.counts == {"total": 9, "inserted": 1, "updated": 0, "unchanged": 0, "rejected": 8}
+    assert res.counts == {"total": 10, "inserted": 1, "updated": 0, "unchanged": 0, "rejected": 9}
     assert res.lines()[1:] == [
         "sales.csv row 3, column sku: unknown sku 'ZZ9' (not in the catalogue: import it first with "
         "`priceintel catalog import`)",
@@ -62,13 +63,14 @@ def test_bad_sales_rows_are_rejected_by_row_and_column(catalog, write, tmp_path)
         "sales.csv row 8, column price: negative price '-1.00'",
         "sales.csv row 9, column sku: duplicate sku and date 'A1 / 2024-01-06' (rows 9, 10): every copy rejected",
         "sales.csv row 10, column sku: duplicate sku and date 'A1 / 2024-01-06' (rows 9, 10): every copy rejected",
+        "sales.csv row 11, column units: units '99999999999999999999' above 2,147,483,647 (not a day's sales)",
     ]
     assert _sales(catalog) == [("A1", "2024-01-01", 3, Decimal("15.00"), None)]
     assert res.rejects_path.read_text().splitlines()[1].startswith("3,sku,ZZ9,unknown sku 'ZZ9'")
 
 
 def test_strict_sales_import_writes_nothing(catalog, write, tmp_path):
-    with pytest.raises(IngestError, match=r"^sales.csv: refused \(strict\): 8 row\(s\) rejected, nothing imported; "):
+    with pytest.raises(IngestError, match=r"^sales.csv: refused \(strict\): 9 row\(s\) rejected, nothing imported; "):
         import_sales(catalog, write("sales.csv", BAD), strict=True, archive_root=tmp_path)
     assert _sales(catalog) == []
     assert query(catalog, "SELECT status FROM import_run WHERE kind = 'sales'") == [{"status": "failed"}]

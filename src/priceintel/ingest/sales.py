@@ -37,6 +37,8 @@ SALES_ALIASES: dict[str, tuple[str, ...]] = {
     "promo": ("promo", "on_promo", "promotion", "is_promo"),
 }
 _REQUIRED = ("sku", "ds", "units")
+#: the most units one row may hold (fact_sales.units is a PostgreSQL integer)
+_MAX_UNITS = 2_147_483_647
 _UNKNOWN_SKU = "unknown sku '{value}' (not in the catalogue: import it first with `priceintel catalog import`)"
 _BAD_FLAG = "promo flag '{value}' is not yes/no, true/false or 1/0"
 #: pg_advisory_xact_lock key serialising sales imports (their UPDATE + INSERT is not safe to interleave)
@@ -76,6 +78,7 @@ def _rules(df: pd.DataFrame, found: dict[str, str], parsed: dict, known: dict[st
         required_rule(units, units),
         Rule(units, lambda s: s.isna() | (num.notna() & (num.round() == num)), "units '{value}' is not a whole number"),
         Rule(units, lambda s: ~(num < 0), "negative units '{value}'"),
+        Rule(units, lambda s: ~(num > _MAX_UNITS), f"units '{{value}}' above {_MAX_UNITS:,} (not a day's sales)"),
         duplicate_rule(keys, [sku, ds], f"{sku} and {ds}"),
     ]
     for target in ("price", "revenue"):
