@@ -154,3 +154,19 @@ def test_api_settings_are_checked(monkeypatch, tmp_path):
 def test_make_api_runs_priceintel_api():
     out = subprocess.run(["make", "-n", "api"], cwd=config.PROJ_ROOT, capture_output=True, text=True).stdout
     assert "priceintel api" in out, out
+
+
+def test_a_demoted_or_removed_user_keeps_no_stronger_key(pg_engine, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("long enough pw\n"))
+    assert main(["users", "add", "role-kim", "--role", "admin", "--password-stdin", "--replace"]) == 0
+    admin_id, admin_key = keys.create_key(pg_engine, "kim admin", "admin", created_by="user:role-kim")
+    write_id, write_key = keys.create_key(pg_engine, "kim write", "write", created_by="user:role-kim")
+    other_id, other_key = keys.create_key(pg_engine, "zed admin", "admin", created_by="user:role-zed")
+    capsys.readouterr()
+    assert main(["users", "role", "role-kim", "--role", "analyst"]) == 0
+    assert f"revoked 1 API key(s) role-kim made beyond the new access: {admin_id}" in capsys.readouterr().out
+    assert keys.authenticate(pg_engine, admin_key) is None  # an analyst holds no admin key any more
+    assert keys.authenticate(pg_engine, write_key).scope == "write"  # analysts may write
+    assert main(["users", "remove", "role-kim"]) == 0 and write_id in capsys.readouterr().out
+    assert keys.authenticate(pg_engine, write_key) is None
+    assert keys.authenticate(pg_engine, other_key).key_id == other_id  # another user's keys stay

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from priceintel import PriceIntelError
 from priceintel.api import keys
+from priceintel.api.principal import ROLE_LEVEL
 from priceintel.apps import auth
 from priceintel.db import engine as db_engine
 from priceintel.db import migrate, tenancy, usage
@@ -99,8 +100,10 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    """add | list | remove | role users of the apps and the API (argon2 hashes in app_user)."""
+    """add | list | remove | role users of the apps and the API (argon2 hashes in app_user). A user given a
+    lower role (or removed) loses the API keys they made that reach above it."""
     engine = owner_engine(args.tenant)
+    tenant = auth.tenant_of(engine, args.name) if args.action in ("role", "remove") and args.name else None
     _print(
         auth.manage_users(
             engine,
@@ -112,6 +115,12 @@ def cmd_users(args: argparse.Namespace) -> int:
             tenant=args.tenant,
         )
     )
+    if tenant is not None:
+        keep = ROLE_LEVEL[args.role] if args.action == "role" else None
+        with tenancy.scope(tenant):
+            revoked = keys.revoke_keys_of(engine, args.name, keep, revoked_by="cli")
+        if revoked:
+            _print(f"revoked {len(revoked)} API key(s) {args.name} made beyond the new access: {', '.join(revoked)}")
     return 0
 
 

@@ -94,6 +94,22 @@ def revoke_key(engine: sa.Engine, key_id: str, revoked_by: str) -> bool:
     return True
 
 
+def revoke_keys_of(engine: sa.Engine, user: str, keep_up_to: str | None, revoked_by: str) -> list[str]:
+    """Revoke the unrevoked keys user `user` made through the API (`created_by` user:NAME) whose scope is above
+    `keep_up_to` (None: every one): a user demoted or removed keeps no key stronger than their role. Works in
+    the current tenant; returns the revoked key ids."""
+    scopes = list(SCOPES) if keep_up_to is None else list(SCOPES[SCOPES.index(check_scope(keep_up_to)) + 1 :])
+    if not scopes:
+        return []
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.text("""UPDATE api_key SET revoked_at = now(), revoked_by = :by
+                       WHERE created_by = :u AND revoked_at IS NULL AND scope = ANY(:s) RETURNING key_id"""),
+            {"by": revoked_by, "u": f"user:{user}", "s": scopes},
+        )
+        return sorted(r[0] for r in rows)
+
+
 def looks_like_key(token: str) -> bool:
     """Whether a bearer token has the shape of an API key (not a JWT)."""
     return token.startswith(PREFIX)
