@@ -5,12 +5,13 @@ from __future__ import annotations
 import fcntl
 import os
 import uuid
+from contextlib import contextmanager
 from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
 
-__all__ = ["pg_server_url", "pg_url", "pg_engine", "clean_db"]
+__all__ = ["pg_server_url", "pg_url", "pg_engine", "clean_db", "migrated_database"]
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +72,19 @@ def clean_db(pg_engine: sa.Engine) -> Iterator[sa.Engine]:
     with tenancy.as_owner(), pg_engine.begin() as conn:
         conn.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
     yield pg_engine
+
+
+@contextmanager
+def migrated_database(server_url: str, prefix: str) -> Iterator[tuple[str, sa.Engine]]:
+    """A fresh database `<prefix>_<hex>` on the test server, migrated to head: (its URL, the owner's engine);
+    dropped afterwards (a module fixture's own world)."""
+    from priceintel.db.engine import create_database, drop_database, get_engine
+    from priceintel.db.migrate import upgrade
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    url = create_database(server_url, name)
+    try:
+        upgrade(url)
+        yield url, get_engine(url)
+    finally:
+        drop_database(server_url, name)

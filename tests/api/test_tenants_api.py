@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from _api_server import serve
+from _fixtures_pg import migrated_database
 from _tenants import WORLD, load_two_tenants
 from priceintel import config
 from priceintel.api import keys, tokens
@@ -21,8 +21,8 @@ from priceintel.api.app import create_app
 from priceintel.apps import auth
 from priceintel.apps import views as dashboard
 from priceintel.apps.serve import app_database_url
-from priceintel.db import migrate, tenancy
-from priceintel.db.engine import create_database, drop_database, get_engine
+from priceintel.db import tenancy
+from priceintel.db.engine import get_engine
 
 pytestmark = pytest.mark.slow
 
@@ -33,10 +33,11 @@ PASSWORD = "correct horse battery"
 @pytest.fixture(scope="module")
 def world(pg_server_url) -> Iterator[dict]:
     """Database with tenants acme and globex; per tenant a read, a write and a revoked key, an admin and a viewer."""
-    name = f"priceintel_tenants_api_{uuid.uuid4().hex[:8]}"
-    url = create_database(pg_server_url, name)
-    migrate.upgrade(url)
-    owner = get_engine(url)
+    with migrated_database(pg_server_url, "priceintel_tenants_api") as (url, owner):
+        yield from _world(url, owner)
+
+
+def _world(url: str, owner) -> Iterator[dict]:
     load_two_tenants(owner)
     made: dict = {}
     for tenant in WORLD:
@@ -49,7 +50,6 @@ def world(pg_server_url) -> Iterator[dict]:
     app_url = app_database_url(url)
     with serve(create_app(app_url, SETTINGS)) as base:
         yield {"base": base, "keys": made, "owner": owner, "app_url": app_url}
-    drop_database(pg_server_url, name)
 
 
 @pytest.fixture()

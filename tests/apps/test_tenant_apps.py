@@ -3,15 +3,12 @@ the page and in its CSV export (real Voila, real Chromium, the app role under ro
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from _browser import login_cookies, serve_voila
+from _fixtures_pg import migrated_database
 from _tenants import WORLD, load_two_tenants
 from priceintel.apps import auth
-from priceintel.db import migrate
-from priceintel.db.engine import create_database, drop_database, get_engine
 
 pytestmark = pytest.mark.slow
 
@@ -20,16 +17,12 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture(scope="module")
 def tenant_voila(pg_server_url):
-    name = f"priceintel_tenant_apps_{uuid.uuid4().hex[:8]}"
-    url = create_database(pg_server_url, name)
-    migrate.upgrade(url)
-    owner = get_engine(url)
-    load_two_tenants(owner)
-    for tenant in WORLD:
-        auth.add_user(owner, f"{tenant}-user", PASSWORD, tenant=tenant)
-    with serve_voila(DATABASE_URL=url) as base:
-        yield base
-    drop_database(pg_server_url, name)
+    with migrated_database(pg_server_url, "priceintel_tenant_apps") as (url, owner):
+        load_two_tenants(owner)
+        for tenant in WORLD:
+            auth.add_user(owner, f"{tenant}-user", PASSWORD, tenant=tenant)
+        with serve_voila(DATABASE_URL=url) as base:
+            yield base
 
 
 @pytest.mark.parametrize("tenant", list(WORLD))

@@ -4,19 +4,17 @@ keys are per tenant; the app views keep the current tenant's rows."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
+from _fixtures_pg import migrated_database
+from _tenants import load_two_tenants
 from priceintel import config
 from priceintel.api import keys
 from priceintel.apps import auth
-from _tenants import load_two_tenants
 from priceintel.db import roles, tenancy
-from priceintel.db.engine import create_database, drop_database, get_engine
-from priceintel.db.migrate import upgrade
+from priceintel.db.engine import get_engine
 
 pytestmark = pytest.mark.slow
 
@@ -24,15 +22,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def two(pg_server_url):
     """A fresh database with tenants `acme` and `globex` (`_tenants.load_two_tenants`)."""
-    name = f"priceintel_tenants_{uuid.uuid4().hex[:8]}"
-    url = create_database(pg_server_url, name)
-    upgrade(url)
-    owner = get_engine(url)
-    load_two_tenants(owner)
-    app_url = roles.ensure_app_role(url)
-    assert app_url is not None
-    yield owner, app_url
-    drop_database(pg_server_url, name)
+    with migrated_database(pg_server_url, "priceintel_tenants") as (url, owner):
+        load_two_tenants(owner)
+        app_url = roles.ensure_app_role(url)
+        assert app_url is not None
+        yield owner, app_url
 
 
 def _raw(app_url: str) -> sa.Engine:

@@ -3,16 +3,15 @@ checks stop a live run at the plan's allowance, usage rows per tenant and day, `
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from _fixtures_pg import migrated_database
 from priceintel.cli import main
-from priceintel.db import migrate, tenancy, usage
-from priceintel.db.engine import create_database, drop_database, get_engine
+from priceintel.db import tenancy, usage
 from priceintel.ingest.catalog import import_catalog
 from priceintel.ingest.watch import add_watch, import_watches
 from priceintel.pipeline import live
@@ -20,14 +19,10 @@ from priceintel.pipeline import live
 
 @pytest.fixture(scope="module")
 def owner(pg_server_url):
-    name = f"priceintel_usage_{uuid.uuid4().hex[:8]}"
-    url = create_database(pg_server_url, name)
-    migrate.upgrade(url)
-    engine = get_engine(url)
-    tenancy.add_tenant(engine, "small", plan="free")
-    tenancy.add_tenant(engine, "big", plan="enterprise")
-    yield engine
-    drop_database(pg_server_url, name)
+    with migrated_database(pg_server_url, "priceintel_usage") as (_, engine):
+        tenancy.add_tenant(engine, "small", plan="free")
+        tenancy.add_tenant(engine, "big", plan="enterprise")
+        yield engine
 
 
 def _catalogue(path, n: int, start: int = 1):
