@@ -272,6 +272,7 @@ def test_browser_login_landing_page_and_logout(apps_voila, pipeline_db, browser)
         "alerts",
         "match_review",
         "onboarding",
+        "usage",
     ]
     page.screenshot(path=str(SHOTS / "index-desktop.png"))
     page.set_viewport_size({"width": 390, "height": 844})

@@ -49,6 +49,12 @@ APPS = [
         "for the team setting up",
         "Import our catalogue, sales or watch list from a file; preview a competitor page; watch health.",
     ),
+    (
+        "Usage",
+        "usage.ipynb",
+        "for admins",
+        "Our plan and its limits, today's use against them, and requests, exports and page checks per day.",
+    ),
 ]
 
 

@@ -1,6 +1,7 @@
 """Shared pieces of the stakeholder apps: filter bar, paginated table, summary cards, chart and export buttons
-(`DashboardPanel`), navigation and the app page, all driven by priceintel.apps.views (database-side filters and
-keyset pages). The landing page is `apps.landing`, the views' plotly charts `apps.charts`.
+(`DashboardPanel`; every export is counted in the tenant's usage, `meter_export`), navigation and the app page, all
+driven by priceintel.apps.views (database-side filters and keyset pages). The landing page is `apps.landing`, the
+views' plotly charts `apps.charts`.
 
 Layout: one CSS block (APP_CSS) with a phone breakpoint; filters wrap and stack below 600 px, tables
 scroll sideways inside their own box, so the page itself never scrolls sideways.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import logging
 from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,8 @@ from priceintel.apps.charts import view_figure
 
 if TYPE_CHECKING:
     from priceintel.apps.queries import Page
+
+log = logging.getLogger(__name__)
 
 APP_CSS = """<style>
 .pi-app { width: 100%; max-width: 1400px; box-sizing: border-box; font-size: 14px; }
@@ -130,6 +134,19 @@ def summary_html(summary: dict) -> str:
             f'</div><div class="k">{html.escape(label)}</div></div>'
         )
     return '<div class="pi-cards">' + "".join(cards) + "</div>"
+
+
+def meter_export(engine) -> bool:
+    """Count one export of the kernel's tenant today in `tenant_usage` (`db.usage`); True when recorded. A failure
+    is logged and swallowed: metering never breaks a download."""
+    from priceintel.db import usage
+
+    try:
+        usage.record(engine, exports=1)
+    except Exception:  # the database refused or is gone: the user still gets the file
+        log.warning("could not record an export in tenant_usage", exc_info=True)
+        return False
+    return True
 
 
 def download_link(data: bytes, filename: str, mime: str) -> str:
@@ -426,6 +443,7 @@ class DashboardPanel:
         try:
             data, name, mime = self.export_bytes(kind)
             self.downloads.value = download_link(data, name, mime)
+            meter_export(self.engine)  # the tenant's exports of the day (the usage page, /v1/usage)
         except (PriceIntelError, ValueError, RuntimeError) as exc:  # too many rows, Chromium failed: say why
             self.downloads.value = f'<div class="pi-msg-err">{html.escape(str(exc))}</div>'
         finally:
