@@ -102,11 +102,16 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
     SELECT t.name FROM app_user u JOIN tenant t ON t.tenant_id = u.tenant_id WHERE u.username = $1
 $$;
 COMMENT ON FUNCTION priceintel_user_tenant(text) IS 'the tenant of a user name (sign-in names no tenant)';
-CREATE FUNCTION priceintel_key_tenant(key_id text) RETURNS text
+CREATE FUNCTION priceintel_api_key(key_id text)
+RETURNS TABLE (tenant text, name text, scope text, secret_hash text, revoked boolean, stale boolean)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-    SELECT t.name FROM api_key k JOIN tenant t ON t.tenant_id = k.tenant_id WHERE k.key_id = $1
+    SELECT t.name, k.name, k.scope, k.secret_hash, k.revoked_at IS NOT NULL,
+           k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute'
+    FROM api_key k JOIN tenant t ON t.tenant_id = k.tenant_id WHERE k.key_id = $1
 $$;
-COMMENT ON FUNCTION priceintel_key_tenant(text) IS 'the tenant of an API key id (a key names no tenant)';
+COMMENT ON FUNCTION priceintel_api_key(text) IS
+    'an API key by id, with its tenant (a key names no tenant): one query checks a key; the hash of a 256-bit '
+    'secret gives nothing away';
 """
 
 _POLICY = """
@@ -265,7 +270,7 @@ def downgrade() -> None:
         op.execute(f"ALTER TABLE {table} DROP COLUMN tenant_id")
     op.execute(_mviews(tenant=False))
     op.execute(_alerts_view(tenant=False))
-    op.execute("DROP FUNCTION priceintel_key_tenant(text)")
+    op.execute("DROP FUNCTION priceintel_api_key(text)")
     op.execute("DROP FUNCTION priceintel_user_tenant(text)")
     op.execute("DROP FUNCTION priceintel_tenant()")
     op.execute("DROP TABLE tenant")
