@@ -31,7 +31,7 @@ def test_the_app_role_reads_all_writes_only_the_apps_tables(pg_engine, pg_url):
 
     rights = roles.role_privileges(pg_url, role)
     assert rights["superuser"] is False and rights["createrole"] is False and rights["createdb"] is False
-    assert rights["writes"] == sorted((*roles.APP_WRITES, *roles.APP_UPSERTS, "api_key"))  # INSERT privilege
+    assert rights["writes"] == sorted((*roles.APP_WRITES, *roles.APP_UPSERTS, "api_key", "dim_date"))  # INSERT privilege
 
     app = sa.create_engine(app_url, poolclass=sa.pool.NullPool)
     try:
@@ -60,6 +60,8 @@ def test_the_app_role_reads_all_writes_only_the_apps_tables(pg_engine, pg_url):
     assert "permission denied" in _denied(app_url, "DELETE FROM fact_price")
     assert "permission denied" in _denied(app_url, "SELECT * FROM mv_app_prices_all")  # every tenant's rows
     assert "permission denied" in _denied(app_url, "UPDATE tenant SET plan = 'enterprise'")
+    assert "permission denied" in _denied(app_url, "UPDATE dim_date SET date = date + 36500")  # the shared calendar
+    assert "permission denied" in _denied(app_url, "UPDATE tenant_usage SET pages_fetched = 0")  # usage only grows
     # users and keys: only the columns sign-in and the API stamp; no role changes, no deleting a key's record
     assert "permission denied" in _denied(app_url, "UPDATE app_user SET role = 'admin'")
     assert "permission denied" in _denied(app_url, "INSERT INTO app_user (username, password_hash) VALUES ('x', '$argon2x')")

@@ -13,7 +13,7 @@ from _tenants import load_two_tenants
 from priceintel import config
 from priceintel.api import keys
 from priceintel.apps import auth
-from priceintel.db import roles, tenancy
+from priceintel.db import roles, tenancy, views
 from priceintel.db.engine import get_engine
 
 pytestmark = pytest.mark.slow
@@ -151,3 +151,72 @@ def test_a_changed_tenant_key_is_synced_and_old_tokens_stop(two, monkeypatch):
     with engine.begin() as conn:
         _prove(conn, "acme", old)
         assert conn.execute(sa.text("SELECT count(*) FROM dim_product")).scalar() == 2
+
+
+def test_the_app_roles_own_objects_cannot_bend_the_checks(two):
+    """A temporary `tenant` table cannot stand in for the real one; a cheap function in a WHERE clause sees no
+    other tenant's row of a view over every tenant (security_barrier); usage only grows."""
+    owner, app_url = two
+    engine = _raw(app_url)
+    try:
+        with engine.begin() as conn, pytest.raises(DBAPIError, match="no valid tenant token"):
+            conn.exec_driver_sql("CREATE TEMP TABLE tenant (tenant_id int, name text, is_default bool, token_hash bytea,"
+                                 " plan text)")
+            conn.exec_driver_sql("INSERT INTO pg_temp.tenant VALUES (%s, 'x', false, sha256('x'), 'free')",
+                                 (owner_id(owner, "globex"),))
+            _prove(conn, "x", "x")
+            conn.execute(sa.text("SELECT count(*) FROM dim_product")).scalar()
+        with engine.begin() as conn:
+            seen: list[str] = []
+            conn.connection.driver_connection.add_notice_handler(lambda d: seen.append(d.message_primary or ""))
+            conn.exec_driver_sql("""CREATE FUNCTION pg_temp.leak(v text) RETURNS boolean COST 0.0001
+                                    LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'row %%', v; RETURN true; END $$""")
+            _prove(conn, "acme")
+            rows = conn.execute(sa.text("SELECT name FROM mv_app_prices WHERE pg_temp.leak(name)")).scalars().all()
+            assert rows == ["acme kettle"]
+            assert seen and not any("globex" in m for m in seen)
+        with engine.begin() as conn:
+            _prove(conn, "acme")
+            with pytest.raises(DBAPIError, match="never taken away"), conn.begin_nested():
+                conn.exec_driver_sql("SELECT priceintel_add_usage(current_date, -100, 0, 0)")
+            conn.exec_driver_sql("SELECT priceintel_add_usage(current_date, 2, 0, 0)")
+            assert conn.execute(sa.text("SELECT requests FROM tenant_usage")).scalar() >= 2
+    finally:
+        engine.dispose()
+
+
+def test_a_match_planted_across_tenants_shows_in_no_view(two):
+    """Foreign keys do not carry the tenant, so raw SQL as acme's app role can name globex's product id in a row
+    of its own: the app views join on the tenant too, so globex's product never appears in acme's views."""
+    owner, app_url = two
+    with tenancy.as_owner(), owner.connect() as conn:
+        globex_product = conn.execute(sa.text(
+            "SELECT product_id FROM dim_product p JOIN tenant t USING (tenant_id) WHERE t.name = 'globex' AND sku = 'SKU-1'"
+        )).scalar_one()
+    engine = _raw(app_url)
+    try:
+        with engine.begin() as conn:
+            _prove(conn, "acme")
+            retailer = conn.execute(sa.text("SELECT retailer_id FROM dim_retailer")).scalar_one()
+            listing = conn.execute(sa.text(
+                "INSERT INTO dim_listing (retailer_id, item_id, title) VALUES (:r, 'PLANT', 'p') RETURNING listing_id"
+            ), {"r": retailer}).scalar_one()
+            conn.execute(sa.text("INSERT INTO fact_price (listing_id, date_key, observed_at, price, currency) "
+                                 "VALUES (:l, 20260701, now(), 1, 'USD')"), {"l": listing})
+            conn.execute(sa.text("INSERT INTO product_match (listing_id, product_id, method, score, status) "
+                                 "VALUES (:l, :p, 'human', 1, 'confirmed')"), {"l": listing, "p": globex_product})
+        views.refresh(owner)
+        with engine.begin() as conn:
+            _prove(conn, "acme")
+            names = set(conn.execute(sa.text("SELECT name FROM mv_app_prices")).scalars())
+            names |= set(conn.execute(sa.text("SELECT coalesce(sku, '') FROM v_latest_price")).scalars())
+        assert "globex kettle" not in names and names
+    finally:
+        engine.dispose()
+        with tenancy.as_owner(), owner.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM product_match WHERE listing_id IN "
+                                 "(SELECT listing_id FROM dim_listing WHERE item_id = 'PLANT')")
+            conn.exec_driver_sql("DELETE FROM fact_price WHERE listing_id IN "
+                                 "(SELECT listing_id FROM dim_listing WHERE item_id = 'PLANT')")
+            conn.exec_driver_sql("DELETE FROM dim_listing WHERE item_id = 'PLANT'")
+        views.refresh(owner)

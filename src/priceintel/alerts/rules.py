@@ -213,11 +213,10 @@ def shared_rules_file() -> Path:
     return config.notify_settings().rules_file or config.PROJ_ROOT / "config" / "alert_rules.yaml"
 
 
-def default_rules_file(for_write: bool = False) -> Path:
+def default_rules_file() -> Path:
     """The current tenant's rule file (`db.tenancy`): the shared file (`shared_rules_file`) for the `default`
-    tenant and for work in no named tenant; for any other tenant `data/tenants/<name>/alert_rules.yaml` once it
-    has changed its rules, the shared file until then. for_write=True makes the tenant's own file (a copy of the
-    shared one) first, so one tenant's changes never reach another's rules."""
+    tenant and for work in no named tenant; for any other tenant `data/tenants/<name>/alert_rules.yaml`, made
+    from the shared file the first time the tenant needs its rules, so no tenant's changes reach another's."""
     from priceintel import config
     from priceintel.db import tenancy
 
@@ -227,8 +226,6 @@ def default_rules_file(for_write: bool = False) -> Path:
         return shared
     path = config.data_dir() / "tenants" / tenant / "alert_rules.yaml"
     if not path.exists():
-        if not for_write:
-            return shared
         path.parent.mkdir(parents=True, exist_ok=True)
         with _rule_file_lock(path):
             if not path.exists():

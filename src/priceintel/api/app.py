@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -243,6 +245,7 @@ def create_app(database_url: str | None = None, settings: config.ApiSettings | N
             "Authenticate with an API key (`priceintel keys create`) or an access token from `POST /v1/auth/token`."
         ),
         openapi_tags=routes.TAGS,
+        lifespan=_lifespan,
     )
     app.state.engine = get_engine(database_url, check=False)
     app.state.database_url = database_url
@@ -257,6 +260,13 @@ def create_app(database_url: str | None = None, settings: config.ApiSettings | N
     routes.install(app)
     app.add_middleware(ExportMeter)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """On shutdown, write the usage counts not written yet."""
+    yield
+    await run_in_threadpool(flush_usage, app)
 
 
 class ExportMeter:

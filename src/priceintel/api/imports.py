@@ -264,7 +264,7 @@ def get_rules(request: Request, who: Reader) -> dict:
 def put_rules(request: Request, who: Writer, body: RuleText) -> dict:
     from priceintel.alerts.rules import default_rules_file, save_rules
 
-    path = default_rules_file(for_write=True)  # the caller's tenant's own file
+    path = default_rules_file()  # the caller's tenant's own file
     with _rule_errors(path):
         rules = save_rules(body.text, path)
     return _rules_out(rules, body.text)
@@ -282,7 +282,7 @@ def switch_rule(request: Request, who: Writer, name: str, body: Annotated[RuleSw
     with _rule_errors(default_rules_file()):
         if name not in {r.name for r in load_rules().rules}:
             raise ApiError(404, f"no alert rule named {name!r} (GET /v1/alert-rules lists them)")
-    path = default_rules_file(for_write=True)  # the caller's tenant's own file
+    path = default_rules_file()  # the caller's tenant's own file
     with _rule_errors(path):
         rules = set_rule_enabled(path, name, body.enabled)
     return _rules_out(rules, path.read_text())

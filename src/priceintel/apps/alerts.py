@@ -204,6 +204,6 @@ def alerts_manager(engine=None, rules_path: str | Path | None = None):
     from priceintel.db.engine import get_engine
 
     engine = engine or get_engine()
-    path = Path(rules_path) if rules_path else default_rules_file(for_write=True)  # the user's tenant's rules
+    path = Path(rules_path) if rules_path else default_rules_file()  # the user's tenant's rules
     manager = AlertsManager(engine, path)
     return app_page(engine, "alerts", "Price alerts", [manager.widget], css=APP_CSS, panel=manager.overview)

@@ -43,7 +43,6 @@ APP_WRITES = (
     "alert",  # the alerts app acknowledges and resolves
     "alert_delivery",
     "dim_product",  # onboarding: catalogue imports
-    "dim_date",
     "fact_sales",  # onboarding: sales imports
     "import_run",
 )
@@ -53,10 +52,11 @@ APP_WRITES = (
 APP_COLUMN_WRITES = {
     "app_user": "UPDATE (last_login_at, password_hash, session_version)",
     "api_key": "INSERT, UPDATE (last_used_at, revoked_at, revoked_by)",
+    "dim_date": "INSERT",  # the shared calendar: days are added, never changed
 }
 #: tables the apps may add to and update but never delete from: the API's import of competitor prices observed
-#: elsewhere (new retailers, listings and prices; `ingest.observations`) and the tenants' metered usage
-APP_UPSERTS = ("dim_retailer", "dim_listing", "fact_price", "tenant_usage")
+#: elsewhere (new retailers, listings and prices; `ingest.observations`); usage is added through a function
+APP_UPSERTS = ("dim_retailer", "dim_listing", "fact_price")
 #: environment variable naming a ready-made app role URL (servers without trust auth)
 APP_URL_ENV = "PRICEINTEL_APP_DATABASE_URL"
 
@@ -105,10 +105,18 @@ def _grant(conn: Connection, role: str, database: str) -> None:
     for table, privileges in APP_COLUMN_WRITES.items():
         if table in tables:
             conn.exec_driver_sql(f"GRANT {privileges} ON {table} TO {q}")
-    if "tenant" in tables:  # its own tenant row, never the token hashes
+    if "tenant" in tables:  # its own tenant row, never the token hashes; the key and user lookups
         conn.exec_driver_sql(f"REVOKE SELECT ON tenant FROM {q}")
         conn.exec_driver_sql(f"GRANT SELECT (tenant_id, name, plan, is_default, created_at) ON tenant TO {q}")
+        _grant_lookups(conn, q)
     _hide_all_tenants(conn, q)
+
+
+def _grant_lookups(conn: Connection, quoted_role: str) -> None:
+    """EXECUTE on the tenant lookups that run before a tenant is known (not granted to PUBLIC, migration 0014)."""
+    conn.exec_driver_sql(
+        f"GRANT EXECUTE ON FUNCTION priceintel_user_tenant(text), priceintel_api_key(text) TO {quoted_role}"
+    )
 
 
 def _hide_all_tenants(conn: Connection, quoted_role: str) -> None:
@@ -138,6 +146,7 @@ def ensure_worker_role(engine: sa.Engine) -> str | None:
         conn.exec_driver_sql(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {q}")
         conn.exec_driver_sql(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {q}")
         conn.exec_driver_sql(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version, tenant FROM {q}")
+        _grant_lookups(conn, q)
         _hide_all_tenants(conn, q)
     tenancy.forget(engine)
     return role

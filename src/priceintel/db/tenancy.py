@@ -227,12 +227,34 @@ def _check_plan(plan: str) -> str:
     return plan
 
 
+def isolated(engine: sa.Engine) -> bool:
+    """Whether the owner's work is held to one tenant: the worker role exists and the owner may switch to it
+    (else the owner bypasses row-level security and sees every tenant: one tenant per database only)."""
+    with as_owner(), engine.connect() as conn:
+        return bool(
+            conn.exec_driver_sql(
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %(w)s) "
+                "THEN pg_has_role(current_user, %(w)s, 'MEMBER') ELSE false END",
+                {"w": worker_role_name(engine.url.database or "postgres")},
+            ).scalar()
+        )
+
+
+def _require_isolation(engine: sa.Engine) -> None:
+    if not isolated(engine):
+        raise TenantError(
+            "this database has no worker role (the owner may not create roles), so its owner's work would see "
+            "every tenant: it holds one tenant only. Give the owner CREATEROLE and run `priceintel db migrate`."
+        )
+
+
 def add_tenant(
     engine: sa.Engine, name: str, plan: str = "free", secret: str | None = None, default: bool = False
 ) -> None:
     """Add tenant `name` on `plan` (TenantError when it exists); default=True makes it the database's default."""
     check_name(name)
     _check_plan(plan)
+    _require_isolation(engine)
     token = token_for(name, secret or _secret())
     with as_owner(), engine.begin() as conn:
         exists = conn.execute(sa.text("SELECT 1 FROM tenant WHERE name = :n"), {"n": name}).first()
@@ -254,6 +276,7 @@ def ensure_tenant(engine: sa.Engine, name: str, plan: str = "free", default_if_u
     with as_owner(), engine.begin() as conn:
         found = conn.execute(sa.text("SELECT is_default FROM tenant WHERE name = :n"), {"n": name}).first()
         if found is None:
+            _require_isolation(engine)
             conn.execute(
                 sa.text("INSERT INTO tenant (name, plan, token_hash) VALUES (:n, :p, :h)"),
                 {"n": name, "p": _check_plan(plan), "h": _token_hash(token_for(name, _secret()))},

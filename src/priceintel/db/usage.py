@@ -14,9 +14,10 @@ API's token bucket per key or user, page checks a day (a live run fetches what i
 records the rest as `plan_limit` errors) until the next UTC day.
 
 Usage is metered per tenant and UTC day in `tenant_usage`: API requests, exports (API CSV answers, the apps'
-downloads), pages fetched, and the products and active watches at the day's last count. The API counts its
-requests in memory and writes them at most every few seconds per worker (`Meter`), so a crash loses at most
-those seconds of counts.
+downloads), pages fetched, and the products and active watches at the day's last count, always added through
+`priceintel_add_usage` (the app role may not write the table: usage only grows). The API counts its requests in
+memory and writes them with the first request 5 s after the last write and when it stops (`Meter`); a crash
+loses the counts not written yet.
 """
 
 from __future__ import annotations
@@ -136,16 +137,7 @@ def checks_left(engine: sa.Engine, day: date | None = None) -> int | None:
     return max(0, plan.checks_per_day - int(used or 0))
 
 
-_RECORD = sa.text("""
-INSERT INTO tenant_usage (day, requests, exports, pages_fetched, products, watches)
-VALUES (:day, :requests, :exports, :pages,
-        (SELECT count(*) FROM dim_product), (SELECT count(*) FROM watch WHERE active))
-ON CONFLICT (tenant_id, day) DO UPDATE SET
-    requests = tenant_usage.requests + excluded.requests,
-    exports = tenant_usage.exports + excluded.exports,
-    pages_fetched = tenant_usage.pages_fetched + excluded.pages_fetched,
-    products = excluded.products, watches = excluded.watches, updated_at = now()
-""")
+_RECORD = sa.text("SELECT priceintel_add_usage(:day, :requests, :exports, :pages)")
 
 
 def record(
@@ -202,7 +194,15 @@ class Meter:
         with self._lock:
             counts, self._counts = self._counts, {}
             self._last = time.monotonic()
-        for tenant, c in counts.items():
-            with tenancy.scope(tenant):
-                record(engine, requests=c["requests"], exports=c["exports"], pages_fetched=c["pages_fetched"])
-        return len(counts)
+        written = 0
+        try:
+            for tenant, c in counts.items():
+                with tenancy.scope(tenant):
+                    record(engine, requests=c["requests"], exports=c["exports"], pages_fetched=c["pages_fetched"])
+                written += 1
+        finally:  # what was not written is counted again (the next flush tries it once more)
+            left = list(counts.items())[written:]
+            with self._lock:
+                for tenant, c in left:
+                    self._counts.setdefault(tenant, Counter()).update(c)
+        return written

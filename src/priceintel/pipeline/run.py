@@ -75,6 +75,11 @@ def in_tenant(env: dict) -> Iterator[str | None]:
         from priceintel.db import migrate
 
         migrate.upgrade()
+        if tenancy.current() is None and not tenancy.isolated(db_engine.get_engine()):
+            print("warning: no worker role (the owner may not create roles): the demo loads into the default tenant",
+                  file=sys.stderr)  # fmt: skip
+            yield None
+            return
         # the demo world is a showcase: no plan limits (`db.usage`)
         tenancy.ensure_tenant(db_engine.get_engine(), name, plan="enterprise", default_if_unused=True)
     old = os.environ.get(tenancy.TENANT_ENV)

@@ -63,7 +63,7 @@ COMMENT ON COLUMN tenant.token_hash IS
 INSERT INTO tenant (name, plan, is_default) VALUES ('default', 'enterprise', true);
 
 CREATE FUNCTION priceintel_tenant() RETURNS integer
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     wanted text := nullif(current_setting('priceintel.tenant', true), '');
     proof  text := nullif(current_setting('priceintel.tenant_token', true), '');
@@ -98,17 +98,18 @@ COMMENT ON FUNCTION priceintel_tenant() IS
 
 _LOOKUPS = """
 CREATE FUNCTION priceintel_user_tenant(username text) RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
     SELECT t.name FROM app_user u JOIN tenant t ON t.tenant_id = u.tenant_id WHERE u.username = $1
 $$;
 COMMENT ON FUNCTION priceintel_user_tenant(text) IS 'the tenant of a user name (sign-in names no tenant)';
 CREATE FUNCTION priceintel_api_key(key_id text)
 RETURNS TABLE (tenant text, name text, scope text, secret_hash text, revoked boolean, stale boolean)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
     SELECT t.name, k.name, k.scope, k.secret_hash, k.revoked_at IS NOT NULL,
            k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute'
     FROM api_key k JOIN tenant t ON t.tenant_id = k.tenant_id WHERE k.key_id = $1
 $$;
+REVOKE EXECUTE ON FUNCTION priceintel_user_tenant(text), priceintel_api_key(text) FROM PUBLIC;  -- db.roles grants
 COMMENT ON FUNCTION priceintel_api_key(text) IS
     'an API key by id, with its tenant (a key names no tenant): one query checks a key; the hash of a 256-bit '
     'secret gives nothing away';
@@ -142,12 +143,12 @@ SELECT {col("fp")}fp.listing_id, fp.date_key, -fp.date_key AS neg_day, d.date AS
        CASE WHEN fs.price > 0 AND fp.price IS NOT NULL
             THEN round((fp.price / fs.price - 1) * 100, 2)::float8 END AS gap_pct
 FROM fact_price fp
-JOIN product_match pm ON pm.listing_id = fp.listing_id AND pm.status IN ('auto', 'confirmed')
-JOIN dim_product p ON p.product_id = pm.product_id
-JOIN dim_listing l ON l.listing_id = fp.listing_id
-JOIN dim_retailer r ON r.retailer_id = l.retailer_id
+JOIN product_match pm ON pm.listing_id = fp.listing_id AND pm.status IN ('auto', 'confirmed'){same("pm", "fp")}
+JOIN dim_product p ON p.product_id = pm.product_id{same("p", "fp")}
+JOIN dim_listing l ON l.listing_id = fp.listing_id{same("l", "fp")}
+JOIN dim_retailer r ON r.retailer_id = l.retailer_id{same("r", "fp")}
 JOIN dim_date d ON d.date_key = fp.date_key
-LEFT JOIN fact_sales fs ON fs.product_id = pm.product_id AND fs.date_key = fp.date_key;
+LEFT JOIN fact_sales fs ON fs.product_id = pm.product_id AND fs.date_key = fp.date_key{same("fs", "fp")};
 CREATE UNIQUE INDEX ux_mv_app_prices ON mv_app_prices{all_} (listing_id, date_key);
 CREATE INDEX ix_mv_app_prices_order ON mv_app_prices{all_} ({t}neg_day, sku, retailer, listing_id);
 CREATE INDEX ix_mv_app_prices_sku ON mv_app_prices{all_} ({t}sku, neg_day, retailer, listing_id);
@@ -183,13 +184,14 @@ SELECT {col("fv")}fv.run_id, fv.unique_id, fv.ds, r.retailer, l.listing_id, l.it
            AS change_pct
 FROM latest
 JOIN forecast_value fv ON fv.run_id = latest.run_id AND fv.model = 'chosen'
-JOIN forecast_series fs ON fs.run_id = fv.run_id AND fs.unique_id = fv.unique_id
+JOIN forecast_series fs ON fs.run_id = fv.run_id AND fs.unique_id = fv.unique_id{same("fs", "fv")}
 JOIN dim_retailer r ON r.retailer = split_part(fv.unique_id, ':', 1){same("r", "fv")}
 JOIN dim_listing l ON l.retailer_id = r.retailer_id AND l.item_id = substr(fv.unique_id, length(r.retailer) + 2)
-JOIN product_match pm ON pm.listing_id = l.listing_id AND pm.status IN ('auto', 'confirmed')
-JOIN dim_product p ON p.product_id = pm.product_id
-LEFT JOIN mv_app_listing_span{all_} sp ON sp.listing_id = l.listing_id
-LEFT JOIN fact_price lp ON lp.listing_id = l.listing_id AND lp.date_key = sp.last_priced_key;
+    {same("l", "fv").strip()}
+JOIN product_match pm ON pm.listing_id = l.listing_id AND pm.status IN ('auto', 'confirmed'){same("pm", "fv")}
+JOIN dim_product p ON p.product_id = pm.product_id{same("p", "fv")}
+LEFT JOIN mv_app_listing_span{all_} sp ON sp.listing_id = l.listing_id{same("sp", "fv")}
+LEFT JOIN fact_price lp ON lp.listing_id = l.listing_id AND lp.date_key = sp.last_priced_key{same("lp", "fv")};
 CREATE UNIQUE INDEX ux_mv_app_forecasts ON mv_app_forecasts{all_} ({t}unique_id, ds);
 CREATE INDEX ix_mv_app_forecasts_order ON mv_app_forecasts{all_} ({t}sku, retailer, unique_id, ds);
 
@@ -200,7 +202,7 @@ SELECT {col("e")}e.run_id, er.window_start, er.window_end, er.created_at, e.sku,
        e.cross_elasticity, e.n, e.identified, e.note, p.unit_cost::float8 AS unit_cost,
        e.current_price, e.recommended_price, e.change_pct, e.expected_units, e.expected_profit, e.reason
 FROM elasticity_estimate e
-JOIN elasticity_run er ON er.run_id = e.run_id
+JOIN elasticity_run er ON er.run_id = e.run_id{same("er", "e")}
 LEFT JOIN dim_product p ON p.sku = e.sku{same("p", "e")};
 CREATE UNIQUE INDEX ux_mv_app_elasticity ON mv_app_elasticity{all_} (run_id, sku);
 """
@@ -246,16 +248,20 @@ def upgrade() -> None:
     op.execute(_mviews(tenant=True))
     for name in _MVIEWS:
         op.execute(
-            f"CREATE VIEW {name} AS SELECT * FROM {name}_all WHERE tenant_id = (SELECT priceintel_tenant())"
+            f"CREATE VIEW {name} WITH (security_barrier = true) AS "  # the tenant filter runs before a caller's
+            f"SELECT * FROM {name}_all WHERE tenant_id = (SELECT priceintel_tenant())"  # functions see a row
         )
         op.execute(f"COMMENT ON VIEW {name} IS 'the current tenant''s rows of {name}_all (app materialized view)'")
     op.execute(_alerts_view(tenant=True))
     for view in _PLAIN_VIEWS:
         op.execute(f"ALTER VIEW {view} SET (security_invoker = true)")
+    # the shared calendar: every tenant adds days, none may change one (a day is its key)
+    op.execute("ALTER TABLE dim_date ADD CONSTRAINT dim_date_key_is_date CHECK (date_key = to_char(date, 'YYYYMMDD')::int)")
 
 
 def downgrade() -> None:
     """One tenant again (fails on a per-tenant key two tenants share: remove the other tenants first)."""
+    op.execute("ALTER TABLE dim_date DROP CONSTRAINT IF EXISTS dim_date_key_is_date")
     for view in _PLAIN_VIEWS:
         op.execute(f"ALTER VIEW IF EXISTS {view} RESET (security_invoker)")
     _drop_mviews(tenant=True)

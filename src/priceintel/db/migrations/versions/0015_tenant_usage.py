@@ -30,6 +30,31 @@ COMMENT ON TABLE tenant_usage IS
 ALTER TABLE tenant_usage ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON tenant_usage
     USING (tenant_id = (SELECT priceintel_tenant())) WITH CHECK (tenant_id = (SELECT priceintel_tenant()));
+
+-- usage only grows: the apps and the API add to their tenant's day through this function, never write the table
+CREATE FUNCTION priceintel_add_usage(d date, requests bigint, exports bigint, pages bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    t integer := priceintel_tenant();
+BEGIN
+    IF t IS NULL THEN
+        RAISE EXCEPTION 'usage: no tenant' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF least(requests, exports, pages) < 0 THEN
+        RAISE EXCEPTION 'usage: amounts are added, never taken away' USING ERRCODE = 'check_violation';
+    END IF;
+    INSERT INTO tenant_usage AS u (tenant_id, day, requests, exports, pages_fetched, products, watches)
+    VALUES (t, d, requests, exports, pages,
+            (SELECT count(*) FROM dim_product WHERE tenant_id = t),
+            (SELECT count(*) FROM watch WHERE tenant_id = t AND active))
+    ON CONFLICT (tenant_id, day) DO UPDATE SET
+        requests = u.requests + excluded.requests,
+        exports = u.exports + excluded.exports,
+        pages_fetched = u.pages_fetched + excluded.pages_fetched,
+        products = excluded.products, watches = excluded.watches, updated_at = now();
+END $$;
+COMMENT ON FUNCTION priceintel_add_usage(date, bigint, bigint, bigint) IS
+    'add to the transaction''s tenant''s usage of a day, and count its products and active watches';
 """
 
 
@@ -40,4 +65,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop it."""
+    op.execute("DROP FUNCTION priceintel_add_usage(date, bigint, bigint, bigint)")
     op.execute("DROP TABLE tenant_usage")
