@@ -31,8 +31,9 @@ def test_a_user_sees_their_tenants_products_only(tenant_voila, browser, tenant):
     other = next(WORLD[t] for t in WORLD if t != tenant)
     page = browser.new_page(anonymous=True, viewport={"width": 1440, "height": 900}, accept_downloads=True)
     page.context.add_cookies(login_cookies(tenant_voila, f"{tenant}-user", PASSWORD))
-    page.goto(f"{tenant_voila}/voila/render/price_monitor.ipynb", timeout=120_000)
-    page.wait_for_selector("table.pi-table-prices tbody tr", timeout=120_000)
+    # the module's own Voila server: its first kernel pays the imports (slow on a busy 2-core machine)
+    page.goto(f"{tenant_voila}/voila/render/price_monitor.ipynb", timeout=300_000)
+    page.wait_for_selector("table.pi-table-prices tbody tr", timeout=180_000)
     text = page.inner_text("body")
     assert name in text and other[0] not in text and other[2] not in text
     page.click("button.pi-export-csv")
