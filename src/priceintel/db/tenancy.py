@@ -164,6 +164,13 @@ def as_owner() -> Iterator[None]:
         _OWNER.reset(reset)
 
 
+#: whether the connected role may switch to the worker role %(w)s (false when there is none)
+_MAY_BE_WORKER = (
+    "CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %(w)s) "
+    "THEN pg_has_role(current_user, %(w)s, 'MEMBER') ELSE false END"
+)
+
+
 def _kind(conn: sa.Connection) -> _Kind | None:
     engine = conn.engine
     kind = _KINDS.get(engine)
@@ -171,11 +178,10 @@ def _kind(conn: sa.Connection) -> _Kind | None:
         return kind
     worker = worker_role_name(engine.url.database or "postgres")
     row = conn.exec_driver_sql(
-        """SELECT to_regprocedure('priceintel_tenant()') IS NOT NULL AS ready,
+        f"""SELECT to_regprocedure('priceintel_tenant()') IS NOT NULL AS ready,
                   COALESCE((SELECT pg_has_role(current_user, c.relowner, 'MEMBER') FROM pg_class c
                             WHERE c.oid = to_regclass('public.tenant')), false) AS owner,
-                  CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %(w)s)
-                       THEN pg_has_role(current_user, %(w)s, 'MEMBER') ELSE false END AS worker""",
+                  {_MAY_BE_WORKER} AS worker""",
         {"w": worker},
     ).first()
     if row is None or not row.ready:
@@ -233,8 +239,7 @@ def isolated(engine: sa.Engine) -> bool:
     with as_owner(), engine.connect() as conn:
         return bool(
             conn.exec_driver_sql(
-                "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %(w)s) "
-                "THEN pg_has_role(current_user, %(w)s, 'MEMBER') ELSE false END",
+                "SELECT " + _MAY_BE_WORKER,
                 {"w": worker_role_name(engine.url.database or "postgres")},
             ).scalar()
         )
@@ -246,6 +251,13 @@ def _require_isolation(engine: sa.Engine) -> None:
             "this database has no worker role (the owner may not create roles), so its owner's work would see "
             "every tenant: it holds one tenant only. Give the owner CREATEROLE and run `priceintel db migrate`."
         )
+
+
+def _insert(conn: sa.Connection, name: str, plan: str, token: str, default: bool = False) -> None:
+    conn.execute(
+        sa.text("INSERT INTO tenant (name, plan, is_default, token_hash) VALUES (:n, :p, :d, :h)"),
+        {"n": name, "p": plan, "d": default, "h": _token_hash(token)},
+    )
 
 
 def add_tenant(
@@ -262,10 +274,7 @@ def add_tenant(
             raise TenantError(f"tenant {name!r} exists already")
         if default:
             conn.execute(sa.text("UPDATE tenant SET is_default = false WHERE is_default"))
-        conn.execute(
-            sa.text("INSERT INTO tenant (name, plan, is_default, token_hash) VALUES (:n, :p, :d, :h)"),
-            {"n": name, "p": plan, "d": default, "h": _token_hash(token)},
-        )
+        _insert(conn, name, plan, token, default)
 
 
 def ensure_tenant(engine: sa.Engine, name: str, plan: str = "free", default_if_unused: bool = False) -> bool:
@@ -277,10 +286,7 @@ def ensure_tenant(engine: sa.Engine, name: str, plan: str = "free", default_if_u
         found = conn.execute(sa.text("SELECT is_default FROM tenant WHERE name = :n"), {"n": name}).first()
         if found is None:
             _require_isolation(engine)
-            conn.execute(
-                sa.text("INSERT INTO tenant (name, plan, token_hash) VALUES (:n, :p, :h)"),
-                {"n": name, "p": _check_plan(plan), "h": _token_hash(token_for(name, _secret()))},
-            )
+            _insert(conn, name, _check_plan(plan), token_for(name, _secret()))
         if default_if_unused and not (found and found.is_default):
             unused = conn.execute(
                 sa.text("""SELECT NOT EXISTS (SELECT 1 FROM dim_product p JOIN tenant t USING (tenant_id)

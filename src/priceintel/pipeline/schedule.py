@@ -175,13 +175,12 @@ def _build(env: dict, force: bool) -> dict[str, dict]:
     from ploomber.exceptions import DAGBuildError
     from ploomber.spec import DAGSpec
 
-    from priceintel.pipeline.run import in_tenant, root_cause
+    from priceintel.pipeline.run import root_cause
 
     dag = DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag()
     error = None
     try:
-        with in_tenant(env):
-            dag.build(force=force)
+        dag.build(force=force)  # in the run's tenant: run_once holds it around every attempt
     except DAGBuildError as exc:
         error = root_cause(exc)
     status = {}
