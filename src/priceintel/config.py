@@ -130,6 +130,8 @@ def _known_secrets(extra: tuple[str | None, ...]) -> list[str]:
             continue
         if name == "DATABASE_URL":
             values.append(_url_password(value) or "")
+        elif name == "PRICEINTEL_APPRISE_URLS":  # each channel's URL (tokens in host, path and query)
+            values += [e.split("://", 1)[1] for e in value.split() if "://" in e]  # all after the scheme
         elif name in SECRET_ENV or (_SECRET_ENV_NAME.search(name) and len(value) >= 8):
             values.append(value)
     return [v for v in values if v]
@@ -349,6 +351,8 @@ class NotifySettings:
     email_to: tuple[str, ...] = ()
     slack_webhook_url: str | None = None
     webhook_url: str | None = None
+    #: (channel name, Apprise URL) pairs from PRICEINTEL_APPRISE_URLS: Teams, Telegram, Discord, PagerDuty, ntfy, …
+    apprise_urls: tuple[tuple[str, str], ...] = ()
     retries: int = 3
     backoff: float = 0.5  #: seconds before the first retry; doubles each attempt
     timeout: float = 10.0
@@ -364,7 +368,42 @@ class NotifySettings:
             out.append("slack")
         if self.webhook_url:
             out.append("webhook")
+        out.extend(name for name, _ in self.apprise_urls)
         return out
+
+
+#: names an Apprise channel may not take (the built-in channels, and `apprise` = every Apprise channel)
+RESERVED_CHANNELS = ("email", "slack", "webhook", "apprise")
+_CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def apprise_urls(value: str | None) -> tuple[tuple[str, str], ...]:
+    """PRICEINTEL_APPRISE_URLS parsed: entries separated by white space, each `NAME=URL` or a bare URL (named
+    after its scheme, `-2`, `-3` … on repeats). ConfigError names the entry (its URL masked) that is wrong."""
+    out: dict[str, str] = {}
+    for i, entry in enumerate((value or "").split(), start=1):
+        head, sep, rest = entry.partition("=")
+        if sep and "://" not in head:
+            name, url = head.strip().lower(), rest.strip()
+        else:
+            name, url = entry.split("://", 1)[0].lower(), entry
+        shown = f"{url.split('://', 1)[0]}://…" if "://" in url else "no URL"  # the rest holds tokens
+        where = f"environment variable PRICEINTEL_APPRISE_URLS, entry {i} ({shown})"
+        if "://" not in url:
+            raise ConfigError(f"{where}: not an Apprise URL (SCHEME://…, e.g. ntfy://topic or json://host/path)")
+        if not sep or "://" in head:
+            base, n = name, 2
+            while name in out or name in RESERVED_CHANNELS:
+                name, n = f"{base}-{n}", n + 1
+        if not _CHANNEL_NAME.match(name) or name in RESERVED_CHANNELS:
+            raise ConfigError(
+                f"{where}: channel name {name!r} must be lower-case letters, digits, - or _ (at most 32) and not "
+                f"one of {', '.join(RESERVED_CHANNELS)}"
+            )
+        if name in out:
+            raise ConfigError(f"{where}: channel name {name!r} is given twice")
+        out[name] = url
+    return tuple(out.items())
 
 
 def smtp_security_default(host: str | None) -> str:
@@ -408,6 +447,7 @@ def notify_settings() -> NotifySettings:
         email_to=to,
         slack_webhook_url=os.environ.get("PRICEINTEL_SLACK_WEBHOOK_URL") or None,
         webhook_url=os.environ.get("PRICEINTEL_ALERT_WEBHOOK_URL") or None,
+        apprise_urls=apprise_urls(os.environ.get("PRICEINTEL_APPRISE_URLS")),
         retries=_int_env("PRICEINTEL_NOTIFY_RETRIES", 3),
         backoff=_float_env("PRICEINTEL_NOTIFY_BACKOFF", 0.5),
         timeout=_float_env("PRICEINTEL_NOTIFY_TIMEOUT", 10.0),

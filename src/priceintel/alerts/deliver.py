@@ -70,7 +70,7 @@ def _batches(
     for rec in pending.to_dict("records"):
         rule = rules.rule(rec["rule"])
         quiet = rule.quiet_hours if rule and rule.quiet_hours else rules.quiet_hours
-        for channel in rec["channels"]:
+        for channel in notify.expand_channels(list(rec["channels"]), notifiers):
             if channel not in notifiers or (rec["alert_id"], channel) in done:
                 continue
             if rec["delivery"] == "digest":

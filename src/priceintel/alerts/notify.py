@@ -1,8 +1,10 @@
-"""Notifiers: email over SMTP, Slack incoming webhooks (blocks) and generic JSON webhooks.
+"""Notifiers: email over SMTP, Slack incoming webhooks (blocks), generic JSON webhooks, and any service as an Apprise
+URL (`alerts.apprise_channel`).
 
 Every notifier has `send(Notification)`; `send_with_retry` retries with exponential backoff and returns a
 `Delivery` (never raises), so a dead mail server or webhook cannot stop the pipeline. Targets come from
-`config.notify_settings()` (PRICEINTEL_SMTP_*, PRICEINTEL_SLACK_WEBHOOK_URL, PRICEINTEL_ALERT_WEBHOOK_URL).
+`config.notify_settings()` (PRICEINTEL_SMTP_*, PRICEINTEL_SLACK_WEBHOOK_URL, PRICEINTEL_ALERT_WEBHOOK_URL,
+PRICEINTEL_APPRISE_URLS).
 
 Scraped text is hostile: Slack text is escaped (`&`, `<`, `>`: no `<!channel>` ping, no disguised
 `<http://x|label>` link), email headers lose line breaks and control characters, and every delivery error is
@@ -255,7 +257,22 @@ def from_settings(settings: config.NotifySettings | None = None) -> dict[str, An
         out["slack"] = SlackNotifier(s.slack_webhook_url, s.timeout)
     if s.webhook_url:
         out["webhook"] = WebhookNotifier(s.webhook_url, s.timeout)
+    if s.apprise_urls:
+        from priceintel.alerts import apprise_channel
+
+        out.update(apprise_channel.notifiers(s))
     return out
+
+
+def expand_channels(wanted: list[str], notifiers: dict) -> list[str]:
+    """A rule's channels as notifier names: `apprise` stands for every Apprise channel configured."""
+    out: list[str] = []
+    for name in wanted:
+        if name == "apprise":
+            out += [n for n, x in notifiers.items() if getattr(x, "channel", None) == "apprise"]
+        else:
+            out.append(name)
+    return list(dict.fromkeys(out))
 
 
 def send_with_retry(

@@ -14,19 +14,29 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from priceintel import PriceIntelError
 from priceintel.alerts.detect import EVENT_COLUMNS, KINDS, STATE_KINDS
 
-Channel = Literal["email", "slack", "webhook"]
-CHANNELS: tuple[Channel, ...] = ("email", "slack", "webhook")
+#: a channel: email, slack, webhook, apprise (every Apprise channel) or the name of one Apprise channel
+#: (PRICEINTEL_APPRISE_URLS); a channel not configured is skipped
+Channel = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+CHANNELS: tuple[str, ...] = ("email", "slack", "webhook", "apprise")
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -285,6 +295,16 @@ def set_rule_enabled(path: str | Path, name: str, enabled: bool) -> RuleSet:
         updated = parse_rules(text, str(path))
         _write_rules(text, path)
     return updated
+
+
+def describe_channels(rules: RuleSet, configured: list[str]) -> str:
+    """'channels configured: …' and, per rule, the channels it names that are not configured (they are skipped)."""
+    lines = [f"channels configured: {', '.join(configured) or 'none (alerts are stored, not sent)'}"]
+    for r in rules.rules:
+        missing = [c for c in r.channels if c not in configured and c not in CHANNELS]
+        if missing:
+            lines.append(f"rule {r.name}: channel(s) {', '.join(missing)} not configured (skipped)")
+    return "\n".join(lines)
 
 
 def describe_rules(rules: RuleSet) -> str:
