@@ -17,6 +17,7 @@ from priceintel import PriceIntelError, config
 from priceintel.api.commands import add_parsers as _add_identity
 from priceintel.ingest.commands import add_parsers as _add_ingest
 from priceintel.ingest.discover import add_parsers as _add_discover
+from priceintel.ops.probe import add_parsers as _add_probe
 from priceintel.pipeline import run
 from priceintel.scrape.commands import add_parsers as _add_preview
 
@@ -168,9 +169,9 @@ def cmd_apps(args: argparse.Namespace) -> int:
     from priceintel.db import engine
 
     serve.prepare_apps()
-    _print(f"apps: http://127.0.0.1:{args.port}/  (sign in; Ctrl-C to stop)")
+    _print(f"apps: http://{args.host}:{args.port}/  (sign in; Ctrl-C to stop)")
     engine.dispose_engines()
-    cmd = serve.voila_command(args.port)
+    cmd = serve.voila_command(args.port, host=args.host)
     # become the server: a stop signal (systemd, docker stop, kill) then stops Voila, never orphans it
     os.execv(cmd[0], cmd)
     return 0  # not reached
@@ -254,7 +255,11 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from priceintel.alerts import rules
 
     if args.action == "check-rules":
-        _print(rules.describe_rules(rules.load_rules(args.rules)))
+        from priceintel.alerts import notify
+
+        ruleset = rules.load_rules(args.rules)
+        _print(rules.describe_rules(ruleset))
+        _print(rules.describe_channels(ruleset, list(notify.from_settings())))
         return 0
     from priceintel.alerts import deliver, store
     from priceintel.db import engine as db_engine
@@ -322,6 +327,7 @@ def _add_pipeline(sub) -> None:
 def _add_apps(sub) -> None:
     a = sub.add_parser("apps", help="serve the Voila apps")
     a.add_argument("--port", type=int, default=8866)
+    a.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback; 0.0.0.0 in containers)")
     a.set_defaults(func=cmd_apps)
 
     lb = sub.add_parser("lab", help="JupyterLab on the notebooks (loopback, token; DATABASE_URL set)")
@@ -447,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_eval,
         _add_schedule,
         _add_alerts,
+        _add_probe,
     ):
         add(sub)
     return p

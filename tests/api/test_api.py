@@ -71,7 +71,11 @@ def error_of(r: httpx.Response) -> str:
     return body["error"]["message"]
 
 
-def test_health_and_readiness(client):
+def test_health_and_readiness(client, base, capsys):
+    from priceintel import cli
+
+    assert cli.main(["probe", base, base + "/health"]) == 0  # the uptime probe sees the API up
+    assert capsys.readouterr().out.count("up    ") == 2
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"

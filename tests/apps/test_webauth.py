@@ -150,7 +150,7 @@ def test_provider_settings_and_security_warning(caplog):
     provider.validate_security(App())
     assert not caplog.records
     # no Voila parent: no files
-    assert [h[0] for h in provider.get_handlers()] == ["/login", "/logout", "/", "/signin-stats"]
+    assert [h[0] for h in provider.get_handlers()] == ["/login", "/logout", "/", "/signin-stats", "/health", "/ready"]
 
 
 def test_throttle_counts_before_the_check_grows_delays_and_limits_an_address():
@@ -405,3 +405,34 @@ def test_200_parallel_sign_ins_are_counted_before_checking_and_bounded(proxied_v
     with requests.Session() as s:
         s.headers["X-Forwarded-For"] = "198.51.100.250"
         assert post_login(s, base, TEST_USER, TEST_PASSWORD).status_code == 302
+
+
+def test_health_ready_and_the_probe_need_no_sign_in(login_server, capsys, monkeypatch):
+    """/health and /ready answer without a cookie; `priceintel probe` sees the apps up, and down when the
+    database is unreachable (503) or nothing listens (exit 1, one line each)."""
+    from _receivers import free_port
+    from priceintel import cli
+    from priceintel.db import engine
+
+    assert requests.get(login_server + "/health", timeout=10).json() == {"status": "ok", "service": "apps"}
+    ready = requests.get(login_server + "/ready", timeout=10)
+    assert ready.status_code == 200 and ready.json()["status"] == "ok"
+    assert cli.main(["probe", login_server, login_server + "/health", "--timeout", "10"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [ln.split()[:2] for ln in out] == [["up", login_server + "/ready"], ["up", login_server + "/health"]]
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert cli.main(["probe", login_server, dead, "--json"]) == 1
+    outcomes = json.loads(capsys.readouterr().out)
+    assert [o["up"] for o in outcomes] == [True, False] and outcomes[1]["reason"] == "connection refused"
+    # a database that does not answer: /ready is 503 "not ready", /health still 200
+    monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg://nobody:pw@127.0.0.1:{free_port()}/none")
+    engine.dispose_engines()
+    try:
+        assert cli.main(["probe", login_server, "--timeout", "20"]) == 1
+        assert "HTTP 503: not ready" in capsys.readouterr().out
+        assert cli.main(["probe", login_server, "--live"]) == 0
+    finally:
+        monkeypatch.undo()
+        engine.dispose_engines()
+    assert cli.main(["probe", "ftp://example.test"]) == 2
+    assert "not an http(s) URL" in capsys.readouterr().err

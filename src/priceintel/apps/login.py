@@ -220,6 +220,42 @@ class FrontDoorHandler(JupyterHandler):
         self.redirect(self.base_url + LANDING)
 
 
+class HealthHandler(web.RequestHandler):
+    """`/health` (no sign-in, for load balancers and `priceintel probe`): the apps server answers; `/ready`: and
+    its database is reachable (503 otherwise; the reason goes to the server log, not to the caller)."""
+
+    async def get(self) -> None:
+        """{"status": "ok"} (200), or {"status": "not ready"} (503) for /ready without a database."""
+        status, code = "ok", 200
+        if self.request.path.rstrip("/").endswith("/ready"):
+            from tornado.ioloop import IOLoop
+
+            try:
+                await IOLoop.current().run_in_executor(None, _database_answers)
+            except Exception as err:  # noqa: BLE001 - any failure means not ready; logged, not shown
+                self.log_exception_reason(err)
+                status, code = "not ready", 503
+        self.set_status(code)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps({"status": status, "service": "apps"}))
+
+    def log_exception_reason(self, err: Exception) -> None:
+        """One line naming the failure (secrets redacted)."""
+        from priceintel import config
+
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[:1]
+        web.app_log.warning("apps not ready: %s", config.redact(reason[0] if reason else type(err).__name__))
+
+
+def _database_answers() -> None:
+    """SELECT 1 on the apps' database (raises when it cannot)."""
+    from priceintel.db import engine
+
+    with engine.get_engine().connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+
+
 class SignInStatsHandler(JupyterHandler):
     """`/signin-stats` (signed-in users only): this server's sign-in counters and peak memory, as JSON."""
 
@@ -347,6 +383,8 @@ class AppIdentityProvider(IdentityProvider):
             (r"/logout", AppLogoutHandler),
             (r"/", FrontDoorHandler),
             (r"/signin-stats", SignInStatsHandler),
+            (r"/health", HealthHandler),
+            (r"/ready", HealthHandler),
         ]
         if conf is not None and voila is not None:
             handlers.append(

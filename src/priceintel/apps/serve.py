@@ -38,8 +38,9 @@ def voila_config_dir() -> Path:
     return folder
 
 
-def voila_command(port: int, notebook_dir: Path | None = None) -> list[str]:
-    """The voila command line that serves the apps folder on loopback (config: `voila_config_dir`)."""
+def voila_command(port: int, notebook_dir: Path | None = None, host: str = "127.0.0.1") -> list[str]:
+    """The voila command line that serves the apps folder (loopback unless `host` says otherwise, as in a
+    container; config: `voila_config_dir`)."""
     apps = notebook_dir or config.PROJ_ROOT / "notebooks" / "apps"
     return [
         sys.executable,
@@ -48,7 +49,7 @@ def voila_command(port: int, notebook_dir: Path | None = None) -> list[str]:
         str(apps),
         f"--port={port}",
         "--no-browser",
-        "--Voila.ip=127.0.0.1",
+        f"--Voila.ip={host}",
         "--show_tracebacks=False",
         "--VoilaConfiguration.file_allowlist=['.*\\.(png|jpg|gif|svg|css|js)']",
         "--Voila.identity_provider_class=priceintel.apps.login.AppIdentityProvider",

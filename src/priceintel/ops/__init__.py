@@ -1,0 +1,1 @@
+"""Operations: backups and restores of the warehouse or one tenant, and the uptime probe."""
