@@ -55,6 +55,12 @@ APPS = [
         "for admins",
         "Our plan and its limits, today's use against them, and requests, exports and page checks per day.",
     ),
+    (
+        "Operations",
+        "ops.ipynb",
+        "for whoever runs it",
+        "Last runs and failures, how fresh each shop's prices are, and the health of the watched pages per shop.",
+    ),
 ]
 
 
