@@ -82,3 +82,15 @@ db-stop:
 
 demo-down:
 	$(BIN)/priceintel demo down
+
+## make deploy-check: hadolint on the Dockerfile; terraform fmt, then init (offline from TF_PLUGIN_DIR when that
+## mirror exists), validate and test (mocked provider) in a temporary copy of deploy/terraform (docs/deploy.md)
+.PHONY: deploy-check
+deploy-check: install
+	$(BIN)/hadolint --failure-threshold warning Dockerfile
+	terraform -chdir=deploy/terraform fmt -check -recursive
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -r deploy/terraform/. "$$tmp" && rm -rf "$$tmp/.terraform" && \
+	plugins=$${TF_PLUGIN_DIR:-/opt/tf-plugins} && \
+	if [ -d "$$plugins" ]; then init_args="-plugin-dir=$$plugins"; else init_args=""; fi && \
+	terraform -chdir="$$tmp" init -backend=false -input=false $$init_args >/dev/null && \
+	terraform -chdir="$$tmp" validate && terraform -chdir="$$tmp" test
