@@ -6,7 +6,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # tests talk only to loopback: never through a proxy, and never to a developer's real alert targets
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
 for _name in ("PRICEINTEL_SMTP_HOST", "PRICEINTEL_SLACK_WEBHOOK_URL", "PRICEINTEL_ALERT_WEBHOOK_URL",
-              "PRICEINTEL_ALERT_EMAIL_TO", "PRICEINTEL_HTTP_PROXY"):
+              "PRICEINTEL_ALERT_EMAIL_TO", "PRICEINTEL_HTTP_PROXY", "PRICEINTEL_APPRISE_URLS", "PRICEINTEL_ARCHIVE_URL",
+              "SENTRY_DSN"):
     os.environ[_name] = ""  # set before priceintel reads .env, which never overrides a set variable
 # one tenant key for every test process and the servers they start (tenant tokens, db.tenancy); no tenant named
 os.environ["PRICEINTEL_TENANT_SECRET"] = "test-tenant-key-" + "t" * 32

@@ -17,6 +17,7 @@ from priceintel import PriceIntelError, config
 from priceintel.api.commands import add_parsers as _add_identity
 from priceintel.ingest.commands import add_parsers as _add_ingest
 from priceintel.ingest.discover import add_parsers as _add_discover
+from priceintel.ops.backup import add_parsers as _add_backup
 from priceintel.ops.probe import add_parsers as _add_probe
 from priceintel.pipeline import run
 from priceintel.scrape.commands import add_parsers as _add_preview
@@ -257,9 +258,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     if args.action == "check-rules":
         from priceintel.alerts import notify
 
-        ruleset = rules.load_rules(args.rules)
-        _print(rules.describe_rules(ruleset))
-        _print(rules.describe_channels(ruleset, list(notify.from_settings())))
+        checked = rules.load_rules(args.rules)
+        _print(rules.describe_rules(checked))
+        _print(rules.describe_channels(checked, list(notify.from_settings())))
         return 0
     from priceintel.alerts import deliver, store
     from priceintel.db import engine as db_engine
@@ -454,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_schedule,
         _add_alerts,
         _add_probe,
+        _add_backup,
     ):
         add(sub)
     return p

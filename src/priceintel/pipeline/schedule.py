@@ -240,6 +240,7 @@ def _run_once(
     from priceintel.pipeline import run
 
     lock = RunLock(Path(env["data_dir"]) / "schedule.lock").acquire()
+    started = datetime.now(UTC)
     try:
         engine = _engine()
         interrupted = mark_interrupted(engine)
@@ -271,6 +272,7 @@ def _run_once(
         lines = [f"{name}: {t['status']} ({t['attempts']} attempt(s))" for name, t in tasks.items()]
         if interrupted:
             lines.append(f"{interrupted} earlier run(s) had been interrupted; this run resumed their work")
+        lines.extend(storage_upkeep(Path(env["data_dir"]), started))
         if error:
             lines.append(f"error: {error}")
         notify.broadcast(
@@ -288,6 +290,32 @@ def _run_once(
     if error is not None:
         raise ScheduleError(f"run #{run_id} failed after {int(retries) + 1} attempt(s): {error}")
     return result
+
+
+def storage_upkeep(data_dir: Path, since: datetime) -> list[str]:
+    """With object storage ($PRICEINTEL_ARCHIVE_URL): upload what the archive spooled while the store was
+    unavailable and ship the finished logs; the run summary's lines about it (never an error: what is not
+    uploaded stays in the spool for the next run)."""
+    from priceintel import storage
+    from priceintel.scrape.archive import RawArchive
+
+    try:
+        if storage.archive_store() is None:
+            return []
+        arc = RawArchive(data_dir / "raw")
+        spooled = sum(1 for o in arc.outages() if o.get("op") == "put" and o.get("at", "") >= since.isoformat())
+        done, logs = arc.flush(), storage.ship_logs(data_dir / "logs")
+    except PriceIntelError as exc:
+        return [f"object storage: {config.redact(str(exc))}"]
+    lines = []
+    if spooled or done["uploaded"] or done["pending_objects"]:
+        lines.append(
+            f"archive: {spooled} page body(ies) kept in the local spool during this run ({arc.location} "
+            f"unavailable); {done['uploaded']} uploaded now, {done['pending_objects']} still waiting"
+        )
+    if done["error"] or logs["error"]:
+        lines.append(f"object storage: {config.redact(str(done['error'] or logs['error']))}")
+    return lines
 
 
 def serve(
