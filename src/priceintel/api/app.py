@@ -11,8 +11,10 @@ A caller belongs to one tenant (its key's or its user's): the rest of the reques
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,8 +32,10 @@ from priceintel.api import keys, tokens
 from priceintel.api.principal import ROLE_LEVEL, Principal, RateLimiter, retry_after
 from priceintel.apps import auth, signin
 from priceintel.db import tenancy, usage
+from priceintel.obs import logs, metrics
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("priceintel.api.access")
 
 API_VERSION = "1"
 #: streamed CSV downloads at once per worker: each holds a database connection (the pool has 5 + 10)
@@ -124,7 +128,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body(500, "internal error: the server logged it; please report it"), status_code=500)
+        return JSONResponse(error_body(500, INTERNAL_ERROR), status_code=500)
+
+
+INTERNAL_ERROR = "internal error: the server logged it; please report it"
 
 
 def _engine(request: Request) -> sa.Engine:
@@ -259,6 +266,8 @@ def create_app(database_url: str | None = None, settings: config.ApiSettings | N
     install_error_handlers(app)
     routes.install(app)
     app.add_middleware(ExportMeter)
+    app.add_middleware(Observe)
+    logs.set_source("tenant", tenancy.current)
     return app
 
 
@@ -289,3 +298,74 @@ class ExportMeter:
             await send(message)
 
         await self.app(scope, receive, counted)
+
+
+#: an incoming X-Request-ID kept as it is (else a new one is made): 1-128 characters, no spaces or controls
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=+/-]{0,127}")
+#: routes whose requests are logged at DEBUG (probes and scrapes come every few seconds)
+QUIET_ROUTES = frozenset({"/health", "/ready", "/metrics"})
+
+
+def request_id(headers: list) -> str:
+    """The request's X-Request-ID when sane, else a new random one (32 hex digits)."""
+    for name, value in headers:
+        if name == b"x-request-id":
+            text = value.decode("latin-1").strip()
+            if _REQUEST_ID.fullmatch(text):
+                return text
+            break
+    return uuid.uuid4().hex
+
+
+class Observe:
+    """ASGI middleware: a request id (X-Request-ID, kept when sane, echoed) bound in the logs' context, one access
+    log line, and the request counted and timed by method, route template and status (`obs.metrics`). An error
+    no handler answered becomes the JSON 500 here, so that it carries the request id too."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id(scope.get("headers") or [])
+        token = logs.bind(request_id=rid)
+        start = time.perf_counter()
+        status = [0]
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message["headers"] = [*(message.get("headers") or []), (b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            if status[0]:  # the answer had begun (a streamed download): nothing more can be said to the caller
+                raise
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            await JSONResponse(error_body(500, INTERNAL_ERROR), status_code=500)(scope, receive, send_with_id)
+        finally:
+            self._record(scope, status[0] or 500, time.perf_counter() - start)
+            logs.unbind(token)
+
+    @staticmethod
+    def _record(scope: dict, status: int, seconds: float) -> None:
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        method = scope.get("method", "")
+        metrics.api_request(method, route, status, seconds)
+        level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
+        if access_log.isEnabledFor(level):
+            tenant = (scope.get("state") or {}).get("tenant")
+            access_log.log(
+                level,
+                "%s %s %s %.1f ms",
+                method,
+                route,
+                status,
+                seconds * 1000,
+                extra={"method": method, "route": route, "status": status, "duration_ms": round(seconds * 1000, 2),
+                       **({"tenant": tenant} if tenant else {})},
+            )  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -287,6 +288,29 @@ def install(app: FastAPI) -> None:
 @router.get("/health", tags=["service"], summary="the service is up")
 def health() -> dict:
     return {"status": "ok"}
+
+
+#: when set, GET /metrics needs `Authorization: Bearer <this token>`
+METRICS_TOKEN_ENV = "PRICEINTEL_METRICS_TOKEN"
+
+
+@router.get("/metrics", tags=["service"], summary="Prometheus metrics of every process", include_in_schema=False)
+def metrics_route(request: Request) -> Response:
+    """The Prometheus text exposition of every process of the installation (docs/observability.md): open like
+    /health, unless PRICEINTEL_METRICS_TOKEN is set, then only with `Authorization: Bearer <token>`."""
+    import hmac
+
+    from priceintel.obs import metrics
+
+    token = os.environ.get(METRICS_TOKEN_ENV) or ""
+    if token:
+        given = request.headers.get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+            raise ApiError(401, "GET /metrics needs 'Authorization: Bearer <PRICEINTEL_METRICS_TOKEN>'",
+                           {"WWW-Authenticate": "Bearer"})  # fmt: skip
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
 
 
 @router.get(

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from priceintel import PriceIntelError, config
 from priceintel.db import tenancy
+from priceintel.obs import logs, metrics
+
+log = logging.getLogger(__name__)
 
 
 def build_env(env_file: str | None, sets: dict) -> dict:
@@ -99,17 +106,88 @@ def run_pipeline(env: dict, force: bool = False):
     failing task's message.
 
     A live run (`source: live`) always builds every task: today's pages are new even when nothing in the
-    code or the parameters changed, which is all Ploomber's up-to-date check looks at."""
+    code or the parameters changed, which is all Ploomber's up-to-date check looks at. The run has an id (the
+    one bound in the logs' context, else a new `run-…`), exported with each task's name to its kernel
+    (`instrument`); the run's outcome is counted in the metrics."""
     from ploomber.exceptions import DAGBuildError
     from ploomber.spec import DAGSpec
 
     spec = DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env)
-    dag = spec.to_dag()
-    try:
-        with in_tenant(env):
-            return dag.build(force=force or builds_everything(env))
-    except DAGBuildError as exc:
-        raise PriceIntelError(f"pipeline failed: {config.redact(root_cause(exc))}") from None
+    dag = instrument(spec.to_dag())
+    run_id = logs.current().get("run_id") or logs.new_run_id()
+    with logs.context(export=True, run_id=run_id):
+        log.info("pipeline run started", extra={"source": env.get("source"), "force": bool(force)})
+        try:
+            with in_tenant(env):
+                report = dag.build(force=force or builds_everything(env))
+        except DAGBuildError as exc:
+            metrics.run_finished("failed")
+            message = config.redact(root_cause(exc))
+            log.error("pipeline run failed: %s", message)
+            raise PriceIntelError(f"pipeline failed: {message}") from None
+        metrics.run_finished("success")
+        log.info("pipeline run finished")
+        return report
+
+
+def instrument(dag: Any) -> Any:
+    """Time and count every task of a Ploomber DAG (in place; returns it): while a task builds, its name is
+    bound in the logs' context and exported as PRICEINTEL_TASK to the kernel its notebook runs in; when it
+    ends, its duration, status and the rows of its tabular products go to the metrics. The scheduler calls
+    this on the DAG it builds too."""
+    for name in dag:
+        task = dag[name]
+        build = getattr(task, "_build", None)
+        if build is None or getattr(build, "_priceintel_instrumented", False):
+            continue
+
+        def timed(*args: Any, _build: Any = build, _task: Any = task, **kwargs: Any) -> Any:
+            name = str(_task.name)
+            with logs.context(export=True, task=name):
+                start = time.perf_counter()
+                try:
+                    out = _build(*args, **kwargs)
+                except BaseException as exc:
+                    metrics.task_finished(name, "failed", time.perf_counter() - start)
+                    log.error("task %s failed after %.1f s", name, time.perf_counter() - start,
+                              exc_info=isinstance(exc, Exception))  # fmt: skip
+                    raise
+                seconds = time.perf_counter() - start
+                rows = product_rows(_task.product)
+                metrics.task_finished(name, "executed", seconds, rows)
+                log.info("task %s executed in %.1f s", name, seconds, extra={"seconds": round(seconds, 3),
+                                                                               "rows": rows})  # fmt: skip
+                return out
+
+        timed._priceintel_instrumented = True  # type: ignore[attr-defined]
+        task._build = timed
+    return dag
+
+
+def product_rows(product: Any) -> dict[str, int]:
+    """Rows of a task's tabular products (parquet from its footer, CSV by records) by product name; for the load
+    task's receipt, the rows it staged per table. Missing or unreadable files are left out."""
+    data = product.to_json_serializable() if hasattr(product, "to_json_serializable") else {}
+    items = data.items() if isinstance(data, dict) else []
+    out: dict[str, int] = {}
+    for key, value in items:
+        path = Path(str(value))
+        try:
+            if path.suffix == ".parquet":
+                import pyarrow.parquet as pq
+
+                out[key] = int(pq.read_metadata(path).num_rows)
+            elif path.suffix == ".csv":
+                with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+                    out[key] = max(sum(1 for _ in csv.reader(fh)) - 1, 0)
+            elif key == "receipt" and path.suffix == ".json":
+                for table, n in (json.loads(path.read_text()).get("loaded") or {}).items():
+                    n = n.get("staged") if isinstance(n, dict) else n  # {staged, inserted, updated, …}
+                    if isinstance(n, int | float):
+                        out[str(table)] = int(n)
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue
+    return out
 
 
 def root_cause(exc: BaseException) -> str:
@@ -133,6 +211,8 @@ def record_outcome(env: dict, status: str, error: str | None) -> Path:
     error = config.redact(error) if error else error
     env = {k: config.redact(v) if isinstance(v, str) else v for k, v in env.items()}
     outcome = {"status": status, "error": error, "finished_at": datetime.now(UTC).isoformat(), "env": env}
+    if logs.current().get("run_id"):
+        outcome["run_id"] = logs.current()["run_id"]
     path = Path(env["reports_dir"]) / "last_run.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(outcome, indent=2, default=str) + "\n")

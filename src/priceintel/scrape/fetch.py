@@ -25,6 +25,7 @@ import requests
 from tqdm.auto import tqdm
 
 from priceintel.config import get_settings
+from priceintel.obs import metrics
 from priceintel.scrape import limits, transport
 from priceintel.scrape.archive import RawArchive
 from priceintel.scrape.outbound import OutboundPolicy, Verdict, combine
@@ -38,6 +39,25 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _SCOPE: contextvars.ContextVar[tuple[int, OutboundPolicy] | None] = contextvars.ContextVar(
     "priceintel_fetch_scope", default=None
 )
+
+
+_REFUSED = frozenset({"robots_disallowed", "blocked_address", "invalid_url"})
+
+
+def fetch_outcome(result: FetchResult) -> str:
+    """A result as the metrics count it: ok (2xx), not_modified (a 304 served from the cache), http_error,
+    refused (never requested: robots.txt, outbound policy, bad URL), error (no usable answer), other."""
+    if result.not_modified:
+        return "not_modified"
+    if result.error_kind is None:
+        return "ok" if result.ok else "other"
+    if result.error_kind == "http_error":
+        return "http_error"
+    return "refused" if result.error_kind in _REFUSED else "error"
+
+
+#: the metrics' shop label of the page `Fetcher.get` is fetching
+_SHOP: contextvars.ContextVar[str | None] = contextvars.ContextVar("priceintel_fetch_shop", default=None)
 
 
 class Fetcher(RobotsMixin):
@@ -222,7 +242,18 @@ class Fetcher(RobotsMixin):
 
     # --- fetching ---------------------------------------------------------------------
     def get(self, url: str, meta: dict | None = None) -> FetchResult:
-        """GET a URL politely; never raises for network errors (see FetchResult.error_kind)."""
+        """GET a URL politely; never raises for network errors (see FetchResult.error_kind). Counted in the
+        metrics by shop (`meta["retailer"]`, else the host) and outcome (`fetch_outcome`)."""
+        shop = metrics.shop_label((meta or {}).get("retailer"), url)
+        token = _SHOP.set(shop)  # robots.txt fetched for this page counts for its shop too
+        try:
+            result = self._get(url, meta)
+        finally:
+            _SHOP.reset(token)
+        metrics.record_fetch(shop, fetch_outcome(result), result.error_kind)
+        return result
+
+    def _get(self, url: str, meta: dict | None) -> FetchResult:
         try:
             parts = urlsplit(url)
             parts.port  # noqa: B018 - raises ValueError on a malformed port
@@ -261,6 +292,7 @@ class Fetcher(RobotsMixin):
         meta = dict(meta or {})
         last_exc: BaseException | None = None
         attempt = 0
+        latency = metrics.FETCH_SECONDS.labels(_SHOP.get() or metrics.shop_label(meta.get("retailer"), url))
         for attempt in range(self.retries + 1):
             sent = self._wait_turn(host, interval)
             if self.trace is not None:
@@ -278,6 +310,8 @@ class Fetcher(RobotsMixin):
                     error=f"cannot request {url}: {exc}",
                     attempts=attempt + 1,
                 )
+            finally:
+                latency.observe(time.monotonic() - sent)
             if isinstance(got, FetchResult):  # refused, too large, too slow: final, never retried
                 return replace(got, attempts=attempt + 1)
             retry_after = None
