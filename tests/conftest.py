@@ -12,6 +12,9 @@ for _name in ("PRICEINTEL_SMTP_HOST", "PRICEINTEL_SLACK_WEBHOOK_URL", "PRICEINTE
 # one tenant key for every test process and the servers they start (tenant tokens, db.tenancy); no tenant named
 os.environ["PRICEINTEL_TENANT_SECRET"] = "test-tenant-key-" + "t" * 32
 os.environ.pop("PRICEINTEL_TENANT", None)
+# the metrics of each test process (and the kernels and servers it starts) in a directory of its own, never in
+# the repo's data/metrics
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = __import__("tempfile").mkdtemp(prefix="priceintel-metrics-")
 
 from _fixtures_pg import *  # noqa: F401,F403,E402
 from _fixtures_demo import *  # noqa: F401,F403,E402

@@ -111,13 +111,16 @@ def _parse_sets(pairs: list[str]) -> dict:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the whole pipeline (incremental: up-to-date tasks are skipped)."""
+    from priceintel.obs import logs
+
     env = run.build_env(args.env_file, _parse_sets(args.set))
-    try:
-        report = run.run_pipeline(env, force=args.force)
-    except PriceIntelError as exc:
-        run.record_outcome(env, "failed", str(exc))
-        raise
-    run.record_outcome(env, "success", None)
+    with logs.context(run_id=logs.new_run_id()):  # the run's id in its log lines, kernels and last_run.json
+        try:
+            report = run.run_pipeline(env, force=args.force)
+        except PriceIntelError as exc:
+            run.record_outcome(env, "failed", str(exc))
+            raise
+        run.record_outcome(env, "success", None)
     _print(str(report))
     _print(f"\nreports: {env['reports_dir']}")
     return 0
@@ -461,13 +464,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: the commands that run unattended, and the service their logs and error reports name (obs.start)
+OBSERVED = {"run": "pipeline", "task": "pipeline", "schedule": "scheduler"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: a clear one-line error (secrets redacted) and exit code 2 for any PriceIntelError."""
+    """Entry point: a clear one-line error (secrets redacted) and exit code 2 for any PriceIntelError. As the
+    console script (argv None), the unattended commands (OBSERVED) first set up JSON logs and error tracking
+    (`obs.start`); called in-process with arguments (tests, the scheduler) the caller's logging stays as it is.
+    `priceintel api` sets up its own (`api.serve`)."""
     import sqlalchemy.exc
 
     args = build_parser().parse_args(argv)
     before = os.environ.get("PRICEINTEL_TENANT")
     try:
+        if argv is None and args.command in OBSERVED:
+            from priceintel import obs
+
+            obs.start(OBSERVED[args.command])
         if args.global_tenant:
             from priceintel.db import tenancy
 

@@ -1,6 +1,7 @@
 """Alert channels as Apprise URLs: Apprise's JSON scheme posting to a real local webhook receiver; a failing
 channel is retried and recorded like the built-in ones, and its URL (the service's token) never shows."""
 
+import re
 from datetime import UTC, date, datetime
 
 import pandas as pd
@@ -87,22 +88,33 @@ def test_apprise_channels_deliver_through_the_json_scheme_and_rules_pick_them(al
     assert [tuple(r) for r in rows] == [("ops", "sent"), ("team", "sent"), ("team", "sent")]
 
 
+def _counted(outcome: str, channel: str) -> float:
+    """priceintel_alerts_<outcome>_total{channel=...} as /metrics shows it (0 when absent)."""
+    from priceintel.obs import metrics
+
+    text = metrics.render()[0].decode()
+    found = re.search(rf'^priceintel_alerts_{outcome}_total{{channel="{channel}"}} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
 def test_a_failing_apprise_channel_is_retried_and_recorded_without_its_url(alert_db, monkeypatch):
     monkeypatch.setenv("PRICEINTEL_NOTIFY_BACKOFF", "0")
     store_alerts(alert_db, _alerts(["apprise"]))
     rules = parse_rules("rules: [{name: now, kind: undercut}]", "r.yaml")
     dead = f"json://127.0.0.1:{free_port()}/hooks/SuperSecretToken1234"
     monkeypatch.setenv("PRICEINTEL_APPRISE_URLS", f"pager={dead}")
+    before = _counted("failed", "pager")
     out = deliver_pending(alert_db, notify.from_settings(), rules, NOON)
-    assert out["failed"] == 1
+    assert out["failed"] == 1 and _counted("failed", "pager") == before + 1  # and in the metrics
     with alert_db.connect() as c:
         row = c.execute(sa.text("SELECT channel, status, attempts, error FROM alert_delivery")).one()
     assert (row.channel, row.status, row.attempts) == ("pager", "failed", 4)
     assert row.error.startswith("apprise channel 'pager' (json://…) failed:") and "SuperSecret" not in row.error
     with HTTPSink(fail_first=2) as hook:  # the next run retries: two 500s, then delivered
         monkeypatch.setenv("PRICEINTEL_APPRISE_URLS", f"pager={_json_url(hook)}")
+        sent = _counted("sent", "pager")
         assert deliver_pending(alert_db, notify.from_settings(), rules, NOON)["alerts"] == 1
-        assert hook.hits == 3 and len(hook.bodies) == 1
+        assert hook.hits == 3 and len(hook.bodies) == 1 and _counted("sent", "pager") == sent + 1
     with alert_db.connect() as c:
         rows = c.execute(sa.text("SELECT status, attempts FROM alert_delivery ORDER BY delivery_id")).all()
     assert [tuple(r) for r in rows] == [("failed", 4), ("sent", 3)]

@@ -337,3 +337,29 @@ def test_the_scheduler_uploads_the_spool_and_reports_it(s3, moto, tmp_path):
     assert {f"objects/{s[:2]}/{s}.gz" for s in shas} <= set(keys) and "index/2026-07-01.jsonl" in keys
     assert any(k.startswith("logs/") and k.endswith("2026-07-01.jsonl.gz") for k in keys)
     assert [b for _, b in RawArchive(tmp_path / "other" / "raw").replay()] == [b"<html>1</html>", b"<html>2</html>"]
+
+
+def test_a_scrape_stage_with_the_store_down_completes_and_records_the_outage(s3, moto, tmp_path):
+    """The pipeline's scrape stage (demo source) while the object store refuses connections: every page is
+    scraped, the outage is a scrape error of kind archive_unavailable (loaded into scrape_error), the bodies wait
+    in the spool, and they are uploaded once the store is back."""
+    from priceintel.pipeline import stages
+
+    url, prefix, client = s3
+    moto.stop()
+    try:
+        params = stages.validate_params(data_dir=tmp_path, seed=3, n_products=3, days=2, world_start="2026-07-01",
+                                        retailers="amazon", product_limit=2)
+        offers, errors, _ = stages.scrape_stage(params)
+    finally:
+        moto.start()
+    assert len(offers) == 2 * 2 and offers["price"].notna().all()  # the run completed
+    (row,) = errors[errors["kind"] == "archive_unavailable"].to_dict("records")
+    assert url in row["message"] and "page body(ies) kept in the local spool" in row["message"]
+    assert "testing-secret-key" not in row["message"]
+    arc = RawArchive(tmp_path / "raw")
+    assert arc.spool is not None and any((arc.spool.dir / "put").rglob("*.gz"))
+    time.sleep(0.35)  # the cool-down
+    done = arc.flush()
+    assert done["error"] is None and done["pending_objects"] == 0
+    assert any(k.startswith("objects/") for k in _keys(client, prefix))

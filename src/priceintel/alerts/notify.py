@@ -27,6 +27,7 @@ import requests
 
 from priceintel import PriceIntelError, config
 from priceintel.items import clean_text, jsonable
+from priceintel.obs import metrics
 
 
 class NotifyError(PriceIntelError):
@@ -284,9 +285,16 @@ def send_with_retry(
         s = config.notify_settings()
         retries = s.retries if retries is None else retries
         backoff = s.backoff if backoff is None else backoff
+    out = _attempt(notifier, note, int(retries), float(backoff))
+    # the channel's name: an Apprise channel's own, else the kind (email, slack, webhook)
+    metrics.alert_delivered(str(getattr(notifier, "name", None) or getattr(notifier, "channel", "other")), out.ok)
+    return out
+
+
+def _attempt(notifier: Any, note: Notification, retries: int, backoff: float) -> Delivery:
     error = None
     secrets = getattr(notifier, "secrets", ())
-    for attempt in range(1, int(retries) + 2):
+    for attempt in range(1, retries + 2):
         try:
             notifier.send(note)
             return Delivery(True, attempt)
@@ -297,7 +305,7 @@ def send_with_retry(
                 return Delivery(False, attempt, error)
             if attempt <= retries:
                 time.sleep(backoff * 2 ** (attempt - 1))
-    return Delivery(False, int(retries) + 1, error)
+    return Delivery(False, retries + 1, error)
 
 
 def broadcast(engine, notifiers: dict, note: Notification) -> dict[str, Delivery]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from priceintel import PriceIntelError, config
+from priceintel.obs import logs, metrics
 
 
 class ScheduleError(PriceIntelError):
@@ -175,9 +176,9 @@ def _build(env: dict, force: bool) -> dict[str, dict]:
     from ploomber.exceptions import DAGBuildError
     from ploomber.spec import DAGSpec
 
-    from priceintel.pipeline.run import root_cause
+    from priceintel.pipeline.run import instrument, root_cause
 
-    dag = DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag()
+    dag = instrument(DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag())
     error = None
     try:
         dag.build(force=force)  # in the run's tenant: run_once holds it around every attempt
@@ -224,6 +225,40 @@ def run_once(
         )  # fmt: skip
 
 
+def _attempts(
+    env: dict, force: bool, retries: int, backoff: float, sleep: Callable[[float], None], engine, run_id: int
+) -> tuple[str, dict[str, dict], str | None]:
+    """Build the pipeline, retrying failed tasks with exponential backoff; record the outcome (schedule_run,
+    last_run.json, the runs metric). Returns (state, per-task attempts and status, error or None)."""
+    from priceintel.pipeline import run
+
+    tasks: dict[str, dict] = {}
+    error = None
+    for attempt in range(int(retries) + 1):
+        try:
+            # a live run fetches today's pages on its first attempt; a retry re-runs only what failed
+            status = _build(env, force=(force or run.builds_everything(env)) and attempt == 0)
+            error = None
+        except _BuildFailed as exc:
+            status, error = exc.status, config.redact(str(exc))
+        for name, st in status.items():
+            entry = tasks.setdefault(name, {"attempts": 0, "status": "skipped"})
+            if st["status"] in ("executed", "errored"):
+                entry["attempts"] += 1
+                entry["status"] = st["status"]
+            elif st["status"] != "skipped":
+                entry["status"] = st["status"]
+        if error is None:
+            break
+        if attempt < retries:
+            sleep(backoff * 2**attempt)
+    state = "success" if error is None else "failed"
+    _finish_row(engine, run_id, state, tasks, error)
+    run.record_outcome(env, state, error)
+    metrics.run_finished(state)
+    return state, tasks, error
+
+
 def _run_once(
     env: dict,
     *,
@@ -237,7 +272,6 @@ def _run_once(
     sleep: Callable[[float], None],
 ) -> dict:
     from priceintel.alerts import notify
-    from priceintel.pipeline import run
 
     lock = RunLock(Path(env["data_dir"]) / "schedule.lock").acquire()
     started = datetime.now(UTC)
@@ -245,29 +279,8 @@ def _run_once(
         engine = _engine()
         interrupted = mark_interrupted(engine)
         run_id = _start_row(engine, trigger, cron, env_file)
-        tasks: dict[str, dict] = {}
-        error = None
-        for attempt in range(int(retries) + 1):
-            try:
-                # a live run fetches today's pages on its first attempt; a retry re-runs only what failed
-                status = _build(env, force=(force or run.builds_everything(env)) and attempt == 0)
-                error = None
-            except _BuildFailed as exc:
-                status, error = exc.status, config.redact(str(exc))
-            for name, st in status.items():
-                entry = tasks.setdefault(name, {"attempts": 0, "status": "skipped"})
-                if st["status"] in ("executed", "errored"):
-                    entry["attempts"] += 1
-                    entry["status"] = st["status"]
-                elif st["status"] != "skipped":
-                    entry["status"] = st["status"]
-            if error is None:
-                break
-            if attempt < retries:
-                sleep(backoff * 2**attempt)
-        state = "success" if error is None else "failed"
-        _finish_row(engine, run_id, state, tasks, error)
-        run.record_outcome(env, state, error)
+        with logs.context(export=True, run_id=f"schedule-{run_id}"):  # every log line and task kernel names it
+            state, tasks, error = _attempts(env, force, retries, backoff, sleep, engine, run_id)
         notifiers = notifiers if notifiers is not None else notify.from_settings()
         lines = [f"{name}: {t['status']} ({t['attempts']} attempt(s))" for name, t in tasks.items()]
         if interrupted:
@@ -420,9 +433,9 @@ def run_task(env: dict, name: str, force: bool = True) -> None:
     """Build one pipeline task (its upstream products must exist), hooks included: what Airflow calls."""
     from ploomber.spec import DAGSpec
 
-    from priceintel.pipeline.run import in_tenant, root_cause
+    from priceintel.pipeline.run import in_tenant, instrument, root_cause
 
-    dag = DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag()
+    dag = instrument(DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag())
     if name not in dag:
         raise ScheduleError(f"unknown task {name!r}; pipeline.yaml has {', '.join(dag)}")
     dag.render(force=force)

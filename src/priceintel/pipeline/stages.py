@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,11 @@ import pandas as pd
 
 from priceintel import PriceIntelError
 from priceintel.items import jsonable, plain
+from priceintel.obs import start_task_kernel
 
+# every task notebook imports this module: in a task's kernel (`run.instrument` exported its name), its logs
+# carry the run and task ids and go to the daily file like its parent's
+start_task_kernel()
 #: demo: the deterministic demo world and its loopback shops; live: our catalogue and watch list in the
 #: database, today's pages from the real shops (`pipeline.live`)
 KNOWN_SOURCES = ("demo", "live")
@@ -168,10 +172,12 @@ def scrape_stage(
     from priceintel.pipeline import live
     from priceintel.scrape import Fetcher, RawArchive, scrape_demo
 
+    started = datetime.now(UTC).isoformat()
     if params.source == "live":
         from priceintel.db import engine as db_engine
 
-        return live.live_scrape(db_engine.get_engine(), params.data_dir)
+        offers, errors, fetches = live.live_scrape(db_engine.get_engine(), params.data_dir)
+        return offers, RawArchive(params.data_dir / "raw").with_outages(errors, started), fetches
 
     world_dir = Path(world_dir) if world_dir is not None else world_stage(params)
     urls, handle = demo.ensure_storefronts(world_dir)
@@ -199,7 +205,7 @@ def scrape_stage(
     ]
     if extra:
         errors = pd.concat([errors, pd.DataFrame(extra)], ignore_index=True)
-    return offers, errors, live.fetch_frame()
+    return offers, RawArchive(params.data_dir / "raw").with_outages(errors, started), live.fetch_frame()
 
 
 def scrape_summary(offers: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:

@@ -289,6 +289,22 @@ class RawArchive:
             return {"uploaded": 0, "lines": 0, "pending_objects": 0, "pending_lines": 0, "error": None}
         return self.spool.flush()
 
+    def with_outages(self, errors: Any, since: str) -> Any:
+        """A scrape's errors frame plus one `archive_unavailable` row when the object store took no page body
+        since `since` (ISO time): the bodies are in the local spool and uploaded later (nothing lost), and the
+        run says so (the row lands in scrape_error)."""
+        import pandas as pd
+
+        puts = [o for o in self.outages() if o.get("op") == "put" and str(o.get("at", "")) >= since]
+        if not puts:
+            return errors
+        message = (
+            f"object store {puts[0].get('store')} unavailable: {len(puts)} page body(ies) kept in the local spool "
+            f"until it answers (first error: {puts[0].get('error')})"
+        )
+        row = {"url": None, "retailer": None, "kind": "archive_unavailable", "ds": None, "message": message[:2000]}
+        return pd.concat([errors, pd.DataFrame([row])], ignore_index=True)
+
     def outages(self) -> list[dict]:
         """The outages recorded in the spool (when, what, why), oldest first."""
         if self.spool is None:
