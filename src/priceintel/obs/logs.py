@@ -275,6 +275,8 @@ def setup(
         if _STATE["handlers"]:
             return False
         level, fmt = _level(), _format()
+        if console_level is None and sys.stderr.isatty() and not os.environ.get(LEVEL_ENV):
+            console_level = logging.WARNING  # a person at a terminal: the command's own output and warnings
         flt = _ContextFilter()
         console = _Stderr()
         console.setFormatter(_json_formatter() if fmt == "json" else _TextFormatter())
