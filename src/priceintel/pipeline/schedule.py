@@ -87,6 +87,52 @@ class RunLock:
         self.release()
 
 
+class DatabaseRunLock:
+    """A session-level PostgreSQL advisory lock held on a connection of its own for the whole run: the file
+    lock keeps runs on one machine apart, this one keeps apart runs on machines that share the database (two
+    container tasks, a manual run beside the scheduled one). It ends with the connection if the process dies."""
+
+    #: the lock's key (any constant 64-bit number; "priceintel schedule" as one)
+    KEY = 0x7072_6963_6573_6368
+
+    def __init__(self, engine: Any):
+        self.engine = engine
+        self._conn: Any = None
+
+    def acquire(self) -> DatabaseRunLock:
+        """Take the lock or raise ScheduleError."""
+        import sqlalchemy as sa
+
+        conn = self.engine.connect()
+        try:
+            held = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.KEY}).scalar()
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        if not held:
+            conn.close()
+            raise ScheduleError(
+                "another run holds the database's run lock (a run on another machine or container sharing this "
+                "database); not starting"
+            )
+        self._conn = conn
+        return self
+
+    def release(self) -> None:
+        """Drop the lock (closing the connection drops it too)."""
+        import sqlalchemy as sa
+
+        if self._conn is None:
+            return
+        try:
+            self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.KEY})
+            self._conn.commit()
+        finally:
+            self._conn.close()
+            self._conn = None
+
+
 # ------------------------------------------------------------------------------- history
 
 
@@ -274,9 +320,11 @@ def _run_once(
     from priceintel.alerts import notify
 
     lock = RunLock(Path(env["data_dir"]) / "schedule.lock").acquire()
+    dblock: DatabaseRunLock | None = None
     started = datetime.now(UTC)
     try:
         engine = _engine()
+        dblock = DatabaseRunLock(engine).acquire()  # before marking running rows interrupted: none is running
         interrupted = mark_interrupted(engine)
         run_id = _start_row(engine, trigger, cron, env_file)
         with logs.context(export=True, run_id=f"schedule-{run_id}"):  # every log line and task kernel names it
@@ -298,6 +346,8 @@ def _run_once(
             ),
         )
     finally:
+        if dblock is not None:
+            dblock.release()
         lock.release()
     result = {"run_id": run_id, "status": state, "tasks": tasks, "error": error, "interrupted_before": interrupted}
     if error is not None:
@@ -307,8 +357,8 @@ def _run_once(
 
 def storage_upkeep(data_dir: Path, since: datetime) -> list[str]:
     """With object storage ($PRICEINTEL_ARCHIVE_URL): upload what the archive spooled while the store was
-    unavailable and ship the finished logs; the run summary's lines about it (never an error: what is not
-    uploaded stays in the spool for the next run)."""
+    unavailable and ship the logs (today's file too, as it stands: a container task's disk ends with it); the
+    run summary's lines about it (never an error: what is not uploaded stays in the spool for the next run)."""
     from priceintel import storage
     from priceintel.scrape.archive import RawArchive
 
@@ -317,7 +367,7 @@ def storage_upkeep(data_dir: Path, since: datetime) -> list[str]:
             return []
         arc = RawArchive(data_dir / "raw")
         spooled = sum(1 for o in arc.outages() if o.get("op") == "put" and o.get("at", "") >= since.isoformat())
-        done, logs = arc.flush(), storage.ship_logs(data_dir / "logs")
+        done, shipped = arc.flush(), storage.ship_logs(logs.log_dir(), include_open=True)
     except PriceIntelError as exc:
         return [f"object storage: {config.redact(str(exc))}"]
     lines = []
@@ -326,8 +376,8 @@ def storage_upkeep(data_dir: Path, since: datetime) -> list[str]:
             f"archive: {spooled} page body(ies) kept in the local spool during this run ({arc.location} "
             f"unavailable); {done['uploaded']} uploaded now, {done['pending_objects']} still waiting"
         )
-    if done["error"] or logs["error"]:
-        lines.append(f"object storage: {config.redact(str(done['error'] or logs['error']))}")
+    if done["error"] or shipped["error"]:
+        lines.append(f"object storage: {config.redact(str(done['error'] or shipped['error']))}")
     return lines
 
 
@@ -438,7 +488,8 @@ def run_task(env: dict, name: str, force: bool = True) -> None:
     dag = instrument(DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag())
     if name not in dag:
         raise ScheduleError(f"unknown task {name!r}; pipeline.yaml has {', '.join(dag)}")
-    dag.render(force=force)
+    dag.render()  # upstream tasks whose products are up to date are skipped (a forced render would make every
+    # upstream of this task "missing": Ploomber builds a lone task only on top of finished ones)
     try:
         with in_tenant(env):
             dag[name].build(force=force)
