@@ -63,6 +63,25 @@ def test_the_metrics_token_is_required_when_set(metrics_dir, app, monkeypatch):
     assert total(right.text, "priceintel_api_requests_total", route="/metrics", status="401") == 2
 
 
+def test_without_a_token_only_loopback_callers_read_the_metrics(metrics_dir, app, monkeypatch):
+    """The series name shops and routes: a caller on another machine (here 203.0.113.9, as an ASGI client) is
+    refused unless the server has a token and the caller presents it."""
+    import httpx
+
+    async def get(headers: dict) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.example") as client:
+            return await client.get("/metrics", headers=headers)
+
+    monkeypatch.delenv("PRICEINTEL_METRICS_TOKEN", raising=False)
+    far = asyncio.run(get({}))
+    assert far.status_code == 403 and "PRICEINTEL_METRICS_TOKEN" in far.json()["error"]["message"]
+    monkeypatch.setenv("PRICEINTEL_METRICS_TOKEN", "scrape-token-0123456789")
+    assert asyncio.run(get({})).status_code == 401
+    ok = asyncio.run(get({"Authorization": "Bearer scrape-token-0123456789"}))
+    assert ok.status_code == 200 and "priceintel_api_requests_total" in ok.text
+
+
 def test_request_ids_are_echoed_logged_and_on_errors(metrics_dir, app, tmp_path, monkeypatch):
     monkeypatch.setenv("PRICEINTEL_LOG_FORMAT", "json")
     logs.reset()
@@ -112,8 +131,14 @@ def test_middleware_overhead_is_small(metrics_dir, tmp_path, monkeypatch):
 
     n = 2000
     asyncio.run(run(observed, 200))  # warm up (files, children)
-    assert not logging.getLogger("priceintel.api.access").isEnabledFor(logging.INFO)
-    quiet = asyncio.run(run(observed, n)) - asyncio.run(run(bare, n))
+    access = logging.getLogger("priceintel.api.access")
+    before = access.level
+    access.setLevel(logging.WARNING)  # the quiet case, whatever level earlier tests of this process left
+    try:
+        assert not access.isEnabledFor(logging.INFO)
+        quiet = asyncio.run(run(observed, n)) - asyncio.run(run(bare, n))
+    finally:
+        access.setLevel(before)
     monkeypatch.setenv("PRICEINTEL_LOG_FORMAT", "json")
     monkeypatch.setattr("sys.stderr", open(tmp_path / "stderr", "w"))  # noqa: SIM115 - closed with tmp_path
     logs.reset()

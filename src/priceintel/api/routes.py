@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import AfterValidator, BaseModel, Field
 from pydantic_core import PydanticCustomError
 
+from priceintel import config
 from priceintel.api import tokens
 from priceintel.api.app import ApiError, requires, token_account
 from priceintel.api.principal import Principal, retry_after
@@ -296,13 +297,17 @@ METRICS_TOKEN_ENV = "PRICEINTEL_METRICS_TOKEN"
 
 @router.get("/metrics", tags=["service"], summary="Prometheus metrics of every process", include_in_schema=False)
 def metrics_route(request: Request) -> Response:
-    """The Prometheus text exposition of every process of the installation (docs/observability.md): open like
-    /health, unless PRICEINTEL_METRICS_TOKEN is set, then only with `Authorization: Bearer <token>`."""
+    """The Prometheus text exposition of every process of the installation (docs/observability.md). With
+    PRICEINTEL_METRICS_TOKEN set, only with `Authorization: Bearer <token>`; without it, to loopback callers
+    only (the series name shops and routes: not for anyone on the network)."""
     import hmac
 
     from priceintel.obs import metrics
 
     token = os.environ.get(METRICS_TOKEN_ENV) or ""
+    if not token and not config.is_loopback(request.client.host if request.client else None):
+        raise ApiError(403, f"GET /metrics from another machine needs {METRICS_TOKEN_ENV} set on the server and "
+                            "'Authorization: Bearer <token>'")  # fmt: skip
     if token:
         given = request.headers.get("authorization", "")
         scheme, _, value = given.partition(" ")

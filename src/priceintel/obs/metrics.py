@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import logging
 import os
 import re
 import socket
@@ -187,8 +188,15 @@ def task_finished(task: str, status: str, seconds: float, rows: Mapping[str, int
 
 
 def run_finished(status: str) -> None:
-    """One pipeline run (`priceintel run`, a scheduled run) ended with `status` (success / failed)."""
+    """One pipeline run (`priceintel run`, a scheduled run) ended with `status` (success / failed); the files of
+    its ended task kernels are merged (`compact`: only this host's processes can be known to have ended, so the
+    host that runs the pipeline keeps the shared directory from growing with every kernel)."""
     RUNS.labels(status).inc()
+    if _MULTIPROCESS:
+        try:
+            compact()
+        except OSError as exc:  # the next /metrics or run merges them
+            logging.getLogger(__name__).warning("metrics: could not merge ended processes' files: %s", exc)
 
 
 def alert_delivered(channel: str, ok: bool) -> None:
