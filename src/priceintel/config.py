@@ -42,6 +42,9 @@ SECRET_ENV = (
     "PRICEINTEL_SMTP_PASSWORD",
     "PRICEINTEL_SLACK_WEBHOOK_URL",
     "PRICEINTEL_ALERT_WEBHOOK_URL",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "SENTRY_DSN",
 )
 _SECRET_ENV_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_KEY|CREDENTIALS?)$", re.IGNORECASE)
 _URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s'\"<>`]+")
@@ -131,10 +134,20 @@ def _known_secrets(extra: tuple[str | None, ...]) -> list[str]:
         if name == "DATABASE_URL":
             values.append(_url_password(value) or "")
         elif name == "PRICEINTEL_APPRISE_URLS":  # each channel's URL (tokens in host, path and query)
-            values += [e.split("://", 1)[1] for e in value.split() if "://" in e]  # all after the scheme
+            values += [part for e in value.split() if "://" in e for part in apprise_secrets(e)]
         elif name in SECRET_ENV or (_SECRET_ENV_NAME.search(name) and len(value) >= 8):
             values.append(value)
     return [v for v in values if v]
+
+
+def apprise_secrets(entry: str) -> list[str]:
+    """What of one PRICEINTEL_APPRISE_URLS entry must never show: all after the scheme, and each piece of it of
+    8+ characters (user, password, path segments, query values), since a service library quotes them in other
+    URLs of its own (e.g. a Telegram bot token inside https://api.telegram.org/bot<token>/…)."""
+    rest = entry.partition("=")[2] if "://" not in entry.partition("=")[0] else entry
+    rest = rest.split("://", 1)[1] if "://" in rest else rest
+    pieces = re.split(r"[/?&#@:=,]", rest)  # host names and plain numbers (ports, chat ids) are not secrets
+    return [rest, *(p for p in pieces if len(p) >= 8 and "." not in p and not p.isdigit())]
 
 
 def _mask_known(text: str, secret: str) -> str:

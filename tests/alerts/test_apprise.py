@@ -62,8 +62,15 @@ def test_urls_are_named_channels_and_bad_entries_name_the_entry_not_the_token(mo
     with pytest.raises(notify.NotifyError, match=r"alert channel 'odd' \(nosuchservice://…"):
         AppriseNotifier("odd", "nosuchservice://SuperSecretToken1234")
     # the URLs count as secrets: a message quoting one is redacted
-    monkeypatch.setenv("PRICEINTEL_APPRISE_URLS", "d=discord://1234/SuperSecretWebhookToken")
+    monkeypatch.setenv("PRICEINTEL_APPRISE_URLS", "d=discord://1234/SuperSecretWebhookToken "
+                       "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/42")
     assert "SuperSecretWebhookToken" not in config.redact("POST discord://1234/SuperSecretWebhookToken failed")
+    # and its pieces, as the service's library quotes them in URLs of its own
+    quoted = config.redact("POST https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage")
+    assert "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" not in quoted and "api.telegram.org" in quoted
+    assert "SuperSecretWebhookToken" not in config.redact("https://discord.com/api/webhooks/1234/SuperSecretWebhookToken")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY")
+    assert "wJalrXUtnFEMI" not in config.redact("signature mismatch for wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY")
 
 
 def test_apprise_channels_deliver_through_the_json_scheme_and_rules_pick_them(alert_db, monkeypatch):
