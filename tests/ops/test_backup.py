@@ -240,3 +240,16 @@ def test_pg_dump_must_be_at_least_the_servers_version(world, monkeypatch, tmp_pa
     with pytest.raises(BackupError, match=r"no pg_dump of PostgreSQL 18 or newer .* install postgresql-client-18"):
         backup.backup_warehouse(tmp_path / "x.tar")
     assert not (tmp_path / "x.tar").exists()
+
+
+def test_sql_without_psqls_restrict_guard_is_never_run(tmp_path):
+    """A restore feeds pg_restore's SQL to psql: only SQL opening with `\\restrict KEY` (pg_restore 17.6+), under
+    which psql refuses meta-commands such as `\\!` (a shell command) that a forged dump could carry."""
+    from priceintel.ops import backup
+
+    forged = tmp_path / "restore.sql"
+    forged.write_text("-- PostgreSQL database dump\nSET statement_timeout = 0;\n\\! touch /tmp/pwned\n")
+    with pytest.raises(BackupError, match=r"does not write psql's \\restrict guard .* nothing was restored"):
+        backup._require_restricted(forged, tmp_path)
+    forged.write_text("-- PostgreSQL database dump\n\\restrict AbC123\nSET statement_timeout = 0;\n")
+    backup._require_restricted(forged, tmp_path)  # accepted

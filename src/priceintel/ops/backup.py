@@ -383,6 +383,7 @@ def restore_warehouse(path: str | os.PathLike, yes: bool = False, url: str | Non
         script = Path(tmp) / "restore.sql"  # on disk, checked whole before psql applies it in one transaction
         _run([str(tools / "pg_restore"), "--no-owner", "--no-acl", "-f", str(script), str(Path(tmp) / DUMP)],
              env, f"pg_restore of {path}")  # fmt: skip
+        _require_restricted(script, tools)
         reset = (
             "SET lock_timeout = '60s'; DROP SCHEMA IF EXISTS public CASCADE; "
             "CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC; "
@@ -392,6 +393,19 @@ def restore_warehouse(path: str | os.PathLike, yes: bool = False, url: str | Non
                "-c", reset, "-f", str(script), "-d", _conninfo(params)]  # fmt: skip
         _run(cmd, env, f"restoring {path} into {db_engine.redact_url(engine.url)}")
         return _after_restore(db_engine.get_engine(url), path, manifest, Path(tmp))
+
+
+def _require_restricted(script: Path, tools: Path) -> None:
+    """The SQL psql will run must open with pg_restore's `\\restrict KEY` (17.6+ / 18): psql then refuses every
+    meta-command (`\\!` runs a shell command) until the random key, so an edited dump cannot run one (the
+    manifest's hashes catch damage, not a forgery). BackupError naming the tools otherwise."""
+    with open(script, encoding="utf-8", errors="replace") as fh:
+        head = [fh.readline() for _ in range(40)]
+    if not any(line.startswith("\\restrict ") for line in head):
+        raise BackupError(
+            f"the pg_restore in {tools} does not write psql's \\restrict guard (PostgreSQL 17.6 or newer does): "
+            "install a newer PostgreSQL client; nothing was restored"
+        )
 
 
 def _after_restore(engine: Engine, path: Path, manifest: dict, unpacked: Path) -> dict:

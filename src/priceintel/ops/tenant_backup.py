@@ -151,12 +151,12 @@ def restore_tenant(path: str | os.PathLike, name: str | None = None, yes: bool =
 
     path = Path(path)
     engine = db_engine.get_engine(url)
-    migrate.upgrade(engine.url.render_as_string(hide_password=False))  # a fresh database gets its schema
     with tempfile.TemporaryDirectory(prefix="priceintel-restore-") as tmp:
-        manifest = read_backup(path, Path(tmp))
+        manifest = read_backup(path, Path(tmp))  # every member checked before the database is touched
         if manifest.get("kind") != "tenant":
             raise BackupError(f"{path} is a whole-warehouse backup: restore it without --tenant")
         check_revision(path, manifest)
+        migrate.upgrade(engine.url.render_as_string(hide_password=False))  # a fresh database gets its schema
         name = tenancy.check_name(name or manifest["tenant"]["name"])
         params, env = libpq(engine)
         with psycopg.connect(_conninfo(params), password=env.get("PGPASSWORD")) as conn:
