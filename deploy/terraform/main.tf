@@ -12,7 +12,7 @@ locals {
   environment = merge(
     {
       DATABASE_URL           = local.database_url
-      PRICEINTEL_ARCHIVE_URL = "s3://${module.storage.bucket_name}/raw"
+      PRICEINTEL_ARCHIVE_URL = "s3://${module.storage.bucket_name}" # objects/, index/ and logs/ at the root
       AWS_REGION             = var.region
       OMP_NUM_THREADS        = "1"
     },

@@ -469,10 +469,16 @@ def _finished(path: Path, today: date) -> bool:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC).date() < today
 
 
-def ship_logs(logs_dir: str | os.PathLike | None = None, store: ObjectStore | None = None, today: date | None = None):
-    """Upload finished JSON log files (`<data_dir>/logs/*.jsonl`, not today's) gzip-compressed to
-    `<prefix>/logs/<host>/<name>.gz` when object storage is configured, and mark them shipped in
-    `logs/shipped.json` (name → size, sha256, key, when; a file that changed since is shipped again).
+def ship_logs(
+    logs_dir: str | os.PathLike | None = None,
+    store: ObjectStore | None = None,
+    today: date | None = None,
+    include_open: bool = False,
+):
+    """Upload finished JSON log files (`<data_dir>/logs/*.jsonl`, not today's unless `include_open`: a
+    scheduled run ships today's file as it stands, since a container task's disk ends with the task)
+    gzip-compressed to `<prefix>/logs/<host>/<name>.gz` when object storage is configured, and mark them shipped
+    in `logs/shipped.json` (name → size, sha256, key, when; a file that changed since is shipped again).
     Returns {"shipped": [names], "pending": n, "error": None or why some are not shipped}."""
     store = store if store is not None else archive_store()
     folder = Path(logs_dir) if logs_dir is not None else config.data_dir() / "logs"
@@ -484,7 +490,7 @@ def ship_logs(logs_dir: str | os.PathLike | None = None, store: ObjectStore | No
     ledger = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
     host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
     for path in sorted(folder.glob("*.jsonl")):
-        if not _finished(path, today):
+        if not (include_open or _finished(path, today)):
             continue
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()

@@ -273,6 +273,7 @@ def test_browser_login_landing_page_and_logout(apps_voila, pipeline_db, browser)
         "match_review",
         "onboarding",
         "usage",
+        "ops",
     ]
     page.screenshot(path=str(SHOTS / "index-desktop.png"))
     page.set_viewport_size({"width": 390, "height": 844})

@@ -49,6 +49,29 @@ def test_lock_prevents_overlapping_runs(tmp_path):
         pass
 
 
+def test_the_database_lock_keeps_apart_runs_of_machines_sharing_the_database(pg_engine, tmp_path):
+    """Two containers have two lock files but one database: a run elsewhere holds its advisory lock, so this
+    one does not start (and marks nothing of the other run interrupted)."""
+    env = {"data_dir": str(tmp_path), "reports_dir": str(tmp_path / "r")}
+    elsewhere = schedule.DatabaseRunLock(pg_engine).acquire()
+    try:
+        with tenancy.as_owner(), pg_engine.begin() as conn:
+            running = conn.execute(sa.text("INSERT INTO schedule_run (status, pid, host) VALUES ('running', 1, "
+                                           "'another-host') RETURNING run_id")).scalar()
+        with pytest.raises(schedule.ScheduleError, match="another run holds the database's run lock"):
+            schedule.run_once(env)
+        with tenancy.as_owner(), pg_engine.connect() as conn:
+            status = conn.execute(sa.text("SELECT status FROM schedule_run WHERE run_id = :r"), {"r": running})
+            assert status.scalar() == "running"  # the other machine's run is left alone
+    finally:
+        elsewhere.release()
+        with tenancy.as_owner(), pg_engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM schedule_run WHERE host = 'another-host'"))
+    schedule.DatabaseRunLock(pg_engine).acquire().release()  # released: can be taken again
+    with schedule.RunLock(tmp_path / "schedule.lock"):  # and the refused run let go of its file lock
+        pass
+
+
 @pytest.mark.slow
 def test_failed_run_is_retried_with_backoff_recorded_and_summarised(pg_engine, tmp_path):
     env = run.build_env(str(config.PROJ_ROOT / "env.test.yaml"),

@@ -311,17 +311,21 @@ def test_ship_logs_uploads_finished_files_once(s3, tmp_path, monkeypatch):
     assert storage.ship_logs(logs, today=date(2026, 7, 3))["shipped"] == [], "no object storage: nothing shipped"
 
 
-def test_the_scheduler_uploads_the_spool_and_reports_it(s3, moto, tmp_path):
+def test_the_scheduler_uploads_the_spool_and_reports_it(s3, moto, tmp_path, monkeypatch):
     """`schedule.storage_upkeep` (called at the end of every scheduled run): while the store is down it says
-    what waits; once it is back it uploads the spool and the finished logs."""
+    what waits; once it is back it uploads the spool and the logs, today's file as it stands too (a container
+    task's disk ends with the task)."""
     from datetime import UTC, datetime
 
     from priceintel.pipeline import schedule
 
     url, prefix, client = s3
+    monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(tmp_path))  # where the logs are written (obs.logs.log_dir)
     since = datetime.now(UTC)
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "2026-07-01.jsonl").write_text('{"msg": "x"}\n')
+    today = f"{since:%Y-%m-%d}.jsonl"
+    (tmp_path / "logs" / today).write_text('{"msg": "this run"}\n')
     moto.stop()
     arc = RawArchive(tmp_path / "raw")
     shas = [arc.put(f"http://s/{i}", 200, {}, f"<html>{i}</html>".encode(), partition="2026-07-01") for i in (1, 2)]
@@ -336,6 +340,7 @@ def test_the_scheduler_uploads_the_spool_and_reports_it(s3, moto, tmp_path):
     keys = _keys(client, prefix)
     assert {f"objects/{s[:2]}/{s}.gz" for s in shas} <= set(keys) and "index/2026-07-01.jsonl" in keys
     assert any(k.startswith("logs/") and k.endswith("2026-07-01.jsonl.gz") for k in keys)
+    assert any(k.startswith("logs/") and k.endswith(f"{today}.gz") for k in keys)
     assert [b for _, b in RawArchive(tmp_path / "other" / "raw").replay()] == [b"<html>1</html>", b"<html>2</html>"]
 
 

@@ -1,6 +1,6 @@
 # The pipeline on a schedule: EventBridge Scheduler starts a Fargate task running `priceintel schedule --once`
 # (one run under the run lock, retries of failed tasks with backoff, history in `schedule_run`, a summary sent),
-# which then exits. Overlap is refused by the run lock, so no retry policy is set here.
+# which then exits. Overlap is refused by the database run lock (an advisory lock), so no retry policy is set here.
 
 resource "aws_cloudwatch_log_group" "this" {
   name              = "/ecs/${var.name}"

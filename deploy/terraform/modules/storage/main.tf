@@ -1,4 +1,5 @@
-# S3 bucket of the raw page archive (raw/: append-only evidence behind every price) and the logs (logs/):
+# S3 bucket of the raw page archive (objects/ + index/: append-only evidence behind every price) and the logs
+# (logs/, as priceintel.storage lays them out under PRICEINTEL_ARCHIVE_URL=s3://<bucket>):
 # private, encrypted, versioned, TLS only, older pages moved to cheaper storage classes.
 
 resource "aws_s3_bucket" "this" {
@@ -46,7 +47,7 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     id     = "raw-archive"
     status = "Enabled"
     filter {
-      prefix = "raw/"
+      prefix = "objects/" # the page bodies (the index files are small and stay in Standard)
     }
     transition {
       days          = var.days_to_infrequent_access
@@ -116,7 +117,8 @@ resource "aws_s3_bucket_policy" "this" {
   depends_on = [aws_s3_bucket_public_access_block.this]
 }
 
-# what the application's task role gets: list the bucket, read and add objects under raw/ and logs/ (no deletes)
+# what the application's task role gets: list the bucket, read and add objects under objects/, index/ and logs/
+# (no deletes)
 data "aws_iam_policy_document" "read_write" {
   statement {
     actions   = ["s3:ListBucket"]
@@ -125,7 +127,8 @@ data "aws_iam_policy_document" "read_write" {
   statement {
     actions = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"]
     resources = [
-      "${aws_s3_bucket.this.arn}/raw/*",
+      "${aws_s3_bucket.this.arn}/objects/*",
+      "${aws_s3_bucket.this.arn}/index/*",
       "${aws_s3_bucket.this.arn}/logs/*",
     ]
   }
