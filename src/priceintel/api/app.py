@@ -278,8 +278,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await run_in_threadpool(flush_usage, app)
 
 
-class ExportMeter:
-    """ASGI middleware counting every CSV answer as an export of the caller's tenant (`request.state.tenant`)."""
+class _HttpMiddleware:
+    """An ASGI middleware that sees HTTP requests (`http`); everything else (lifespan) passes through."""
 
     def __init__(self, app: Any):
         self.app = app
@@ -288,7 +288,16 @@ class ExportMeter:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
 
+    async def http(self, scope: dict, receive: Any, send: Any) -> None:
+        raise NotImplementedError
+
+
+class ExportMeter(_HttpMiddleware):
+    """ASGI middleware counting every CSV answer as an export of the caller's tenant (`request.state.tenant`)."""
+
+    async def http(self, scope: dict, receive: Any, send: Any) -> None:
         async def counted(message: dict) -> None:
             if message["type"] == "http.response.start":
                 kind = dict(message.get("headers") or []).get(b"content-type", b"")
@@ -317,18 +326,12 @@ def request_id(headers: list) -> str:
     return uuid.uuid4().hex
 
 
-class Observe:
+class Observe(_HttpMiddleware):
     """ASGI middleware: a request id (X-Request-ID, kept when sane, echoed) bound in the logs' context, one access
     log line, and the request counted and timed by method, route template and status (`obs.metrics`). An error
     no handler answered becomes the JSON 500 here, so that it carries the request id too."""
 
-    def __init__(self, app: Any):
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: dict, receive: Any, send: Any) -> None:
         rid = request_id(scope.get("headers") or [])
         token = logs.bind(request_id=rid)
         start = time.perf_counter()

@@ -18,7 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from priceintel import config
-from priceintel.apps.widgets import APP_CSS, frame_html, nav_html, summary_html
+from priceintel.apps.widgets import frame_html, refreshing_page, summary_html
 
 #: a shop whose newest price is older than this many hours is stale (a daily run plus a day's slack)
 STALE_HOURS = 36
@@ -173,28 +173,9 @@ def report_html(report: OpsReport) -> str:
 
 def ops_page(engine: sa.Engine | None = None):
     """The operations page widget (notebooks/apps/ops.ipynb): navigation, the figures and a Refresh button."""
-    import ipywidgets as w
-
     from priceintel.db.engine import get_engine
 
     engine = engine or get_engine()
-    body = w.HTML(report_html(ops_report(engine))).add_class("pi-ops-body")
-    refresh = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="auto")).add_class("pi-ops-refresh")
-
-    def _refresh(_: Any) -> None:
-        body.value = report_html(ops_report(engine))
-
-    refresh.on_click(_refresh)
-    return (
-        w.VBox(
-            [
-                w.HTML(APP_CSS + OPS_CSS + nav_html("Operations")),
-                w.HTML("<h2>Runs, failures and freshness</h2>"),
-                body,
-                w.Box([refresh]).add_class("pi-row"),
-            ],
-            layout=w.Layout(width="100%"),
-        )
-        .add_class("pi-app")
-        .add_class("pi-ops")
+    return refreshing_page(
+        "ops", "Operations", "Runs, failures and freshness", lambda: report_html(ops_report(engine)), OPS_CSS
     )

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from priceintel.apps import auth, session
 from priceintel.apps.svg import svg_chart
-from priceintel.apps.widgets import APP_CSS, frame_html, nav_html, summary_html
+from priceintel.apps.widgets import frame_html, refreshing_page, summary_html
 from priceintel.db import usage
 
 #: what a user who is not an admin sees instead of the figures
@@ -181,31 +181,9 @@ def page_html(engine: sa.Engine, days: int = DAYS) -> str:
 
 
 def usage_page(engine: sa.Engine | None = None, days: int = DAYS):
-    """The usage page widget (notebooks/apps/usage.ipynb): navigation, the figures and a Refresh button."""
-    import ipywidgets as w
-
+    """The usage page widget (notebooks/apps/usage.ipynb): navigation, the figures and a Refresh button (the
+    role is checked again on each refresh: a lowered role applies at once)."""
     from priceintel.db.engine import get_engine
 
     engine = engine or get_engine()
-    body = w.HTML(page_html(engine, days)).add_class("pi-usage-body")
-    refresh = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="auto")).add_class(
-        "pi-usage-refresh"
-    )
-
-    def _refresh(_: Any) -> None:
-        body.value = page_html(engine, days)  # the role is checked again: a lowered role applies at once
-
-    refresh.on_click(_refresh)
-    return (
-        w.VBox(
-            [
-                w.HTML(APP_CSS + USAGE_CSS + nav_html("Usage")),
-                w.HTML("<h2>Plan and usage</h2>"),
-                body,
-                w.Box([refresh]).add_class("pi-row"),
-            ],
-            layout=w.Layout(width="100%"),
-        )
-        .add_class("pi-app")
-        .add_class("pi-usage")
-    )
+    return refreshing_page("usage", "Usage", "Plan and usage", lambda: page_html(engine, days), USAGE_CSS)

@@ -485,6 +485,24 @@ def nav_html(title: str = "") -> str:
     )
 
 
+def refreshing_page(name: str, title: str, heading: str, render: Callable[[], str], css: str = ""):
+    """A one-block app page: navigation, a heading, HTML from `render()` (class `pi-<name>-body`) and a Refresh
+    button (`pi-<name>-refresh`) that renders it again (the page's checks, e.g. of the user's role, run again)."""
+    import ipywidgets as w
+
+    body = w.HTML(render()).add_class(f"pi-{name}-body")
+    refresh = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="auto"))
+    refresh.add_class(f"pi-{name}-refresh")
+
+    def _refresh(_: Any) -> None:
+        body.value = render()
+
+    refresh.on_click(_refresh)
+    parts = [w.HTML(APP_CSS + css + nav_html(title)), w.HTML(f"<h2>{html.escape(heading)}</h2>"), body,
+             w.Box([refresh]).add_class("pi-row")]  # fmt: skip
+    return w.VBox(parts, layout=w.Layout(width="100%")).add_class("pi-app").add_class(f"pi-{name}")
+
+
 def app_page(
     engine, view: str, title: str, detail: list | None = None, css: str = "", panel: DashboardPanel | None = None
 ):
