@@ -200,6 +200,19 @@ def test_keyset_pages_cover_the_view_once_and_csv_matches(client, api_keys):
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     lines = csv.text.split("\r\n")
     assert lines[0].startswith("ds,retailer,sku") and len([x for x in lines[1:] if x]) == len(seen)
+    # the same rows as Parquet, typed (dates, numbers), streamed as row groups
+    import io
+
+    import pyarrow.parquet as pq
+
+    pqt = client.get("/v1/prices", headers=h, params={"sku": first["sku"], "format": "parquet"})
+    assert pqt.status_code == 200 and pqt.headers["content-type"] == "application/vnd.apache.parquet"
+    assert 'filename="prices.parquet"' in pqt.headers["content-disposition"]
+    table = pq.read_table(io.BytesIO(pqt.content))
+    assert table.num_rows == len(seen) and str(table.schema.field("ds").type) == "date32[day]"
+    got = sorted((r["ds"].isoformat(), r["retailer"], r["listing_id"]) for r in table.to_pylist())
+    assert got == sorted(seen)
+    assert str(table.schema.field("price").type) == "double"
     # a filter that matches nothing: an empty page, and a CSV with the header alone
     empty = client.get("/v1/prices", headers=h, params={"sku": first["sku"], "start": "1990-01-01",
                                                          "end": "1990-01-02"})

@@ -294,15 +294,20 @@ class _HttpMiddleware:
         raise NotImplementedError
 
 
+#: the content types of answers counted as exports
+EXPORT_TYPES = (b"text/csv", b"application/vnd.apache.parquet")
+
+
 class ExportMeter(_HttpMiddleware):
-    """ASGI middleware counting every CSV answer as an export of the caller's tenant (`request.state.tenant`)."""
+    """ASGI middleware counting every CSV or Parquet answer as an export of the caller's tenant
+    (`request.state.tenant`)."""
 
     async def http(self, scope: dict, receive: Any, send: Any) -> None:
         async def counted(message: dict) -> None:
             if message["type"] == "http.response.start":
                 kind = dict(message.get("headers") or []).get(b"content-type", b"")
                 tenant = (scope.get("state") or {}).get("tenant")
-                if tenant and kind.startswith(b"text/csv") and message.get("status") == 200:
+                if tenant and kind.startswith(EXPORT_TYPES) and message.get("status") == 200:
                     scope["app"].state.meter.add(tenant, exports=1)
             await send(message)
 

@@ -30,7 +30,7 @@ from priceintel.api.app import ApiError, requires, token_account
 from priceintel.api.principal import Principal, retry_after
 from priceintel.apps import auth
 from priceintel.apps import views as app_views
-from priceintel.apps.export import to_csv
+from priceintel.apps.export import parquet_chunks, to_csv
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,10 @@ Reader = Annotated[Principal, Depends(requires("read"))]
 Writer = Annotated[Principal, Depends(requires("write"))]
 Admin = Annotated[Principal, Depends(requires("admin"))]
 Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv (spreadsheet-safe)")]
+ViewFormat = Annotated[
+    Literal["json", "csv", "parquet"],
+    Query(description="json (default, one page), or the whole filtered view streamed as csv or parquet"),
+]
 
 
 # ------------------------------------------------------------------------------------------- errors and text
@@ -99,6 +103,16 @@ CSV_TOO: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "JSON, or CSV (a header row, then one row per item) with format=csv",
         "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+#: the 200 answer of a view: a JSON page, or the whole view as CSV or Parquet (streamed)
+STREAMS_TOO: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "a JSON page; with format=csv or format=parquet every row under the filters, streamed",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+        },
     }
 }
 
@@ -169,11 +183,12 @@ def _raw_items(array_json: str) -> Response:
     return Response('{"items":' + array_json + "}", media_type="application/json")
 
 
-def attachment(name: str) -> dict[str, str]:
-    """A Content-Disposition header for a CSV download named after `name` (any text: an ASCII-safe
+def attachment(name: str, ext: str = "csv") -> dict[str, str]:
+    """A Content-Disposition header for a download named after `name` (any text: an ASCII-safe
     `filename` and the exact name as RFC 5987 `filename*`)."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "export"
-    return {"Content-Disposition": f"attachment; filename=\"{safe}.csv\"; filename*=UTF-8''{quote(name, safe='')}.csv"}
+    exact = quote(name, safe="")
+    return {"Content-Disposition": f"attachment; filename=\"{safe}.{ext}\"; filename*=UTF-8''{exact}.{ext}"}
 
 
 def _frame_response(df: pd.DataFrame, fmt: str, name: str, extra: dict | None = None) -> Response:
@@ -236,26 +251,33 @@ def _view(
     filters: app_views.Filters,
 ) -> Response:
     engine = request.app.state.engine
-    if fmt == "csv":
+    if fmt in ("csv", "parquet"):
         app_views.check_filters(engine, filters)
         exports = request.app.state.exports
         if not exports.acquire(blocking=False):  # each stream holds a database connection until it ends
             raise ApiError(503, "too many downloads at once: retry shortly", {"Retry-After": "5"})
         done = _Once(exports.release)  # also when the client leaves before the first chunk (the stream is dropped)
+        columns = app_views.SPECS[view].columns
+
+        def csv_chunks() -> Iterator[bytes]:
+            first = True
+            for chunk in app_views.iter_rows(engine, view, filters):
+                yield to_csv(chunk, header=first)
+                first = False
+            if first:  # no rows: the header alone
+                yield to_csv(pd.DataFrame(columns=list(columns)))
 
         def chunks() -> Iterator[bytes]:
             try:
-                first = True
-                for chunk in app_views.iter_rows(engine, view, filters):
-                    yield to_csv(chunk, header=first)
-                    first = False
-                if first:  # no rows: the header alone
-                    spec = app_views.SPECS[view]
-                    yield to_csv(pd.DataFrame(columns=list(spec.columns)))
+                if fmt == "csv":
+                    yield from csv_chunks()
+                else:  # a row group per chunk of the cursor; the footer last
+                    yield from parquet_chunks(app_views.iter_rows(engine, view, filters), columns)
             finally:
                 done()
 
-        return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8", headers=attachment(view))
+        kind = "text/csv; charset=utf-8" if fmt == "csv" else "application/vnd.apache.parquet"
+        return StreamingResponse(chunks(), media_type=kind, headers=attachment(view, fmt))
     page = app_views.page(engine, view, filters, after=decode_cursor(after), limit=limit)
     return _json(page.rows, {"next": encode_cursor(page.next_cursor), "has_more": page.has_more})
 
@@ -489,7 +511,11 @@ def price_index(
 
 def _add_view(path: str, view: str, summary: str) -> None:
     @router.get(
-        path, tags=["views"], summary=summary, name=f"view_{view}", responses={**CSV_TOO, **errors(*CALLER_ERRORS, 400)}
+        path,
+        tags=["views"],
+        summary=summary,
+        name=f"view_{view}",
+        responses={**STREAMS_TOO, **errors(*CALLER_ERRORS, 400)},
     )
     def read_view(
         request: Request,
@@ -501,7 +527,7 @@ def _add_view(path: str, view: str, summary: str) -> None:
         sku: Annotated[list[Text] | None, Query(max_length=128)] = None,
         after: Annotated[str | None, Query(max_length=512, description="'next' of the previous page")] = None,
         limit: Annotated[int, Query(ge=1, le=app_views.MAX_LIMIT)] = 100,
-        format: Format = "json",
+        format: ViewFormat = "json",
     ) -> Response:
         try:
             filters = _filters(start, end, retailer, category, sku)

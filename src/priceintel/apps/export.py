@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import html
 import io
-import json
-import math
 import os
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +19,7 @@ from priceintel.apps.filters import Filters
 from priceintel.apps.queries import chart_frame, check_filters, iter_rows, page, summary
 from priceintel.apps.specs import view_spec
 from priceintel.apps.svg import svg_chart
-from priceintel.items import clean_text, formula_like, safe_frame
+from priceintel.items import safe_frame
 
 __all__ = [
     "CHROMIUM",
@@ -29,6 +28,7 @@ __all__ = [
     "TITLES",
     "chromium_args",
     "export_frames",
+    "parquet_chunks",
     "report_html",
     "to_csv",
     "to_excel",
@@ -108,121 +108,72 @@ def to_csv(df: pd.DataFrame, header: bool = True) -> bytes:
     return out.to_csv(index=False, header=header, lineterminator="\r\n").encode("utf-8")
 
 
-def _excel_ready(df: pd.DataFrame) -> pd.DataFrame:
-    """Excel cannot hold time zones: timestamps become naive UTC; nullable types become plain objects."""
-    out = df.copy()
-    for col in out.columns:
-        s = out[col]
-        if pd.api.types.is_datetime64_any_dtype(s) and getattr(s.dt, "tz", None) is not None:
-            out[col] = s.dt.tz_convert("UTC").dt.tz_localize(None)
-        elif isinstance(s.dtype, (pd.BooleanDtype, pd.Int64Dtype)):
-            out[col] = s.astype(object).where(s.notna(), None)
-        elif s.dtype == object:
-            out[col] = s.map(lambda v: v.replace(tzinfo=None) if isinstance(v, datetime) and v.tzinfo else v)
-    return out
+#: a view column's dtype kind (apps.specs) -> its Parquet type
+_ARROW_TYPES = {"date": "date32", "ts": "timestamp[us, tz=UTC]", "str": "string", "float": "float64",
+                "int": "int64", "bool": "bool"}  # fmt: skip
 
 
-def _sheet_name(name: str, used: set[str]) -> str:
-    """A valid, unique Excel sheet name (≤ 31 chars, no []:*?/\\)."""
-    base = "".join(c for c in str(name) if c not in "[]:*?/\\")[:31] or "sheet"
-    out, i = base, 2
-    while out.lower() in used:
-        out = f"{base[:28]}_{i}"
-        i += 1
-    used.add(out.lower())
-    return out
+def parquet_schema(columns: dict[str, str]) -> Any:
+    """The Arrow schema of a view's typed columns (`ViewSpec.columns`: name -> date|ts|str|float|int|bool)."""
+    import pyarrow as pa
+
+    types = {"date32": pa.date32(), "timestamp[us, tz=UTC]": pa.timestamp("us", tz="UTC"), "string": pa.string(),
+             "float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_()}  # fmt: skip
+    return pa.schema([(name, types[_ARROW_TYPES[kind]]) for name, kind in columns.items()])
 
 
-def _column_values(s: pd.Series) -> list:
-    """Plain Python cell values of one column: dates as date (an Excel date), timestamps as datetime,
-    numbers as int/float, booleans as bool, missing as None."""
-    if pd.api.types.is_datetime64_any_dtype(s):
-        nn = s.dropna()
-        if (nn.dt.normalize() == nn).all():
-            return [None if pd.isna(v) else v.date() for v in s]
-        return [None if pd.isna(v) else v.to_pydatetime() for v in s]
-    if pd.api.types.is_float_dtype(s):
-        return [None if math.isnan(v) else float(v) for v in s.to_numpy()]
-    return [None if _missing(v) else (v.item() if isinstance(v, np.generic) else v) for v in s.astype(object)]
+class _Drain(io.RawIOBase):
+    """A write-only file whose bytes are taken out as they come (`take`), so a Parquet file streams."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._pos = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        data = bytes(b)
+        self._parts.append(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def take(self) -> bytes:
+        out, self._parts = b"".join(self._parts), []
+        return out
 
 
-#: text openpyxl would store as an error cell instead of a string
-_EXCEL_ERROR_CODES = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"})
+def parquet_chunks(frames: Iterator[pd.DataFrame], columns: dict[str, str]) -> Iterator[bytes]:
+    """A Parquet file (zstd) of typed frames, streamed: one row group per frame, its bytes yielded as soon as it
+    is written (the footer last), so an export of any size holds one chunk in memory at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-
-def _text_cell(ws: Any, value: Any) -> Any:
-    """An Excel cell value for one exported value: text without control characters (openpyxl refuses them);
-    text a spreadsheet would run as a formula (or read as an error code) becomes a string cell marked
-    quote-prefixed, never a formula, showing exactly the text. Other values are returned unchanged."""
-    if isinstance(value, (dict, list, tuple)):
-        value = json.dumps(value, default=str, ensure_ascii=False)
-    if not isinstance(value, str):
-        return value
-    text = clean_text(value)
-    if not (formula_like(text) or text in _EXCEL_ERROR_CODES):
-        return text
-    from openpyxl.cell import WriteOnlyCell
-
-    cell = WriteOnlyCell(ws, value=text)
-    cell.data_type = "s"  # openpyxl makes a str starting with "=" a formula
-    cell.quotePrefix = True  # Excel keeps it text even when the cell is edited
-    return cell
-
-
-def _missing(v: Any) -> bool:
+    schema = parquet_schema(columns)
+    sink = _Drain()
+    writer = pq.ParquetWriter(sink, schema, compression="zstd")
     try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
+        for frame in frames:
+            data = frame[list(columns)].copy()
+            for name, kind in columns.items():
+                if kind == "date":
+                    data[name] = data[name].dt.date.astype(object).where(data[name].notna(), None)
+            writer.write_table(pa.Table.from_pandas(data, schema=schema, preserve_index=False))
+            yield sink.take()
+    finally:
+        writer.close()
+    yield sink.take()
 
 
 def to_excel(frames: dict[str, pd.DataFrame]) -> bytes:
-    """An .xlsx workbook with one sheet per frame: typed cells (dates are Excel dates, numbers numbers,
-    booleans booleans), a bold shaded frozen header with an auto-filter, and column widths fitted to the
-    content. Written in openpyxl's streaming (write-only) mode."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font, PatternFill
-    from openpyxl.utils import get_column_letter
+    """An .xlsx workbook with one sheet per frame (`apps.xlsx`: typed cells, never a formula, written row by
+    row in constant memory)."""
+    from priceintel.apps import xlsx
 
-    if not frames:
-        raise ValueError("to_excel: no frames to write")
-    wb = Workbook(write_only=True)
-    used: set[str] = set()
-    font, fill = Font(bold=True, color="FFFFFF"), PatternFill("solid", fgColor="1F3A5F")
-    for name, df in frames.items():
-        data = _excel_ready(df)
-        ws = wb.create_sheet(_sheet_name(name, used))
-        cols = [_column_values(data[c]) for c in data.columns]
-        for j, c in enumerate(data.columns):
-            if not (pd.api.types.is_numeric_dtype(data[c]) or pd.api.types.is_datetime64_any_dtype(data[c])):
-                cols[j] = [_text_cell(ws, v) for v in cols[j]]
-        for i, col in enumerate(data.columns, start=1):
-            s = data[col]
-            if pd.api.types.is_datetime64_any_dtype(s):
-                nn = s.dropna()
-                width = 11 if (nn.dt.normalize() == nn).all() else 20
-            elif pd.api.types.is_float_dtype(s):
-                width = 12
-            else:
-                lens = s.head(500).dropna().astype(str).str.len()
-                width = int(min(60, max(8, lens.max() if len(lens) else 8)))
-            ws.column_dimensions[get_column_letter(i)].width = max(width, len(str(col)) + 2)
-        ws.freeze_panes = "A2"
-        if len(data.columns):
-            ws.auto_filter.ref = f"A1:{get_column_letter(len(data.columns))}{len(data) + 1}"
-        header = []
-        for col in data.columns:
-            cell = WriteOnlyCell(ws, value=clean_text(str(col)))
-            cell.data_type = "s"
-            cell.font, cell.fill = font, fill
-            header.append(cell)
-        ws.append(header)
-        for row in zip(*cols):
-            ws.append(row)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    return xlsx.to_excel(frames)
 
 
 # ---------------------------------------------------------------------------------- report charts

@@ -1,0 +1,113 @@
+"""Exports of a 150,000-row prices view (issue #20, item 7): the Excel writer (xlsxwriter, constant memory) beside
+the openpyxl write-only writer it replaced, CSV, and the streamed Parquet of the API, in one run on one frame.
+
+The frame has the prices view's typed columns (apps.specs: dates, text, floats, booleans, ints) with realistic
+values from a seeded generator; no database is involved (the database's share of an export is measured by
+bench_apps). Each writer runs `REPEATS` times; the figures are the median seconds, the output size, and the peak
+memory the writer allocated (tracemalloc, in a run of its own). Results: reports/benchmarks/exports.json.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from _common import record_resources, run_cli
+
+from priceintel.apps import export
+from priceintel.apps.specs import SPECS, typed
+
+REPEATS = 3
+
+
+def prices_frame(n: int, seed: int = 7) -> pd.DataFrame:
+    """n rows shaped like the prices view (its columns and dtypes)."""
+    rng = np.random.default_rng(seed)
+    days = pd.date_range("2026-01-01", periods=365, freq="D")
+    shops = np.array(["amazon", "walmart", "target", "bestbuy"])
+    raw = {
+        "ds": days[rng.integers(0, len(days), n)],
+        "retailer": shops[rng.integers(0, len(shops), n)],
+        "sku": [f"SKU-{i:05d}" for i in rng.integers(0, 50_000, n)],
+        "price": np.round(rng.uniform(3, 400, n), 2),
+        "currency": "USD",
+        "in_stock": rng.random(n) > 0.05,
+        "promo": rng.random(n) > 0.8,
+        "our_price": np.round(rng.uniform(3, 400, n), 2),
+        "gap_pct": np.round(rng.normal(0, 8, n), 2),
+        "listing_id": rng.integers(1, 200_000, n),
+    }
+    cols = SPECS["prices"].columns
+    for name, kind in cols.items():  # the view's descriptive columns (title, category, ...)
+        if name not in raw:
+            raw[name] = [f"{name} {i % 997}" for i in range(n)] if kind == "str" else None
+    return typed(pd.DataFrame(raw), cols)
+
+
+def openpyxl_reference(frames: dict[str, pd.DataFrame]) -> bytes:
+    """The writer replaced: openpyxl in write-only (streaming) mode, typed cells, bold header, widths."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    from priceintel.apps.xlsx import column_values, excel_ready
+
+    wb = Workbook(write_only=True)
+    for name, df in frames.items():
+        data = excel_ready(df)
+        ws = wb.create_sheet(name[:31])
+        header = []
+        for col in data.columns:
+            cell = WriteOnlyCell(ws, value=str(col))
+            cell.font = Font(bold=True)
+            header.append(cell)
+        ws.append(header)
+        for row in zip(*(column_values(data[c]) for c in data.columns)):
+            ws.append(row)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def parquet(frame: pd.DataFrame) -> bytes:
+    chunks = (frame.iloc[i : i + 50_000] for i in range(0, len(frame), 50_000))  # the API's cursor chunks
+    return b"".join(export.parquet_chunks(chunks, SPECS["prices"].columns))
+
+
+def measure(write: Callable[[], bytes]) -> dict:
+    """Median seconds of REPEATS runs, the output's size, and the peak memory of one traced run."""
+    times, size = [], 0
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        size = len(write())
+        times.append(time.perf_counter() - t0)
+    tracemalloc.start()
+    write()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {"seconds": round(statistics.median(times), 2), "mb": round(size / 2**20, 1),
+            "peak_alloc_mb": round(peak / 2**20)}  # fmt: skip
+
+
+def main(quick: bool) -> dict:
+    n = 15_000 if quick else 150_000
+    frame = prices_frame(n)
+    frames = {"prices": frame}
+    out: dict = {"rows": n, "columns": frame.shape[1], "repeats": REPEATS}
+    out["excel_xlsxwriter"] = measure(lambda: export.to_excel(frames))
+    out["excel_openpyxl_reference"] = measure(lambda: openpyxl_reference(frames))
+    out["csv"] = measure(lambda: export.to_csv(frame))
+    out["parquet_streamed"] = measure(lambda: parquet(frame))
+    out["excel_speedup_vs_openpyxl"] = round(
+        out["excel_openpyxl_reference"]["seconds"] / out["excel_xlsxwriter"]["seconds"], 2
+    )
+    return record_resources(out)
+
+
+if __name__ == "__main__":
+    run_cli("exports", main)
