@@ -98,10 +98,10 @@ def test_a_viewer_cannot_change_alerts_matches_or_imports(pg_engine, kernel_user
     kernel_user("sess-viewer")
     with pytest.raises(PriceIntelError, match="viewer"):
         session.require_change(pg_engine)
-    res = onboarding.run_import(pg_engine, "catalog", "c.csv", b"id,title\nA1,Blender\n", archive_root=tmp_path)
+    res = onboarding.run_import(pg_engine, "catalog", "c.csv", b"id,title\nVIEWER-A1,Blender\n", archive_root=tmp_path)
     assert res["ok"] is False and "viewer" in res["message"]
-    with pg_engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT count(*) FROM dim_product WHERE sku = 'A1'")).scalar() == 0
+    with pg_engine.connect() as conn:  # a SKU no other test of the shared database imports
+        assert conn.execute(sa.text("SELECT count(*) FROM dim_product WHERE sku = 'VIEWER-A1'")).scalar() == 0
     review = match_review.ReviewSession.__new__(match_review.ReviewSession)
     review.engine = pg_engine
     review.queue = pd.DataFrame([{"retailer": "r", "item_id": "1", "sku": "A1"}])
