@@ -17,6 +17,7 @@ from priceintel import PriceIntelError, config
 from priceintel.api.commands import add_parsers as _add_identity
 from priceintel.ingest.commands import add_parsers as _add_ingest
 from priceintel.ingest.discover import add_parsers as _add_discover
+from priceintel.ingest.provenance import add_parsers as _add_lineage
 from priceintel.ops.backup import add_parsers as _add_backup
 from priceintel.ops.probe import add_parsers as _add_probe
 from priceintel.pipeline import run
@@ -449,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_db,
         _add_shops,
         _add_ingest,
+        _add_lineage,
         _add_identity,
         _add_preview,
         _add_discover,

@@ -34,6 +34,7 @@ from priceintel.db.staging import (
     upsert_counts,
 )
 from priceintel.items import to_json
+from priceintel.obs import logs
 
 __all__ = [
     "LoadError",
@@ -46,6 +47,8 @@ __all__ = [
     "upsert_listings",
     "load_matches",
     "load_prices",
+    "IMPORT_METHOD",
+    "PRICE_LINEAGE",
     "load_sales",
     "start_run",
     "finish_run",
@@ -260,9 +263,14 @@ TENANT_ONCE = "(SELECT priceintel_tenant())"
 
 _PRICE_COLS = cols(
     "retailer! item_id! ds:date! observed_at:timestamptz! price:numeric(12,2)+ "
-    "list_price:numeric(12,2)+ currency in_stock:boolean promo:boolean page_sha256"
+    "list_price:numeric(12,2)+ currency in_stock:boolean promo:boolean page_sha256 extraction_method"
 )
 _PRICE_KEYS = ["retailer", "item_id", "ds"]
+#: where a stored price came from (migration 0016): replaced with the price when a load changes it, kept (its
+#: gaps filled) when a load leaves the price as it was
+PRICE_LINEAGE = ("page_sha256", "extraction_method", "scrape_run_id", "import_run_id")
+#: the extraction method of a price imported from a file
+IMPORT_METHOD = "import"
 
 
 def _date_range(conn: Connection, stg: str) -> dict:
@@ -299,10 +307,45 @@ def _staged(
     return present, n
 
 
-def load_prices(conn: Connection, df: pd.DataFrame, scrape_run_id: int | None = None, keep_newer: bool = False) -> dict:
-    """Upsert fact_price from an observation frame (one row per listing per day).
+def _check_run(conn: Connection, table: str, run_table: str, column: str, run_id: int | None) -> None:
+    """LoadError unless `run_id` (when given) is a row of `run_table` (checked once per load, not per row)."""
+    if run_id is None:
+        return
+    found = conn.execute(sa.text(f"SELECT 1 FROM {run_table} WHERE {column} = :i"), {"i": int(run_id)}).first()
+    if found is None:
+        what = run_table.replace("_", " ")
+        raise LoadError(f"{table}.{column}: {what} {run_id} is not in {run_table}")
+
+
+def _lineage_sql(staged: set[str], attrs: list[str]) -> tuple[list[str], list[str]]:
+    """(SELECT expressions of the PRICE_LINEAGE columns from `stg_price s`, their ON CONFLICT values): a load
+    that changes a price's values (`attrs`) replaces its lineage, one that does not keeps it and fills its gaps."""
+    method = "CAST(:method AS text)"
+    sel = [
+        "s.page_sha256" if "page_sha256" in staged else "CAST(NULL AS text)",
+        f"COALESCE(s.extraction_method, {method})" if "extraction_method" in staged else method,
+        "CAST(:run AS integer)",
+        "CAST(:import_run AS integer)",
+    ]
+    changed = distinct(attrs)
+    new = [f"CASE WHEN {changed} THEN excluded.{c} ELSE COALESCE(t.{c}, excluded.{c}) END" for c in PRICE_LINEAGE]
+    return sel, new
+
+
+def load_prices(
+    conn: Connection,
+    df: pd.DataFrame,
+    scrape_run_id: int | None = None,
+    keep_newer: bool = False,
+    import_run_id: int | None = None,
+) -> dict:
+    """Upsert fact_price from an observation frame (one row per listing per day) with its lineage.
 
     Listings must exist (upsert_listings first); their first_seen/last_seen widen to the loaded days.
+    Lineage (PRICE_LINEAGE, migration 0016): the frame's `page_sha256` and `extraction_method` columns,
+    `scrape_run_id` and `import_run_id` (a price imported from a file: its method is IMPORT_METHOD unless the
+    frame names one). A load that changes a stored price replaces its lineage (what this load does not know
+    becomes NULL); one that leaves it unchanged keeps it and fills only what it lacked.
     `keep_newer` (imports of prices observed elsewhere): a stored observation of the same listing and day
     that is newer than the row's stays, and a replaced one no longer names a scrape run.
     """
@@ -310,12 +353,8 @@ def load_prices(conn: Connection, df: pd.DataFrame, scrape_run_id: int | None = 
 
     def check(conv: pd.DataFrame) -> None:
         check_currency(table, df, conv, _PRICE_KEYS)
-        if scrape_run_id is not None:
-            found = conn.execute(
-                sa.text("SELECT 1 FROM scrape_run WHERE scrape_run_id = :i"), {"i": int(scrape_run_id)}
-            ).first()
-            if found is None:
-                raise LoadError(f"{table}.scrape_run_id: scrape run {scrape_run_id} is not in scrape_run")
+        _check_run(conn, table, "scrape_run", "scrape_run_id", scrape_run_id)
+        _check_run(conn, table, "import_run", "import_run_id", import_run_id)
 
     lookup = (
         "item_id",
@@ -327,18 +366,12 @@ def load_prices(conn: Connection, df: pd.DataFrame, scrape_run_id: int | None = 
     )
     if not n:
         return empty_counts()
-    attrs = [c.name for c in present if c.name not in _PRICE_KEYS]
-    cols = ["listing_id", "date_key", *attrs, "scrape_run_id", "tenant_id"]
-    sel = [
-        "l.listing_id",
-        "to_char(s.ds, 'YYYYMMDD')::int",
-        *(f"s.{c}" for c in attrs),
-        "CAST(:run AS integer)",
-        TENANT_ONCE,
-    ]
-    upd = [*attrs, "scrape_run_id"]
-    run = "excluded.scrape_run_id" if keep_newer else "COALESCE(excluded.scrape_run_id, t.scrape_run_id)"
-    new = [*(f"excluded.{c}" for c in attrs), run]
+    attrs = [c.name for c in present if c.name not in _PRICE_KEYS and c.name not in PRICE_LINEAGE]
+    lineage_sel, lineage_new = _lineage_sql({c.name for c in present}, attrs)
+    cols = ["listing_id", "date_key", *attrs, *PRICE_LINEAGE, "tenant_id"]
+    sel = ["l.listing_id", "to_char(s.ds, 'YYYYMMDD')::int", *(f"s.{c}" for c in attrs), *lineage_sel, TENANT_ONCE]
+    upd = [*attrs, *PRICE_LINEAGE]
+    new = [*(f"excluded.{c}" for c in attrs), *lineage_new]
     sets = ", ".join(f"{c} = {v}" for c, v in zip(upd, new))
     newer = " AND t.observed_at <= excluded.observed_at" if keep_newer else ""
     sql = f"""INSERT INTO fact_price AS t ({", ".join(cols)})
@@ -346,7 +379,9 @@ def load_prices(conn: Connection, df: pd.DataFrame, scrape_run_id: int | None = 
               ORDER BY 1, 2
               ON CONFLICT (listing_id, date_key) DO UPDATE SET {sets} WHERE {distinct(upd, new)}{newer}
               RETURNING (xmax = 0) AS inserted"""
-    counts = upsert_counts(conn, table, sql, n, {"run": scrape_run_id})
+    method = IMPORT_METHOD if import_run_id is not None else None
+    params = {"run": scrape_run_id, "import_run": import_run_id, "method": method}
+    counts = upsert_counts(conn, table, sql, n, params)
     conn.execute(
         sa.text(
             f"""UPDATE dim_listing t SET first_seen = LEAST(t.first_seen, x.lo), last_seen = GREATEST(t.last_seen, x.hi)
@@ -438,8 +473,11 @@ def record_scrape_run(
     errors: int = 0,
     error_summary: dict | None = None,
     code_version: str | None = None,
+    pipeline_run_id: int | None = None,
+    run_key: str | None = None,
 ) -> int:
-    """Insert a scrape_run row (one crawl of one retailer); return its scrape_run_id."""
+    """Insert a scrape_run row (one crawl of one retailer); return its scrape_run_id. `pipeline_run_id`: the
+    pipeline_run that loads it; `run_key`: the run id of the logs (default: the one bound, `obs.logs.current`)."""
     for name, value in (("pages", pages), ("offers", offers), ("errors", errors)):
         if int(value) < 0:
             raise LoadError(f"scrape_run.{name}: must be >= 0, got {value}")
@@ -447,10 +485,13 @@ def record_scrape_run(
         conn.execute(
             sa.text(
                 """INSERT INTO scrape_run (started_at, finished_at, retailer, pages, offers, errors, error_summary,
-                                   code_version)
-           VALUES (COALESCE(:sa, now()), :fa, :r, :p, :o, :e, CAST(:es AS jsonb), :v) RETURNING scrape_run_id"""
+                                   code_version, pipeline_run_id, run_key)
+           VALUES (COALESCE(:sa, now()), :fa, :r, :p, :o, :e, CAST(:es AS jsonb), :v, :pr, :rk)
+           RETURNING scrape_run_id"""
             ),
             {
+                "pr": None if pipeline_run_id is None else int(pipeline_run_id),
+                "rk": run_key if run_key is not None else logs.current().get("run_id"),
                 "sa": started_at,
                 "fa": finished_at,
                 "r": retailer,
@@ -471,14 +512,7 @@ def record_errors(conn: Connection, scrape_run_id: int | None, errors_df: pd.Dat
     """Append scrape errors [url, retailer, kind, message]; rows already recorded for the run are skipped."""
     table = "scrape_error"
     present, conv = prepare(errors_df, table, _ERROR_COLS, ["url", "kind"])
-    if (
-        scrape_run_id is not None
-        and conn.execute(
-            sa.text("SELECT 1 FROM scrape_run WHERE scrape_run_id = :i"), {"i": int(scrape_run_id)}
-        ).first()
-        is None
-    ):
-        raise LoadError(f"{table}.scrape_run_id: scrape run {scrape_run_id} is not in scrape_run")
+    _check_run(conn, table, "scrape_run", "scrape_run_id", scrape_run_id)
     if conv.empty:
         return empty_counts()
     n = stage(conn, "stg_error", present, conv)

@@ -18,7 +18,7 @@ from priceintel import PriceIntelError, config
 from priceintel.ingest.read import read_table
 from priceintel.ingest.result import ImportResult, IngestError, Issue, refusal, write_rejects
 
-__all__ = ["KINDS", "Checked", "file_sha256", "archive_file", "run_import"]
+__all__ = ["KINDS", "Checked", "file_sha256", "archive_file", "archived_path", "run_import"]
 
 KINDS = ("catalog", "sales", "watch")
 
@@ -41,9 +41,15 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def archived_path(path: str | Path, kind: str, sha: str, root: Path | None = None) -> Path:
+    """Where `archive_file` keeps a copy of an imported file: `<root>/imports/<kind>/<sha[:12]>-<name>` (root: the
+    data dir)."""
+    return Path(root or config.data_dir()) / "imports" / kind / f"{sha[:12]}-{Path(path).name}"
+
+
 def archive_file(path: Path, kind: str, sha: str, root: Path | None = None) -> Path:
-    """Copy the raw file to `<root>/imports/<kind>/<sha[:12]>-<name>` (root: the data dir); kept if already there."""
-    target = Path(root or config.data_dir()) / "imports" / kind / f"{sha[:12]}-{path.name}"
+    """Copy the raw file to `archived_path(...)`; kept if already there."""
+    target = archived_path(path, kind, sha, root)
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".part")

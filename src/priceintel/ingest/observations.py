@@ -11,7 +11,8 @@ copy of a repeated (retailer, item id, date). A retailer not yet in dim_retailer
 a listing not yet in dim_listing is created. The import is idempotent: loading the same rows again changes
 nothing (fact_price is upserted and unchanged rows are skipped), and an observation already stored for the
 same listing and day that is newer (a later scrape) is kept; and it is recorded in import_run with the
-file's SHA-256 and archived like every import (`ingest.lineage`).
+file's SHA-256 and archived like every import (`ingest.lineage`). Each stored price names its import run and the
+method `import` (fact_price's lineage: `priceintel lineage PRICE_ID`).
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ def _load(conn: Connection, frame: pd.DataFrame, run_id: int) -> dict:
         for c in ("retailer", "item_id", "ds", "observed_at", "price", "list_price", "currency", "in_stock", "promo")
         if c in frame.columns
     ]
-    counts = load.load_prices(conn, frame[price_cols], keep_newer=True)
+    counts = load.load_prices(conn, frame[price_cols], keep_newer=True, import_run_id=run_id)  # its lineage
     return {"inserted": counts.get("inserted", 0), "updated": counts.get("updated", 0)}
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from priceintel import PriceIntelError
+from priceintel import PriceIntelError, config
 from priceintel.items import jsonable, plain
 from priceintel.obs import start_task_kernel
 
@@ -334,10 +334,12 @@ def load_stage(upstream: dict, data_dir: str | Path) -> dict:
     from priceintel.db import engine as db_engine
     from priceintel.db import load, migrate, queries
     from priceintel.db import views as db_views
+    from priceintel.ingest import provenance
     from priceintel.pipeline import live
 
     data_dir = Path(data_dir)
     obs = pd.read_parquet(str(upstream["clean"]["observations"]))
+    obs = provenance.with_methods(obs, upstream["scrape"].get("offers"))  # how each price was extracted
     listings = _with_categories(pd.read_parquet(str(upstream["clean"]["listings"])), upstream)
     matches = pd.read_parquet(str(upstream["match"]["matches"]))
     scrape_errors = pd.read_csv(str(upstream["scrape"]["errors"]), dtype=str)
@@ -361,18 +363,24 @@ def load_stage(upstream: dict, data_dir: str | Path) -> dict:
         loaded["products"] = load.upsert_products(conn, products)
         loaded["listings"] = load.upsert_listings(conn, listings)
         loaded["matches"] = load.load_matches(conn, matches)
-        loaded["prices"] = load.load_prices(conn, obs)
-        loaded["sales"] = load.load_sales(conn, sales)
         errors = pd.concat([scrape_errors, clean_errors], ignore_index=True)
         errors = errors.reindex(columns=["url", "retailer", "kind", "message"])
-        scrape_run_id = load.record_scrape_run(
+        fetched = pd.to_datetime(obs["observed_at"], utc=True)
+        first, last = (None if pd.isna(t) else t.to_pydatetime() for t in (fetched.min(), fetched.max()))
+        scrape_run_id = load.record_scrape_run(  # first: every price it stores names it (lineage)
             conn,
             retailer=",".join(retailers["retailer"]),
+            started_at=first,
+            finished_at=last,
             pages=len(obs) + len(scrape_errors),
             offers=len(obs),
             errors=len(errors),
             error_summary=errors.groupby("kind").size().to_dict() if len(errors) else {},
+            code_version=config.code_version(),
+            pipeline_run_id=run_id,
         )
+        loaded["prices"] = load.load_prices(conn, obs, scrape_run_id=scrape_run_id)
+        loaded["sales"] = load.load_sales(conn, sales)
         loaded["errors"] = load.record_errors(conn, scrape_run_id, errors)
         loaded["watch"] = live.record_fetches(conn, fetches, scrape_run_id)
         load.finish_run(conn, run_id, "success", {k: v for k, v in loaded.items()}, {})
