@@ -169,8 +169,8 @@ def parquet_chunks(frames: Iterator[pd.DataFrame], columns: dict[str, str]) -> I
 
 
 def to_excel(frames: dict[str, pd.DataFrame]) -> bytes:
-    """An .xlsx workbook with one sheet per frame (`apps.xlsx`: typed cells, never a formula, written row by
-    row in constant memory)."""
+    """An .xlsx workbook with one sheet per frame (`apps.xlsx`: typed cells, never a formula, written
+    column-wise in chunks of rows)."""
     from priceintel.apps import xlsx
 
     return xlsx.to_excel(frames)
