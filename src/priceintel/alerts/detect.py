@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from priceintel.db.queries import MATCHED
+from priceintel.db.queries import PRICE_STAR
 
 #: every kind of event `detect` emits
 KINDS = (
@@ -57,12 +57,7 @@ def _history(engine, start: date, as_of: date) -> pd.DataFrame:
         SELECT fp.listing_id, r.retailer, l.item_id, l.title, d.date AS ds, fp.price::float8 AS price,
                fp.currency, fp.in_stock, p.sku, p.category, p.map_price::float8 AS map_price,
                COALESCE(fs.price, p.own_price)::float8 AS our_price
-        FROM fact_price fp
-        JOIN dim_listing l ON l.listing_id = fp.listing_id
-        JOIN dim_retailer r ON r.retailer_id = l.retailer_id
-        JOIN dim_date d ON d.date_key = fp.date_key
-        LEFT JOIN product_match pm ON pm.listing_id = fp.listing_id AND pm.status {MATCHED}
-        LEFT JOIN dim_product p ON p.product_id = pm.product_id
+        FROM {PRICE_STAR}
         LEFT JOIN fact_sales fs ON fs.product_id = p.product_id AND fs.date_key = fp.date_key
         WHERE d.date BETWEEN :start AND :as_of
         ORDER BY fp.listing_id, d.date"""

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from priceintel import PriceIntelError
 from priceintel.db import tenancy
-from priceintel.db.queries import MATCHED
+from priceintel.db.queries import PRICE_STAR
 
 __all__ = ["EXAMPLE_ID", "LineageError", "parse_price_id", "price_id", "price_lineage"]
 
@@ -68,12 +68,7 @@ SELECT fp.listing_id, fp.date_key, d.date AS ds, r.retailer, l.item_id, l.url AS
        ir.import_run_id IS NOT NULL AS import_run_found, ir.kind AS import_kind, ir.path AS import_path,
        ir.sha256 AS import_sha256, ir.imported_by, ir.started_at AS import_started_at,
        ir.finished_at AS import_finished_at, ir.status AS import_status, ir.code_version AS import_code_version
-FROM fact_price fp
-JOIN dim_listing l ON l.listing_id = fp.listing_id
-JOIN dim_retailer r ON r.retailer_id = l.retailer_id
-JOIN dim_date d ON d.date_key = fp.date_key
-LEFT JOIN product_match pm ON pm.listing_id = fp.listing_id AND pm.status {MATCHED}
-LEFT JOIN dim_product p ON p.product_id = pm.product_id
+FROM {PRICE_STAR}
 LEFT JOIN scrape_run sr ON sr.scrape_run_id = fp.scrape_run_id
 LEFT JOIN pipeline_run pr ON pr.run_id = sr.pipeline_run_id
 LEFT JOIN import_run ir ON ir.import_run_id = fp.import_run_id

@@ -31,6 +31,14 @@ __all__ = [
 
 #: SQL condition on product_match.status for a listing matched to a product: `pm.status {MATCHED}`
 MATCHED = "IN (" + ", ".join(f"'{s}'" for s in MATCHED_STATUSES) + ")"
+#: every stored price with its listing (l), retailer (r), day (d) and, when matched, our product (pm, p): the
+#: FROM clause of the queries that start from prices (alert detection, lineage)
+PRICE_STAR = f"""fact_price fp
+JOIN dim_listing l ON l.listing_id = fp.listing_id
+JOIN dim_retailer r ON r.retailer_id = l.retailer_id
+JOIN dim_date d ON d.date_key = fp.date_key
+LEFT JOIN product_match pm ON pm.listing_id = fp.listing_id AND pm.status {MATCHED}
+LEFT JOIN dim_product p ON p.product_id = pm.product_id"""
 #: the prices of competitor listings matched to our products, with their product (p), listing (l), retailer (r)
 #: and day (d): the FROM clause of every matched-price query
 _MATCHED_PRICES = f"""FROM dim_product p
