@@ -496,22 +496,16 @@ def ship_logs(
         digest = hashlib.sha256(data).hexdigest()
         if ledger.get(path.name, {}).get("sha256") == digest:
             continue
-        key = f"logs/{host}/{path.name}.gz"
-        try:
-            store.put(key, gzip.compress(data, mtime=0))
-        except StoreError as exc:
-            out["error"] = str(exc)
-            break
-        ledger[path.name] = {"size": len(data), "sha256": digest, "key": key, "at": datetime.now(UTC).isoformat()}
-        atomic_write(ledger_path, json.dumps(ledger, indent=1, sort_keys=True).encode())
-        out["shipped"].append(path.name)
-    out["pending"] = sum(
-        1
-        for p in folder.glob("*.jsonl")
-        if _finished(p, today) and ledger.get(p.name, {}).get("sha256") != _sha256_file(p)
-    )
+        if out["error"] is None:  # after a failed upload the rest are only counted
+            key = f"logs/{host}/{path.name}.gz"
+            try:
+                store.put(key, gzip.compress(data, mtime=0))
+                ledger[path.name] = {"size": len(data), "sha256": digest, "key": key,
+                                     "at": datetime.now(UTC).isoformat()}  # fmt: skip
+                atomic_write(ledger_path, json.dumps(ledger, indent=1, sort_keys=True).encode())
+                out["shipped"].append(path.name)
+                continue
+            except StoreError as exc:
+                out["error"] = str(exc)
+        out["pending"] += _finished(path, today)  # today's open file is not waiting: it is still written
     return out
-
-
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

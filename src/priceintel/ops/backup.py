@@ -38,6 +38,7 @@ from sqlalchemy.engine import Engine
 from priceintel import PriceIntelError, config
 from priceintel.db import engine as db_engine
 from priceintel.db import migrate, tenancy
+from priceintel.ingest.lineage import file_sha256
 
 __all__ = ["BackupError", "add_parsers", "backup_warehouse", "pg_tools", "read_backup", "restore_warehouse"]
 
@@ -57,18 +58,10 @@ class BackupError(PriceIntelError):
 # --- the file: a tar with a manifest ----------------------------------------------------------------------------
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_backup(out: Path, manifest: dict, members: dict[str, Path]) -> Path:
     """Write the tar (manifest first, with the sha256 and size of each member) atomically to `out`."""
     manifest = dict(manifest, format=FORMAT, format_version=VERSION)
-    manifest["members"] = {n: {"sha256": sha256_file(p), "size": p.stat().st_size} for n, p in members.items()}
+    manifest["members"] = {n: {"sha256": file_sha256(p), "size": p.stat().st_size} for n, p in members.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=".tar")
     os.close(fd)
