@@ -493,8 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {config.redact(str(exc))}", file=sys.stderr, flush=True)
         return 2
     except sqlalchemy.exc.DBAPIError as exc:  # e.g. an unknown tenant, refused by the database
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        print(f"error: database: {config.redact(reason)}", file=sys.stderr, flush=True)
+        print(f"error: database: {config.redact(config.error_line(exc))}", file=sys.stderr, flush=True)
         return 2
     except (OSError, ValueError, yaml.YAMLError) as exc:  # files, dates, YAML: say what, not a traceback
         print(f"error: {type(exc).__name__}: {config.redact(str(exc))}", file=sys.stderr, flush=True)

@@ -172,6 +172,13 @@ def _mask_known(text: str, secret: str) -> str:
     return text
 
 
+def error_line(err: BaseException) -> str:
+    """The first line of an error's message, a driver's own (SQLAlchemy's `orig`) when it has one; its type's
+    name when the message is empty (not redacted: see `redact`)."""
+    lines = str(getattr(err, "orig", None) or err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
 def redact(text: str, *secrets: str | None) -> str:
     """`text` safe for an error message, a log line or a report: URL passwords (`scheme://user:***@host`),
     secret query / key=value parameters (token, key, secret, password, signature, …), Bearer tokens,

@@ -118,7 +118,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(sa.exc.OperationalError)
     async def _db_down(request: Request, exc: sa.exc.OperationalError) -> JSONResponse:
-        log.warning("database unavailable: %s", str(getattr(exc, "orig", exc)).strip().splitlines()[0])
+        log.warning("database unavailable: %s", config.error_line(exc))
         return JSONResponse(
             error_body(503, "the database is not reachable; try again shortly"),
             status_code=503,
@@ -193,7 +193,7 @@ def flush_usage(app: FastAPI) -> None:
     try:
         app.state.meter.flush(app.state.engine)
     except (sa.exc.SQLAlchemyError, PriceIntelError) as err:
-        log.warning("usage not written: %s", str(getattr(err, "orig", err)).strip().splitlines()[0])
+        log.warning("usage not written: %s", config.error_line(err))
 
 
 def requires(level: str):

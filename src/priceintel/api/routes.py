@@ -354,7 +354,7 @@ def ready(request: Request) -> JSONResponse:
             conn.exec_driver_sql("SELECT 1")
             current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
     except sa.exc.SQLAlchemyError as err:  # the reason (host, role …) goes to the log, not to anonymous callers
-        log.warning("not ready: %s", str(getattr(err, "orig", err)).strip().splitlines()[0])
+        log.warning("not ready: %s", config.error_line(err))
         return JSONResponse({"status": "not ready", "database": "unreachable"}, status_code=503)
     head = migrate.head()
     if head not in current:

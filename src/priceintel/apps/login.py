@@ -244,8 +244,7 @@ class HealthHandler(web.RequestHandler):
         """One line naming the failure (secrets redacted)."""
         from priceintel import config
 
-        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[:1]
-        web.app_log.warning("apps not ready: %s", config.redact(reason[0] if reason else type(err).__name__))
+        web.app_log.warning("apps not ready: %s", config.redact(config.error_line(err)))
 
 
 def _database_answers() -> None:
