@@ -366,7 +366,7 @@ def storage_upkeep(data_dir: Path, since: datetime) -> list[str]:
         if storage.archive_store() is None:
             return []
         arc = RawArchive(data_dir / "raw")
-        spooled = sum(1 for o in arc.outages() if o.get("op") == "put" and o.get("at", "") >= since.isoformat())
+        spooled = len(arc.spooled_since(since.isoformat()))
         done, shipped = arc.flush(), storage.ship_logs(logs.log_dir(), include_open=True)
     except PriceIntelError as exc:
         return [f"object storage: {config.redact(str(exc))}"]

@@ -295,7 +295,7 @@ class RawArchive:
         run says so (the row lands in scrape_error)."""
         import pandas as pd
 
-        puts = [o for o in self.outages() if o.get("op") == "put" and str(o.get("at", "")) >= since]
+        puts = self.spooled_since(since)
         if not puts:
             return errors
         message = (
@@ -304,6 +304,10 @@ class RawArchive:
         )
         row = {"url": None, "retailer": None, "kind": "archive_unavailable", "ds": None, "message": message[:2000]}
         return pd.concat([errors, pd.DataFrame([row])], ignore_index=True)
+
+    def spooled_since(self, since: str) -> list[dict]:
+        """The outages since `since` (ISO time) whose page body went to the spool (`op` put)."""
+        return [o for o in self.outages() if o.get("op") == "put" and str(o.get("at", "")) >= since]
 
     def outages(self) -> list[dict]:
         """The outages recorded in the spool (when, what, why), oldest first."""
