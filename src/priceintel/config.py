@@ -397,6 +397,11 @@ RESERVED_CHANNELS = ("email", "slack", "webhook", "apprise")
 _CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
+def scheme_only(url: str) -> str:
+    """How an Apprise URL is shown: `ntfy://…` (the rest holds the service's tokens)."""
+    return f"{url.split('://', 1)[0]}://…"
+
+
 def apprise_urls(value: str | None) -> tuple[tuple[str, str], ...]:
     """PRICEINTEL_APPRISE_URLS parsed: entries separated by white space, each `NAME=URL` or a bare URL (named
     after its scheme, `-2`, `-3` … on repeats). ConfigError names the entry (its URL masked) that is wrong."""
@@ -407,7 +412,7 @@ def apprise_urls(value: str | None) -> tuple[tuple[str, str], ...]:
             name, url = head.strip().lower(), rest.strip()
         else:
             name, url = entry.split("://", 1)[0].lower(), entry
-        shown = f"{url.split('://', 1)[0]}://…" if "://" in url else "no URL"  # the rest holds tokens
+        shown = scheme_only(url) if "://" in url else "no URL"
         where = f"environment variable PRICEINTEL_APPRISE_URLS, entry {i} ({shown})"
         if "://" not in url:
             raise ConfigError(f"{where}: not an Apprise URL (SCHEME://…, e.g. ntfy://topic or json://host/path)")

@@ -16,11 +16,6 @@ from priceintel import config
 from priceintel.alerts.notify import Notification, NotifyError
 
 
-def _shown(url: str) -> str:
-    """How an Apprise URL is shown in messages: its scheme only."""
-    return f"{url.split('://', 1)[0]}://…"
-
-
 class AppriseNotifier:
     """One Apprise URL as a channel: `send` raises NotifyError (URL hidden, reason redacted) when it fails."""
 
@@ -34,8 +29,8 @@ class AppriseNotifier:
         self._apprise = apprise.Apprise(asset=asset)
         if not self._apprise.add(url):
             raise NotifyError(
-                f"alert channel {name!r} ({_shown(url)}, from PRICEINTEL_APPRISE_URLS): Apprise does not know this "
-                "URL (unsupported service or malformed; see https://github.com/caronc/apprise/wiki)"
+                f"alert channel {name!r} ({config.scheme_only(url)}, from PRICEINTEL_APPRISE_URLS): Apprise does not "
+                "know this URL (unsupported service or malformed; see https://github.com/caronc/apprise/wiki)"
             )
 
     @property
@@ -52,7 +47,7 @@ class AppriseNotifier:
         if not ok:
             lines = [ln.strip() for ln in logs.getvalue().splitlines() if ln.strip()]
             reason = config.redact(lines[-1] if lines else "no reason given", *self.secrets)
-            raise NotifyError(f"apprise channel {self.name!r} ({_shown(self.url)}) failed: {reason}")
+            raise NotifyError(f"apprise channel {self.name!r} ({config.scheme_only(self.url)}) failed: {reason}")
 
 
 def notifiers(settings: config.NotifySettings) -> dict[str, Any]:
