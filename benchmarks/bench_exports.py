@@ -11,6 +11,7 @@ memory the writer allocated (tracemalloc, in a run of its own). Results: reports
 from __future__ import annotations
 
 import io
+import math
 import statistics
 import time
 import tracemalloc
@@ -50,13 +51,37 @@ def prices_frame(n: int, seed: int = 7) -> pd.DataFrame:
     return typed(pd.DataFrame(raw), cols)
 
 
+def excel_ready(df: pd.DataFrame) -> pd.DataFrame:
+    """For the per-cell reference writers: naive UTC timestamps, nullable types as plain objects."""
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_datetime64_any_dtype(s) and getattr(s.dt, "tz", None) is not None:
+            out[col] = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        elif isinstance(s.dtype, (pd.BooleanDtype, pd.Int64Dtype)):
+            out[col] = s.astype(object).where(s.notna(), None)
+    return out
+
+
+def column_values(s: pd.Series) -> list:
+    """One column's values for a writer called once per cell: dates as date, timestamps as datetime, numbers as
+    int/float, booleans as bool, missing as None."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        nn = s.dropna()
+        if (nn.dt.normalize() == nn).all():
+            return [None if pd.isna(v) else v.date() for v in s]
+        return [None if pd.isna(v) else v.to_pydatetime() for v in s]
+    if pd.api.types.is_float_dtype(s):
+        return [None if math.isnan(v) else float(v) for v in s.to_numpy()]
+    return [None if v is None or v is pd.NA else (v.item() if isinstance(v, np.generic) else v)
+            for v in s.astype(object)]  # fmt: skip
+
+
 def openpyxl_reference(frames: dict[str, pd.DataFrame]) -> bytes:
     """The writer replaced: openpyxl in write-only (streaming) mode, typed cells, bold header, widths."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
-
-    from priceintel.apps.xlsx import column_values, excel_ready
 
     wb = Workbook(write_only=True)
     for name, df in frames.items():
@@ -78,8 +103,6 @@ def openpyxl_reference(frames: dict[str, pd.DataFrame]) -> bytes:
 def xlsxwriter_reference(frames: dict[str, pd.DataFrame]) -> bytes:
     """xlsxwriter in constant-memory mode, one write call per cell (typed, bold header)."""
     import xlsxwriter
-
-    from priceintel.apps.xlsx import column_values, excel_ready
 
     buf = io.BytesIO()
     wb = xlsxwriter.Workbook(buf, {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False})

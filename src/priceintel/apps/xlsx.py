@@ -60,20 +60,6 @@ _STYLES = f"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles></styleSheet>"""
 
 
-def excel_ready(df: pd.DataFrame) -> pd.DataFrame:
-    """Excel cannot hold time zones: timestamps become naive UTC; nullable types become plain objects."""
-    out = df.copy()
-    for col in out.columns:
-        s = out[col]
-        if pd.api.types.is_datetime64_any_dtype(s) and getattr(s.dt, "tz", None) is not None:
-            out[col] = s.dt.tz_convert("UTC").dt.tz_localize(None)
-        elif isinstance(s.dtype, (pd.BooleanDtype, pd.Int64Dtype)):
-            out[col] = s.astype(object).where(s.notna(), None)
-        elif s.dtype == object:
-            out[col] = s.map(lambda v: v.replace(tzinfo=None) if isinstance(v, datetime) and v.tzinfo else v)
-    return out
-
-
 def _naive_utc(df: pd.DataFrame) -> pd.DataFrame:
     """Time-zone-aware timestamps as naive UTC (Excel has no time zones); other columns as they are."""
     out = df
@@ -106,18 +92,6 @@ def _missing(v: Any) -> bool:
 def _is_dates(s: pd.Series) -> bool:
     nn = s.dropna()
     return bool((nn.dt.normalize() == nn).all())
-
-
-def column_values(s: pd.Series) -> list:
-    """Plain Python cell values of one column: dates as date, timestamps as datetime, numbers as int/float,
-    booleans as bool, missing as None (for writers that take one value at a time)."""
-    if pd.api.types.is_datetime64_any_dtype(s):
-        if _is_dates(s):
-            return [None if pd.isna(v) else v.date() for v in s]
-        return [None if pd.isna(v) else v.to_pydatetime() for v in s]
-    if pd.api.types.is_float_dtype(s):
-        return [None if math.isnan(v) else float(v) for v in s.to_numpy()]
-    return [None if _missing(v) else (v.item() if isinstance(v, np.generic) else v) for v in s.astype(object)]
 
 
 def column_letter(i: int) -> str:
@@ -223,9 +197,8 @@ def _fits_int64(s: pd.Series) -> bool:
     return bool(s.map(lambda v: -(2**63) <= v < 2**63).all())
 
 
-def column_cells(s: pd.Series, letter: str, first_row: int) -> pd.Series:
-    """The XML of every cell of one column of a chunk whose first row is `first_row` (missing values: "")."""
-    rows = pd.Series(np.arange(first_row, first_row + len(s)).astype(str), index=s.index, dtype=object)
+def column_cells(s: pd.Series, letter: str, rows: pd.Series) -> pd.Series:
+    """The XML of every cell of one column of a chunk whose row numbers (as text) are `rows` (missing: "")."""
     refs = letter + rows
     out = pd.Series("", index=s.index, dtype=object)
     ok = s.notna()
@@ -235,7 +208,7 @@ def column_cells(s: pd.Series, letter: str, first_row: int) -> pd.Series:
     kind = pd.api.types.infer_dtype(s, skipna=False) if s.dtype == object else ""
     if pd.api.types.is_datetime64_any_dtype(s):
         days = (s - _EPOCH) / pd.Timedelta(days=1)
-        if (s.dt.normalize() == s).all():
+        if _is_dates(s):
             out[ok] = _value_cells(refs, days.astype("int64").astype(str), DATE)
         else:
             out[ok] = _value_cells(refs, days.map(repr), DATETIME)
@@ -286,7 +259,7 @@ def _sheet_xml(fh: Any, data: pd.DataFrame) -> None:
         numbers = pd.Series(np.arange(first, first + len(chunk)).astype(str), index=chunk.index, dtype=object)
         xml = '<row r="' + numbers + '">'
         for j, col in enumerate(chunk.columns):
-            xml = xml + column_cells(chunk[col], letters[j], first)
+            xml = xml + column_cells(chunk[col], letters[j], numbers)
         fh.write(("".join((xml + "</row>").tolist())).encode("utf-8"))
     filt = f'<autoFilter ref="A1:{last}"/>' if m else ""
     fh.write(
