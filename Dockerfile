@@ -58,6 +58,7 @@ WORKDIR /app
 COPY pipeline.yaml env.yaml ./
 COPY config ./config
 COPY notebooks ./notebooks
+COPY dbt ./dbt
 COPY deploy/healthcheck.py ./deploy/healthcheck.py
 
 USER ${UID}:${GID}

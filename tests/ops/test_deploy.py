@@ -188,6 +188,7 @@ def test_the_image_gets_the_files_priceintel_reads_at_run_time_and_no_data(docke
         "env.yaml",
         "config",
         "notebooks",
+        "dbt",  # the dbt project the pipeline's dbt task and `priceintel dbt` run
         "deploy/healthcheck.py",
         "pyproject.toml",
         "src",
