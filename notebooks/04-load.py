@@ -9,6 +9,7 @@
 upstream = ["world", "scrape", "clean", "match"]
 product = None
 data_dir = "data"
+full_reload = False  # True: load every observation again, not only those the warehouse lacks
 
 # %%
 # `priceintel run` injects this task's inputs, outputs and settings (Ploomber); opened in JupyterLab or run
@@ -22,7 +23,7 @@ task_inputs("load", globals())
 from priceintel.pipeline import report
 from priceintel.pipeline import stages as pipeline
 
-receipt = pipeline.load_stage(upstream, data_dir)
+receipt = pipeline.load_stage(upstream, data_dir, full_reload)
 pipeline.save_json(receipt, product["receipt"])
 report.table(receipt["loaded"], key="loaded", value="rows")
 

@@ -41,7 +41,7 @@ def test_ci_runs_exactly_the_test_command():
 def test_pipeline_chains_task_notebooks_with_declared_products():
     spec = yaml.safe_load((ROOT / "pipeline.yaml").read_text())
     names = [t["name"] for t in spec["tasks"]]
-    assert names == ["world", "scrape", "clean", "match", "load", "forecast", "elasticity", "evaluate"]
+    assert names == ["world", "scrape", "clean", "match", "load", "dbt", "forecast", "elasticity", "evaluate"]
     for task in spec["tasks"]:
         src = ROOT / task["source"]
         assert src.exists()

@@ -15,12 +15,14 @@ import yaml
 
 from priceintel import PriceIntelError, config
 from priceintel.api.commands import add_parsers as _add_identity
+from priceintel.db.history import add_parsers as _add_listing_history
 from priceintel.ingest.commands import add_parsers as _add_ingest
 from priceintel.ingest.discover import add_parsers as _add_discover
 from priceintel.ingest.provenance import add_parsers as _add_lineage
 from priceintel.ops.backup import add_parsers as _add_backup
 from priceintel.ops.probe import add_parsers as _add_probe
 from priceintel.pipeline import run
+from priceintel.pipeline.dbt import add_parsers as _add_dbt
 from priceintel.scrape.commands import add_parsers as _add_preview
 
 
@@ -51,10 +53,10 @@ def cmd_db(args: argparse.Namespace) -> int:
         engine.check_connection(eng)
         migrate.upgrade()
         _print(f"schema at revision {migrate.current()}")
-    elif args.action == "refresh":  # the apps' materialized views, after data loaded outside the pipeline
+    elif args.action == "refresh":  # the apps' views (loads keep them; --full rebuilds the price rollups)
         from priceintel.apps import views as dashboard
 
-        timings = dashboard.refresh(engine.get_engine())
+        timings = dashboard.refresh(engine.get_engine(), full=args.full)
         _print(
             f"app views refreshed in {sum(timings.values()):.1f} s: "
             + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
@@ -291,6 +293,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 def _add_db(sub) -> None:
     d = sub.add_parser("db", help="embedded PostgreSQL and migrations")
     d.add_argument("action", choices=["start", "stop", "status", "url", "migrate", "refresh"])
+    d.add_argument("--full", action="store_true", help="refresh: rebuild the price rollups whole")
     d.set_defaults(func=cmd_db)
     i = sub.add_parser("init-db", help="start the database if embedded and migrate it")
     i.set_defaults(func=cmd_init_db)
@@ -451,10 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
         _add_shops,
         _add_ingest,
         _add_lineage,
+        _add_listing_history,
         _add_identity,
         _add_preview,
         _add_discover,
         _add_pipeline,
+        _add_dbt,
         _add_apps,
         _add_eval,
         _add_schedule,

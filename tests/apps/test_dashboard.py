@@ -289,7 +289,7 @@ def test_cache_hits_and_a_new_load_shows_new_data(dash_db):
     # a concurrent refresh works (every view has its unique index) and changes the key again
     k = dashboard.load_key(eng)
     timings = dashboard.refresh(eng, concurrently=True)
-    assert set(timings) == set(dashboard.MATERIALIZED) and dashboard.load_key(eng) != k
+    assert set(timings) == set(dashboard.APP_VIEWS) and dashboard.load_key(eng) != k
 
 
 def test_cache_is_bounded_lru():
@@ -448,7 +448,7 @@ def test_the_pipeline_fills_the_app_views(pipeline_env, on_pipeline_db):
             WHERE pm.status IN ('auto', 'confirmed')""")).scalar()
         fc_run = conn.execute(sa.text("SELECT max(run_id) FROM forecast_run")).scalar()
         el_runs = conn.execute(sa.text("SELECT count(*) FROM elasticity_run")).scalar()
-    assert refreshed == set(dashboard.MATERIALIZED)
+    assert refreshed == set(dashboard.APP_VIEWS)
     assert dashboard.summary(eng, "prices", dashboard.Filters())["rows"] == n_matched > 0
     assert dashboard.summary(eng, "forecasts", dashboard.Filters())["run_id"] == fc_run
     assert el_runs >= 1

@@ -116,7 +116,7 @@ def test_migration_up_down_up(pg_server_url):
         assert set(queries.TABLES) <= set(insp.get_table_names())
         assert {"v_latest_price", "v_price_vs_ours", "v_daily_price_stats"} <= set(insp.get_view_names())
         idx = {i["name"] for t in ("fact_price", "dim_listing", "product_match") for i in insp.get_indexes(t)}
-        assert {"ix_fact_price_date_key", "ix_dim_listing_retailer_id", "ix_product_match_product_id"} <= idx
+        assert {"ix_fact_price_date_key_brin", "ix_dim_listing_retailer_id", "ix_product_match_product_id"} <= idx
         assert migrate.upgrade(url) == migrate.head()  # idempotent
         assert migrate.downgrade(url) is None
         insp = sa.inspect(eng)
@@ -245,7 +245,7 @@ def test_load_world_then_reload_changes_nothing(clean_db):
     first = load_world(clean_db)
     assert first["retailers"] == {"staged": 3, "inserted": 3, "updated": 0}
     assert first["products"] == {"staged": 2, "inserted": 2, "updated": 0}
-    assert first["listings"] == {"staged": 5, "inserted": 5, "updated": 0}
+    assert first["listings"] == {"staged": 5, "inserted": 5, "updated": 0, "history": 5}  # a first version each
     assert first["matches"] == {"staged": 5, "inserted": 4, "updated": 0, "deleted": 0, "protected": 0}
     assert first["prices"] == {"staged": 9, "inserted": 9, "updated": 0}
     assert first["sales"] == {"staged": 3, "inserted": 3, "updated": 0}

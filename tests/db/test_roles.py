@@ -58,7 +58,7 @@ def test_the_app_role_reads_all_writes_only_the_apps_tables(pg_engine, pg_url):
         app.dispose()
 
     assert "permission denied" in _denied(app_url, "DELETE FROM fact_price")
-    assert "permission denied" in _denied(app_url, "SELECT * FROM mv_app_prices_all")  # every tenant's rows
+    assert "permission denied" in _denied(app_url, "SELECT * FROM mv_app_forecasts_all")  # every tenant's rows
     assert "permission denied" in _denied(app_url, "UPDATE tenant SET plan = 'enterprise'")
     assert "permission denied" in _denied(app_url, "UPDATE dim_date SET date = date + 36500")  # the shared calendar
     assert "permission denied" in _denied(app_url, "UPDATE tenant_usage SET pages_fetched = 0")  # usage only grows

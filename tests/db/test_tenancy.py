@@ -69,7 +69,10 @@ def test_raw_sql_as_the_app_role_reaches_one_tenant_only(two):
                 conn.execute(sa.text("UPDATE alert SET tenant_id = :t"), {"t": globex})
                 conn.execute(sa.text("UPDATE fact_price SET tenant_id = :t"), {"t": globex})
             with pytest.raises(ProgrammingError, match="permission denied"), conn.begin_nested():
-                conn.execute(sa.text("SELECT count(*) FROM mv_app_prices_all"))
+                conn.execute(sa.text("SELECT count(*) FROM mv_app_forecasts_all"))
+            # the price rollups hold every tenant's rows; their policy shows this tenant's only
+            seen = set(conn.execute(sa.text("SELECT DISTINCT tenant_id FROM app_prices_all")).scalars())
+            assert seen <= {owner_id(owner, "acme")}
         # naming another tenant without its token, with a wrong one or with another tenant's: refused
         for token in ("", "0" * 64, tenancy.token_for("acme", config.tenant_secret())):
             with engine.begin() as conn, pytest.raises(DBAPIError, match="no valid tenant token"):

@@ -16,7 +16,7 @@ from priceintel.obs import metrics
 from priceintel.scrape.fetch import Fetcher
 from priceintel.scrape.results import ERROR_KINDS
 
-TASKS = {"world", "scrape", "clean", "match", "load", "forecast", "elasticity", "evaluate"}
+TASKS = {"world", "scrape", "clean", "match", "load", "dbt", "forecast", "elasticity", "evaluate"}
 
 
 def test_metrics_of_a_demo_run(pipeline_env, pipeline_db, tmp_path):

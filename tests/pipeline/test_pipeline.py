@@ -15,7 +15,8 @@ from priceintel.db import queries
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["00-world", "01-scrape", "02-clean", "03-match", "04-load", "05-forecast", "06-elasticity", "07-evaluate"]
+STAGES = ["00-world", "01-scrape", "02-clean", "03-match", "04-load", "04b-dbt", "05-forecast", "06-elasticity",
+          "07-evaluate"]
 
 
 def _upstream(env):

@@ -178,13 +178,13 @@ def test_airflow_dag_mirrors_pipeline_yaml(tmp_path):
             dag_kw = {k.arg: k.value for k in node.keywords}
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift):
             edges.add((node.left.id, node.right.id))
-    assert list(tasks) == ["world", "scrape", "clean", "match", "load", "forecast", "elasticity", "evaluate"]
+    assert list(tasks) == ["world", "scrape", "clean", "match", "load", "dbt", "forecast", "elasticity", "evaluate"]
     assert ast.literal_eval(dag_kw["schedule"]) == "0 * * * *" and ast.literal_eval(dag_kw["max_active_runs"]) == 1
     assert all(f"task {t} --env-file" in cmd and "env.test.yaml" in cmd for t, cmd in tasks.items())
     deps = schedule.pipeline_tasks()
     assert edges == {(u, t) for t, ups in deps.items() for u in ups}
     assert {("world", "scrape"), ("scrape", "clean"), ("clean", "match"), ("match", "load"), ("load", "forecast"),
-            ("load", "elasticity"), ("forecast", "evaluate"), ("elasticity", "evaluate")} <= edges
+            ("load", "elasticity"), ("forecast", "evaluate"), ("elasticity", "evaluate"), ("load", "dbt")} <= edges
     with pytest.raises(schedule.ScheduleError, match="unknown task 'nope'"):
         schedule.run_task(run.build_env(None, {}), "nope")
     assert cli.main(["schedule", "--cron", "every day", "--once"]) == 2

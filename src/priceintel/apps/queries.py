@@ -315,9 +315,11 @@ def summary(engine: Engine, view: str, filters: Filters) -> dict:
     return _cached(engine, "summary", (view, filters), lambda: aggregates.summary(engine, view, filters))
 
 
-def refresh(engine: Engine, views: Iterable[str] | None = None, concurrently: bool | None = None) -> dict:
-    """`db.views.refresh` (the app materialized views, ANALYZE, app_refresh stamp) and clear this process's cache;
-    returns seconds per view."""
-    timings = db_views.refresh(engine, views, concurrently)
+def refresh(
+    engine: Engine, views: Iterable[str] | None = None, concurrently: bool | None = None, full: bool = False
+) -> dict:
+    """`db.views.refresh` (the incremental rollups and the materialized views, app_refresh stamps) and clear this
+    process's cache; returns seconds per view."""
+    timings = db_views.refresh(engine, views, concurrently, full=full)
     CACHE.clear()
     return timings

@@ -31,12 +31,12 @@ from priceintel.apps.queries import (
 )
 from priceintel.apps.specs import SPECS, VIEWS
 from priceintel.apps.svg import svg_chart
-from priceintel.db.views import MATERIALIZED
+from priceintel.db.views import APP_VIEWS
 from priceintel.pricing.store import save_elasticity, store_model_elasticity
 
 __all__ = [
     "CACHE",
-    "MATERIALIZED",
+    "APP_VIEWS",
     "MAX_EXPORT_ROWS",
     "MAX_LIMIT",
     "SPECS",

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 import priceintel
 from priceintel.db.errors import LoadError
+from priceintel.db.listings import listing_rows, upsert_listings
 from priceintel.db.staging import (
     Col,
     bad_rows,
@@ -29,6 +30,7 @@ from priceintel.db.staging import (
     cols,
     distinct,
     empty_counts,
+    execute,
     prepare,
     stage,
     upsert_counts,
@@ -45,11 +47,14 @@ __all__ = [
     "upsert_retailers",
     "upsert_products",
     "upsert_listings",
+    "listing_rows",
     "load_matches",
     "load_prices",
     "IMPORT_METHOD",
     "PRICE_LINEAGE",
     "load_sales",
+    "ensure_partitions",
+    "tidy_partitions",
     "start_run",
     "finish_run",
     "record_scrape_run",
@@ -117,16 +122,7 @@ def upsert_products(conn: Connection, df: pd.DataFrame) -> dict:
     return _upsert_dim(conn, df, "dim_product", _PRODUCT_COLS, "sku", "one row per sku", touch="updated_at")
 
 
-_LISTING_COLS = cols("retailer! item_id! url title brand gtin mpn category category_confidence:real")
 _LISTING_KEYS = ["retailer", "item_id"]
-
-
-def _unknown_retailer_sql(stg: str) -> str:
-    """SQL returning `_row` of staged rows whose retailer is not in dim_retailer."""
-    return (
-        f"SELECT s._row FROM {stg} s LEFT JOIN dim_retailer r ON r.retailer = s.retailer "
-        "WHERE r.retailer_id IS NULL ORDER BY s._row"
-    )
 
 
 def _listing_join(stg: str) -> str:
@@ -144,41 +140,6 @@ def _unknown_listing_sql(stg: str) -> str:
         "LEFT JOIN dim_listing l ON l.retailer_id = r.retailer_id AND l.item_id = s.item_id "
         "WHERE l.listing_id IS NULL ORDER BY s._row"
     )
-
-
-def upsert_listings(conn: Connection, df: pd.DataFrame, seen_date: date | str | None = None) -> dict:
-    """Upsert dim_listing (LISTING_COLUMNS); NULLs keep known values; seen_date widens first/last_seen."""
-    present, conv = prepare(df, "dim_listing", _LISTING_COLS, _LISTING_KEYS)
-    check_unique("dim_listing", df, conv, _LISTING_KEYS, "one row per listing")
-    if conv.empty:
-        return empty_counts()
-    n = stage(conn, "stg_listing", present, conv)
-    check_lookup(
-        conn,
-        df,
-        "dim_listing",
-        "retailer",
-        "with a retailer not in dim_retailer (upsert_retailers first)",
-        _unknown_retailer_sql("stg_listing"),
-        _LISTING_KEYS,
-    )
-    attrs = [c.name for c in present if c.name not in _LISTING_KEYS]
-    seen = None if seen_date is None else pd.Timestamp(seen_date).date()
-    cols = ["retailer_id", "item_id", *attrs, "first_seen", "last_seen"]
-    sel = ["r.retailer_id", "s.item_id", *(f"s.{c}" for c in attrs), "CAST(:seen AS date)", "CAST(:seen AS date)"]
-    new = [
-        *(f"COALESCE(excluded.{c}, t.{c})" for c in attrs),
-        "LEAST(t.first_seen, excluded.first_seen)",
-        "GREATEST(t.last_seen, excluded.last_seen)",
-    ]
-    upd = [*attrs, "first_seen", "last_seen"]
-    sets = ", ".join(f"{c} = {v}" for c, v in zip(upd, new))
-    sql = f"""INSERT INTO dim_listing AS t ({", ".join(cols)})
-              SELECT {", ".join(sel)} FROM stg_listing s JOIN dim_retailer r ON r.retailer = s.retailer
-              ORDER BY r.retailer_id, s.item_id
-              ON CONFLICT (retailer_id, item_id) DO UPDATE SET {sets} WHERE {distinct(upd, new)}
-              RETURNING (xmax = 0) AS inserted"""
-    return upsert_counts(conn, "dim_listing", sql, n, {"seen": seen})
 
 
 _MATCH_COLS = cols("retailer! item_id! sku method score:real status")
@@ -273,10 +234,45 @@ PRICE_LINEAGE = ("page_sha256", "extraction_method", "scrape_run_id", "import_ru
 IMPORT_METHOD = "import"
 
 
-def _date_range(conn: Connection, stg: str) -> dict:
-    """ensure_dates over the staged `ds` range."""
+def _date_range(conn: Connection, stg: str) -> tuple[date, date]:
+    """ensure_dates over the staged `ds` range; returns the range."""
     lo, hi = conn.execute(sa.text(f"SELECT min(ds), max(ds) FROM {stg}")).one()
-    return ensure_dates(conn, lo, hi)
+    ensure_dates(conn, lo, hi)
+    return lo, hi
+
+
+#: months of fact_price partitions made ahead of the newest day loaded (or today, when later)
+PARTITIONS_AHEAD = 2
+
+
+def ensure_partitions(conn: Connection, lo: date | str | None = None, hi: date | str | None = None) -> int:
+    """Make fact_price's monthly partitions (migration 0017) of the days lo to hi (hi defaults to lo), and of
+    this month and the PARTITIONS_AHEAD next; rows waiting in the default partition for those months move in.
+    Returns how many partitions were made."""
+    return int(
+        conn.execute(
+            sa.text(
+                """SELECT priceintel_price_partitions(CAST(:lo AS date), COALESCE(CAST(:hi AS date), CAST(:lo AS date)))
+                        + priceintel_price_partitions(current_date,
+                                                      (current_date + make_interval(months => :ahead))::date)"""
+            ),
+            {"lo": lo, "hi": hi, "ahead": PARTITIONS_AHEAD},
+        ).scalar_one()
+    )
+
+
+def tidy_partitions(conn: Connection) -> int:
+    """Move rows that reached fact_price's default partition (raw SQL, a restore) into their months' partitions
+    (made for those months only); returns how many partitions were made."""
+    return int(
+        conn.execute(
+            sa.text(
+                """SELECT COALESCE(sum(priceintel_price_partitions(m, m)), 0) FROM (
+                       SELECT DISTINCT to_date((date_key / 100 * 100 + 1)::text, 'YYYYMMDD') AS m
+                       FROM fact_price_default) x"""
+            )
+        ).scalar_one()
+    )
 
 
 def _staged(
@@ -289,8 +285,9 @@ def _staged(
     stg: str,
     lookup: tuple[str, str, str],
     check: Callable[[pd.DataFrame], None] | None = None,
-) -> tuple[list, int]:
-    """Check a fact frame, stage it as `stg` and check its keys exist; return (present columns, rows).
+) -> tuple[list, int, tuple[date, date] | None]:
+    """Check a fact frame, stage it as `stg` and check its keys exist; return (present columns, rows, the
+    staged days' range).
 
     `unique` names the grain in the duplicate-key error, `lookup` is (column, what is wrong, SQL listing
     the staged rows whose key is unknown), `check` runs on the converted frame before staging.
@@ -300,11 +297,10 @@ def _staged(
         check(conv)
     check_unique(table, df, conv, keys, unique)
     if conv.empty:
-        return present, 0
+        return present, 0, None
     n = stage(conn, stg, present, conv)
     check_lookup(conn, df, table, *lookup, keys)
-    _date_range(conn, stg)
-    return present, n
+    return present, n, _date_range(conn, stg)
 
 
 def _check_run(conn: Connection, table: str, run_table: str, column: str, run_id: int | None) -> None:
@@ -361,27 +357,16 @@ def load_prices(
         "with a listing (retailer, item_id) not in dim_listing (upsert_listings first)",
         _unknown_listing_sql("stg_price"),
     )
-    present, n = _staged(
+    present, n, days = _staged(
         conn, df, table, _PRICE_COLS, _PRICE_KEYS, "one observation per listing per day", "stg_price", lookup, check
     )
-    if not n:
+    if not n or days is None:
         return empty_counts()
-    attrs = [c.name for c in present if c.name not in _PRICE_KEYS and c.name not in PRICE_LINEAGE]
-    lineage_sel, lineage_new = _lineage_sql({c.name for c in present}, attrs)
-    cols = ["listing_id", "date_key", *attrs, *PRICE_LINEAGE, "tenant_id"]
-    sel = ["l.listing_id", "to_char(s.ds, 'YYYYMMDD')::int", *(f"s.{c}" for c in attrs), *lineage_sel, TENANT_ONCE]
-    upd = [*attrs, *PRICE_LINEAGE]
-    new = [*(f"excluded.{c}" for c in attrs), *lineage_new]
-    sets = ", ".join(f"{c} = {v}" for c, v in zip(upd, new))
-    newer = " AND t.observed_at <= excluded.observed_at" if keep_newer else ""
-    sql = f"""INSERT INTO fact_price AS t ({", ".join(cols)})
-              SELECT {", ".join(sel)} {_listing_join("stg_price")}
-              ORDER BY 1, 2
-              ON CONFLICT (listing_id, date_key) DO UPDATE SET {sets} WHERE {distinct(upd, new)}{newer}
-              RETURNING (xmax = 0) AS inserted"""
+    ensure_partitions(conn, *days)
     method = IMPORT_METHOD if import_run_id is not None else None
-    params = {"run": scrape_run_id, "import_run": import_run_id, "method": method}
-    counts = upsert_counts(conn, table, sql, n, params)
+    lo, hi = (int(f"{d:%Y%m%d}") for d in days)
+    params = {"run": scrape_run_id, "import_run": import_run_id, "method": method, "lo": lo, "hi": hi}
+    updated, inserted = _write_prices(conn, present, params, keep_newer)
     conn.execute(
         sa.text(
             f"""UPDATE dim_listing t SET first_seen = LEAST(t.first_seen, x.lo), last_seen = GREATEST(t.last_seen, x.hi)
@@ -392,7 +377,52 @@ def load_prices(
                   IS DISTINCT FROM ROW(LEAST(t.first_seen, x.lo), GREATEST(t.last_seen, x.hi))"""
         )
     )
-    return counts
+    return {"staged": n, "inserted": inserted, "updated": updated}
+
+
+def _write_prices(conn: Connection, present: list, params: dict, keep_newer: bool) -> tuple[int, int]:
+    """stg_price -> fact_price: the staged rows with their keys resolved (`_px`), then an UPDATE of the stored
+    rows they change and a plain INSERT of the new ones, both over the staged days' partitions (:lo to :hi).
+    Returns (updated, inserted).
+
+    `INSERT … ON CONFLICT` cannot tell an insert from an update on a partitioned table (its RETURNING has no
+    xmax) and its speculative insertion doubled the time of a bulk load. A concurrent load that inserted the
+    same new key first makes this one fail with a LoadError (a unique violation) and roll back whole; running
+    it again completes it.
+    """
+    table = "fact_price"
+    attrs = [c.name for c in present if c.name not in _PRICE_KEYS and c.name not in PRICE_LINEAGE]
+    lineage_sel, lineage_new = _lineage_sql({c.name for c in present}, attrs)
+    cols = ["listing_id", "date_key", *attrs, *PRICE_LINEAGE, "tenant_id"]
+    sel = ["l.listing_id", "to_char(s.ds, 'YYYYMMDD')::int", *(f"s.{c}" for c in attrs), *lineage_sel, TENANT_ONCE]
+    upd = [*attrs, *PRICE_LINEAGE]
+    new = [*(f"excluded.{c}" for c in attrs), *lineage_new]
+    sets = ", ".join(f"{c} = {v}" for c, v in zip(upd, new))
+    newer = " AND t.observed_at <= excluded.observed_at" if keep_newer else ""
+    conn.exec_driver_sql("DROP TABLE IF EXISTS pg_temp._px")
+    resolved = ", ".join(f"{e} AS {c}" for c, e in zip(cols, sel))
+    execute(conn, table, f"CREATE TEMP TABLE _px ON COMMIT DROP AS SELECT {resolved} {_listing_join('stg_price')}",
+            params)  # fmt: skip
+    conn.exec_driver_sql("ANALYZE _px")
+    days_of_t = "t.date_key BETWEEN :lo AND :hi"
+    updated = execute(
+        conn,
+        table,
+        f"""UPDATE fact_price t SET {sets} FROM _px excluded
+            WHERE t.listing_id = excluded.listing_id AND t.date_key = excluded.date_key AND {days_of_t}
+              AND {distinct(upd, new)}{newer}""",
+        params,
+    )
+    inserted = execute(
+        conn,
+        table,
+        f"""INSERT INTO fact_price ({", ".join(cols)}) SELECT {", ".join(cols)} FROM _px x
+            WHERE NOT EXISTS (SELECT 1 FROM fact_price t
+                              WHERE t.listing_id = x.listing_id AND t.date_key = x.date_key AND {days_of_t})""",
+        params,
+    )
+    conn.exec_driver_sql("DROP TABLE _px")
+    return updated, inserted
 
 
 _SALES_COLS = cols("sku! ds:date! units:integer!+ revenue:numeric(14,2) price:numeric(12,2)+ promo:boolean")
@@ -406,7 +436,7 @@ def load_sales(conn: Connection, df: pd.DataFrame) -> dict:
         "SELECT s._row FROM stg_sales s LEFT JOIN dim_product p ON p.sku = s.sku "
         "WHERE p.product_id IS NULL ORDER BY s._row",
     )
-    present, n = _staged(
+    present, n, _ = _staged(
         conn, df, "fact_sales", _SALES_COLS, ["sku", "ds"], "one row per sku per day", "stg_sales", lookup
     )
     if not n:

@@ -64,6 +64,8 @@ TABLES = [
     "import_run",
     "watch",
     "watch_fetch",
+    "dim_listing_history",
+    "load_watermark",
 ]
 
 

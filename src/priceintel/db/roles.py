@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from priceintel.db import tenancy
 from priceintel.db.engine import _create_engine, app_role_name, get_engine, normalize_url, redact_url
 from priceintel.db.errors import DatabaseError
+from priceintel.db.views import ALL_TENANTS
 
 __all__ = [
     "APP_COLUMN_WRITES",
@@ -110,6 +111,7 @@ def _grant(conn: Connection, role: str, database: str) -> None:
         conn.exec_driver_sql(f"GRANT SELECT (tenant_id, name, plan, is_default, created_at) ON tenant TO {q}")
         _grant_lookups(conn, q)
     _hide_all_tenants(conn, q)
+    _grant_marts(conn, q)
 
 
 def _grant_lookups(conn: Connection, quoted_role: str) -> None:
@@ -120,10 +122,29 @@ def _grant_lookups(conn: Connection, quoted_role: str) -> None:
 
 
 def _hide_all_tenants(conn: Connection, quoted_role: str) -> None:
-    """Revoke what reads every tenant's rows: the app materialized views (read through their per-tenant views)."""
-    every = [r[0] for r in conn.execute(sa.text("SELECT matviewname FROM pg_matviews WHERE schemaname = 'public'"))]
+    """Revoke what reads every tenant's rows: the app rollups and materialized views (read through their
+    per-tenant views), their definitions and queue (`db.views.ALL_TENANTS`), and fact_price's partitions (read
+    directly, a partition would not apply the parent's policy; each has its own, and the role reads the parent)."""
+    every = {r[0] for r in conn.execute(sa.text("SELECT matviewname FROM pg_matviews WHERE schemaname = 'public'"))}
+    every |= {
+        r[0]
+        for r in conn.execute(
+            sa.text("""SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace
+                       AND c.relkind IN ('r', 'p', 'v', 'm') AND (c.relname = ANY(:names) OR c.relispartition)"""),
+            {"names": list(ALL_TENANTS)},
+        )
+    }
     if every:
-        conn.exec_driver_sql(f"REVOKE ALL ON {', '.join(every)} FROM {quoted_role}")
+        conn.exec_driver_sql(f"REVOKE ALL ON {', '.join(sorted(every))} FROM {quoted_role}")
+
+
+def _grant_marts(conn: Connection, quoted_role: str) -> None:
+    """Read the dbt marts (schema `marts`, docs/dbt.md) when they exist: their tables carry tenant_id under the
+    star tables' row-level security policy, so a role reads its tenant's rows (dbt grants them too, on each run;
+    this covers a role made after it). The staging schema of dbt stays out of reach."""
+    if conn.execute(sa.text("SELECT to_regnamespace('marts') IS NOT NULL")).scalar():
+        conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA marts TO {quoted_role}")
+        conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA marts TO {quoted_role}")
 
 
 def ensure_worker_role(engine: sa.Engine) -> str | None:
@@ -148,6 +169,7 @@ def ensure_worker_role(engine: sa.Engine) -> str | None:
         conn.exec_driver_sql(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version, tenant FROM {q}")
         _grant_lookups(conn, q)
         _hide_all_tenants(conn, q)
+        _grant_marts(conn, q)
     tenancy.forget(engine)
     return role
 

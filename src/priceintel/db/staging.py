@@ -4,7 +4,7 @@ currency checks, the TEMP staging table, lookups of staged rows, and counted ups
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +78,16 @@ def bad_rows(
     return LoadError(f"{table}.{column}: {n} row(s) {problem}; first rows: {rows}")
 
 
+def per_value(s: pd.Series, test: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """`test` (a vectorised check of a Series) applied to each distinct non-missing value once and spread back
+    to every row (False where missing): loads repeat a few retailers, currencies and ids over many rows."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    if not len(uniques):
+        return pd.Series(False, index=s.index)
+    verdict = np.asarray(test(pd.Series(uniques, dtype=object)), dtype=bool)
+    return pd.Series(np.where(codes >= 0, verdict[np.maximum(codes, 0)], False), index=s.index)
+
+
 def _text(s: pd.Series) -> pd.Series:
     """Object series of str/None (integral floats like 12.0 → '12')."""
     mask = s.notna()
@@ -134,7 +144,7 @@ def prepare(df: pd.DataFrame, table: str, cols: Sequence[Col], keys: Sequence[st
         if col.kind == "text":
             conv = _text(s)
             if col.required:
-                given = given & conv.map(lambda v: v is None or v.strip() != "")
+                given = given & per_value(conv, lambda u: u.astype(str).str.strip().ne(""))
                 conv = conv.where(given, None)
         elif col.kind in ("num", "int"):
             num = pd.to_numeric(s, errors="coerce").astype(float)
@@ -152,7 +162,7 @@ def prepare(df: pd.DataFrame, table: str, cols: Sequence[Col], keys: Sequence[st
                 conv = conv.map(lambda v: None if v is None else int(v))
         elif col.kind == "bool":
             conv = _bool(s)
-            bad = conv.map(lambda v: isinstance(v, str))
+            bad = conv.eq("?bad") if not pd.api.types.is_bool_dtype(s) else pd.Series(False, index=s.index)
             if bad.any():
                 raise bad_rows(table, col.name, "with a value that is not a boolean", df, bad, keys)
         elif col.kind in ("date", "ts"):
@@ -209,7 +219,7 @@ def check_currency(table: str, df: pd.DataFrame, conv: pd.DataFrame, keys: Seque
             raise LoadError(f"{table}.currency: input frame has prices but no currency column")
         return
     cur = conv["currency"]
-    bad = cur.notna() & ~cur.astype(str).str.fullmatch(r"[A-Z]{3}")
+    bad = cur.notna() & ~per_value(cur, lambda u: u.astype(str).str.fullmatch(r"[A-Z]{3}"))
     if bad.any():
         raise bad_rows(
             table, "currency", "with a non-ISO-4217 currency (expected 3 upper-case letters, e.g. USD)", df, bad, keys
@@ -224,19 +234,36 @@ def check_currency(table: str, df: pd.DataFrame, conv: pd.DataFrame, keys: Seque
 
 
 def stage(conn: Connection, name: str, cols: Sequence[Col], frame: pd.DataFrame) -> int:
-    """(Re)create TEMP table `name` (ON COMMIT DROP) with a `_row` column and COPY the frame in."""
+    """(Re)create TEMP table `name` (ON COMMIT DROP) with a `_row` column and COPY the frame in (as CSV written
+    by Arrow, one block: no Python loop per row)."""
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{name}")
     ddl = ", ".join(["_row bigint", *(f"{c.name} {c.pgtype}" for c in cols)])
     conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({ddl}) ON COMMIT DROP")
     names = ", ".join(["_row", *(c.name for c in cols)])
-    columns = [list(range(len(frame)))] + [frame[c.name].tolist() for c in cols]
     raw = conn.connection.driver_connection
     assert raw is not None  # an open connection always has its DBAPI (psycopg) connection
     with raw.cursor() as cur:
-        with cur.copy(f"COPY {name} ({names}) FROM STDIN") as copy:
-            for row in zip(*columns):
-                copy.write_row(row)
+        with cur.copy(f"COPY {name} ({names}) FROM STDIN (FORMAT csv)") as copy:
+            copy.write(_csv(frame, cols))
     return len(frame)
+
+
+def _csv(frame: pd.DataFrame, cols: Sequence[Col]) -> bytes:
+    """The frame's `cols` after `_row` (0, 1, …) as CSV for COPY: every value quoted, NULL as nothing."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    arrays = [pa.array(np.arange(len(frame), dtype=np.int64))]
+    for c in cols:
+        values = frame[c.name].to_numpy(dtype=object)
+        try:
+            arrays.append(pa.array(values, from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed kinds (e.g. str and int): as text
+            arrays.append(pa.array([None if v is None else str(v) for v in values], type=pa.string()))
+    table = pa.table(arrays, names=["_row", *(c.name for c in cols)])
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
+    return sink.getvalue().to_pybytes()
 
 
 def _pos_mask(df: pd.DataFrame, positions: Iterable[int]) -> pd.Series:
@@ -263,6 +290,14 @@ def upsert_counts(conn: Connection, table: str, sql: str, staged: int, params: d
     except DBAPIError as err:
         raise LoadError(f"{table}: PostgreSQL rejected the load: {' '.join(str(err.orig).split())}") from None
     return {"staged": staged, "inserted": int(ins), "updated": int(upd)}
+
+
+def execute(conn: Connection, table: str, sql: str, params: dict | None = None) -> int:
+    """Execute one statement of a load; returns its row count. PostgreSQL's refusal becomes a LoadError."""
+    try:
+        return int(conn.execute(sa.text(sql), params or {}).rowcount)
+    except DBAPIError as err:
+        raise LoadError(f"{table}: PostgreSQL rejected the load: {' '.join(str(err.orig).split())}") from None
 
 
 def distinct(cols: Sequence[str], new: Sequence[str] | None = None) -> str:

@@ -29,7 +29,6 @@ from priceintel.ingest.fields import amounts, availability, clean_url, dates, fi
 from priceintel.ingest.lineage import Checked, run_import
 from priceintel.ingest.result import ImportResult, Issue
 from priceintel.ingest.validate import Rule, check_rows, duplicate_rule, required_rule, split
-from priceintel.items import IN_STOCK, LIMITED, PREORDER
 
 __all__ = ["OBSERVATION_ALIASES", "check_observations", "import_observations"]
 
@@ -54,7 +53,8 @@ OBSERVATION_ALIASES: dict[str, tuple[str, ...]] = {
 _REQUIRED = ("retailer", "item_id", "ds", "price")
 _RETAILER = r"[a-z0-9][a-z0-9_.-]{0,63}"
 _FIRST_DAY = pd.Timestamp("1990-01-01")
-_STOCKED = {IN_STOCK, LIMITED, PREORDER}
+#: the availability states (`fields.availability`: Merchant Center names) that count as in stock
+_STOCKED = {"in_stock", "preorder"}
 
 
 def _columns(path: Path, df: pd.DataFrame) -> dict[str, str]:
@@ -182,16 +182,17 @@ def check_observations(conn: Connection, path: Path, df: pd.DataFrame) -> Checke
 
 
 def _load(conn: Connection, frame: pd.DataFrame, run_id: int) -> dict:
-    """New retailers, then the listings (attributes kept when a cell is empty), then fact_price upserted."""
+    """New retailers, then the listings and their history (attributes kept when a cell is empty), then fact_price
+    upserted."""
     retailers = pd.DataFrame({"retailer": sorted(set(frame["retailer"]) - _known_retailers(conn))})
     if len(retailers):
         retailers["name"] = retailers["retailer"].str.title()
         retailers["base_url"] = None
         load.upsert_retailers(conn, retailers)
-    cols = [c for c in ("retailer", "item_id", "url", "title", "brand", "gtin", "mpn") if c in frame.columns]
-    # one row per listing: its latest non-empty value of each attribute
-    listings = frame[cols].groupby(["retailer", "item_id"], as_index=False, sort=False).last()
-    load.upsert_listings(conn, listings)
+    cols = ("retailer", "item_id", "ds", "url", "title", "brand", "gtin", "mpn", "in_stock")
+    # one row per listing and day: the listing keeps each attribute's newest non-empty value, and its history the
+    # title, url and availability of every day (an old day imported late lands in its place: db.history)
+    load.upsert_listings(conn, frame[[c for c in cols if c in frame.columns]])
     load.ensure_dates(conn, min(frame["ds"]), max(frame["ds"]))
     price_cols = [
         c

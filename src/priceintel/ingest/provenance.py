@@ -65,17 +65,24 @@ def price_method(methods: Any) -> str | None:
 
 def with_methods(obs: pd.DataFrame, offers_path: str | Path | None) -> pd.DataFrame:
     """Observations with `extraction_method`, from the scrape task's offers (their `methods`) by page hash: the
-    same body is the same extraction. Unchanged when the offers or their methods are not there."""
+    same body is the same extraction; and with the `seller` the page named, when the offers have one (the
+    listing's history, `db.history`). Unchanged when the offers or their methods are not there."""
     path = Path(str(offers_path)) if offers_path is not None else None
     if path is None or not path.is_file() or "page_sha256" not in obs.columns:
         return obs
-    if not {"page_sha256", "methods"} <= set(pq.read_schema(path).names):
+    names = set(pq.read_schema(path).names)
+    if not {"page_sha256", "methods"} <= names:
         return obs
-    offers = pd.read_parquet(path, columns=["page_sha256", "methods"]).dropna(subset=["page_sha256"])
+    seller = ["seller"] if "seller" in names and "seller" not in obs.columns else []
+    offers = pd.read_parquet(path, columns=["page_sha256", "methods", *seller]).dropna(subset=["page_sha256"])
     offers = offers.drop_duplicates("page_sha256")
     parsed = {m: price_method(m) for m in offers["methods"].dropna().unique()}  # few distinct method sets
     by_sha = pd.Series(offers["methods"].map(parsed).to_numpy(), index=offers["page_sha256"].to_numpy())
-    return obs.assign(extraction_method=obs["page_sha256"].map(by_sha).astype(object))
+    obs = obs.assign(extraction_method=obs["page_sha256"].map(by_sha).astype(object))
+    if seller:
+        sellers = pd.Series(offers["seller"].to_numpy(), index=offers["page_sha256"].to_numpy())
+        obs = obs.assign(seller=obs["page_sha256"].map(sellers).astype(object))
+    return obs
 
 
 # --- report: one price's lineage ----------------------------------------------------------------------------

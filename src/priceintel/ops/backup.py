@@ -278,13 +278,13 @@ def snapshot(engine: Engine) -> Iterator[Any]:
 
 
 def table_names(conn: Any, matviews: bool = False) -> list[str]:
-    """The public schema's tables (and materialized views), sorted."""
+    """The public schema's tables (and materialized views), sorted; a partitioned table stands for its partitions."""
     kinds = "('r', 'p', 'm')" if matviews else "('r', 'p')"
     return [
         r[0]
         for r in conn.execute(
             f"""SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = 'public' AND c.relkind IN {kinds} ORDER BY 1"""
+                WHERE n.nspname = 'public' AND c.relkind IN {kinds} AND NOT c.relispartition ORDER BY 1"""
         )
     ]
 

@@ -25,7 +25,7 @@ from typing import Any
 from psycopg import sql
 
 from priceintel.db import engine as db_engine
-from priceintel.db import migrate, tenancy, views
+from priceintel.db import load, migrate, tenancy, views
 from priceintel.ops.backup import (
     BackupError,
     base_manifest,
@@ -62,9 +62,10 @@ def tenant_tables(conn: Any) -> tuple[list[str], list[tuple[str, list[str], str,
         for r in conn.execute(
             """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
-               WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> 'tenant'"""
+               WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> 'tenant'
+                 AND NOT c.relispartition"""
         )
-    }
+    } - set(views.ALL_TENANTS)  # fact_price's partitions are read through it; the app rollups are derived
     parents: dict[str, set[str]] = defaultdict(set)
     shared = []
     for child, parent, ccols, pcols in conn.execute(
@@ -168,6 +169,8 @@ def restore_tenant(path: str | os.PathLike, name: str | None = None, yes: bool =
             for table in manifest["order"]:
                 rows += _copy_in(conn, table, Path(tmp) / "tables" / f"{table}.csv", tid, path)
             conn.commit()
+    with tenancy.as_owner(), engine.begin() as sconn:
+        load.tidy_partitions(sconn)  # restored prices of months without a partition yet
     tenancy.sync_tokens(engine)  # a new tenant's token hash, under this installation's key
     views.refresh(engine)
     return {"path": path, "tenant": name, "created": created, "tables": len(manifest["order"]), "rows": rows,

@@ -328,11 +328,11 @@ def _with_categories(listings: pd.DataFrame, upstream: dict) -> pd.DataFrame:
     )
 
 
-def load_stage(upstream: dict, data_dir: str | Path) -> dict:
+def load_stage(upstream: dict, data_dir: str | Path, full_reload: Any = False) -> dict:
     """Migrate, then load dimensions and facts (and the watch fetches of a live run) in one transaction;
-    return counts."""
+    return counts. Observations the warehouse holds already are skipped (`db.watermark`; `full_reload`: none)."""
     from priceintel.db import engine as db_engine
-    from priceintel.db import load, migrate, queries
+    from priceintel.db import load, migrate, queries, watermark
     from priceintel.db import views as db_views
     from priceintel.ingest import provenance
     from priceintel.pipeline import live
@@ -356,12 +356,13 @@ def load_stage(upstream: dict, data_dir: str | Path) -> dict:
     loaded: dict[str, Any] = {}
     with engine.begin() as conn:
         run_id = load.start_run(conn, "load", {"data_dir": str(data_dir)})
+        fresh = watermark.fresh(conn, obs, full=full_reload)  # newer than the watermark, or late and missing
         if len(obs) or len(sales):
             days = pd.concat([obs["ds"], sales["ds"]]) if len(sales) else obs["ds"]
             loaded["dates"] = load.ensure_dates(conn, days.min(), days.max())
         loaded["retailers"] = load.upsert_retailers(conn, retailers)
         loaded["products"] = load.upsert_products(conn, products)
-        loaded["listings"] = load.upsert_listings(conn, listings)
+        loaded["listings"] = load.upsert_listings(conn, load.listing_rows(listings, fresh.rows))  # and history
         loaded["matches"] = load.load_matches(conn, matches)
         errors = pd.concat([scrape_errors, clean_errors], ignore_index=True)
         errors = errors.reindex(columns=["url", "retailer", "kind", "message"])
@@ -379,7 +380,8 @@ def load_stage(upstream: dict, data_dir: str | Path) -> dict:
             code_version=config.code_version(),
             pipeline_run_id=run_id,
         )
-        loaded["prices"] = load.load_prices(conn, obs, scrape_run_id=scrape_run_id)
+        loaded["prices"] = load.load_prices(conn, fresh.rows, scrape_run_id=scrape_run_id)
+        loaded["watermark"] = watermark.advance(conn, fresh, run_id)  # moves only if this transaction commits
         loaded["sales"] = load.load_sales(conn, sales)
         loaded["errors"] = load.record_errors(conn, scrape_run_id, errors)
         loaded["watch"] = live.record_fetches(conn, fetches, scrape_run_id)
