@@ -262,13 +262,6 @@ def main() -> dict:
             out["first_load"]["rows_per_s"] / out["raw_copy"]["rows_per_s"], 3
         )
         save()
-        out["reload_unchanged"] = _load_days(eng, _chunks(listings, dates[:-1]))
-        out["reload_unchanged"]["vs_first_load"] = round(
-            out["reload_unchanged"]["rows_per_s"] / out["first_load"]["rows_per_s"], 2
-        )
-        _, secs = _timed(views.refresh, eng)
-        out["reload_unchanged"]["app_views_refresh_s"] = round(secs, 2)
-        save()
         new_day = _day(listings, dates[-1])
         t0 = time.perf_counter()
         with eng.begin() as conn:  # the day's listings as the pipeline's load stage upserts them (history)
@@ -280,7 +273,7 @@ def main() -> dict:
                                   "end_to_end_s": round(time.perf_counter() - t0, 2), "goal_s": 60}  # fmt: skip
         save()
         with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE")  # as autovacuum would have by the time people read
+            conn.exec_driver_sql("ANALYZE")  # as autovacuum would have by the time people read
         out["baseline_build_s"] = round(_baseline(eng), 1)
         save()
         out["sizes"] = _sizes(eng)
@@ -292,6 +285,14 @@ def main() -> dict:
         out["queries_goal_p95_ms"] = 200
         out["queries_p95_under_goal"] = all(q["p95_ms"] < 200 for q in out["queries"].values())
         base_eng.dispose()
+        save()
+        out["reload_unchanged"] = _load_days(eng, _chunks(listings, dates[:-1]))
+        out["reload_unchanged"]["vs_first_load"] = round(
+            out["reload_unchanged"]["rows_per_s"] / out["first_load"]["rows_per_s"], 2
+        )
+        _, secs = _timed(views.refresh, eng)
+        out["reload_unchanged"]["app_views_refresh_s"] = round(secs, 2)
+        save()
         eng.dispose()
     finally:
         db_engine.dispose_engines()

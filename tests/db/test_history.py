@@ -24,6 +24,7 @@ from priceintel import clean
 from priceintel.cli import main
 from priceintel.db import history, listings, load, migrate, roles, tenancy, watermark
 from priceintel.db.engine import get_engine
+from priceintel.db.errors import LoadError
 from priceintel.ingest import provenance
 from priceintel.ingest.observations import import_observations
 from priceintel.items import MATCH_COLUMNS, SALES_COLUMNS
@@ -177,6 +178,18 @@ def test_a_change_made_outside_the_loaders_is_captured(db):
     # the loaders' own updates of dim_listing are not captured twice
     assert _upsert(db, [_obs("B001", today + timedelta(days=1), "Kettle", U1, "Acme Ltd", True)])["history"] == 1
     assert len(_versions(db)) == 4
+
+
+def test_temporary_tables_made_by_the_caller_are_refused(db):
+    """The merge runs as the owner over session temporary tables: tables of those names made beforehand by the
+    caller (who could hang a trigger on them, run as the owner) make it refuse instead of using them."""
+    _upsert(db, STORY[0])
+    before = _versions(db)
+    with pytest.raises((DBAPIError, LoadError), match="not made by this function"), db.begin() as conn:
+        conn.execute(sa.text("CREATE TEMP TABLE priceintel_lh_obs (listing_id integer, day date, title text, "
+                             "url text, seller text, in_stock boolean)"))  # fmt: skip
+        load.upsert_listings(conn, pd.DataFrame([_obs("B001", D(7, 9), "Kettle 2", U1, None, True)]))
+    assert _versions(db) == before  # nothing half-done: the transaction rolled back
 
 
 def test_periods_never_overlap(db):

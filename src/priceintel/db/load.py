@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 import priceintel
 from priceintel.db.errors import LoadError
@@ -53,7 +53,7 @@ __all__ = [
     "IMPORT_METHOD",
     "PRICE_LINEAGE",
     "load_sales",
-    "ensure_partitions",
+    "make_partitions_ahead",
     "tidy_partitions",
     "start_run",
     "finish_run",
@@ -241,22 +241,34 @@ def _date_range(conn: Connection, stg: str) -> tuple[date, date]:
     return lo, hi
 
 
-#: months of fact_price partitions made ahead of the newest day loaded (or today, when later)
+#: months of fact_price partitions made ahead of this one (`make_partitions_ahead`)
 PARTITIONS_AHEAD = 2
 
 
-def ensure_partitions(conn: Connection, lo: date | str | None = None, hi: date | str | None = None) -> int:
-    """Make fact_price's monthly partitions (migration 0017) of the days lo to hi (hi defaults to lo), and of
-    this month and the PARTITIONS_AHEAD next; rows waiting in the default partition for those months move in.
-    Returns how many partitions were made."""
+def make_partitions_ahead(engine: Engine) -> int:
+    """Make fact_price's partitions (migration 0017) of this month and the PARTITIONS_AHEAD next, in a short
+    transaction of its own: making a partition locks fact_price, which a long load transaction would hold until
+    it ends. The load stage calls it before loading. Returns how many were made."""
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT priceintel_price_partitions(current_date, "
+                    "(current_date + make_interval(months => :ahead))::date)"
+                ),
+                {"ahead": PARTITIONS_AHEAD},
+            ).scalar_one()
+        )
+
+
+def _staged_partitions(conn: Connection, stg: str) -> int:
+    """Make the partitions of the months the staged rows fall in (only those months)."""
     return int(
         conn.execute(
             sa.text(
-                """SELECT priceintel_price_partitions(CAST(:lo AS date), COALESCE(CAST(:hi AS date), CAST(:lo AS date)))
-                        + priceintel_price_partitions(current_date,
-                                                      (current_date + make_interval(months => :ahead))::date)"""
-            ),
-            {"lo": lo, "hi": hi, "ahead": PARTITIONS_AHEAD},
+                f"""SELECT COALESCE(sum(priceintel_price_partitions(m, m)), 0)
+                    FROM (SELECT DISTINCT date_trunc('month', ds)::date AS m FROM {stg}) x"""
+            )
         ).scalar_one()
     )
 
@@ -362,7 +374,10 @@ def load_prices(
     )
     if not n or days is None:
         return empty_counts()
-    ensure_partitions(conn, *days)
+    _staged_partitions(conn, "stg_price")
+    # one price load of a tenant at a time: two loads inserting the same new (listing, day) would make the
+    # second fail on the key instead of waiting for the first
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7365120103000 + (SELECT priceintel_tenant()))"))
     method = IMPORT_METHOD if import_run_id is not None else None
     lo, hi = (int(f"{d:%Y%m%d}") for d in days)
     params = {"run": scrape_run_id, "import_run": import_run_id, "method": method, "lo": lo, "hi": hi}

@@ -115,10 +115,13 @@ def _grant(conn: Connection, role: str, database: str) -> None:
 
 
 def _grant_lookups(conn: Connection, quoted_role: str) -> None:
-    """EXECUTE on the tenant lookups that run before a tenant is known (not granted to PUBLIC, migration 0014)."""
+    """EXECUTE on the tenant lookups that run before a tenant is known (not granted to PUBLIC, migration 0014) and
+    on the maker of fact_price's partitions (migration 0017; loads of prices, the API's imports too)."""
     conn.exec_driver_sql(
         f"GRANT EXECUTE ON FUNCTION priceintel_user_tenant(text), priceintel_api_key(text) TO {quoted_role}"
     )
+    if conn.execute(sa.text("SELECT to_regprocedure('priceintel_price_partitions(date, date)') IS NOT NULL")).scalar():
+        conn.exec_driver_sql(f"GRANT EXECUTE ON FUNCTION priceintel_price_partitions(date, date) TO {quoted_role}")
 
 
 def _hide_all_tenants(conn: Connection, quoted_role: str) -> None:

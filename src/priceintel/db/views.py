@@ -52,7 +52,7 @@ REFRESH_WORK_MEM = "256MB"
 #: a queue longer than this share of app_prices_all rebuilds the rollups whole (cheaper than row by row)
 REBUILD_SHARE = 0.25
 #: pg_advisory_xact_lock key: one refresh at a time
-_LOCK_KEY = 7_365_120_017
+_LOCK_KEY = 7_365_120_101
 
 
 def refresh(

@@ -39,8 +39,9 @@ SELECT s._row FROM stg_watermark s
 LEFT JOIN dim_retailer r ON r.retailer = s.retailer
 LEFT JOIN dim_listing l ON l.retailer_id = r.retailer_id AND l.item_id = s.item_id
 LEFT JOIN fact_price fp ON fp.listing_id = l.listing_id AND fp.date_key = to_char(s.ds, 'YYYYMMDD')::int
+     AND fp.date_key BETWEEN :lo AND :hi
 WHERE fp.observed_at IS NULL OR fp.observed_at < s.observed_at
-"""
+"""  # :lo/:hi: the staged days as constants, so only their partitions of fact_price are read
 _TRUE = {"1", "true", "yes", "y", "on", "t"}
 
 
@@ -94,7 +95,9 @@ def fresh(conn: Connection, obs: pd.DataFrame, source: str = SOURCE, full: Any =
     if len(older):
         present, conv = prepare(obs.iloc[older][[*_KEYS, "observed_at"]], "load_watermark", _COLS, _KEYS)
         stage(conn, "stg_watermark", present, conv)
-        late[older[conn.execute(sa.text(_LATE)).scalars().all()]] = True
+        days = pd.to_datetime(obs["ds"].iloc[older])
+        bounds = {"lo": int(f"{days.min():%Y%m%d}"), "hi": int(f"{days.max():%Y%m%d}")}
+        late[older[conn.execute(sa.text(_LATE), bounds).scalars().all()]] = True
     return Fresh(obs[newer | late], source, len(obs), int(newer.sum()), int(late.sum()), False)
 
 

@@ -65,7 +65,7 @@ def tenant_tables(conn: Any) -> tuple[list[str], list[tuple[str, list[str], str,
                WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> 'tenant'
                  AND NOT c.relispartition"""
         )
-    } - set(views.ALL_TENANTS)  # fact_price's partitions are read through it; the app rollups are derived
+    } - {*views.ALL_TENANTS, *views.INCREMENTAL.values()}  # partitions: read through fact_price; rollups: derived
     parents: dict[str, set[str]] = defaultdict(set)
     shared = []
     for child, parent, ccols, pcols in conn.execute(
@@ -93,6 +93,8 @@ def tenant_tables(conn: Any) -> tuple[list[str], list[tuple[str, list[str], str,
 
     for t in sorted(owned):
         visit(t)
+    if "fact_price" in owned and not any(c == "fact_price" and p == "dim_date" for c, _, p, _ in shared):
+        shared.append(("fact_price", ["date_key"], "dim_date", ["date_key"]))  # no foreign key since 0017
     return order, shared
 
 

@@ -350,6 +350,7 @@ def load_stage(upstream: dict, data_dir: str | Path, full_reload: Any = False) -
     engine = db_engine.get_engine()
     db_engine.check_connection(engine)
     migrate.upgrade()
+    load.make_partitions_ahead(engine)  # before the load's transaction: making a partition locks fact_price
     retailers = pd.DataFrame({"retailer": sorted(set(obs["retailer"]) | set(listings["retailer"]))})
     retailers["name"] = retailers["retailer"].str.title()
     retailers["base_url"] = None

@@ -5,9 +5,10 @@ calendar month (`fact_price_2026_07` holds 20260701 ≤ date_key < 20260801) and
 outside them. Same columns, keys, checks and row-level security as before; the primary key (listing_id,
 date_key) is a b-tree on every partition and `date_key` gets a BRIN index (the rows of a month arrive in day
 order, so a few hundred bytes summarise a partition). `priceintel_price_partitions(lo, hi)` makes the missing
-months from lo to hi: the loader calls it for the days it stages plus two months ahead, so the partitions
-exist before the rows come; rows that reached the DEFAULT partition (raw SQL, a restore) move into their month
-when it is made. Each partition has row-level security and the `tenant_isolation` policy of its own, because a
+months from lo to hi (within 1990 to a year ahead; rows beyond stay in the DEFAULT partition): the loader calls
+it for the months of the days it stages, and the load stage for this month and the next two in a short
+transaction of its own (making a partition locks fact_price), so the partitions exist before the rows come;
+rows that reached the DEFAULT partition (raw SQL, a restore) move into their month when it is made. Each partition has row-level security and the `tenant_isolation` policy of its own, because a
 role that reads a partition directly does not pass the parent's policy. The function runs as the owner
 (SECURITY DEFINER with a fixed search_path): the pipeline's worker role and the apps' role load prices but own
 no table.
@@ -24,9 +25,11 @@ maintained by `db.views.refresh` from `app_pending`, the (listing, day) pairs wh
 (day NULL: every day of the listing; listing NULL: every listing that day; both NULL: everything). A statement
 that writes more than 5,000 prices or sales (a bulk load) queues its days rather than each row. Statement-level triggers with transition
 tables fill it, so every writer is covered, whatever its path (loads, the API's imports, the review app's
-match decisions, cascading deletes): fact_price (the rows written), fact_sales (the matched listings of the
-product, that day), product_match (the listing, every day), dim_product / dim_listing / dim_retailer (when a
-column the rollups show changes) and TRUNCATE (everything). A load that changes nothing writes no row, fires
+match decisions, cascading deletes): fact_price (the rows written, an update's old keys too), fact_sales (the
+matched listings of the product, that day), product_match (the listing, every day), dim_product / dim_listing /
+dim_retailer (when a column the rollups show changes), dim_date (a new day) and TRUNCATE (everything). Direct
+writes to a partition bypass the parent's triggers (only the owner may make them): `priceintel db refresh
+--full` then. A load that changes nothing writes no row, fires
 with empty transition tables and leaves nothing to do.
 
 Their definitions are the views `app_prices_source`, `app_prices_daily_source` and `app_listing_span_source`
@@ -111,15 +114,15 @@ BEGIN
     IF lo IS NULL OR hi IS NULL OR hi < lo THEN
         RETURN 0;
     END IF;
-    IF lo < date '1900-01-01' OR hi > date '2999-12-31' OR (hi - lo) > 3660 THEN
-        RAISE EXCEPTION 'fact_price partitions: % to % is not a range of days to store prices for', lo, hi
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'at most ten years at a time, from 1900 to 2999';
-    END IF;
+    -- months from 1990 to a year ahead (beyond, rows stay in the default partition): a caller cannot make
+    -- thousands of tables
+    lo := GREATEST(lo, date '1990-01-01');
+    hi := LEAST(hi, (current_date + interval '1 year')::date);
     m := date_trunc('month', lo)::date;
     WHILE m <= hi LOOP
         part := 'fact_price_' || to_char(m, 'YYYY_MM');
         IF to_regclass('public.' || part) IS NULL THEN
-            PERFORM pg_advisory_xact_lock(7365120017);  -- one maker at a time; then look again
+            PERFORM pg_advisory_xact_lock(7365120102);  -- one maker at a time; then look again
             IF to_regclass('public.' || part) IS NULL THEN
                 a := to_char(m, 'YYYYMMDD')::integer;
                 b := to_char(m + interval '1 month', 'YYYYMMDD')::integer;
@@ -147,9 +150,10 @@ BEGIN
     END LOOP;
     RETURN made;
 END $$;
+REVOKE EXECUTE ON FUNCTION priceintel_price_partitions(date, date) FROM PUBLIC;  -- db.roles grants it
 COMMENT ON FUNCTION priceintel_price_partitions(date, date) IS
-    'make the missing monthly partitions of fact_price from lo to hi (rows waiting in the default move in); '
-    'returns how many it made';
+    'make the missing monthly partitions of fact_price from lo to hi, within 1990 to a year ahead (rows waiting '
+    'in the default move in); returns how many it made';
 """
 
 _PENDING = """
@@ -183,8 +187,7 @@ CREATE TRIGGER delete_prices AFTER DELETE ON dim_listing REFERENCING OLD TABLE A
     FOR EACH STATEMENT EXECUTE FUNCTION priceintel_delete_listing_prices();
 
 CREATE FUNCTION priceintel_pending_sales() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
-SET enable_nestloop = off AS $$  -- transition tables have no statistics: a nested loop over them is quadratic
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF (SELECT count(*) FROM changed) > 5000 THEN
         INSERT INTO app_pending (date_key) SELECT DISTINCT date_key FROM changed;
@@ -225,6 +228,13 @@ BEGIN
     RETURN NULL;
 END $$;
 
+CREATE FUNCTION priceintel_pending_days() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    INSERT INTO app_pending (date_key) SELECT date_key FROM changed;  -- a new day: its prices join it now
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION priceintel_pending_all() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
@@ -237,12 +247,18 @@ END $$;
 def _triggers() -> str:
     """The statement-level triggers that fill app_pending (one per table and event: transition tables)."""
     out = []
+    # an UPDATE queues the rows' new keys and their old ones (an update may move a row to another listing or day)
     for table, fn in (("fact_price", "prices"), ("fact_sales", "sales"), ("product_match", "listings")):
-        for event, rows in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+        for name, event, rows in (("insert", "INSERT", "NEW"), ("update", "UPDATE", "NEW"),
+                                  ("update_old", "UPDATE", "OLD"), ("delete", "DELETE", "OLD")):  # fmt: skip
             out.append(
-                f"CREATE TRIGGER app_pending_{event.lower()} AFTER {event} ON {table} "
+                f"CREATE TRIGGER app_pending_{name} AFTER {event} ON {table} "
                 f"REFERENCING {rows} TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION priceintel_pending_{fn}();"
             )
+    out.append(
+        "CREATE TRIGGER app_pending_insert AFTER INSERT ON dim_date REFERENCING NEW TABLE AS changed "
+        "FOR EACH STATEMENT EXECUTE FUNCTION priceintel_pending_days();"
+    )
     for table, fn, columns in (("dim_product", "products", "sku, name, brand, category"),
                                ("dim_listing", "listing_keys", "item_id, retailer_id"),
                                ("dim_retailer", "retailers", "retailer")):  # fmt: skip
@@ -392,8 +408,8 @@ def _make_plain_views(views: list[tuple[str, str, list[str], str | None]]) -> No
 def _copy_prices(source: str) -> None:
     """fact_price (new) <- source, through partitions made for its months first."""
     op.execute(
-        f"SELECT priceintel_price_partitions(to_date(min(date_key)::text, 'YYYYMMDD'), "
-        f"to_date(max(date_key)::text, 'YYYYMMDD')) FROM {source}"
+        f"SELECT priceintel_price_partitions(m, m) FROM (SELECT DISTINCT to_date((date_key / 100 * 100 + 1)::text, "
+        f"'YYYYMMDD') AS m FROM {source}) x"
     )
     op.execute(
         f"INSERT INTO fact_price SELECT listing_id, date_key, observed_at, price, list_price, currency, in_stock, "
@@ -463,8 +479,8 @@ def downgrade() -> None:
     op.execute("DROP TABLE app_pending")
     op.execute("DROP TRIGGER IF EXISTS delete_prices ON dim_listing")
     op.execute("DROP FUNCTION IF EXISTS priceintel_delete_listing_prices()")
-    for table in ("fact_sales", "product_match", "dim_product", "dim_listing", "dim_retailer"):
-        for event in ("insert", "update", "delete", "truncate"):
+    for table in ("fact_sales", "product_match", "dim_product", "dim_listing", "dim_retailer", "dim_date"):
+        for event in ("insert", "update", "update_old", "delete", "truncate"):
             op.execute(f"DROP TRIGGER IF EXISTS app_pending_{event} ON {table}")
     op.execute("ALTER TABLE fact_price RENAME TO fact_price_parts")
     op.execute("ALTER INDEX fact_price_pkey RENAME TO fact_price_parts_pkey")
@@ -495,7 +511,7 @@ LEFT JOIN scrape_run s ON s.scrape_run_id = p.scrape_run_id;
 DROP TABLE fact_price_parts CASCADE;
 DROP FUNCTION priceintel_price_partitions(date, date);"""
     )
-    for fn in ("prices", "sales", "listings", "products", "listing_keys", "retailers", "all"):
+    for fn in ("prices", "sales", "listings", "products", "listing_keys", "retailers", "days", "all"):
         op.execute(f"DROP FUNCTION IF EXISTS priceintel_pending_{fn}()")
     op.execute(_POLICY.format(t="fact_price"))
     tenants = _tenants_migration()

@@ -117,6 +117,15 @@ BEGIN
                                              in_stock boolean) ON COMMIT DROP;
         CREATE TEMP TABLE priceintel_lh_old (LIKE public.dim_listing_history INCLUDING DEFAULTS) ON COMMIT DROP;
         CREATE TEMP TABLE priceintel_lh_new (LIKE public.dim_listing_history INCLUDING DEFAULTS) ON COMMIT DROP;
+    ELSIF EXISTS (  -- tables of these names the caller made (with a trigger, say) would run its code as the owner
+        SELECT 1 FROM unnest(ARRAY['pg_temp.priceintel_lh_obs', 'pg_temp.priceintel_lh_old',
+                                   'pg_temp.priceintel_lh_new']) AS t(name)
+        LEFT JOIN pg_class c ON c.oid = to_regclass(t.name)
+        WHERE c.oid IS NULL OR c.relowner <> current_user::text::regrole
+           OR EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid)
+           OR EXISTS (SELECT 1 FROM pg_rewrite w WHERE w.ev_class = c.oid)) THEN
+        RAISE EXCEPTION 'listing history: its temporary tables were not made by this function'
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
     TRUNCATE pg_temp.priceintel_lh_obs, pg_temp.priceintel_lh_old, pg_temp.priceintel_lh_new;
     -- the observations: one per listing and day (of repeats, the last given)
