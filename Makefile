@@ -9,7 +9,8 @@ export OMP_NUM_THREADS ?= 1
 # the demo storefronts, database and apps are on loopback: never send those requests to a proxy
 export NO_PROXY := 127.0.0.1,localhost,::1,$(NO_PROXY)
 
-.PHONY: demo test test-fast lint install chromium apps api lab bench db-start db-stop demo-down clean-data oj-report pricing-report
+.PHONY: demo test test-fast lint install chromium apps api lab bench db-start db-stop demo-down clean-data oj-report pricing-report \
+	airflow-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,22 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 install: $(STAMP)
+
+## make airflow-venv: Apache Airflow in a virtualenv of its own, .venv-airflow (never in .venv: it would change
+## fastapi and others there), at the versions of deploy/airflow-constraints.txt (resolved on Python 3.11; `pip
+## check` must pass). tests/pipeline/test_airflow.py imports the exported DAG with it (docs/operations.md).
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_VERSION := 3.3.2
+AIRFLOW_CONSTRAINTS := deploy/airflow-constraints.txt
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+
+$(AIRFLOW_STAMP): $(AIRFLOW_CONSTRAINTS)
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install -q --constraint $(AIRFLOW_CONSTRAINTS) "apache-airflow==$(AIRFLOW_VERSION)"
+	$(AIRFLOW_VENV)/bin/python -m pip check
+	touch $@
+
+airflow-venv: $(AIRFLOW_STAMP)
 
 # Debian's chromium for the browser tests (Playwright drives /usr/bin/chromium; no browser download).
 chromium:

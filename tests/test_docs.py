@@ -15,7 +15,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 #: `priceintel.<suffix>` with these suffixes names a file (a systemd unit, a script), not code
 FILE_SUFFIXES = {"py", "service", "timer", "yaml", "json", "toml", "log", "db"}
 DOC_PAGES = ["getting-started", "your-data", "notebooks", "scraping", "matching", "forecasting", "pricing", "apps", "operations", "cli",
-             "architecture", "benchmarks", "dbt", "scale", "history"]
+             "architecture", "benchmarks", "dbt", "scale", "history", "distributed"]
 
 
 def test_readme_fits_one_screen_and_links_every_doc_page():

@@ -13,7 +13,7 @@ import sys
 
 import yaml
 
-from priceintel import PriceIntelError, config
+from priceintel import PriceIntelError, compute, config
 from priceintel.api.commands import add_parsers as _add_identity
 from priceintel.db.history import add_parsers as _add_listing_history
 from priceintel.ingest.commands import add_parsers as _add_ingest
@@ -146,7 +146,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         schedule.next_runs(args.cron)  # a bad expression fails before anything runs
     env = run.build_env(args.env_file, _parse_sets(args.set))
     if args.export_airflow:
-        path = schedule.export_airflow(args.export_airflow, args.env_file, args.cron, env, args.retries, args.backoff)
+        shards = False if args.no_shards else None
+        path = schedule.export_airflow(
+            args.export_airflow, args.env_file, args.cron, env, args.retries, args.backoff, shards=shards
+        )
         _print(f"Airflow DAG written to {path}")
         return 0
     opts = dict(retries=args.retries, backoff=args.backoff, env_file=args.env_file)
@@ -159,11 +162,11 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_task(args: argparse.Namespace) -> int:
-    """Build one pipeline task (what each Airflow task runs)."""
-    from priceintel.pipeline import schedule
+    """Build one pipeline task (what each Airflow task runs), or one shop's shard of the scrape task."""
+    from priceintel.pipeline import shards
 
-    schedule.run_task(run.build_env(args.env_file, _parse_sets(args.set)), args.name)
-    _print(f"task {args.name} done")
+    env = run.build_env(args.env_file, _parse_sets(args.set))
+    _print(shards.cli_task(env, args.name, args.shard, args.run_key, args.shops))
     return 0
 
 
@@ -325,6 +328,12 @@ def _add_pipeline(sub) -> None:
     r.add_argument("--env-file", default=None, help="pipeline settings (default env.yaml)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting")
     r.add_argument("--force", action="store_true", help="re-run every task")
+    r.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the forecast backtests on this Dask scheduler (tcp://host:8786; default $PRICEINTEL_DASK_CLUSTER, "
+        "else this machine)",
+    )
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("summary", help="where results are, and the headline figures")
@@ -403,6 +412,12 @@ def _add_eval_forecast(esub) -> None:
         help="conformal interval shape (default symmetric)",
     )
     ef.add_argument("--progress", action="store_true", help="progress bars on stderr")
+    ef.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the forecast backtests on this Dask scheduler (tcp://host:8786; default $PRICEINTEL_DASK_CLUSTER, "
+        "else this machine)",
+    )
     ef.add_argument("--details", action="store_true", help="also print every model's MAE/MASE/coverage")
     ef.set_defaults(func=cmd_eval_forecast)
 
@@ -417,12 +432,30 @@ def _add_schedule(sub) -> None:
     sc.add_argument("--env-file", default=None)
     sc.add_argument("--set", action="append", metavar="KEY=VALUE")
     sc.add_argument("--export-airflow", metavar="PATH", help="write an Airflow DAG file and exit")
+    sc.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the forecast backtests on this Dask scheduler (tcp://host:8786; default $PRICEINTEL_DASK_CLUSTER, "
+        "else this machine)",
+    )
+    sc.add_argument(
+        "--no-shards", action="store_true", help="export: one scrape task, not one per shop merged by `scrape`"
+    )
     sc.set_defaults(func=cmd_schedule)
 
     tk = sub.add_parser("task", help="build one pipeline task (used by the Airflow DAG)")
     tk.add_argument("name")
     tk.add_argument("--env-file", default=None)
     tk.add_argument("--set", action="append", metavar="KEY=VALUE")
+    tk.add_argument("--shard", metavar="SHOP", help="scrape: only this shop, into its shard of run --run-key")
+    tk.add_argument("--run-key", metavar="KEY", help="scrape: the run whose shards to write or merge (run_id)")
+    tk.add_argument("--shops", metavar="A,B", help="scrape --run-key: the shops whose shards the merge expects")
+    tk.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the forecast backtests on this Dask scheduler (tcp://host:8786; default $PRICEINTEL_DASK_CLUSTER, "
+        "else this machine)",
+    )
     tk.set_defaults(func=cmd_task)
 
 
@@ -483,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     import sqlalchemy.exc
 
     args = build_parser().parse_args(argv)
-    before = os.environ.get("PRICEINTEL_TENANT")
+    before = {name: os.environ.get(name) for name in ("PRICEINTEL_TENANT", compute.CLUSTER_ENV)}
     try:
         if argv is None and args.command in OBSERVED:
             from priceintel import obs
@@ -493,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
             from priceintel.db import tenancy
 
             os.environ[tenancy.TENANT_ENV] = tenancy.check_name(args.global_tenant)  # and the notebooks it runs
+        if getattr(args, "cluster", None):  # the notebooks' kernels inherit it (compute.resolve reads it)
+            os.environ[compute.CLUSTER_ENV] = compute.resolve(args.cluster)
         return args.func(args) or 0
     except PriceIntelError as exc:
         print(f"error: {config.redact(str(exc))}", file=sys.stderr, flush=True)
@@ -506,10 +541,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:  # main() called in-process (tests, the scheduler) leaves the environment as it found it
-        if before is None:
-            os.environ.pop("PRICEINTEL_TENANT", None)
-        else:
-            os.environ["PRICEINTEL_TENANT"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 if __name__ == "__main__":

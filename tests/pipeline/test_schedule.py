@@ -166,8 +166,8 @@ def test_killed_run_resumes_to_the_same_database(pipeline_env, pipeline_db, pg_s
 
 def test_airflow_dag_mirrors_pipeline_yaml(tmp_path):
     out = tmp_path / "dags" / "priceintel_dag.py"
-    assert cli.main(["schedule", "--export-airflow", str(out), "--cron", "0 * * * *",
-                     "--env-file", str(config.PROJ_ROOT / "env.test.yaml")]) == 0
+    assert cli.main(["schedule", "--export-airflow", str(out), "--cron", "0 * * * *", "--no-shards",
+                     "--env-file", str(config.PROJ_ROOT / "env.test.yaml")]) == 0  # shards: test_shards.py
     tree = ast.parse(out.read_text())
     tasks, edges, dag_kw = {}, set(), {}
     for node in ast.walk(tree):

@@ -154,17 +154,28 @@ def chunk_backtest(items: list, **kw) -> list:
         return [series_job(*it, **kw) for it in items]
 
 
-def run_parallel(func, items: list, n_jobs: int, progress: bool, desc: str, **kw) -> list:
-    """Run `func(chunk, **kw)` over chunks of `items` on `n_jobs` processes with a progress bar."""
+def run_parallel(func, items: list, n_jobs: int, progress: bool, desc: str, cluster=None, **kw) -> list:
+    """Run `func(chunk, **kw)` over chunks of `items` with a progress bar: on `n_jobs` local processes, or as
+    Dask tasks when `cluster` (an address, a cluster or a Client; default $PRICEINTEL_DASK_CLUSTER) is given
+    (`priceintel.compute`). The result is the same list in either case, in completion order."""
     from tqdm.auto import tqdm
+
+    from priceintel import compute
 
     if not items:
         return []
-    n_jobs = os.cpu_count() or 1 if n_jobs in (None, -1, 0) else max(1, int(n_jobs))
-    n_chunks = min(len(items), max(1, n_jobs * 8))
-    chunks = [items[i::n_chunks] for i in range(n_chunks)]
+    cluster = compute.resolve(cluster)
     bar = tqdm(total=len(items), desc=desc, disable=not progress, unit="series")
     results = []
+    if cluster is not None:
+        with compute.connect(cluster) as client:
+            for res in compute.map_chunks(func, compute.chunked(items, compute.slots(client) * 8), client, **kw):
+                results.extend(res)
+                bar.update(len(res))
+        bar.close()
+        return results
+    n_jobs = os.cpu_count() or 1 if n_jobs in (None, -1, 0) else max(1, int(n_jobs))
+    chunks = compute.chunked(items, n_jobs * 8)
     if n_jobs == 1:
         for ch in chunks:
             results.extend(func(ch, **kw))

@@ -11,7 +11,7 @@ upserts the same (listing, day): the latest fetch of the day wins, and every fet
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -136,13 +136,25 @@ def _scrape_shop(shop: Shop, targets: list[dict], archive: Path, day: str) -> li
             return list(pool.map(lambda t: _fetch_one(shop, fetcher, t, day), targets))
 
 
+def _shop_names(shops: dict[str, Shop], targets: pd.DataFrame) -> list[str]:
+    """The shop (`shop_for`'s name: the configured shop, else the retailer) of each target."""
+    return [shop_for(shops, url, retailer=r)[0].name for url, r in zip(targets["url"], targets["retailer"])]
+
+
+def live_shops(engine: sa.Engine, shops_path: str | Path | None = None) -> list[str]:
+    """The shops a live run fetches today (those of the active watches and matched listings), sorted."""
+    return sorted(set(_shop_names(_shops(shops_path), watch_targets(engine))))
+
+
 def live_scrape(
     engine: sa.Engine,
     data_dir: Path,
     shops_path: str | Path | None = None,
     log: Callable[[str], None] = print,
+    only: Collection[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Fetch today's page of every target, shops in parallel, each at its own pace: (offers, errors, fetches).
+    """Fetch today's page of every target, shops in parallel, each at its own pace: (offers, errors, fetches);
+    `only`: the targets of these shops alone (a shard of the run, `pipeline.shards`).
 
     Pages with no extractable price, 404s, redirects to another product and robot checks are errors and
     fetch rows, never offers: nothing is stored as a price that was not extracted as one. The tenant's plan
@@ -155,8 +167,11 @@ def live_scrape(
             "source=live: nothing to watch; add competitor pages first: priceintel watch import FILE "
             "(columns retailer,url[,sku]) or priceintel watch add URL"
         )
-    targets, over = _within_plan(engine, targets, log)
     shops = _shops(shops_path)
+    if only is not None:
+        wanted = set(only)
+        targets = targets[[name in wanted for name in _shop_names(shops, targets)]]
+    targets, over = _within_plan(engine, targets, log)
     groups: dict[str, tuple[Shop, list[dict]]] = {}
     warned: set[str] = set()
     for t in targets.to_dict("records"):
@@ -170,7 +185,7 @@ def live_scrape(
     shift = now - datetime.now(UTC)
     day = now.date().isoformat()
     archive = Path(data_dir) / "raw"
-    with ThreadPoolExecutor(max_workers=min(8, len(groups))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(groups)))) as pool:
         done = list(pool.map(lambda g: _scrape_shop(g[0], g[1], archive, day), groups.values()))
     rows = [r for shop_rows in done for r in shop_rows]
     if abs(shift.total_seconds()) > 1:

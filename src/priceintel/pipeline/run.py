@@ -191,15 +191,20 @@ def product_rows(product: Any) -> dict[str, int]:
 
 
 def root_cause(exc: BaseException) -> str:
-    """The most specific message in an exception chain (the notebook's own error when present)."""
+    """The most specific message in an exception chain (the notebook's own error when present: in a DAG's build
+    error, or in the cause of a task's, `schedule.run_task`)."""
     import re
 
-    text = str(exc)
-    for line in text.splitlines():
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for line in (ln for err in chain for ln in str(err).splitlines()):
         # our own errors all end in "Error" and carry a message after the colon
         if re.match(r"^\s*(priceintel\.[\w.]+\.)?\w+Error: \S", line) and "DAGBuildError" not in line:
             return line.strip()
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
     return lines[-1] if lines else repr(exc)
 
 

@@ -5,7 +5,8 @@
 `schedule_run` row, builds the Ploomber DAG (up-to-date tasks are skipped, so a run killed midway
 resumes where it stopped; loads are idempotent upserts) and retries failed tasks with exponential
 backoff (a retry re-runs only the failed task and what depends on it), then sends a summary.
-`airflow_dag` writes the same pipeline as an Airflow DAG file (one BashOperator per task).
+`airflow_dag` writes the same pipeline as an Airflow DAG file (one BashOperator per task; the scrape task
+split into one task per shop, merged by `scrape`: `pipeline.shards`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shlex
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -424,6 +426,38 @@ def pipeline_tasks(env: dict | None = None) -> dict[str, list[str]]:
     return {name: sorted(dag[name].upstream) for name in dag}
 
 
+#: the environment variable through which the DAG hands Airflow's run_id to the scrape shards and their merge
+RUN_KEY_ENV = "PRICEINTEL_RUN_KEY"
+
+
+def shard_task_ids(shops: Sequence[str]) -> dict[str, str]:
+    """Shop -> its shard's task id and variable name in the DAG file: `scrape_<shop>`, other characters than
+    letters, digits and `_` made `_` (a suffix keeps two shops apart that would read the same)."""
+    from priceintel.pipeline import shards
+
+    ids: dict[str, str] = {}
+    for shop in shops:
+        base = "scrape_" + re.sub(r"[^0-9A-Za-z_]", "_", shards.check_shop(shop))
+        task_id, n = base, 2
+        while task_id in ids.values():
+            task_id, n = f"{base}_{n}", n + 1
+        ids[shop] = task_id
+    return ids
+
+
+def _shard_shops(shards: bool | Sequence[str] | None, env: dict) -> list[str]:
+    """The shops that get a shard task: none (False); the run's shops (True; None: when there are two or more);
+    or the shops given."""
+    from priceintel.pipeline import shards as sharding
+
+    if shards is False:
+        return []
+    if shards is None or shards is True:
+        shops = sharding.export_shops(env)
+        return shops if shards is True or len(shops) > 1 else []
+    return list(dict.fromkeys(shards))
+
+
 def airflow_dag(
     env_file: str | None = None,
     cron: str = "0 6 * * *",
@@ -431,45 +465,89 @@ def airflow_dag(
     retries: int = 2,
     retry_delay: int = 60,
     env: dict | None = None,
+    shards: bool | Sequence[str] | None = None,
 ) -> str:
-    """Source of an Airflow DAG file: one BashOperator per pipeline task (`priceintel task NAME`), same edges."""
+    """Source of an Airflow DAG file: one BashOperator per pipeline task (`priceintel task NAME`), same edges.
+    With shards (default: when the run has two or more shops, `_shard_shops`), the scrape task is split: one
+    task per shop (`scrape_<shop>`: `priceintel task scrape --shard SHOP --run-key KEY`) after the scrape task's
+    upstream, all before `scrape`, which merges them (`pipeline.shards`); the run key is Airflow's run_id."""
     next_runs(cron)
+    if env is None:
+        from priceintel.pipeline.run import build_env
+
+        env = build_env(env_file, {})
     deps = pipeline_tasks(env)
+    shops = _shard_shops(shards, env)
+    ids = shard_task_ids(shops)
     exe = shlex.quote(str(Path(sys.executable).parent / "priceintel"))
     root = shlex.quote(str(config.PROJ_ROOT))
     env_arg = f" --env-file {shlex.quote(str(Path(env_file).resolve()))}" if env_file else ""
+    run_key = f' --run-key "${RUN_KEY_ENV}"'  # the shell expands the variable, never parses the run id
+
+    def operator(task_id: str, args: str, keyed: bool = False) -> str:
+        cmd = f"cd {root} && {exe} task {args}{run_key if keyed else ''}{env_arg}"
+        extra = ", env=run_env, append_env=True" if keyed else ""
+        return f"    {task_id} = BashOperator(task_id={task_id!r}, bash_command={cmd!r}{extra})"
+
     lines = [
         '"""Airflow DAG for the priceintel pipeline, generated from pipeline.yaml by `priceintel schedule',
         '--export-airflow`. Regenerate instead of editing. Each task runs `priceintel task NAME`."""',
         "",
         "from datetime import datetime, timedelta",
         "",
-        "from airflow import DAG",
-        "from airflow.operators.bash import BashOperator",
+        "try:  # Airflow 3",
+        "    from airflow.providers.standard.operators.bash import BashOperator",
+        "    from airflow.sdk import DAG",
+        "except ImportError:  # Airflow 2",
+        "    from airflow import DAG",
+        "    from airflow.operators.bash import BashOperator",
         "",
         f"default_args = {{'retries': {int(retries)}, 'retry_delay': timedelta(seconds={int(retry_delay)}),",
         "                'retry_exponential_backoff': True}",
+    ]
+    if shops:
+        lines += [
+            f"# scrape: one shard per shop ({', '.join(shops)}), merged by the scrape task. The run key is",
+            "# Airflow's run_id, rendered into the environment: the commands read it quoted, never parsed by the shell",
+            f"run_env = {{{RUN_KEY_ENV!r}: '{{{{ run_id }}}}'}}",
+        ]
+    lines += [
         "",
         f"with DAG(dag_id={dag_id!r}, schedule={cron!r}, start_date=datetime(2026, 1, 1), catchup=False,",
         "         max_active_runs=1, default_args=default_args) as dag:",
     ]
     for name in deps:
-        cmd = f"cd {root} && {exe} task {shlex.quote(name)}{env_arg}"
-        lines.append(f"    {name} = BashOperator(task_id={name!r}, bash_command={cmd!r})")
+        if name == "scrape" and shops:
+            lines += [operator(ids[s], f"scrape --shard {shlex.quote(s)}", keyed=True) for s in shops]
+            lines.append(operator(name, f"scrape --shops {shlex.quote(','.join(shops))}", keyed=True))
+        else:
+            lines.append(operator(name, shlex.quote(name)))
     lines.append("")
     for name, ups in deps.items():
         for up in ups:
             lines.append(f"    {up} >> {name}")
+        if name == "scrape":
+            lines += [f"    {up} >> {ids[s]}" for s in shops for up in ups]
+            lines += [f"    {ids[s]} >> {name}" for s in shops]
     return "\n".join(lines) + "\n"
 
 
 def export_airflow(
-    path: str | Path, env_file: str | None, cron: str | None, env: dict, retries: int, backoff: float
+    path: str | Path,
+    env_file: str | None,
+    cron: str | None,
+    env: dict,
+    retries: int,
+    backoff: float,
+    shards: bool | None = None,
 ) -> Path:
     """Write `airflow_dag` (daily at 06:00 UTC without a cron) to path; returns the path."""
     path = Path(path)
+    source = airflow_dag(
+        env_file, cron=cron or "0 6 * * *", env=env, retries=retries, retry_delay=int(backoff), shards=shards
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(airflow_dag(env_file, cron=cron or "0 6 * * *", env=env, retries=retries, retry_delay=int(backoff)))
+    path.write_text(source)
     return path
 
 

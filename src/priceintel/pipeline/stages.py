@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -165,47 +165,16 @@ def world_stage(params: RunParams, engine=None) -> Path:
 def scrape_stage(
     params: RunParams, world_dir: str | Path | None = None, progress: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(offers, errors, fetches). Demo source: serve the world's storefronts (reusing running ones), then fetch
-    and extract every page of every day (no watch fetches). Live source: today's page of every watch and
-    matched listing (`pipeline.live.live_scrape`)."""
-    from priceintel.demo import storefronts as demo
-    from priceintel.pipeline import live
-    from priceintel.scrape import Fetcher, RawArchive, scrape_demo
+    """(offers, errors, fetches) in a deterministic order. Demo source: serve the world's storefronts (reusing
+    running ones), then fetch and extract every page of every day (no watch fetches). Live source: today's page
+    of every watch and matched listing (`pipeline.live.live_scrape`). Given a run key (`priceintel task scrape
+    --run-key KEY`, the Airflow DAG), the merge of that run's per-shop shards instead (`pipeline.shards`)."""
+    from priceintel.pipeline import shards
 
-    started = datetime.now(UTC).isoformat()
-    if params.source == "live":
-        from priceintel.db import engine as db_engine
-
-        offers, errors, fetches = live.live_scrape(db_engine.get_engine(), params.data_dir)
-        return offers, RawArchive(params.data_dir / "raw").with_outages(errors, started), fetches
-
-    world_dir = Path(world_dir) if world_dir is not None else world_stage(params)
-    urls, handle = demo.ensure_storefronts(world_dir)
-    try:
-        with Fetcher(archive=RawArchive(params.data_dir / "raw")) as fetcher:
-            offers, errors = scrape_demo(
-                {r: u for r, u in urls.items() if r in params.retailers},
-                params.run_days,
-                fetcher,
-                product_limit=params.product_limit or None,
-                progress=progress,
-            )
-    finally:
-        if handle is not None:
-            handle.stop()
-    extra = [
-        {
-            "url": None,
-            "retailer": r,
-            "kind": "unknown_retailer",
-            "ds": None,
-            "message": f"retailer {r!r} has no adapter; skipped (parameter retailers)",
-        }
-        for r in params.unknown_retailers
-    ]
-    if extra:
-        errors = pd.concat([errors, pd.DataFrame(extra)], ignore_index=True)
-    return offers, RawArchive(params.data_dir / "raw").with_outages(errors, started), live.fetch_frame()
+    merging = shards.requested()
+    if merging is not None:
+        return shards.merge(params, merging[0], merging[1], world_dir)
+    return shards.scrape_shops(params, world_dir, progress=progress)
 
 
 def scrape_summary(offers: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Scrape subcommands for the CLI: `priceintel preview URL` fetches one product page and prints its record.
+"""Scrape subcommands for the CLI: `priceintel preview URL` fetches one product page and prints its record;
+`priceintel reextract --out DIR` extracts every archived product page again (`scrape.reextract`).
 
 `cli.py` calls `add_parsers(sub)` with its subparsers; each handler returns the exit code.
 """
@@ -11,7 +12,7 @@ from urllib.parse import urlsplit
 
 from priceintel import PriceIntelError
 
-__all__ = ["add_parsers", "cmd_preview"]
+__all__ = ["add_parsers", "cmd_preview", "cmd_reextract"]
 
 
 class PreviewError(PriceIntelError):
@@ -42,6 +43,31 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0 if record.ok else 1
 
 
+def cmd_reextract(args: argparse.Namespace) -> int:
+    """Extract the archived product pages again into --out (offers.parquet, errors.csv, summary.json), locally
+    or on the Dask cluster --cluster; print the summary."""
+    import json
+    from pathlib import Path
+
+    from priceintel import compute
+    from priceintel.scrape.archive import ArchiveError, RawArchive
+    from priceintel.scrape.crawl import summarise
+    from priceintel.scrape.reextract import reextract
+
+    archive = RawArchive(args.archive) if args.archive else RawArchive()
+    if not archive.partitions():
+        raise ArchiveError(f"the raw archive {archive.location} holds no pages (run a scrape first, or give --archive)")
+    offers, errors = reextract(archive, args.partition or None, args.retailer or None, cluster=args.cluster)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    offers.to_parquet(out / "offers.parquet", index=False)
+    errors.to_csv(out / "errors.csv", index=False)
+    summary = dict(summarise(offers, errors), archive=archive.location, ran_on=compute.describe(args.cluster))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2), flush=True)
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Add `preview URL [--render] [--retailer R] [--shops PATH] [--archive DIR]` to a CLI's subparsers."""
     p = sub.add_parser(
@@ -57,3 +83,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shops", default=None, help="shops file (default PRICEINTEL_SHOPS or config/shops.yaml)")
     p.add_argument("--archive", default=None, help="raw-page archive folder (default: the project's data/raw)")
     p.set_defaults(func=cmd_preview)
+    p = sub.add_parser(
+        "reextract", help="extract every archived product page again (no fetching), locally or on a Dask cluster"
+    )
+    p.add_argument("--out", required=True, help="folder for offers.parquet, errors.csv, summary.json")
+    p.add_argument("--partition", action="append", metavar="DAY", help="only this archive day (repeatable)")
+    p.add_argument("--retailer", action="append", help="only this retailer (repeatable)")
+    p.add_argument("--archive", default=None, help="the raw archive folder (default data/raw, or the object store)")
+    p.add_argument("--cluster", metavar="ADDRESS", help="a Dask scheduler (tcp://host:8786) to extract on")
+    p.set_defaults(func=cmd_reextract)
