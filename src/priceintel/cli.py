@@ -148,7 +148,14 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     if args.export_airflow:
         shards = False if args.no_shards else None
         path = schedule.export_airflow(
-            args.export_airflow, args.env_file, args.cron, env, args.retries, args.backoff, shards=shards
+            args.export_airflow,
+            args.env_file,
+            args.cron,
+            env,
+            args.retries,
+            args.backoff,
+            shards=shards,
+            cluster=compute.resolve(args.cluster) if args.cluster else None,
         )
         _print(f"Airflow DAG written to {path}")
         return 0
@@ -321,6 +328,16 @@ def _add_shops(sub) -> None:
     sc.set_defaults(func=cmd_scrape)
 
 
+def _cluster_option(parser) -> None:
+    """`--cluster ADDRESS`: where the forecast backtests run (set for the notebooks' kernels by `main`)."""
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the forecast backtests on this Dask scheduler (tcp://host:8786; default $PRICEINTEL_DASK_CLUSTER, "
+        "else this machine)",
+    )
+
+
 def _add_pipeline(sub) -> None:
     r = sub.add_parser(
         "run", help="run the pipeline (world, scrape, clean, match, load, forecast, elasticity, evaluate)"
@@ -328,12 +345,7 @@ def _add_pipeline(sub) -> None:
     r.add_argument("--env-file", default=None, help="pipeline settings (default env.yaml)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting")
     r.add_argument("--force", action="store_true", help="re-run every task")
-    r.add_argument(
-        "--cluster",
-        metavar="ADDRESS",
-        help="run the forecast backtests on this Dask scheduler (tcp://host:8786; default $PRICEINTEL_DASK_CLUSTER, "
-        "else this machine)",
-    )
+    _cluster_option(r)
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("summary", help="where results are, and the headline figures")
@@ -412,12 +424,7 @@ def _add_eval_forecast(esub) -> None:
         help="conformal interval shape (default symmetric)",
     )
     ef.add_argument("--progress", action="store_true", help="progress bars on stderr")
-    ef.add_argument(
-        "--cluster",
-        metavar="ADDRESS",
-        help="run the forecast backtests on this Dask scheduler (tcp://host:8786; default $PRICEINTEL_DASK_CLUSTER, "
-        "else this machine)",
-    )
+    _cluster_option(ef)
     ef.add_argument("--details", action="store_true", help="also print every model's MAE/MASE/coverage")
     ef.set_defaults(func=cmd_eval_forecast)
 
@@ -432,12 +439,7 @@ def _add_schedule(sub) -> None:
     sc.add_argument("--env-file", default=None)
     sc.add_argument("--set", action="append", metavar="KEY=VALUE")
     sc.add_argument("--export-airflow", metavar="PATH", help="write an Airflow DAG file and exit")
-    sc.add_argument(
-        "--cluster",
-        metavar="ADDRESS",
-        help="run the forecast backtests on this Dask scheduler (tcp://host:8786; default $PRICEINTEL_DASK_CLUSTER, "
-        "else this machine)",
-    )
+    _cluster_option(sc)
     sc.add_argument(
         "--no-shards", action="store_true", help="export: one scrape task, not one per shop merged by `scrape`"
     )
@@ -450,12 +452,7 @@ def _add_schedule(sub) -> None:
     tk.add_argument("--shard", metavar="SHOP", help="scrape: only this shop, into its shard of run --run-key")
     tk.add_argument("--run-key", metavar="KEY", help="scrape: the run whose shards to write or merge (run_id)")
     tk.add_argument("--shops", metavar="A,B", help="scrape --run-key: the shops whose shards the merge expects")
-    tk.add_argument(
-        "--cluster",
-        metavar="ADDRESS",
-        help="run the forecast backtests on this Dask scheduler (tcp://host:8786; default $PRICEINTEL_DASK_CLUSTER, "
-        "else this machine)",
-    )
+    _cluster_option(tk)
     tk.set_defaults(func=cmd_task)
 
 

@@ -53,7 +53,10 @@ def describe(cluster: Any) -> str:
         return "local"
     if isinstance(cluster, str):
         return cluster
-    return str(getattr(cluster, "scheduler_address", None) or type(cluster).__name__)
+    address = getattr(cluster, "scheduler_address", None)  # a cluster object
+    if address is None:  # a Client
+        address = getattr(getattr(cluster, "scheduler", None), "address", None)
+    return str(address or type(cluster).__name__)
 
 
 @contextmanager
@@ -67,6 +70,7 @@ def connect(cluster: Any) -> Iterator[Any]:
 
     cluster = resolve(cluster)
     if isinstance(cluster, Client):
+        _wait_for_workers(cluster, cluster)
         yield cluster
         return
     try:
@@ -77,9 +81,22 @@ def connect(cluster: Any) -> Iterator[Any]:
             f"is `dask scheduler` running there?"
         ) from None
     try:
+        _wait_for_workers(client, cluster)
         yield client
     finally:
         client.close()
+
+
+def _wait_for_workers(client: Any, cluster: Any) -> None:
+    """At least one worker within CONNECT_TIMEOUT, else a ClusterError (a scheduler without workers would
+    leave every task waiting)."""
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(
+            f"the Dask scheduler at {describe(cluster)} has no workers after {CONNECT_TIMEOUT} s ({exc}); start "
+            f"some with `dask worker {describe(cluster)} --nthreads 1`"
+        ) from None
 
 
 def slots(client: Any) -> int:

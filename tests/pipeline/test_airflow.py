@@ -45,11 +45,17 @@ print(json.dumps(out))
 @pytest.fixture(scope="module")
 def airflow_python():
     """.venv-airflow's python, built by `make airflow-venv` when missing (a no-op when it is up to date)."""
-    res = subprocess.run(["make", "airflow-venv", f"AIRFLOW_VENV={VENV}"], cwd=config.PROJ_ROOT, capture_output=True,
-                         text=True, timeout=1700)  # fmt: skip
+    # where Airflow cannot be installed (no package index) the test is skipped with pip's reason, unless
+    # PRICEINTEL_REQUIRE_AIRFLOW=1 says it must run (then it fails)
+    give_up = pytest.fail if os.environ.get("PRICEINTEL_REQUIRE_AIRFLOW") == "1" else pytest.skip
+    try:
+        res = subprocess.run(["make", "airflow-venv", f"AIRFLOW_VENV={VENV}"], cwd=config.PROJ_ROOT,
+                             capture_output=True, text=True, timeout=1100)  # fmt: skip
+    except (subprocess.TimeoutExpired, OSError) as exc:
+        give_up(f"Apache Airflow could not be installed (make airflow-venv): {exc}")
     if res.returncode != 0:
         tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
-        pytest.skip("Apache Airflow could not be installed (make airflow-venv): " + " | ".join(tail))
+        give_up("Apache Airflow could not be installed (make airflow-venv): " + " | ".join(tail))
     return VENV / "bin" / "python"
 
 
@@ -86,7 +92,7 @@ def test_airflow_imports_the_exported_dag_with_a_shard_per_shop(airflow_python, 
     for task_id, shop in shards.items():
         t = tasks[task_id]
         assert t["env"] == {schedule.RUN_KEY_ENV: run_id} and t["append_env"] is True  # rendered from {{ run_id }}
-        assert f'task scrape --shard {shop} --run-key "${schedule.RUN_KEY_ENV}" --env-file {env_file}' in t["command"]
-    assert 'task scrape --shops amazon,walmart --run-key "$PRICEINTEL_RUN_KEY"' in tasks["scrape"]["command"]
+        assert f'task scrape --shard {shop} --run-key="${schedule.RUN_KEY_ENV}" --env-file {env_file}' in t["command"]
+    assert 'task scrape --shops amazon,walmart --run-key="$PRICEINTEL_RUN_KEY"' in tasks["scrape"]["command"]
     assert tasks["scrape"]["env"] == {schedule.RUN_KEY_ENV: run_id}
     assert tasks["clean"]["env"] is None and tasks["clean"]["command"].endswith(f"task clean --env-file {env_file}")

@@ -239,9 +239,9 @@ def test_the_airflow_dag_has_a_shard_task_per_shop(tmp_path):
     assert assigned["run_env"] == {schedule.RUN_KEY_ENV: "{{ run_id }}"}
     for task_id, shop in (("scrape_amazon", "amazon"), ("scrape_walmart", "walmart")):
         kw = tasks[task_id]
-        assert f'task scrape --shard {shop} --run-key "$PRICEINTEL_RUN_KEY" --env-file' in kw["bash_command"]
+        assert f'task scrape --shard {shop} --run-key="$PRICEINTEL_RUN_KEY" --env-file' in kw["bash_command"]
         assert kw["env"] == "run_env" and kw["append_env"] is True
-    assert 'task scrape --shops amazon,walmart --run-key "$PRICEINTEL_RUN_KEY"' in tasks["scrape"]["bash_command"]
+    assert 'task scrape --shops amazon,walmart --run-key="$PRICEINTEL_RUN_KEY"' in tasks["scrape"]["bash_command"]
     assert "env" not in tasks["clean"] and "run_key" not in tasks["clean"]["bash_command"]
 
     # the run id reaches the command as one argument, whatever it holds
@@ -250,7 +250,7 @@ def test_the_airflow_dag_has_a_shard_task_per_shop(tmp_path):
     stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
     exe = shlex.quote(str(Path(sys.executable).parent / "priceintel"))
     cmd = tasks["scrape_amazon"]["bash_command"].replace(exe, shlex.quote(str(stub)))
-    hostile = "manual__x'; touch pwned #\"$(touch pwned2)` "
+    hostile = "-manual__x'; touch pwned #\"$(touch pwned2)` "  # a leading "-" is no option either
     res = subprocess.run(
         ["bash", "-c", cmd],
         env={**os.environ, schedule.RUN_KEY_ENV: hostile},
@@ -260,7 +260,7 @@ def test_the_airflow_dag_has_a_shard_task_per_shop(tmp_path):
         timeout=30,
     )
     argv = json.loads(res.stdout)
-    assert argv[argv.index("--run-key") + 1] == hostile and not list(config.PROJ_ROOT.glob("pwned*"))
+    assert f"--run-key={hostile}" in argv and not list(config.PROJ_ROOT.glob("pwned*"))
 
     # one shop: no shards unless asked; --no-shards: none; odd shop names make valid, distinct task ids
     one = tmp_path / "one.py"

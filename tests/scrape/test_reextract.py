@@ -48,18 +48,60 @@ def test_reextract_gives_back_the_scraped_offers(scraped):
     again, errs = reextract(arc)
     assert len(again) == len(offers) > 0 and len(errs) == len(errors)
     pd.testing.assert_frame_equal(_key(again)[list(offers.columns)], _key(offers), check_dtype=False)
-    # one shop, one day: only those records
-    one = reextract(arc, partitions=None, retailers=["walmart"])[0]
+    # the second day's pages were answered 304 Not Modified: extracted from the body each one confirmed
+    recs = [r for r in arc.iter_index() if r["meta"].get("kind") == "product"]
+    assert sum(r["status"] == 304 for r in recs) > 0 and all(r["meta"]["not_modified_of"] for r in recs
+                                                             if r["status"] == 304)
+    # one shop: only its records
+    one = reextract(arc, retailers=["walmart"])[0]
     assert set(one["retailer"]) == {"walmart"} and len(one) == int((offers["retailer"] == "walmart").sum())
     assert product_records(arc, retailers=["nowhere"]) == []
 
 
+@pytest.mark.slow
 def test_reextract_on_a_local_cluster_is_identical(scraped, cluster):
     arc, _, _ = scraped
     local, local_err = reextract(arc, chunk=7)
     dist, dist_err = reextract(arc, cluster=cluster.scheduler_address, chunk=7)
     pd.testing.assert_frame_equal(dist, local)
     pd.testing.assert_frame_equal(dist_err, local_err)
+
+
+PAGE = (b"<html><head><title>Mug</title></head><body><h1>Mug</h1>"
+        b"<span class='a-price'><span class='a-offscreen'>$12.50</span></span></body></html>")
+
+
+def test_which_archived_records_are_extracted_and_how(tmp_path):
+    """Hand-made index records: an error response is the fetcher's http_error, a 304 reads the body it
+    confirmed, a refetch replaces the first fetch, single-page fetches (live, preview) are left out, and a
+    partition filter keeps the pages first fetched that day."""
+    from datetime import UTC, datetime
+
+    arc = RawArchive(tmp_path, store="local")
+    at = datetime(2026, 7, 1, 6, tzinfo=UTC)
+    url = "http://127.0.0.1:9/dp/B000000001"
+    body = arc.put(url, 200, {"ETag": '"v1"'}, PAGE, at, partition="2026-07-01", kind="product",
+                   retailer="amazon", ds="2026-07-01")
+    arc.put(url, 304, {}, b"", at, partition="2026-07-02", kind="product", retailer="amazon", ds="2026-07-02",
+            not_modified_of=body)
+    arc.put(url + "9", 503, {}, b"busy", at, partition="2026-07-02", kind="product", retailer="amazon",
+            ds="2026-07-02")
+    arc.put(url + "8", 200, {}, b"<html><title>Robot check</title></html>", at, partition="2026-07-02",
+            kind="product", retailer="amazon", ds="2026-07-02")
+    arc.put(url + "8", 200, {}, PAGE, at, partition="2026-07-03", kind="product", retailer="amazon",
+            ds="2026-07-02", refetch=True)  # after midnight: the next partition, the same run day
+    arc.put(url + "7", 200, {}, PAGE, at, partition="2026-07-02", kind="product", retailer="my-shop",
+            page="single")  # a live watch: not a crawl record (and no adapter of that name)
+    offers, errors = reextract(arc)
+    assert sorted(zip(offers["url"], offers["ds"].dt.strftime("%Y-%m-%d"))) == [
+        (url, "2026-07-01"), (url, "2026-07-02"), (url + "8", "2026-07-02")]
+    assert (offers["price"].astype(float) == 12.5).all()
+    assert (offers.loc[offers["status"] == 304, "page_sha256"] == body).all()
+    assert errors[["url", "kind", "message"]].values.tolist() == [
+        [url + "9", "http_error", f"HTTP 503 Service Unavailable for {url}9"]]
+    day2 = reextract(arc, partitions=["2026-07-02"])[0]
+    assert sorted(day2["url"]) == [url, url + "8"] and (day2["price"].astype(float) == 12.5).all()
+    assert reextract(arc, partitions=["2026-07-03"])[0].empty  # its only record refetches a page of the day before
 
 
 def _panel(n: int = 12, days: int = 120, seed: int = 7) -> pd.DataFrame:
@@ -75,6 +117,7 @@ def _panel(n: int = 12, days: int = 120, seed: int = 7) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
+@pytest.mark.slow
 def test_tournament_on_a_local_cluster_is_identical(cluster):
     df = _panel()
     local = run_tournament(df, h=7, n_windows=2, n_jobs=1, progress=False)
@@ -98,6 +141,7 @@ def test_cluster_errors_are_clear(monkeypatch):
     assert compute.resolve(None) is None and compute.describe(None) == "local"
 
 
+@pytest.mark.slow
 def test_reextract_command_on_the_cluster(scraped, cluster, tmp_path, capsys):
     import json
 

@@ -168,11 +168,14 @@ def run_parallel(func, items: list, n_jobs: int, progress: bool, desc: str, clus
     bar = tqdm(total=len(items), desc=desc, disable=not progress, unit="series")
     results = []
     if cluster is not None:
-        with compute.connect(cluster) as client:
-            for res in compute.map_chunks(func, compute.chunked(items, compute.slots(client) * 8), client, **kw):
-                results.extend(res)
-                bar.update(len(res))
-        bar.close()
+        try:
+            with compute.connect(cluster) as client:
+                chunks = compute.chunked(items, compute.slots(client) * 8)
+                for res in compute.map_chunks(func, chunks, client, **kw):
+                    results.extend(res)
+                    bar.update(len(res))
+        finally:
+            bar.close()
         return results
     n_jobs = os.cpu_count() or 1 if n_jobs in (None, -1, 0) else max(1, int(n_jobs))
     chunks = compute.chunked(items, n_jobs * 8)

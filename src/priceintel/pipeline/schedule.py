@@ -466,6 +466,7 @@ def airflow_dag(
     retry_delay: int = 60,
     env: dict | None = None,
     shards: bool | Sequence[str] | None = None,
+    cluster: str | None = None,
 ) -> str:
     """Source of an Airflow DAG file: one BashOperator per pipeline task (`priceintel task NAME`), same edges.
     With shards (default: when the run has two or more shops, `_shard_shops`), the scrape task is split: one
@@ -482,7 +483,10 @@ def airflow_dag(
     exe = shlex.quote(str(Path(sys.executable).parent / "priceintel"))
     root = shlex.quote(str(config.PROJ_ROOT))
     env_arg = f" --env-file {shlex.quote(str(Path(env_file).resolve()))}" if env_file else ""
-    run_key = f' --run-key "${RUN_KEY_ENV}"'  # the shell expands the variable, never parses the run id
+    run_key = f' --run-key="${RUN_KEY_ENV}"'  # the shell expands the variable, never parses the run id (one
+    # argument even when it starts with "-")
+    if cluster:  # every task's kernels send their forecast backtests to this Dask scheduler
+        env_arg += f" --cluster {shlex.quote(cluster)}"
 
     def operator(task_id: str, args: str, keyed: bool = False) -> str:
         cmd = f"cd {root} && {exe} task {args}{run_key if keyed else ''}{env_arg}"
@@ -540,11 +544,18 @@ def export_airflow(
     retries: int,
     backoff: float,
     shards: bool | None = None,
+    cluster: str | None = None,
 ) -> Path:
     """Write `airflow_dag` (daily at 06:00 UTC without a cron) to path; returns the path."""
     path = Path(path)
     source = airflow_dag(
-        env_file, cron=cron or "0 6 * * *", env=env, retries=retries, retry_delay=int(backoff), shards=shards
+        env_file,
+        cron=cron or "0 6 * * *",
+        env=env,
+        retries=retries,
+        retry_delay=int(backoff),
+        shards=shards,
+        cluster=cluster,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(source)

@@ -313,6 +313,9 @@ def merge(
     if not parts:  # a run without shops: what the unsharded scrape says about it
         return scrape_shops(params, world_dir)
     offers, errors, fetches = (_concat([p[i] for p in parts]) for i in range(len(FRAMES)))
+    outage = errors["kind"] == "archive_unavailable"  # each shard reads the shared spool's outage log: keep one
+    if outage.sum() > 1:
+        errors = pd.concat([errors[~outage], errors[outage].tail(1)], ignore_index=True)
     if params.source != "live" and params.unknown_retailers:  # as the unsharded scrape adds them
         errors = pd.concat([errors, unknown_retailer_errors(params)], ignore_index=True)
     prune(params.data_dir, keep=run_dir(params.data_dir, run_key))

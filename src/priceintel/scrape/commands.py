@@ -54,9 +54,15 @@ def cmd_reextract(args: argparse.Namespace) -> int:
     from priceintel.scrape.crawl import summarise
     from priceintel.scrape.reextract import reextract
 
-    archive = RawArchive(args.archive) if args.archive else RawArchive()
-    if not archive.partitions():
+    archive = RawArchive(args.archive, store="local") if args.archive else RawArchive()
+    have = archive.partitions()
+    if not have:
         raise ArchiveError(f"the raw archive {archive.location} holds no pages (run a scrape first, or give --archive)")
+    unknown = sorted(set(args.partition or ()) - set(have))
+    if unknown:
+        raise ArchiveError(
+            f"the raw archive {archive.location} has no partition {', '.join(unknown)} (it has {have[0]} … {have[-1]})"
+        )
     offers, errors = reextract(archive, args.partition or None, args.retailer or None, cluster=args.cluster)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -528,6 +528,11 @@ class Fetcher(RobotsMixin):
         extra["attempt"] = attempt + 1
         if resp.url != url:
             extra["final_url"] = resp.url
+        if resp.status_code == 304 and self.conditional:  # the body this 304 confirms (re-extraction reads it)
+            with self._validators_lock:
+                known = self._validators.get(url)
+            if known is not None and known[2]:
+                extra["not_modified_of"] = known[2]
         return self.archive.put(url, resp.status_code, dict(resp.headers), body, fetched, **extra)
 
     def _result(

@@ -1,10 +1,11 @@
 """Extract again from the raw archive: the offers of every archived product page, without fetching anything.
 
 When the extraction rules improve, the history they would have produced is recomputed from the pages kept in
-`data/raw/` (or the object store): the same `_process` the scrape ran on each response, with the fetch's own
-provenance (URL, status, fetch time, content hash and the run's `ds`). Pages are read and extracted in chunks,
-in this process or as Dask tasks on a cluster (`priceintel.compute`), with the same result either way; each worker
-reads the bodies from the archive itself, so only index records travel to the workers.
+`data/raw/` (or the object store): the same `_process` the crawl (`scrape_demo`, `scrape_shops`) ran on each
+response, with the fetch's own provenance (URL, status, fetch time, content hash and the run's `ds`); a final
+error response (status 400 and above) is the same `http_error` the fetcher reported. Pages are read and
+extracted in chunks, in this process or as Dask tasks on a cluster (`priceintel.compute`), with the same result
+either way; each worker reads the bodies from the archive itself, so only index records travel to the workers.
 
 Which records count: index lines whose `meta.kind` is "product" with a status. Of a page fetched twice for the
 same run day (a refetch after a robot check), the later fetch counts, as it did in the scrape; a 304 (not
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 
 import pandas as pd
@@ -32,29 +34,38 @@ CHUNK = 200
 def product_records(
     archive: RawArchive, partitions: Iterable[str] | None = None, retailers: Iterable[str] | None = None
 ) -> list[dict]:
-    """The archived product-page fetches (index records) of `partitions` (default all), the last fetch of each
-    (retailer, url, run day), in the order they were first fetched. A 304 (not modified) record gets the content
-    hash of the page's latest earlier body, which the scrape extracted from its cache; one with no earlier body
-    in the archive is left out."""
+    """The archived product-page fetches of the crawls (index records) whose page was first fetched in one of
+    `partitions` (default all): the last fetch of each (retailer, url, run day), in the order they were first
+    fetched. A 304 (not modified) record gets the content hash of the body it confirmed (`not_modified_of`, or
+    in older archives the page's latest earlier 200 with a validator), which the scrape extracted from its
+    cache; one whose body is unknown is left out. Pages fetched one at a time (live watches, `preview`,
+    discovery: `meta.page`) were not extracted by the crawl and are not included."""
     wanted = None if retailers is None else set(retailers)
-    parts = set(partitions) if partitions is not None else None
     latest: dict[tuple, dict] = {}
-    body_of: dict[str, str] = {}  # url -> sha256 of its latest archived 200 body
+    first_part: dict[tuple, str] = {}
+    body_of: dict[str, str] = {}  # url -> sha256 of its latest archived 200 body with a validator (not rendered)
     for part in archive.partitions():  # every partition, in order: a 304 may point at an earlier day's body
         for rec in archive.iter_index(part):
             meta = rec.get("meta") or {}
-            if meta.get("kind") != "product" or rec.get("status") is None or not meta.get("retailer"):
+            if meta.get("kind") != "product" or meta.get("page") or rec.get("status") is None:
+                continue
+            if not meta.get("retailer") or (wanted is not None and meta["retailer"] not in wanted):
                 continue
             if rec["status"] == 304:
-                if rec["url"] not in body_of:
+                sha = meta.get("not_modified_of") or body_of.get(rec["url"])
+                if not sha:
                     continue
-                rec = dict(rec, sha256=body_of[rec["url"]])
-            elif 200 <= rec["status"] < 300:
-                body_of[rec["url"]] = rec["sha256"]
-            if (parts is not None and part not in parts) or (wanted is not None and meta["retailer"] not in wanted):
-                continue
+                rec = dict(rec, sha256=sha)
+            elif rec["status"] == 200 and not meta.get("rendered"):
+                headers = {k.lower() for k in rec.get("headers") or {}}
+                if headers & {"etag", "last-modified"}:
+                    body_of[rec["url"]] = rec["sha256"]
             key = (meta["retailer"], rec["url"], meta.get("ds") or part)
+            first_part.setdefault(key, part)
             latest[key] = dict(rec, partition=part)  # a later fetch replaces an earlier one in place
+    if partitions is not None:
+        parts = set(partitions)
+        return [rec for key, rec in latest.items() if first_part[key] in parts]
     return list(latest.values())
 
 
@@ -77,13 +88,20 @@ def extract_chunk(
     out = []
     for pos, rec in records:
         meta = rec.get("meta") or {}
+        status = rec["status"]
+        error = None
+        if status >= 400:  # what the fetcher reported for a final error response (`Fetcher._result`)
+            phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+            error = f"HTTP {status} {phrase} for {rec['url']}".replace("  ", " ")
         res = FetchResult(
             url=rec["url"],
-            status=rec["status"],
+            status=status,
             headers=rec.get("headers") or {},
             body=archive.get(rec["sha256"]),
             fetched_at=datetime.fromisoformat(rec["fetched_at"]) if rec.get("fetched_at") else None,
             sha256=rec["sha256"],
+            error_kind="http_error" if error else None,
+            error=error,
         )
         row, err = _process(meta["retailer"], res)
         ds = meta.get("ds")
