@@ -32,7 +32,7 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
 $(AIRFLOW_STAMP): $(AIRFLOW_CONSTRAINTS)
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/python -m pip install -q --constraint $(AIRFLOW_CONSTRAINTS) "apache-airflow==$(AIRFLOW_VERSION)"
+	$(AIRFLOW_VENV)/bin/python -m pip install -q --no-compile --constraint $(AIRFLOW_CONSTRAINTS) "apache-airflow==$(AIRFLOW_VERSION)"
 	$(AIRFLOW_VENV)/bin/python -m pip check
 	touch $@
 

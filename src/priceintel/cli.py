@@ -539,10 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:  # main() called in-process (tests, the scheduler) leaves the environment as it found it
         for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+            config.set_env(name, value)
 
 
 if __name__ == "__main__":

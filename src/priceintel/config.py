@@ -6,6 +6,8 @@ import ipaddress
 import os
 import re
 import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -254,6 +256,28 @@ def _load_dotenv() -> None:
 
 
 _load_dotenv()
+
+
+def set_env(name: str, value: str | None) -> None:
+    """Set environment variable `name` to `value` (None unsets it)."""
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+@contextmanager
+def environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Within the block, the environment variables `values` (None: unset); afterwards each as it was (processes
+    started in the block inherit them)."""
+    saved = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            set_env(name, value)
+        yield
+    finally:
+        for name, value in saved.items():
+            set_env(name, value)
 
 
 def data_dir() -> Path:

@@ -207,6 +207,14 @@ def plain(value: Any) -> Any:
     return value
 
 
+def is_missing(value: Any) -> bool:
+    """True for None, NaN, NaT and pd.NA (scalars only; ±inf is not missing here, unlike `plain`)."""
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def plain_float(value: Any) -> float | None:
     """float(value), or None for a missing value (see `plain`); a non-number raises ValueError/TypeError."""
     value = plain(value)

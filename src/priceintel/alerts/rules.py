@@ -7,11 +7,9 @@ raises `RuleError` naming the file, the rule and the field.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -32,6 +30,7 @@ from pydantic import (
 
 from priceintel import PriceIntelError
 from priceintel.alerts.detect import EVENT_COLUMNS, KINDS, STATE_KINDS
+from priceintel.storage import file_lock
 
 #: a channel: email, slack, webhook, apprise (every Apprise channel) or the name of one Apprise channel
 #: (PRICEINTEL_APPRISE_URLS); a channel not configured is skipped
@@ -251,17 +250,10 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
     return parse_rules(path.read_text(), str(path))
 
 
-@contextmanager
-def _rule_file_lock(path: Path) -> Iterator[None]:
+def _rule_file_lock(path: Path) -> AbstractContextManager[bool]:
     """An exclusive lock on the rule file (a `.lock` beside it) across processes: the apps and API workers
     change it one at a time."""
-    lock = path.with_name(path.name + ".lock")
-    with open(lock, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return file_lock(path.with_name(path.name + ".lock"))
 
 
 def _write_rules(text: str, path: Path) -> None:

@@ -16,7 +16,6 @@ from priceintel.api import keys
 from priceintel.api.app import ApiError, flush_usage
 from priceintel.api.routes import (
     CALLER_ERRORS,
-    CSV_TOO,
     WRITER_ERRORS,
     Admin,
     Format,
@@ -26,10 +25,14 @@ from priceintel.api.routes import (
     _frame_response,
     errors,
     records,
+    table_route,
 )
 from priceintel.db import usage
 
 router = APIRouter()
+
+#: a row id in the path: an integer key of the database (1 to 2**31 - 1)
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 class WatchIn(BaseModel):
@@ -56,12 +59,7 @@ class KeyIn(BaseModel):
     summary="acknowledge or resolve an alert",
     responses=errors(*WRITER_ERRORS, 404),
 )
-def alert_state(
-    request: Request,
-    who: Writer,
-    alert_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
-    action: Literal["acknowledge", "resolve"],
-) -> dict:
+def alert_state(request: Request, who: Writer, alert_id: RowId, action: Literal["acknowledge", "resolve"]) -> dict:
     from priceintel.alerts.store import AlertError, set_state
 
     state = "acknowledged" if action == "acknowledge" else "resolved"
@@ -72,12 +70,7 @@ def alert_state(
     return {"alert_id": alert_id, "state": state, "changed": bool(changed), "by": who.label}
 
 
-@router.get(
-    "/v1/watches",
-    tags=["actions"],
-    summary="the watch list (competitor pages to check)",
-    responses={**CSV_TOO, **errors(*CALLER_ERRORS)},
-)
+@table_route(router, "/v1/watches", "actions", "the watch list (competitor pages to check)")
 def watches(
     request: Request,
     who: Reader,
@@ -123,7 +116,7 @@ def add_watches(
     summary="stop watching a page (its history stays)",
     responses=errors(*WRITER_ERRORS, 404),
 )
-def stop_watch(request: Request, who: Writer, watch_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> dict:
+def stop_watch(request: Request, who: Writer, watch_id: RowId) -> dict:
     from priceintel.ingest.watch import IngestError, remove_watch
 
     try:
@@ -133,12 +126,7 @@ def stop_watch(request: Request, who: Writer, watch_id: Annotated[int, Path(ge=1
     return {"watch_id": watch_id, "stopped": bool(changed)}
 
 
-@router.get(
-    "/v1/matches/review",
-    tags=["actions"],
-    summary="listing/product pairs waiting for a decision",
-    responses={**CSV_TOO, **errors(*CALLER_ERRORS)},
-)
+@table_route(router, "/v1/matches/review", "actions", "listing/product pairs waiting for a decision")
 def review(
     request: Request,
     who: Reader,

@@ -14,7 +14,7 @@ import csv
 import json
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 import psycopg
 from fastapi import APIRouter, Body, Query, Request
+from fastapi.types import DecoratedCallable
 from pydantic import BaseModel, Field
 
 from priceintel import config
@@ -36,6 +37,20 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 #: the most rows a JSON body of observations may hold
 MAX_JSON_ROWS = 50_000
 _CSV_BODY = {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}
+
+
+def _import_route(
+    path: str, summary: str, body: dict[str, Any] = _CSV_BODY
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """`router.post` for an import whose request body is `body` (default CSV); its errors are the writer's, 400,
+    413 (too big) and 415 (a type it does not take)."""
+    return router.post(
+        path,
+        tags=["imports"],
+        summary=summary,
+        responses=errors(*WRITER_ERRORS, 400, 413, 415),
+        openapi_extra={"requestBody": body},
+    )
 
 
 def _upload_path(kind: str, suffix: str) -> Path:
@@ -132,19 +147,15 @@ _OBSERVATION = {
 }
 
 
-@router.post(
+@_import_route(
     "/v1/observations",
-    tags=["imports"],
-    summary="import competitor prices observed elsewhere (JSON list or CSV); errors per row",
-    responses=errors(*WRITER_ERRORS, 400, 413, 415),
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/json": {"schema": {"type": "array", "items": _OBSERVATION, "maxItems": MAX_JSON_ROWS}},
-                "text/csv": {"schema": {"type": "string"}},
-            },
-            "required": True,
-        }
+    "import competitor prices observed elsewhere (JSON list or CSV); errors per row",
+    {
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": _OBSERVATION, "maxItems": MAX_JSON_ROWS}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+        "required": True,
     },
 )
 async def observations(
@@ -179,13 +190,7 @@ async def observations(
     return _result(await _run(import_observations, request, path, who, strict=strict), json_rows=True)
 
 
-@router.post(
-    "/v1/catalogue",
-    tags=["imports"],
-    summary="import our catalogue (CSV: id, title, price, gtin, …)",
-    responses=errors(*WRITER_ERRORS, 400, 413, 415),
-    openapi_extra={"requestBody": _CSV_BODY},
-)
+@_import_route("/v1/catalogue", "import our catalogue (CSV: id, title, price, gtin, …)")
 async def catalogue(
     request: Request,
     who: Writer,
@@ -198,13 +203,7 @@ async def catalogue(
     return _result(await _run(import_catalog, request, path, who, strict=strict, currency=currency))
 
 
-@router.post(
-    "/v1/sales",
-    tags=["imports"],
-    summary="import our daily sales (CSV: sku, date, units, price, …)",
-    responses=errors(*WRITER_ERRORS, 400, 413, 415),
-    openapi_extra={"requestBody": _CSV_BODY},
-)
+@_import_route("/v1/sales", "import our daily sales (CSV: sku, date, units, price, …)")
 async def sales(request: Request, who: Writer, strict: bool = False) -> dict:
     from priceintel.ingest.sales import import_sales
 

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -21,6 +21,7 @@ import pandas as pd
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.types import DecoratedCallable
 from pydantic import AfterValidator, BaseModel, Field
 from pydantic_core import PydanticCustomError
 
@@ -105,6 +106,16 @@ CSV_TOO: dict[int | str, dict[str, Any]] = {
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
 }
+
+
+def table_route(
+    router: APIRouter, path: str, tag: str, summary: str, *codes: int
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """`router.get` for a route whose table comes as JSON, or as CSV with format=csv (`CSV_TOO`); its errors are
+    the caller's and `codes`."""
+    return router.get(path, tags=[tag], summary=summary, responses={**CSV_TOO, **errors(*CALLER_ERRORS, *codes)})
+
+
 #: the 200 answer of a view: a JSON page, or the whole view as CSV or Parquet (streamed)
 STREAMS_TOO: dict[int | str, dict[str, Any]] = {
     200: {
@@ -435,23 +446,20 @@ def me(who: Reader) -> dict:
 # ---- catalogue and prices
 
 
-@router.get(
-    "/v1/products",
-    tags=["catalogue"],
-    summary="our catalogue with matched listings per product",
-    responses={**CSV_TOO, **errors(*CALLER_ERRORS)},
-)
+@table_route(router, "/v1/products", "catalogue", "our catalogue with matched listings per product")
 def products(request: Request, who: Reader, format: Format = "json") -> Response:
     from priceintel.db import queries
 
     return _frame_response(queries.list_products(request.app.state.engine), format, "products")
 
 
-@router.get(
+@table_route(
+    router,
     "/v1/products/{sku}/history",
-    tags=["catalogue"],
-    summary="daily prices of a product: every matched listing and our own price",
-    responses={**CSV_TOO, **errors(*CALLER_ERRORS, 400, 404)},
+    "catalogue",
+    "daily prices of a product: every matched listing and our own price",
+    400,
+    404,
 )
 def history(
     request: Request,
@@ -475,12 +483,7 @@ def history(
     return _frame_response(df, format, f"history-{sku}")
 
 
-@router.get(
-    "/v1/prices/latest",
-    tags=["catalogue"],
-    summary="the latest observation of every listing",
-    responses={**CSV_TOO, **errors(*CALLER_ERRORS)},
-)
+@table_route(router, "/v1/prices/latest", "catalogue", "the latest observation of every listing")
 def latest(
     request: Request, who: Reader, sku: Annotated[Text | None, Query(max_length=128)] = None, format: Format = "json"
 ) -> Response:
@@ -492,11 +495,8 @@ def latest(
     return _frame_response(queries.latest_prices(engine, sku), format, "latest-prices")
 
 
-@router.get(
-    "/v1/price-index",
-    tags=["catalogue"],
-    summary="competitor prices against ours (gap and index per listing, latest day)",
-    responses={**CSV_TOO, **errors(*CALLER_ERRORS)},
+@table_route(
+    router, "/v1/price-index", "catalogue", "competitor prices against ours (gap and index per listing, latest day)"
 )
 def price_index(
     request: Request, who: Reader, sku: Annotated[Text | None, Query(max_length=128)] = None, format: Format = "json"

@@ -293,14 +293,8 @@ def user_exists(engine: sa.Engine, name: str) -> bool:
 
 def session_of(engine: sa.Engine, name: str) -> Session | None:
     """The current Session of user `name` (None when there is no such user)."""
-    tenant = tenant_of(engine, name)
-    if tenant is None:
-        return None
-    with tenancy.scope(tenant), engine.connect() as conn:
-        row = conn.execute(
-            sa.text("SELECT user_id, session_version FROM app_user WHERE username = :u"), {"u": name}
-        ).first()
-    return None if row is None else Session(int(row.user_id), int(row.session_version))
+    account = account_of(engine, name)
+    return None if account is None else Session(account.user_id, account.version)
 
 
 def end_sessions(engine: sa.Engine, name: str) -> bool:

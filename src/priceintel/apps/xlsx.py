@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 import pandas as pd
 
-from priceintel.items import CONTROL_CHARS_RE, FORMULA_RE, clean_text
+from priceintel.items import CONTROL_CHARS_RE, FORMULA_RE, clean_text, is_missing
 
 #: Excel's limit of characters in a cell, and of rows in a sheet
 MAX_CELL_TEXT = 32_767
@@ -80,13 +80,6 @@ def sheet_name(name: str, used: set[str]) -> str:
         i += 1
     used.add(out.lower())
     return out
-
-
-def _missing(v: Any) -> bool:
-    try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
 
 
 def _is_dates(s: pd.Series) -> bool:
@@ -172,7 +165,7 @@ def _value_cells(refs: pd.Series, values: pd.Series, style: int | None = None, k
 
 def _one_cell(ref: str, v: Any) -> str:
     """The XML of one value of any type (columns of mixed types, e.g. a summary's values)."""
-    if v is None or _missing(v):
+    if v is None or is_missing(v):
         return ""
     if isinstance(v, np.generic):
         v = v.item()

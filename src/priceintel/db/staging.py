@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from priceintel.db.errors import LoadError
-from priceintel.items import jsonable
+from priceintel.items import is_missing, jsonable
 
 #: how many offending rows an error message shows
 SHOW_ROWS = 5
@@ -57,16 +57,8 @@ def show_rows(df: pd.DataFrame, mask: pd.Series, cols: Sequence[str]) -> list[di
     shown = [c for c in dict.fromkeys(cols) if c in df.columns]
     out = []
     for idx, rec in df.loc[mask, shown].head(SHOW_ROWS).iterrows():
-        out.append({"row": idx, **{k: (None if _isna(v) else jsonable(v)) for k, v in rec.items()}})
+        out.append({"row": idx, **{k: (None if is_missing(v) else jsonable(v)) for k, v in rec.items()}})
     return out
-
-
-def _isna(v: Any) -> bool:
-    """True for None, NaN, NaT and pd.NA (scalars only)."""
-    try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
 
 
 def bad_rows(
@@ -95,7 +87,7 @@ def _text(s: pd.Series) -> pd.Series:
         return s.astype(object).where(mask, None)
 
     def conv(v: Any) -> str | None:
-        if _isna(v):
+        if is_missing(v):
             return None
         if isinstance(v, (float, np.floating)) and float(v).is_integer():
             return str(int(v))
@@ -116,7 +108,7 @@ def _bool(s: pd.Series) -> pd.Series:
         return s.astype(object)
 
     def conv(v: Any) -> Any:
-        if _isna(v):
+        if is_missing(v):
             return None
         if isinstance(v, (bool, np.bool_)):
             return bool(v)

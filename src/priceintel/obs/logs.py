@@ -81,23 +81,11 @@ def context(*, export: bool = False, **ids: Any) -> Iterator[dict[str, str]]:
     (PRICEINTEL_RUN_ID, PRICEINTEL_TASK, PRICEINTEL_TENANT; restored afterwards)."""
     checked = _check(ids)
     token = bind(**checked)
-    saved: dict[str, str | None] = {}
-    if export:
-        for key, value in checked.items():
-            if key in ENV:
-                saved[ENV[key]] = os.environ.get(ENV[key])
-                if value is None:
-                    os.environ.pop(ENV[key], None)
-                else:
-                    os.environ[ENV[key]] = value
+    exported = {ENV[key]: value for key, value in checked.items() if key in ENV} if export else {}
     try:
-        yield current()
+        with config.environment(exported):
+            yield current()
     finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
         unbind(token)
 
 

@@ -120,20 +120,6 @@ def _reader_roles(url: str) -> list[str]:
     return [role] if role and role != app_role_name(database) else []
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    before = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in before.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
 def work_dir(path: str | Path | None = None) -> Path:
     """Where the profile, target/ and logs/ go: path, else `data/dbt/`."""
     out = Path(path) if path is not None else config.data_dir() / "dbt"
@@ -157,7 +143,7 @@ def _invoke(command: list[str], url: str | None, work: Path, variables: dict | N
     ]  # fmt: skip
     if quiet:
         args.append("--quiet")
-    with _environment(_DBT_ENV | secrets):
+    with config.environment(_DBT_ENV | secrets):
         from dbt.cli.main import dbtRunner
 
         try:

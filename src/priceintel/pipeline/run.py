@@ -89,16 +89,9 @@ def in_tenant(env: dict) -> Iterator[str | None]:
             return
         # the demo world is a showcase: no plan limits (`db.usage`)
         tenancy.ensure_tenant(db_engine.get_engine(), name, plan="enterprise", default_if_unused=True)
-    old = os.environ.get(tenancy.TENANT_ENV)
-    os.environ[tenancy.TENANT_ENV] = name  # the task kernels inherit it
-    try:
-        with tenancy.scope(name):
-            yield name
-    finally:
-        if old is None:
-            os.environ.pop(tenancy.TENANT_ENV, None)
-        else:
-            os.environ[tenancy.TENANT_ENV] = old
+    # the task kernels inherit the tenant from the environment
+    with config.environment({tenancy.TENANT_ENV: name}), tenancy.scope(name):
+        yield name
 
 
 def run_pipeline(env: dict, force: bool = False):

@@ -18,7 +18,6 @@ removed by the next merge.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import sqlalchemy.exc
 
-from priceintel import PriceIntelError, config
+from priceintel import PriceIntelError, config, storage
 
 if TYPE_CHECKING:
     from priceintel.pipeline.stages import RunParams
@@ -188,7 +187,7 @@ def _scrape_demo(
     world_dir = Path(world_dir) if world_dir is not None else stages.world_stage(params)
     urls, handle = storefronts.ensure_storefronts(world_dir)
     try:
-        with _locked(config.demo_dir() / "storefronts.lock") if handle is None else nullcontext():
+        with storage.file_lock(config.demo_dir() / "storefronts.lock") if handle is None else nullcontext():
             with Fetcher(archive=RawArchive(params.data_dir / "raw")) as fetcher:
                 return scrape_demo(
                     {r: u for r, u in urls.items() if r in shops},
@@ -200,18 +199,6 @@ def _scrape_demo(
     finally:
         if handle is not None:
             handle.stop()
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive flock on path for the block (waits for the holder; the kernel drops it if we die)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # ------------------------------------------------------------------------------------ shards
@@ -352,20 +339,8 @@ def _warn(message: str) -> None:
 def merging(run_key: str, shops: Sequence[str] | None = None) -> Iterator[None]:
     """Within the block, the scrape task (its kernel inherits the environment) merges the shards of run_key."""
     run_dir(".", run_key)  # a bad key fails here, not in the kernel
-    saved = {k: os.environ.get(k) for k in (RUN_ENV, SHOPS_ENV)}
-    os.environ[RUN_ENV] = run_key
-    if shops is None:
-        os.environ.pop(SHOPS_ENV, None)
-    else:
-        os.environ[SHOPS_ENV] = ",".join(shops)
-    try:
+    with config.environment({RUN_ENV: run_key, SHOPS_ENV: None if shops is None else ",".join(shops)}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def requested() -> tuple[str, list[str] | None] | None:
