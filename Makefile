@@ -54,9 +54,9 @@ demo: install
 	$(BIN)/priceintel summary
 
 ## make test: install (dev extra + chromium), then pytest with coverage of src/, two workers (one per core; a test
-## file stays on one worker, so its module fixtures are built once)
+## file stays on one worker, so its module fixtures are built once; the longest files first: tests/conftest.py)
 test: install chromium
-	$(BIN)/python -m pytest -n 2 --dist loadfile --cov=priceintel --cov-report=term --cov-report=xml:reports/coverage.xml --cov-fail-under=80
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --cov=priceintel --cov-report=term --cov-report=xml:reports/coverage.xml --cov-fail-under=80
 
 ## make test-fast: the quick tests (no pipeline run, no browser), under 2 minutes; no coverage threshold
 test-fast: install chromium
