@@ -17,6 +17,7 @@ import pytest
 from priceintel import config
 from priceintel.api import keys
 from priceintel.apps import auth
+from priceintel.db import tenancy
 from priceintel.cli import main
 
 
@@ -27,7 +28,9 @@ def test_keys_cli(pg_engine, capsys):
     key = out.strip().splitlines()[-1]
     assert key.startswith("pik_") and "shown only now" in out
     key_id = key.split("_")[1]
-    assert keys.authenticate(pg_engine, key) == keys.ApiKey(key_id, "nightly export", "write", "default")
+    # no --tenant: the database's default tenant ("default", or "demo" once a demo run filled an empty database)
+    default = tenancy.default_tenant(pg_engine)
+    assert keys.authenticate(pg_engine, key) == keys.ApiKey(key_id, "nightly export", "write", default)
     assert main(["keys", "list"]) == 0
     listed = capsys.readouterr().out
     assert key_id in listed and key not in listed  # the key itself is never shown again
@@ -44,7 +47,8 @@ def test_roles_in_the_users_cli(pg_engine, monkeypatch, capsys):
         conn.exec_driver_sql("DELETE FROM app_user WHERE username LIKE 'role-%%'")
     monkeypatch.setattr(sys, "stdin", io.StringIO("long enough pw\n"))
     assert main(["users", "add", "role-ann", "--password-stdin"]) == 0
-    assert "role-ann added (analyst, tenant default)" in capsys.readouterr().out  # default role and tenant
+    default = tenancy.default_tenant(pg_engine)
+    assert f"role-ann added (analyst, tenant {default})" in capsys.readouterr().out  # default role and tenant
     monkeypatch.setattr(sys, "stdin", io.StringIO("long enough pw\n"))
     assert main(["users", "add", "role-bob", "--role", "viewer", "--password-stdin"]) == 0
     assert main(["users", "role", "role-ann", "--role", "admin"]) == 0 and "now admin" in capsys.readouterr().out
@@ -115,7 +119,8 @@ def test_priceintel_api_serves_the_database_as_the_app_role(pg_url, pg_engine, t
             assert time.monotonic() < deadline, "priceintel api did not become ready"
             time.sleep(0.3)
         me = httpx.get(f"http://127.0.0.1:{port}/v1/me", headers={"Authorization": f"Bearer {key}"})
-        assert me.json() == {"kind": "key", "name": "process test", "access": "read", "tenant": "default"}
+        assert me.json() == {"kind": "key", "name": "process test", "access": "read",
+                             "tenant": tenancy.default_tenant(pg_engine)}
         secret = tmp_path / "data" / "api-secret"  # the token key, made once, readable by its owner only
         assert secret.is_file() and (secret.stat().st_mode & 0o777) == 0o600
         with pg_engine.connect() as conn:
