@@ -29,7 +29,15 @@ from priceintel.obs import metrics
 from priceintel.scrape import limits, transport
 from priceintel.scrape.archive import RawArchive
 from priceintel.scrape.outbound import OutboundPolicy, Verdict, combine
-from priceintel.scrape.results import ERROR_KINDS, FetchResult, _now, _reason, describe, parse_retry_after
+from priceintel.scrape.results import (
+    ERROR_KINDS,
+    FetchResult,
+    _now,
+    _reason,
+    describe,
+    http_error_message,
+    parse_retry_after,
+)
 from priceintel.scrape.robots import RobotsMixin
 
 __all__ = ["ERROR_KINDS", "Fetcher", "FetchResult", "describe", "parse_retry_after"]
@@ -542,7 +550,7 @@ class Fetcher(RobotsMixin):
         status = resp.status_code
         kind = err = None
         if status >= 400:
-            kind, err = "http_error", f"HTTP {status} {resp.reason or ''} for {url}".replace("  ", " ")
+            kind, err = "http_error", http_error_message(status, resp.reason, url)
         return FetchResult(
             url=url,
             status=status,

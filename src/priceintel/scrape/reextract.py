@@ -25,9 +25,9 @@ import pandas as pd
 from priceintel import compute
 from priceintel.scrape.archive import RawArchive
 from priceintel.scrape.crawl import _errors_frame, _offers_frame, _process
-from priceintel.scrape.results import FetchResult
+from priceintel.scrape.results import FetchResult, http_error_message
 
-#: index records per chunk when running locally (each chunk is one Dask task on a cluster)
+#: index records per Dask task (at least 4 tasks per worker thread)
 CHUNK = 200
 
 
@@ -83,16 +83,20 @@ def _open(root: str, store_url: str | None) -> RawArchive:
 def extract_chunk(
     records: list[tuple[int, dict]], root: str, store_url: str | None
 ) -> list[tuple[int, dict | None, dict | None]]:
-    """Worker: (position, offer row, error row) of each (position, record) in `records`, read from the archive."""
-    archive = _open(root, store_url)
+    """Dask worker: `extract_records` on the archive at (root, store_url), opened here."""
+    return extract_records(records, _open(root, store_url))
+
+
+def extract_records(records: list[tuple[int, dict]], archive: RawArchive) -> list[tuple[int, dict | None, dict | None]]:
+    """(position, offer row, error row) of each (position, record) in `records`, the body read from `archive`."""
     out = []
     for pos, rec in records:
         meta = rec.get("meta") or {}
         status = rec["status"]
         error = None
-        if status >= 400:  # what the fetcher reported for a final error response (`Fetcher._result`)
-            phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
-            error = f"HTTP {status} {phrase} for {rec['url']}".replace("  ", " ")
+        if status >= 400:  # what the fetcher reported for a final error response (the standard reason phrase)
+            phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else None
+            error = http_error_message(status, phrase, rec["url"])
         res = FetchResult(
             url=rec["url"],
             status=status,
@@ -119,13 +123,12 @@ def reextract(
     """(offers, errors) extracted again from the archived product pages, in the archive's order, locally or on
     the Dask cluster `cluster` (address, cluster object or Client; default $PRICEINTEL_DASK_CLUSTER)."""
     records = list(enumerate(product_records(archive, partitions, retailers)))
-    root, store_url = _archive_spec(archive)
     cluster = compute.resolve(cluster)
     results: list[tuple[int, dict | None, dict | None]] = []
-    if cluster is None:
-        for i in range(0, len(records), chunk):
-            results.extend(extract_chunk(records[i : i + chunk], root, store_url))
+    if cluster is None:  # here: the caller's archive as it is (its store client and spool)
+        results = extract_records(records, archive)
     elif records:
+        root, store_url = _archive_spec(archive)
         with compute.connect(cluster) as client:
             n = max(compute.slots(client) * 4, -(-len(records) // chunk))
             for part in compute.map_chunks(

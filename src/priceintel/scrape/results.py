@@ -53,6 +53,11 @@ class FetchResult:
         return self.body.decode("utf-8", errors="replace")
 
 
+def http_error_message(status: int, reason: str | None, url: str) -> str:
+    """What a final error response (HTTP >= 400) is reported as: 'HTTP 503 Service Unavailable for URL'."""
+    return f"HTTP {status} {reason or ''} for {url}".replace("  ", " ")
+
+
 def _reason(exc: BaseException) -> str:
     """Short human reason for a connection failure ("connection refused", "host not found", …)."""
     seen: set[int] = set()
