@@ -17,6 +17,8 @@ TEST_USER = "tester"
 TEST_PASSWORD = "correct horse battery staple"
 #: base URL -> Playwright cookies of a signed-in session (filled by serve_voila)
 LOGINS: dict[str, list[dict]] = {}
+#: base URL -> the file the Voila server logs to (filled by serve_voila)
+VOILA_LOGS: dict[str, Path] = {}
 
 
 def _only_loopback(route) -> None:
@@ -65,12 +67,17 @@ def chromium():
 
 @contextlib.contextmanager
 def serve_voila(**env):
-    """Voila serving notebooks/apps on a free loopback port with extra environment; yields its base URL."""
+    """Voila serving notebooks/apps on a free loopback port with extra environment; yields its base URL.
+
+    The apps' own warm-kernel pool unless `PRICEINTEL_APPS_POOL` says otherwise (so the app tests take the path a
+    viewer takes); the server's log goes to a file (`VOILA_LOGS[base]`)."""
+    import tempfile
+
     import pytest
     import requests
 
     from priceintel import config
-    from priceintel.apps.serve import app_database_url, voila_command
+    from priceintel.apps.serve import POOL_ENV, app_database_url, voila_command
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -83,8 +90,11 @@ def serve_voila(**env):
     upgrade(db_url)
     auth.add_user(get_engine(db_url), TEST_USER, TEST_PASSWORD, replace=True)
     env["DATABASE_URL"] = app_database_url(db_url)  # as `priceintel apps` does: the apps' role, not the owner
-    proc = subprocess.Popen(voila_command(port), env=dict(os.environ, **env), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, cwd=config.PROJ_ROOT)
+    env.setdefault(POOL_ENV, "")  # never a value of the calling environment: the apps' default
+    log = Path(tempfile.mkstemp(prefix="voila-", suffix=".log")[1])
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(voila_command(port), env=dict(os.environ, **env), stdout=subprocess.DEVNULL,
+                                stderr=err, cwd=config.PROJ_ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
@@ -96,13 +106,16 @@ def serve_voila(**env):
                 time.sleep(0.5)
         else:
             proc.kill()
-            pytest.fail("voila did not start: " + proc.stderr.read().decode()[-2000:])
+            pytest.fail("voila did not start: " + log.read_text(errors="replace")[-2000:])
         LOGINS[base] = login_cookies(base)
+        VOILA_LOGS[base] = log
         yield base
     finally:
         LOGINS.pop(base, None)
+        VOILA_LOGS.pop(base, None)
         proc.terminate()
         proc.wait(10)
+        log.unlink(missing_ok=True)
 
 
 def login_cookies(base: str, user: str = TEST_USER, password: str = TEST_PASSWORD) -> list[dict]:

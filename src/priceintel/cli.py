@@ -185,8 +185,14 @@ def cmd_apps(args: argparse.Namespace) -> int:
     from priceintel.apps import serve
     from priceintel.db import engine
 
+    if args.pool is not None:
+        os.environ[serve.POOL_ENV] = args.pool
+    # where the warm kernels reach the server (loopback unless it listens on one address only)
+    os.environ["VOILA_APP_IP"] = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
     serve.prepare_apps()
-    _print(f"apps: http://{args.host}:{args.port}/  (sign in; Ctrl-C to stop)")
+    pools = serve.pool_sizes()
+    warm = ", ".join(f"{app} {n}" for app, n in pools.items() if n) or "none"
+    _print(f"apps: http://{args.host}:{args.port}/  (sign in; Ctrl-C to stop; warm kernels: {warm})")
     engine.dispose_engines()
     cmd = serve.voila_command(args.port, host=args.host)
     # become the server: a stop signal (systemd, docker stop, kill) then stops Voila, never orphans it
@@ -357,6 +363,14 @@ def _add_apps(sub) -> None:
     a = sub.add_parser("apps", help="serve the Voila apps")
     a.add_argument("--port", type=int, default=8866)
     a.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback; 0.0.0.0 in containers)")
+    a.add_argument(
+        "--pool",
+        default=None,
+        metavar="SPEC",
+        help="warm kernels kept per app: N for every app, app=N pairs, or both ('1,ops=0'; 0 turns the "
+        "pool off; default $PRICEINTEL_APPS_POOL, else one for the landing page and the four stakeholder apps; "
+        "docs/apps.md)",
+    )
     a.set_defaults(func=cmd_apps)
 
     lb = sub.add_parser("lab", help="JupyterLab on the notebooks (loopback, token; DATABASE_URL set)")

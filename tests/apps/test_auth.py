@@ -92,6 +92,9 @@ def test_users_cli_and_apps_refuses_without_users(pg_engine, monkeypatch, capsys
     _no_users(pg_engine)
     assert main(["apps", "--port", "1"]) == 2
     assert "no app users yet: add one with `priceintel users add NAME`" in capsys.readouterr().err
+    monkeypatch.setenv("PRICEINTEL_APPS_POOL", "1")  # `--pool` sets it for Voila: put back after the test
+    assert main(["apps", "--port", "1", "--pool", "pricemonitor=2"]) == 2
+    assert "PRICEINTEL_APPS_POOL: 'pricemonitor=2': no app named 'pricemonitor'" in capsys.readouterr().err
     monkeypatch.setattr("sys.stdin", io.StringIO("typed-on-stdin\n"))
     assert main(["users", "add", "dana", "--password-stdin"]) == 0
     assert "user dana added" in capsys.readouterr().out
@@ -114,14 +117,17 @@ def test_users_cli_and_apps_refuses_without_users(pg_engine, monkeypatch, capsys
 
 @pytest.mark.slow
 def test_apps_command_is_the_server_so_a_stop_signal_stops_it(pg_url, pg_engine):
-    """`priceintel apps` becomes Voila: SIGTERM to it (systemd, docker stop) stops the server, no orphan."""
+    """`priceintel apps` becomes Voila: SIGTERM to it (systemd, docker stop) stops the server and the warm kernels
+    of its pool (`--pool`), no orphan."""
+    import psutil
+
     auth.add_user(pg_engine, TEST_USER, TEST_PASSWORD, replace=True)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cli = Path(sys.executable).with_name("priceintel")
     proc = subprocess.Popen(
-        [str(cli), "apps", "--port", str(port)],
+        [str(cli), "apps", "--port", str(port), "--pool", "0,index=1"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=dict(os.environ, DATABASE_URL=pg_url),
@@ -136,10 +142,18 @@ def test_apps_command_is_the_server_so_a_stop_signal_stops_it(pg_url, pg_engine)
             except requests.ConnectionError:
                 assert proc.poll() is None, "priceintel apps exited early"
                 time.sleep(0.3)
+        kernels: list = []
+        while time.time() < deadline and not kernels:  # the landing page's warm kernel
+            kernels = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                       if "ipykernel_launcher" in " ".join(c.cmdline())]
+            time.sleep(0.3)
+        assert len(kernels) == 1, "no warm kernel for index.ipynb"
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         with pytest.raises(requests.ConnectionError):
             requests.get(base + "/login", timeout=5)
+        _, alive = psutil.wait_procs(kernels, timeout=15)
+        assert not alive, "the warm kernel outlived the server"
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -150,7 +150,8 @@ def test_provider_settings_and_security_warning(caplog):
     provider.validate_security(App())
     assert not caplog.records
     # no Voila parent: no files
-    assert [h[0] for h in provider.get_handlers()] == ["/login", "/logout", "/", "/signin-stats", "/health", "/ready"]
+    assert [h[0] for h in provider.get_handlers()] == ["/login", "/logout", "/", "/signin-stats", "/health", "/ready",
+                                                       r"/voila/query/(?P<kernel_id>\w+-\w+-\w+-\w+-\w+)"]
 
 
 def test_throttle_counts_before_the_check_grows_delays_and_limits_an_address():

@@ -11,6 +11,7 @@ import html
 import numpy as np
 import pandas as pd
 
+from priceintel.apps.widgets import PREVIEW_DONE
 from priceintel.db import queries
 from priceintel.pricing import elasticity
 from priceintel.pricing import recommend as pricing
@@ -303,11 +304,11 @@ def elasticity_app(engine=None):
     engine = engine or get_engine()
     panel = load_panel(engine)
     if panel.empty:
-        return w.HTML("<p class='empty'>No sales in the database yet: run <code>make demo</code>.</p>")
+        return w.HTML(PREVIEW_DONE + "<p class='empty'>No sales in the database yet: run <code>make demo</code>.</p>")
     model = fit_panel(panel)
     if not model.fits:
         return w.HTML(
-            "<p class='empty'>No product has enough price variation to estimate an elasticity."
+            PREVIEW_DONE + "<p class='empty'>No product has enough price variation to estimate an elasticity."
             "</p>" + estimates_table(model)
         )
     from priceintel.apps.widgets import app_page

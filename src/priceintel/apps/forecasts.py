@@ -9,6 +9,7 @@ import pandas as pd
 
 from priceintel.apps.charts import detail_layout
 from priceintel.apps.prices import table_html
+from priceintel.apps.widgets import PREVIEW_DONE
 from priceintel.db.queries import MATCHED
 from priceintel.forecast import store as forecast_store
 
@@ -117,10 +118,12 @@ def forecasts_app(engine=None, run_id: int | None = None):
     engine = engine or get_engine()
     run_id = run_id or forecast_store.latest_run_id(engine)
     if run_id is None:
-        return w.HTML("<p class='empty'>No forecast run in the database yet: run <code>make demo</code>.</p>")
+        return w.HTML(
+            PREVIEW_DONE + "<p class='empty'>No forecast run in the database yet: run <code>make demo</code>.</p>"
+        )
     opts = listing_options(engine, run_id)
     if opts.empty:
-        return w.HTML(f"<p class='empty'>Forecast run {run_id} has no matched listings.</p>")
+        return w.HTML(PREVIEW_DONE + f"<p class='empty'>Forecast run {run_id} has no matched listings.</p>")
     products = list(dict.fromkeys(zip(opts["label"], opts["sku"])))
     product = w.Dropdown(options=products, description="Product", layout=w.Layout(width="95%", max_width="640px"))
     retailer = w.Dropdown(options=[], description="Retailer", layout=w.Layout(width="95%", max_width="320px"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from priceintel.apps.widgets import APP_CSS, SIGNOUT_FORM
+from priceintel.apps.widgets import SIGNOUT_FORM
 
 #: (title, notebook, audience note, description) of every app on the landing page
 APPS = [
@@ -162,11 +162,11 @@ def landing_html(run: dict | None, apps: list = APPS) -> str:
     )
 
 
-def landing(engine=None):
-    """The landing-page widget (notebooks/apps/index.ipynb)."""
-    import ipywidgets as w
-
+def landing(engine=None) -> None:
+    """The landing page (notebooks/apps/index.ipynb): plain HTML, nothing on it needs a widget, so it is shown as a
+    first paint (`widgets.show_preview`) that stays: the page shows it as soon as it arrives."""
+    from priceintel.apps.widgets import show_preview
     from priceintel.db.engine import get_engine
 
     engine = engine or get_engine()
-    return w.HTML(APP_CSS + landing_html(latest_run(engine)))
+    show_preview(landing_html(latest_run(engine)))

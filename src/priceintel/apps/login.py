@@ -16,8 +16,10 @@ the cookies get `Secure` when that scheme is https).
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import html
 import json
+import logging
 import resource
 import threading
 from collections import Counter
@@ -30,10 +32,13 @@ from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 from tornado.httputil import HTTPServerRequest
 from traitlets import Bool, default
+from voila.request_info_handler import RequestInfoSocketHandler
 from voila.static_file_handler import AllowListFileHandler
 
 from priceintel.apps import auth, signin
+from priceintel.apps import session as app_session
 
+LOG = logging.getLogger("Voila")  # the server application's own log (traitlets names it after its class)
 #: where `/` leads after login
 LANDING = "voila/render/index.ipynb"
 #: every sign-in attempt of this process goes through these (see priceintel.apps.signin)
@@ -289,11 +294,35 @@ class AuthedFileHandler(AllowListFileHandler):
             raise web.HTTPError(403)
 
 
+class ViewerQueryHandler(RequestInfoSocketHandler):
+    """Voila's request-information socket of preheated kernels (`/voila/query/<kernel id>`), for those kernels only.
+
+    Voila's own handler takes any client and keeps every payload it could not deliver; here a socket must show
+    the kernel's `session.query_proof` (an HMAC of its id that only the installation's kernels can make), a payload
+    is handed over once and forgotten, and a closing socket removes its own entry only."""
+
+    def open(self, kernel_id: str) -> None:
+        if not hmac.compare_digest(self.get_argument("proof", ""), app_session.query_proof(kernel_id)):
+            self.close(1008, "not a kernel of this server")
+            return
+        RequestInfoSocketHandler._waiters[kernel_id] = self
+        LOG.info("warm kernel %s waits for its viewer", kernel_id)
+        payload = RequestInfoSocketHandler._cache.pop(kernel_id, None)
+        if payload is not None:
+            self.write_message(payload)
+
+    def on_close(self) -> None:
+        for kernel_id, waiter in list(RequestInfoSocketHandler._waiters.items()):
+            if waiter is self:
+                del RequestInfoSocketHandler._waiters[kernel_id]
+
+
 @dataclasses.dataclass
 class AppUser(User):
     """A signed-in user with the session (user id, session version) the login cookie is bound to."""
 
     session: auth.Session | None = None
+    tenant: str | None = None
 
 
 class AppIdentityProvider(IdentityProvider):
@@ -345,13 +374,13 @@ class AppIdentityProvider(IdentityProvider):
         data = json.loads(cookie_value)
         name = data["username"]
         try:
-            current = auth.session_of(_engine(), name)
+            account = auth.account_of(_engine(), name)
         except Exception as exc:  # the database is down: nobody gets in
             self.log.error("login check failed: %s", exc)
             return None
-        if current is None or [current.user_id, current.version] != [data.get("uid"), data.get("v")]:
+        if account is None or [account.user_id, account.version] != [data.get("uid"), data.get("v")]:
             return None
-        return AppUser(name, session=current)
+        return AppUser(name, session=auth.Session(account.user_id, account.version), tenant=account.tenant)
 
     def process_login_form(self, handler) -> User | None:
         """An AppUser when username and password match a stored user, else None (one argon2 check)."""
@@ -384,6 +413,8 @@ class AppIdentityProvider(IdentityProvider):
             (r"/signin-stats", SignInStatsHandler),
             (r"/health", HealthHandler),
             (r"/ready", HealthHandler),
+            # before Voila's own handler of the same path (the identity provider's handlers come first)
+            (r"/voila/query/(?P<kernel_id>\w+-\w+-\w+-\w+-\w+)", ViewerQueryHandler),
         ]
         if conf is not None and voila is not None:
             handlers.append(
@@ -396,23 +427,38 @@ class AppIdentityProvider(IdentityProvider):
         return handlers
 
 
-def prelaunch_hook(req: Any, notebook: Any, cwd: str) -> Any:
-    """Voila's prelaunch hook: the app notebook gets a first cell naming the signed-in user and their tenant for
-    its kernel (`apps.session`); a request without a signed-in user gets no kernel (403)."""
-    import nbformat
-
-    user = getattr(req, "current_user", None)
+def viewer_ticket_of(user: Any) -> str:
+    """The signed viewer ticket (`session.viewer_ticket`) of a request's signed-in user; 403 without one (no
+    user, an invalid name, no session or no tenant: nobody gets a kernel)."""
     name = getattr(user, "username", None)
-    if not auth.valid_username(name):
-        raise web.HTTPError(403, "sign in first")
     bound = getattr(user, "session", None)
-    tenant = auth.tenant_of(_engine(), str(name))
+    if not auth.valid_username(name) or bound is None:
+        raise web.HTTPError(403, "sign in first")
+    tenant = getattr(user, "tenant", None) or auth.tenant_of(_engine(), str(name))
     if tenant is None:
         raise web.HTTPError(403, "sign in first")
-    args = f"{name!r}, {int(bound.user_id)}, {int(bound.version)}" if bound is not None else repr(name)
-    args += f", tenant={tenant!r}"
-    code = f"from priceintel.apps import session as _session\n_session.sign_in_kernel({args})"
-    cell = nbformat.v4.new_code_cell(code)
-    cell.metadata["tags"] = ["priceintel-session"]
-    notebook.cells.insert(0, cell)
-    return notebook
+    return app_session.viewer_ticket(str(name), bound.user_id, bound.version, tenant)
+
+
+def install_viewer_handoff(handler_class: Any = None) -> None:
+    """Make Voila's notebook handler name the signed-in user to the app kernel it serves (once per process).
+
+    Before Voila builds the request information that goes to the kernel (a new kernel's environment, or the
+    message a preheated kernel waits for in `session.wait_for_viewer`), the request's `VIEWER_HEADER` is
+    set to the user's signed ticket, replacing anything the browser sent under that name; Voila passes it on
+    because the apps' voila.py lists the header in `VoilaConfiguration.http_header_envs`."""
+    if handler_class is None:
+        from voila.handler import VoilaHandler
+
+        handler_class = VoilaHandler
+    if getattr(handler_class.get_generator, "_priceintel_viewer", False):
+        return
+    original = handler_class.get_generator
+
+    async def get_generator(self, path=None):
+        self.request.headers[app_session.VIEWER_HEADER] = viewer_ticket_of(self.current_user)
+        async for chunk in original(self, path=path):
+            yield chunk
+
+    get_generator._priceintel_viewer = True  # type: ignore[attr-defined]
+    handler_class.get_generator = get_generator

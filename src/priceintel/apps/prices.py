@@ -7,6 +7,7 @@ import html
 import pandas as pd
 
 from priceintel.apps.charts import SERIES_COLORS, detail_layout
+from priceintel.apps.widgets import PREVIEW_DONE
 from priceintel.db.queries import MATCHED
 
 APP_CSS = """<style>
@@ -90,7 +91,9 @@ def price_monitor(engine=None):
     engine = engine or get_engine()
     options = product_options(engine)
     if not options:
-        return w.HTML("<p class='empty'>No matched products in the database yet: run <code>make demo</code>.</p>")
+        return w.HTML(
+            PREVIEW_DONE + "<p class='empty'>No matched products in the database yet: run <code>make demo</code>.</p>"
+        )
     picker = w.Dropdown(
         options=options, description="Product", layout=w.Layout(width="95%", max_width="640px")
     ).add_class("pm-product")

@@ -7,25 +7,119 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from priceintel import PriceIntelError, config
 
-#: Voila's config file: the prelaunch hook that names the signed-in user to each app kernel (`apps.session`);
-#: a Callable setting cannot be given on the command line
+#: Voila's config file: everything is set by `configure` (the viewer handoff to each app kernel, the kernel pool,
+#: culling); a Python file because the handoff is code, which a command line cannot give
 VOILA_CONFIG = """# written by priceintel.apps.serve (priceintel apps): every app kernel knows its signed-in user
-import os
+from priceintel.apps.serve import configure
 
-from priceintel.apps.login import prelaunch_hook
-from priceintel.apps.session import APP_KERNEL_ENV
-
-os.environ[APP_KERNEL_ENV] = "1"  # inherited by the kernels: one without a signed-in user may change nothing
-c.VoilaConfiguration.prelaunch_hook = prelaunch_hook  # noqa: F821
-# what a browser may send to its app kernel: the widgets' messages, never code to run (Voila runs the
-# notebook itself, server-side), so a signed-in user cannot lift the app's checks from the browser
-c.MappingKernelManager.allowed_message_types = [  # noqa: F821
-    "comm_msg", "comm_info_request", "comm_open", "comm_close", "kernel_info_request", "input_reply",
-]
+configure(c)  # noqa: F821
 """
+#: the apps' Voila template: `jupyter/voila/templates/priceintel/` beside this file (a Jupyter data directory)
+TEMPLATE = "priceintel"
+TEMPLATE_ROOT = Path(__file__).resolve().parent / "jupyter"
+#: warm kernels kept per app: a number for every app, or `app=N` pairs (`index=2,price_monitor=3`), or both
+#: (`1,ops=0`): the default for the apps not named first
+POOL_ENV = "PRICEINTEL_APPS_POOL"
+#: the default: a warm kernel for the landing page and the four stakeholder apps, none for the admin and analyst
+#: pages (match review, onboarding, usage, ops), which start a kernel when opened
+DEFAULT_POOL = "0,index=1,price_monitor=1,alerts=1,forecasts=1,elasticity=1"
+#: seconds after a warm kernel is taken before its replacement starts (Voila's default). Voila counts the pending
+#: replacement as available: a viewer arriving before it is ready waits for it, about as long as for a kernel
+#: started for the page, so the delay is kept short.
+POOL_REFILL_SECONDS = 1.0
+#: minutes a viewer's kernel may sit idle with no page connected before it is shut down
+IDLE_ENV = "PRICEINTEL_APPS_IDLE_MINUTES"
+DEFAULT_IDLE_MINUTES = 30
+#: what a browser may send to its app kernel: the widgets' messages, never code to run (Voila runs the notebook
+#: itself, server-side), so a signed-in user cannot lift the app's checks from the browser
+ALLOWED_MESSAGES = ["comm_msg", "comm_info_request", "comm_open", "comm_close", "kernel_info_request", "input_reply"]
+
+
+def app_names(notebook_dir: Path | None = None) -> list[str]:
+    """The apps served: the notebooks of the apps folder, by name."""
+    folder = notebook_dir or config.PROJ_ROOT / "notebooks" / "apps"
+    return sorted(p.stem for p in folder.glob("*.ipynb"))
+
+
+def pool_sizes(spec: str | None = None, apps: list[str] | None = None) -> dict[str, int]:
+    """Warm kernels per app from a `POOL_ENV` spec (None: the environment's, else `DEFAULT_POOL`); ConfigError
+    naming the variable and the part it cannot read (an unknown app, a negative or non-integer size, two sizes
+    for every app)."""
+    apps = app_names() if apps is None else apps
+    text = (os.environ.get(POOL_ENV) or "").strip() or DEFAULT_POOL if spec is None else spec
+    default, sizes, defaults = 0, {}, 0
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, value = part.rpartition("=")
+        name = name.strip().removesuffix(".ipynb")
+        try:
+            size = int(value)
+            if size < 0 or size > 64:
+                raise ValueError
+        except ValueError:
+            raise config.ConfigError(f"{POOL_ENV}: {part!r}: a size is a whole number from 0 to 64") from None
+        if not sep:
+            default, defaults = size, defaults + 1
+            if defaults > 1:
+                raise config.ConfigError(f"{POOL_ENV}: {text!r}: one size for every app at most (then app=N pairs)")
+        elif name in apps:
+            sizes[name] = size
+        else:
+            raise config.ConfigError(f"{POOL_ENV}: {part!r}: no app named {name!r} (apps: {', '.join(apps)})")
+    return {app: sizes.get(app, default) for app in apps}
+
+
+def idle_minutes() -> float:
+    """`IDLE_ENV` (minutes, at least 1), else `DEFAULT_IDLE_MINUTES`; ConfigError naming the variable otherwise."""
+    text = os.environ.get(IDLE_ENV, "").strip()
+    if not text:
+        return float(DEFAULT_IDLE_MINUTES)
+    try:
+        value = float(text)
+        if not value >= 1:
+            raise ValueError
+    except ValueError:
+        raise config.ConfigError(f"{IDLE_ENV}={text!r}: give the idle minutes as a number, at least 1") from None
+    return value
+
+
+def configure(c: Any) -> None:
+    """Voila's configuration for the apps (called by the voila.py `priceintel apps` writes).
+
+    - the apps' template (`TEMPLATE`, found through `JUPYTER_PATH`): Voila's lab template plus a first paint of
+      each app's data in the page's HTML (`widgets.show_preview`);
+    - every app kernel learns its signed-in user: `login.install_viewer_handoff` and the ticket header passed on
+      in `http_header_envs`; the kernels inherit `session.APP_KERNEL_ENV`, so one without a user may change nothing;
+    - the kernel pool (`pool_sizes`): warm kernels per app that have imported the app and connected to the
+      database before anyone asks (`session.wait_for_viewer`), refilled `POOL_REFILL_SECONDS` after one is taken;
+    - a viewer's kernel with no page connected is shut down after `idle_minutes`;
+    - a browser may send its kernel only the widgets' messages (`ALLOWED_MESSAGES`)."""
+    from priceintel.apps import login, session
+
+    os.environ[session.APP_KERNEL_ENV] = "1"
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(TEMPLATE_ROOT), os.environ.get("JUPYTER_PATH")]))
+    c.VoilaConfiguration.template = TEMPLATE
+    c.VoilaConfiguration.allow_template_override = "NO"  # `?template=` would skip the first paint and the pool
+    login.install_viewer_handoff()
+    c.VoilaConfiguration.http_header_envs = [session.VIEWER_HEADER]
+    c.MappingKernelManager.allowed_message_types = list(ALLOWED_MESSAGES)
+    sizes = pool_sizes()
+    if any(sizes.values()):
+        c.VoilaConfiguration.preheat_kernel = True
+        c.VoilaConfiguration.default_pool_size = 0
+        c.VoilaKernelManager.fill_delay = POOL_REFILL_SECONDS
+        c.VoilaKernelManager.kernel_pools_config = {
+            "default": {"pool_size": 0},
+            **{f"{app}.ipynb": {"pool_size": n} for app, n in sizes.items()},
+        }
+    c.MappingKernelManager.cull_idle_timeout = int(idle_minutes() * 60)
+    c.MappingKernelManager.cull_interval = 60
+    c.MappingKernelManager.cull_connected = False
 
 
 def voila_config_dir() -> Path:
@@ -58,14 +152,17 @@ def voila_command(port: int, notebook_dir: Path | None = None, host: str = "127.
 
 
 def prepare_apps() -> None:
-    """Before serving: the sign-in settings readable (ConfigError naming PRICEINTEL_TRUSTED_PROXIES or
-    PRICEINTEL_SIGNIN_CONCURRENCY otherwise), DATABASE_URL for the app kernels (the workbench database unless
-    set), the schema migrated, and at least one app user (PriceIntelError saying how to add one otherwise)."""
+    """Before serving: the sign-in, pool and idle settings readable (ConfigError naming PRICEINTEL_TRUSTED_PROXIES,
+    PRICEINTEL_SIGNIN_CONCURRENCY, `POOL_ENV` or `IDLE_ENV` otherwise), DATABASE_URL for the app kernels (the
+    workbench database unless set), the schema migrated, and at least one app user (PriceIntelError saying how to
+    add one otherwise)."""
     from priceintel.apps import signin
     from priceintel.db import engine
 
     signin.trusted_proxies()
     signin.concurrency()
+    pool_sizes()
+    idle_minutes()
     os.environ.setdefault("DATABASE_URL", engine.get_url())
     from priceintel.apps import auth
     from priceintel.db import migrate

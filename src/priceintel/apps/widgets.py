@@ -307,11 +307,7 @@ class DashboardPanel:
 
     def _view_span(self) -> tuple[date | None, date | None]:
         """First and last day of this view's data now (days loaded since the app opened included)."""
-        opts = self.dash.filter_options(self.engine)
-        whole = self.dash.summary(self.engine, self.view, self.dash.Filters())
-        lo = _as_date(whole.get("first_day") or whole.get("window_start")) or opts.get("min_date")
-        hi = _as_date(whole.get("last_day") or whole.get("window_end")) or opts.get("max_date")
-        return lo, hi
+        return view_span(self.engine, self.view)
 
     def reset(self) -> None:
         """Back to every retailer, category and product over the whole date range (as it is now)."""
@@ -450,6 +446,36 @@ class DashboardPanel:
             btn.disabled = False
 
 
+def view_span(engine, view: str) -> tuple[date | None, date | None]:
+    """First and last day of `view`'s data now: where an app's date filter starts."""
+    from priceintel.apps import views as dashboard
+
+    opts = dashboard.filter_options(engine)
+    whole = dashboard.summary(engine, view, dashboard.Filters())
+    lo = _as_date(whole.get("first_day") or whole.get("window_start")) or opts.get("min_date")
+    hi = _as_date(whole.get("last_day") or whole.get("window_end")) or opts.get("max_date")
+    return lo, hi
+
+
+def first_paint(view: str, title: str, engine=None, page_size: int = DashboardPanel.PAGE_SIZES[0]) -> None:
+    """The first page of `view`, at once, as the page's first paint (`show_preview`): the title and the rows the
+    app's table starts with (a table of class `pi-first-paint-table`, so selectors of the live table never count it).
+
+    An app notebook calls it in a cell of its own before the app: Voila sends each cell's output as soon as that
+    cell has run, so the rows arrive before the app has built its widgets. The queries are the app's own first
+    ones, so the app finds them in the views' cache."""
+    from priceintel.apps import views as dashboard
+    from priceintel.db.engine import get_engine
+
+    engine = engine or get_engine()
+    lo, hi = view_span(engine, view)
+    page = dashboard.page(engine, view, dashboard.Filters(start=lo, end=hi), limit=page_size)
+    n = len(page.rows)
+    status = f'<span class="pi-status">page 1 · rows {1 if n else 0}–{n}</span>'
+    table = frame_html(page.rows, "pi-table pi-first-paint-table")
+    show_preview(f"{nav_html()}<h2>{html.escape(title)}</h2>{status}{table}")
+
+
 def dashboard_panel(engine, view: str, title: str) -> DashboardPanel:
     """The DashboardPanel of one view with its chart."""
     return DashboardPanel(engine, view, title, figure=lambda df: view_figure(view, df))
@@ -475,6 +501,48 @@ SIGNOUT_FORM = (
     '<button type="submit" class="pi-logout" style="background: none; border: 0; padding: 0; font: inherit; '
     'color: #1f6feb; cursor: pointer">Sign out</button></form>'
 )
+
+
+#: in the apps' widgets only: once they render, the first paint (`show_preview`) goes, from the page (the one line
+#: of script an HTML widget can run: an image that fails to load runs its onerror handler)
+PREVIEW_DONE = (
+    "<style>.pi-first-paint { display: none; }</style>"
+    '<img src="data:," alt="" style="display:none" '
+    "onerror=\"document.querySelectorAll('#pi-first-paint, .pi-first-paint').forEach(function (e) { e.remove(); })\">"
+)
+#: in every preview: where the apps' template has painted it already, Voila's own (hidden) copy removes itself when
+#: drawn, so the page holds one (elsewhere, e.g. Voila's preview in JupyterLab, the copy stays: the only one)
+_PREVIEW_ONCE = (
+    '<img src="data:," alt="" style="display:none" '
+    "onerror=\"if (document.getElementById('pi-first-paint')) document.querySelectorAll("
+    "'#rendered_cells .pi-first-paint').forEach(function (e) { e.remove(); })\">"
+)
+
+
+def preview_html(body: str) -> str:
+    """`body` as a first-paint block: the apps' CSS, class `pi-first-paint` (the apps' Voila template writes such an
+    output into the page's HTML; `jupyter/voila/templates/priceintel/index.html.j2`)."""
+    return f'<div class="pi-first-paint">{_PREVIEW_ONCE}{APP_CSS}<div class="pi-app">{body}</div></div>'
+
+
+def show_preview(body: str) -> bool:
+    """Display `preview_html(body)` as a plain HTML output of the running cell.
+
+    Voila draws outputs with JavaScript once its scripts have loaded, and the widgets need the kernel's socket
+    and their state after that: seconds after the page arrived. The apps' Voila template writes a preview into the
+    page's HTML itself, so the viewer sees the data as soon as the page arrives; the app's widgets remove it when
+    they appear (`PREVIEW_DONE` is part of their first HTML). Outside a kernel (a test calling the app function)
+    nothing is displayed; False then."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return False
+    if get_ipython() is None:
+        return False
+    from IPython.display import HTML, display
+
+    display(HTML(preview_html(body)))
+    return True
 
 
 def nav_html(title: str = "") -> str:
@@ -511,7 +579,7 @@ def app_page(
     import ipywidgets as w
 
     panel = panel or dashboard_panel(engine, view, title)
-    parts = [w.HTML(APP_CSS + css + nav_html()), panel.widget]
+    parts = [w.HTML(PREVIEW_DONE + APP_CSS + css + nav_html()), panel.widget]
     if detail:
         parts += [w.HTML('<hr style="margin: 24px 0 8px">'), *detail]
     return w.VBox(parts, layout=w.Layout(width="100%")).add_class("pi-app")
