@@ -153,8 +153,11 @@ def test_prophet_forecast_guards_and_time_box():
         fc_prophet(np.full(30, 2.0), 3)
     with pytest.raises(ForecastError, match="shorter"):
         fc_prophet(np.arange(10.0), 3)
+    # the box is a timer thread beside the Stan process: give Stan work that takes ~1.5 s (10,500 points), so even on
+    # a loaded machine the 1 ms timer fires before the fit ends (70 points fit in ~11 ms: a late timer missed them)
+    long = np.tile(y, 150) + np.random.default_rng(0).normal(0, 0.5, 150 * len(y))
     with pytest.raises(ForecastError, match="time-box"):
-        fc_prophet(y, 7, timeout=1e-3)
+        fc_prophet(long, 7, timeout=1e-3)
 
 
 def test_prophet_runs_inside_the_tournament_with_its_guard():
