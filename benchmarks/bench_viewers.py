@@ -48,7 +48,7 @@ from bench_apps import build  # noqa: E402, I001  (benchmarks/ is on sys.path wh
 from priceintel import config
 from priceintel.apps import auth
 from priceintel.apps import views as dashboard
-from priceintel.apps.serve import POOL_ENV, app_database_url, voila_command
+from priceintel.apps.serve import POOL_ENV, REFILL_ENV, app_database_url, voila_command
 from priceintel.db import engine as db_engine
 from priceintel.db import migrate, server
 
@@ -78,11 +78,11 @@ def _free_port() -> int:
 class Voila:
     """`priceintel apps`' Voila on a free loopback port, with a pool spec; logs to a file."""
 
-    def __init__(self, app_url: str, pool: str) -> None:
-        self.port = _free_port()
+    def __init__(self, app_url: str, pool: str, refill: str = "") -> None:
+        self.port, self.refill = _free_port(), refill
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = Path(tempfile.mkstemp(prefix="bench-voila-", suffix=".log")[1])
-        env = dict(os.environ, DATABASE_URL=app_url, **{POOL_ENV: pool})
+        env = dict(os.environ, DATABASE_URL=app_url, **{POOL_ENV: pool, REFILL_ENV: refill})
         with open(self.log, "wb") as err:
             self.proc = subprocess.Popen(voila_command(self.port), env=env, stdout=subprocess.DEVNULL, stderr=err,
                                          cwd=config.PROJ_ROOT)
@@ -141,7 +141,12 @@ class Voila:
             return round(info.rss / 2**20, 1), round(info.uss / 2**20, 1)
 
         server_rss, server_uss = mb(psutil.Process(self.proc.pid))
-        kernels = [mb(k) for k in self.kernels()]
+        kernels = []
+        for k in self.kernels():
+            try:
+                kernels.append(mb(k))
+            except psutil.NoSuchProcess:  # a viewer's kernel shut down as its page closed
+                pass
         return {"server_rss_mb": server_rss, "server_uss_mb": server_uss, "kernels": len(kernels),
                 "kernel_rss_mb": [k[0] for k in kernels], "kernel_uss_mb": [k[1] for k in kernels],
                 "total_uss_mb": round(server_uss + sum(k[1] for k in kernels), 1)}
@@ -272,7 +277,8 @@ async def crowd_http(voila: Voila, n: int) -> dict:
     out["first_paint_html"] = _stats([r[0] for r in results])
     out["page_complete"] = _stats([r[1] for r in results])
     out["memory_with_viewers"] = voila.memory()
-    print(f"  HTTP crowd of {n} (warm pool): first paint in the HTML median {out['first_paint_html']['median_s']} s "
+    print(f"  HTTP crowd of {n} (warm pool, refill {voila.refill or 'default'} s): first paint in the HTML median "
+          f"{out['first_paint_html']['median_s']} s "
           f"p95 {out['first_paint_html']['p95_s']} s; page complete p95 {out['page_complete']['p95_s']} s", flush=True)
     return out
 
@@ -295,14 +301,15 @@ async def measure(app_url: str, repeat: int, n_crowd: int) -> dict:
                     out[label] = await sequential(browser, voila, repeat, warm)
                 finally:
                     voila.stop()
+            for refill in ("1", "5"):  # the default refill delay, and a longer one for bursts
+                voila = Voila(app_url, f"0,price_monitor={n_crowd}", refill)
+                try:
+                    out[f"crowd_http_warm_pool_refill_{refill}s"] = await crowd_http(voila, n_crowd)
+                finally:
+                    voila.stop()
             voila = Voila(app_url, f"0,price_monitor={n_crowd}")
             try:
                 out["crowd_warm_pool"] = await crowd(browser, voila, n_crowd, wait_pool=True)
-            finally:
-                voila.stop()
-            voila = Voila(app_url, f"0,price_monitor={n_crowd}")
-            try:
-                out["crowd_http_warm_pool"] = await crowd_http(voila, n_crowd)
             finally:
                 voila.stop()
             voila = Voila(app_url, "0,price_monitor=1")

@@ -77,7 +77,7 @@ def serve_voila(**env):
     import requests
 
     from priceintel import config
-    from priceintel.apps.serve import POOL_ENV, app_database_url, voila_command
+    from priceintel.apps.serve import POOL_ENV, REFILL_ENV, app_database_url, voila_command
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -91,6 +91,7 @@ def serve_voila(**env):
     auth.add_user(get_engine(db_url), TEST_USER, TEST_PASSWORD, replace=True)
     env["DATABASE_URL"] = app_database_url(db_url)  # as `priceintel apps` does: the apps' role, not the owner
     env.setdefault(POOL_ENV, "")  # never a value of the calling environment: the apps' default
+    env.setdefault(REFILL_ENV, "1")  # the tests open apps one after another: a short refill delay serves them sooner
     log = Path(tempfile.mkstemp(prefix="voila-", suffix=".log")[1])
     with open(log, "wb") as err:
         proc = subprocess.Popen(voila_command(port), env=dict(os.environ, **env), stdout=subprocess.DEVNULL,

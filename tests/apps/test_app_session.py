@@ -123,6 +123,7 @@ def test_voila_reads_its_settings_from_the_config_file(monkeypatch):
     monkeypatch.setenv("JUPYTER_PATH", os.environ.get("JUPYTER_PATH", ""))  # the file prepends the apps' templates
     monkeypatch.setenv(serve.POOL_ENV, "2,ops=0,usage=1")
     monkeypatch.setenv(serve.IDLE_ENV, "15")
+    monkeypatch.setenv(serve.REFILL_ENV, "3")
     cfg = PyFileConfigLoader("voila.py", path=folder).load_config()
     assert os.environ[session.APP_KERNEL_ENV] == "1"  # inherited by the kernels
     assert cfg.VoilaConfiguration.http_header_envs == [session.VIEWER_HEADER]
@@ -130,6 +131,7 @@ def test_voila_reads_its_settings_from_the_config_file(monkeypatch):
     pools = cfg.VoilaKernelManager.kernel_pools_config
     assert pools["price_monitor.ipynb"] == {"pool_size": 2} and pools["ops.ipynb"] == {"pool_size": 0}
     assert pools["usage.ipynb"] == {"pool_size": 1} and pools["default"] == {"pool_size": 0}
+    assert cfg.VoilaKernelManager.fill_delay == 3.0
     assert cfg.MappingKernelManager.cull_idle_timeout == 900 and cfg.MappingKernelManager.cull_connected is False
     assert cfg.VoilaConfiguration.template == serve.TEMPLATE and cfg.VoilaConfiguration.allow_template_override == "NO"
     assert os.environ["JUPYTER_PATH"].split(os.pathsep)[0] == str(serve.TEMPLATE_ROOT)
@@ -162,6 +164,14 @@ def test_pool_and_idle_settings_are_checked(monkeypatch):
             serve.idle_minutes()
     monkeypatch.setenv(serve.IDLE_ENV, "2.5")
     assert serve.idle_minutes() == 2.5
+    monkeypatch.delenv(serve.REFILL_ENV, raising=False)
+    assert serve.refill_seconds() == serve.DEFAULT_REFILL_SECONDS
+    monkeypatch.setenv(serve.REFILL_ENV, "5")
+    assert serve.refill_seconds() == 5.0
+    for bad in ("-1", "601", "later"):
+        monkeypatch.setenv(serve.REFILL_ENV, bad)
+        with pytest.raises(config.ConfigError, match=serve.REFILL_ENV):
+            serve.refill_seconds()
 
 
 def test_viewers_are_refused_and_others_named(pg_engine, kernel_user):

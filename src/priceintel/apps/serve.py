@@ -27,10 +27,14 @@ POOL_ENV = "PRICEINTEL_APPS_POOL"
 #: the default: a warm kernel for the landing page and the four stakeholder apps, none for the admin and analyst
 #: pages (match review, onboarding, usage, ops), which start a kernel when opened
 DEFAULT_POOL = "0,index=1,price_monitor=1,alerts=1,forecasts=1,elasticity=1"
-#: seconds after a warm kernel is taken before its replacement starts (Voila's default). Voila counts the pending
-#: replacement as available: a viewer arriving before it is ready waits for it, about as long as for a kernel
-#: started for the page, so the delay is kept short.
-POOL_REFILL_SECONDS = 1.0
+#: seconds after a warm kernel is taken before its replacement starts. A burst of viewers is served before the
+#: replacements compete for the CPU (benchmarks/bench_viewers.py, 20 viewers at once on 2 cores, 5,000 products:
+#: first rows in the HTML p95 2.2 s after 5 s, 10.2 s after Voila's default of 1 s). Voila counts the pending
+#: replacement as available, so a viewer who comes within the delay waits for it: the rest of the delay and a
+#: kernel start (about as long as a kernel started for the page). Viewers who come one at a time, seconds apart,
+#: are served faster with a short delay.
+REFILL_ENV = "PRICEINTEL_APPS_POOL_REFILL_SECONDS"
+DEFAULT_REFILL_SECONDS = 5.0
 #: minutes a viewer's kernel may sit idle with no page connected before it is shut down
 IDLE_ENV = "PRICEINTEL_APPS_IDLE_MINUTES"
 DEFAULT_IDLE_MINUTES = 30
@@ -88,6 +92,20 @@ def idle_minutes() -> float:
     return value
 
 
+def refill_seconds() -> float:
+    """`REFILL_ENV` (seconds, 0 to 600), else `DEFAULT_REFILL_SECONDS`; ConfigError naming the variable otherwise."""
+    text = os.environ.get(REFILL_ENV, "").strip()
+    if not text:
+        return DEFAULT_REFILL_SECONDS
+    try:
+        value = float(text)
+        if not 0 <= value <= 600:
+            raise ValueError
+    except ValueError:
+        raise config.ConfigError(f"{REFILL_ENV}={text!r}: give the seconds as a number from 0 to 600") from None
+    return value
+
+
 def configure(c: Any) -> None:
     """Voila's configuration for the apps (called by the voila.py `priceintel apps` writes).
 
@@ -96,7 +114,7 @@ def configure(c: Any) -> None:
     - every app kernel learns its signed-in user: `login.install_viewer_handoff` and the ticket header passed on
       in `http_header_envs`; the kernels inherit `session.APP_KERNEL_ENV`, so one without a user may change nothing;
     - the kernel pool (`pool_sizes`): warm kernels per app that have imported the app and connected to the
-      database before anyone asks (`session.wait_for_viewer`), refilled `POOL_REFILL_SECONDS` after one is taken;
+      database before anyone asks (`session.wait_for_viewer`), refilled `refill_seconds` after one is taken;
     - a viewer's kernel with no page connected is shut down after `idle_minutes`;
     - a browser may send its kernel only the widgets' messages (`ALLOWED_MESSAGES`)."""
     from priceintel.apps import login, session
@@ -112,7 +130,7 @@ def configure(c: Any) -> None:
     if any(sizes.values()):
         c.VoilaConfiguration.preheat_kernel = True
         c.VoilaConfiguration.default_pool_size = 0
-        c.VoilaKernelManager.fill_delay = POOL_REFILL_SECONDS
+        c.VoilaKernelManager.fill_delay = refill_seconds()
         c.VoilaKernelManager.kernel_pools_config = {
             "default": {"pool_size": 0},
             **{f"{app}.ipynb": {"pool_size": n} for app, n in sizes.items()},
@@ -152,10 +170,10 @@ def voila_command(port: int, notebook_dir: Path | None = None, host: str = "127.
 
 
 def prepare_apps() -> None:
-    """Before serving: the sign-in, pool and idle settings readable (ConfigError naming PRICEINTEL_TRUSTED_PROXIES,
-    PRICEINTEL_SIGNIN_CONCURRENCY, `POOL_ENV` or `IDLE_ENV` otherwise), DATABASE_URL for the app kernels (the
-    workbench database unless set), the schema migrated, and at least one app user (PriceIntelError saying how to
-    add one otherwise)."""
+    """Before serving: the sign-in and pool settings readable (ConfigError naming PRICEINTEL_TRUSTED_PROXIES,
+    PRICEINTEL_SIGNIN_CONCURRENCY, `POOL_ENV`, `IDLE_ENV` or `REFILL_ENV` otherwise), DATABASE_URL for the app
+    kernels (the workbench database unless set), the schema migrated, and at least one app user (PriceIntelError
+    saying how to add one otherwise)."""
     from priceintel.apps import signin
     from priceintel.db import engine
 
@@ -163,6 +181,7 @@ def prepare_apps() -> None:
     signin.concurrency()
     pool_sizes()
     idle_minutes()
+    refill_seconds()
     os.environ.setdefault("DATABASE_URL", engine.get_url())
     from priceintel.apps import auth
     from priceintel.db import migrate
