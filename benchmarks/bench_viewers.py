@@ -42,7 +42,7 @@ from pathlib import Path
 
 import psutil
 import requests
-from _common import write_results  # noqa: E402, I001
+from _common import stop_server, write_results  # noqa: E402, I001
 from bench_apps import build  # noqa: E402, I001  (benchmarks/ is on sys.path when run as a script)
 
 from priceintel import config
@@ -352,8 +352,7 @@ def main(quick: bool, n_products: int, n_days: int, repeat: int, n_crowd: int, s
         out["goal_met_warm_median"] = all(v < GOAL_S for v in firsts.values())
         out["speedup_median"] = {a: round(out["cold"][a]["median_s"] / out["warm"][a]["median_s"], 1) for a in APPS}
     finally:
-        db_engine.dispose_engines()
-        db_engine.drop_database(base, name)
+        stop_server(None, base, name)
     out["total_s"] = round(time.perf_counter() - t_all, 1)
     out["loadavg_after"] = os.getloadavg()
     return out
