@@ -1,6 +1,7 @@
 """Dask benchmark (#20 item 5): the forecast tournament of many daily series and the re-extraction of archived
 product pages, each run locally and on a Dask LocalCluster of 2 worker processes (1 thread each) in the same
-process, one after the other: wall times side by side and whether the results are identical.
+process, one after the other: wall times side by side and whether the results are identical. The local result
+waits on disk while the cluster runs; the memory of the whole process tree is sampled during each run.
 
 On this 2-core machine the cluster cannot be faster than the 2 local processes; what the figures show is what
 the Dask path costs (scheduling, pickling the series, each worker's imports) against the local one, so that a
@@ -12,14 +13,17 @@ Usage: python benchmarks/bench_dask.py [--quick] [--series N] [--pages-days D]
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+import psutil
 from _common import record_resources, run_cli  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from bench_forecast import demo_frame  # noqa: E402
 
@@ -50,33 +54,96 @@ def _identical(a, b, names) -> dict:
     return out
 
 
+class TreeMemory:
+    """Samples the resident memory of this process and of its whole process tree (the loky and Dask worker
+    processes are its children) every 0.5 s; `peaks()` in MB."""
+
+    def __init__(self) -> None:
+        self.main = self.tree = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(0.5):
+            own = me.memory_info().rss
+            total = own
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+            self.main, self.tree = max(self.main, own), max(self.tree, total)
+
+    def peaks(self) -> dict:
+        return {"peak_rss_main_mb": round(self.main / 2**20), "peak_rss_tree_mb": round(self.tree / 2**20)}
+
+
+def _spill(res: T.TournamentResult, folder: str) -> dict:
+    """Pickle the result's frames to `folder` (the cluster run must not share the machine's memory with
+    them); the frames' paths."""
+    paths = {}
+    for n in FRAMES:
+        paths[n] = os.path.join(folder, f"{n}.pkl")
+        getattr(res, n).to_pickle(paths[n])
+    return paths
+
+
+def _identical_to_spilled(paths: dict, dist: T.TournamentResult) -> dict:
+    """Per frame, read back one at a time: equal (values, dtypes, order) or the first difference."""
+    out = {}
+    for n, path in paths.items():
+        out.update(_identical({n: pd.read_pickle(path)}, {n: getattr(dist, n)}, (n,)))
+    return out
+
+
 def bench_tournament(n_series: int, cluster) -> dict:
-    """h = 28, 3 windows, step 28, refit=False (as bench_forecast's speed part), FAST_MODELS."""
+    """h = 28, 3 windows, step 28, refit=False (as bench_forecast's speed part), FAST_MODELS. The local result
+    waits on disk while the cluster runs, then the two are compared frame by frame."""
     df = demo_frame(n_series // 3 + 1, 365, seed=7)
     ids = sorted(df["unique_id"].unique())[:n_series]
-    df = df[df["unique_id"].isin(ids)]
+    df = df[df["unique_id"].isin(ids)].reset_index(drop=True)
+    gc.collect()
     kw = dict(h=28, n_windows=3, step=28, progress=False, refit=False)
-    t = time.perf_counter()
-    local = T.run_tournament(df, n_jobs=2, **kw)
-    local_s = time.perf_counter() - t
-    t = time.perf_counter()
-    dist = T.run_tournament(df, cluster=cluster, **kw)
-    dist_s = time.perf_counter() - t
-    same = _identical(local, dist, FRAMES)
+    with tempfile.TemporaryDirectory() as tmp:
+        with TreeMemory() as mem_local:
+            t = time.perf_counter()
+            local = T.run_tournament(df, n_jobs=2, **kw)
+            local_s = time.perf_counter() - t
+        local_params, local_timing = local.params, local.timing
+        paths = _spill(local, tmp)
+        del local
+        gc.collect()
+        with TreeMemory() as mem_dist:
+            t = time.perf_counter()
+            dist = T.run_tournament(df, cluster=cluster, **kw)
+            dist_s = time.perf_counter() - t
+        same = _identical_to_spilled(paths, dist)
     return {
         "series": len(ids),
         "days": 365,
         "observations": len(df),
         "h": 28,
         "n_windows": 3,
-        "models": local.params["models"],
+        "models": local_params["models"],
         "local_2_processes_s": round(local_s, 1),
         "local_cluster_2_workers_s": round(dist_s, 1),
         "cluster_over_local": round(dist_s / local_s, 3),
-        "local_backtest_s": round(local.timing["backtest_s"], 1),
+        "local_backtest_s": round(local_timing["backtest_s"], 1),
         "cluster_backtest_s": round(dist.timing["backtest_s"], 1),
+        "memory_local": mem_local.peaks(),
+        "memory_cluster": mem_dist.peaks(),
+        "cv_rows": len(dist.cv),
         "identical": same,
-        "all_identical": all(v is True for v in same.values()) and dist.params == local.params,
+        "all_identical": all(v is True for v in same.values()) and dist.params == local_params,
     }
 
 

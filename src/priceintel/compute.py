@@ -110,17 +110,20 @@ def map_chunks(func: Callable[..., list], chunks: Sequence[list], client: Any, *
     from distributed import as_completed
 
     task = functools.partial(func, **kw)
-    futures = client.map(task, list(chunks), pure=False)
+    pending = set(client.map(task, list(chunks), pure=False))
     try:
-        for future in as_completed(futures, loop=client.loop):
-            yield future.result()
+        for future in as_completed(pending, loop=client.loop):
+            pending.discard(future)  # no reference of ours is left once it is here: the worker may forget it
+            result = future.result()
+            del future
+            yield result
     except (ModuleNotFoundError, ImportError) as exc:
         raise ClusterError(
             f"a Dask worker cannot import {getattr(exc, 'name', None) or exc}: install priceintel (the same "
             f"version as here) on every worker"
         ) from None
     finally:
-        client.cancel([f for f in futures if not f.done()])
+        client.cancel([f for f in pending if not f.done()])
 
 
 def chunked(items: Sequence, n_chunks: int) -> list[list]:

@@ -5,6 +5,7 @@ and the lead-balanced backtest scores that the model choice and the combination 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -53,17 +54,25 @@ def lead_balanced_scores(err: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray,
 
 def metric_table(cv: pd.DataFrame, models: list, horizons: list) -> pd.DataFrame:
     """Metrics on scored windows (those with a choice) per series and overall, per lead-time bucket
-    (`horizon`: every step up to it)."""
-    ev = cv[cv["chosen_model"].notna()]
+    (`horizon`: every step up to it). The scored rows are read a column at a time and the per-point
+    contributions are not consolidated into one block, so the cv frame is never copied whole."""
+    rows = np.flatnonzero(cv["chosen_model"].notna().to_numpy())
+
+    def ev(name: str) -> np.ndarray:
+        return cv[name].to_numpy()[rows]
+
     cols: dict = {}
     for m in models:
-        if m in ev.columns:
+        if m in cv.columns:
             cols.update(_point_metrics(ev, m))
-    wide = pd.DataFrame(cols, index=ev.index)
+    wide = pd.DataFrame(cols, copy=False)
     wide.columns = pd.MultiIndex.from_tuples(wide.columns)
-    ids = ev[ID].to_numpy()
-    steps = ev["step"].to_numpy()
-    out = pd.concat([_bucket(wide[steps <= hz], ids[steps <= hz], hz) for hz in horizons], ignore_index=True)
+    ids = ev(ID)
+    steps = ev("step")
+    out = pd.concat(
+        [_bucket(wide if (steps <= hz).all() else wide[steps <= hz], ids[steps <= hz], hz) for hz in horizons],
+        ignore_index=True,
+    )
     out["n"] = out["n"].fillna(0).astype(int)
     order = {m: i for i, m in enumerate(models)}
     out["_o"] = out["model"].map(order)
@@ -72,12 +81,13 @@ def metric_table(cv: pd.DataFrame, models: list, horizons: list) -> pd.DataFrame
     return out[[ID, "model", "horizon", *METRICS]]
 
 
-def _point_metrics(ev: pd.DataFrame, m: str) -> dict:
-    """Per scored point of model `m`: each metric's contribution ((m, metric) -> array, NaN where undefined)."""
-    y = ev[Y].to_numpy(float)
-    scale = ev[SCALE].to_numpy(float)
+def _point_metrics(ev: Callable[[str], np.ndarray], m: str) -> dict:
+    """Per scored point of model `m`: each metric's contribution ((m, metric) -> array, NaN where undefined).
+    `ev(column)`: the column's values at the scored points."""
+    y = np.asarray(ev(Y), float)
+    scale = np.asarray(ev(SCALE), float)
     good_scale = np.isfinite(scale) & (scale > 0)
-    f = ev[m].to_numpy(float)
+    f = np.asarray(ev(m), float)
     ok = np.isfinite(y) & np.isfinite(f)
     e = np.where(ok, y - f, np.nan)
     den = np.abs(y) + np.abs(f)
@@ -89,14 +99,14 @@ def _point_metrics(ev: pd.DataFrame, m: str) -> dict:
         cols[(m, "smape")] = np.where(ok, np.where(den > 0, 200 * np.abs(e) / np.where(den > 0, den, 1), 0.0), np.nan)
         cols[(m, "mase")] = np.where(ok & good_scale, np.abs(e) / np.where(good_scale, scale, 1), np.nan)
         for lv in LEVELS:
-            lo = ev[column(m, bound("lo", lv))].to_numpy(float)
-            hi = ev[column(m, bound("hi", lv))].to_numpy(float)
+            lo = np.asarray(ev(column(m, bound("lo", lv))), float)
+            hi = np.asarray(ev(column(m, bound("hi", lv))), float)
             iok = ok & np.isfinite(lo) & np.isfinite(hi)
             cols[(m, f"coverage_{lv}")] = np.where(iok, (y >= lo) & (y <= hi), np.nan)
             cols[(m, f"width_{lv}")] = np.where(iok, hi - lo, np.nan)
             cols[(m, f"winkler_{lv}")] = np.where(iok, winkler(y, lo, hi, lv), np.nan)
-            rlo = ev[column(m, bound("lo", lv), raw=True)].to_numpy(float)
-            rhi = ev[column(m, bound("hi", lv), raw=True)].to_numpy(float)
+            rlo = np.asarray(ev(column(m, bound("lo", lv), raw=True)), float)
+            rhi = np.asarray(ev(column(m, bound("hi", lv), raw=True)), float)
             rok = ok & np.isfinite(rlo) & np.isfinite(rhi)
             cols[(m, f"coverage_{RAW}_{lv}")] = np.where(rok, (y >= rlo) & (y <= rhi), np.nan)
     return cols
