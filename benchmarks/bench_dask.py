@@ -105,10 +105,26 @@ def _identical_to_spilled(paths: dict, dist: T.TournamentResult) -> dict:
     return out
 
 
+def panel_frame(n_series: int, seed: int = 7) -> pd.DataFrame:
+    """Daily shelf prices of n_series / 3 demo products at 3 retailers over 365 days. A demo world holds at most
+    demo.MAX_PRODUCTS products: beyond that, worlds of the next seeds are added, their ids prefixed `w<i>/`
+    (up to MAX_PRODUCTS the frame is the one world of `seed`, as in earlier runs of this benchmark)."""
+    n_products = n_series // 3 + 1
+    parts, i = [], 0
+    while n_products > 0:
+        part = demo_frame(min(n_products, demo.MAX_PRODUCTS), 365, seed=seed + i)
+        if i:
+            part["unique_id"] = f"w{i}/" + part["unique_id"]
+        parts.append(part)
+        n_products -= demo.MAX_PRODUCTS
+        i += 1
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+
 def bench_tournament(n_series: int, cluster) -> dict:
     """h = 28, 3 windows, step 28, refit=False (as bench_forecast's speed part), FAST_MODELS. The local result
     waits on disk while the cluster runs, then the two are compared frame by frame."""
-    df = demo_frame(n_series // 3 + 1, 365, seed=7)
+    df = panel_frame(n_series)
     ids = sorted(df["unique_id"].unique())[:n_series]
     df = df[df["unique_id"].isin(ids)].reset_index(drop=True)
     gc.collect()
