@@ -263,11 +263,20 @@ def test_the_largest_world_generates():
     assert len(w.products) == n and w.products["sku"].is_unique and w.products["gtin"].is_unique
     assert len(w.listings) == 3 * (n + n // 10) and not w.listings.duplicated(["retailer", "item_id"]).any()
     assert len(w.prices) == len(w.listings) * 30 and len(w.sales) == n * 30
-    mpn = w.products["mpn"].dropna()
-    assert mpn.is_unique
+    assert w.products["mpn"].dropna().is_unique
+    assert not w.products.duplicated(["brand", "name", "size"]).any()
     with pytest.raises(DemoError, match=f"1..{n}"):
         generate_world(n_products=n + 1)
-    assert not w.products.duplicated(["brand", "name", "size"]).any()
+
+
+def test_distinct_numbers_beyond_the_pool_are_refused():
+    from priceintel.demo.catalogue import _unique_ints
+
+    rng = np.random.default_rng(0)
+    got = _unique_ints(rng, 0, 10, 8, taken=np.array([3, 3, 12]))
+    assert len(set(got.tolist())) == 8 and 3 not in got.tolist()
+    with pytest.raises(ValueError, match=r"10 distinct numbers asked of \[0, 10\), which has 9 free"):
+        _unique_ints(rng, 0, 10, 10, taken=np.array([3, 3, 12]))
 
 
 # ----------------------------------------------------------------------------- HTTP helpers

@@ -74,6 +74,9 @@ def _unique_ints(rng: np.random.Generator, lo: int, hi: int, n: int, taken: np.n
     """`n` distinct ints in [lo, hi) (not in `taken`), in random order."""
     out = np.empty(0, dtype=np.int64)
     taken = np.empty(0, dtype=np.int64) if taken is None else taken
+    free = (hi - lo) - np.unique(taken[(taken >= lo) & (taken < hi)]).size
+    if n > free:  # drawing would never end
+        raise ValueError(f"{n} distinct numbers asked of [{lo}, {hi}), which has {free} free")
     while len(out) < n:
         cand = rng.integers(lo, hi, size=2 * (n - len(out)) + 8)
         cand = np.concatenate([out, cand])
