@@ -108,7 +108,9 @@ def _identical_to_spilled(paths: dict, dist: T.TournamentResult) -> dict:
 def panel_frame(n_series: int, seed: int = 7) -> pd.DataFrame:
     """Daily shelf prices of n_series / 3 demo products at 3 retailers over 365 days. A demo world holds at most
     demo.MAX_PRODUCTS products: beyond that, worlds of the next seeds are added, their ids prefixed `w<i>/`
-    (up to MAX_PRODUCTS the frame is the one world of `seed`, as in earlier runs of this benchmark)."""
+    (up to MAX_PRODUCTS the frame is the one world of `seed`, as in earlier runs of this benchmark). The tournament
+    takes the first n_series ids in sorted order: with several worlds, `w1/…` sorts before world 0's `walmart:…`,
+    so the series left out are some of world 0's Walmart listings, not the last world's tail."""
     n_products = n_series // 3 + 1
     parts, i = [], 0
     while n_products > 0:
