@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -377,23 +377,26 @@ def _cv_frame(bt: Backtest, choice: np.ndarray, cal: np.ndarray) -> pd.DataFrame
     ch = choice[s, k]
     has = ch != NO_CHOICE
     chc = np.where(has, ch, 0)
-    names = [Y, SCALE]
-    for m in bt.models:
-        names += [m, *(column(m, b, raw=raw) for b in BOUNDS for raw in (False, True))]
-    names += [CHOSEN, *(column(CHOSEN, b, raw=raw) for b in BOUNDS for raw in (False, True))]
-    values = np.empty((len(s), len(names)), order="F")  # column-major: each column contiguous, as pandas keeps it
-    at = iter(range(len(names)))
-    values[:, next(at)] = bt.actual[s, k, t]
-    values[:, next(at)] = bt.scale[s, k]
-    for j in range(len(bt.models)):
-        values[:, next(at)] = bt.point[s, k, j, t]
-        for i, out in enumerate(BOUND_OUTS):
-            values[:, next(at)] = cal[s, k, j, i, t]
-            values[:, next(at)] = bt.forecasts[s, k, j, out, t]
-    values[:, next(at)] = np.where(has, bt.forecasts[s, k, chc, Out.MEAN, t], np.nan)
-    for i, out in enumerate(BOUND_OUTS):
-        values[:, next(at)] = np.where(has, cal[s, k, chc, i, t], np.nan)
-        values[:, next(at)] = np.where(has, bt.forecasts[s, k, chc, out, t], np.nan)
+    # one ordering: each column's name beside the gather that fills it (run one at a time, into the block)
+    cols: list[tuple[str, Callable[[], np.ndarray]]] = [(Y, lambda: bt.actual[s, k, t])]
+    cols.append((SCALE, lambda: bt.scale[s, k]))
+    for j, m in enumerate(bt.models):
+        cols.append((m, lambda j=j: bt.point[s, k, j, t]))
+        for i, (b, out) in enumerate(zip(BOUNDS, BOUND_OUTS, strict=True)):
+            cols.append((column(m, b), lambda j=j, i=i: cal[s, k, j, i, t]))
+            cols.append((column(m, b, raw=True), lambda j=j, out=out: bt.forecasts[s, k, j, out, t]))
+
+    def chosen(a: np.ndarray) -> np.ndarray:  # the chosen model's values, NaN where the window is not scored
+        return np.where(has, a, np.nan)
+
+    cols.append((CHOSEN, lambda: chosen(bt.forecasts[s, k, chc, Out.MEAN, t])))
+    for i, (b, out) in enumerate(zip(BOUNDS, BOUND_OUTS, strict=True)):
+        cols.append((column(CHOSEN, b), lambda i=i: chosen(cal[s, k, chc, i, t])))
+        cols.append((column(CHOSEN, b, raw=True), lambda out=out: chosen(bt.forecasts[s, k, chc, out, t])))
+    names = [name for name, _ in cols]
+    values = np.empty((len(s), len(cols)), order="F")  # column-major: each column contiguous, as pandas keeps it
+    for at, (_, gather) in enumerate(cols):
+        values[:, at] = gather()
     frame = pd.DataFrame(values, columns=names, copy=False)
     for i, (name, col) in enumerate(keys.items()):
         frame.insert(i, name, col)
