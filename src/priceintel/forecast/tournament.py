@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -377,26 +377,30 @@ def _cv_frame(bt: Backtest, choice: np.ndarray, cal: np.ndarray) -> pd.DataFrame
     ch = choice[s, k]
     has = ch != NO_CHOICE
     chc = np.where(has, ch, 0)
-    # one ordering: each column's name beside the gather that fills it (run one at a time, into the block)
-    cols: list[tuple[str, Callable[[], np.ndarray]]] = [(Y, lambda: bt.actual[s, k, t])]
-    cols.append((SCALE, lambda: bt.scale[s, k]))
-    for j, m in enumerate(bt.models):
-        cols.append((m, lambda j=j: bt.point[s, k, j, t]))
-        for i, (b, out) in enumerate(zip(BOUNDS, BOUND_OUTS, strict=True)):
-            cols.append((column(m, b), lambda j=j, i=i: cal[s, k, j, i, t]))
-            cols.append((column(m, b, raw=True), lambda j=j, out=out: bt.forecasts[s, k, j, out, t]))
 
     def chosen(a: np.ndarray) -> np.ndarray:  # the chosen model's values, NaN where the window is not scored
         return np.where(has, a, np.nan)
 
-    cols.append((CHOSEN, lambda: chosen(bt.forecasts[s, k, chc, Out.MEAN, t])))
-    for i, (b, out) in enumerate(zip(BOUNDS, BOUND_OUTS, strict=True)):
-        cols.append((column(CHOSEN, b), lambda i=i: chosen(cal[s, k, chc, i, t])))
-        cols.append((column(CHOSEN, b, raw=True), lambda out=out: chosen(bt.forecasts[s, k, chc, out, t])))
-    names = [name for name, _ in cols]
-    values = np.empty((len(s), len(cols)), order="F")  # column-major: each column contiguous, as pandas keeps it
-    for at, (_, gather) in enumerate(cols):
-        values[:, at] = gather()
+    def columns() -> Iterator[tuple[str, np.ndarray]]:  # one ordering: each name beside its values, made lazily
+        yield Y, bt.actual[s, k, t]
+        yield SCALE, bt.scale[s, k]
+        for j, m in enumerate(bt.models):
+            yield m, bt.point[s, k, j, t]
+            for i, (b, out) in enumerate(zip(BOUNDS, BOUND_OUTS, strict=True)):
+                yield column(m, b), cal[s, k, j, i, t]
+                yield column(m, b, raw=True), bt.forecasts[s, k, j, out, t]
+        yield CHOSEN, chosen(bt.forecasts[s, k, chc, Out.MEAN, t])
+        for i, (b, out) in enumerate(zip(BOUNDS, BOUND_OUTS, strict=True)):
+            yield column(CHOSEN, b), chosen(cal[s, k, chc, i, t])
+            yield column(CHOSEN, b, raw=True), chosen(bt.forecasts[s, k, chc, out, t])
+
+    n_columns = 2 + (len(bt.models) + 1) * (1 + 2 * len(BOUNDS))
+    values = np.empty((len(s), n_columns), order="F")  # column-major: each column contiguous, as pandas keeps it
+    names: list[str] = []
+    for at, (name, col) in enumerate(columns()):
+        values[:, at] = col  # one column's gather alive at a time
+        names.append(name)
+    assert len(names) == n_columns, (len(names), n_columns)
     frame = pd.DataFrame(values, columns=names, copy=False)
     for i, (name, col) in enumerate(keys.items()):
         frame.insert(i, name, col)
