@@ -15,8 +15,17 @@ os.environ.pop("PRICEINTEL_TENANT", None)
 # the metrics of each test process (and the kernels and servers it starts) in a directory of its own, never in
 # the repo's data/metrics
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = __import__("tempfile").mkdtemp(prefix="priceintel-metrics-")
+# one matcher fit cache (match.fitcache) for the whole run, shared by the workers (which inherit it) and the
+# kernels and servers they start, made fresh by the process that starts them: no run reads another's fits
+if "PYTEST_XDIST_WORKER" not in os.environ:
+    os.environ["PRICEINTEL_CACHE_DIR"] = _FIT_CACHE = __import__("tempfile").mkdtemp(prefix="priceintel-cache-")
 
 from _fixtures_pg import *  # noqa: F401,F403,E402
 from _fixtures_demo import *  # noqa: F401,F403,E402
 from _fixtures_pipeline import *  # noqa: F401,F403,E402
 from _fixtures_apps import *  # noqa: F401,F403,E402
+
+
+def pytest_unconfigure(config):
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        __import__("shutil").rmtree(_FIT_CACHE, ignore_errors=True)

@@ -22,9 +22,7 @@ is recomputed without them, leaving title, brand and size cues that carry over t
 
 from __future__ import annotations
 
-import copy
 import functools
-import hashlib
 import re
 from dataclasses import dataclass, field
 
@@ -32,6 +30,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from priceintel.match import fitcache
 from priceintel.match import rules as match
 from priceintel.match.learned import ModelError, PairClassifier, choose_threshold, prf
 
@@ -123,7 +122,23 @@ def _fit_listing_model(
     threshold_rows: np.ndarray | None = None,
 ) -> ListingModel:
     """Fit on labelled candidates; thresholds from 20% of listings held out (on `threshold_rows` among
-    them when those hold both classes, e.g. the team's own pairs rather than generic demo pairs)."""
+    them when those hold both classes, e.g. the team's own pairs rather than generic demo pairs). A fit on the
+    same pairs and settings is read back from `fitcache` (the same model: every draw is seeded)."""
+    return fitcache.fitted(
+        data,
+        ("listing-model", min_precision, review_precision, seed),
+        lambda: _fit_now(data, min_precision, review_precision, seed, threshold_rows),
+        rows=threshold_rows,
+    )
+
+
+def _fit_now(
+    data: pd.DataFrame,
+    min_precision: float,
+    review_precision: float,
+    seed: int,
+    threshold_rows: np.ndarray | None,
+) -> ListingModel:
     y = data["label"].to_numpy(dtype=int)
     groups = (data["retailer"].astype(str) + "\x1f" + data["item_id"].astype(str)).to_numpy()
     rng = np.random.default_rng(seed)
@@ -331,19 +346,11 @@ def generic_training_pairs(demo_seed: int = 1042, demo_products: int = 200) -> p
     return _generic_pairs_cached(int(demo_seed), int(demo_products)).copy()
 
 
-_OWN_FITS: dict[str, ListingModel] = {}
-
-
 def _fit_own(data: pd.DataFrame, min_precision: float, seed: int) -> ListingModel:
-    """`_fit_listing_model` on own + generic pairs, thresholds judged on the own pairs; remembered per training
-    frame in this process (daily runs over unchanged listings and labels train on the same pairs)."""
-    digest = hashlib.sha256(pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes())
-    key = f"{digest.hexdigest()}:{list(data.columns)}:{min_precision}:{seed}"
-    if key not in _OWN_FITS:
-        own = (data["source"] != "generic").to_numpy()
-        _OWN_FITS.clear()  # one frame at a time: a model is a few MB
-        _OWN_FITS[key] = _fit_listing_model(data, min_precision, 0.5, seed, threshold_rows=own)
-    return copy.deepcopy(_OWN_FITS[key])
+    """`_fit_listing_model` on own + generic pairs, thresholds judged on the own pairs (daily runs over
+    unchanged listings and labels train on the same pairs: `fitcache` gives back the same fit)."""
+    own = (data["source"] != "generic").to_numpy()
+    return _fit_listing_model(data, min_precision, 0.5, seed, threshold_rows=own)
 
 
 def own_data_model(
