@@ -53,6 +53,21 @@ def test_set_without_value_and_missing_env_file(capsys):
     assert "env file not found" in capsys.readouterr().err
 
 
+def test_until_a_task_that_does_not_exist_names_the_tasks(tmp_path, capsys):
+    from ploomber.spec import DAGSpec
+
+    reports = tmp_path / "reports"
+    assert cli.main(["run", "--until", "lod", "--env-file", str(config.PROJ_ROOT / "env.test.yaml"),
+                     "--set", f"reports_dir={reports}", "--set", f"data_dir={tmp_path / 'data'}"]) == 2
+    err = capsys.readouterr().err
+    assert "--until lod: no such task" in err and "world, scrape, clean, match, load, dbt" in err
+    assert not (reports / "last_run.json").exists()  # no run started, none recorded as failed
+    env = run.build_env(str(config.PROJ_ROOT / "env.test.yaml"), {"data_dir": str(tmp_path / "data"),
+                                                                   "reports_dir": str(reports)})
+    dag = run.until_task(DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag(), "match")
+    assert set(dag) == {"world", "scrape", "clean", "match"}
+
+
 def test_build_env_makes_paths_absolute(tmp_path):
     env_file = tmp_path / "env.yaml"
     env_file.write_text((config.PROJ_ROOT / "env.test.yaml").read_text())

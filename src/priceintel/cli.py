@@ -117,13 +117,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from priceintel.obs import logs
 
     env = run.build_env(args.env_file, _parse_sets(args.set))
+    run.check_until(args.until)  # a misspelt task is no failed run
     with logs.context(run_id=logs.new_run_id()):  # the run's id in its log lines, kernels and last_run.json
         try:
-            report = run.run_pipeline(env, force=args.force)
+            report = run.run_pipeline(env, force=args.force, until=args.until)
         except PriceIntelError as exc:
-            run.record_outcome(env, "failed", str(exc))
+            run.record_outcome(env, "failed", str(exc), until=args.until)
             raise
-        run.record_outcome(env, "success", None)
+        run.record_outcome(env, "success", None, until=args.until)
     _print(str(report))
     _print(f"\nreports: {env['reports_dir']}")
     return 0
@@ -351,6 +352,12 @@ def _add_pipeline(sub) -> None:
     r.add_argument("--env-file", default=None, help="pipeline settings (default env.yaml)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting")
     r.add_argument("--force", action="store_true", help="re-run every task")
+    r.add_argument(
+        "--until",
+        metavar="TASK",
+        default=None,
+        help="build only TASK and the tasks it needs (e.g. load: prices fetched, checked, stored)",
+    )
     _cluster_option(r)
     r.set_defaults(func=cmd_run)
 

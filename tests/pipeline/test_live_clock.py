@@ -1,12 +1,13 @@
 """The live source on a clock: the demo storefronts show the day of a settable clock (`Storefronts.set_date`)
-and each daily run fetches on `PRICEINTEL_CLOCK`. Thirty consecutive daily runs through the pipeline's stage
-functions (world -> scrape -> clean -> match -> load -> checks and alerts) accumulate thirty days equal to the
+and each daily run fetches on `PRICEINTEL_CLOCK`. Three weeks of consecutive daily runs through the pipeline's
+stage functions (world -> scrape -> clean -> match -> load -> checks and alerts) accumulate 21 days equal to the
 demo source's observations of the same world; a shop outage on one day leaves exactly that gap, recorded in
 watch_fetch; a shop whose pages lose their prices trips the extraction_rate_drop check, which notifies a real
 webhook receiver; a `priceintel run` killed with SIGKILL mid-way and run again loses and duplicates nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -29,9 +30,9 @@ from priceintel.pipeline import hooks
 from priceintel.pipeline import stages as pipeline
 from priceintel.scrape import Fetcher, RawArchive, scrape_demo
 
-N_DAYS = 30
-OUTAGE = (12, "walmart")  # (day index, shop): every page answers 503
-DROP = (20, "target")  # every page in stock without a price: the extractor finds none
+N_DAYS = 21  # three weeks: the outage and drop days have runs before and after them, and 2 backtest windows fit
+OUTAGE = (8, "walmart")  # (day index, shop): every page answers 503
+DROP = (16, "target")  # every page in stock without a price: the extractor finds none
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +97,7 @@ def _faults(world, day: int) -> dict:
     return {}
 
 
-def test_thirty_daily_live_runs_equal_the_demo_source(fresh_db, tmp_path, monkeypatch):
+def test_three_weeks_of_daily_live_runs_equal_the_demo_source(fresh_db, tmp_path, monkeypatch):
     world = generate_world(n_products=4, n_days=N_DAYS, seed=21)
     data, reports = tmp_path / "data", tmp_path / "reports"
     monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(data))
@@ -119,7 +120,7 @@ def test_thirty_daily_live_runs_equal_the_demo_source(fresh_db, tmp_path, monkey
     in_gap = [(r, d) in gap for r, d in zip(expect["retailer"], expect["ds"])]
     assert len(expect[in_gap]) > 0  # the faults hit days with prices
     expect = expect[[not g for g in in_gap]].reset_index(drop=True)
-    pd.testing.assert_frame_equal(stored, expect, check_dtype=False)  # 30 days, exactly the demo's, minus the gaps
+    pd.testing.assert_frame_equal(stored, expect, check_dtype=False)  # every day, exactly the demo's, minus the gaps
     assert stored["ds"].nunique() == N_DAYS
     with fresh_db.connect() as conn:
         outcomes_on = {
@@ -135,7 +136,7 @@ def test_thirty_daily_live_runs_equal_the_demo_source(fresh_db, tmp_path, monkey
     assert len(outcomes_on) == 3 * N_DAYS and tuple(totals) == (N_DAYS, N_DAYS * len(world.listings))
     failed = {i: o["failed"] for i, o in enumerate(outcomes) if "extraction_rate_drop" in o["failed"]}
     assert list(failed) == [DROP[0]]
-    # the model stages read the whole history from the database: 30 live days backtest and forecast every listing
+    # the model stages read the whole history from the database: the live days backtest and forecast every listing
     early = pipeline.forecast_stage(horizon=7, prophet_series=0, engine=fresh_db, n_windows=2)
     assert early["forecast_run_id"] is not None and "skipped" not in early
     assert set(early["future"]["unique_id"]) == {f"{r}:{i}" for r, i in stored[["retailer", "item_id"]].drop_duplicates()
@@ -152,7 +153,8 @@ def test_a_killed_live_run_then_a_rerun_lose_and_duplicate_nothing(fresh_db, tmp
     env = {**os.environ, "PRICEINTEL_DATA_DIR": str(data), "PRICEINTEL_SHOPS": str(tmp_path / "shops.yaml"),
            "PRICEINTEL_CLOCK": world.start.isoformat(), "DATABASE_URL": os.environ["DATABASE_URL"]}
     cmd = [sys.executable, "-m", "priceintel.cli", "run", "--env-file", str(config.PROJ_ROOT / "env.test.yaml"),
-           "--set", "source=live", "--set", f"data_dir={data}", "--set", f"reports_dir={reports}"]
+           "--set", "source=live", "--set", f"data_dir={data}", "--set", f"reports_dir={reports}",
+           "--until", "load"]  # fetch, check and store: what is killed and run again here (no models)
     with Storefronts(world) as fronts:
         _inputs(tmp_path, world, fronts.urls)
         fronts.set_date(world.start)
@@ -173,6 +175,8 @@ def test_a_killed_live_run_then_a_rerun_lose_and_duplicate_nothing(fresh_db, tmp
         fronts.set_faults({})
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
+    assert (data / "interim" / "load_receipt.json").exists() and not (reports / "summary.json").exists()
+    assert json.loads((reports / "last_run.json").read_text())["until"] == "load"  # models not built, and said so
     stored = _stored(fresh_db)
     assert killed.empty  # nothing half-loaded by the killed run
     expect = _demo_observations(world, tmp_path, [world.start])

@@ -94,9 +94,10 @@ def in_tenant(env: dict) -> Iterator[str | None]:
         yield name
 
 
-def run_pipeline(env: dict, force: bool = False):
+def run_pipeline(env: dict, force: bool = False, until: str | None = None):
     """Build the Ploomber DAG with this env, in its tenant (`in_tenant`); raise PriceIntelError with the
-    failing task's message.
+    failing task's message. `until`: build only that task and the tasks it needs (`priceintel run --until
+    load`: today's prices fetched, checked and stored, no models).
 
     A live run (`source: live`) always builds every task: today's pages are new even when nothing in the
     code or the parameters changed, which is all Ploomber's up-to-date check looks at. The run has an id (the
@@ -106,10 +107,10 @@ def run_pipeline(env: dict, force: bool = False):
     from ploomber.spec import DAGSpec
 
     spec = DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env)
-    dag = instrument(spec.to_dag())
+    dag = instrument(until_task(spec.to_dag(), until))
     run_id = logs.current().get("run_id") or logs.new_run_id()
     with logs.context(export=True, run_id=run_id):
-        log.info("pipeline run started", extra={"source": env.get("source"), "force": bool(force)})
+        log.info("pipeline run started", extra={"source": env.get("source"), "force": bool(force), "until": until})
         try:
             with in_tenant(env):
                 report = dag.build(force=force or builds_everything(env))
@@ -121,6 +122,29 @@ def run_pipeline(env: dict, force: bool = False):
         metrics.run_finished("success")
         log.info("pipeline run finished")
         return report
+
+
+def task_names() -> list[str]:
+    """The pipeline's tasks, in pipeline.yaml's order."""
+    spec = yaml.safe_load((config.PROJ_ROOT / "pipeline.yaml").read_text())
+    return [str(task["name"]) for task in spec["tasks"]]
+
+
+def check_until(until: str | None) -> None:
+    """PriceIntelError naming the tasks when `until` is not one of them (None: the whole pipeline)."""
+    if until is not None and until not in task_names():
+        raise PriceIntelError(f"--until {until}: no such task in pipeline.yaml; the tasks: {', '.join(task_names())}")
+
+
+def until_task(dag: Any, until: str | None) -> Any:
+    """The DAG (in place) cut down to task `until` and its upstream tasks (None: all of it)."""
+    check_until(until)
+    if until is None:
+        return dag
+    keep = {until} | set(dag[until]._lineage or ())
+    for name in [n for n in dag if n not in keep]:
+        dag.pop(name)
+    return dag
 
 
 def instrument(dag: Any) -> Any:
@@ -201,14 +225,16 @@ def root_cause(exc: BaseException) -> str:
     return lines[-1] if lines else repr(exc)
 
 
-def record_outcome(env: dict, status: str, error: str | None) -> Path:
+def record_outcome(env: dict, status: str, error: str | None, until: str | None = None) -> Path:
     """Write reports/last_run.json and, when the database answers, a pipeline_run row; the error and the env
-    are `config.redact`ed first (the landing page shows both)."""
+    are `config.redact`ed first (the landing page shows both). `until`: the last task of a partial run."""
     from datetime import datetime
 
     error = config.redact(error) if error else error
     env = {k: config.redact(v) if isinstance(v, str) else v for k, v in env.items()}
     outcome = {"status": status, "error": error, "finished_at": datetime.now(UTC).isoformat(), "env": env}
+    if until is not None:
+        outcome["until"] = until
     if logs.current().get("run_id"):
         outcome["run_id"] = logs.current()["run_id"]
     path = Path(env["reports_dir"]) / "last_run.json"
