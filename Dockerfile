@@ -32,7 +32,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
     PRICEINTEL_HOME=/app \
     PRICEINTEL_DATA_DIR=/data \
-    PRICEINTEL_REPORTS_DIR=/data/reports
+    PRICEINTEL_REPORTS_DIR=/data/reports \
+    PRICEINTEL_CACHE_DIR=/data/cache
 
 # Playwright prints PDFs and renders JS pages with Debian's /usr/bin/chromium (never a downloaded browser);
 # fonts so that prices, currency signs and accents render in the PDFs.

@@ -40,7 +40,8 @@ def _counting(calls: list):
 def test_same_pairs_and_settings_are_fitted_once(cache, pairs):
     calls: list = []
     first = fitcache.fitted(pairs, ("s", 1), _counting(calls))
-    first["weights"][0] = 99.0  # a caller's change never reaches the cache
+    first["weights"][0] = 99.0  # a caller's change never reaches the cache: not the one in memory
+    assert fitcache.fitted(pairs, ("s", 1), _counting(calls))["weights"][0] == 0.0
     fitcache._MEMORY.clear()  # as a new process would start: from the disk
     again = fitcache.fitted(pairs, ("s", 1), _counting(calls))
     assert calls == [1] and again["fit"] == 1 and again["weights"][0] == 0.0
@@ -106,3 +107,27 @@ def test_an_unwritable_cache_is_skipped(tmp_path, pairs, monkeypatch, caplog):
     assert fitcache.fitted(pairs, ("w",), _counting(calls))["fit"] == 1
     assert "not written" in caplog.text
     fitcache._MEMORY.clear()
+
+
+def test_own_data_models_adjusting_thresholds_leave_the_cached_fit_alone(cache):
+    dl, dp, dt = M._demo_world(9, 60)
+    strict = M.own_data_model(dl, dp, min_auto=0.99)
+    loose = M.own_data_model(dl, dp, min_auto=0.0)  # the same pairs: the cached fit, its own thresholds
+    assert strict is not None and loose is not None and len(list(cache.glob("*.pkl"))) == 1
+    assert strict.threshold >= 0.99 and loose.threshold < strict.threshold
+    assert M.own_data_model(dl, dp, min_auto=0.0).threshold == loose.threshold
+
+
+def test_no_home_means_no_disk_cache(monkeypatch):
+    monkeypatch.delenv(fitcache.CACHE_ENV, raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(fitcache.Path, "home", classmethod(lambda cls: (_ for _ in ()).throw(RuntimeError("no home"))))
+    assert fitcache.cache_dir() is None
+    monkeypatch.setenv("XDG_CACHE_HOME", "/somewhere")
+    assert str(fitcache.cache_dir()) == "/somewhere/priceintel/matcher"
+
+
+def test_a_fit_that_cannot_be_pickled_is_used_and_leaves_no_partial_file(cache, pairs, caplog):
+    value = fitcache.fitted(pairs, ("p",), lambda: {"fn": lambda: 1})  # a lambda does not pickle
+    assert value["fn"]() == 1 and "not written" in caplog.text
+    assert list(cache.glob("*")) == []  # the folder holds neither an entry nor a .part- file

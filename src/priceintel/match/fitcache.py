@@ -7,9 +7,10 @@ A fit is a pure function of its training frame, its settings, the code that fits
 fitted again: a hit returns the very model a fit would have made.
 
 Where: `$PRICEINTEL_CACHE_DIR/matcher/`, else `$XDG_CACHE_HOME/priceintel/matcher/`, else
-`~/.cache/priceintel/matcher/`; `PRICEINTEL_CACHE_DIR=off` turns the disk cache off. The newest `KEEP` fits
-are kept (a fit is a few MB). An unreadable entry is fitted again and replaced; a cache that cannot be
-written is skipped with a warning, never an error. The last fit is also kept in memory.
+`~/.cache/priceintel/matcher/`; `PRICEINTEL_CACHE_DIR=off` turns the disk cache off. The `KEEP` fits
+used last are kept (a fit is a few MB; the folder is made private, 0700). An unreadable entry is fitted again
+and replaced; a cache that cannot be written is skipped with a warning, never an error. The last fit is also
+kept in memory.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import hashlib
 import logging
 import os
 import pickle
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -49,16 +52,23 @@ def cache_dir() -> Path | None:
         return None
     if chosen:
         return Path(chosen) / "matcher"
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no HOME and no passwd entry: nowhere to keep fits
+            return None
     return Path(base) / "priceintel" / "matcher"
 
 
 @lru_cache(maxsize=1)
 def _fingerprint() -> str:
     """The code and library versions a fit depends on."""
+    import scipy
     import sklearn
 
-    digest = hashlib.sha256(f"numpy {np.__version__} pandas {pd.__version__} sklearn {sklearn.__version__}".encode())
+    versions = f"python {sys.version} numpy {np.__version__} pandas {pd.__version__} scipy {scipy.__version__}"
+    digest = hashlib.sha256(f"{versions} sklearn {sklearn.__version__}".encode())
     here = Path(__file__).parent
     for name in _CODE:
         digest.update(name.encode() + b"\0" + (here / name).read_bytes())
@@ -79,28 +89,55 @@ def key(data: pd.DataFrame, settings: Sequence[Any], rows: np.ndarray | None = N
 def _read(path: Path) -> Any | None:
     try:
         with path.open("rb") as fh:
-            value = pickle.load(fh)  # noqa: S301 - the user's own cache, written by `_write`
-        os.utime(path)  # recently used: kept longest
-        return value
+            value = pickle.load(fh)  # noqa: S301 - the user's own cache (a 0700 folder), written by `_write`
     except FileNotFoundError:
         return None
     except Exception as exc:  # noqa: BLE001 - a torn or foreign file: fitted again and replaced
         log.warning("matcher cache entry %s unreadable (%s): fitting again", path, type(exc).__name__)
         return None
+    try:
+        os.utime(path)  # recently used: kept longest
+    except OSError:  # pruned meanwhile, or a read-only cache: the fit read is good all the same
+        pass
+    return value
+
+
+#: a partial file older than this is left by a process that died while writing it
+_STALE_PART_S = 3600
 
 
 def _write(folder: Path, name: str, value: Any) -> None:
+    tmp: str | None = None
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
         with os.fdopen(fd, "wb") as fh:
             pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, folder / name)  # atomic: a reader sees the whole fit or none
-        entries = sorted(folder.glob("*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in entries[KEEP:]:
-            old.unlink(missing_ok=True)
-    except OSError as exc:
+        tmp = None
+        _prune(folder)
+    except Exception as exc:  # noqa: BLE001 - a cache that cannot keep a fit never fails the run
         log.warning("matcher cache %s not written (%s): the fit is used, not kept", folder, exc)
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _prune(folder: Path) -> None:
+    """Keep the KEEP fits used last; drop partial files of writers that died."""
+    now = time.time()
+
+    def mtime(p: Path) -> float:
+        try:
+            return p.stat().st_mtime
+        except OSError:  # removed meanwhile by another process
+            return 0.0
+
+    for old in sorted(folder.glob("*.pkl"), key=mtime, reverse=True)[KEEP:]:
+        old.unlink(missing_ok=True)
+    for part in folder.glob(".part-*"):
+        if now - mtime(part) > _STALE_PART_S:
+            part.unlink(missing_ok=True)
 
 
 def fitted(data: pd.DataFrame, settings: Sequence[Any], fit: Callable[[], T], rows: np.ndarray | None = None) -> T:
