@@ -1,6 +1,6 @@
 """The live source on a clock: the demo storefronts show the day of a settable clock (`Storefronts.set_date`)
 and each daily run fetches on `PRICEINTEL_CLOCK`. Three weeks of consecutive daily runs through the pipeline's
-stage functions (world -> scrape -> clean -> match -> load -> checks and alerts) accumulate 21 days equal to the
+stage functions (world -> scrape -> clean -> match -> load -> checks and alerts) accumulate 22 days equal to the
 demo source's observations of the same world; a shop outage on one day leaves exactly that gap, recorded in
 watch_fetch; a shop whose pages lose their prices trips the extraction_rate_drop check, which notifies a real
 webhook receiver; a `priceintel run` killed with SIGKILL mid-way and run again loses and duplicates nothing."""
@@ -30,7 +30,7 @@ from priceintel.pipeline import hooks
 from priceintel.pipeline import stages as pipeline
 from priceintel.scrape import Fetcher, RawArchive, scrape_demo
 
-N_DAYS = 21  # three weeks: the outage and drop days have runs before and after them, and 2 backtest windows fit
+N_DAYS = 22  # three weeks and a day: the outage and drop days have runs before and after them
 OUTAGE = (8, "walmart")  # (day index, shop): every page answers 503
 DROP = (16, "target")  # every page in stock without a price: the extractor finds none
 
@@ -137,7 +137,8 @@ def test_three_weeks_of_daily_live_runs_equal_the_demo_source(fresh_db, tmp_path
     failed = {i: o["failed"] for i, o in enumerate(outcomes) if "extraction_rate_drop" in o["failed"]}
     assert list(failed) == [DROP[0]]
     # the model stages read the whole history from the database: the live days backtest and forecast every listing
-    early = pipeline.forecast_stage(horizon=7, prophet_series=0, engine=fresh_db, n_windows=2)
+    # (14 days of training + 2 windows of 3 days: 20 of the 22)
+    early = pipeline.forecast_stage(horizon=3, prophet_series=0, engine=fresh_db, n_windows=2)
     assert early["forecast_run_id"] is not None and "skipped" not in early
     assert set(early["future"]["unique_id"]) == {f"{r}:{i}" for r, i in stored[["retailer", "item_id"]].drop_duplicates()
                                                  .itertuples(index=False)}
@@ -177,6 +178,10 @@ def test_a_killed_live_run_then_a_rerun_lose_and_duplicate_nothing(fresh_db, tmp
         assert done.returncode == 0, done.stderr[-2000:]
     assert (data / "interim" / "load_receipt.json").exists() and not (reports / "summary.json").exists()
     assert json.loads((reports / "last_run.json").read_text())["until"] == "load"  # models not built, and said so
+    with fresh_db.connect() as conn:  # and so does the run's row
+        params = conn.execute(sa.text("SELECT params FROM pipeline_run WHERE task = 'pipeline' AND status = "
+                                      "'success' ORDER BY run_id DESC LIMIT 1")).scalar()
+    assert params["until"] == "load"
     stored = _stored(fresh_db)
     assert killed.empty  # nothing half-loaded by the killed run
     expect = _demo_observations(world, tmp_path, [world.start])

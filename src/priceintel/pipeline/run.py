@@ -248,7 +248,7 @@ def record_outcome(env: dict, status: str, error: str | None, until: str | None 
         db_engine.check_connection(eng)
         migrate.upgrade()
         with in_tenant(env), eng.begin() as conn:
-            run_id = load.start_run(conn, "pipeline", env)
+            run_id = load.start_run(conn, "pipeline", env if until is None else {**env, "until": until})
             load.finish_run(conn, run_id, status, {}, {"error": error} if error else {})
     except PriceIntelError as exc:  # the database itself may be what failed
         print(f"warning: run outcome not recorded in the database: {config.redact(str(exc))}", file=sys.stderr)
