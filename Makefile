@@ -16,8 +16,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# src/ compiled too: where PYTHONDONTWRITEBYTECODE is set (as on these machines) no process writes a .pyc, and
+# every kernel, worker and server would compile the package again from source
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m compileall -q -j 0 src >/dev/null
 	touch $@
 
 install: $(STAMP)
