@@ -62,6 +62,10 @@ def test_until_a_task_that_does_not_exist_names_the_tasks(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--until lod: no such task" in err and "world, scrape, clean, match, load, dbt" in err
     assert not (reports / "last_run.json").exists()  # no run started, none recorded as failed
+    assert cli.main(["schedule", "--once", "--until", "lod"]) == 2
+    assert "--until lod: no such task" in capsys.readouterr().err
+    assert cli.main(["schedule", "--export-airflow", str(tmp_path / "dag.py"), "--until", "load"]) == 2
+    assert "--until and --export-airflow" in capsys.readouterr().err and not (tmp_path / "dag.py").exists()
     env = run.build_env(str(config.PROJ_ROOT / "env.test.yaml"), {"data_dir": str(tmp_path / "data"),
                                                                    "reports_dir": str(reports)})
     dag = run.until_task(DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag(), "match")

@@ -146,7 +146,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     if args.cron:
         schedule.next_runs(args.cron)  # a bad expression fails before anything runs
     env = run.build_env(args.env_file, _parse_sets(args.set))
+    run.check_until(args.until)
     if args.export_airflow:
+        if args.until:
+            raise PriceIntelError("--until and --export-airflow: the DAG holds every task (trigger one in Airflow)")
         shards = False if args.no_shards else None
         path = schedule.export_airflow(
             args.export_airflow,
@@ -160,7 +163,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         )
         _print(f"Airflow DAG written to {path}")
         return 0
-    opts = dict(retries=args.retries, backoff=args.backoff, env_file=args.env_file)
+    opts = dict(retries=args.retries, backoff=args.backoff, env_file=args.env_file, until=args.until)
     if args.once or not args.cron:
         res = schedule.run_once(env, trigger="cron" if args.cron else "manual", cron=args.cron, **opts)
         _print(schedule.run_line(res))
@@ -460,6 +463,12 @@ def _add_schedule(sub) -> None:
     sc.add_argument("--env-file", default=None)
     sc.add_argument("--set", action="append", metavar="KEY=VALUE")
     sc.add_argument("--export-airflow", metavar="PATH", help="write an Airflow DAG file and exit")
+    sc.add_argument(
+        "--until",
+        metavar="TASK",
+        default=None,
+        help="each run builds only TASK and the tasks it needs (e.g. load: hourly prices, no models)",
+    )
     _cluster_option(sc)
     sc.add_argument(
         "--no-shards", action="store_true", help="export: one scrape task, not one per shop merged by `scrape`"

@@ -94,10 +94,11 @@ def test_live_runs_on_the_replay_web(fresh_db, tmp_path, monkeypatch, capsys):
         with fresh_db.connect() as conn:
             n_prices = conn.execute(sa.text("SELECT count(*) FROM fact_price")).scalar()
             n_fetches = conn.execute(sa.text("SELECT count(*) FROM watch_fetch")).scalar()
-        # the same day again, as the scheduler runs it (a live run builds every task, not only changed ones)
+        # the same day again, as an hourly scheduled fetch runs it: up to the load (a live run builds every
+        # task it holds, not only changed ones)
         assert cli.main(["schedule", "--once", "--env-file", str(config.PROJ_ROOT / "env.test.yaml"),
                          "--set", "source=live", "--set", f"data_dir={env['data_dir']}",
-                         "--set", f"reports_dir={env['reports_dir']}"]) == 0
+                         "--set", f"reports_dir={env['reports_dir']}", "--until", "load"]) == 0
         second = _latest(capsys)
     by_url = {r["url"]: r for r in first}
     assert len(first) == len(rows) and n_fetches == len(rows)
@@ -118,5 +119,8 @@ def test_live_runs_on_the_replay_web(fresh_db, tmp_path, monkeypatch, capsys):
         assert conn.execute(sa.text("SELECT count(*) FROM fact_price")).scalar() == n_prices  # nothing new
         assert conn.execute(sa.text("SELECT count(*) FROM watch_fetch")).scalar() == 2 * n_fetches  # recorded
         runs = conn.execute(sa.text("SELECT count(*) FROM scrape_run")).scalar()
+        tasks = conn.execute(sa.text("SELECT tasks FROM schedule_run ORDER BY run_id DESC LIMIT 1")).scalar()
     assert runs == 2
+    assert sorted(tasks) == ["clean", "load", "match", "scrape", "world"]  # no model task
+    assert {t["status"] for t in tasks.values()} == {"executed"}  # and every one built again
     assert [r["price"] for r in second] == [r["price"] for r in first]

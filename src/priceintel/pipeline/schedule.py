@@ -219,14 +219,15 @@ def history(engine, limit: int = 20):
 # ----------------------------------------------------------------------------------- runs
 
 
-def _build(env: dict, force: bool) -> dict[str, dict]:
-    """Build the DAG once; per-task status ('executed', 'skipped', 'errored', 'aborted') and seconds."""
+def _build(env: dict, force: bool, until: str | None = None) -> dict[str, dict]:
+    """Build the DAG once (`until`: that task and the tasks it needs); per-task status ('executed', 'skipped',
+    'errored', 'aborted') and seconds."""
     from ploomber.exceptions import DAGBuildError
     from ploomber.spec import DAGSpec
 
-    from priceintel.pipeline.run import instrument, root_cause
+    from priceintel.pipeline.run import instrument, root_cause, until_task
 
-    dag = instrument(DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag())
+    dag = instrument(until_task(DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag(), until))
     error = None
     try:
         dag.build(force=force)  # in the run's tenant: run_once holds it around every attempt
@@ -261,20 +262,28 @@ def run_once(
     env_file: str | None = None,
     notifiers: dict | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    until: str | None = None,
 ) -> dict:
     """One locked, recorded run with retries, in the run's tenant (`run.in_tenant`); returns {run_id, status,
-    tasks, error}; raises on failure."""
+    tasks, error}; raises on failure. `until`: only that task and the tasks it needs (`run --until`)."""
     from priceintel.pipeline.run import in_tenant
 
     with in_tenant(env):
         return _run_once(
             env, retries=retries, backoff=backoff, force=force, trigger=trigger, cron=cron, env_file=env_file,
-            notifiers=notifiers, sleep=sleep,
+            notifiers=notifiers, sleep=sleep, until=until,
         )  # fmt: skip
 
 
 def _attempts(
-    env: dict, force: bool, retries: int, backoff: float, sleep: Callable[[float], None], engine, run_id: int
+    env: dict,
+    force: bool,
+    retries: int,
+    backoff: float,
+    sleep: Callable[[float], None],
+    engine,
+    run_id: int,
+    until: str | None = None,
 ) -> tuple[str, dict[str, dict], str | None]:
     """Build the pipeline, retrying failed tasks with exponential backoff; record the outcome (schedule_run,
     last_run.json, the runs metric). Returns (state, per-task attempts and status, error or None)."""
@@ -285,7 +294,7 @@ def _attempts(
     for attempt in range(int(retries) + 1):
         try:
             # a live run fetches today's pages on its first attempt; a retry re-runs only what failed
-            status = _build(env, force=(force or run.builds_everything(env)) and attempt == 0)
+            status = _build(env, force=(force or run.builds_everything(env)) and attempt == 0, until=until)
             error = None
         except _BuildFailed as exc:
             status, error = exc.status, config.redact(str(exc))
@@ -302,7 +311,7 @@ def _attempts(
             sleep(backoff * 2**attempt)
     state = "success" if error is None else "failed"
     _finish_row(engine, run_id, state, tasks, error)
-    run.record_outcome(env, state, error)
+    run.record_outcome(env, state, error, until=until)
     metrics.run_finished(state)
     return state, tasks, error
 
@@ -318,6 +327,7 @@ def _run_once(
     env_file: str | None,
     notifiers: dict | None,
     sleep: Callable[[float], None],
+    until: str | None = None,
 ) -> dict:
     from priceintel.alerts import notify
 
@@ -330,7 +340,7 @@ def _run_once(
         interrupted = mark_interrupted(engine)
         run_id = _start_row(engine, trigger, cron, env_file)
         with logs.context(export=True, run_id=f"schedule-{run_id}"):  # every log line and task kernel names it
-            state, tasks, error = _attempts(env, force, retries, backoff, sleep, engine, run_id)
+            state, tasks, error = _attempts(env, force, retries, backoff, sleep, engine, run_id, until)
         notifiers = notifiers if notifiers is not None else notify.from_settings()
         lines = [f"{name}: {t['status']} ({t['attempts']} attempt(s))" for name, t in tasks.items()]
         if interrupted:
