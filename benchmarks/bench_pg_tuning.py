@@ -16,7 +16,6 @@ Writes reports/benchmarks/pg_tuning.json (pg_tuning-quick.json with --quick). Ru
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -26,7 +25,8 @@ from datetime import UTC, datetime
 import pandas as pd
 import sqlalchemy as sa
 from _common import record_resources, write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
-from bench_scale import _chunks, _day, _listing_rows, _listings, _load_days, _queries, _setup, _time_queries, _timed
+from bench_scale import (_chunks, _day, _listing_rows, _listings, _load_days, _queries, _setup, _sizes, _time_queries,
+                         _timed, size_args)
 
 from priceintel import config
 from priceintel.apps import queries as app_queries
@@ -40,17 +40,6 @@ SHOWN = ("shared_buffers", "effective_cache_size", "maintenance_work_mem", "work
 def _settings(eng: sa.Engine) -> dict:
     with eng.connect() as conn:
         return {name: conn.exec_driver_sql(f"SHOW {name}").scalar() for name in SHOWN}
-
-
-def _sizes(eng: sa.Engine) -> dict:
-    with eng.connect() as conn:
-        mb = conn.execute(
-            sa.text("""SELECT
-              (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('fact_price')) / 1e6,
-              (SELECT sum(pg_total_relation_size(c)) FROM unnest(ARRAY['app_prices_all', 'app_prices_daily_all',
-                      'app_listing_span_all']::regclass[]) c) / 1e6""")
-        ).one()
-    return {"fact_price_mb": round(mb[0]), "app_rollups_mb": round(mb[1])}
 
 
 def _variant(name: str, stock: bool, n: int, days: int, repeat: int) -> dict:
@@ -85,7 +74,7 @@ def _variant(name: str, stock: bool, n: int, days: int, repeat: int) -> dict:
                                   "app_views": refresh, "end_to_end_s": round(time.perf_counter() - t0, 2)}  # fmt: skip
         with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")
-        out["sizes"] = _sizes(eng)
+        out["sizes"] = _sizes(eng, baseline=False)
         calls = _queries(n)
         out["queries_warm"] = _time_queries(eng, calls, repeat, budget=120)
         eng.dispose()
@@ -107,14 +96,7 @@ def _variant(name: str, stock: bool, n: int, days: int, repeat: int) -> dict:
 
 
 def main() -> dict:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--products", type=int)
-    ap.add_argument("--days", type=int)
-    ap.add_argument("--repeat", type=int, default=30)
-    args = ap.parse_args()
-    n = args.products or (1_000 if args.quick else 10_000)
-    days = args.days or (30 if args.quick else 365)
+    args, n, days = size_args(10_000, 365, quick_products=1_000, quick_days=30)
     out: dict = {"generated_at": datetime.now(UTC).isoformat(), "quick": args.quick, "products": n, "retailers": 4,
                  "days": days, "rows": n * 4 * days, "cpus": os.cpu_count(), "loadavg_before": os.getloadavg(),
                  "tuned_settings_here": server.tuned_settings()}  # fmt: skip

@@ -214,27 +214,34 @@ def _time_queries(eng: sa.Engine, calls: dict, repeat: int, budget: float) -> di
     return out
 
 
-def _sizes(eng: sa.Engine) -> dict:
+def _sizes(eng: sa.Engine, baseline: bool = True) -> dict:
+    """MB on disk of fact_price (partitions and indexes), the app rollups and (baseline) the baseline table."""
+    base = ", pg_total_relation_size('baseline.fact_price') / 1e6" if baseline else ""
     with eng.connect() as conn:
         mb = conn.execute(
-            sa.text("""SELECT
+            sa.text(f"""SELECT
               (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('fact_price')) / 1e6,
               (SELECT sum(pg_total_relation_size(c)) FROM unnest(ARRAY['app_prices_all', 'app_prices_daily_all',
-                      'app_listing_span_all']::regclass[]) c) / 1e6,
-              pg_total_relation_size('baseline.fact_price') / 1e6""")
+                      'app_listing_span_all']::regclass[]) c) / 1e6{base}""")
         ).one()
-    return {"fact_price_mb": round(mb[0]), "app_rollups_mb": round(mb[1]), "baseline_table_mb": round(mb[2])}
+    out = {"fact_price_mb": round(mb[0]), "app_rollups_mb": round(mb[1])}
+    return out | ({"baseline_table_mb": round(mb[2])} if baseline else {})
 
 
-def main() -> dict:
+def size_args(products: int, days: int, quick_products: int, quick_days: int) -> tuple[argparse.Namespace, int, int]:
+    """The size options (--quick, --products, --days, --repeat): (args, products, days)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--products", type=int)
     ap.add_argument("--days", type=int)
     ap.add_argument("--repeat", type=int, default=30)
     args = ap.parse_args()
-    n = args.products or (2_000 if args.quick else 50_000)
-    days = args.days or (60 if args.quick else 365)
+    n = args.products or (quick_products if args.quick else products)
+    return args, n, args.days or (quick_days if args.quick else days)
+
+
+def main() -> dict:
+    args, n, days = size_args(50_000, 365, quick_products=2_000, quick_days=60)
     out: dict = {"generated_at": datetime.now(UTC).isoformat(), "quick": args.quick, "products": n,
                  "retailers": len(RETAILERS), "days": days, "cpus": os.cpu_count(),
                  "loadavg_before": os.getloadavg()}  # fmt: skip
