@@ -104,10 +104,8 @@ def run_pipeline(env: dict, force: bool = False, until: str | None = None):
     one bound in the logs' context, else a new `run-…`), exported with each task's name to its kernel
     (`instrument`); the run's outcome is counted in the metrics."""
     from ploomber.exceptions import DAGBuildError
-    from ploomber.spec import DAGSpec
 
-    spec = DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env)
-    dag = instrument(until_task(spec.to_dag(), until))
+    dag = pipeline_dag(env, until)
     run_id = logs.current().get("run_id") or logs.new_run_id()
     with logs.context(export=True, run_id=run_id):
         log.info("pipeline run started", extra={"source": env.get("source"), "force": bool(force), "until": until})
@@ -122,6 +120,13 @@ def run_pipeline(env: dict, force: bool = False, until: str | None = None):
         metrics.run_finished("success")
         log.info("pipeline run finished")
         return report
+
+
+def pipeline_dag(env: dict, until: str | None = None) -> Any:
+    """pipeline.yaml's DAG with this env, cut down to `until` (`until_task`) and instrumented (`instrument`)."""
+    from ploomber.spec import DAGSpec
+
+    return instrument(until_task(DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag(), until))
 
 
 def task_names() -> list[str]:

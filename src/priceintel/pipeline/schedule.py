@@ -223,11 +223,10 @@ def _build(env: dict, force: bool, until: str | None = None) -> dict[str, dict]:
     """Build the DAG once (`until`: that task and the tasks it needs); per-task status ('executed', 'skipped',
     'errored', 'aborted') and seconds."""
     from ploomber.exceptions import DAGBuildError
-    from ploomber.spec import DAGSpec
 
-    from priceintel.pipeline.run import instrument, root_cause, until_task
+    from priceintel.pipeline.run import pipeline_dag, root_cause
 
-    dag = instrument(until_task(DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag(), until))
+    dag = pipeline_dag(env, until)
     error = None
     try:
         dag.build(force=force)  # in the run's tenant: run_once holds it around every attempt
