@@ -291,6 +291,26 @@ def setup(
         return True
 
 
+@contextmanager
+def console_at_least(level: int) -> Iterator[None]:
+    """While the block runs, stderr gets only records of `level` and above (the daily file keeps every record).
+
+    A pipeline task's notebook runs in this process (`pipeline.engine`) with `sys.stderr` captured into the
+    notebook: its output shows the task's warnings, as a task kernel's did (`start_task_kernel`), not this
+    process's INFO lines. A no-op before `setup`."""
+    with _LOCK:
+        consoles = [h for h in _STATE["handlers"] if isinstance(h, _Stderr)]
+        before = [h.level for h in consoles]
+        for handler in consoles:
+            handler.setLevel(max(handler.level, level))
+    try:
+        yield
+    finally:
+        with _LOCK:
+            for handler, old in zip(consoles, before, strict=True):
+                handler.setLevel(old)
+
+
 def reset() -> None:
     """Remove what `setup` added (tests; a process that re-reads its settings)."""
     with _LOCK:

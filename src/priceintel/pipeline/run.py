@@ -126,6 +126,9 @@ def pipeline_dag(env: dict, until: str | None = None) -> Any:
     """pipeline.yaml's DAG with this env, cut down to `until` (`until_task`) and instrumented (`instrument`)."""
     from ploomber.spec import DAGSpec
 
+    from priceintel.pipeline import engine
+
+    engine.prepare()
     return instrument(until_task(DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag(), until))
 
 
@@ -154,7 +157,7 @@ def until_task(dag: Any, until: str | None) -> Any:
 
 def instrument(dag: Any) -> Any:
     """Time and count every task of a Ploomber DAG (in place; returns it): while a task builds, its name is
-    bound in the logs' context and exported as PRICEINTEL_TASK to the kernel its notebook runs in; when it
+    bound in the logs' context and exported as PRICEINTEL_TASK (to a kernel, when its notebook runs in one); when it
     ends, its duration, status and the rows of its tabular products go to the metrics. The scheduler calls
     this on the DAG it builds too."""
     for name in dag:
@@ -213,8 +216,9 @@ def product_rows(product: Any) -> dict[str, int]:
 
 
 def root_cause(exc: BaseException) -> str:
-    """The most specific message in an exception chain (the notebook's own error when present: in a DAG's build
-    error, or in the cause of a task's, `schedule.run_task`)."""
+    """The most specific message in an exception chain: the notebook's own error (`Name: message`), raised in
+    this process or quoted from a kernel's traceback (papermill) in a DAG's build error or a task's
+    (`schedule.run_task`)."""
     import re
 
     chain: list[BaseException] = []
@@ -222,6 +226,12 @@ def root_cause(exc: BaseException) -> str:
     while cause is not None and cause not in chain:
         chain.append(cause)
         cause = cause.__cause__ or cause.__context__
+    # a notebook run in this process (`engine`) raised its own error: the first in the chain that is not
+    # Ploomber's wrapping of it (its causes, further down, are less specific)
+    for err in chain:
+        if type(err).__module__.split(".")[0] not in ("ploomber", "ploomber_engine", "papermill"):
+            text = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")
+            return f"{type(err).__name__}: {text}" if text else type(err).__name__
     for line in (ln for err in chain for ln in str(err).splitlines()):
         # our own errors all end in "Error" and carry a message after the colon
         if re.match(r"^\s*(priceintel\.[\w.]+\.)?\w+Error: \S", line) and "DAGBuildError" not in line:

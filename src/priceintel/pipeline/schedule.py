@@ -579,11 +579,9 @@ def run_line(result: dict) -> str:
 
 def run_task(env: dict, name: str, force: bool = True) -> None:
     """Build one pipeline task (its upstream products must exist), hooks included: what Airflow calls."""
-    from ploomber.spec import DAGSpec
+    from priceintel.pipeline.run import in_tenant, pipeline_dag, root_cause
 
-    from priceintel.pipeline.run import in_tenant, instrument, root_cause
-
-    dag = instrument(DAGSpec(str(config.PROJ_ROOT / "pipeline.yaml"), env=env).to_dag())
+    dag = pipeline_dag(env)
     if name not in dag:
         raise ScheduleError(f"unknown task {name!r}; pipeline.yaml has {', '.join(dag)}")
     dag.render()  # upstream tasks whose products are up to date are skipped (a forced render would make every
