@@ -3,7 +3,7 @@
 # > Build the dbt project beside the pipeline (`dbt/`): staging models over the star schema, then the marts
 # > (price history, price index, positioning, promotions) and every schema and data test; render the dbt docs.
 #
-# dbt runs in this kernel as the database owner and builds every tenant's marts; each mart carries `tenant_id`
+# dbt runs in this process as the database owner and builds every tenant's marts; each mart carries `tenant_id`
 # under row-level security, so what this notebook reads below is the run's tenant's (docs/dbt.md).
 
 # %% tags=["parameters"]

@@ -118,7 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     env = run.build_env(args.env_file, _parse_sets(args.set))
     run.check_until(args.until)  # a misspelt task is no failed run
-    with logs.context(run_id=logs.new_run_id()):  # the run's id in its log lines, kernels and last_run.json
+    with logs.context(run_id=logs.new_run_id()):  # the run's id in its log lines, tasks and last_run.json
         try:
             report = run.run_pipeline(env, force=args.force, until=args.until)
         except PriceIntelError as exc:
@@ -339,7 +339,7 @@ def _add_shops(sub) -> None:
 
 
 def _cluster_option(parser) -> None:
-    """`--cluster ADDRESS`: where the forecast backtests run (set for the notebooks' kernels by `main`)."""
+    """`--cluster ADDRESS`: where the forecast backtests run (set for the task notebooks by `main`)."""
     parser.add_argument(
         "--cluster",
         metavar="ADDRESS",
@@ -553,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
             from priceintel.db import tenancy
 
             os.environ[tenancy.TENANT_ENV] = tenancy.check_name(args.global_tenant)  # and the notebooks it runs
-        if getattr(args, "cluster", None):  # the notebooks' kernels inherit it (compute.resolve reads it)
+        if getattr(args, "cluster", None):  # the task notebooks see it (compute.resolve reads it)
             os.environ[compute.CLUSTER_ENV] = compute.resolve(args.cluster)
         return args.func(args) or 0
     except PriceIntelError as exc:

@@ -1,8 +1,8 @@
 """The observability tests: each test keeps its metrics in a directory of its own (`metrics_dir`).
 
 At collection, this pytest process (an xdist worker) moves its metrics from the installation's
-`data/metrics` to a temporary directory of its own, which the pipeline kernels started by the session's
-pipeline run inherit: parallel workers never add up each other's counts, and tests never write into a
+`data/metrics` to a temporary directory of its own, which the processes this one starts
+(`priceintel` commands, API servers) inherit: parallel workers never add up each other's counts, and tests never write into a
 developer's data directory.
 """
 

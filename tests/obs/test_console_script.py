@@ -1,7 +1,7 @@
 """The `priceintel` console script of unattended commands (`priceintel task`, as each task of the exported Airflow
 DAG runs: world, then scrape on top of it), in real child processes: JSON logs on stderr and in the day's file with the
 service and the task, and GET /metrics of a real API server showing the scrape task's fetches WHILE the task runs
-(the kernels' samples reach the API through the shared metrics directory), then its duration and rows."""
+(the task process's samples reach the API through the shared metrics directory), then its duration and rows."""
 
 import json
 import os
@@ -59,7 +59,7 @@ def test_unattended_commands_log_json_with_their_ids_and_metrics_show_a_task_whi
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
         seen_during = 0.0
         try:
-            while scrape.poll() is None:  # scraped while the task's kernel fetches
+            while scrape.poll() is None:  # scraped while the task's process fetches
                 text = requests.get(f"{base}/metrics", timeout=30).text
                 pages = total(text, "priceintel_fetch_pages_total")
                 if pages and scrape.poll() is None:

@@ -80,3 +80,56 @@ def test_a_cells_stderr_gets_warnings_not_info_and_the_file_gets_both(tmp_path, 
                for line in f.read_text().splitlines()]
     assert {"an info line", "a warning line", "after the notebook"} <= set(written)
     assert "after the notebook" in after  # the console's level is back once the cell has run
+
+
+def _failing_dag(tmp_path, body: str):
+    """A one-task DAG whose notebook runs `body` in this process, instrumented as the pipeline's."""
+    from ploomber import DAG
+    from ploomber.products import File
+    from ploomber.tasks import NotebookRunner
+
+    from priceintel.pipeline.run import instrument
+
+    engine.prepare()
+    source = tmp_path / "task.py"
+    source.write_text('# %% tags=["parameters"]\nproduct = None\n\n# %%\nimport numpy as np\nbig = np.ones(10)\n\n'
+                      f"# %%\n{body}\n")
+    dag = DAG()
+    NotebookRunner(source, File(tmp_path / "task.ipynb"), dag=dag, name="task", executor="ploomber-engine",
+                   executor_params={"progress_bar": False}, kernelspec_name="python3")
+    return instrument(dag)
+
+
+@pytest.mark.parametrize("body, message", [
+    ('raise ValueError("the price column is empty\\nin prices.csv")',
+     "ValueError: the price column is empty in prices.csv"),
+    ("from priceintel import PriceIntelError\ntry:\n    open('/nonexistent/x.csv')\nexcept OSError as exc:\n"
+     "    raise PriceIntelError('cannot read /nonexistent/x.csv') from exc",
+     "PriceIntelError: cannot read /nonexistent/x.csv"),  # the notebook's error, not the OSError behind it
+    ("import sys\nsys.exit(3)", "RuntimeError: the notebook called sys.exit(3)"),  # a failed task, not an exit
+])
+def test_a_failing_notebook_is_one_line_naming_its_error(tmp_path, body, message):
+    from ploomber.exceptions import DAGBuildError
+
+    from priceintel.pipeline.run import build_error
+
+    dag = _failing_dag(tmp_path, body)
+    with pytest.raises(DAGBuildError) as caught:
+        dag.build(show_progress=False)
+    assert build_error(dag, caught.value) == message
+    import builtins
+
+    # nothing of the failed notebook stays behind in this process
+    assert not any(hasattr(sys, name) for name in ("last_type", "last_value", "last_traceback", "last_exc"))
+    assert not hasattr(builtins, "__IPYTHON__")
+
+
+def test_root_cause_reads_a_kernels_traceback_without_its_module():
+    from ploomber.exceptions import DAGBuildError
+
+    from priceintel.pipeline.run import root_cause
+
+    text = ("Error building task 'load'\nTraceback (most recent call last):\n  File \"x.py\", line 3\n"
+            "priceintel.pipeline.stages.ParameterError: days=0: use a positive number of days\n")
+    assert root_cause(DAGBuildError(text)) == "ParameterError: days=0: use a positive number of days"
+    assert root_cause(DAGBuildError("Error building task 'load'\nsomething odd")) == "something odd"

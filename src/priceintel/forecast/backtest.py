@@ -149,8 +149,9 @@ def series_job(
 
 def chunk_backtest(items: list, **kw) -> list:
     """Worker: backtest a chunk of series (SeriesData) single-threaded."""
-    warnings.filterwarnings("ignore")
-    with threadpool_limits(limits=1):
+    # scoped: a chunk may run in the pipeline's own process (one job), whose warning filters must stay
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("ignore")
         return [series_job(*it, **kw) for it in items]
 
 

@@ -1,5 +1,5 @@
 """Observability: structured JSON logs with run / task / tenant / request ids, and Prometheus metrics shared by
-every process of an installation (pipeline kernels, scheduler, API).
+every process of an installation (pipeline runs, scheduler, API).
 
 `obs.logs` (the ids, the JSON lines, the daily files), `obs.metrics` (the series, `render` for /metrics),
 `obs.errors` (Sentry). A process's entry point calls `start(service)` once: logs set up and Sentry started

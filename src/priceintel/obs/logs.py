@@ -295,9 +295,9 @@ def setup(
 def console_at_least(level: int) -> Iterator[None]:
     """While the block runs, stderr gets only records of `level` and above (the daily file keeps every record).
 
-    A pipeline task's notebook runs in this process (`pipeline.engine`) with `sys.stderr` captured into the
-    notebook: its output shows the task's warnings, as a task kernel's did (`start_task_kernel`), not this
-    process's INFO lines. A no-op before `setup`."""
+    A pipeline task's notebook runs in this process (`pipeline.engine`), what a cell writes to `sys.stderr`
+    going into the notebook: its output shows the task's warnings, as a task kernel's did
+    (`start_task_kernel`), not this process's INFO lines. A no-op before `setup`."""
     with _LOCK:
         consoles = [h for h in _STATE["handlers"] if isinstance(h, _Stderr)]
         before = [h.level for h in consoles]

@@ -1,6 +1,6 @@
 """Prometheus metrics shared by every process of an installation (prometheus_client's multiprocess mode).
 
-Pages are fetched in the pipeline's task kernels and the scheduler, requests answered by one or several API
+Pages are fetched in the pipeline's runs and the scheduler, requests answered by one or several API
 workers: each process writes its samples to its own memory-mapped files in one directory,
 `$PROMETHEUS_MULTIPROC_DIR` (default `config.data_dir()/metrics`), and `render()` (the API's `GET /metrics`)
 adds up the files of every process, running or finished. Importing this module sets the variable when unset,
@@ -8,8 +8,8 @@ before prometheus_client is imported, so the processes started afterwards (kerne
 value class is chosen here too, so a prometheus_client imported earlier by another library does not matter.
 
 Files are named `<type>_<pid>@<host>.db`. The files of processes that have ended on this host are merged into
-`<type>_archive.db` by `compact()` (run by `render()`), so the directory does not grow with every kernel a
-pipeline run starts; a lock file keeps readers from seeing a merge half done.
+`<type>_archive.db` by `compact()` (run by `render()`), so the directory does not grow with every process
+that fetched or served; a lock file keeps readers from seeing a merge half done.
 
 Every label has a bounded set of values: shops (the retailer name, else the host; at most `MAX_SHOPS` a
 process, then `other`), fixed outcome and error kinds, task and product names from pipeline.yaml, API route

@@ -6,11 +6,14 @@ task: the demo run took 85 s with a kernel per task, 58 s in process). The execu
 is still the task's HTML report. A notebook opened in JupyterLab, or run alone with papermill, still gets a kernel
 (docs/notebooks.md).
 
-While a cell runs, its stderr is the notebook's: this process's logs show only warnings there
-(`logs.console_at_least`), as a task kernel's did; every record still goes to the daily log file.
+While a cell runs, what it writes to stderr goes into the notebook (ploomber-engine passes it on to this process's
+stderr too): this process's logs show only warnings there (`logs.console_at_least`), as a task kernel's did;
+every record still goes to the daily log file.
 
-Two things IPython does for a shell of its own process are undone after each notebook (`prepare` patches
-ploomber-engine's client once), so a scheduler that runs the pipeline every day for months does not grow:
+What IPython does to its own process for a shell is undone after each notebook (`prepare` patches
+ploomber-engine's client once), so a scheduler that runs the pipeline every day for months neither grows nor
+changes: `sys.exit` in a cell fails the task (not the process), a failed cell's error (`sys.last_value`, with
+its frames' data) is dropped, and `__IPYTHON__` leaves the builtins again. And:
 - the shell's SQLite history would start a saving thread that outlives the shell (one thread per task run);
 - the shell puts its namespace in `sys.modules["__main__"]` and keeps the one it replaced, so every shell would
   hold the previous one (about 110 KB a task run, never freed), and this process's `__main__` would stay a
@@ -20,7 +23,9 @@ ploomber-engine's client once), so a scheduler that runs the pipeline every day 
 from __future__ import annotations
 
 import atexit
+import builtins
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -40,6 +45,7 @@ def prepare() -> None:
     with _LOCK:
         if getattr(PloomberClient, _MARK, False):
             return
+        interactive = hasattr(builtins, "__IPYTHON__")  # run from a notebook: leave its IPython be
 
         def init_history(self: Any) -> None:  # no SQLite history, so no saving thread
             self.history_manager = HistoryManager(shell=self, parent=self, enabled=False)
@@ -48,8 +54,11 @@ def prepare() -> None:
         exit_client, run_cell = PloomberClient.__exit__, PloomberClient.execute_cell
 
         def execute_cell(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with logs.console_at_least(logging.WARNING):  # stderr is the notebook's while a cell runs
-                return run_cell(self, *args, **kwargs)
+            try:
+                with logs.console_at_least(logging.WARNING):  # stderr is the notebook's while a cell runs
+                    return run_cell(self, *args, **kwargs)
+            except SystemExit as exc:  # a failed task, as in a kernel; not the end of this process
+                raise RuntimeError(f"the notebook called sys.exit({exc.code!r})") from None
 
         def __exit__(self: Any, *exc: Any) -> Any:
             shell = self._shell
@@ -60,6 +69,10 @@ def prepare() -> None:
                     atexit.unregister(shell.atexit_operations)  # else atexit holds the shell to the end
                     shell.atexit_operations()
                     shell.restore_sys_module_state()  # this process's __main__ back
+                for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+                    sys.__dict__.pop(name, None)  # a failed cell's error, its frames and their data
+                if not interactive:
+                    builtins.__dict__.pop("__IPYTHON__", None)  # pandas & co. would take this for IPython
 
         PloomberShell.init_history = init_history
         PloomberClient.__exit__ = __exit__

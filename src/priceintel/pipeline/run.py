@@ -89,7 +89,7 @@ def in_tenant(env: dict) -> Iterator[str | None]:
             return
         # the demo world is a showcase: no plan limits (`db.usage`)
         tenancy.ensure_tenant(db_engine.get_engine(), name, plan="enterprise", default_if_unused=True)
-    # the task kernels inherit the tenant from the environment
+    # the task notebooks (in this process, or a kernel started from it) read the tenant from the environment
     with config.environment({tenancy.TENANT_ENV: name}), tenancy.scope(name):
         yield name
 
@@ -101,8 +101,8 @@ def run_pipeline(env: dict, force: bool = False, until: str | None = None):
 
     A live run (`source: live`) always builds every task: today's pages are new even when nothing in the
     code or the parameters changed, which is all Ploomber's up-to-date check looks at. The run has an id (the
-    one bound in the logs' context, else a new `run-…`), exported with each task's name to its kernel
-    (`instrument`); the run's outcome is counted in the metrics."""
+    one bound in the logs' context, else a new `run-…`), bound with each task's name while it
+    builds (`instrument`); the run's outcome is counted in the metrics."""
     from ploomber.exceptions import DAGBuildError
 
     dag = pipeline_dag(env, until)
@@ -114,7 +114,7 @@ def run_pipeline(env: dict, force: bool = False, until: str | None = None):
                 report = dag.build(force=force or builds_everything(env))
         except DAGBuildError as exc:
             metrics.run_finished("failed")
-            message = config.redact(root_cause(exc))
+            message = config.redact(build_error(dag, exc))
             log.error("pipeline run failed: %s", message)
             raise PriceIntelError(f"pipeline failed: {message}") from None
         metrics.run_finished("success")
@@ -157,8 +157,8 @@ def until_task(dag: Any, until: str | None) -> Any:
 
 def instrument(dag: Any) -> Any:
     """Time and count every task of a Ploomber DAG (in place; returns it): while a task builds, its name is
-    bound in the logs' context and exported as PRICEINTEL_TASK (to a kernel, when its notebook runs in one); when it
-    ends, its duration, status and the rows of its tabular products go to the metrics. The scheduler calls
+    bound in the logs' context and exported as PRICEINTEL_TASK (which a kernel started from here inherits); when
+    it ends, its duration, status and the rows of its tabular products go to the metrics. The scheduler calls
     this on the DAG it builds too."""
     for name in dag:
         task = dag[name]
@@ -173,6 +173,7 @@ def instrument(dag: Any) -> Any:
                 try:
                     out = _build(*args, **kwargs)
                 except BaseException as exc:
+                    _task._priceintel_error = root_cause(exc)  # Ploomber's DAGBuildError drops the chain
                     metrics.task_finished(name, "failed", time.perf_counter() - start)
                     log.error("task %s failed after %.1f s", name, time.perf_counter() - start,
                               exc_info=isinstance(exc, Exception))  # fmt: skip
@@ -215,6 +216,16 @@ def product_rows(product: Any) -> dict[str, int]:
     return out
 
 
+def build_error(dag: Any, exc: BaseException) -> str:
+    """What failed in a DAG's build: the first failed task's error as `instrument` caught it (a DAGBuildError
+    keeps only the formatted tracebacks, not the exceptions), else `root_cause(exc)`."""
+    for name in dag:
+        message = getattr(dag[name], "_priceintel_error", None)
+        if message:
+            return str(message)
+    return root_cause(exc)
+
+
 def root_cause(exc: BaseException) -> str:
     """The most specific message in an exception chain: the notebook's own error (`Name: message`), raised in
     this process or quoted from a kernel's traceback (papermill) in a DAG's build error or a task's
@@ -230,14 +241,15 @@ def root_cause(exc: BaseException) -> str:
     # Ploomber's wrapping of it (its causes, further down, are less specific)
     for err in chain:
         if type(err).__module__.split(".")[0] not in ("ploomber", "ploomber_engine", "papermill"):
-            text = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")
+            text = " ".join(ln.strip() for ln in str(err).splitlines() if ln.strip())
             return f"{type(err).__name__}: {text}" if text else type(err).__name__
     for line in (ln for err in chain for ln in str(err).splitlines()):
-        # our own errors all end in "Error" and carry a message after the colon
-        if re.match(r"^\s*(priceintel\.[\w.]+\.)?\w+Error: \S", line) and "DAGBuildError" not in line:
-            return line.strip()
-    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-    return lines[-1] if lines else repr(exc)
+        # a traceback's last line, `module.Name: message` (the module dropped); errors all end in "Error"
+        found = re.match(r"^\s*(?:[A-Za-z_]\w*\.)*(\w+Error: \S.*)$", line)
+        if found and "DAGBuildError" not in line and not line.strip().startswith("ploomber."):
+            return found.group(1).strip()
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.startswith("Need help?")]
+    return lines[-1] if lines else repr(exc)  # (Ploomber's errors end in a "Need help? <url>" line)
 
 
 def record_outcome(env: dict, status: str, error: str | None, until: str | None = None) -> Path:

@@ -224,14 +224,14 @@ def _build(env: dict, force: bool, until: str | None = None) -> dict[str, dict]:
     'errored', 'aborted') and seconds."""
     from ploomber.exceptions import DAGBuildError
 
-    from priceintel.pipeline.run import pipeline_dag, root_cause
+    from priceintel.pipeline.run import build_error, pipeline_dag
 
     dag = pipeline_dag(env, until)
     error = None
     try:
         dag.build(force=force)  # in the run's tenant: run_once holds it around every attempt
     except DAGBuildError as exc:
-        error = root_cause(exc)
+        error = build_error(dag, exc)
     status = {}
     for name in dag:
         task = dag[name]
@@ -338,7 +338,7 @@ def _run_once(
         dblock = DatabaseRunLock(engine).acquire()  # before marking running rows interrupted: none is running
         interrupted = mark_interrupted(engine)
         run_id = _start_row(engine, trigger, cron, env_file)
-        with logs.context(export=True, run_id=f"schedule-{run_id}"):  # every log line and task kernel names it
+        with logs.context(export=True, run_id=f"schedule-{run_id}"):  # every log line of the run names it
             state, tasks, error = _attempts(env, force, retries, backoff, sleep, engine, run_id, until)
         notifiers = notifiers if notifiers is not None else notify.from_settings()
         lines = [f"{name}: {t['status']} ({t['attempts']} attempt(s))" for name, t in tasks.items()]
@@ -494,7 +494,7 @@ def airflow_dag(
     env_arg = f" --env-file {shlex.quote(str(Path(env_file).resolve()))}" if env_file else ""
     run_key = f' --run-key="${RUN_KEY_ENV}"'  # the shell expands the variable, never parses the run id (one
     # argument even when it starts with "-")
-    if cluster:  # every task's kernels send their forecast backtests to this Dask scheduler
+    if cluster:  # every task sends its forecast backtests to this Dask scheduler
         env_arg += f" --cluster {shlex.quote(cluster)}"
 
     def operator(task_id: str, args: str, keyed: bool = False) -> str:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: the run key and the shops of a merge, for the scrape task's kernel (set by `merging`)
+#: the run key and the shops of a merge, for the scrape task's notebook (set by `merging`)
 RUN_ENV, SHOPS_ENV = "PRICEINTEL_SHARD_RUN", "PRICEINTEL_SHARD_SHOPS"
 FRAMES = ("offers", "errors", "fetches")
 MANIFEST = "shard.json"
@@ -337,8 +337,8 @@ def _warn(message: str) -> None:
 
 @contextmanager
 def merging(run_key: str, shops: Sequence[str] | None = None) -> Iterator[None]:
-    """Within the block, the scrape task (its kernel inherits the environment) merges the shards of run_key."""
-    run_dir(".", run_key)  # a bad key fails here, not in the kernel
+    """Within the block, the scrape task (its notebook reads the environment) merges the shards of run_key."""
+    run_dir(".", run_key)  # a bad key fails here, not in the notebook
     with config.environment({RUN_ENV: run_key, SHOPS_ENV: None if shops is None else ",".join(shops)}):
         yield
 
