@@ -52,23 +52,6 @@ def _cells_untraced() -> None:
 _cells_untraced()
 
 
-def pytest_collection_modifyitems(config, items):
-    """The longest test files first (tests/durations.json: seconds per file in a CI run, `tests/_durations.py`
-    writes it; a file not in it counts as the median). `make test` hands whole files to two workers in this order
-    (`--dist loadfile --no-loadscope-reorder`), so they end close together rather than one waiting out the
-    other's last long file. Only the order changes: a stale list costs time, never a result."""
-    import json
-    import statistics
-    from pathlib import Path
-
-    try:
-        known = json.loads((Path(__file__).parent / "durations.json").read_text())
-    except (OSError, ValueError):
-        return
-    default = statistics.median(known.values()) if known else 0.0
-    items.sort(key=lambda item: -known.get(item.nodeid.split("::")[0], default))  # stable: files stay whole
-
-
 def pytest_unconfigure(config):
     if "PYTEST_XDIST_WORKER" not in os.environ:
         __import__("shutil").rmtree(_FIT_CACHE, ignore_errors=True)
