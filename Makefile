@@ -6,6 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export OMP_NUM_THREADS ?= 1
+# Where PYTHONDONTWRITEBYTECODE is set (as on these machines), no process would write a .pyc: every test worker,
+# kernel and server would compile pandas, dbt, ... from source again. Here the first import of a module writes it.
+unexport PYTHONDONTWRITEBYTECODE
+# uv: copy from its cache (the cache and the venv may be on two filesystems), the system's certificates
+export UV_LINK_MODE ?= copy
+export UV_NATIVE_TLS ?= 1
 # the demo storefronts, database and apps are on loopback: never send those requests to a proxy
 export NO_PROXY := 127.0.0.1,localhost,::1,$(NO_PROXY)
 
@@ -14,35 +20,39 @@ export NO_PROXY := 127.0.0.1,localhost,::1,$(NO_PROXY)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 
-# src/ compiled too: where PYTHONDONTWRITEBYTECODE is set (as on these machines) no process writes a .pyc, and
-# every kernel, worker and server would compile the package again from source
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[dev]"
-	$(BIN)/python -m compileall -q -j 0 src >/dev/null
+# uv installs into the venvs: it downloads in parallel (pip, one wheel after another, took 130-160 s of the
+# install; uv 25 s from an empty cache)
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/python -m pip install -q "uv>=0.9"
+
+# at the versions the test suite last passed with (deploy/constraints.txt: they pin, they add nothing; docs/deploy.md
+# says how to regenerate it). No bytecode at install: a process writes the .pyc of what it imports (below).
+$(STAMP): pyproject.toml deploy/constraints.txt | $(BIN)/uv
+	$(BIN)/uv pip install --python $(BIN)/python -q --constraint deploy/constraints.txt -e ".[dev]"
 	touch $@
 
 install: $(STAMP)
 
 ## make airflow-venv: Apache Airflow in a virtualenv of its own, .venv-airflow (never in .venv: it would change
-## fastapi and others there), at the versions of deploy/airflow-constraints.txt (resolved on Python 3.11; `pip
+## fastapi and others there), at the versions of deploy/airflow-constraints.txt (resolved on Python 3.11; `uv pip
 ## check` must pass). tests/pipeline/test_airflow.py imports the exported DAG with it (docs/operations.md).
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_VERSION := 3.3.2
 AIRFLOW_CONSTRAINTS := deploy/airflow-constraints.txt
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
-$(AIRFLOW_STAMP): $(AIRFLOW_CONSTRAINTS)
+$(AIRFLOW_STAMP): $(AIRFLOW_CONSTRAINTS) | $(BIN)/uv
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/python -m pip install -q --no-compile --constraint $(AIRFLOW_CONSTRAINTS) "apache-airflow==$(AIRFLOW_VERSION)"
-	$(AIRFLOW_VENV)/bin/python -m pip check
+	$(BIN)/uv pip install --python $(AIRFLOW_VENV)/bin/python -q --constraint $(AIRFLOW_CONSTRAINTS) "apache-airflow==$(AIRFLOW_VERSION)"
+	$(BIN)/uv pip check --python $(AIRFLOW_VENV)/bin/python -q
 	touch $@
 
 airflow-venv: $(AIRFLOW_STAMP)
 
 # what `make test` builds: Airflow's venv if it installs here; if not, the DAG import test says why and skips
-airflow-venv-try:
+# (after .venv's uv, which both venvs install with: never two makes creating .venv at once)
+airflow-venv-try: | $(BIN)/uv
 	@$(MAKE) --no-print-directory airflow-venv || echo "make airflow-venv failed: tests/pipeline/test_airflow.py skips"
 
 # Debian's chromium for the browser tests (Playwright drives /usr/bin/chromium; no browser download).
@@ -62,10 +72,11 @@ demo: install
 
 ## make test: install (dev extra + chromium; beside them, at the same time, Airflow's own venv for the DAG import
 ## test), then pytest with coverage of src/, two workers (one per core; a test file stays on one worker, so its
-## module fixtures are built once)
+## module fixtures are built once, and the files that use the session's demo pipeline run share one worker, so
+## that run is made once: tests/conftest.py)
 test:
-	$(MAKE) -j2 install chromium airflow-venv-try
-	$(BIN)/python -m pytest -n 2 --dist loadfile --cov=priceintel --cov-report=term --cov-report=xml:reports/coverage.xml --cov-fail-under=80
+	$(MAKE) -j3 install chromium airflow-venv-try
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --cov=priceintel --cov-report=term --cov-report=xml:reports/coverage.xml --cov-fail-under=80
 
 ## make test-fast: the quick tests (no pipeline run, no browser), under 2 minutes; no coverage threshold
 test-fast: install chromium
