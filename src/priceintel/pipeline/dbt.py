@@ -241,11 +241,15 @@ def build(
     return summary
 
 
-def docs(url: str | None = None, work: str | Path | None = None, out: str | Path | None = None) -> Path:
+def docs(
+    url: str | None = None, work: str | Path | None = None, out: str | Path | None = None, compile_sql: bool = True
+) -> Path:
     """`dbt docs generate --static` rendered into out (default `reports/dbt-docs/`): index.html (one file that
-    opens without a server), manifest.json and catalog.json. Returns the index."""
+    opens without a server), manifest.json and catalog.json. Returns the index. compile_sql=False right after a
+    `build` in the same work dir: its manifest already holds every node's compiled SQL (3.5 s -> 0.5 s)."""
     target = work_dir(work) / "target"
-    result = _invoke(["docs", "generate", "--static"], url, work_dir(work), None, quiet=True)
+    command = ["docs", "generate", "--static"] + ([] if compile_sql else ["--no-compile"])
+    result = _invoke(command, url, work_dir(work), None, quiet=True)
     if not result.success:
         raise DbtError(f"dbt docs generate failed: {_one_line(result.exception) or 'see the dbt log'}")
     dest = Path(out) if out is not None else config.reports_dir() / "dbt-docs"
@@ -287,7 +291,7 @@ def dbt_stage(data_dir: str | Path, docs_dir: str | Path | None = None, full_ref
     work = Path(data_dir) / "dbt"
     summary = build(work=work, full_refresh=full_refresh)
     if docs_dir is not None:
-        summary["docs"] = str(docs(work=work, out=docs_dir))
+        summary["docs"] = str(docs(work=work, out=docs_dir, compile_sql=False))
     summary["tenant"] = tenancy.current()
     summary["marts"] = mart_rows(get_engine())
     return summary
