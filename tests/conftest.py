@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # tests talk only to loopback: never through a proxy, and never to a developer's real alert targets
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
@@ -55,3 +57,25 @@ _cells_untraced()
 def pytest_unconfigure(config):
     if "PYTEST_XDIST_WORKER" not in os.environ:
         __import__("shutil").rmtree(_FIT_CACHE, ignore_errors=True)
+
+
+#: the xdist group of every test file that uses the session's pipeline run (`pipeline_db`)
+PIPELINE_GROUP = "pipeline-run"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs `--dist loadgroup`: a test file stays on one worker (its module fixtures are built once),
+    as with `--dist loadfile`, and every file that uses the session's pipeline run (`pipeline_db`, a whole demo
+    run of about a minute) goes to the same worker, so the run is made once rather than once per worker. Runs
+    before xdist reads the marks (it appends the group to each test's id)."""
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    by_file: dict[str, list] = {}
+    for item in items:
+        by_file.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    for path, file_items in by_file.items():
+        shared = any("pipeline_db" in getattr(item, "fixturenames", ()) for item in file_items)
+        for item in file_items:
+            if item.get_closest_marker("xdist_group") is None:
+                item.add_marker(pytest.mark.xdist_group(PIPELINE_GROUP if shared else path))
