@@ -76,7 +76,7 @@ demo: install
 ## that run is made once: tests/conftest.py)
 test:
 	$(MAKE) -j3 install chromium airflow-venv-try
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --cov=priceintel --cov-report=term --cov-report=xml:reports/coverage.xml --cov-fail-under=80
+	$(BIN)/python -m pytest -n 2 --dist loadfile --cov=priceintel --cov-report=term --cov-report=xml:reports/coverage.xml --cov-fail-under=80
 
 ## make test-fast: the quick tests (no pipeline run, no browser), under 2 minutes; no coverage threshold
 test-fast: install chromium

@@ -59,23 +59,71 @@ def pytest_unconfigure(config):
         __import__("shutil").rmtree(_FIT_CACHE, ignore_errors=True)
 
 
-#: the xdist group of every test file that uses the session's pipeline run (`pipeline_db`)
-PIPELINE_GROUP = "pipeline-run"
+#: the xdist scope of every test file that uses the session's pipeline run (`pipeline_db`)
+PIPELINE_SCOPE = "pipeline-run"
+#: where the workers write those files (the controller names it; the workers inherit it)
+_SHARED_FILES_ENV = "PRICEINTEL_TEST_PIPELINE_FILES"
+
+
+def pytest_configure(config):
+    if "PYTEST_XDIST_WORKER" not in os.environ and config.pluginmanager.hasplugin("xdist"):
+        os.environ[_SHARED_FILES_ENV] = os.path.join(_FIT_CACHE, "pipeline-files.json")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A worker writes which test files use the session's pipeline run, for the controller's scheduler."""
+    path = os.environ.get(_SHARED_FILES_ENV)
+    if not path or "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    files = sorted({item.nodeid.split("::", 1)[0] for item in items
+                    if "pipeline_db" in getattr(item, "fixturenames", ())})
+    tmp = f"{path}.{os.environ['PYTEST_XDIST_WORKER']}"
+    with open(tmp, "w") as out:
+        __import__("json").dump(files, out)
+    os.replace(tmp, path)
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """`make test` runs `--dist loadgroup`: a test file stays on one worker (its module fixtures are built once),
-    as with `--dist loadfile`, and every file that uses the session's pipeline run (`pipeline_db`, a whole demo
-    run of about a minute) goes to the same worker, so the run is made once rather than once per worker. Runs
-    before xdist reads the marks (it appends the group to each test's id)."""
-    if config.getoption("dist", "no") != "loadgroup":
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` runs `--dist loadfile`: a test file stays on one worker, so its module fixtures are built once.
+    Here every file that uses the session's pipeline run (`pipeline_db`, a whole demo run of about a minute) is
+    also one scope, so that run is made once rather than once per worker. (xdist's `loadgroup` would do it with
+    marks, but it appends the group to `item._nodeid`, which pytest 9 no longer reads.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    import json
+
+    from xdist.scheduler import LoadFileScheduling
+
+    class PipelineFileScheduling(LoadFileScheduling):
+        _shared: set[str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            if self._shared is None:  # read once every worker's collection is in (written before it is sent)
+                try:
+                    with open(os.environ[_SHARED_FILES_ENV]) as src:
+                        self._shared = set(json.load(src))
+                except (KeyError, OSError, ValueError):
+                    self._shared = set()
+            return PIPELINE_SCOPE if scope in self._shared else scope
+
+    return PipelineFileScheduling(config, log)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test shows the end of every Voila server log open at the time (`_browser.serve_voila`): an app
+    page that never loads says why in the server's log, which is deleted with the server."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
         return
-    by_file: dict[str, list] = {}
-    for item in items:
-        by_file.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
-    for path, file_items in by_file.items():
-        shared = any("pipeline_db" in getattr(item, "fixturenames", ()) for item in file_items)
-        for item in file_items:
-            if item.get_closest_marker("xdist_group") is None:
-                item.add_marker(pytest.mark.xdist_group(PIPELINE_GROUP if shared else path))
+    from _browser import VOILA_LOGS
+
+    for base, log in list(VOILA_LOGS.items()):
+        try:
+            tail = log.read_text(errors="replace")[-6000:]
+        except OSError:
+            continue
+        report.sections.append((f"Voila server log {base} (last 6000 characters)", tail))
