@@ -19,6 +19,62 @@ TEST_PASSWORD = "correct horse battery staple"
 LOGINS: dict[str, list[dict]] = {}
 #: base URL -> the file the Voila server logs to (filled by serve_voila)
 VOILA_LOGS: dict[str, Path] = {}
+#: base URL -> the Voila server's process id (filled by serve_voila)
+VOILA_PIDS: dict[str, int] = {}
+
+
+def voila_diagnostics(chars: int = 6000) -> str:
+    """What every running Voila server of the tests is doing: the end of its log, and each process under it
+    (kernels among them) with its state, CPU seconds, age and the kernel function each of its threads waits in.
+    Shown when an app page does not load (conftest.py) and when one is opened again (new_page)."""
+    import psutil
+
+    parts = []
+    for base, log in list(VOILA_LOGS.items()):
+        try:
+            tail = log.read_text(errors="replace")[-chars:]
+        except OSError:
+            tail = "(log gone)"
+        procs = []
+        try:
+            root = psutil.Process(VOILA_PIDS[base])
+            for proc in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error, OSError):
+                    cpu = proc.cpu_times()
+                    waits = sorted({(Path(f"/proc/{proc.pid}/task/{t.id}/wchan").read_text() or "-")
+                                    for t in proc.threads()})
+                    procs.append(f"  pid {proc.pid} {proc.status()} cpu {cpu.user + cpu.system:.1f} s, "
+                                 f"age {time.time() - proc.create_time():.0f} s, waits in {','.join(waits)}: "
+                                 + " ".join(proc.cmdline()[:4]))
+        except (KeyError, psutil.Error) as exc:
+            procs.append(f"  (no process tree: {exc!r})")
+        parts.append(f"== Voila {base}: processes\n" + "\n".join(procs) + f"\n== its log (last {chars} characters)\n"
+                     + tail)
+    return "\n".join(parts)
+
+
+def _goto_again_once(page):
+    """page.goto that, when an app page (/voila/render/) times out, shows `voila_diagnostics` and opens it
+    once more: in about one CI run in three, one app kernel of the ~60 started stalls before it opens its
+    sockets (its process alive, nothing logged), and the page waits for it forever. A second timeout fails."""
+    import sys
+
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    goto = page.goto
+
+    def goto_with_retry(url, *args, **kwargs):
+        try:
+            return goto(url, *args, **kwargs)
+        except PlaywrightTimeout:
+            if "/voila/render/" not in url:
+                raise
+            print(f"\n[app test] {url} did not load; opening it again. {voila_diagnostics()}", file=sys.stderr)
+            goto("about:blank")  # ends the pending load (the same URL again would be aborted)
+            return goto(url, *args, **kwargs)
+
+    page.goto = goto_with_retry
+    return page
 
 
 def _only_loopback(route) -> None:
@@ -39,7 +95,7 @@ class LoopbackBrowser:
     def new_page(self, anonymous: bool = False, **kwargs):
         """A new page with the loopback-only route installed, signed in to every Voila server the
         tests started (serve_voila), unless anonymous=True."""
-        page = self._browser.new_page(**kwargs)
+        page = _goto_again_once(self._browser.new_page(**kwargs))
         page.route("**/*", _only_loopback)
         if not anonymous and LOGINS:
             page.context.add_cookies([c for cookies in LOGINS.values() for c in cookies])
@@ -112,10 +168,12 @@ def serve_voila(**env):
             pytest.fail("voila did not start: " + log.read_text(errors="replace")[-2000:])
         LOGINS[base] = login_cookies(base)
         VOILA_LOGS[base] = log
+        VOILA_PIDS[base] = proc.pid
         yield base
     finally:
         LOGINS.pop(base, None)
         VOILA_LOGS.pop(base, None)
+        VOILA_PIDS.pop(base, None)
         proc.terminate()
         proc.wait(10)
         log.unlink(missing_ok=True)

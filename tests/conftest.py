@@ -88,15 +88,39 @@ def pytest_xdist_make_scheduler(config, log):
     """`make test` runs `--dist loadfile`: a test file stays on one worker, so its module fixtures are built once.
     Here every file that uses the session's pipeline run (`pipeline_db`, a whole demo run of about a minute) is
     also one scope, so that run is made once rather than once per worker. (xdist's `loadgroup` would do it with
-    marks, but it appends the group to `item._nodeid`, which pytest 9 no longer reads.)"""
+    marks, but it appends the group to `item._nodeid`, which pytest 9 no longer reads.) Scopes are handed out
+    longest first, by tests/durations.json."""
     if config.getvalue("dist") != "loadfile":
         return None
     import json
 
     from xdist.scheduler import LoadFileScheduling
 
+    try:  # seconds per test file in a past CI run (tests/_durations.py writes it)
+        with open(os.path.join(os.path.dirname(__file__), "durations.json")) as src:
+            seconds = json.load(src)
+    except (OSError, ValueError):
+        seconds = {}
+
     class PipelineFileScheduling(LoadFileScheduling):
         _shared: set[str] | None = None
+        _ordered = False
+
+        def _assign_work_unit(self, node):
+            """The longest scopes first (a file not in durations.json: a second a test), so the last ones handed
+            out are short and the two workers end close together."""
+            if not self._ordered:
+                self._ordered = True
+
+                def cost(scope: str, tests: int) -> float:
+                    files = self._shared if scope == PIPELINE_SCOPE else {scope}
+                    known = [seconds[f] for f in files or () if f in seconds]
+                    return sum(known) if known else float(tests)
+
+                order = sorted(self.workqueue.items(), key=lambda kv: -cost(kv[0], len(kv[1])))
+                self.workqueue.clear()
+                self.workqueue.update(order)
+            super()._assign_work_unit(node)
 
         def _split_scope(self, nodeid: str) -> str:
             scope = super()._split_scope(nodeid)
@@ -113,17 +137,13 @@ def pytest_xdist_make_scheduler(config, log):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """A failed test shows the end of every Voila server log open at the time (`_browser.serve_voila`): an app
-    page that never loads says why in the server's log, which is deleted with the server."""
+    """A failed test shows what every Voila server open at the time was doing (`_browser.voila_diagnostics`: its
+    processes and the end of its log, which is deleted with the server): why an app page never loaded."""
     outcome = yield
     report = outcome.get_result()
     if not report.failed:
         return
-    from _browser import VOILA_LOGS
+    from _browser import VOILA_LOGS, voila_diagnostics
 
-    for base, log in list(VOILA_LOGS.items()):
-        try:
-            tail = log.read_text(errors="replace")[-6000:]
-        except OSError:
-            continue
-        report.sections.append((f"Voila server log {base} (last 6000 characters)", tail))
+    if VOILA_LOGS:
+        report.sections.append(("Voila servers", voila_diagnostics()))
