@@ -11,7 +11,7 @@ export OMP_NUM_THREADS ?= 1
 unexport PYTHONDONTWRITEBYTECODE
 # uv: copy from its cache (the cache and the venv may be on two filesystems), the system's certificates
 export UV_LINK_MODE ?= copy
-export UV_NATIVE_TLS ?= 1
+export UV_SYSTEM_CERTS ?= 1
 # the demo storefronts, database and apps are on loopback: never send those requests to a proxy
 export NO_PROXY := 127.0.0.1,localhost,::1,$(NO_PROXY)
 
@@ -22,20 +22,23 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # uv installs into the venvs: it downloads in parallel (pip, one wheel after another, took 130-160 s of the
-# install; uv 25 s from an empty cache)
+# install; uv 25 s from an empty cache). uv reads none of pip's settings: where it cannot install (an index or
+# certificates only pip.conf names), pip does, at the same versions.
+UV_VERSION := 0.13.10
 $(BIN)/uv: | $(BIN)/python
-	$(BIN)/python -m pip install -q "uv>=0.9"
+	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
 
 # at the versions the test suite last passed with (deploy/constraints.txt: they pin, they add nothing; docs/deploy.md
 # says how to regenerate it). No bytecode at install: a process writes the .pyc of what it imports (below).
 $(STAMP): pyproject.toml deploy/constraints.txt | $(BIN)/uv
-	$(BIN)/uv pip install --python $(BIN)/python -q --constraint deploy/constraints.txt -e ".[dev]"
+	$(BIN)/uv pip install --python $(BIN)/python -q --constraint deploy/constraints.txt -e ".[dev]" \
+	  || $(BIN)/python -m pip install -q --constraint deploy/constraints.txt -e ".[dev]"
 	touch $@
 
 install: $(STAMP)
 
 ## make airflow-venv: Apache Airflow in a virtualenv of its own, .venv-airflow (never in .venv: it would change
-## fastapi and others there), at the versions of deploy/airflow-constraints.txt (resolved on Python 3.11; `uv pip
+## fastapi and others there), at the versions of deploy/airflow-constraints.txt (resolved on Python 3.11; `pip
 ## check` must pass). tests/pipeline/test_airflow.py imports the exported DAG with it (docs/operations.md).
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_VERSION := 3.3.2
@@ -44,8 +47,9 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
 $(AIRFLOW_STAMP): $(AIRFLOW_CONSTRAINTS) | $(BIN)/uv
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
-	$(BIN)/uv pip install --python $(AIRFLOW_VENV)/bin/python -q --constraint $(AIRFLOW_CONSTRAINTS) "apache-airflow==$(AIRFLOW_VERSION)"
-	$(BIN)/uv pip check --python $(AIRFLOW_VENV)/bin/python -q
+	$(BIN)/uv pip install --python $(AIRFLOW_VENV)/bin/python -q --constraint $(AIRFLOW_CONSTRAINTS) "apache-airflow==$(AIRFLOW_VERSION)" \
+	  || $(AIRFLOW_VENV)/bin/python -m pip install -q --constraint $(AIRFLOW_CONSTRAINTS) "apache-airflow==$(AIRFLOW_VERSION)"
+	$(AIRFLOW_VENV)/bin/python -m pip check
 	touch $@
 
 airflow-venv: $(AIRFLOW_STAMP)
@@ -72,8 +76,7 @@ demo: install
 
 ## make test: install (dev extra + chromium; beside them, at the same time, Airflow's own venv for the DAG import
 ## test), then pytest with coverage of src/, two workers (one per core; a test file stays on one worker, so its
-## module fixtures are built once, and the files that use the session's demo pipeline run share one worker, so
-## that run is made once: tests/conftest.py)
+## module fixtures are built once)
 test:
 	$(MAKE) -j3 install chromium airflow-venv-try
 	$(BIN)/python -m pytest -n 2 --dist loadfile --cov=priceintel --cov-report=term --cov-report=xml:reports/coverage.xml --cov-fail-under=80

@@ -59,89 +59,13 @@ def pytest_unconfigure(config):
         __import__("shutil").rmtree(_FIT_CACHE, ignore_errors=True)
 
 
-#: the xdist scope of every test file that uses the session's pipeline run (`pipeline_db`)
-PIPELINE_SCOPE = "pipeline-run"
-#: where the workers write those files (the controller names it; the workers inherit it)
-_SHARED_FILES_ENV = "PRICEINTEL_TEST_PIPELINE_FILES"
-
-
-def pytest_configure(config):
-    if "PYTEST_XDIST_WORKER" not in os.environ and config.pluginmanager.hasplugin("xdist"):
-        os.environ[_SHARED_FILES_ENV] = os.path.join(_FIT_CACHE, "pipeline-files.json")
-
-
-def pytest_collection_modifyitems(config, items):
-    """A worker writes which test files use the session's pipeline run, for the controller's scheduler."""
-    path = os.environ.get(_SHARED_FILES_ENV)
-    if not path or "PYTEST_XDIST_WORKER" not in os.environ:
-        return
-    files = sorted({item.nodeid.split("::", 1)[0] for item in items
-                    if "pipeline_db" in getattr(item, "fixturenames", ())})
-    tmp = f"{path}.{os.environ['PYTEST_XDIST_WORKER']}"
-    with open(tmp, "w") as out:
-        __import__("json").dump(files, out)
-    os.replace(tmp, path)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_xdist_make_scheduler(config, log):
-    """`make test` runs `--dist loadfile`: a test file stays on one worker, so its module fixtures are built once.
-    Here every file that uses the session's pipeline run (`pipeline_db`, a whole demo run of about a minute) is
-    also one scope, so that run is made once rather than once per worker. (xdist's `loadgroup` would do it with
-    marks, but it appends the group to `item._nodeid`, which pytest 9 no longer reads.) Scopes are handed out
-    longest first, by tests/durations.json."""
-    if config.getvalue("dist") != "loadfile":
-        return None
-    import json
-
-    from xdist.scheduler import LoadFileScheduling
-
-    try:  # seconds per test file in a past CI run (tests/_durations.py writes it)
-        with open(os.path.join(os.path.dirname(__file__), "durations.json")) as src:
-            seconds = json.load(src)
-    except (OSError, ValueError):
-        seconds = {}
-
-    class PipelineFileScheduling(LoadFileScheduling):
-        _shared: set[str] | None = None
-        _ordered = False
-
-        def _assign_work_unit(self, node):
-            """The longest scopes first (a file not in durations.json: a second a test), so the last ones handed
-            out are short and the two workers end close together."""
-            if not self._ordered:
-                self._ordered = True
-
-                def cost(scope: str, tests: int) -> float:
-                    files = self._shared if scope == PIPELINE_SCOPE else {scope}
-                    known = [seconds[f] for f in files or () if f in seconds]
-                    return sum(known) if known else float(tests)
-
-                order = sorted(self.workqueue.items(), key=lambda kv: -cost(kv[0], len(kv[1])))
-                self.workqueue.clear()
-                self.workqueue.update(order)
-            super()._assign_work_unit(node)
-
-        def _split_scope(self, nodeid: str) -> str:
-            scope = super()._split_scope(nodeid)
-            if self._shared is None:  # read once every worker's collection is in (written before it is sent)
-                try:
-                    with open(os.environ[_SHARED_FILES_ENV]) as src:
-                        self._shared = set(json.load(src))
-                except (KeyError, OSError, ValueError):
-                    self._shared = set()
-            return PIPELINE_SCOPE if scope in self._shared else scope
-
-    return PipelineFileScheduling(config, log)
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """A failed test shows what every Voila server open at the time was doing (`_browser.voila_diagnostics`: its
     processes and the end of its log, which is deleted with the server): why an app page never loaded."""
     outcome = yield
     report = outcome.get_result()
-    if not report.failed:
+    if not report.failed or "browser" not in getattr(item, "fixturenames", ()):
         return
     from _browser import VOILA_LOGS, voila_diagnostics
 

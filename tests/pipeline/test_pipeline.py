@@ -43,6 +43,17 @@ def test_every_stage_rendered_to_html(pipeline_env):
         assert "Traceback" not in body and len(body) > 10_000
 
 
+def test_dbt_docs_of_the_run_show_every_node_compiled(pipeline_env):
+    """The dbt task renders the docs without compiling again (`docs(compile_sql=False)`): the build's manifest
+    must hold every model's and data test's compiled SQL."""
+    import json
+
+    manifest = json.loads((Path(pipeline_env["reports_dir"]) / "dbt-docs" / "manifest.json").read_text())
+    nodes = [n for n in manifest["nodes"].values() if n["resource_type"] in ("model", "test")]
+    assert {n["resource_type"] for n in nodes} == {"model", "test"}
+    assert [n["unique_id"] for n in nodes if not (n.get("compiled_code") or "").strip()] == []
+
+
 def test_database_holds_every_product_retailer_and_day(pipeline_env, on_pipeline_db):
     eng = db_engine.get_engine()
     n_products, days = int(pipeline_env["n_products"]), int(pipeline_env["days"])
