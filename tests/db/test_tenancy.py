@@ -223,3 +223,18 @@ def test_a_match_planted_across_tenants_shows_in_no_view(two):
                                  "(SELECT listing_id FROM dim_listing WHERE item_id = 'PLANT')")
             conn.exec_driver_sql("DELETE FROM dim_listing WHERE item_id = 'PLANT'")
         views.refresh(owner)
+
+
+def test_a_new_tenant_becomes_the_default_whatever_the_rows_order(pg_server_url):
+    """ensure_tenant(default_if_unused=True) moves the default even when the new tenant's row lies before the
+    old default's in the table (an update moved that one): one UPDATE setting both failed on ux_tenant_default."""
+    with migrated_database(pg_server_url, "priceintel_default") as (_url, owner):
+        assert tenancy.ensure_tenant(owner, "acme")
+        with tenancy.as_owner(), owner.begin() as conn:
+            old = conn.execute(sa.text("SELECT name FROM tenant WHERE is_default")).scalar_one()
+            conn.execute(sa.text("UPDATE tenant SET plan = plan WHERE is_default"))  # its row now after acme's
+            order = conn.execute(sa.text("SELECT name FROM tenant ORDER BY ctid")).scalars().all()
+        assert order.index("acme") < order.index(old)
+        assert not tenancy.ensure_tenant(owner, "acme", default_if_unused=True)
+        with tenancy.as_owner(), owner.connect() as conn:
+            assert conn.execute(sa.text("SELECT name FROM tenant WHERE is_default")).scalars().all() == ["acme"]

@@ -294,8 +294,11 @@ def ensure_tenant(engine: sa.Engine, name: str, plan: str = "free", default_if_u
                               AND NOT EXISTS (SELECT 1 FROM fact_price f JOIN tenant t USING (tenant_id)
                                                WHERE t.is_default)""")
             ).scalar()
-            if unused:
-                conn.execute(sa.text("UPDATE tenant SET is_default = (name = :n)"), {"n": name})
+            if unused:  # the old default first: ux_tenant_default is checked row by row, in the heap's order
+                conn.execute(
+                    sa.text("UPDATE tenant SET is_default = false WHERE is_default AND name <> :n"), {"n": name}
+                )
+                conn.execute(sa.text("UPDATE tenant SET is_default = true WHERE name = :n"), {"n": name})
     return found is None
 
 
