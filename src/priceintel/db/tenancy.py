@@ -273,8 +273,14 @@ def add_tenant(
         if exists:
             raise TenantError(f"tenant {name!r} exists already")
         if default:
-            conn.execute(sa.text("UPDATE tenant SET is_default = false WHERE is_default"))
+            _clear_default(conn)
         _insert(conn, name, plan, token, default)
+
+
+def _clear_default(conn: sa.Connection) -> None:
+    """No tenant is the default, before one becomes it: ux_tenant_default is checked row by row, in the heap's
+    order, so one statement that sets the new default and clears the old one can fail on it."""
+    conn.execute(sa.text("UPDATE tenant SET is_default = false WHERE is_default"))
 
 
 def ensure_tenant(engine: sa.Engine, name: str, plan: str = "free", default_if_unused: bool = False) -> bool:
@@ -294,10 +300,8 @@ def ensure_tenant(engine: sa.Engine, name: str, plan: str = "free", default_if_u
                               AND NOT EXISTS (SELECT 1 FROM fact_price f JOIN tenant t USING (tenant_id)
                                                WHERE t.is_default)""")
             ).scalar()
-            if unused:  # the old default first: ux_tenant_default is checked row by row, in the heap's order
-                conn.execute(
-                    sa.text("UPDATE tenant SET is_default = false WHERE is_default AND name <> :n"), {"n": name}
-                )
+            if unused:
+                _clear_default(conn)
                 conn.execute(sa.text("UPDATE tenant SET is_default = true WHERE name = :n"), {"n": name})
     return found is None
 
