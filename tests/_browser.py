@@ -216,6 +216,19 @@ def check_on_phone(page, rows: str, chart: str, min_rows: int = 1, timeout: int 
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(500)
     assert page.locator(rows).count() >= min_rows
-    page.wait_for_function(f"() => document.querySelector('{chart} .js-plotly-plot .main-svg')"
-                           ".getBoundingClientRect().width <= 390", timeout=timeout)  # the chart follows the phone
+    fits = f"() => document.querySelector('{chart} .js-plotly-plot .main-svg').getBoundingClientRect().width <= 390"
+    try:  # the chart follows the phone
+        page.wait_for_function(fits, timeout=20_000)
+    except Exception as e:  # noqa: BLE001 - Playwright's TimeoutError
+        # A resize that lands while plotly is still redrawing the chart (after a switch of listing) can be dropped
+        # by plotly; a phone turned or a window resized again sends another. Seen once in CI: warn, send one more
+        # resize and wait again (a chart that never follows still fails).
+        import warnings
+
+        width = page.evaluate(f"() => document.querySelector('{chart} .js-plotly-plot .main-svg')"
+                              ".getBoundingClientRect().width")
+        warnings.warn(f"{chart}: chart still {width} px wide 20 s after the page shrank to 390 px ({e!s:.80}); "
+                      "sending another resize", stacklevel=2)
+        page.evaluate("() => window.dispatchEvent(new Event('resize'))")
+        page.wait_for_function(fits, timeout=timeout)
     page.close()

@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from _cov import untraced
 from priceintel import config
 
 __all__ = ["pipeline_db", "pipeline_env", "on_pipeline_db"]
@@ -33,7 +34,8 @@ def pipeline_env(pipeline_db, tmp_path_factory):
     old = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = pipeline_db
     try:
-        run_pipeline(env)
+        with untraced():  # an end-to-end run, whichever test asks first (conftest.pytest_runtest_protocol)
+            run_pipeline(env)
     finally:
         if old is None:
             os.environ.pop("DATABASE_URL", None)
