@@ -1,6 +1,7 @@
-"""The four stakeholder apps in headless Chromium, desktop (1440x900) then phone (390x844) on the same page:
-filters change what is shown, Prev/Next page through the database, CSV / Excel / PDF exports download and
-hold the expected rows, the page never scrolls sideways on a phone. Screenshots: reports/screenshots/."""
+"""The four stakeholder apps in headless Chromium, desktop (1440x900) then phone (390x844) on the same page: the
+forecasts and elasticity apps' listing detail works (`DETAILS`), filters change what is shown, Prev/Next page
+through the database, CSV / Excel / PDF exports download and hold the expected rows, the page never scrolls
+sideways on a phone. Screenshots: reports/screenshots/."""
 
 import io
 import re
@@ -168,6 +169,52 @@ def test_price_monitor_filters_pages_exports_and_phone(apps_voila, browser, db):
     page.close()
 
 
+def _forecasts_detail(page) -> None:
+    """The forecasts app's listing detail at 1440x900: chart with bands, backtest and models tables, the note;
+    switching retailer then product changes the backtest and the note."""
+    page.wait_for_selector("table.backtest tbody tr", timeout=120_000)
+    page.wait_for_selector(".fc-detail .js-plotly-plot .scatterlayer .trace", timeout=60_000)
+    assert page.locator(".fc-detail .js-plotly-plot .scatterlayer .trace").count() >= 4  # observed, 95%, 80%, fc
+    models = page.locator("table.models").inner_text()
+    for m in ("chosen", "naive", "seasonal_naive", "auto_ets"):
+        assert m in models
+    note = page.locator(".fc-note").inner_text()
+    assert "Chosen model" in note and "P(price changes" in note
+    before = page.locator("table.backtest").inner_text() + note
+    retailer = page.locator(".fc-detail select").nth(1)
+    retailer.select_option(index=retailer.locator("option").count() - 1)
+    product = page.locator(".fc-detail select").first
+    product.select_option(index=product.locator("option").count() - 1)
+    page.wait_for_function(
+        "(b) => (document.querySelector('table.backtest').innerText"
+        " + document.querySelector('.fc-note').innerText) !== b", arg=before, timeout=60_000)
+
+
+def _elasticity_detail(page) -> None:
+    """The elasticity app's detail at 1440x900: estimates with intervals, the recommendation, and a what-if price
+    that changes the what-if text."""
+    page.wait_for_selector("table.elasticity-table tbody tr", timeout=120_000)
+    page.wait_for_selector(".el-detail .js-plotly-plot .scatterlayer .trace", timeout=60_000)
+    assert page.locator("table.elasticity-table tbody tr").count() >= 5
+    assert "[" in page.locator("table.elasticity-table tbody tr").first.inner_text()  # intervals shown
+    reco = page.locator(".recommendation").inner_text()
+    assert "Recommended price: $" in reco and "elasticity" in reco
+    whatif = page.locator(".whatif")
+    before = whatif.inner_text()
+    box = page.locator(".el-detail .widget-text input[type=number]").first
+    current = float(box.input_value())
+    box.fill(f"{current * 1.2:.2f}")
+    box.press("Enter")
+    page.wait_for_function("(b) => document.querySelector('.whatif').innerText !== b", arg=before,
+                           timeout=60_000)
+    assert f"{current * 1.2:.2f}" in whatif.inner_text()
+
+
+#: what one page load of an app also checks at desktop size, before its filters (the phone checks then cover
+#: every chart of the page, the detail's included)
+DETAILS = {"forecasts": _forecasts_detail, "elasticity": _elasticity_detail}
+
+
 @pytest.mark.parametrize("app,view,field,column", [
     ("forecasts", "forecasts", "retailers", "retailer"),
     ("elasticity", "elasticity", "categories", "category"),
@@ -175,6 +222,8 @@ def test_price_monitor_filters_pages_exports_and_phone(apps_voila, browser, db):
 ], ids=["forecasts", "elasticity", "alerts"])
 def test_app_filter_export_and_phone(apps_voila, browser, db, app, view, field, column):
     page = _open(browser, apps_voila, app, view)
+    if app in DETAILS:
+        DETAILS[app](page)
     before_rows = _rows(page)
     options = page.locator(f".pi-filter-{field} select option").all_inner_texts()
     assert options
@@ -196,6 +245,8 @@ def test_app_filter_export_and_phone(apps_voila, browser, db, app, view, field, 
     shown = page.locator(f"table.pi-table-{view} tbody tr").count()
     assert shown == min(rows, 25)
     _phone_checks(page, app)
+    if app == "elasticity":
+        assert page.locator(".recommendation").is_visible()
     page.close()
 
 

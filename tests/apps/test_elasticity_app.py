@@ -1,4 +1,4 @@
-"""The elasticity Voila app in headless Chromium, plus its callback logic without a browser."""
+"""The elasticity app's callback logic without a browser (in Chromium: tests/apps/test_dashboard_apps.py)."""
 
 from __future__ import annotations
 
@@ -41,31 +41,3 @@ def test_explorer_callback_updates_whatif_recommendation_and_table():
     c = pricing.constraints_for(st["unit_cost"], st["current_price"], st["map_price"], st["competitors"])
     assert rec.band == pytest.approx(pricing.feasible_band(c)[:2])
     assert rec.band[1] <= min(st["competitors"].values()) * (1 + pricing.MAX_ABOVE_LOWEST) + 1e-9
-
-
-@pytest.mark.slow
-def test_elasticity_app_in_chromium(apps_voila, browser):
-    """One page load at 1440x900 (table, recommendation, what-if price), then the same page at 390x844."""
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(f"{apps_voila}/voila/render/elasticity.ipynb", timeout=120_000)
-    page.wait_for_selector("table.elasticity-table tbody tr", timeout=120_000)
-    page.wait_for_selector(".el-detail .js-plotly-plot .scatterlayer .trace", timeout=60_000)
-    assert page.locator("table.elasticity-table tbody tr").count() >= 5
-    assert "[" in page.locator("table.elasticity-table tbody tr").first.inner_text()  # intervals shown
-    reco = page.locator(".recommendation").inner_text()
-    assert "Recommended price: $" in reco and "elasticity" in reco
-    whatif = page.locator(".whatif")
-    before = whatif.inner_text()
-    box = page.locator(".el-detail .widget-text input[type=number]").first
-    current = float(box.input_value())
-    box.fill(f"{current * 1.2:.2f}")
-    box.press("Enter")
-    page.wait_for_function("(b) => document.querySelector('.whatif').innerText !== b", arg=before,
-                           timeout=60_000)
-    assert f"{current * 1.2:.2f}" in whatif.inner_text()
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(500)
-    assert page.locator(".recommendation").is_visible()
-    page.wait_for_function("() => document.querySelector('.el-detail .js-plotly-plot .main-svg')"
-                           ".getBoundingClientRect().width <= 390", timeout=15_000)  # the chart follows the phone
-    page.close()

@@ -1,6 +1,6 @@
 """The live source on a clock: the demo storefronts show the day of a settable clock (`Storefronts.set_date`)
-and each daily run fetches on `PRICEINTEL_CLOCK`. Three weeks of consecutive daily runs through the pipeline's
-stage functions (world -> scrape -> clean -> match -> load -> checks and alerts) accumulate 22 days equal to the
+and each daily run fetches on `PRICEINTEL_CLOCK`. Twenty consecutive daily runs through the pipeline's
+stage functions (world -> scrape -> clean -> match -> load -> checks and alerts) accumulate 20 days equal to the
 demo source's observations of the same world; a shop outage on one day leaves exactly that gap, recorded in
 watch_fetch; a shop whose pages lose their prices trips the extraction_rate_drop check, which notifies a real
 webhook receiver; a `priceintel run` killed with SIGKILL mid-way and run again loses and duplicates nothing."""
@@ -30,9 +30,10 @@ from priceintel.pipeline import hooks
 from priceintel.pipeline import stages as pipeline
 from priceintel.scrape import Fetcher, RawArchive, scrape_demo
 
-N_DAYS = 22  # three weeks and a day: the outage and drop days have runs before and after them
-OUTAGE = (8, "walmart")  # (day index, shop): every page answers 503
-DROP = (16, "target")  # every page in stock without a price: the extractor finds none
+# 20 days: the forecast's 14 training days and two 3-day backtest windows; the fault days have runs on either side
+N_DAYS = 20
+OUTAGE = (6, "walmart")  # (day index, shop): every page answers 503
+DROP = (13, "target")  # every page in stock without a price: the extractor finds none
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +98,7 @@ def _faults(world, day: int) -> dict:
     return {}
 
 
-def test_three_weeks_of_daily_live_runs_equal_the_demo_source(fresh_db, tmp_path, monkeypatch):
+def test_twenty_days_of_daily_live_runs_equal_the_demo_source(fresh_db, tmp_path, monkeypatch):
     world = generate_world(n_products=4, n_days=N_DAYS, seed=21)
     data, reports = tmp_path / "data", tmp_path / "reports"
     monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(data))
@@ -137,7 +138,7 @@ def test_three_weeks_of_daily_live_runs_equal_the_demo_source(fresh_db, tmp_path
     failed = {i: o["failed"] for i, o in enumerate(outcomes) if "extraction_rate_drop" in o["failed"]}
     assert list(failed) == [DROP[0]]
     # the model stages read the whole history from the database: the live days backtest and forecast every listing
-    # (14 days of training + 2 windows of 3 days: 20 of the 22)
+    # (14 days of training + 2 windows of 3 days: all 20)
     early = pipeline.forecast_stage(horizon=3, prophet_series=0, engine=fresh_db, n_windows=2)
     assert early["forecast_run_id"] is not None and "skipped" not in early
     assert set(early["future"]["unique_id"]) == {f"{r}:{i}" for r, i in stored[["retailer", "item_id"]].drop_duplicates()
