@@ -76,10 +76,10 @@ demo: install
 
 ## make test: install (dev extra + chromium; beside them, at the same time, Airflow's own venv for the DAG import
 ## test), then pytest with coverage of src/, two workers (one per core; a test file stays on one worker, so its
-## module fixtures are built once; files of few long tests go first, then xdist's order: tests/conftest.py)
+## module fixtures are built once)
 test:
 	$(MAKE) -j3 install chromium airflow-venv-try
-	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --cov=priceintel --cov-report=term --cov-report=xml:reports/coverage.xml --cov-fail-under=80
+	$(BIN)/python -m pytest -n 2 --dist loadfile --cov=priceintel --cov-report=term --cov-report=xml:reports/coverage.xml --cov-fail-under=80
 
 ## make test-fast: the quick tests (no pipeline run, no browser), under 2 minutes; no coverage threshold
 test-fast: install chromium

@@ -54,70 +54,17 @@ def _cells_untraced() -> None:
 _cells_untraced()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _dbt_untraced() -> None:
-    """dbt's own code (its parser, Jinja, its thread pool) runs untraced when a test builds the dbt project: none of
-    it is ours, and tracing it made tests/pipeline/test_dbt.py about 1.8x slower. `priceintel.pipeline.dbt` around
-    it is still traced. dbt is imported at the first build."""
-    from _cov import untraced
-    from priceintel.pipeline import dbt as project
-
-    invoke_project = project._invoke
-
-    def _invoke(*args, **kwargs):
-        from dbt.cli.main import dbtRunner
-
-        if not getattr(dbtRunner, "_untraced", False):
-            run = dbtRunner.invoke
-
-            def invoke(self, *a, **k):
-                with untraced():
-                    return run(self, *a, **k)
-
-            dbtRunner.invoke, dbtRunner._untraced = invoke, True
-        return invoke_project(*args, **kwargs)
-
-    project._invoke = _invoke
-
-
-#: a file whose tests take this long each, on average, is handed out first (pytest_collection_modifyitems)
-LONG_TEST_SECONDS = 30
-
-
-def pytest_collection_modifyitems(session, config, items):
-    """The order xdist hands test files out in (`make test` runs `--no-loadscope-reorder`): xdist's own order, the
-    files with most tests first, except that files of few but long tests come before them, longest first. By
-    xdist's order alone the one-test live runs (1.5-2.5 minutes each) came last, and one worker finished up to two
-    minutes before the other. Seconds per file: tests/durations.json (a CI run's, by tests/_durations.py; a file
-    not in it counts as quick)."""
-    import json
-    from collections import Counter
-
-    try:
-        with open(os.path.join(os.path.dirname(__file__), "durations.json")) as src:
-            seconds = json.load(src)
-    except (OSError, ValueError):
-        seconds = {}
-    files = [item.nodeid.split("::")[0] for item in items]
-    tests, first = Counter(files), {}
-    for i, name in enumerate(files):
-        first.setdefault(name, i)
-
-    def key(name: str) -> tuple:
-        each = seconds.get(name, 0) / tests[name]
-        return (-each if each >= LONG_TEST_SECONDS else 0, -tests[name], first[name])
-
-    position = {id(item): key(name) for item, name in zip(items, files)}
-    items.sort(key=lambda item: position[id(item)])  # stable: a file's tests keep their order
+#: fixtures of the end-to-end tests that run untraced (pytest_runtest_call), besides the `e2e` mark
+E2E_FIXTURES = frozenset({"browser"})
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-    """The end-to-end tests (marked slow: whole pipeline runs, browsers, servers) run untraced, their fixtures
-    included: coverage counts the lines the unit and integration tests run. Tracing made the end-to-end tests
-    about 16% slower (1,442 -> 1,669 worker-seconds in one CI run). The coverage figure is the smaller, unit-test
-    one (docs/getting-started.md)."""
-    if item.get_closest_marker("slow") is None:
+def pytest_runtest_call(item):
+    """The body of an end-to-end test (marked `e2e`, or taking a browser: Voila apps in Chromium, live runs, runs
+    killed and resumed) runs with coverage's tracer off: coverage counts the lines the other tests run. Tracing
+    made those tests about 16% slower. Their fixtures are still traced (the session's pipeline run is not:
+    _fixtures_pipeline.py). The coverage figure is the smaller one (docs/getting-started.md)."""
+    if item.get_closest_marker("e2e") is None and not E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
         yield
         return
     from _cov import untraced

@@ -59,7 +59,8 @@ def test_app_notebooks_run_top_to_bottom_without_voila(pipeline_env, pipeline_db
     """Every app notebook runs top to bottom on the pipeline's database as a data scientist runs it in JupyterLab,
     with no Voila and no viewer around it: each in an IPython shell of its own, in one fresh process
     (ploomber-engine: the imports are paid once, not in a kernel per notebook; nbval took 76-100 s for the nine).
-    Voila renders each of them in Chromium in the other app tests."""
+    The notebooks share that process's environment and module caches, in alphabetical order; Voila renders each
+    of them in a kernel of its own, in Chromium, in the other app tests."""
     env = dict(os.environ, DATABASE_URL=pipeline_db)
     apps_dir = config.PROJ_ROOT / "notebooks" / "apps"
     res = subprocess.run([sys.executable, "-c", _RUN_APP_NOTEBOOKS, str(apps_dir), str(tmp_path)], env=env,

@@ -69,6 +69,13 @@ def _phone_checks(page, app: str) -> None:
     page.wait_for_selector(".pi-dashboard .js-plotly-plot", timeout=60_000)
     page.wait_for_function("() => document.querySelector('.pi-dashboard .js-plotly-plot .main-svg')"
                            ".getBoundingClientRect().width > 1000", timeout=30_000)  # the chart fills the width
+    # every chart done drawing (the same widths for a second): a plotly figure still redrawing, e.g. the detail
+    # after a switch of listing, can miss the resize to the phone's width
+    page.wait_for_function(
+        """() => { const w = [...document.querySelectorAll('.js-plotly-plot .main-svg')]
+                     .map(s => s.getBoundingClientRect().width).join(), now = Date.now();
+                   if (window.__piWs !== w) { window.__piWs = w; window.__piTs = now; return false; }
+                   return now - window.__piTs > 1000; }""", timeout=60_000)
     page.evaluate("() => document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
     start, end = page.locator(".pi-filter-start").bounding_box(), page.locator(".pi-filter-end").bounding_box()
     assert abs(start["y"] - end["y"]) < 5  # side by side on a desktop
@@ -247,6 +254,8 @@ def test_app_filter_export_and_phone(apps_voila, browser, db, app, view, field, 
     _phone_checks(page, app)
     if app == "elasticity":
         assert page.locator(".recommendation").is_visible()
+    if app == "forecasts":
+        assert page.locator("table.backtest tbody tr").count() >= 1
     page.close()
 
 

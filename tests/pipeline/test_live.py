@@ -72,6 +72,7 @@ def _latest(capsys) -> list[dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 @needs_pages
 def test_live_runs_on_the_replay_web(fresh_db, tmp_path, monkeypatch, capsys):
     from priceintel.pipeline.run import build_env, run_pipeline

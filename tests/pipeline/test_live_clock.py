@@ -30,12 +30,13 @@ from priceintel.pipeline import hooks
 from priceintel.pipeline import stages as pipeline
 from priceintel.scrape import Fetcher, RawArchive, scrape_demo
 
-# 20 days: the forecast's 14 training days and two 3-day backtest windows; the fault days have runs on either side
+# 20 days: history enough for the forecast check (every listing backtested on two 3-day windows); the fault days
+# have runs on either side
 N_DAYS = 20
 OUTAGE = (6, "walmart")  # (day index, shop): every page answers 503
 DROP = (13, "target")  # every page in stock without a price: the extractor finds none
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 
@@ -138,7 +139,6 @@ def test_twenty_days_of_daily_live_runs_equal_the_demo_source(fresh_db, tmp_path
     failed = {i: o["failed"] for i, o in enumerate(outcomes) if "extraction_rate_drop" in o["failed"]}
     assert list(failed) == [DROP[0]]
     # the model stages read the whole history from the database: the live days backtest and forecast every listing
-    # (14 days of training + 2 windows of 3 days: all 20)
     early = pipeline.forecast_stage(horizon=3, prophet_series=0, engine=fresh_db, n_windows=2)
     assert early["forecast_run_id"] is not None and "skipped" not in early
     assert set(early["future"]["unique_id"]) == {f"{r}:{i}" for r, i in stored[["retailer", "item_id"]].drop_duplicates()

@@ -118,6 +118,7 @@ def _snapshot(url: str) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_killed_run_resumes_to_the_same_database(pipeline_env, pipeline_db, pg_server_url, tmp_path, monkeypatch):
     from priceintel.db.engine import create_database, dispose_engines, drop_database
 

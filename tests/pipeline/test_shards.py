@@ -334,6 +334,7 @@ def test_live_shards_are_each_shops_watches(fresh_db, demo_world, storefronts, t
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_the_scrape_task_given_the_run_key_merges_its_shards(fresh_db, served, capsys):
     """As the Airflow DAG runs them: the world task, a shard task per shop, then the scrape task (Ploomber, its
     notebook in this process) merging them into its products, equal to an unsharded scrape's."""
