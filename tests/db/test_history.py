@@ -11,7 +11,6 @@ loaded, a forced reload stages everything, a failed load leaves the watermark wh
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
@@ -371,10 +370,9 @@ def test_the_load_stage_loads_what_is_new_once_and_records_the_history(db, tmp_p
     assert (first["prices"]["inserted"], first["watermark"]["staged"], first["listings"]["history"]) == (3, 3, 2)
     assert _versions(db, "K1", ("valid_from", "valid_to", "title")) == [(D(7, 1), D(7, 3), "Kettle"),
                                                                          (D(7, 3), None, "Kettle XL")]  # fmt: skip
-    started = time.perf_counter()
     again = stages.load_stage(up, tmp_path / "data")["loaded"]  # a re-run of the same inputs
     assert (again["prices"]["staged"], again["watermark"]["skipped"], again["listings"]["history"]) == (0, 3, 0)
-    assert again["listings"]["updated"] == 0 and time.perf_counter() - started < 30
+    assert again["listings"]["updated"] == 0
     forced = stages.load_stage(up, tmp_path / "data", full_reload="true")["loaded"]
     assert (forced["prices"]["staged"], forced["prices"]["updated"], forced["watermark"]["full"]) == (3, 0, True)
     mark = watermark.read(db)
