@@ -483,10 +483,15 @@ def dashboard_panel(engine, view: str, title: str) -> DashboardPanel:
 
 #: Plotly draws a chart that is created before the page is laid out at its default 700 px; "responsive" charts
 #: re-fit on a window resize, so the page sends two (an image that fails to load runs its onerror handler:
-#: the only way an HTML widget can run a line of script)
+#: the only way an HTML widget can run a line of script). A chart still redrawing (a listing just switched)
+#: can miss a real resize (a phone turned, a window narrowed), so each real resize is followed by a second one
+#: 0.7 s later (seen in CI: a forecast chart kept its desktop width on a phone).
 REFIT_CHARTS = (
-    '<img src="data:," alt="" style="display:none" onerror="[600, 2500].forEach('
-    "t => setTimeout(() => window.dispatchEvent(new Event('resize')), t))\">"
+    '<img src="data:," alt="" style="display:none" onerror="'
+    "if (!window.__piRefit) { window.__piRefit = 1; var k; window.addEventListener('resize', function (e) {"
+    " if (e.isTrusted) { clearTimeout(k); k = setTimeout(function () {"
+    " window.dispatchEvent(new Event('resize')); }, 700); } }); }"
+    " [600, 2500].forEach(t => setTimeout(() => window.dispatchEvent(new Event('resize')), t))\">"
 )
 
 
