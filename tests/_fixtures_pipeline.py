@@ -34,7 +34,7 @@ def pipeline_env(pipeline_db, tmp_path_factory):
     old = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = pipeline_db
     try:
-        with untraced():  # an end-to-end run, whichever test asks first (conftest.pytest_runtest_protocol)
+        with untraced():  # an end-to-end run, whichever test asks first (conftest.pytest_runtest_call)
             run_pipeline(env)
     finally:
         if old is None:

@@ -33,20 +33,15 @@ def _cells_untraced() -> None:
     (`priceintel.pipeline.engine`): it did not when they ran in kernels, and tracing them made a demo run 38%
     slower (57 s -> 79 s). What the cells call is covered by the unit tests; the code around them (the DAG's
     build, its hooks) is still traced."""
-    import coverage
     from ploomber_engine.ipython import PloomberClient
+
+    from _cov import untraced
 
     run_cell = PloomberClient.execute_cell
 
     def execute_cell(self, *args, **kwargs):
-        cov = coverage.Coverage.current()
-        if cov is None:
+        with untraced():
             return run_cell(self, *args, **kwargs)
-        cov.stop()
-        try:
-            return run_cell(self, *args, **kwargs)
-        finally:
-            cov.start()
 
     PloomberClient.execute_cell = execute_cell
 
