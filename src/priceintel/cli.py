@@ -348,6 +348,12 @@ def _cluster_option(parser) -> None:
     )
 
 
+def _until_option(parser, builds: str, example: str) -> None:
+    """`--until TASK`: build only TASK and the tasks upstream of it (`example`: what that is good for)."""
+    help_ = f"{builds} only TASK and the tasks it needs ({example})"
+    parser.add_argument("--until", metavar="TASK", default=None, help=help_)
+
+
 def _add_pipeline(sub) -> None:
     r = sub.add_parser(
         "run", help="run the pipeline (world, scrape, clean, match, load, forecast, elasticity, evaluate)"
@@ -355,12 +361,7 @@ def _add_pipeline(sub) -> None:
     r.add_argument("--env-file", default=None, help="pipeline settings (default env.yaml)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting")
     r.add_argument("--force", action="store_true", help="re-run every task")
-    r.add_argument(
-        "--until",
-        metavar="TASK",
-        default=None,
-        help="build only TASK and the tasks it needs (e.g. load: prices fetched, checked, stored)",
-    )
+    _until_option(r, "build", "e.g. load: prices fetched, checked, stored")
     _cluster_option(r)
     r.set_defaults(func=cmd_run)
 
@@ -463,12 +464,7 @@ def _add_schedule(sub) -> None:
     sc.add_argument("--env-file", default=None)
     sc.add_argument("--set", action="append", metavar="KEY=VALUE")
     sc.add_argument("--export-airflow", metavar="PATH", help="write an Airflow DAG file and exit")
-    sc.add_argument(
-        "--until",
-        metavar="TASK",
-        default=None,
-        help="each run builds only TASK and the tasks it needs (e.g. load: hourly prices, no models)",
-    )
+    _until_option(sc, "each run builds", "e.g. load: hourly prices, no models")
     _cluster_option(sc)
     sc.add_argument(
         "--no-shards", action="store_true", help="export: one scrape task, not one per shop merged by `scrape`"

@@ -30,6 +30,8 @@ from priceintel.api.routes import (
 from priceintel.db import usage
 
 router = APIRouter()
+#: a write on one row named in the path: 404 when the caller's tenant has no such row
+WRITE_ONE_ERRORS = errors(*WRITER_ERRORS, 404)
 
 #: a row id in the path: an integer key of the database (1 to 2**31 - 1)
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -57,7 +59,7 @@ class KeyIn(BaseModel):
     "/v1/alerts/{alert_id}/{action}",
     tags=["actions"],
     summary="acknowledge or resolve an alert",
-    responses=errors(*WRITER_ERRORS, 404),
+    responses=WRITE_ONE_ERRORS,
 )
 def alert_state(request: Request, who: Writer, alert_id: RowId, action: Literal["acknowledge", "resolve"]) -> dict:
     from priceintel.alerts.store import AlertError, set_state
@@ -114,7 +116,7 @@ def add_watches(
     "/v1/watches/{watch_id}",
     tags=["actions"],
     summary="stop watching a page (its history stays)",
-    responses=errors(*WRITER_ERRORS, 404),
+    responses=WRITE_ONE_ERRORS,
 )
 def stop_watch(request: Request, who: Writer, watch_id: RowId) -> dict:
     from priceintel.ingest.watch import IngestError, remove_watch

@@ -19,18 +19,7 @@ class CleanError(PriceIntelError):
 
 
 _REQUIRED = ["url", "retailer", "item_id", "price", "availability", "fetched_at"]
-_OPTIONAL = [
-    "list_price",
-    "currency",
-    "currency_raw",
-    "title",
-    "brand",
-    "gtin",
-    "mpn",
-    "page_sha256",
-    "page_kind",
-    "ds",
-]
+_OPTIONAL = "list_price currency currency_raw title brand gtin mpn page_sha256 page_kind ds".split()
 ERROR_COLUMNS = ["url", "retailer", "ds", "kind", "message"]
 _IN_STOCK_VALUES = {IN_STOCK, LIMITED, PREORDER}
 

@@ -73,7 +73,6 @@ _PACK_OF_RE = re.compile(r"\b(?:pack|case|box|set) of (\d+)\b")
 _FL_RE = re.compile(r"(?<![a-z])fl\.?\s*oz\b|(?<![a-z])fluid\s+ounces?\b|(?<![a-z])floz\b")
 _SYMBOLS_RE = re.compile(r"[™®©℠]")
 _PUNCT_RE = re.compile(r"(?<!\d)\.|\.(?!\d)|[^a-z0-9.\s]")
-_SPACE_RE = re.compile(r"\s+")
 
 #: unit → (canonical unit, factor): mass in g, volume in ml, length in cm, counts in ct
 _CONVERT = {
@@ -114,7 +113,7 @@ def normalize_title(s: object) -> str:
     t = _PACK_OF_RE.sub(r" \1 ct ", t)
     t = _NUM_UNIT_RE.sub(_unit_sub, t)
     t = _PUNCT_RE.sub(" ", t)
-    return _SPACE_RE.sub(" ", t).strip()
+    return " ".join(t.split())  # = re.sub(r"\s+", " ", t).strip(): one whitespace set
 
 
 _SIZE_RE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?) (fl oz|oz|lb|kg|mg|g|ml|l|gal|qt|ct|ft|inch|cm|mm)(?![a-z])")

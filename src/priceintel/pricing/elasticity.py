@@ -8,6 +8,7 @@ so any data set works: our own sales, the demo world, Dominick's orange juice, .
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -335,20 +336,11 @@ def cross_price_matrix(
     wide = wide.rename(columns=pcols).reset_index()
     merged = keyed.merge(wide, on=market, how="inner").dropna(subset=list(pcols.values()))
     out = []
+    fit = functools.partial(fit_demand, entity=entity, price=price, quantity=quantity, controls=controls)
     for e in ents:
         part = merged[merged[entity] == e]
         others = [pcols[o] for o in ents if o != e]
-        m = fit_demand(
-            part,
-            entity=entity,
-            price=price,
-            quantity=quantity,
-            controls=controls,
-            cross_prices=others,
-            fixed_effects=fixed_effects,
-            cluster=cluster,
-            alpha=alpha,
-        )
+        m = fit(part, cross_prices=others, fixed_effects=fixed_effects, cluster=cluster, alpha=alpha)
         r = m.estimates.iloc[0]
         out.append(dict(demand=e, price_of=e, elasticity=r["elasticity"], se=r["se"], n=int(r["n"]), note=r["note"]))
         for o in ents:

@@ -74,14 +74,19 @@ def cmd_reextract(args: argparse.Namespace) -> int:
     return 0
 
 
+PREVIEW_DESCRIPTION = (
+    "Fetch exactly URL (no crawling), extract the offer with the shop's adapter and print the record: fields, "
+    "extraction method per field, outcome (ok | no_price | not_found | redirected | blocked | error). "
+    "Exit 0 when ok, 1 otherwise."
+)
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Add `preview URL [--render] [--retailer R] [--shops PATH] [--archive DIR]` to a CLI's subparsers."""
     p = sub.add_parser(
         "preview",
         help="fetch one product page (robots.txt, politeness, archive) and print what was extracted as JSON",
-        description="Fetch exactly URL (no crawling), extract the offer with the shop's adapter and print the "
-        "record: fields, extraction method per field, outcome (ok | no_price | not_found | redirected | "
-        "blocked | error). Exit 0 when ok, 1 otherwise.",
+        description=PREVIEW_DESCRIPTION,
     )
     p.add_argument("url", help="product page URL")
     p.add_argument("--render", action="store_true", help="load the page in headless Chromium first")
