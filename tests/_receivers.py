@@ -17,6 +17,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing, with `reply` for a whole answer."""
+
+    def reply(self, status: int, body: bytes = b"", content_type: str | None = None, headers: dict | None = None):
+        """Answer `status` with `body` (Content-Length set, so a keep-alive client reads it whole), its
+        Content-Type and any other `headers`."""
+        self.send_response(status)
+        for name, value in {"Content-Type": content_type, **(headers or {})}.items():
+            if value is not None:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
 @contextmanager
 def serve_handler(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     """A ThreadingHTTPServer with `handler` on a free 127.0.0.1 port; yields its base URL, shut down after."""
@@ -80,22 +98,15 @@ class HTTPSink:
         self.fail_first = fail_first
         sink = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 sink.hits += 1
                 if sink.hits <= sink.fail_first:
-                    self.send_response(500)
-                    self.end_headers()
+                    self.reply(500)
                     return
                 sink.bodies.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
+                self.reply(200, b"ok")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/secret-token"

@@ -64,61 +64,18 @@ def test_format_amount_and_currency_map():
 def _offers(**over):
     """Two days of two listings, plus a duplicate fetch; overridable columns."""
     ts = pd.Timestamp("2026-07-01 10:00", tz="UTC")
+    day1, day2 = pd.Timestamp("2026-07-01"), pd.Timestamp("2026-07-02")
+    a1 = dict(url="http://s/a", retailer="amazon", item_id="A1", brand="Acme", gtin=None, mpn="W-1")
+    usd = dict(currency="USD", currency_raw="$", page_kind="product")
     rows = [
-        dict(
-            url="http://s/a",
-            retailer="amazon",
-            item_id="A1",
-            title="Widget",
-            brand="Acme",
-            gtin=None,
-            mpn="W-1",
-            price="12.99",
-            list_price="15.99",
-            currency="USD",
-            currency_raw="$",
-            availability=IN_STOCK,
-            page_kind="product",
-            fetched_at=ts,
-            ds=pd.Timestamp("2026-07-01"),
-            page_sha256="a" * 64,
-        ),
-        dict(
-            url="http://s/a",
-            retailer="amazon",
-            item_id="A1",
-            title="Widget v2",
-            brand="Acme",
-            gtin=None,
-            mpn="W-1",
-            price="11.99",
-            list_price=None,
-            currency="USD",
-            currency_raw="$",
-            availability=IN_STOCK,
-            page_kind="product",
-            fetched_at=ts + pd.Timedelta(hours=1),
-            ds=pd.Timestamp("2026-07-01"),
-            page_sha256="b" * 64,
-        ),
-        dict(
-            url="http://s/b",
-            retailer="target",
-            item_id="T9",
-            title="Gadget",
-            brand="Bolt",
-            gtin="0012345678905",
-            mpn=None,
-            price=None,
-            list_price=None,
-            currency=None,
-            currency_raw=None,
-            availability=OUT_OF_STOCK,
-            page_kind="product",
-            fetched_at=ts + pd.Timedelta(days=1),
-            ds=pd.Timestamp("2026-07-02"),
-            page_sha256="c" * 64,
-        ),
+        {**a1, **usd, "title": "Widget", "price": "12.99", "list_price": "15.99", "availability": IN_STOCK,
+         "fetched_at": ts, "ds": day1, "page_sha256": "a" * 64},
+        {**a1, **usd, "title": "Widget v2", "price": "11.99", "list_price": None, "availability": IN_STOCK,
+         "fetched_at": ts + pd.Timedelta(hours=1), "ds": day1, "page_sha256": "b" * 64},
+        {"url": "http://s/b", "retailer": "target", "item_id": "T9", "title": "Gadget", "brand": "Bolt",
+         "gtin": "0012345678905", "mpn": None, "price": None, "list_price": None, "currency": None,
+         "currency_raw": None, "availability": OUT_OF_STOCK, "page_kind": "product",
+         "fetched_at": ts + pd.Timedelta(days=1), "ds": day2, "page_sha256": "c" * 64},
     ]
     df = pd.DataFrame(rows)
     for k, v in over.items():

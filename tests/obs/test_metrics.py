@@ -1,17 +1,15 @@
 """Metrics shared by processes: real child processes write, the parent's `render` adds them up; the files of
 ended processes are merged without changing a total; the fetcher counts pages, errors and exchange times."""
 
-import http.server
 import os
 import subprocess
 import sys
 import textwrap
-import threading
-from contextlib import contextmanager
 
 import pytest
 from _obs_util import label_values, total
 
+from _receivers import QuietHandler, serve_handler
 from priceintel.obs import metrics
 from priceintel.scrape.fetch import Fetcher
 
@@ -94,37 +92,18 @@ def test_shop_labels_are_bounded(metrics_dir, monkeypatch):
     assert metrics.shop_label("Amazon") == "amazon" and metrics.shop_label(None, "http://[bad") == "unknown"
 
 
-class _Shop(http.server.BaseHTTPRequestHandler):
+class _Shop(QuietHandler):
     def do_GET(self):  # noqa: N802 - http.server's name
         if self.path == "/robots.txt":
-            body, status = b"User-agent: *\nDisallow: /private\n", 200
+            self.reply(200, b"User-agent: *\nDisallow: /private\n")
         elif self.path.startswith("/p/"):
-            body, status = b"<html><title>ok</title></html>", 200
+            self.reply(200, b"<html><title>ok</title></html>")
         else:
-            body, status = b"gone", 404
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@contextmanager
-def _shop():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Shop)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+            self.reply(404, b"gone")
 
 
 def test_the_fetcher_counts_pages_errors_and_exchange_times(metrics_dir):
-    with _shop() as base, Fetcher(retries=0, allow=[base]) as fetcher:
+    with serve_handler(_Shop) as base, Fetcher(retries=0, allow=[base]) as fetcher:
         results = fetcher.get_many([f"{base}/p/1", f"{base}/p/2"], meta={"retailer": "amazon"}, progress=False)
         assert all(r.ok for r in results)
         assert fetcher.get(f"{base}/gone", meta={"retailer": "amazon"}).error_kind == "http_error"

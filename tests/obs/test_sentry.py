@@ -13,6 +13,7 @@ import zlib
 
 import pytest
 
+from _receivers import QuietHandler
 from priceintel.obs import errors
 
 SECRET = "hunter2-very-secret"
@@ -32,7 +33,7 @@ CHILD = textwrap.dedent(
 )
 
 
-class _Ingest(http.server.BaseHTTPRequestHandler):
+class _Ingest(QuietHandler):
     received: list[tuple[str, bytes]] = []
 
     def do_POST(self):  # noqa: N802 - http.server's name
@@ -47,13 +48,7 @@ class _Ingest(http.server.BaseHTTPRequestHandler):
 
             body = brotli.decompress(body)
         self.received.append((self.path, body))
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, *args):
-        pass
+        self.reply(200, b"{}")
 
 
 def test_an_error_reaches_sentry_redacted(tmp_path):

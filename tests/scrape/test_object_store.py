@@ -12,11 +12,12 @@ import threading
 import time
 import uuid
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import boto3
 import pytest
 
+from _receivers import QuietHandler
 from priceintel import storage
 from priceintel.scrape import Fetcher, RawArchive
 from priceintel.scrape.archive import ArchiveError
@@ -163,19 +164,11 @@ def test_archive_writes_reads_and_replays_through_s3_with_the_local_layout(s3, t
 def _page_server(pages: int, on_hit):
     """Loopback shop serving /p/<n>; calls on_hit(n) before answering."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self):
             n = int(self.path.rsplit("/", 1)[-1])
             on_hit(n)
-            body = f"<html><body>page {n} {'x' * 200}</body></html>".encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(200, f"<html><body>page {n} {'x' * 200}</body></html>".encode(), "text/html")
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
@@ -247,25 +240,17 @@ def test_throttling_is_retried_with_backoff(tmp_path, monkeypatch):
     """503 SlowDown twice, then the write goes through: two retries counted, no error."""
     seen: list[str] = []
 
-    class Throttle(BaseHTTPRequestHandler):
+    class Throttle(QuietHandler):
         protocol_version = "HTTP/1.1"  # answers botocore's "Expect: 100-continue" at once
-
-        def log_message(self, *args):
-            pass
 
         def do_PUT(self):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             seen.append(self.path)
             if len(seen) <= 2:
-                body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
-                self.send_response(503)
+                slow_down = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+                self.reply(503, slow_down)
             else:
-                body = b""
-                self.send_response(200)
-                self.send_header("ETag", '"abc"')
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+                self.reply(200, headers={"ETag": '"abc"'})
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Throttle)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

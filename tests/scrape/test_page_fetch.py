@@ -8,11 +8,10 @@ import argparse
 import json
 import socket
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from _receivers import serve_handler
+from _receivers import QuietHandler, serve_handler
 from priceintel import PriceIntelError, config
 from priceintel.demo.replay import serve_pages
 from priceintel.scrape import Fetcher, RawArchive
@@ -109,30 +108,17 @@ ROUTES = {
 REDIRECTS = {"/hp/2002": "/hp/3003", "/hp/1001-old": "/hp/1001/", "/hp/9009": "/"}
 
 
-class _Hostile(BaseHTTPRequestHandler):
+class _Hostile(QuietHandler):
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
 
     def do_GET(self):
         if self.path == "/robots.txt":
-            status, body, ctype = 200, "User-agent: *\nDisallow: /private/\n", "text/plain"
+            self.reply(200, b"User-agent: *\nDisallow: /private/\n", "text/plain")
         elif self.path in REDIRECTS:
-            self.send_response(301)
-            self.send_header("Location", REDIRECTS[self.path])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
+            self.reply(301, headers={"Location": REDIRECTS[self.path]})
         else:
             status, body = ROUTES.get(self.path, (404, "<html><body>no</body></html>"))
-            ctype = "text/html; charset=utf-8"
-        data = body.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+            self.reply(status, body.encode("utf-8"), "text/html; charset=utf-8")
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,12 @@ import json
 import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pandas as pd
 import pytest
 
+from _receivers import QuietHandler
 from priceintel import cli
 from priceintel.demo.storefronts import Storefronts
 from priceintel.demo.world import DemoError
@@ -118,13 +119,10 @@ def test_conditional_requests_304_served_from_cache(demo_world, tmp_path):
     assert 304 in statuses and 200 in statuses
 
 
-class _JsShop(BaseHTTPRequestHandler):
+class _JsShop(QuietHandler):
     """A product page whose price exists only after its JavaScript runs."""
 
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
 
     def do_GET(self):
         if self.path == "/robots.txt":
@@ -142,11 +140,7 @@ class _JsShop(BaseHTTPRequestHandler):
                     b" '<span class=price>$' + (cents/100).toFixed(2) + '</span>';"
                     b"</script></body></html>")
             ctype = "text/html; charset=utf-8"
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.reply(200, body, ctype)
 
 
 def test_render_true_builds_the_price_with_javascript(tmp_path):

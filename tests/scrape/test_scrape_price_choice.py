@@ -36,42 +36,46 @@ def test_a_unit_or_a_quantity_is_never_a_price():
     assert _price("<h1>Ground coffee</h1><p>500 g</p><p class='price'>€4.99</p>") == ("4.99", "EUR")
 
 
-def test_struck_through_price_loses_to_the_current_one():
-    body = "<h1>Lamp</h1><div><s>$40.00</s> <span>$29.99</span></div>"
-    assert _price(body) == ("29.99", "USD")
-    body = "<h1>Lamp</h1><del class='price'>$40.00</del><span class='price'>$29.99</span>"
-    assert _price(body) == ("29.99", "USD")
-    body = (
+#: (rule, page body, the price and currency the extractor must choose)
+CURRENT_PRICE_PAGES = [
+    ("struck through", "<h1>Lamp</h1><div><s>$40.00</s> <span>$29.99</span></div>", ("29.99", "USD")),
+    ("del element", "<h1>Lamp</h1><del class='price'>$40.00</del><span class='price'>$29.99</span>", ("29.99", "USD")),
+    (
+        "compare-at class and line-through style",
         "<h1>Lamp</h1><span class='price price--compare'>$40.00</span>"
-        "<span style='text-decoration: line-through'>$45.00</span><span class='price'>$29.99</span>"
-    )
-    assert _price(body) == ("29.99", "USD")
+        "<span style='text-decoration: line-through'>$45.00</span><span class='price'>$29.99</span>",
+        ("29.99", "USD"),
+    ),
+    (
+        "was / now labels",
+        "<h1>Kettle</h1><p><span>Was</span> <span>£30.00</span></p><p><span>Now</span> <span>£24.00</span></p>",
+        ("24.00", "GBP"),
+    ),
+    ("RRP and savings", "<h1>Kettle</h1><p>RRP £35.00</p><p>£24.00</p><p>Save £11.00</p>", ("24.00", "GBP")),
+    ("unit price class", "<h1>Olive oil</h1><p class='unit-info'>€12.40/l</p><p>€6.20</p>", ("6.20", "EUR")),
+    (
+        "unit price beside a quantity",
+        "<h1>Olive oil</h1><div><span>€1.24</span> <span>per 100 ml</span></div><div><span>€6.20</span></div>",
+        ("6.20", "EUR"),
+    ),
+    (
+        "per-month financing",
+        "<h1>Laptop</h1><div class='finance'><span>$41.58</span><span>/mo</span></div>"
+        "<div>or 12 x $41.58</div><div><span>$499.00</span></div>",
+        ("499.00", "USD"),
+    ),
+    ("a month, in words", "<h1>Laptop</h1><p>From $41.58 a month</p><p>$499.00</p>", ("499.00", "USD")),
+]
+
+
+@pytest.mark.parametrize("rule, body, expected", CURRENT_PRICE_PAGES, ids=[c[0] for c in CURRENT_PRICE_PAGES])
+def test_the_current_price_wins_over_struck_was_unit_and_financing_prices(rule, body, expected):
+    assert _price(body) == expected
+
+
+def test_struck_marks_of_the_generic_layer():
     tree = _parse(_html("<span class='old-price'>1</span><span class='rrp'>2</span><span class='price'>3</span>"))
     assert [is_struck(el) for el in tree.iter("span")] == [True, True, False]
-
-
-def test_was_now_and_rrp_labels():
-    body = "<h1>Kettle</h1><p><span>Was</span> <span>£30.00</span></p><p><span>Now</span> <span>£24.00</span></p>"
-    assert _price(body) == ("24.00", "GBP")
-    body = "<h1>Kettle</h1><p>RRP £35.00</p><p>£24.00</p><p>Save £11.00</p>"
-    assert _price(body) == ("24.00", "GBP")
-
-
-def test_unit_price_beside_the_price_is_skipped():
-    body = "<h1>Olive oil</h1><p class='unit-info'>€12.40/l</p><p>€6.20</p>"
-    assert _price(body) == ("6.20", "EUR")
-    body = "<h1>Olive oil</h1><div><span>€1.24</span> <span>per 100 ml</span></div><div><span>€6.20</span></div>"
-    assert _price(body) == ("6.20", "EUR")
-
-
-def test_per_month_financing_is_skipped():
-    body = (
-        "<h1>Laptop</h1><div class='finance'><span>$41.58</span><span>/mo</span></div>"
-        "<div>or 12 x $41.58</div><div><span>$499.00</span></div>"
-    )
-    assert _price(body) == ("499.00", "USD")
-    body = "<h1>Laptop</h1><p>From $41.58 a month</p><p>$499.00</p>"
-    assert _price(body) == ("499.00", "USD")
 
 
 def test_related_products_carousel_prices_are_not_the_product_price():

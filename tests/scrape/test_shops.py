@@ -201,6 +201,7 @@ def test_adapter_from_a_python_file(tmp_path):
     ("url", "name"),
     [
         ("https://www.walmart.com/ip/123456", "walmart"),
+        ("http://target.com/p/x", "target"),
         ("https://shop.example.co.uk/p/1", "example"),
         ("https://www.amazon.de/dp/B006V2OP48", "amazon"),
         ("https://mediamarkt.pt/products/x", "mediamarkt"),
