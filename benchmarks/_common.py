@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
 import sys
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,47 @@ def _default(obj):
     if isinstance(obj, np.floating):
         return float(obj)
     return str(obj)
+
+
+def bench_parser(doc: str, quick_help: str) -> argparse.ArgumentParser:
+    """The command line of a benchmark script: its docstring's first line, and `--quick` (a smoke run)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    return ap
+
+
+def run_header(quick: bool, **extra: Any) -> dict:
+    """The first keys of a results file: when it ran, quick or full, the machine's CPUs and its load before."""
+    return {"generated_at": datetime.now(UTC).isoformat(), "quick": quick, "cpus": os.cpu_count(),
+            "loadavg_before": os.getloadavg(), **extra}
+
+
+def finish(out: dict, t_all: float) -> dict:
+    """Add the whole run's seconds (since `t_all`, a perf_counter reading) and the load average after it."""
+    import time
+
+    out["total_s"] = round(time.perf_counter() - t_all, 1)
+    out["loadavg_after"] = os.getloadavg()
+    return out
+
+
+def bench_database(area: str) -> tuple[str, str, str]:
+    """A new database `bench_<area>_<8 hex>` on the embedded server, migrated to the head revision:
+    (server URL, database name, database URL). Dropped again when the migration fails; else the caller
+    drops it (`stop_server`)."""
+    from priceintel.db import engine as db_engine
+    from priceintel.db import migrate, server
+
+    base = server.start_embedded()
+    name = f"bench_{area}_{uuid.uuid4().hex[:8]}"
+    url = db_engine.create_database(base, name)
+    try:
+        migrate.upgrade(url)
+    except BaseException:
+        db_engine.dispose_engines()
+        db_engine.drop_database(base, name)
+        raise
+    return base, name, url
 
 
 def write_results(area: str, results: dict, quick: bool) -> Path:

@@ -39,22 +39,20 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import numpy as np
 import sqlalchemy as sa
-from _common import stop_server, write_results  # benchmarks/ is on sys.path when run as a script
+from _common import bench_database, bench_parser, run_header, stop_server, write_results  # benchmarks/ is on sys.path when run as a script
 from bench_apps import build
 from sqlalchemy import event
 
 from priceintel.api import keys
 from priceintel.apps.serve import app_database_url
 from priceintel.db import engine as db_engine
-from priceintel.db import migrate, queries, server, tenancy
+from priceintel.db import queries, tenancy
 from priceintel.db import views as db_views
 
 GOAL_P99_MS = 200.0
@@ -294,11 +292,7 @@ def main(
     n_products, n_days = (200, 60) if quick else (5000, 365)
     per_tenant = n_products // len(TENANTS)
     n_rls = rls_samples or (60 if quick else 300)
-    out: dict = {
-        "generated_at": datetime.now(UTC).isoformat(),
-        "quick": quick,
-        "cpus": os.cpu_count(),
-        "loadavg_before": os.getloadavg(),
+    out: dict = run_header(quick) | {
         "goal": f"p99 < {GOAL_P99_MS:.0f} ms at {clients} clients, error rate 0",
         "world": {
             "products": n_products,
@@ -324,12 +318,9 @@ def main(
             "load: the cost of row-level security (`rls_cost`) and the tenant isolation checks (`isolation`)."
         ),
     }
-    base = server.start_embedded()
-    name = f"bench_api_{uuid.uuid4().hex[:8]}"
-    url = db_engine.create_database(base, name)
+    base, name, url = bench_database("api")
     proc = None
     try:
-        migrate.upgrade(url)
         eng = db_engine.get_engine(url)
         t_build = time.perf_counter()
         out["build"] = {}
@@ -404,8 +395,7 @@ def main(
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="200 products × 60 days (a smoke run)")
+    ap = bench_parser(__doc__, "200 products × 60 days (a smoke run)")
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=20.0, help="timed seconds per route")
     ap.add_argument("--seed", type=int, default=7)

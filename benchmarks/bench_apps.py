@@ -1,11 +1,15 @@
 """Stakeholder-app query benchmark: every dashboard view at 5,000 products × 3 retailers × 365 days.
 
 Builds a fresh database on the embedded server with generate_series SQL straight into the star schema
-(≈5.5M competitor price rows, our daily prices, a forecast run, an elasticity run and alerts), fills the
-app materialized views, then for each view times realistic requests with random filters (date ranges,
-a retailer, a category, a product): summary, chart, first page, the next pages through cursors and a
-deep page (a cursor far into the keyset order). Every request is timed cold (the app cache emptied
-before the call, so the time is the database query plus framing) and again warm (a cache hit).
+(≈5.5M competitor price rows in fact_price's monthly partitions, our daily prices, a forecast run, an
+elasticity run and alerts) in the database's default tenant, fills the app views (`db.views.refresh`: the
+incremental price rollups rebuilt, the forecast/elasticity materialized views), then for each view times
+realistic requests with random filters (date ranges, a retailer, a category, a product): summary, chart,
+first page, the next pages through cursors and a deep page (a cursor far into the keyset order). The
+requests run as the apps run them: connected as the database's app role (`apps.serve.app_database_url`)
+in the data's tenant (`db.tenancy.scope`), so row-level security applies as in an app kernel. Every request
+is timed cold (the app cache emptied before the call, so the time is the database query plus framing) and
+again warm (a cache hit).
 Writes reports/benchmarks/apps.json (apps-quick.json with --quick). The database is dropped after.
 
 Usage: python benchmarks/bench_apps.py [--quick] [--requests N] [--seed S]
@@ -14,20 +18,20 @@ Usage: python benchmarks/bench_apps.py [--quick] [--requests N] [--seed S]
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import time
-import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import numpy as np
 import sqlalchemy as sa
 
 from priceintel.apps import views as dashboard
+from priceintel.apps.serve import app_database_url
 from priceintel.db import engine as db_engine
-from priceintel.db import migrate, server, tenancy
-from _common import write_results  # noqa: E402, I001  (benchmarks/ is on sys.path when run as a script)
+from priceintel.db import tenancy
+from priceintel.db import views as db_views
+from _common import bench_database, finish, run_header, stop_server, write_results  # noqa: E402, I001  (benchmarks/ is on sys.path when run as a script)
 
 START = date(2025, 7, 1)
 CATEGORIES = ["baby", "beverages", "coffee-tea", "electronics", "household", "personal-care", "pet-supplies",
@@ -47,7 +51,14 @@ def build(
     must exist), products numbered from `first_product` (SKU-<number>; give each tenant its own numbers so no SKU
     is shared), the shared calendar kept when another tenant's build made it; the owner sets the bulk-load options
     its worker role may not (`session_replication_role`), then the transaction works as the worker in `tenant`
-    (row-level security on, new rows take the tenant by the column default); VACUUM ANALYZE runs as the owner."""
+    (row-level security on, new rows take the tenant by the column default); VACUUM ANALYZE runs as the owner.
+
+    As a loader does, fact_price's monthly partitions for the days are made first, in a short transaction of
+    their own (`priceintel_price_partitions`; else every row lands in the DEFAULT partition). The bulk build
+    runs with `session_replication_role = replica`, which also skips the statement triggers that queue changed
+    rows in `app_pending` (migration 0017): so the build queues everything itself (listing and day NULL, what a
+    TRUNCATE queues) and the next `db.views.refresh` rebuilds the incremental app rollups from their sources.
+    Without it the refresh finds nothing queued and mv_app_prices / _daily / _listing_span stay empty."""
     end = START + timedelta(days=n_days - 1)
     first = first_product - 1
     on_conflict = "" if tenant is None else " ON CONFLICT (date_key) DO NOTHING"
@@ -137,8 +148,13 @@ def build(
             JOIN dim_retailer r USING (retailer_id)
             JOIN product_match pm ON pm.listing_id = l.listing_id JOIN dim_product p ON p.product_id = pm.product_id"""),
     ]
+    with tenancy.as_owner(), engine.begin() as conn:  # making a partition locks fact_price: before the load
+        conn.execute(sa.text("SELECT priceintel_price_partitions(:lo, :hi)"), {"lo": START, "hi": end})
     with tenancy.as_owner(), engine.begin() as conn:  # the bulk-load options are the owner's to set
         conn.exec_driver_sql(f"SELECT setseed({(seed % 1000) / 1000})")
+        # replica mode skips the triggers that fill app_pending: queue every app rollup row (as the owner: the
+        # worker role may not write the queue), applied by the next refresh
+        conn.exec_driver_sql("INSERT INTO app_pending (listing_id, date_key) VALUES (NULL, NULL)")
         conn.exec_driver_sql("SET LOCAL session_replication_role = replica")  # bulk build: skip FK triggers
         conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
         conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
@@ -263,13 +279,17 @@ def run_requests(engine: sa.Engine, n_scenarios: int, seed: int, end: date) -> d
     return out
 
 
-def new_load(engine: sa.Engine, end: date) -> dict:
-    """A next day's load (every listing's price for end + 1), then the concurrent refresh; checks the
-    app shows the new day afterwards."""
+def new_load(engine: sa.Engine, app: sa.Engine, tenant: str, end: date) -> dict:
+    """A next day's load (every listing's price for end + 1) by the owner's engine in `tenant` (the worker
+    role, as the pipeline; the app_pending triggers queue the day), then the concurrent refresh; checks, as the
+    app role in `tenant`, that the app shows the new day afterwards."""
     day = end + timedelta(days=1)
-    key_before = dashboard.load_key(engine)
+    with tenancy.scope(tenant):
+        key_before = dashboard.load_key(app)
     t0 = time.perf_counter()
-    with engine.begin() as conn:
+    with tenancy.scope(tenant), engine.begin() as conn:  # the day's partition first, as the loader does
+        conn.execute(sa.text("SELECT priceintel_price_partitions(:d, :d)"), {"d": day})
+    with tenancy.scope(tenant), engine.begin() as conn:
         conn.exec_driver_sql(f"""
             INSERT INTO dim_date SELECT to_char(d, 'YYYYMMDD')::int, d, extract(year FROM d), extract(quarter FROM d),
                 extract(month FROM d), extract(day FROM d), extract(isodow FROM d), extract(week FROM d),
@@ -283,9 +303,11 @@ def new_load(engine: sa.Engine, end: date) -> dict:
     t0 = time.perf_counter()
     timings = dashboard.refresh(engine, concurrently=True)
     t_refresh = time.perf_counter() - t0
-    shown = dashboard.page(engine, "prices", dashboard.Filters()).rows["ds"].max().date()
+    with tenancy.scope(tenant):
+        shown = dashboard.page(app, "prices", dashboard.Filters()).rows["ds"].max().date()
+        key_after = dashboard.load_key(app)
     return {"day": str(day), "load_s": round(t_load, 2), "refresh_concurrently_s": round(t_refresh, 2),
-            "refresh_per_view_s": timings, "load_key_changed": key_before != dashboard.load_key(engine),
+            "refresh_per_view_s": timings, "load_key_changed": key_before != key_after,
             "first_page_shows_new_day": shown == day}
 
 
@@ -318,22 +340,21 @@ def main(quick: bool, n_requests: int | None, seed: int) -> dict:
     """Build, refresh, time the requests, a new load; return the results dict."""
     n_products, n_days = (200, 60) if quick else (5000, 365)
     n_scenarios = n_requests or (10 if quick else 20)
-    out: dict = {"generated_at": datetime.now(UTC).isoformat(), "quick": quick, "cpus": os.cpu_count(),
-                 "loadavg_before": os.getloadavg(), "goal": f"p95 < {GOAL_MS:.0f} ms per view (cold cache)",
+    out: dict = run_header(quick, **{"goal": f"p95 < {GOAL_MS:.0f} ms per view (cold cache)",
                  "world": {"products": n_products, "retailers": len(RETAILERS), "days": n_days, "seed": seed,
                            "horizon": HORIZON},
-                 "method": ("cold = the app cache emptied before every call (filter options re-primed, untimed): "
-                            "load_key + SQL on the materialized views + typed frame; warm = the same calls again "
+                 "method": ("every request as the apps make it: the database's app role in the data's tenant "
+                            "(row-level security on). "
+                            "cold = the app cache emptied before every call (filter options re-primed, untimed): "
+                            "load_key + SQL on the app views (incremental rollups, materialized views) + typed "
+                            "frame; warm = the same calls again "
                             "(cache hits: load_key query + lookup). Each scenario: random filters (60% a date range "
                             "of up to 7/30/90 days, 30% a retailer, 30% a category, 25% a product), then summary, "
                             "chart, first page (50 rows), up to 2 next pages via cursors, a deep page (cursor at a "
-                            "random day/product).")}
-    base = server.start_embedded()
-    name = f"bench_apps_{uuid.uuid4().hex[:8]}"
-    url = db_engine.create_database(base, name)
+                            "random day/product).")})
     t_all = time.perf_counter()
+    base, name, url = bench_database("apps")
     try:
-        migrate.upgrade(url)
         eng = db_engine.get_engine(url)
         t0 = time.perf_counter()
         out["build"] = build(eng, n_products, n_days, seed)
@@ -342,33 +363,39 @@ def main(quick: bool, n_requests: int | None, seed: int) -> dict:
         t0 = time.perf_counter()
         out["refresh_initial"] = {"per_view_s": dashboard.refresh(eng), "total_s": round(time.perf_counter() - t0, 2)}
         print(f"views filled in {out['refresh_initial']['total_s']} s", flush=True)
-        with eng.connect() as conn:
+        tenant = tenancy.default_tenant(eng)  # build(tenant=None) loads the database's default tenant
+        app = db_engine.get_engine(app_database_url(url))  # the apps' connection (app role), as `priceintel apps`
+        held = {**db_views.INCREMENTAL, **db_views.MATERIALIZED}  # reader view -> the relation holding its rows
+        with tenancy.scope(tenant), app.connect() as conn:  # the rows the apps see: the tenant's
             out["view_rows"] = {v: conn.execute(sa.text(f"SELECT count(*) FROM {v}")).scalar()
-                                for v in dashboard.MATERIALIZED}
+                                for v in dashboard.APP_VIEWS}
+        with tenancy.as_owner(), eng.connect() as conn:  # the views are plain views: size of what holds the rows
             out["view_sizes_mb"] = {v: round(conn.execute(sa.text(
-                f"SELECT pg_total_relation_size('{v}')")).scalar() / 2 ** 20, 1) for v in dashboard.MATERIALIZED}
-        dashboard.CACHE.clear()
-        t0 = time.perf_counter()
-        dashboard.filter_options(eng)
-        out["filter_options_cold_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+                f"SELECT pg_total_relation_size('{held[v]}')")).scalar() / 2 ** 20, 1) for v in dashboard.APP_VIEWS}
+        empty = [v for v, n in out["view_rows"].items() if not n]
+        if empty:
+            raise RuntimeError(f"app views empty in tenant {tenant!r} after the refresh: {', '.join(empty)}")
         end = START + timedelta(days=n_days - 1)
-        out["views"] = run_requests(eng, n_scenarios, seed, end)
+        with tenancy.scope(tenant):  # every app read in the data's tenant, as an app kernel bound to it
+            dashboard.CACHE.clear()
+            t0 = time.perf_counter()
+            dashboard.filter_options(app)
+            out["filter_options_cold_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+            out["views"] = run_requests(app, n_scenarios, seed, end)
         time.sleep(1.0)  # statistics are flushed asynchronously
-        with eng.connect() as conn:
+        with tenancy.as_owner(), eng.connect() as conn:
             out["index_scans"] = {r.indexrelname: int(r.idx_scan) for r in conn.execute(sa.text(
                 "SELECT indexrelname, idx_scan FROM pg_stat_user_indexes "
-                "WHERE relname LIKE 'mv_app%' OR relname = 'alert' ORDER BY 1"))}
-        out["exports"] = exports(eng, end)
+                "WHERE relname = ANY(:held) OR relname = 'alert' ORDER BY 1"), {"held": list(held.values())})}
+        with tenancy.scope(tenant):
+            out["exports"] = exports(app, end)
         print(f"exports: {out['exports']}", flush=True)
-        out["new_load"] = new_load(eng, end)
+        out["new_load"] = new_load(eng, app, tenant, end)
         print(f"new load: {out['new_load']}", flush=True)
         out["goal_met_all_views"] = all(v["goal_met_cold_p95"] for v in out["views"].values())
     finally:
-        db_engine.dispose_engines()
-        db_engine.drop_database(base, name)
-    out["total_s"] = round(time.perf_counter() - t_all, 1)
-    out["loadavg_after"] = os.getloadavg()
-    return out
+        stop_server(None, base, name)
+    return finish(out, t_all)
 
 
 if __name__ == "__main__":

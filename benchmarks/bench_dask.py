@@ -61,9 +61,9 @@ class TreeMemory:
     def __init__(self) -> None:
         self.main = self.tree = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> TreeMemory:
+        self._thread = threading.Thread(target=self._run, daemon=True, name="tree-memory")
         self._thread.start()
         return self
 

@@ -18,7 +18,6 @@ Usage: python benchmarks/bench_signin.py [--quick] [--attempts N]
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import socket
@@ -26,20 +25,17 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
-from _common import stop_server, write_results  # noqa: E402, I001  (benchmarks/ is on sys.path when run as a script)
+from _common import bench_database, bench_parser, run_header, stop_server, write_results  # noqa: E402, I001  (benchmarks/ is on sys.path when run as a script)
 
 from priceintel import config
 from priceintel.apps import auth, signin
 from priceintel.apps.serve import voila_command
 from priceintel.db import engine as db_engine
-from priceintel.db import migrate, server
 
 USER, PASSWORD = "bench-user", "bench-password-1"
 
@@ -116,11 +112,7 @@ def burst(base: str, attempts: list[tuple[str, str]]) -> dict:
 def main(quick: bool, n: int | None) -> dict:
     """Start the server, run the three bursts, return the results dict."""
     n = n or (50 if quick else 200)
-    out: dict = {
-        "generated_at": datetime.now(UTC).isoformat(),
-        "quick": quick,
-        "cpus": os.cpu_count(),
-        "loadavg_before": os.getloadavg(),
+    out: dict = run_header(quick) | {
         "limits": {
             "free_failures_per_user_and_address": signin.FREE_FAILURES,
             "failures_per_address": signin.MAX_FAILURES_PER_ADDRESS,
@@ -130,13 +122,10 @@ def main(quick: bool, n: int | None) -> dict:
         },
         "argon2": {k: getattr(auth._hasher(), k) for k in ("time_cost", "memory_cost", "parallelism")},
     }
-    base_url = server.start_embedded()
-    name = f"bench_signin_{uuid.uuid4().hex[:8]}"
-    url = db_engine.create_database(base_url, name)
     t_all = time.perf_counter()
+    base_url, name, url = bench_database("signin")
     proc = None
     try:
-        migrate.upgrade(url)
         auth.add_user(db_engine.get_engine(url), USER, PASSWORD)
         proc, base = _start(url)
         with requests.Session() as admin:
@@ -174,8 +163,7 @@ def main(quick: bool, n: int | None) -> dict:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="50 attempts per burst (a smoke run)")
+    ap = bench_parser(__doc__, "50 attempts per burst (a smoke run)")
     ap.add_argument("--attempts", type=int, default=None, help="attempts per burst (default 200)")
     args = ap.parse_args(sys.argv[1:])
     res = main(args.quick, args.attempts)

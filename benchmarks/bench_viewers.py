@@ -25,7 +25,6 @@ Usage: python benchmarks/bench_viewers.py [--quick] [--products N] [--days D] [-
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -36,13 +35,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 import requests
-from _common import stop_server, write_results  # noqa: E402, I001
+from _common import bench_database, bench_parser, finish, run_header, stop_server, write_results  # noqa: E402, I001
 from bench_apps import build  # noqa: E402, I001  (benchmarks/ is on sys.path when run as a script)
 
 from priceintel import config
@@ -50,7 +47,6 @@ from priceintel.apps import auth
 from priceintel.apps import views as dashboard
 from priceintel.apps.serve import POOL_ENV, REFILL_ENV, app_database_url, voila_command
 from priceintel.db import engine as db_engine
-from priceintel.db import migrate, server
 
 CHROMIUM = "/usr/bin/chromium"
 #: loopback only, refused by Chromium itself (a Playwright route would pass every request through this process)
@@ -325,8 +321,8 @@ async def measure(app_url: str, repeat: int, n_crowd: int) -> dict:
 
 
 def main(quick: bool, n_products: int, n_days: int, repeat: int, n_crowd: int, seed: int) -> dict:
-    out: dict = {"generated_at": datetime.now(UTC).isoformat(), "quick": quick, "cpus": os.cpu_count(),
-                 "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "loadavg_before": os.getloadavg(),
+    out: dict = run_header(quick, **{
+                 "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                  "goal": f"first table row < {GOAL_S:.0f} s after navigation",
                  "world": {"products": n_products, "retailers": 3, "days": n_days, "seed": seed},
                  "method": ("navigation start until the first animation frame in which the app's first row is "
@@ -334,13 +330,10 @@ def main(quick: bool, n_products: int, n_days: int, repeat: int, n_crowd: int, s
                             "first byte; fresh browser context, signed-in cookie; Chromium runs on the same 2 "
                             "cores): " + ", ".join(f"{a}: {s}" for a, s in APPS.items())
                             + f"; each app {repeat}x; warm kernels counted ready when every process of the server "
-                            "is idle (< 5% CPU for 1 s); memory from psutil (RSS and USS, MB)")}
-    base = server.start_embedded()
-    name = f"bench_viewers_{uuid.uuid4().hex[:8]}"
-    url = db_engine.create_database(base, name)
+                            "is idle (< 5% CPU for 1 s); memory from psutil (RSS and USS, MB)")})
     t_all = time.perf_counter()
+    base, name, url = bench_database("viewers")
     try:
-        migrate.upgrade(url)
         eng = db_engine.get_engine(url)
         out["build"] = build(eng, n_products, n_days, seed)
         dashboard.refresh(eng)
@@ -353,14 +346,11 @@ def main(quick: bool, n_products: int, n_days: int, repeat: int, n_crowd: int, s
         out["speedup_median"] = {a: round(out["cold"][a]["median_s"] / out["warm"][a]["median_s"], 1) for a in APPS}
     finally:
         stop_server(None, base, name)
-    out["total_s"] = round(time.perf_counter() - t_all, 1)
-    out["loadavg_after"] = os.getloadavg()
-    return out
+    return finish(out, t_all)
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="200 products × 60 days, 1 repeat, a crowd of 4")
+    ap = bench_parser(__doc__, "200 products × 60 days, 1 repeat, a crowd of 4")
     ap.add_argument("--products", type=int, default=None)
     ap.add_argument("--days", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=None)
