@@ -6,12 +6,11 @@
 locals {
   name = "priceintel-${var.environment}"
 
-  # the owner's URL without a password: libpq reads PGPASSWORD (a secret below); TLS required by the server
-  database_url = "postgresql+psycopg://${module.database.username}@${module.database.address}:${module.database.port}/${module.database.name}?sslmode=require"
-
+  # every container's environment; DATABASE_URL (the owner's) carries no password: libpq reads PGPASSWORD (a secret
+  # below); TLS required by the server
   environment = merge(
     {
-      DATABASE_URL           = local.database_url
+      DATABASE_URL           = module.database.url
       PRICEINTEL_ARCHIVE_URL = "s3://${module.storage.bucket_name}" # objects/, index/ and logs/ at the root
       AWS_REGION             = var.region
       OMP_NUM_THREADS        = "1"
@@ -20,14 +19,41 @@ locals {
   )
 
   secrets = merge(
-    {
-      PGPASSWORD               = module.secrets.db_password_secret_arn
-      PRICEINTEL_API_SECRET    = module.secrets.api_secret_arn
-      PRICEINTEL_TENANT_SECRET = module.secrets.tenant_secret_arn
-    },
+    module.secrets.secret_arns, # PGPASSWORD, PRICEINTEL_API_SECRET, PRICEINTEL_TENANT_SECRET
     var.app_database_url_secret_arn == null ? {} : { PRICEINTEL_APP_DATABASE_URL = var.app_database_url_secret_arn },
   )
-  secret_arns = values(local.secrets)
+
+  # the servers behind the load balancer, routed by host name; both answer GET /ready when up (the apps: Voila up and
+  # its database answering, priceintel.apps.login, no sign-in); a user's app kernel lives in one task (sticky)
+  services = {
+    api  = { port = 8000, host_header = var.api_hostname, listener_priority = 10, sticky_sessions = false, size = var.api, environment = {} }
+    apps = { port = 8866, host_header = var.apps_hostname, listener_priority = 20, sticky_sessions = true, size = var.apps, environment = { PRICEINTEL_TRUSTED_PROXIES = local.trusted_proxies } }
+  }
+  trusted_proxies = var.trusted_proxies != "" ? var.trusted_proxies : data.aws_vpc.this.cidr_block # default: the VPC
+
+  # where the services and the pipeline run: the cluster, the VPC, the private subnets, the tasks' security group
+  ecs = {
+    cluster_arn        = aws_ecs_cluster.this.arn
+    vpc_id             = var.vpc_id
+    subnet_ids         = var.private_subnet_ids
+    security_group_ids = [aws_security_group.this["tasks"].id]
+  }
+
+  # every task definition (modules/task): the servers `priceintel <api|apps> --host 0.0.0.0 --port <port>`, the
+  # scheduled pipeline and the schema migration, a one-off task run before each release (`migrate_command` output)
+  tasks = merge(
+    { for k, s in local.services : k => {
+      command     = ["priceintel", k, "--host", "0.0.0.0", "--port", tostring(s.port)]
+      port        = s.port
+      cpu         = s.size.cpu
+      memory      = s.size.memory
+      environment = s.environment
+    } },
+    {
+      pipeline = merge(var.pipeline, { command = ["priceintel", "schedule", "--once"], log_stream_prefix = "pipeline" })
+      migrate  = { command = ["priceintel", "init-db"], cpu = 512, memory = 1024, init_process = false, log_stream_prefix = "migrate" }
+    },
+  )
 }
 
 data "aws_vpc" "this" {
@@ -48,11 +74,8 @@ module "secrets" {
 module "storage" {
   source = "./modules/storage"
 
-  name                      = local.name
-  days_to_infrequent_access = var.raw_archive.days_to_infrequent_access
-  days_to_glacier           = var.raw_archive.days_to_glacier
-  noncurrent_version_days   = var.raw_archive.noncurrent_version_days
-  log_retention_days        = var.raw_archive.log_retention_days
+  name           = local.name
+  lifecycle_days = var.raw_archive
 }
 
 module "database" {
@@ -61,13 +84,8 @@ module "database" {
   name                      = local.name
   vpc_id                    = var.vpc_id
   subnet_ids                = var.private_subnet_ids
-  client_security_group_ids = [aws_security_group.tasks.id]
-  instance_class            = var.database.instance_class
-  allocated_storage         = var.database.allocated_storage
-  max_allocated_storage     = var.database.max_allocated_storage
-  multi_az                  = var.database.multi_az
-  backup_retention_days     = var.database.backup_retention_days
-  deletion_protection       = var.database.deletion_protection
+  client_security_group_ids = [aws_security_group.this["tasks"].id]
+  settings                  = var.database
   password                  = module.secrets.db_password
   password_version          = var.db_password_version
   cloudwatch_log_retention  = var.log_retention_days
@@ -75,16 +93,21 @@ module "database" {
 
 # ------------------------------------------------------------------------------------------------ network
 
-resource "aws_security_group" "alb" {
-  name        = "${local.name}-alb"
-  description = "priceintel load balancer: HTTPS (and HTTP, redirected) from the allowed networks"
+resource "aws_security_group" "this" {
+  for_each = {
+    alb   = "priceintel load balancer: HTTPS (and HTTP, redirected) from the allowed networks"
+    tasks = "priceintel tasks: the load balancer in; the database, AWS APIs and the shops out"
+  }
+
+  name        = "${local.name}-${each.key}"
+  description = each.value
   vpc_id      = var.vpc_id
 }
 
 resource "aws_vpc_security_group_ingress_rule" "alb" {
   for_each = { for pair in setproduct([80, 443], var.allowed_cidr_blocks) : "${pair[0]}-${pair[1]}" => pair }
 
-  security_group_id = aws_security_group.alb.id
+  security_group_id = aws_security_group.this["alb"].id
   ip_protocol       = "tcp"
   from_port         = each.value[0]
   to_port           = each.value[0]
@@ -92,33 +115,28 @@ resource "aws_vpc_security_group_ingress_rule" "alb" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "alb_to_tasks" {
-  for_each = toset(["8000", "8866"])
+  for_each = local.services
 
-  security_group_id            = aws_security_group.alb.id
+  security_group_id            = aws_security_group.this["alb"].id
   ip_protocol                  = "tcp"
-  from_port                    = tonumber(each.key)
-  to_port                      = tonumber(each.key)
-  referenced_security_group_id = aws_security_group.tasks.id
+  from_port                    = each.value.port
+  to_port                      = each.value.port
+  referenced_security_group_id = aws_security_group.this["tasks"].id
 }
 
-resource "aws_security_group" "tasks" {
-  name        = "${local.name}-tasks"
-  description = "priceintel tasks: the load balancer in; the database, AWS APIs and the shops out"
-  vpc_id      = var.vpc_id
-}
-
+# the other end of each rule above: the tasks accept what the load balancer may send them
 resource "aws_vpc_security_group_ingress_rule" "tasks_from_alb" {
-  for_each = toset(["8000", "8866"])
+  for_each = aws_vpc_security_group_egress_rule.alb_to_tasks
 
-  security_group_id            = aws_security_group.tasks.id
-  ip_protocol                  = "tcp"
-  from_port                    = tonumber(each.key)
-  to_port                      = tonumber(each.key)
-  referenced_security_group_id = aws_security_group.alb.id
+  security_group_id            = each.value.referenced_security_group_id
+  ip_protocol                  = each.value.ip_protocol
+  from_port                    = each.value.from_port
+  to_port                      = each.value.to_port
+  referenced_security_group_id = each.value.security_group_id
 }
 
 resource "aws_vpc_security_group_egress_rule" "tasks" {
-  security_group_id = aws_security_group.tasks.id
+  security_group_id = aws_security_group.this["tasks"].id
   description       = "the database, ECR, Secrets Manager, S3, CloudWatch and the shops being watched"
   ip_protocol       = "-1"
   cidr_ipv4         = "0.0.0.0/0"
@@ -129,7 +147,7 @@ resource "aws_lb" "this" {
   load_balancer_type         = "application"
   internal                   = false
   subnets                    = var.public_subnet_ids
-  security_groups            = [aws_security_group.alb.id]
+  security_groups            = [aws_security_group.this["alb"].id]
   drop_invalid_header_fields = true
   idle_timeout               = 600 # the apps' kernel websockets stay open while a user works
 }
@@ -197,154 +215,76 @@ data "aws_iam_policy_document" "ecs_tasks_assume" {
   }
 }
 
-# what ECS itself uses: pull the image, write the logs, read the secrets into the containers' environment
-resource "aws_iam_role" "execution" {
-  name               = "${local.name}-execution"
+# the tasks' roles: `execution` is what ECS itself uses (pull the image, write the logs, read the secrets into the
+# containers' environment), `task` what the application may do (the archive bucket only)
+resource "aws_iam_role" "ecs" {
+  for_each = toset(["execution", "task"])
+
+  name               = "${local.name}-${each.key}"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
 }
 
 resource "aws_iam_role_policy_attachment" "execution" {
-  role       = aws_iam_role.execution.name
+  role       = aws_iam_role.ecs["execution"].name
   policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 }
 
 data "aws_iam_policy_document" "read_secrets" {
   statement {
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = local.secret_arns
+    resources = values(local.secrets)
   }
 }
 
 resource "aws_iam_role_policy" "execution_secrets" {
   name   = "read-secrets"
-  role   = aws_iam_role.execution.id
+  role   = aws_iam_role.ecs["execution"].id
   policy = data.aws_iam_policy_document.read_secrets.json
-}
-
-# what the application may do: the archive bucket only
-resource "aws_iam_role" "task" {
-  name               = "${local.name}-task"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
 }
 
 resource "aws_iam_role_policy" "task_storage" {
   name   = "archive-bucket"
-  role   = aws_iam_role.task.id
+  role   = aws_iam_role.ecs["task"].id
   policy = module.storage.read_write_policy_json
 }
 
-module "api" {
-  source = "./modules/service"
+module "task" {
+  source   = "./modules/task"
+  for_each = local.tasks
 
-  name               = "${local.name}-api"
-  region             = var.region
-  cluster_arn        = aws_ecs_cluster.this.arn
+  name               = "${local.name}-${each.key}"
+  container          = each.value
   image              = var.image
-  command            = ["priceintel", "api", "--host", "0.0.0.0", "--port", "8000"]
-  container_port     = 8000
-  health_check_path  = "/ready"
-  desired_count      = var.api.desired_count
-  cpu                = var.api.cpu
-  memory             = var.api.memory
+  region             = var.region
   environment        = local.environment
   secrets            = local.secrets
-  execution_role_arn = aws_iam_role.execution.arn
-  task_role_arn      = aws_iam_role.task.arn
-  vpc_id             = var.vpc_id
-  subnet_ids         = var.private_subnet_ids
-  security_group_ids = [aws_security_group.tasks.id]
-  listener_arn       = aws_lb_listener.https.arn
-  host_header        = var.api_hostname
-  listener_priority  = 10
+  execution_role_arn = aws_iam_role.ecs["execution"].arn
+  task_role_arn      = aws_iam_role.ecs["task"].arn
   log_retention_days = var.log_retention_days
 }
 
-module "apps" {
-  source = "./modules/service"
+module "service" {
+  source   = "./modules/service"
+  for_each = local.services
 
-  name              = "${local.name}-apps"
-  region            = var.region
-  cluster_arn       = aws_ecs_cluster.this.arn
-  image             = var.image
-  command           = ["priceintel", "apps", "--host", "0.0.0.0", "--port", "8866"]
-  container_port    = 8866
-  health_check_path = "/ready" # Voila up and its database answering (priceintel.apps.login, no sign-in)
-  desired_count     = var.apps.desired_count
-  cpu               = var.apps.cpu
-  memory            = var.apps.memory
-  environment = merge(local.environment, {
-    PRICEINTEL_TRUSTED_PROXIES = var.trusted_proxies != "" ? var.trusted_proxies : data.aws_vpc.this.cidr_block
-  })
-  secrets            = local.secrets
-  execution_role_arn = aws_iam_role.execution.arn
-  task_role_arn      = aws_iam_role.task.arn
-  vpc_id             = var.vpc_id
-  subnet_ids         = var.private_subnet_ids
-  security_group_ids = [aws_security_group.tasks.id]
-  listener_arn       = aws_lb_listener.https.arn
-  host_header        = var.apps_hostname
-  listener_priority  = 20
-  sticky_sessions    = true # a user's app kernel lives in one task
-  log_retention_days = var.log_retention_days
+  name                = "${local.name}-${each.key}"
+  ecs                 = local.ecs
+  task_definition_arn = module.task[each.key].task_definition.arn
+  desired_count       = each.value.size.desired_count
+  container_port      = each.value.port
+  health_check_path   = "/ready"
+  sticky_sessions     = each.value.sticky_sessions
+  listener_arn        = aws_lb_listener.https.arn
+  host_header         = each.value.host_header
+  listener_priority   = each.value.listener_priority
 }
 
 module "scheduler" {
   source = "./modules/scheduler"
 
   name                = "${local.name}-pipeline"
-  region              = var.region
-  cluster_arn         = aws_ecs_cluster.this.arn
-  image               = var.image
-  settings            = var.pipeline.settings
-  cpu                 = var.pipeline.cpu
-  memory              = var.pipeline.memory
-  ephemeral_storage   = var.pipeline.ephemeral_storage
-  environment         = local.environment
-  secrets             = local.secrets
-  execution_role_arn  = aws_iam_role.execution.arn
-  task_role_arn       = aws_iam_role.task.arn
-  subnet_ids          = var.private_subnet_ids
-  security_group_ids  = [aws_security_group.tasks.id]
+  ecs                 = local.ecs
+  task_definition     = module.task["pipeline"].task_definition
   schedule_expression = var.schedule_expression
   schedule_timezone   = var.schedule_timezone
-  log_retention_days  = var.log_retention_days
-}
-
-# the schema migration: a one-off task run before each release (`migrate_command` output)
-resource "aws_cloudwatch_log_group" "migrate" {
-  name              = "/ecs/${local.name}-migrate"
-  retention_in_days = var.log_retention_days
-}
-
-resource "aws_ecs_task_definition" "migrate" {
-  family                   = "${local.name}-migrate"
-  requires_compatibilities = ["FARGATE"]
-  network_mode             = "awsvpc"
-  cpu                      = 512
-  memory                   = 1024
-  execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.task.arn
-
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
-  }
-
-  container_definitions = jsonencode([{
-    name        = "priceintel"
-    image       = var.image
-    essential   = true
-    command     = ["priceintel", "init-db"]
-    user        = "10001:10001"
-    environment = [for k, v in local.environment : { name = k, value = v }]
-    secrets     = [for k, v in local.secrets : { name = k, valueFrom = v }]
-    logConfiguration = {
-      logDriver = "awslogs"
-      options = {
-        awslogs-group         = aws_cloudwatch_log_group.migrate.name
-        awslogs-region        = var.region
-        awslogs-stream-prefix = "migrate"
-      }
-    }
-  }])
 }

@@ -19,7 +19,7 @@ output "cluster_name" {
 }
 
 output "bucket_name" {
-  description = "S3 bucket of the raw page archive (raw/) and logs (logs/)."
+  description = "S3 bucket of the raw page archive (objects/, index/) and logs (logs/)."
   value       = module.storage.bucket_name
 }
 
@@ -30,7 +30,7 @@ output "database_endpoint" {
 
 output "database_password_secret_arn" {
   description = "Secrets Manager secret with the database owner's password (PGPASSWORD of the tasks)."
-  value       = module.secrets.db_password_secret_arn
+  value       = local.secrets["PGPASSWORD"]
 }
 
 output "secret_arns" {
@@ -40,17 +40,12 @@ output "secret_arns" {
 
 output "log_groups" {
   description = "CloudWatch log groups of the API, the apps, the pipeline and the migration."
-  value = {
-    api      = module.api.log_group_name
-    apps     = module.apps.log_group_name
-    pipeline = module.scheduler.log_group_name
-    migrate  = aws_cloudwatch_log_group.migrate.name
-  }
+  value       = { for k, t in module.task : k => t.task_definition.log_group_name }
 }
 
 output "migrate_command" {
   description = "Runs the schema migration (`priceintel init-db`) as a one-off task: before the first start and each release."
-  value       = "aws ecs run-task --region ${var.region} --cluster ${aws_ecs_cluster.this.name} --launch-type FARGATE --task-definition ${aws_ecs_task_definition.migrate.family} --network-configuration 'awsvpcConfiguration={subnets=[${join(",", var.private_subnet_ids)}],securityGroups=[${aws_security_group.tasks.id}],assignPublicIp=DISABLED}'"
+  value       = "aws ecs run-task --region ${var.region} --cluster ${aws_ecs_cluster.this.name} --launch-type FARGATE --task-definition ${module.task["migrate"].task_definition.family} --network-configuration 'awsvpcConfiguration={subnets=[${join(",", var.private_subnet_ids)}],securityGroups=[${aws_security_group.this["tasks"].id}],assignPublicIp=DISABLED}'"
 }
 
 output "pipeline_schedule_arn" {

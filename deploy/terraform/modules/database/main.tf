@@ -45,34 +45,34 @@ resource "aws_cloudwatch_log_group" "postgresql" {
 resource "aws_db_instance" "this" {
   identifier     = var.name
   engine         = "postgres"
-  engine_version = var.engine_version
-  instance_class = var.instance_class
+  engine_version = var.settings.engine_version
+  instance_class = var.settings.instance_class
 
-  db_name             = var.database_name
-  username            = var.username
+  db_name             = var.settings.database_name
+  username            = var.settings.username
   password_wo         = var.password
   password_wo_version = var.password_version
 
-  allocated_storage     = var.allocated_storage
-  max_allocated_storage = var.max_allocated_storage
+  allocated_storage     = var.settings.allocated_storage
+  max_allocated_storage = var.settings.max_allocated_storage
   storage_type          = "gp3"
   storage_encrypted     = true
-  kms_key_id            = var.kms_key_arn
+  kms_key_id            = var.settings.kms_key_arn
 
   db_subnet_group_name   = aws_db_subnet_group.this.name
   vpc_security_group_ids = [aws_security_group.this.id]
   publicly_accessible    = false
-  multi_az               = var.multi_az
+  multi_az               = var.settings.multi_az
   parameter_group_name   = aws_db_parameter_group.this.name
 
-  backup_retention_period   = var.backup_retention_days
+  backup_retention_period   = var.settings.backup_retention_days
   backup_window             = "02:00-03:00"
   maintenance_window        = "sun:03:30-sun:04:30"
   copy_tags_to_snapshot     = true
   delete_automated_backups  = false
   skip_final_snapshot       = false
   final_snapshot_identifier = "${var.name}-final"
-  deletion_protection       = var.deletion_protection
+  deletion_protection       = var.settings.deletion_protection
 
   auto_minor_version_upgrade      = true
   allow_major_version_upgrade     = false

@@ -28,38 +28,29 @@ variable "client_security_group_ids" {
   type        = list(string)
 }
 
-variable "engine_version" {
-  description = "PostgreSQL version: the major version 17 (RDS picks its default minor and upgrades it) or an exact 17.x."
-  type        = string
-  default     = "17"
+variable "settings" {
+  description = "The instance: class (db.*), storage in GiB (initial and autoscaling maximum), a Multi-AZ standby, days of automated backups (point-in-time recovery, 1-35), deletion protection (turn off deliberately before a destroy): the root module's `database`, validated there. Optional: the PostgreSQL version, the major version 17 (RDS picks its default minor and upgrades it) or an exact 17.x; the database's name; the owner (master) role, for migrations, loads and the CLI, which creates the app and worker roles; a customer-managed KMS key for the storage (null: the AWS-managed aws/rds key)."
+  type = object({
+    instance_class        = string
+    allocated_storage     = number
+    max_allocated_storage = number
+    multi_az              = bool
+    backup_retention_days = number
+    deletion_protection   = bool
+    engine_version        = optional(string, "17")
+    database_name         = optional(string, "priceintel")
+    username              = optional(string, "priceintel")
+    kms_key_arn           = optional(string)
+  })
 
   validation {
-    condition     = can(regex("^17(\\.[0-9]+)?$", var.engine_version))
+    condition     = var.settings.backup_retention_days >= 1 && var.settings.backup_retention_days <= 35
+    error_message = "backup_retention_days must be between 1 and 35 (0 would disable backups)."
+  }
+  validation {
+    condition     = can(regex("^17(\\.[0-9]+)?$", var.settings.engine_version))
     error_message = "priceintel is deployed on PostgreSQL 17: use 17 or 17.x."
   }
-}
-
-variable "instance_class" {
-  description = "RDS instance class, e.g. db.t4g.medium."
-  type        = string
-  default     = "db.t4g.medium"
-
-  validation {
-    condition     = startswith(var.instance_class, "db.")
-    error_message = "The instance_class must be an RDS class (db.*)."
-  }
-}
-
-variable "database_name" {
-  description = "Name of the database."
-  type        = string
-  default     = "priceintel"
-}
-
-variable "username" {
-  description = "The owner (master) role: migrations, loads and the CLI; it creates the app and worker roles."
-  type        = string
-  default     = "priceintel"
 }
 
 variable "password" {
@@ -72,52 +63,6 @@ variable "password_version" {
   description = "Increase to send a new password."
   type        = number
   default     = 1
-}
-
-variable "allocated_storage" {
-  description = "Initial storage in GiB."
-  type        = number
-  default     = 50
-
-  validation {
-    condition     = var.allocated_storage >= 20
-    error_message = "gp3 storage starts at 20 GiB."
-  }
-}
-
-variable "max_allocated_storage" {
-  description = "Storage autoscaling limit in GiB."
-  type        = number
-  default     = 500
-}
-
-variable "kms_key_arn" {
-  description = "Optional customer-managed KMS key for the storage (null: the AWS-managed aws/rds key)."
-  type        = string
-  default     = null
-}
-
-variable "multi_az" {
-  description = "A standby in a second availability zone."
-  type        = bool
-  default     = true
-}
-
-variable "backup_retention_days" {
-  description = "Days of automated backups (point-in-time recovery), 1-35."
-  type        = number
-  default     = 14
-
-  validation {
-    condition     = var.backup_retention_days >= 1 && var.backup_retention_days <= 35
-    error_message = "backup_retention_days must be between 1 and 35 (0 would disable backups)."
-  }
-}
-
-variable "deletion_protection" {
-  description = "Refuse to delete the instance (turn off deliberately before a destroy)."
-  type        = bool
-  default     = true
 }
 
 variable "cloudwatch_log_retention" {

@@ -1,58 +1,7 @@
 # The pipeline on a schedule: EventBridge Scheduler starts a Fargate task running `priceintel schedule --once`
 # (one run under the run lock, retries of failed tasks with backoff, history in `schedule_run`, a summary sent),
 # which then exits. Overlap is refused by the database run lock (an advisory lock), so no retry policy is set here.
-
-resource "aws_cloudwatch_log_group" "this" {
-  name              = "/ecs/${var.name}"
-  retention_in_days = var.log_retention_days
-}
-
-locals {
-  command = concat(
-    ["priceintel", "schedule", "--once"],
-    flatten([for k in sort(keys(var.settings)) : ["--set", "${k}=${var.settings[k]}"]]),
-  )
-}
-
-resource "aws_ecs_task_definition" "this" {
-  family                   = var.name
-  requires_compatibilities = ["FARGATE"]
-  network_mode             = "awsvpc"
-  cpu                      = var.cpu
-  memory                   = var.memory
-  execution_role_arn       = var.execution_role_arn
-  task_role_arn            = var.task_role_arn
-
-  ephemeral_storage {
-    size_in_gib = var.ephemeral_storage
-  }
-
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
-  }
-
-  container_definitions = jsonencode([{
-    name        = "priceintel"
-    image       = var.image
-    essential   = true
-    command     = local.command
-    user        = "10001:10001"
-    environment = [for k, v in var.environment : { name = k, value = v }]
-    secrets     = [for k, v in var.secrets : { name = k, valueFrom = v }]
-    linuxParameters = {
-      initProcessEnabled = true
-    }
-    logConfiguration = {
-      logDriver = "awslogs"
-      options = {
-        awslogs-group         = aws_cloudwatch_log_group.this.name
-        awslogs-region        = var.region
-        awslogs-stream-prefix = "pipeline"
-      }
-    }
-  }])
-}
+# The task definition (the command, its `--set` settings, the log group) is modules/task's.
 
 data "aws_iam_policy_document" "assume" {
   statement {
@@ -72,11 +21,11 @@ resource "aws_iam_role" "this" {
 data "aws_iam_policy_document" "run_task" {
   statement {
     actions   = ["ecs:RunTask"]
-    resources = ["${aws_ecs_task_definition.this.arn_without_revision}:*"]
+    resources = ["${var.task_definition.arn_without_revision}:*"]
     condition {
       test     = "ArnLike"
       variable = "ecs:cluster"
-      values   = [var.cluster_arn]
+      values   = [var.ecs.cluster_arn]
     }
   }
   statement {
@@ -90,7 +39,7 @@ data "aws_iam_policy_document" "run_task" {
   }
   statement {
     actions   = ["iam:PassRole"]
-    resources = [var.execution_role_arn, var.task_role_arn]
+    resources = [var.task_definition.execution_role_arn, var.task_definition.task_role_arn]
     condition {
       test     = "StringLike"
       variable = "iam:PassedToService"
@@ -107,7 +56,7 @@ resource "aws_iam_role_policy" "this" {
 
 resource "aws_scheduler_schedule" "this" {
   name                         = var.name
-  description                  = "priceintel pipeline: ${join(" ", local.command)}"
+  description                  = "priceintel pipeline: ${join(" ", var.task_definition.command)}"
   schedule_expression          = var.schedule_expression
   schedule_expression_timezone = var.schedule_timezone
   state                        = var.enabled ? "ENABLED" : "DISABLED"
@@ -117,19 +66,19 @@ resource "aws_scheduler_schedule" "this" {
   }
 
   target {
-    arn      = var.cluster_arn
+    arn      = var.ecs.cluster_arn
     role_arn = aws_iam_role.this.arn
 
     ecs_parameters {
-      task_definition_arn     = aws_ecs_task_definition.this.arn_without_revision # the latest revision
+      task_definition_arn     = var.task_definition.arn_without_revision # the latest revision
       launch_type             = "FARGATE"
       task_count              = 1
       enable_ecs_managed_tags = true
       propagate_tags          = "TASK_DEFINITION"
 
       network_configuration {
-        subnets          = var.subnet_ids
-        security_groups  = var.security_group_ids
+        subnets          = var.ecs.subnet_ids
+        security_groups  = var.ecs.security_group_ids
         assign_public_ip = false
       }
     }

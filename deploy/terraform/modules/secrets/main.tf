@@ -2,7 +2,8 @@
 # enter the Terraform state or plan. The task definitions reference them by ARN; ECS injects them at start.
 
 locals {
-  keys = toset(["api-secret", "tenant-secret"])
+  keys      = toset(["api-secret", "tenant-secret"])
+  env_names = { for k in local.keys : k => "PRICEINTEL_${upper(replace(k, "-", "_"))}" } # the variable each one fills
 }
 
 # the HMAC keys of the API's tokens and of the tenants' tokens (32+ characters; shared by the API and the apps)
@@ -10,7 +11,7 @@ resource "aws_secretsmanager_secret" "key" {
   for_each = local.keys
 
   name                    = "${var.name}/${each.key}"
-  description             = "priceintel ${each.key} (PRICEINTEL_${upper(replace(each.key, "-", "_"))})"
+  description             = "priceintel ${each.key} (${local.env_names[each.key]})"
   recovery_window_in_days = var.recovery_window_days
 }
 

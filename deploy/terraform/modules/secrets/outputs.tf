@@ -1,16 +1,9 @@
-output "api_secret_arn" {
-  description = "Secret of PRICEINTEL_API_SECRET."
-  value       = aws_secretsmanager_secret.key["api-secret"].arn
-}
-
-output "tenant_secret_arn" {
-  description = "Secret of PRICEINTEL_TENANT_SECRET."
-  value       = aws_secretsmanager_secret.key["tenant-secret"].arn
-}
-
-output "db_password_secret_arn" {
-  description = "Secret of the database owner's password (PGPASSWORD)."
-  value       = aws_secretsmanager_secret.db_password.arn
+output "secret_arns" {
+  description = "The secrets by the environment variable they fill: PGPASSWORD (the database owner's password), PRICEINTEL_API_SECRET, PRICEINTEL_TENANT_SECRET."
+  value = merge(
+    { PGPASSWORD = aws_secretsmanager_secret.db_password.arn },
+    { for k, s in aws_secretsmanager_secret.key : local.env_names[k] => s.arn },
+  )
 }
 
 output "db_password" {

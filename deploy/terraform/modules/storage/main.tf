@@ -7,21 +7,7 @@ resource "aws_s3_bucket" "this" {
   force_destroy = false
 }
 
-resource "aws_s3_bucket_ownership_controls" "this" {
-  bucket = aws_s3_bucket.this.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "this" {
-  bucket                  = aws_s3_bucket.this.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
+# what it keeps: every version, encrypted, older pages in cheaper storage classes
 resource "aws_s3_bucket_versioning" "this" {
   bucket = aws_s3_bucket.this.id
   versioning_configuration {
@@ -50,15 +36,15 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
       prefix = "objects/" # the page bodies (the index files are small and stay in Standard)
     }
     transition {
-      days          = var.days_to_infrequent_access
+      days          = var.lifecycle_days.days_to_infrequent_access
       storage_class = "STANDARD_IA"
     }
     transition {
-      days          = var.days_to_glacier
+      days          = var.lifecycle_days.days_to_glacier
       storage_class = "GLACIER_IR"
     }
     noncurrent_version_expiration {
-      noncurrent_days = var.noncurrent_version_days
+      noncurrent_days = var.lifecycle_days.noncurrent_version_days
     }
     abort_incomplete_multipart_upload {
       days_after_initiation = 7
@@ -76,7 +62,7 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
       storage_class = "STANDARD_IA"
     }
     expiration {
-      days = var.log_retention_days
+      days = var.lifecycle_days.log_retention_days
     }
     noncurrent_version_expiration {
       noncurrent_days = 30
@@ -87,6 +73,22 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
   }
 
   depends_on = [aws_s3_bucket_versioning.this]
+}
+
+# who may reach it: nobody public, the bucket owner owns every object, TLS only
+resource "aws_s3_bucket_public_access_block" "this" {
+  bucket                  = aws_s3_bucket.this.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "this" {
+  bucket = aws_s3_bucket.this.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
 }
 
 data "aws_iam_policy_document" "tls_only" {

@@ -3,12 +3,7 @@ output "bucket_name" {
   value       = aws_s3_bucket.this.id
 }
 
-output "bucket_arn" {
-  description = "ARN of the bucket."
-  value       = aws_s3_bucket.this.arn
-}
-
 output "read_write_policy_json" {
-  description = "IAM policy for the application: list the bucket, read and add objects under raw/ and logs/."
+  description = "IAM policy for the application: list the bucket, read and add objects under objects/, index/ and logs/."
   value       = data.aws_iam_policy_document.read_write.json
 }
