@@ -57,3 +57,13 @@ def test_every_code_name_in_the_docs_exists(page):
              if n.rsplit(".", 1)[-1] not in FILE_SUFFIXES}  # priceintel.service is a file name, not code
     missing = sorted(n for n in names if not _resolves(n.rstrip(".")))
     assert not missing, f"{page.name} names code that does not exist: {missing}"
+
+
+def test_the_architecture_tree_names_every_package_and_top_level_module():
+    """docs/architecture.md's tree has a line for each package and module directly under src/priceintel/."""
+    tree = (ROOT / "docs" / "architecture.md").read_text().split("```text", 1)[1].split("```", 1)[0]
+    named = {m.group(1) for m in re.finditer(r"^  (\w+(?:\.py|/))", tree, re.M)}
+    src = ROOT / "src" / "priceintel"
+    present = {p.name + "/" for p in src.iterdir() if (p / "__init__.py").is_file()}
+    present |= {p.name for p in src.glob("*.py")}
+    assert present <= named, f"docs/architecture.md's tree lacks {sorted(present - named)}"
