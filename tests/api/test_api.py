@@ -181,6 +181,51 @@ def test_rate_limit_answers_429_with_retry_after(owner, pipeline_db, api_keys):
         assert c.get("/v1/me", headers=bearer(api_keys["write"])).status_code == 200
 
 
+def _statements_sent(traces: list) -> int:
+    """Statements a client sent in libpq traces (each ends in a Query or, extended protocol, a Sync message)."""
+    n = 0
+    for path in traces:
+        for line in path.read_text().splitlines():
+            parts = line.split("\t")
+            n += len(parts) > 3 and parts[1] == "F" and parts[3].split(" ")[0] in ("Query", "Sync")
+    return n
+
+
+def test_the_json_routes_take_seven_database_round_trips(owner, pipeline_db, api_keys, api_settings, tmp_path):
+    """Latest prices and a product's history, as JSON: a pool ping and the key lookup (autocommit), a pool ping,
+    BEGIN, the tenant, one statement (the sku checked in it), COMMIT; they took 10 and 15 round trips before (the
+    tenant's plan, looked up every 30 s, was looked up by the first request)."""
+    from sqlalchemy import event
+    from starlette.testclient import TestClient
+
+    app = create_app(app_database_url(pipeline_db), api_settings)
+    app.state.meter.due = lambda: False  # the usage counts are written every few seconds: not in this count
+    traces: list = []
+
+    def trace(dbapi_conn, record, proxy):  # every connection the requests check out, traced once
+        if "trace" not in record.info:
+            record.info["trace"] = path = tmp_path / f"pq-{len(traces)}.txt"
+            record.info["file"] = path.open("w")
+            dbapi_conn.pgconn.trace(record.info["file"].fileno())
+            traces.append(path)
+
+    h = bearer(api_keys["read"])
+    with TestClient(app) as c:
+        sku = c.get("/v1/products", headers=h).json()["items"][0]["sku"]
+        event.listen(app.state.engine, "checkout", trace)
+        try:
+            for path in (f"/v1/prices/latest?sku={sku}", f"/v1/products/{sku}/history"):
+                for _ in range(10):  # connections traced, statements prepared (psycopg prepares at the 5th use)
+                    assert c.get(path, headers=h).status_code == 200
+                before = _statements_sent(traces)
+                for _ in range(10):
+                    assert c.get(path, headers=h).status_code == 200
+                assert (_statements_sent(traces) - before) / 10 <= 7, path
+        finally:
+            event.remove(app.state.engine, "checkout", trace)
+            app.state.engine.dispose()  # the traced connections go
+
+
 def test_keyset_pages_cover_the_view_once_and_csv_matches(client, api_keys):
     h = bearer(api_keys["read"])
     first = client.get("/v1/prices", headers=h, params={"limit": 1}).json()["items"][0]

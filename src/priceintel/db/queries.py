@@ -84,12 +84,20 @@ def _sku_filter(sku: str | None, alias: str = "sku") -> str:
     return f"WHERE {alias} = :sku" if sku is not None else ""
 
 
+#: whether the product `:sku` exists (in the caller's tenant)
+_SKU_EXISTS = "EXISTS (SELECT 1 FROM dim_product WHERE sku = :sku)"
+
+
+def _unknown_sku(sku: str) -> QueryError:
+    return QueryError(f"unknown sku {sku!r}: it is not in dim_product")
+
+
 def _require_sku(engine: Engine, sku: str) -> None:
     """Raise QueryError when sku is not in dim_product."""
     with engine.connect() as conn:
-        found = conn.execute(sa.text("SELECT 1 FROM dim_product WHERE sku = :s"), {"s": sku}).first()
-    if found is None:
-        raise QueryError(f"unknown sku {sku!r}: it is not in dim_product")
+        found = conn.execute(sa.text(f"SELECT {_SKU_EXISTS}"), {"sku": sku}).scalar()
+    if not found:
+        raise _unknown_sku(sku)
 
 
 def list_products(engine: Engine) -> pd.DataFrame:
@@ -145,9 +153,12 @@ def price_history(
 
 
 def price_history_json(engine: Engine, sku: str, start: date | str | None = None, end: date | str | None = None) -> str:
-    """`price_history` as a JSON array of objects, built by PostgreSQL (days as YYYY-MM-DD)."""
-    _require_sku(engine, sku)
-    return read_json(engine, *_history_query(sku, start, end), order_by="retailer, item_id, ds")
+    """`price_history` as a JSON array of objects, built by PostgreSQL (days as YYYY-MM-DD); the sku checked in
+    the same statement (one round trip: the API's most asked-for route)."""
+    out = read_json(engine, *_history_query(sku, start, end), order_by="retailer, item_id, ds", only_if=_SKU_EXISTS)
+    if out is None:
+        raise _unknown_sku(sku)
+    return out
 
 
 _LATEST = """
@@ -164,18 +175,38 @@ def latest_prices(engine: Engine, sku: str | None = None) -> pd.DataFrame:
 
 def latest_prices_json(engine: Engine, sku: str | None = None) -> str:
     """`latest_prices` as a JSON array of objects, built by PostgreSQL."""
-    return read_json(engine, _LATEST.format(where=_sku_filter(sku)), {"sku": sku}, order_by="retailer, item_id")
+    return read_json(engine, _LATEST.format(where=_sku_filter(sku)), {"sku": sku}, order_by="retailer, item_id") or "[]"
 
 
-def read_json(engine: Engine, sql: str, params: dict | None = None, order_by: str = "") -> str:
+def read_json(
+    engine: Engine, sql: str, params: dict | None = None, order_by: str = "", only_if: str = ""
+) -> str | None:
     """The rows of a SELECT as a JSON array of objects, encoded by PostgreSQL: dates as YYYY-MM-DD, timestamps
     ISO 8601 in UTC (`+00:00`), NULL as null (what an API answers without building a frame). `order_by` (output
-    column names) orders the array; an aggregate keeps a subquery's order only in practice, not by promise."""
+    column names) orders the array; an aggregate keeps a subquery's order only in practice, not by promise.
+    `only_if`: an SQL condition checked in the same statement; None when it is false.
+
+    One statement in one transaction: the session's time zone is set to UTC only when the server did not
+    already report a UTC zone for the connection (PostgreSQL sends it at connect and on every change)."""
     order = f" ORDER BY {', '.join(f't.{c.strip()}' for c in order_by.split(','))}" if order_by.strip() else ""
-    wrapped = f"SELECT coalesce(json_agg(t{order}), '[]'::json)::text FROM ({sql}) t"
+    array = f"coalesce(json_agg(t{order}), '[]'::json)::text"
+    wrapped = f"SELECT {f'CASE WHEN {only_if} THEN {array} END' if only_if else array} FROM ({sql}) t"
     with engine.begin() as conn:
-        conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
+        if not _session_in_utc(conn):
+            conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
         return conn.execute(sa.text(wrapped), params or {}).scalar_one()
+
+
+#: time zone names PostgreSQL reports for UTC itself (no offset, no daylight saving)
+_UTC_ZONES = frozenset({"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu"})
+
+
+def _session_in_utc(conn: sa.Connection) -> bool:
+    """Whether the connection's session time zone is UTC, from the parameter status the server reported (no
+    round trip); False when the driver does not say."""
+    info = getattr(conn.connection.dbapi_connection, "info", None)
+    status = getattr(info, "parameter_status", None)
+    return status is not None and status("TimeZone") in _UTC_ZONES
 
 
 def price_vs_ours(engine: Engine, sku: str | None = None) -> pd.DataFrame:
