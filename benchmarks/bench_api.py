@@ -45,7 +45,7 @@ from typing import Any
 import httpx
 import numpy as np
 import sqlalchemy as sa
-from _common import bench_database, bench_parser, run_header, stop_server, write_results  # benchmarks/ is on sys.path when run as a script
+from _common import bench_database, bench_parser, run_header, stop_server, write_results  # noqa: E402, I001  (on sys.path as a script)
 from bench_apps import build
 from sqlalchemy import event
 

@@ -15,8 +15,9 @@ import pytest
 import sqlalchemy as sa
 from tornado.web import HTTPError
 
+from _fixtures_apps import app_notebook_code
 from priceintel import PriceIntelError, config
-from priceintel.apps import auth, serve, session
+from priceintel.apps import auth, landing, serve, session
 from priceintel.apps.login import AppUser, install_viewer_handoff, viewer_ticket_of
 from priceintel.apps.serve import VOILA_CONFIG, voila_command
 from priceintel.db import tenancy
@@ -227,3 +228,11 @@ def test_a_warm_kernel_reaches_its_server_on_loopback(monkeypatch):
         monkeypatch.setenv("VOILA_SERVER_URL", "/")
         assert session._server_url() == f"ws://{host}:9000/"
     assert session.query_proof("k-1") != session.query_proof("k-2") and len(session.query_proof("k-1")) == 64
+
+
+@pytest.mark.parametrize("title, notebook", [a[:2] for a in landing.APPS], ids=[a[1] for a in landing.APPS])
+def test_every_landing_app_is_listed_and_its_notebook_is_stored_clean(title, notebook):
+    """The landing page links the app, and its notebook is kept without outputs (Voila runs it fresh)."""
+    assert f'data-app="{notebook.removesuffix(".ipynb")}"' in landing.landing_html(None)
+    code = app_notebook_code(notebook)
+    assert code and all(c["outputs"] == [] and c["execution_count"] is None for c in code), notebook

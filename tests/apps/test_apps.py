@@ -7,9 +7,7 @@ import sys
 import pytest
 
 from _browser import check_on_phone
-from _fixtures_apps import app_notebook_code
 from priceintel import config
-from priceintel.apps import landing
 from priceintel.apps import prices as apps
 
 pytestmark = pytest.mark.slow
@@ -71,14 +69,6 @@ def test_app_notebooks_run_top_to_bottom_without_voila(pipeline_env, pipeline_db
     notebooks = sorted(p.name for p in apps_dir.glob("*.ipynb"))
     assert len(notebooks) >= 9 and [line.split()[-1] for line in res.stdout.split("\n") if line.startswith("ran ")] \
         == notebooks
-
-
-@pytest.mark.parametrize("title, notebook", [a[:2] for a in landing.APPS], ids=[a[1] for a in landing.APPS])
-def test_every_landing_app_is_listed_and_its_notebook_is_stored_clean(title, notebook):
-    """The landing page links the app, and its notebook is kept without outputs (Voila runs it fresh)."""
-    assert f'data-app="{notebook.removesuffix(".ipynb")}"' in landing.landing_html(None)
-    code = app_notebook_code(notebook)
-    assert code and all(c["outputs"] == [] and c["execution_count"] is None for c in code), notebook
 
 
 def test_latest_table_and_html_escape():

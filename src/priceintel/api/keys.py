@@ -122,7 +122,8 @@ def authenticate(engine: sa.Engine, token: str) -> ApiKey | None:
         return None
     key_id = m.group("key_id")
     # one query, before any tenant is known (a key names none); in autocommit: no BEGIN and ROLLBACK around it
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
         row = conn.execute(sa.text("SELECT * FROM priceintel_api_key(:k)"), {"k": key_id}).first()
     if row is None or row.revoked:
         return None
