@@ -202,17 +202,22 @@ def post_login(session, base: str, user: str, password: str):
                         allow_redirects=False, timeout=30)
 
 
+def wait_charts_settled(page, charts: str = ".js-plotly-plot .main-svg", timeout: int = 60_000) -> None:
+    """Wait until every element matching `charts` (one at least) has kept its width for a second: a plotly figure
+    still being drawn (or redrawn after a switch of listing) measures its box before it listens for resizes, so
+    a viewport change in that instant would go unseen."""
+    page.wait_for_function(
+        """(sel) => { const all = [...document.querySelectorAll(sel)]; if (!all.length) return false;
+                      const w = all.map(s => s.getBoundingClientRect().width).join(), now = Date.now();
+                      if (window.__piW !== w) { window.__piW = w; window.__piT = now; return false; }
+                      return now - window.__piT > 1000; }""",
+        arg=charts, timeout=timeout)
+
+
 def check_on_phone(page, rows: str, chart: str, min_rows: int = 1, timeout: int = 60_000) -> None:
     """Shrink `page` to a 390x844 phone: the table `rows` still has `min_rows` rows and the plotly chart
     inside `chart` fits the phone's width; then close the page."""
-    # let the chart finish rendering first (the same width for a second): a plotly figure still being drawn
-    # measures its box before it listens for resizes, so a viewport change in that instant would go unseen
-    page.wait_for_function(
-        """(sel) => { const s = document.querySelector(sel); if (!s) return false;
-                      const w = s.getBoundingClientRect().width, now = Date.now();
-                      if (window.__piW !== w) { window.__piW = w; window.__piT = now; return false; }
-                      return now - window.__piT > 1000; }""",
-        arg=f"{chart} .js-plotly-plot .main-svg", timeout=timeout)
+    wait_charts_settled(page, f"{chart} .js-plotly-plot .main-svg", timeout)
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(500)
     assert page.locator(rows).count() >= min_rows

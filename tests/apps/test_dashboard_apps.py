@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from _browser import wait_charts_settled
 from priceintel import config
 from priceintel.apps import charts as app_charts
-from priceintel.apps import widgets as app_widgets
 from priceintel.apps import views as dashboard
+from priceintel.apps import widgets as app_widgets
 
 pytestmark = pytest.mark.slow
 SHOTS = config.reports_dir() / "screenshots"
@@ -69,13 +70,7 @@ def _phone_checks(page, app: str) -> None:
     page.wait_for_selector(".pi-dashboard .js-plotly-plot", timeout=60_000)
     page.wait_for_function("() => document.querySelector('.pi-dashboard .js-plotly-plot .main-svg')"
                            ".getBoundingClientRect().width > 1000", timeout=30_000)  # the chart fills the width
-    # every chart done drawing (the same widths for a second): a plotly figure still redrawing, e.g. the detail
-    # after a switch of listing, can miss the resize to the phone's width
-    page.wait_for_function(
-        """() => { const w = [...document.querySelectorAll('.js-plotly-plot .main-svg')]
-                     .map(s => s.getBoundingClientRect().width).join(), now = Date.now();
-                   if (window.__piWs !== w) { window.__piWs = w; window.__piTs = now; return false; }
-                   return now - window.__piTs > 1000; }""", timeout=60_000)
+    wait_charts_settled(page)  # every chart done drawing, e.g. the detail after a switch of listing
     page.evaluate("() => document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
     start, end = page.locator(".pi-filter-start").bounding_box(), page.locator(".pi-filter-end").bounding_box()
     assert abs(start["y"] - end["y"]) < 5  # side by side on a desktop
