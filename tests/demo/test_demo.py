@@ -514,16 +514,18 @@ def test_stop_releases_ports_and_busy_port_errors(demo_world):
     session.close()
 
 
-def test_keep_alive_throughput(storefronts, demo_world):
+def test_keep_alive_serves_every_page_of_a_shop_on_one_connection(storefronts, demo_world):
+    """HTTP/1.1 keep-alive: a client opens one connection per shop however many pages it fetches (the pages per
+    second are measured by benchmarks/bench_scrape.py, crawl_politeness_off)."""
     urls = [storefronts.urls[r] + u for r, u in zip(demo_world.listings["retailer"], demo_world.listings["url"])]
     with requests.Session() as s:
-        t0, n = time.perf_counter(), 0
+        t0 = time.perf_counter()
         for _ in range(5):
             for u in urls:
                 assert s.get(u).status_code == 200
-                n += 1
-        rate = n / (time.perf_counter() - t0)
-    assert rate > 100  # loose floor; benchmarks measure the ≥500 pages/s target
+        print(f"{5 * len(urls) / (time.perf_counter() - t0):.0f} pages/s")
+        pools = list(s.get_adapter(urls[0]).poolmanager.pools._container.values())
+    assert len(pools) == len(storefronts.urls) and all(p.num_connections == 1 for p in pools)
 
 
 def test_ensure_storefronts_in_process_and_dead_registry(tmp_path, demo_world):
