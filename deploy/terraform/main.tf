@@ -81,14 +81,14 @@ module "storage" {
 module "database" {
   source = "./modules/database"
 
-  name                      = local.name
-  vpc_id                    = var.vpc_id
-  subnet_ids                = var.private_subnet_ids
-  client_security_group_ids = [aws_security_group.this["tasks"].id]
-  settings                  = var.database
-  password                  = module.secrets.db_password
-  password_version          = var.db_password_version
-  cloudwatch_log_retention  = var.log_retention_days
+  name                     = local.name
+  vpc_id                   = var.vpc_id
+  subnet_ids               = var.private_subnet_ids
+  client_security_groups   = { tasks = aws_security_group.this["tasks"].id }
+  settings                 = var.database
+  password                 = module.secrets.db_password
+  password_version         = var.db_password_version
+  cloudwatch_log_retention = var.log_retention_days
 }
 
 # ------------------------------------------------------------------------------------------------ network

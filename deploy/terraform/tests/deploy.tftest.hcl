@@ -44,8 +44,8 @@ variables {
     backup_retention_days = 14
     deletion_protection   = true
   }
-  client_security_group_ids = ["sg-0123456789abcdef0"]
-  password                  = "not-a-real-password"
+  client_security_groups = { tasks = "sg-0123456789abcdef0" }
+  password               = "not-a-real-password"
 }
 
 run "apps_task" {

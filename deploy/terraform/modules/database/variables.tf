@@ -23,9 +23,9 @@ variable "subnet_ids" {
   }
 }
 
-variable "client_security_group_ids" {
-  description = "Security groups allowed to connect on port 5432."
-  type        = list(string)
+variable "client_security_groups" {
+  description = "Security groups allowed to connect on port 5432, by a name of the caller's choosing (a map with static keys, so a first plan works before the groups exist)."
+  type        = map(string)
 }
 
 variable "settings" {
