@@ -551,8 +551,18 @@ class Fetcher(RobotsMixin):
         kind = err = None
         if status >= 400:
             kind, err = "http_error", http_error_message(status, resp.reason, url)
-        r = FetchResult(url=url, status=status, headers=dict(resp.headers), body=body, fetched_at=fetched, sha256=sha)
-        return replace(r, error_kind=kind, error=err, attempts=attempts, final_url=resp.url)
+        return FetchResult(
+            url=url,
+            status=status,
+            headers=dict(resp.headers),
+            body=body,
+            fetched_at=fetched,
+            sha256=sha,
+            error_kind=kind,
+            error=err,
+            attempts=attempts,
+            final_url=resp.url,
+        )
 
     def get_many(
         self, urls: list[str], meta: dict | list[dict] | None = None, progress: bool = True, desc: str = "fetch"
