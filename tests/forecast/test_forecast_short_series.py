@@ -122,7 +122,8 @@ def test_final_forecast_reuses_the_backtest_fits(monkeypatch):
     df = pd.concat([df, df.assign(unique_id="t", y=df["y"] * 1.1)], ignore_index=True)
     res = T.run_tournament(df, h=h, n_windows=3, n_jobs=1, progress=False, refit=False, models=models)
     assert sorted(fits) == ["auto_ets"] * 2 + ["auto_theta"] * 2
-    assert res.timing["final_s"] < 1.0 and len(res.forecasts) == 2 * h
+    # the fit count above is the proof of reuse; how fast the final forecast is, benchmarks measure
+    assert len(res.forecasts) == 2 * h
     assert np.allclose(res.forecasts.loc[res.forecasts["unique_id"] == "s", "naive"], y[-1])
 
 
