@@ -170,6 +170,30 @@ def test_currency_table_is_built_once_from_cldr():
     assert {"g", "kg", "L", "ml", "oz", "lb", "%"} <= unit_spellings()
 
 
+def test_threads_asking_at_once_wait_for_one_build():
+    """The live scraper's fetch threads parse their first prices at the same moment: one build serves them all."""
+    import threading
+    import time
+
+    from priceintel.clean.cldr import _built_once
+
+    builds = []
+
+    def build():
+        builds.append(threading.get_ident())
+        time.sleep(0.2)  # long enough for every thread to ask while it runs
+        return object()
+
+    get = _built_once(build)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(get())) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1 and len(got) == 8 and all(g is got[0] for g in got)
+
+
 @pytest.mark.parametrize(
     "text, amount, iso, raw",
     [

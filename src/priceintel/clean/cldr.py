@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import pickle
 import re
+import threading
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
-from typing import Any
+from functools import wraps
+from typing import Any, TypeVar
 
 from babel.core import get_global
 from babel.localedata import load, locale_identifiers, resolve_locale_filename
@@ -54,6 +56,28 @@ UNIT_LOCALES = ("en", "de", "fr", "es", "it", "pt", "nl", "pl", "ru", "uk", "sv"
 #: as declared on packages (NIST Handbook 130, "count" net-quantity declarations) and the multiplication
 #: sign of "12 x 500 ml"; '"' is the ASCII inch mark (CLDR writes the double prime ″)
 COUNT_WORDS = ("pcs", "pc", "pieces", "piece", "pack", "packs", "pk", "ct", "count", "ea", "x", "×", '"')
+
+
+_T = TypeVar("_T")
+#: one build at a time (re-entrant: the currency table asks for the unit spellings while it is built)
+_BUILD_LOCK = threading.RLock()
+
+
+def _built_once(build: Callable[[], _T]) -> Callable[[], _T]:
+    """`build()`, run on first use and kept for the process. Threads that ask while it runs (the live scraper's
+    fetch threads on their first price) wait for that one build; with `functools.cache` alone each of them
+    built its own table at the same time."""
+    kept: list[_T] = []
+
+    @wraps(build)
+    def get() -> _T:
+        if not kept:
+            with _BUILD_LOCK:
+                if not kept:
+                    kept.append(build())
+        return kept[0]
+
+    return get
 
 
 #: bidirectional marks CLDR writes around Arabic / Hebrew symbols ("ر.س.\u200f"): no part of a spelling
@@ -237,7 +261,7 @@ def _current_currencies() -> dict[str, list[str]]:
     return out
 
 
-@cache
+@_built_once
 def currency_table() -> CurrencyTable:
     """The table, built on first use from every Babel locale and then cached for the process."""
     t0, c0 = time.perf_counter(), time.process_time()
@@ -276,7 +300,7 @@ def _unit_forms(pattern_set: Any) -> list[str]:
     return [f for f in forms if f]
 
 
-@cache
+@_built_once
 def unit_spellings() -> frozenset[str]:
     """Spellings of units of measure (CLDR length/mass/volume/area/percent + `COUNT_WORDS`), as written."""
     out: set[str] = set(COUNT_WORDS)
@@ -322,6 +346,6 @@ def unit_like(token: str) -> bool:
     return bool(key) and (key in unit_spellings() or key.lower() in _lower_units())
 
 
-@cache
+@_built_once
 def _lower_units() -> frozenset[str]:
     return frozenset(u.lower() for u in unit_spellings())
