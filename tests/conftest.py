@@ -56,16 +56,54 @@ E2E_FIXTURES = frozenset({"browser"})
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
     """The body of an end-to-end test (marked `e2e`, or taking a browser: Voila apps in Chromium, live runs, runs
-    killed and resumed) runs with coverage's tracer off: coverage counts the lines the other tests run. Tracing
-    made those tests about 16% slower. Their fixtures are still traced (the session's pipeline run is not:
+    killed and resumed) or of a whole-dataset run (marked `untraced`) runs with coverage's tracer off: coverage
+    counts the lines the other tests run. Tracing made the end-to-end tests about 16% slower, the whole-dataset
+    runs 1.4-1.8x (Python 3.11 runs all code unspecialised while a tracer is set). Their fixtures are still traced (the session's pipeline run is not:
     _fixtures_pipeline.py). The coverage figure is the smaller one (docs/getting-started.md)."""
-    if item.get_closest_marker("e2e") is None and not E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+    untraced_mark = item.get_closest_marker("e2e") or item.get_closest_marker("untraced")
+    if untraced_mark is None and not E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
         yield
         return
     from _cov import untraced
 
     with untraced():
         yield
+
+
+#: fixtures of the session's pipeline run (_fixtures_pipeline.py, _fixtures_apps.py): every file that takes one
+#: runs on the same worker (`pytest_xdist_make_scheduler`), so the demo pipeline runs and its Voila server starts
+#: once per test run, not once per worker
+PIPELINE_FIXTURES = frozenset({"pipeline_env", "pipeline_db", "on_pipeline_db", "apps_voila"})
+#: the files that take them (checked at collection: a file that takes one and is missing here fails the run)
+PIPELINE_FILES = frozenset({
+    "tests/api/test_api.py", "tests/apps/test_alerts_app.py", "tests/apps/test_apps.py", "tests/apps/test_auth.py",
+    "tests/apps/test_dashboard.py", "tests/apps/test_dashboard_apps.py", "tests/apps/test_forecast_app.py",
+    "tests/apps/test_ops_app.py", "tests/apps/test_usage_app.py", "tests/notebooks/test_notebooks.py",
+    "tests/obs/test_demo_run.py", "tests/pipeline/test_pipeline.py", "tests/pipeline/test_quality.py",
+    "tests/pipeline/test_schedule.py"})
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = sorted({item.nodeid.split("::")[0] for item in items
+                      if PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ()))} - PIPELINE_FILES)
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py: add {missing} to PIPELINE_FILES (they take the pipeline run)")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, except that the files of PIPELINE_FILES are one unit of work. xdist hands out the
+    unit with the most tests first, and that is this one. Other `--dist` modes are xdist's own."""
+    from xdist.scheduler import LoadFileScheduling
+
+    if config.getvalue("dist") != "loadfile":
+        return None
+
+    class OnePipelineWorker(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "pipeline-run" if path in PIPELINE_FILES else path
+
+    return OnePipelineWorker(config, log)
 
 
 def pytest_unconfigure(config):

@@ -423,6 +423,7 @@ def test_forward_filled_periods_are_not_counted_as_unchanged_prices():
 
 
 @pytest.mark.slow
+@pytest.mark.untraced
 def test_pmdarima_reference_engine_agrees_with_the_fast_engine():
     rng = np.random.default_rng(11)
     e = rng.normal(0, 1.0, 260)

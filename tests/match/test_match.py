@@ -257,6 +257,7 @@ def test_demo_world_f1():
 
 
 @pytest.mark.slow
+@pytest.mark.untraced
 def test_scale_5000_products_16500_listings():
     """Accuracy at scale; the speed is measured by benchmarks/bench_matching.py, not asserted here."""
     from priceintel.demo import world as demo

@@ -68,6 +68,7 @@ def test_eval_matching_cli_on_other_columns(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.untraced
 def test_abt_buy_test_f1(capsys):
     """Fit on train, threshold on valid, test scored once: the goal is F1 ≥ 0.89."""
     assert main(["eval", "matching", str(ABT_BUY), "--details"]) == 0

@@ -112,6 +112,7 @@ def test_generic_cold_start_model_on_a_fresh_world(world):
 
 
 @pytest.mark.slow
+@pytest.mark.untraced
 def test_cold_start_report_on_abt_buy():
     if not (ABT_BUY / "test.csv").exists():
         pytest.skip(f"Abt-Buy benchmark not found at {ABT_BUY} (set PRICEINTEL_SHARED_DATA)")
