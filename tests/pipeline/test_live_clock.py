@@ -1,6 +1,6 @@
 """The live source on a clock: the demo storefronts show the day of a settable clock (`Storefronts.set_date`)
-and each daily run fetches on `PRICEINTEL_CLOCK`. Twenty consecutive daily runs through the pipeline's
-stage functions (world -> scrape -> clean -> match -> load -> checks and alerts) accumulate 20 days equal to the
+and each daily run fetches on `PRICEINTEL_CLOCK`. Sixteen consecutive daily runs through the pipeline's
+stage functions (world -> scrape -> clean -> match -> load -> checks and alerts) accumulate 16 days equal to the
 demo source's observations of the same world; a shop outage on one day leaves exactly that gap, recorded in
 watch_fetch; a shop whose pages lose their prices trips the extraction_rate_drop check, which notifies a real
 webhook receiver; a `priceintel run` killed with SIGKILL mid-way and run again loses and duplicates nothing."""
@@ -30,11 +30,11 @@ from priceintel.pipeline import hooks
 from priceintel.pipeline import stages as pipeline
 from priceintel.scrape import Fetcher, RawArchive, scrape_demo
 
-# 20 days: history enough for the forecast check (every listing backtested on two 3-day windows); the fault days
+# 16 days: history enough for the forecast check (every listing backtested on two 3-day windows); the fault days
 # have runs on either side
-N_DAYS = 20
+N_DAYS = 16
 OUTAGE = (6, "walmart")  # (day index, shop): every page answers 503
-DROP = (13, "target")  # every page in stock without a price: the extractor finds none
+DROP = (11, "target")  # every page in stock without a price: the extractor finds none
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -99,7 +99,7 @@ def _faults(world, day: int) -> dict:
     return {}
 
 
-def test_twenty_days_of_daily_live_runs_equal_the_demo_source(fresh_db, tmp_path, monkeypatch):
+def test_sixteen_days_of_daily_live_runs_equal_the_demo_source(fresh_db, tmp_path, monkeypatch):
     world = generate_world(n_products=4, n_days=N_DAYS, seed=21)
     data, reports = tmp_path / "data", tmp_path / "reports"
     monkeypatch.setenv("PRICEINTEL_DATA_DIR", str(data))
