@@ -58,8 +58,9 @@ def pytest_runtest_call(item):
     """The body of an end-to-end test (marked `e2e`, or taking a browser: Voila apps in Chromium, live runs, runs
     killed and resumed) or of a whole-dataset run (marked `untraced`) runs with coverage's tracer off: coverage
     counts the lines the other tests run. Tracing made the end-to-end tests about 16% slower, the whole-dataset
-    runs 1.4-1.8x (Python 3.11 runs all code unspecialised while a tracer is set). Their fixtures are still traced (the session's pipeline run is not:
-    _fixtures_pipeline.py). The coverage figure is the smaller one (docs/getting-started.md)."""
+    runs 1.4-1.8x slower (Python 3.11 runs all code unspecialised while a tracer is set). Their fixtures are still
+    traced (the session's pipeline run is not: _fixtures_pipeline.py). The coverage figure is the smaller one
+    (docs/getting-started.md)."""
     untraced_mark = item.get_closest_marker("e2e") or item.get_closest_marker("untraced")
     if untraced_mark is None and not E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
         yield
@@ -74,7 +75,9 @@ def pytest_runtest_call(item):
 #: runs on the same worker (`pytest_xdist_make_scheduler`), so the demo pipeline runs and its Voila server starts
 #: once per test run, not once per worker
 PIPELINE_FIXTURES = frozenset({"pipeline_env", "pipeline_db", "on_pipeline_db", "apps_voila"})
-#: the files that take them (checked at collection: a file that takes one and is missing here fails the run)
+#: the files that take them (checked at collection: a file that takes one and is missing here fails the run).
+#: They run one after another in name order and share the pipeline's database: a file may write to it (a new
+#: forecast run, an acknowledged alert) only when no later file reads what it changes
 PIPELINE_FILES = frozenset({
     "tests/api/test_api.py", "tests/apps/test_alerts_app.py", "tests/apps/test_apps.py", "tests/apps/test_auth.py",
     "tests/apps/test_dashboard.py", "tests/apps/test_dashboard_apps.py", "tests/apps/test_forecast_app.py",
@@ -90,6 +93,7 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError(f"tests/conftest.py: add {missing} to PIPELINE_FILES (they take the pipeline run)")
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest -p no:xdist still starts
 def pytest_xdist_make_scheduler(config, log):
     """`--dist loadfile`, except that the files of PIPELINE_FILES are one unit of work. xdist hands out the
     unit with the most tests first, and that is this one. Other `--dist` modes are xdist's own."""

@@ -1,4 +1,4 @@
-"""GET /metrics over the session's demo pipeline run (`pipeline_env`, run once per worker and shared): the
+"""GET /metrics over the session's demo pipeline run (`pipeline_env`, run once per test run and shared): the
 fetches counted by the scrape task, the task durations and rows counted by the run, and the API's requests,
 all in one exposition served by a real uvicorn server."""
 
